@@ -1,0 +1,1 @@
+//! The OVSDB JSON-RPC front end.

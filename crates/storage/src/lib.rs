@@ -1,0 +1,1 @@
+//! Durable Raft log, vote and snapshots on sled.
