@@ -1,1 +1,26 @@
-//! The replicated state machine and Raft plumbing.
+//! halyard-raft: the replicated OVSDB state machine and the Raft plumbing around it.
+//!
+//! Owns the command format (`command`), the deterministic replicated state (`state`, `locks`,
+//! `txn_env`), the openraft type configuration and state machine, and the member (`member`):
+//! proposing, forwarding, read barriers. It knows nothing of JSON-RPC sessions: the front end
+//! observes applied changes through [`state::ApplyObserver`].
+//!
+//! openraft 0.9 (stable, storage-v2) is used rather than a 0.10 pre-release: its API is settled
+//! and documented. 0.10's leadership transfer would serve `halyard leave`; with 0.9 a leaving
+//! leader removes itself from the membership and the remaining members elect a successor.
+
+pub mod command;
+pub mod config;
+pub mod locks;
+pub mod member;
+mod network;
+pub mod state;
+mod state_machine;
+mod txn_env;
+pub mod types;
+
+pub use command::{Command, CommandKind, Outcome};
+pub use config::MemberConfig;
+pub use locks::LockEvent;
+pub use member::{Identity, Member, MemberError, MemberStatus};
+pub use state::{ApplyObserver, DbState, ReplicatedState};

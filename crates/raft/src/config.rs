@@ -1,0 +1,57 @@
+//! Every timer and limit of a member, named in one place with its default (documented for
+//! operators in the README's "Tuning" section).
+
+use std::time::Duration;
+
+/// Election timeout, like ovsdb-server's default (`--election-timer`, 1000 ms). openraft draws the
+/// actual timeout in [min, 2*min).
+pub const DEFAULT_ELECTION_TIMEOUT_MS: u64 = 1000;
+/// Leader heartbeat interval (a tenth of the election timeout, so a few lost beats are tolerated).
+pub const DEFAULT_HEARTBEAT_MS: u64 = 100;
+/// Build a snapshot every this many applied log entries; the log before it is then purged.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 20_000;
+/// Log entries kept behind the latest snapshot so slightly lagging followers catch up from the
+/// log instead of a snapshot.
+pub const DEFAULT_LOG_KEPT_BEHIND_SNAPSHOT: u64 = 5_000;
+/// How long a write may wait for a leader (elections, forwarding failures) before the client
+/// gets an error. OVSDB has no client deadline; this is the server-side limit.
+pub const DEFAULT_WRITE_WAIT: Duration = Duration::from_secs(30);
+/// sled page cache for the Raft log and snapshots. The databases themselves live in memory.
+pub const DEFAULT_STORAGE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct MemberConfig {
+    pub election_timeout_ms: u64,
+    pub heartbeat_ms: u64,
+    pub snapshot_every: u64,
+    pub log_kept_behind_snapshot: u64,
+    pub write_wait: Duration,
+    pub storage_cache_bytes: u64,
+}
+
+impl Default for MemberConfig {
+    fn default() -> Self {
+        MemberConfig {
+            election_timeout_ms: DEFAULT_ELECTION_TIMEOUT_MS,
+            heartbeat_ms: DEFAULT_HEARTBEAT_MS,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            log_kept_behind_snapshot: DEFAULT_LOG_KEPT_BEHIND_SNAPSHOT,
+            write_wait: DEFAULT_WRITE_WAIT,
+            storage_cache_bytes: DEFAULT_STORAGE_CACHE_BYTES,
+        }
+    }
+}
+
+impl MemberConfig {
+    pub(crate) fn raft_config(&self, cluster_name: String) -> openraft::Config {
+        openraft::Config {
+            cluster_name,
+            election_timeout_min: self.election_timeout_ms,
+            election_timeout_max: self.election_timeout_ms * 2,
+            heartbeat_interval: self.heartbeat_ms,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            max_in_snapshot_log_to_keep: self.log_kept_behind_snapshot,
+            ..Default::default()
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! openraft's state machine (storage-v2 `RaftStateMachine`) over [`ReplicatedState`].
+//!
+//! Applies committed entries in log order under the state write lock, tells the observer (the
+//! front end) what changed while the lock is held, then wakes the local proposer waiting for that
+//! command: so a session always has its monitor updates queued before its transaction's reply.
+//! Snapshots are kept durably in the storage crate; restart = latest snapshot + log tail, which
+//! openraft re-applies up to the saved committed index.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::sync::{Arc, Mutex, RwLock};
+
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{EntryPayload, RaftLogId, StorageIOError};
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+
+use crate::command::Outcome;
+use crate::state::{ApplyObserver, ReplicatedState};
+use crate::types::{LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+
+/// State shared by the state machine (which writes it) and the member (which reads it).
+pub struct Shared {
+    pub state: RwLock<ReplicatedState>,
+    applied: RwLock<(Option<LogId>, StoredMembership)>,
+    observer: RwLock<Option<Arc<dyn ApplyObserver>>>,
+    waiters: Mutex<HashMap<Uuid, oneshot::Sender<Outcome>>>,
+    applied_index: watch::Sender<u64>,
+}
+
+impl Shared {
+    fn new(state: ReplicatedState, applied: Option<LogId>, membership: StoredMembership) -> Arc<Shared> {
+        let index = applied.map(|l| l.index).unwrap_or(0);
+        Arc::new(Shared {
+            state: RwLock::new(state),
+            applied: RwLock::new((applied, membership)),
+            observer: RwLock::new(None),
+            waiters: Mutex::new(HashMap::new()),
+            applied_index: watch::channel(index).0,
+        })
+    }
+
+    pub fn set_observer(&self, observer: Arc<dyn ApplyObserver>) {
+        *self.observer.write().unwrap() = Some(observer);
+    }
+
+    /// Registers interest in the outcome of command `id` as applied on this member.
+    pub fn wait_for(&self, id: Uuid) -> oneshot::Receiver<Outcome> {
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().unwrap().insert(id, tx);
+        rx
+    }
+
+    pub fn forget(&self, id: &Uuid) {
+        self.waiters.lock().unwrap().remove(id);
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        *self.applied_index.borrow()
+    }
+
+    pub fn subscribe_applied(&self) -> watch::Receiver<u64> {
+        self.applied_index.subscribe()
+    }
+
+    pub fn membership(&self) -> StoredMembership {
+        self.applied.read().unwrap().1.clone()
+    }
+}
+
+pub struct StateMachine {
+    shared: Arc<Shared>,
+    snapshots: halyard_storage::SnapshotStore,
+}
+
+fn io_err(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::write_state_machine(&e).into()
+}
+
+impl StateMachine {
+    /// Loads the latest durable snapshot, if any.
+    pub fn open(snapshots: halyard_storage::SnapshotStore) -> Result<(StateMachine, Arc<Shared>), StorageError> {
+        let (state, applied, membership) = match snapshots.load::<TypeConfig>().map_err(io_err)? {
+            Some((meta, bytes)) => {
+                let state = ReplicatedState::restore(&bytes).map_err(io_err)?;
+                (state, meta.last_log_id, meta.last_membership)
+            }
+            None => (ReplicatedState::default(), None, StoredMembership::default()),
+        };
+        let shared = Shared::new(state, applied, membership);
+        Ok((StateMachine { shared: shared.clone(), snapshots }, shared))
+    }
+}
+
+pub struct SnapshotBuilder {
+    shared: Arc<Shared>,
+    snapshots: halyard_storage::SnapshotStore,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        // Serialise under the read lock (applies wait for it, clients' reads do not); write and
+        // flush outside it.
+        let (bytes, last_log_id, last_membership) = {
+            let state = self.shared.state.read().unwrap();
+            let applied = self.shared.applied.read().unwrap();
+            (state.snapshot(), applied.0, applied.1.clone())
+        };
+        let snapshot_id = match last_log_id {
+            Some(l) => format!("{}-{}-{}", l.leader_id, l.index, bytes.len()),
+            None => format!("none-{}", bytes.len()),
+        };
+        let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id };
+        let snapshots = self.snapshots.clone();
+        let (meta, bytes) = tokio::task::spawn_blocking(move || {
+            snapshots.save::<TypeConfig>(&meta, &bytes).map(|()| (meta, bytes))
+        })
+        .await
+        .map_err(io_err)?
+        .map_err(io_err)?;
+        tracing::info!(index = ?meta.last_log_id.map(|l| l.index), bytes = bytes.len(), "snapshot built");
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        Ok(self.shared.applied.read().unwrap().clone())
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Outcome>, StorageError>
+    where
+        I: IntoIterator<Item = openraft::Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let mut outcomes = Vec::new();
+        let mut last_index = None;
+        let observer = self.shared.observer.read().unwrap().clone();
+        for entry in entries {
+            let log_id = *entry.get_log_id();
+            let _span = tracing::debug_span!("apply", index = log_id.index, term = log_id.leader_id.term).entered();
+            let outcome = match entry.payload {
+                EntryPayload::Blank => Outcome::Done,
+                EntryPayload::Normal(cmd) => {
+                    let outcome = {
+                        let mut state = self.shared.state.write().unwrap();
+                        state.apply(&cmd, observer.as_deref())
+                    };
+                    if let Some(tx) = self.shared.waiters.lock().unwrap().remove(&cmd.id) {
+                        let _ = tx.send(outcome.clone());
+                    }
+                    outcome
+                }
+                EntryPayload::Membership(m) => {
+                    self.shared.applied.write().unwrap().1 = StoredMembership::new(Some(log_id), m);
+                    Outcome::Done
+                }
+            };
+            self.shared.applied.write().unwrap().0 = Some(log_id);
+            last_index = Some(log_id.index);
+            outcomes.push(outcome);
+        }
+        if let Some(index) = last_index {
+            self.shared.applied_index.send_replace(index);
+        }
+        Ok(outcomes)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        SnapshotBuilder { shared: self.shared.clone(), snapshots: self.snapshots.clone() }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
+        let bytes = snapshot.into_inner();
+        let restored = ReplicatedState::restore(&bytes).map_err(io_err)?;
+        self.snapshots.save::<TypeConfig>(meta, &bytes).map_err(io_err)?;
+        {
+            let mut state = self.shared.state.write().unwrap();
+            *state = restored;
+            *self.shared.applied.write().unwrap() = (meta.last_log_id, meta.last_membership.clone());
+        }
+        if let Some(index) = meta.last_log_id.map(|l| l.index) {
+            self.shared.applied_index.send_replace(index);
+        }
+        if let Some(obs) = self.shared.observer.read().unwrap().clone() {
+            obs.databases_changed();
+        }
+        tracing::info!(index = ?meta.last_log_id.map(|l| l.index), bytes = bytes.len(), "snapshot installed");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        Ok(self
+            .snapshots
+            .load::<TypeConfig>()
+            .map_err(io_err)?
+            .map(|(meta, bytes)| Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) }))
+    }
+}
