@@ -1,0 +1,299 @@
+//! Splitting the incoming byte stream into JSON-RPC messages (RFC 7047 §2, as ovsdb-server's
+//! `lib/jsonrpc.c` does it): JSON values back to back with no length prefix and no delimiter,
+//! any whitespace between them. Every top-level value must be an object; anything else is a
+//! protocol error that closes the connection (see the protocol reference §1.2).
+//!
+//! The scanner only tracks nesting and string state, so bytes are looked at once however the
+//! stream is chunked; a complete value is then handed to serde_json, which rejects malformed
+//! JSON and numbers outside the range of a double (ovsdb-server's `number outside valid range`).
+
+use bytes::{Buf, BytesMut};
+use serde_json::Value;
+
+/// Largest message accepted by default. ovsdb-server has no limit at all; 64 MiB is far above
+/// the largest real transaction or schema (a full OVN SB dump in one `transact` is a few MiB)
+/// while still bounding what one client can make the server buffer.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+
+/// Why the stream cannot be read any further. Each one closes the connection.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FramingError {
+    #[error("message is not a JSON object (first byte {0:?})")]
+    NotAnObject(char),
+    #[error("message exceeds the maximum size of {max} bytes")]
+    TooLarge { max: usize },
+    #[error("error parsing stream: {0}")]
+    Parse(String),
+    #[error("unbalanced JSON: unexpected {0:?}")]
+    Unbalanced(char),
+}
+
+/// Incremental splitter. Feed it bytes with [`Framer::buffer_mut`], pull messages with
+/// [`Framer::next_message`].
+#[derive(Debug)]
+pub struct Framer {
+    buf: BytesMut,
+    max: usize,
+    /// How many bytes of `buf` have already been scanned (all belong to the current value).
+    scanned: usize,
+    /// Open brackets of the current value, so a mismatch fails at once instead of waiting.
+    open: Vec<u8>,
+    in_string: bool,
+    escaped: bool,
+    started: bool,
+}
+
+impl Framer {
+    pub fn new(max_message_size: usize) -> Framer {
+        Framer {
+            buf: BytesMut::new(),
+            max: max_message_size,
+            scanned: 0,
+            open: Vec::new(),
+            in_string: false,
+            escaped: false,
+            started: false,
+        }
+    }
+
+    /// The buffer to read into. Bytes appended here are picked up by `next_message`.
+    pub fn buffer_mut(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    /// Bytes received but not yet returned as part of a message.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Returns the next complete message, `Ok(None)` if more bytes are needed.
+    pub fn next_message(&mut self) -> Result<Option<Value>, FramingError> {
+        if !self.started {
+            let ws = self
+                .buf
+                .iter()
+                .take_while(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+                .count();
+            self.buf.advance(ws);
+            match self.buf.first() {
+                None => {
+                    self.release_idle_capacity();
+                    return Ok(None);
+                }
+                Some(b'{') => {
+                    self.started = true;
+                    self.scanned = 0;
+                }
+                Some(&b) => return Err(FramingError::NotAnObject(b as char)),
+            }
+        }
+        let mut end = None;
+        for (i, &b) in self.buf[self.scanned..].iter().enumerate() {
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.open.push(b),
+                b'}' | b']' => {
+                    let want = if b == b'}' { b'{' } else { b'[' };
+                    if self.open.pop() != Some(want) {
+                        return Err(FramingError::Unbalanced(b as char));
+                    }
+                    if self.open.is_empty() {
+                        end = Some(self.scanned + i + 1);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        match end {
+            None => {
+                self.scanned = self.buf.len();
+                if self.scanned > self.max {
+                    return Err(FramingError::TooLarge { max: self.max });
+                }
+                Ok(None)
+            }
+            Some(end) => {
+                if end > self.max {
+                    return Err(FramingError::TooLarge { max: self.max });
+                }
+                let text = self.buf.split_to(end);
+                self.started = false;
+                self.scanned = 0;
+                let value: Value = serde_json::from_slice(&text)
+                    .map_err(|e| FramingError::Parse(e.to_string()))?;
+                Ok(Some(value))
+            }
+        }
+    }
+
+    /// An idle connection should not keep a large buffer alive after one big message.
+    fn release_idle_capacity(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > 64 * 1024 {
+            self.buf = BytesMut::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn feed_all(chunks: &[&[u8]], max: usize) -> (Vec<Value>, Option<FramingError>) {
+        let mut f = Framer::new(max);
+        let mut out = Vec::new();
+        for c in chunks {
+            f.buffer_mut().extend_from_slice(c);
+            loop {
+                match f.next_message() {
+                    Ok(Some(v)) => out.push(v),
+                    Ok(None) => break,
+                    Err(e) => return (out, Some(e)),
+                }
+            }
+        }
+        (out, None)
+    }
+
+    #[test]
+    fn table() {
+        let big = format!("{{\"a\":\"{}\"}}", "x".repeat(100));
+        let cases: Vec<(&str, Vec<&[u8]>, usize, Vec<Value>, Option<FramingError>)> = vec![
+            ("one", vec![b"{\"a\":1}"], 1000, vec![json!({"a":1})], None),
+            (
+                "back to back",
+                vec![b"{\"a\":1}{\"b\":[1,{}]}"],
+                1000,
+                vec![json!({"a":1}), json!({"b":[1,{}]})],
+                None,
+            ),
+            (
+                "whitespace between",
+                vec![b" \n{\"a\":1}\r\n\t {\"b\":2}  "],
+                1000,
+                vec![json!({"a":1}), json!({"b":2})],
+                None,
+            ),
+            (
+                "split at every point",
+                vec![b"{\"a\"", b":\"x}", b"\\\"", b"{\"}", b"{}"],
+                1000,
+                vec![json!({"a":"x}\"{"}), json!({})],
+                None,
+            ),
+            (
+                "braces and escapes in strings",
+                vec![b"{\"a\":\"}]\\\\\"}"],
+                1000,
+                vec![json!({"a":"}]\\"})],
+                None,
+            ),
+            (
+                "array is a protocol error",
+                vec![b"[1,2]"],
+                1000,
+                vec![],
+                Some(FramingError::NotAnObject('[')),
+            ),
+            (
+                "bare string",
+                vec![b"{}\"x\""],
+                1000,
+                vec![json!({})],
+                Some(FramingError::NotAnObject('"')),
+            ),
+            (
+                "number",
+                vec![b"1"],
+                1000,
+                vec![],
+                Some(FramingError::NotAnObject('1')),
+            ),
+            (
+                "stray close",
+                vec![b"}"],
+                1000,
+                vec![],
+                Some(FramingError::NotAnObject('}')),
+            ),
+            (
+                "oversize complete",
+                vec![big.as_bytes()],
+                50,
+                vec![],
+                Some(FramingError::TooLarge { max: 50 }),
+            ),
+            (
+                "oversize incomplete",
+                vec![&big.as_bytes()[..60]],
+                50,
+                vec![],
+                Some(FramingError::TooLarge { max: 50 }),
+            ),
+            (
+                "size limit is per message",
+                vec![b"{\"a\":1}{\"b\":2}{\"c\":3}"],
+                7,
+                vec![json!({"a":1}), json!({"b":2}), json!({"c":3})],
+                None,
+            ),
+            (
+                "mismatched brackets fail without waiting for more",
+                vec![b"{\"a\":[1}"],
+                1000,
+                vec![],
+                Some(FramingError::Unbalanced('}')),
+            ),
+            (
+                "last key wins",
+                vec![b"{\"a\":1,\"a\":2}"],
+                1000,
+                vec![json!({"a":2})],
+                None,
+            ),
+        ];
+        for (name, chunks, max, want, want_err) in cases {
+            let (got, err) = feed_all(&chunks, max);
+            assert_eq!(got, want, "{name}");
+            assert_eq!(err, want_err, "{name}");
+        }
+    }
+
+    #[test]
+    fn parse_failures() {
+        for (name, input) in [
+            ("out of double range", &b"{\"a\":1e400}"[..]),
+            ("malformed", b"{\"a\" 1}"),
+            ("trailing comma", b"{\"a\":1,}"),
+        ] {
+            let (got, err) = feed_all(&[input], 1000);
+            assert!(got.is_empty(), "{name}");
+            assert!(
+                matches!(err, Some(FramingError::Parse(_))),
+                "{name}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn in_range_numbers_survive() {
+        let (got, err) = feed_all(
+            &[b"{\"a\":1.7976931348623157e308,\"b\":-9223372036854775808}"],
+            1000,
+        );
+        assert!(err.is_none());
+        assert_eq!(got[0]["a"].as_f64(), Some(f64::MAX));
+        assert_eq!(got[0]["b"].as_i64(), Some(i64::MIN));
+    }
+}
