@@ -1,0 +1,131 @@
+//! Group commit for log appends: one background thread makes appended entries
+//! durable with a single `fsync` per batch and only then tells openraft.
+//!
+//! `append` writes its entries into sled (in memory, visible to readers at
+//! once) and queues openraft's `LogFlushed` callback here. The thread takes
+//! every callback queued so far, flushes the whole database once, and
+//! completes those callbacks in order. Because each callback is queued only
+//! after its entries were written, that one flush covers all of them; appends
+//! that arrive while a flush is running form the next batch. Under load the
+//! number of fsyncs is therefore the number of disk round trips, not the
+//! number of appends.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use openraft::storage::LogFlushed;
+use openraft::RaftTypeConfig;
+use tokio::sync::mpsc;
+
+use crate::error::StorageError;
+
+/// Callbacks waiting for the flusher. Bounded so that a disk slower than the
+/// Raft pipeline pushes back on `append` (which awaits) instead of growing
+/// memory; openraft's own in-flight limit normally keeps it far below this.
+const QUEUE_CAPACITY: usize = 4096;
+
+/// Counters of the flusher, for metrics and for checking that appends are
+/// batched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlushStats {
+    /// Database flushes (fsyncs) done for appends.
+    pub flushes: u64,
+    /// `append` callbacks completed (successfully or not).
+    pub completed_appends: u64,
+    /// Callbacks queued and not yet completed.
+    pub pending_appends: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    flushes: AtomicU64,
+    submitted: AtomicU64,
+    completed: AtomicU64,
+}
+
+pub(crate) struct Flusher<C: RaftTypeConfig> {
+    tx: Option<mpsc::Sender<LogFlushed<C>>>,
+    thread: Option<JoinHandle<()>>,
+    counters: Arc<Counters>,
+}
+
+impl<C: RaftTypeConfig> Flusher<C> {
+    pub(crate) fn start(db: sled::Db) -> Result<Self, StorageError> {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let counters = Arc::new(Counters::default());
+        let thread_counters = counters.clone();
+        let thread = std::thread::Builder::new()
+            .name("halyard-log-flush".into())
+            .spawn(move || run(db, rx, &thread_counters))
+            .map_err(|e| StorageError::Background(format!("cannot start log flusher: {e}")))?;
+        Ok(Flusher {
+            tx: Some(tx),
+            thread: Some(thread),
+            counters,
+        })
+    }
+
+    /// Queues `callback`, to be completed once everything written so far is durable.
+    pub(crate) async fn submit(&self, callback: LogFlushed<C>) -> Result<(), StorageError> {
+        let tx = self.tx.as_ref().expect("sender lives until drop");
+        self.counters.submitted.fetch_add(1, Ordering::Relaxed);
+        tx.send(callback).await.map_err(|_| {
+            self.counters.submitted.fetch_sub(1, Ordering::Relaxed);
+            StorageError::Background("log flusher thread has stopped".into())
+        })
+    }
+
+    pub(crate) fn stats(&self) -> FlushStats {
+        let completed = self.counters.completed.load(Ordering::Relaxed);
+        FlushStats {
+            flushes: self.counters.flushes.load(Ordering::Relaxed),
+            completed_appends: completed,
+            pending_appends: self
+                .counters
+                .submitted
+                .load(Ordering::Relaxed)
+                .saturating_sub(completed),
+        }
+    }
+}
+
+fn run<C: RaftTypeConfig>(
+    db: sled::Db,
+    mut rx: mpsc::Receiver<LogFlushed<C>>,
+    counters: &Counters,
+) {
+    let mut batch = Vec::new();
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        let result = db.flush();
+        counters.flushes.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, appends = batch.len(), "flushing the raft log failed");
+        }
+        for callback in batch.drain(..) {
+            let r = match &result {
+                Ok(_) => Ok(()),
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            };
+            callback.log_io_completed(r);
+            counters.completed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<C: RaftTypeConfig> Drop for Flusher<C> {
+    /// Closing the queue lets the thread finish the last batch and exit; joining
+    /// it releases its handle on the database so the path can be reopened.
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("log flusher thread panicked");
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Opening the sled database once and handing out the stores built on it.
+
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+
+use openraft::RaftTypeConfig;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::StorageError;
+use crate::integrity::{self, LogCheck};
+use crate::layout::{TREE_LOG, TREE_META, TREE_RAFT_STATE, TREE_SNAPSHOT};
+use crate::log_store::LogStore;
+use crate::meta_store::MetaStore;
+use crate::snapshot_store::SnapshotStore;
+
+/// sled's page cache size unless told otherwise. sled's own default is 1 GiB;
+/// the databases live in Halyard's memory, so sled only needs to cache the log
+/// tail and small records.
+pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How to open a [`Store`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// sled's page cache size in bytes.
+    pub cache_capacity_bytes: u64,
+    /// Truncate a corrupt log tail back to the last good entry instead of
+    /// refusing to open (see the crate documentation). An operator decision.
+    pub repair: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            cache_capacity_bytes: DEFAULT_CACHE_CAPACITY_BYTES,
+            repair: false,
+        }
+    }
+}
+
+/// One member's durable storage: the sled database, checked on open.
+///
+/// The database stays locked while the `Store` or anything it handed out
+/// (log store, readers, snapshot and meta stores) is alive; drop them all
+/// before opening the same path again.
+pub struct Store<C: RaftTypeConfig> {
+    db: sled::Db,
+    path: PathBuf,
+    log: sled::Tree,
+    state: sled::Tree,
+    snapshot: sled::Tree,
+    meta: sled::Tree,
+    check: LogCheck,
+    _types: PhantomData<fn() -> C>,
+}
+
+impl<C> Store<C>
+where
+    C: RaftTypeConfig,
+    C::Entry: Serialize + DeserializeOwned,
+{
+    /// Opens (creating if needed) the store at `path` with sled's page cache
+    /// set to `cache_capacity_bytes`, and verifies the log; a corrupt log is
+    /// an error (no repair).
+    pub fn open(path: impl AsRef<Path>, cache_capacity_bytes: u64) -> Result<Self, StorageError> {
+        Self::open_with(
+            path,
+            &StoreOptions {
+                cache_capacity_bytes,
+                repair: false,
+            },
+        )
+    }
+
+    /// Opens with explicit options (e.g. `repair`).
+    pub fn open_with(path: impl AsRef<Path>, options: &StoreOptions) -> Result<Self, StorageError> {
+        let path = path.as_ref().to_path_buf();
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(options.cache_capacity_bytes)
+            .open()
+            .map_err(|e| match e {
+                // sled 0.34 reports a held lock only through this message.
+                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                    StorageError::Locked {
+                        path: path.display().to_string(),
+                        detail: io.to_string(),
+                    }
+                }
+                e => StorageError::Sled(e),
+            })?;
+        let log = db.open_tree(TREE_LOG)?;
+        let state = db.open_tree(TREE_RAFT_STATE)?;
+        let snapshot = db.open_tree(TREE_SNAPSHOT)?;
+        let meta = db.open_tree(TREE_META)?;
+        let check = integrity::check_log::<C>(&db, &log, &state, options.repair)?;
+        tracing::info!(path = %path.display(), ?check, "opened raft storage");
+        Ok(Store {
+            db,
+            path,
+            log,
+            state,
+            snapshot,
+            meta,
+            check,
+            _types: PhantomData,
+        })
+    }
+
+    /// The Raft log store for `openraft::Raft::new`. Take one per Raft
+    /// instance; each starts its own flusher thread.
+    pub fn log_store(&self) -> Result<LogStore<C>, StorageError> {
+        LogStore::new(self.db.clone(), self.log.clone(), self.state.clone())
+    }
+
+    /// The snapshot store for the state machine.
+    pub fn snapshot_store(&self) -> SnapshotStore<C> {
+        SnapshotStore::new(self.db.clone(), self.snapshot.clone())
+    }
+
+    /// The metadata keyspace for the state machine.
+    pub fn meta_store(&self) -> MetaStore {
+        MetaStore::new(self.db.clone(), self.meta.clone())
+    }
+
+    /// What the open-time log check found (and repaired).
+    pub fn log_check(&self) -> &LogCheck {
+        &self.check
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes the database occupies on disk (sled's own accounting).
+    pub fn size_on_disk(&self) -> Result<u64, StorageError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    /// Makes every write so far durable.
+    pub fn flush(&self) -> Result<(), StorageError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
