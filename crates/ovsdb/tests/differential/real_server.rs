@@ -239,3 +239,21 @@ impl Client {
         }
     }
 }
+
+/// Runs `transactions` in order on one connection to `server`. A transaction that makes the
+/// server drop the connection (a protocol-level failure the engine never sees) is recorded as
+/// a string and the next one runs on a new connection.
+pub fn run_transactions(server: &RealServer, transactions: &[Vec<Value>]) -> Result<Vec<Value>, String> {
+    let mut client = server.connect()?;
+    let mut out = Vec::new();
+    for ops in transactions {
+        match client.transact(&server.db_name, ops) {
+            Ok(r) => out.push(r),
+            Err(e) => {
+                out.push(Value::String(format!("<{e}>")));
+                client = server.connect()?;
+            }
+        }
+    }
+    Ok(out)
+}

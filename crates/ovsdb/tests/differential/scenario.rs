@@ -121,8 +121,9 @@ fn format_result(result: &Value) -> String {
     let mut out = String::from("[\n");
     for (i, item) in items.iter().enumerate() {
         let sep = if i + 1 < items.len() { "," } else { "" };
+        let compact = item.to_string();
         match item.get("rows").and_then(Value::as_array) {
-            Some(rows) if item.as_object().is_some_and(|o| o.len() == 1) && !rows.is_empty() => {
+            Some(rows) if item.as_object().is_some_and(|o| o.len() == 1) && compact.len() > 100 => {
                 out.push_str("  {\"rows\":[\n");
                 for (j, row) in rows.iter().enumerate() {
                     let rsep = if j + 1 < rows.len() { "," } else { "" };
@@ -130,7 +131,7 @@ fn format_result(result: &Value) -> String {
                 }
                 out.push_str(&format!("  ]}}{sep}\n"));
             }
-            _ => out.push_str(&format!("  {item}{sep}\n")),
+            _ => out.push_str(&format!("  {compact}{sep}\n")),
         }
     }
     out.push(']');
