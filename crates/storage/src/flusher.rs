@@ -44,13 +44,27 @@ struct Counters {
     completed: AtomicU64,
 }
 
-pub(crate) struct Flusher<C: RaftTypeConfig> {
-    tx: Option<mpsc::Sender<LogFlushed<C>>>,
+/// Something to tell once its writes are durable (or the flush failed).
+/// openraft's `LogFlushed` in production; the seam lets the batching be tested
+/// without a running Raft, since openraft does not let others build a
+/// `LogFlushed`.
+pub(crate) trait Completion: Send + 'static {
+    fn complete(self, result: Result<(), std::io::Error>);
+}
+
+impl<C: RaftTypeConfig> Completion for LogFlushed<C> {
+    fn complete(self, result: Result<(), std::io::Error>) {
+        self.log_io_completed(result)
+    }
+}
+
+pub(crate) struct Flusher<T: Completion> {
+    tx: Option<mpsc::Sender<T>>,
     thread: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
 }
 
-impl<C: RaftTypeConfig> Flusher<C> {
+impl<T: Completion> Flusher<T> {
     pub(crate) fn start(db: sled::Db) -> Result<Self, StorageError> {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let counters = Arc::new(Counters::default());
@@ -67,8 +81,10 @@ impl<C: RaftTypeConfig> Flusher<C> {
     }
 
     /// Queues `callback`, to be completed once everything written so far is durable.
-    pub(crate) async fn submit(&self, callback: LogFlushed<C>) -> Result<(), StorageError> {
-        let tx = self.tx.as_ref().expect("sender lives until drop");
+    pub(crate) async fn submit(&self, callback: T) -> Result<(), StorageError> {
+        let Some(tx) = self.tx.as_ref() else {
+            return Err(StorageError::Background("log flusher is shut down".into()));
+        };
         self.counters.submitted.fetch_add(1, Ordering::Relaxed);
         tx.send(callback).await.map_err(|_| {
             self.counters.submitted.fetch_sub(1, Ordering::Relaxed);
@@ -90,11 +106,7 @@ impl<C: RaftTypeConfig> Flusher<C> {
     }
 }
 
-fn run<C: RaftTypeConfig>(
-    db: sled::Db,
-    mut rx: mpsc::Receiver<LogFlushed<C>>,
-    counters: &Counters,
-) {
+fn run<T: Completion>(db: sled::Db, mut rx: mpsc::Receiver<T>, counters: &Counters) {
     let mut batch = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -111,13 +123,13 @@ fn run<C: RaftTypeConfig>(
                 Ok(_) => Ok(()),
                 Err(e) => Err(std::io::Error::other(e.to_string())),
             };
-            callback.log_io_completed(r);
+            callback.complete(r);
             counters.completed.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
 
-impl<C: RaftTypeConfig> Drop for Flusher<C> {
+impl<T: Completion> Drop for Flusher<T> {
     /// Closing the queue lets the thread finish the last batch and exit; joining
     /// it releases its handle on the database so the path can be reopened.
     fn drop(&mut self) {

@@ -38,7 +38,7 @@ pub struct LogStore<C: RaftTypeConfig> {
     db: sled::Db,
     log: sled::Tree,
     state: sled::Tree,
-    flusher: Flusher<C>,
+    flusher: Flusher<LogFlushed<C>>,
 }
 
 /// A read-only view of the log for openraft's replication tasks. Cheap to clone.
