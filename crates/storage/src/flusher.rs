@@ -127,6 +127,11 @@ fn run<T: Completion>(db: sled::Db, mut rx: mpsc::Receiver<T>, counters: &Counte
             counters.completed.fetch_add(1, Ordering::Relaxed);
         }
     }
+    // The log store is going away (shutdown): make the unflushed writes of
+    // `save_committed` and `purge` durable too.
+    if let Err(e) = db.flush() {
+        tracing::error!(error = %e, "final flush of the raft log failed");
+    }
 }
 
 impl<T: Completion> Drop for Flusher<T> {

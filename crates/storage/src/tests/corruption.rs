@@ -1,1 +1,314 @@
+//! Damaged records, written deliberately through sled, are detected when the
+//! store is opened (or the record is read); `repair` truncates only a damaged
+//! tail.
 
+use std::path::Path;
+
+use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
+use openraft::testing::log_id;
+use openraft::{BasicNode, RaftLogReader, SnapshotMeta};
+use serde_json::json;
+
+use super::fixture::{normal_entry, TestConfig};
+use crate::layout::{
+    self, KEY_LAST_PURGED, KEY_VOTE, TREE_LOG, TREE_META, TREE_RAFT_STATE, TREE_SNAPSHOT,
+};
+use crate::{record, Corruption, StorageError, Store, StoreOptions};
+
+const CACHE: u64 = 1 << 20;
+
+/// A store holding entries 0..=9 (term 1), with `committed` persisted.
+async fn populate(dir: &Path, committed: Option<u64>) {
+    let store = Store::<TestConfig>::open(dir, CACHE).unwrap();
+    let mut log = store.log_store().unwrap();
+    let entries: Vec<_> = (0..10).map(|i| normal_entry(1, i, "k", json!(i))).collect();
+    log.blocking_append(entries).await.unwrap();
+    log.save_vote(&openraft::Vote::new_committed(1, 0))
+        .await
+        .unwrap();
+    log.save_committed(committed.map(|i| log_id(1, 0, i)))
+        .await
+        .unwrap();
+}
+
+/// Edits the database with sled directly, behind the store's back.
+fn with_raw_tree(dir: &Path, tree: &str, edit: impl FnOnce(&sled::Tree)) {
+    let db = sled::open(dir).unwrap();
+    edit(&db.open_tree(tree).unwrap());
+    db.flush().unwrap();
+}
+
+fn flip_byte(tree: &sled::Tree, key: &[u8], at: usize) {
+    let mut v = tree.get(key).unwrap().unwrap().to_vec();
+    let at = at.min(v.len() - 1);
+    v[at] ^= 0x40;
+    tree.insert(key, v).unwrap();
+}
+
+fn open(dir: &Path) -> Result<Store<TestConfig>, StorageError> {
+    Store::open(dir, CACHE)
+}
+
+fn open_repair(dir: &Path) -> Result<Store<TestConfig>, StorageError> {
+    Store::open_with(
+        dir,
+        &StoreOptions {
+            cache_capacity_bytes: CACHE,
+            repair: true,
+        },
+    )
+}
+
+async fn last_index(store: &Store<TestConfig>) -> Option<u64> {
+    let mut log = store.log_store().unwrap();
+    log.get_log_state()
+        .await
+        .unwrap()
+        .last_log_id
+        .map(|l| l.index)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_in_the_last_entry_refuses_to_open_and_repair_truncates_it() {
+    let dir = tempfile::tempdir().unwrap();
+    populate(dir.path(), Some(5)).await;
+    with_raw_tree(dir.path(), TREE_LOG, |t| {
+        flip_byte(t, &layout::log_key(9), 20)
+    });
+
+    let err = open(dir.path())
+        .err()
+        .expect("open must refuse a corrupt tail");
+    match &err {
+        StorageError::CorruptLogTail {
+            index: 9,
+            last_good: Some(8),
+            count: 1,
+            committed: false,
+            reason: Corruption::ChecksumMismatch { .. },
+        } => {}
+        other => panic!("unexpected error: {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains("from index 9") && msg.contains("repair"),
+        "{msg}"
+    );
+    // Refusing changed nothing: it refuses again.
+    assert!(matches!(
+        open(dir.path()),
+        Err(StorageError::CorruptLogTail { index: 9, .. })
+    ));
+
+    {
+        let store = open_repair(dir.path()).unwrap();
+        assert_eq!(store.log_check().repaired, 1);
+        assert_eq!(store.log_check().last_index, Some(8));
+        assert_eq!(last_index(&store).await, Some(8));
+    }
+    let store = open(dir.path()).expect("a repaired store opens normally");
+    let mut log = store.log_store().unwrap();
+    let entries = log.try_get_log_entries(..).await.unwrap();
+    assert_eq!(entries.len(), 9);
+    assert_eq!(log.read_committed().await.unwrap(), Some(log_id(1, 0, 5)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_tail_of_several_entries_is_reported_from_its_first_index() {
+    let dir = tempfile::tempdir().unwrap();
+    populate(dir.path(), None).await;
+    with_raw_tree(dir.path(), TREE_LOG, |t| {
+        for i in [7u64, 8, 9] {
+            let key = layout::log_key(i);
+            let v = t.get(key).unwrap().unwrap();
+            t.insert(key, &v[..v.len() / 2]).unwrap();
+        }
+    });
+    match open(dir.path()) {
+        Err(StorageError::CorruptLogTail {
+            index: 7,
+            last_good: Some(6),
+            count: 3,
+            ..
+        }) => {}
+        other => panic!("unexpected: {:?}", other.err()),
+    }
+    let store = open_repair(dir.path()).unwrap();
+    assert_eq!(store.log_check().repaired, 3);
+    assert_eq!(last_index(&store).await, Some(6));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repairing_into_committed_entries_lowers_the_committed_id() {
+    let dir = tempfile::tempdir().unwrap();
+    populate(dir.path(), Some(8)).await;
+    with_raw_tree(dir.path(), TREE_LOG, |t| {
+        flip_byte(t, &layout::log_key(6), 0);
+        t.remove(layout::log_key(7)).unwrap();
+        t.insert(layout::log_key(8), &b"x"[..]).unwrap();
+        flip_byte(t, &layout::log_key(9), 3);
+    });
+    let err = open(dir.path()).err().unwrap();
+    assert!(
+        matches!(
+            err,
+            StorageError::CorruptLogTail {
+                index: 6,
+                last_good: Some(5),
+                count: 3,
+                committed: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("committed"), "{err}");
+    let store = open_repair(dir.path()).unwrap();
+    let mut log = store.log_store().unwrap();
+    assert_eq!(log.read_committed().await.unwrap(), Some(log_id(1, 0, 5)));
+    assert_eq!(
+        log.get_log_state().await.unwrap().last_log_id,
+        Some(log_id(1, 0, 5))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_entry_in_the_middle_is_refused_even_with_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    populate(dir.path(), None).await;
+    with_raw_tree(dir.path(), TREE_LOG, |t| {
+        flip_byte(t, &layout::log_key(4), 30)
+    });
+    for result in [open(dir.path()), open_repair(dir.path())] {
+        match result {
+            Err(StorageError::CorruptLogEntry {
+                index: 4,
+                reason: Corruption::ChecksumMismatch { .. },
+            }) => {}
+            other => panic!("unexpected: {:?}", other.err()),
+        }
+    }
+    // Nothing was truncated by the refused repair.
+    let raw = sled::open(dir.path()).unwrap();
+    assert_eq!(raw.open_tree(TREE_LOG).unwrap().len(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_entry_is_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    populate(dir.path(), None).await;
+    with_raw_tree(dir.path(), TREE_LOG, |t| {
+        t.remove(layout::log_key(5)).unwrap();
+    });
+    for result in [open(dir.path()), open_repair(dir.path())] {
+        assert!(
+            matches!(result, Err(StorageError::LogGap { after: 4, next: 6 })),
+            "{:?}",
+            result.err()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_record_under_the_wrong_index_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    populate(dir.path(), None).await;
+    // Same bytes, other key: the checksum covers the key.
+    with_raw_tree(dir.path(), TREE_LOG, |t| {
+        let v = t.get(layout::log_key(3)).unwrap().unwrap();
+        t.insert(layout::log_key(9), v).unwrap();
+    });
+    assert!(matches!(
+        open(dir.path()),
+        Err(StorageError::CorruptLogTail {
+            index: 9,
+            reason: Corruption::ChecksumMismatch { .. },
+            ..
+        })
+    ));
+    // A well-sealed record whose entry claims another index.
+    with_raw_tree(dir.path(), TREE_LOG, |t| {
+        let key = layout::log_key(9);
+        let rec = record::encode(&key, &normal_entry(1, 3, "k", json!(3)), "test").unwrap();
+        t.insert(key, rec).unwrap();
+    });
+    assert!(matches!(
+        open(dir.path()),
+        Err(StorageError::CorruptLogTail {
+            index: 9,
+            reason: Corruption::IndexMismatch { key: 9, entry: 3 },
+            ..
+        })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_vote_is_refused_and_never_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    populate(dir.path(), None).await;
+    with_raw_tree(dir.path(), TREE_RAFT_STATE, |t| flip_byte(t, KEY_VOTE, 10));
+    for result in [open(dir.path()), open_repair(dir.path())] {
+        match result {
+            Err(StorageError::CorruptRecord {
+                keyspace: "raft_state",
+                ref key,
+                ..
+            }) if key == "vote" => {}
+            other => panic!("unexpected: {:?}", other.err()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_purge_is_finished_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    populate(dir.path(), None).await;
+    // The purge marker was written, the crash came before the entries went.
+    with_raw_tree(dir.path(), TREE_RAFT_STATE, |t| {
+        let rec = record::encode(KEY_LAST_PURGED, &log_id(1, 0, 3), "test").unwrap();
+        t.insert(KEY_LAST_PURGED, rec).unwrap();
+    });
+    let store = open(dir.path()).unwrap();
+    assert_eq!(store.log_check().finished_purge, 4);
+    assert_eq!(store.log_check().first_index, Some(4));
+    let mut log = store.log_store().unwrap();
+    assert_eq!(log.try_get_log_entries(..).await.unwrap().len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_snapshot_and_meta_records_are_typed_errors_on_read() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path()).unwrap();
+        let meta = SnapshotMeta::<u64, BasicNode> {
+            last_log_id: Some(log_id(1, 0, 1)),
+            last_membership: Default::default(),
+            snapshot_id: "s".into(),
+        };
+        store.snapshot_store().save(&meta, b"state").await.unwrap();
+        store.meta_store().put("sid", &7u64).await.unwrap();
+    }
+    with_raw_tree(dir.path(), TREE_SNAPSHOT, |t| {
+        flip_byte(t, layout::KEY_SNAPSHOT, 40)
+    });
+    with_raw_tree(dir.path(), TREE_META, |t| flip_byte(t, b"sid", 5));
+    let store = open(dir.path()).unwrap();
+    assert!(matches!(
+        store.snapshot_store().load().await,
+        Err(StorageError::CorruptRecord {
+            keyspace: "snapshot",
+            ..
+        })
+    ));
+    assert!(matches!(
+        store.meta_store().get::<u64>("sid"),
+        Err(StorageError::CorruptRecord {
+            keyspace: "meta",
+            ..
+        })
+    ));
+    // Converted for openraft, the error keeps its explanation.
+    let raft: openraft::StorageError<u64> =
+        store.meta_store().get::<u64>("sid").unwrap_err().into();
+    assert!(raft.to_string().contains("checksum mismatch"), "{raft}");
+}
