@@ -12,6 +12,8 @@
 //! * Rows of a `select` without `sort` are sorted canonically (their order is unspecified,
 //!   §5.2), and so are set elements and map pairs that hold renamed UUIDs (the server sorts
 //!   them by the random UUID values).
+//! * The two rows named in an index-collision error are put in canonical order (ovsdb-server
+//!   names them in hash order, which varies between runs).
 
 #![allow(dead_code)]
 
@@ -98,7 +100,7 @@ impl Namer {
             last = b;
         }
         out.push_str(&s[last..]);
-        out
+        order_index_collision(&out)
     }
 
     /// Rewrites UUIDs (assigning anonymous names when `assign`), replaces `_version` values
@@ -145,6 +147,26 @@ impl Namer {
             other => other.clone(),
         }
     }
+}
+
+/// ovsdb-server names the two rows of an index collision ("First row, ... Second row, ...")
+/// in hash-table order, which varies from run to run even for fixed UUIDs; only the pair is
+/// meaningful, so the two descriptions are put in a canonical order.
+fn order_index_collision(s: &str) -> String {
+    const FIRST: &str = "  First row, ";
+    const SECOND: &str = "  Second row, ";
+    if !s.starts_with("Transaction causes multiple rows in ") {
+        return s.to_string();
+    }
+    let (Some(i1), Some(i2)) = (s.find(FIRST), s.find(SECOND)) else {
+        return s.to_string();
+    };
+    if i2 < i1 {
+        return s.to_string();
+    }
+    let (a, b) = (&s[i1 + FIRST.len()..i2], &s[i2 + SECOND.len()..]);
+    let (a, b) = if a <= b { (a, b) } else { (b, a) };
+    format!("{}{FIRST}{a}{SECOND}{b}", &s[..i1])
 }
 
 fn is_uuid_atom(v: &Value) -> bool {
