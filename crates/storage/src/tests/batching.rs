@@ -1,1 +1,120 @@
+//! The flusher's group commit, against a real sled database: callbacks are
+//! completed in order, only after their writes reached the database file, and
+//! appends queued while a flush runs share the next one.
 
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crate::flusher::{Completion, Flusher};
+
+/// Records the order of completion and whether `marker` was in the database
+/// files on disk at that moment.
+struct Probe {
+    seq: usize,
+    dir: Option<(std::path::PathBuf, Vec<u8>)>,
+    log: Arc<Mutex<Vec<(usize, bool, bool)>>>,
+    done: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Completion for Probe {
+    fn complete(self, result: Result<(), std::io::Error>) {
+        let on_disk = self.dir.as_ref().is_some_and(|(d, m)| files_contain(d, m));
+        self.log
+            .lock()
+            .unwrap()
+            .push((self.seq, result.is_ok(), on_disk));
+        let _ = self.done.send(());
+    }
+}
+
+fn files_contain(dir: &Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            files_contain(&path, needle)
+        } else {
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            bytes.windows(needle.len()).any(|w| w == needle)
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_fires_only_after_its_write_reached_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // No periodic background flush: only the flusher may write the value out.
+    let db = sled::Config::new()
+        .path(dir.path())
+        .flush_every_ms(None)
+        .open()
+        .unwrap();
+    let flusher = Flusher::<Probe>::start(db.clone()).unwrap();
+    let marker = b"halyard-durability-marker-7f3a9c1e".to_vec();
+    db.insert(b"k", marker.clone()).unwrap();
+    // Control: sled keeps the write in memory until flushed, so the check
+    // below observes the flusher and is not vacuous.
+    assert!(
+        !files_contain(dir.path(), &marker),
+        "sled wrote before any flush"
+    );
+
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    flusher
+        .submit(Probe {
+            seq: 0,
+            dir: Some((dir.path().to_path_buf(), marker)),
+            log: log.clone(),
+            done: tx,
+        })
+        .await
+        .unwrap();
+    rx.await.unwrap();
+    assert_eq!(*log.lock().unwrap(), vec![(0, true, true)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_appends_share_flushes_and_complete_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::Config::new()
+        .path(dir.path())
+        .flush_every_ms(None)
+        .open()
+        .unwrap();
+    let flusher = Flusher::<Probe>::start(db.clone()).unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let n = 2000;
+    let mut waits = Vec::new();
+    for seq in 0..n {
+        db.insert(seq.to_string(), vec![seq as u8; 1024]).unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        flusher
+            .submit(Probe {
+                seq,
+                dir: None,
+                log: log.clone(),
+                done: tx,
+            })
+            .await
+            .unwrap();
+        waits.push(rx);
+    }
+    for rx in waits {
+        rx.await.unwrap();
+    }
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), n);
+    assert!(log
+        .iter()
+        .enumerate()
+        .all(|(i, (seq, ok, _))| i == *seq && *ok));
+    let stats = flusher.stats();
+    assert_eq!(stats.completed_appends, n as u64);
+    assert_eq!(stats.pending_appends, 0);
+    println!("{n} queued appends -> {} flushes", stats.flushes);
+    assert!(
+        stats.flushes < n as u64 / 2,
+        "appends were not batched: {} flushes for {n} appends",
+        stats.flushes
+    );
+}
