@@ -1,1 +1,24 @@
 //! The OVSDB engine (RFC 7047 + Open vSwitch extensions). Pure: no I/O, no async, no clocks.
+//!
+//! Modules: [`schema`] (schemas), [`atom`] and [`datum`] (values and their JSON notation),
+//! [`error`] (error objects), [`row`] and [`changes`] (rows and committed change sets),
+//! [`condition`] and [`mutation`] (`where` clauses and mutators), [`transaction`] (the
+//! `transact` method and its commit-time checks) and [`database`] (the in-memory database
+//! and its snapshot format).
+
+pub mod atom;
+pub mod changes;
+pub mod datum;
+pub mod error;
+mod parser;
+pub mod row;
+pub mod schema;
+
+pub use atom::Atom;
+pub use changes::{ChangeSet, RowChange};
+pub use datum::Datum;
+pub use error::{ErrorTag, OvsdbError};
+pub use row::Row;
+pub use schema::{
+    AtomicType, BaseType, ColumnRef, ColumnSchema, ColumnType, DatabaseSchema, RefType, TableSchema,
+};
