@@ -169,7 +169,14 @@ mod tests {
     #[test]
     fn table() {
         let big = format!("{{\"a\":\"{}\"}}", "x".repeat(100));
-        let cases: Vec<(&str, Vec<&[u8]>, usize, Vec<Value>, Option<FramingError>)> = vec![
+        type Case<'a> = (
+            &'a str,
+            Vec<&'a [u8]>,
+            usize,
+            Vec<Value>,
+            Option<FramingError>,
+        );
+        let cases: Vec<Case> = vec![
             ("one", vec![b"{\"a\":1}"], 1000, vec![json!({"a":1})], None),
             (
                 "back to back",

@@ -1,0 +1,157 @@
+//! The boundary between the JSON-RPC front end and the replicated state behind it.
+//!
+//! The front end knows nothing of Raft: it submits transactions and lock operations through
+//! [`Backend`], reads the applied state through [`Backend::with_db`], and is told about every
+//! applied transaction, lock change and `_Server` status change through the [`ApplyHook`] it
+//! installs. `crates/raft` implements `Backend`. The ordering guarantee clients depend on
+//! (a session receives the monitor updates caused by its own write before the `transact`
+//! reply, protocol reference §1.5) rests on one rule stated on [`Backend::transact`].
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Identifies one client session, globally: unique across members and restarts, so the
+/// replicated lock table can name lock owners independently of the member that serves them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey(pub Uuid);
+
+impl SessionKey {
+    pub fn random() -> SessionKey {
+        SessionKey(Uuid::new_v4())
+    }
+}
+
+/// A lock change for a session, told through [`ApplyHook::lock_event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockEvent {
+    /// The session was waiting for the lock and now owns it (`locked` notification).
+    Locked,
+    /// Another session stole the lock from it (`stolen` notification).
+    Stolen,
+}
+
+/// Why the backend could not serve a request. Each maps to the top-level error ovsdb-server
+/// gives in the same situation (protocol reference §1.7).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BackendError {
+    #[error("unknown database {0}")]
+    UnknownDatabase(String),
+    /// The member has no usable copy of the database yet (still joining its cluster).
+    #[error("database {0} is not yet available")]
+    NotAvailable(String),
+    /// The request was cancelled (database removed or converted, member shutting down);
+    /// answered with the bare string `"canceled"`, which clients treat as "try again".
+    #[error("canceled")]
+    Canceled,
+    /// A lock request refused with ovsdb-server's wording, e.g.
+    /// `must issue "unlock" before new "lock"`; answered as a `syntax error`.
+    #[error("{0}")]
+    LockRefused(String),
+    /// Anything else; answered as an `internal error` object with this text as details.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// One row of `_Server.Database` as this member sees a database (protocol reference §6.1,
+/// §6.2). The front end adds the row for `_Server` itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerDbStatus {
+    pub name: String,
+    /// `"standalone"`, `"clustered"` or `"relay"`.
+    pub model: String,
+    /// In contact with a quorum: the data can be trusted as current and writes can commit.
+    pub connected: bool,
+    pub leader: bool,
+    /// The schema as `get_schema` returns it (`DatabaseSchema::to_json`); `None` while the
+    /// member is joining. Written to the `schema` column as sorted-key JSON text.
+    pub schema: Option<Value>,
+    /// Cluster id; the all-zero UUID while joining, as ovsdb-server reports it.
+    pub cid: Option<Uuid>,
+    /// This member's server id in the cluster.
+    pub sid: Option<Uuid>,
+    /// The applied log index (monotonic, the same meaning on every member).
+    pub index: Option<i64>,
+}
+
+/// Recent committed transactions of one database, for `monitor_cond_since`.
+pub trait TxnHistory {
+    /// The changes committed after `txn_id`, oldest first; empty if `txn_id` is the latest
+    /// transaction, `None` if it is not in the history.
+    fn since(&self, txn_id: &Uuid) -> Option<Vec<(Uuid, Arc<ovsdb::ChangeSet>)>>;
+}
+
+/// The applied state of one database at one point in the log.
+pub struct DbView<'a> {
+    pub db: &'a ovsdb::Database,
+    /// The id of the last transaction applied to this database (all zeros before the first).
+    pub last_txn_id: Uuid,
+    pub history: &'a dyn TxnHistory,
+}
+
+/// Installed by the front end; called by the backend on every member.
+pub trait ApplyHook: Send + Sync {
+    /// Called synchronously, in log order, right after a transaction that changed `db` was
+    /// applied, while the applied state is still locked (so no `with_db` runs in between).
+    /// Must not block: it only queues monitor updates on sessions.
+    fn applied(&self, db: &str, state: &ovsdb::Database, txn_id: Uuid, changes: &ovsdb::ChangeSet);
+    /// A lock changed hands for a session served by this member.
+    fn lock_event(&self, session: SessionKey, lock: &str, event: LockEvent);
+    /// `_Server` rows may have changed (role, connectivity, index, schema, databases added or
+    /// removed). May be called with backend locks held: the front end only schedules a
+    /// refresh and calls [`Backend::server_rows`] later, from its own task.
+    fn server_status_changed(&self);
+}
+
+/// The replicated databases as the front end uses them. Object safe.
+pub trait Backend: Send + Sync + 'static {
+    /// The data databases (not `_Server`), sorted by name.
+    fn db_names(&self) -> Vec<String>;
+
+    /// Runs `f` with the applied state of `db`, atomically with respect to applies and the
+    /// apply hook (under the state machine's read lock). Returns false, without calling
+    /// `f`, if there is no such database (or it is not available yet).
+    fn with_db(&self, db: &str, f: &mut dyn FnMut(&DbView<'_>)) -> bool;
+
+    /// Installs the hook. Called once, before any session exists.
+    fn set_apply_hook(&self, hook: Arc<dyn ApplyHook>);
+
+    /// Submits one `transact` (`ops` are the params after the database name). Resolves to
+    /// the reply's `result` array once the transaction has been applied on *this* member and
+    /// the apply hook has run for it, so the monitor updates it caused are queued on every
+    /// session before the front end can queue the reply. Read-only transactions may resolve
+    /// without an apply (after a read barrier). A transaction that changed nothing resolves
+    /// too, without a hook call. Dropping the future abandons the wait for the reply, not
+    /// necessarily the transaction.
+    fn transact(
+        &self,
+        db: String,
+        ops: Vec<Value>,
+        session: SessionKey,
+    ) -> BoxFuture<'static, Result<Value, BackendError>>;
+
+    /// `lock` (`steal == false`) or `steal`. Resolves to whether the session now owns the
+    /// lock. A session that must wait is told later through `ApplyHook::lock_event`.
+    fn lock(
+        &self,
+        session: SessionKey,
+        name: String,
+        steal: bool,
+    ) -> BoxFuture<'static, Result<bool, BackendError>>;
+
+    /// Releases the lock, or leaves its queue of waiters.
+    fn unlock(
+        &self,
+        session: SessionKey,
+        name: String,
+    ) -> BoxFuture<'static, Result<(), BackendError>>;
+
+    /// The session is gone: release every lock it holds or waits for and drop its pending
+    /// work. Must not block; the backend does the rest in the background.
+    fn session_closed(&self, session: SessionKey);
+
+    /// The `_Server.Database` rows for the data databases, as this member sees them now.
+    fn server_rows(&self) -> Vec<ServerDbStatus>;
+}

@@ -1,0 +1,62 @@
+//! Tunables of the front end, with the defaults ovsdb-server uses where it has one.
+
+use std::time::Duration;
+
+use crate::framing::DEFAULT_MAX_MESSAGE_SIZE;
+
+/// ovsdb-server probes an idle TCP/TLS client after 5 s and drops it 5 s later
+/// (`RECONNECT_DEFAULT_PROBE_INTERVAL`, protocol reference §1.6).
+pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Bytes a session may have queued for its client (replies and monitor updates not yet
+/// written to the socket) before it is disconnected. A single message larger than this is
+/// still sent when nothing else is queued: an initial monitor reply for a big database must
+/// get through. 256 MiB covers the largest OVN southbound updates seen in practice while
+/// bounding what a stuck client can make the server hold.
+pub const DEFAULT_BACKLOG_LIMIT: usize = 256 * 1024 * 1024;
+
+/// Concurrent client connections accepted over all listeners; further connections are
+/// closed at once with a log line. An idle session costs a few KiB, so this is mostly a
+/// guard against file-descriptor exhaustion.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// A session stops reading requests while more than this many bytes wait to be written,
+/// so a client that does not read its replies cannot make the server queue without bound
+/// (ovsdb-server reads nothing until its send queue is empty; this is a little looser so
+/// pipelining clients are not slowed down).
+pub const READ_PAUSE_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Idle time on a TCP session before the server sends an echo probe, and again before it
+    /// gives up on the client. `None` disables probing. Unix-socket sessions are never probed.
+    pub probe_interval: Option<Duration>,
+    /// Largest JSON-RPC message accepted; a larger one closes the connection.
+    pub max_message_size: usize,
+    /// See [`DEFAULT_BACKLOG_LIMIT`].
+    pub backlog_limit: usize,
+    /// See [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            probe_interval: Some(DEFAULT_PROBE_INTERVAL),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            backlog_limit: DEFAULT_BACKLOG_LIMIT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Like ovsdb-server, a non-zero interval below one second is raised to one second.
+    pub fn with_probe_interval_ms(mut self, ms: u64) -> ServerConfig {
+        self.probe_interval = match ms {
+            0 => None,
+            ms => Some(Duration::from_millis(ms.max(1000))),
+        };
+        self
+    }
+}

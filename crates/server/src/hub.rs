@@ -1,0 +1,102 @@
+//! The front end's [`ApplyHook`]: fans applied transactions out to the sessions that monitor
+//! the database, and lock events to the session they concern. It runs on whatever thread
+//! applies the log, with the applied state locked, so it never blocks: it only serialises
+//! updates into the sessions' bounded outboxes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::backend::{ApplyHook, LockEvent, SessionKey};
+use crate::session::SessionShared;
+
+#[derive(Default)]
+pub struct Hub {
+    sessions: Mutex<HashMap<SessionKey, Weak<SessionShared>>>,
+    /// Sessions with at least one monitor, per database; kept so an applied transaction
+    /// costs nothing for the (many) sessions that monitor something else or nothing.
+    monitoring: Mutex<HashMap<String, HashMap<SessionKey, Weak<SessionShared>>>>,
+    /// Set when `_Server` must be recomputed; the refresh runs on the server's own task.
+    pub(crate) status_changed: Notify,
+    /// Woken after every `_Server` refresh, for `_Server` transactions parked on a `wait`.
+    pub(crate) server_db_refreshed: Notify,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Hub {
+    pub(crate) fn register(&self, s: &Arc<SessionShared>) {
+        lock(&self.sessions).insert(s.key, Arc::downgrade(s));
+    }
+
+    pub(crate) fn unregister(&self, key: SessionKey) {
+        lock(&self.sessions).remove(&key);
+        let mut m = lock(&self.monitoring);
+        for per_db in m.values_mut() {
+            per_db.remove(&key);
+        }
+        m.retain(|_, v| !v.is_empty());
+    }
+
+    /// Records whether `session` monitors `db` (called when its first monitor on `db` is
+    /// added or its last one removed).
+    pub(crate) fn set_monitoring(&self, db: &str, s: &Arc<SessionShared>, on: bool) {
+        let mut m = lock(&self.monitoring);
+        if on {
+            m.entry(db.to_string())
+                .or_default()
+                .insert(s.key, Arc::downgrade(s));
+        } else if let Some(per_db) = m.get_mut(db) {
+            per_db.remove(&s.key);
+            if per_db.is_empty() {
+                m.remove(db);
+            }
+        }
+    }
+
+    fn monitoring(&self, db: &str) -> Vec<Arc<SessionShared>> {
+        lock(&self.monitoring)
+            .get(db)
+            .map(|per_db| per_db.values().filter_map(Weak::upgrade).collect())
+            .unwrap_or_default()
+    }
+
+    /// Queues the updates `changes` causes on every session monitoring `db`.
+    pub(crate) fn fan_out(
+        &self,
+        db: &str,
+        state: &ovsdb::Database,
+        txn_id: Uuid,
+        changes: &ovsdb::ChangeSet,
+    ) {
+        for s in self.monitoring(db) {
+            s.push_updates(db, state, txn_id, changes);
+        }
+    }
+
+    /// Number of sessions currently open, for status and tests.
+    pub fn session_count(&self) -> usize {
+        lock(&self.sessions).len()
+    }
+}
+
+impl ApplyHook for Hub {
+    fn applied(&self, db: &str, state: &ovsdb::Database, txn_id: Uuid, changes: &ovsdb::ChangeSet) {
+        self.fan_out(db, state, txn_id, changes);
+    }
+
+    fn lock_event(&self, session: SessionKey, lock_name: &str, event: LockEvent) {
+        let s = lock(&self.sessions).get(&session).and_then(Weak::upgrade);
+        if let Some(s) = s {
+            s.lock_event(lock_name, event);
+        }
+    }
+
+    fn server_status_changed(&self) {
+        self.status_changed.notify_one();
+    }
+}

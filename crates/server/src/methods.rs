@@ -1,0 +1,495 @@
+//! The JSON-RPC methods (RFC 7047 §4.1 and the ovsdb-server extensions, protocol reference
+//! §2): argument checks with ovsdb-server's exact error replies, and dispatch to the backend,
+//! the `_Server` database or the session's monitors.
+
+use std::time::Duration;
+
+use futures::future::{AbortHandle, Abortable};
+use futures::FutureExt;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::backend::{BackendError, DbView};
+use crate::jsonrpc::{self, error_object, error_reply, reply, syntax_error};
+use crate::monitor::{self, CompileError, Monitor, MonitorVersion};
+use crate::server_db::{ServerTxn, SERVER_DB};
+use crate::session::{Done, LockEntry, Session};
+
+/// Whether `s` is an OVSDB `<id>`: a letter or `_`, then letters, digits or `_`.
+pub fn is_id(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn unknown_method(id: Value) -> Value {
+    error_reply(id, Value::String("unknown method".into()))
+}
+
+impl Session {
+    pub(crate) fn request(&mut self, id: Value, method: &str, params: Vec<Value>) {
+        match method {
+            "list_dbs" => {
+                let mut names = self.ctx.backend.db_names();
+                names.push(SERVER_DB.into());
+                names.sort();
+                names.dedup();
+                self.send(reply(id, json!(names)));
+            }
+            "get_schema" => self.get_schema(id, params),
+            "transact" => self.transact(id, params),
+            "echo" => self.send(reply(id, Value::Array(params))),
+            "get_server_id" => {
+                let sid = self.ctx.server_id.to_string();
+                self.send(reply(id, Value::String(sid)))
+            }
+            "set_db_change_aware" => match params.as_slice() {
+                [Value::Bool(b)] => {
+                    self.shared.state().change_aware = *b;
+                    self.send(reply(id, json!({})));
+                }
+                _ => self.send(error_reply(
+                    id,
+                    syntax_error(
+                        "set_db_change_aware: true or false parameter expected",
+                        &Value::Array(params),
+                    ),
+                )),
+            },
+            "lock" | "steal" => self.lock(id, method, params),
+            "unlock" => self.unlock(id, params),
+            "monitor" | "monitor_cond" | "monitor_cond_since" => self.monitor(id, method, params),
+            "monitor_cond_change" => self.monitor_cond_change(id, params),
+            "monitor_cancel" => self.monitor_cancel(id, params),
+            _ => self.send(unknown_method(id)),
+        }
+    }
+
+    /// Checks that params start with the name of a database. Returns it, or sends the error.
+    fn db_param(&self, id: &Value, method: &str, params: &[Value]) -> Option<String> {
+        let all = || Value::Array(params.to_vec());
+        let Some(Value::String(db)) = params.first() else {
+            self.send(error_reply(
+                id.clone(),
+                syntax_error(
+                    &format!("{method} request params must begin with <db-name>"),
+                    &all(),
+                ),
+            ));
+            return None;
+        };
+        if db != SERVER_DB && !self.ctx.backend.db_names().iter().any(|n| n == db) {
+            self.send(error_reply(
+                id.clone(),
+                error_object(
+                    "unknown database",
+                    Some(&format!("{method} request specifies unknown database {db}")),
+                    Some(&all()),
+                ),
+            ));
+            return None;
+        }
+        Some(db.clone())
+    }
+
+    fn not_available(&self, id: Value, method: &str, db: &str) {
+        self.send(error_reply(
+            id,
+            error_object(
+                "database not available",
+                Some(&format!(
+                    "{method} request specifies database {db} which is not yet available because it has not completed joining its cluster"
+                )),
+                None,
+            ),
+        ));
+    }
+
+    fn get_schema(&mut self, id: Value, params: Vec<Value>) {
+        let Some(db) = self.db_param(&id, "get_schema", &params) else {
+            return;
+        };
+        if db == SERVER_DB {
+            let schema = self.ctx.server_db.schema_json();
+            self.send(reply(id, schema));
+            return;
+        }
+        let mut schema = None;
+        let found = self.ctx.backend.with_db(&db, &mut |v: &DbView<'_>| {
+            schema = Some(v.db.schema().to_json())
+        });
+        match schema {
+            Some(s) if found => self.send(reply(id, s)),
+            _ => self.not_available(id, "get_schema", &db),
+        }
+    }
+
+    fn transact(&mut self, id: Value, params: Vec<Value>) {
+        let Some(db) = self.db_param(&id, "transact", &params) else {
+            return;
+        };
+        let key = jsonrpc::to_sorted_string(&id);
+        if self.pending_ids.contains_key(&key) {
+            self.send(error_reply(
+                id,
+                syntax_error("transact: duplicate request ID", &Value::Array(params)),
+            ));
+            return;
+        }
+        let ops: Vec<Value> = params.into_iter().skip(1).collect();
+        let fut = if db == SERVER_DB {
+            self.server_transact(ops)
+        } else {
+            self.ctx.backend.transact(db, ops, self.shared.key)
+        };
+        let (handle, reg) = AbortHandle::new_pair();
+        self.pending_ids.insert(key.clone(), (id.clone(), handle));
+        self.park(
+            Abortable::new(fut, reg)
+                .map(move |r| match r {
+                    Ok(result) => Done::Transact { id, key, result },
+                    Err(_) => Done::Cancelled,
+                })
+                .boxed(),
+        );
+    }
+
+    /// `transact` on `_Server`, answered by this process. A `wait` that does not hold yet is
+    /// re-run after every refresh of `_Server` until it holds or its timeout passes.
+    fn server_transact(
+        &self,
+        ops: Vec<Value>,
+    ) -> futures::future::BoxFuture<'static, Result<Value, BackendError>> {
+        let ctx = self.ctx.clone();
+        let shared = self.shared.clone();
+        let timeout = wait_timeout_ms(&ops);
+        async move {
+            let start = tokio::time::Instant::now();
+            loop {
+                let refreshed = ctx.hub.server_db_refreshed.notified();
+                let elapsed = start.elapsed().as_millis() as u64;
+                let expired = match timeout {
+                    Some(t) if elapsed >= t => Some(elapsed),
+                    _ => None,
+                };
+                let has_lock = |name: &str| shared.has_lock(name);
+                let (result, blocked) = ctx.server_db.transact(
+                    &ops,
+                    &ServerTxn {
+                        has_lock: &has_lock,
+                        wait_expired_ms: expired,
+                    },
+                );
+                if !blocked {
+                    return Ok(result);
+                }
+                match timeout {
+                    Some(t) => {
+                        let left = Duration::from_millis(t.saturating_sub(elapsed));
+                        let _ = tokio::time::timeout(left, refreshed).await;
+                    }
+                    None => refreshed.await,
+                }
+            }
+        }
+        .boxed()
+    }
+
+    fn lock_name(&self, id: &Value, method: &str, params: &[Value]) -> Option<String> {
+        match params {
+            [Value::String(name)] if is_id(name) => Some(name.clone()),
+            _ => {
+                self.send(error_reply(
+                    id.clone(),
+                    syntax_error(
+                        &format!("{method} request params must be <id>"),
+                        &Value::Array(params.to_vec()),
+                    ),
+                ));
+                None
+            }
+        }
+    }
+
+    fn lock(&mut self, id: Value, method: &str, params: Vec<Value>) {
+        let Some(name) = self.lock_name(&id, method, &params) else {
+            return;
+        };
+        let steal = method == "steal";
+        {
+            let mut st = self.shared.state();
+            if st.locks.contains_key(&name) {
+                drop(st);
+                self.send(error_reply(
+                    id,
+                    syntax_error(
+                        &format!("must issue \"unlock\" before new \"{method}\""),
+                        &Value::Array(params),
+                    ),
+                ));
+                return;
+            }
+            st.locks.insert(
+                name.clone(),
+                LockEntry {
+                    owned: false,
+                    in_flight: true,
+                    deferred: Vec::new(),
+                },
+            );
+        }
+        let fut = self.ctx.backend.lock(self.shared.key, name.clone(), steal);
+        let params = Value::Array(params);
+        self.park(
+            fut.map(move |result| Done::Lock {
+                id,
+                name,
+                params,
+                result,
+            })
+            .boxed(),
+        );
+    }
+
+    fn unlock(&mut self, id: Value, params: Vec<Value>) {
+        let Some(name) = self.lock_name(&id, "unlock", &params) else {
+            return;
+        };
+        if self.shared.state().locks.remove(&name).is_none() {
+            self.send(error_reply(
+                id,
+                syntax_error(
+                    "unlock: \"unlock\" without \"lock\" or \"steal\"",
+                    &Value::Array(params),
+                ),
+            ));
+            return;
+        }
+        let fut = self.ctx.backend.unlock(self.shared.key, name);
+        let params = Value::Array(params);
+        self.park(
+            fut.map(move |result| Done::Unlock { id, params, result })
+                .boxed(),
+        );
+    }
+
+    fn monitor(&mut self, id: Value, method: &str, params: Vec<Value>) {
+        let version = MonitorVersion::for_method(method).expect("monitor method");
+        let Some(db) = self.db_param(&id, method, &params) else {
+            return;
+        };
+        let want = if version == MonitorVersion::V3 { 4 } else { 3 };
+        if params.len() != want {
+            self.send(error_reply(
+                id,
+                syntax_error("invalid parameters", &Value::Array(params)),
+            ));
+            return;
+        }
+        let mon_id = params[1].clone();
+        if self.shared.state().monitors.iter().any(|m| m.id == mon_id) {
+            self.send(error_reply(
+                id,
+                syntax_error("duplicate monitor ID", &mon_id),
+            ));
+            return;
+        }
+        let last_txn = if version == MonitorVersion::V3 {
+            match params[3].as_str().and_then(|s| Uuid::parse_str(s).ok()) {
+                Some(u) => Some(u),
+                None => {
+                    self.send(error_reply(
+                        id,
+                        syntax_error("last-txn-id must be UUID format.", &params[3]),
+                    ));
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let requests = &params[2];
+        let shared = self.shared.clone();
+        let hub = self.ctx.hub.clone();
+        // Compile, answer and register in one step under the state lock, so the reply holds
+        // exactly the state before the first update this monitor will send.
+        let mut outcome: Option<Result<(), CompileError>> = None;
+        let mut run = |db_state: &ovsdb::Database, last_id: Uuid, since: Option<Vec<_>>| {
+            let compiled = match monitor::compile(db_state.schema(), requests, version) {
+                Ok(c) => c,
+                Err(e) => {
+                    outcome = Some(Err(e));
+                    return;
+                }
+            };
+            let result = match (version, since) {
+                (MonitorVersion::V3, Some(changes)) => json!([
+                    true,
+                    last_id.to_string(),
+                    compiled.since(db_state, &changes)
+                ]),
+                (MonitorVersion::V3, None) => {
+                    json!([false, last_id.to_string(), compiled.initial(db_state)])
+                }
+                _ => compiled.initial(db_state),
+            };
+            shared.out.push(&reply(id.clone(), result));
+            let mut st = shared.state();
+            let first_on_db = !st.monitors.iter().any(|m| m.db == db);
+            st.monitors.push(Monitor {
+                id: mon_id.clone(),
+                db: db.clone(),
+                version,
+                compiled,
+            });
+            drop(st);
+            if first_on_db {
+                hub.set_monitoring(&db, &shared, true);
+            }
+            outcome = Some(Ok(()));
+        };
+        if db == SERVER_DB {
+            // `_Server` keeps no history: always `found=false` with the all-zero id.
+            self.ctx
+                .server_db
+                .with_db(|state| run(state, Uuid::nil(), None));
+        } else {
+            self.ctx.backend.with_db(&db, &mut |v: &DbView<'_>| {
+                let since = last_txn.and_then(|t| {
+                    if t == v.last_txn_id {
+                        Some(Vec::new())
+                    } else {
+                        v.history.since(&t)
+                    }
+                });
+                run(v.db, v.last_txn_id, since)
+            });
+        }
+        match outcome {
+            Some(Ok(())) => {}
+            Some(Err(CompileError::Invalid(e))) => self.send(error_reply(id, e)),
+            Some(Err(CompileError::Unsupported)) => self.send(unknown_method(id)),
+            None => self.not_available(id, method, &db),
+        }
+    }
+
+    fn monitor_cancel(&mut self, id: Value, params: Vec<Value>) {
+        let [mon_id] = params.as_slice() else {
+            self.send(error_reply(id, Value::String("invalid parameters".into())));
+            return;
+        };
+        let mut st = self.shared.state();
+        let Some(pos) = st.monitors.iter().position(|m| &m.id == mon_id) else {
+            drop(st);
+            self.send(error_reply(id, Value::String("unknown monitor".into())));
+            return;
+        };
+        let m = st.monitors.remove(pos);
+        let last_on_db = !st.monitors.iter().any(|x| x.db == m.db);
+        drop(st);
+        if last_on_db {
+            self.ctx.hub.set_monitoring(&m.db, &self.shared, false);
+        }
+        self.send(reply(id, json!({})));
+    }
+
+    fn monitor_cond_change(&mut self, id: Value, params: Vec<Value>) {
+        let [old_id, new_id, requests] = params.as_slice() else {
+            self.send(error_reply(
+                id,
+                syntax_error("invalid parameters", &Value::Array(params)),
+            ));
+            return;
+        };
+        let db = {
+            let st = self.shared.state();
+            let Some(m) = st.monitors.iter().find(|m| &m.id == old_id) else {
+                drop(st);
+                self.send(error_reply(
+                    id,
+                    syntax_error("unknown monitor session", old_id),
+                ));
+                return;
+            };
+            if old_id != new_id && st.monitors.iter().any(|m| &m.id == new_id) {
+                drop(st);
+                self.send(error_reply(
+                    id,
+                    syntax_error("duplicate monitor ID", new_id),
+                ));
+                return;
+            }
+            m.db.clone()
+        };
+        let shared = self.shared.clone();
+        let mut answered = false;
+        let mut change = |state: &ovsdb::Database, txn_id: Uuid| {
+            answered = true;
+            let mut st = shared.state();
+            let Some(m) = st.monitors.iter_mut().find(|m| &m.id == old_id) else {
+                return;
+            };
+            match m.compiled.change_condition(state, requests) {
+                Ok(updates) => {
+                    m.id = new_id.clone();
+                    if let Some(u) = updates {
+                        shared.out.push(&m.wrap(txn_id, u));
+                    }
+                    shared.out.push(&reply(id.clone(), json!({})));
+                }
+                Err(e) => {
+                    shared.out.push(&error_reply(id.clone(), e));
+                }
+            }
+        };
+        if db == SERVER_DB {
+            self.ctx.server_db.with_db(|s| change(s, Uuid::nil()));
+        } else {
+            self.ctx
+                .backend
+                .with_db(&db, &mut |v: &DbView<'_>| change(v.db, v.last_txn_id));
+        }
+        if !answered {
+            self.send(error_reply(id, Value::String("canceled".into())));
+        }
+    }
+}
+
+/// The deadline of a `_Server` transaction that blocks on `wait`: the smallest positive
+/// timeout among its `wait` operations; `None` (wait for ever) if one has no timeout.
+fn wait_timeout_ms(ops: &[Value]) -> Option<u64> {
+    let mut min: Option<u64> = None;
+    for op in ops {
+        if op.get("op").and_then(Value::as_str) != Some("wait") {
+            continue;
+        }
+        match op.get("timeout") {
+            None => return None,
+            Some(t) => {
+                let t = t.as_f64().unwrap_or(0.0).max(0.0) as u64;
+                if t > 0 {
+                    min = Some(min.map_or(t, |m| m.min(t)));
+                }
+            }
+        }
+    }
+    min.or(Some(0))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids() {
+        for (s, ok) in [
+            ("ovn_northd", true),
+            ("_x1", true),
+            ("L", true),
+            ("9x", false),
+            ("", false),
+            ("a-b", false),
+            ("é", false),
+        ] {
+            assert_eq!(super::is_id(s), ok, "{s}");
+        }
+    }
+}

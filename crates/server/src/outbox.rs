@@ -1,0 +1,165 @@
+//! A session's outbound queue, bounded in bytes (the per-client backlog limit that
+//! ovsdb-server enforces in `lib/jsonrpc.c`). Messages are serialised when queued, so the
+//! count is exact; anything may queue (the session task, or the apply hook on a backend
+//! thread) without blocking, and one writer task drains the queue into the socket.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use serde_json::Value;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+
+use crate::jsonrpc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CloseKind {
+    /// Send what is queued, then close.
+    Flush,
+    /// Close at once, dropping what is queued.
+    Abort,
+}
+
+struct Inner {
+    queue: VecDeque<Vec<u8>>,
+    /// Queued plus taken by the writer but not yet written.
+    bytes: usize,
+    closing: Option<CloseKind>,
+    /// The writer is gone (socket error or close done).
+    done: bool,
+}
+
+pub(crate) struct Outbox {
+    inner: Mutex<Inner>,
+    limit: usize,
+    peer: String,
+    writer_wake: Notify,
+    session_wake: Notify,
+}
+
+impl Outbox {
+    pub(crate) fn new(limit: usize, peer: String) -> Outbox {
+        Outbox {
+            inner: Mutex::new(Inner {
+                queue: VecDeque::new(),
+                bytes: 0,
+                closing: None,
+                done: false,
+            }),
+            limit,
+            peer,
+            writer_wake: Notify::new(),
+            session_wake: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues one message. Returns false if the session is closing. Going over the backlog
+    /// limit aborts the session.
+    pub(crate) fn push(&self, msg: &Value) -> bool {
+        let bytes = jsonrpc::encode(msg);
+        let mut inner = self.lock();
+        if inner.closing.is_some() || inner.done {
+            return false;
+        }
+        let len = bytes.len();
+        if inner.bytes > 0 && inner.bytes + len > self.limit {
+            tracing::warn!(
+                "{}: send backlog of {} bytes would exceed the limit of {} bytes, disconnecting",
+                self.peer,
+                inner.bytes + len,
+                self.limit
+            );
+            inner.closing = Some(CloseKind::Abort);
+            inner.queue.clear();
+            drop(inner);
+            self.writer_wake.notify_one();
+            self.session_wake.notify_one();
+            return false;
+        }
+        inner.bytes += len;
+        inner.queue.push_back(bytes);
+        drop(inner);
+        self.writer_wake.notify_one();
+        true
+    }
+
+    /// Bytes not yet written to the socket.
+    pub(crate) fn backlog(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// True once the session must end: closing was asked for or the writer is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        let inner = self.lock();
+        inner.closing.is_some() || inner.done
+    }
+
+    pub(crate) fn close(&self, kind: CloseKind) {
+        let mut inner = self.lock();
+        if inner.closing != Some(CloseKind::Abort) {
+            inner.closing = Some(kind);
+        }
+        if kind == CloseKind::Abort {
+            inner.queue.clear();
+        }
+        drop(inner);
+        self.writer_wake.notify_one();
+        self.session_wake.notify_one();
+    }
+
+    /// Resolves when the backlog drops (a write completed) or the outbox closes.
+    pub(crate) async fn changed(&self) {
+        self.session_wake.notified().await
+    }
+
+    /// Drains the queue into `w` until the outbox is closed or a write fails.
+    pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(&self, mut w: W) {
+        loop {
+            let notified = self.writer_wake.notified();
+            let batch: Vec<Vec<u8>> = {
+                let mut inner = self.lock();
+                match inner.closing {
+                    Some(CloseKind::Abort) => break,
+                    Some(CloseKind::Flush) if inner.queue.is_empty() => break,
+                    _ => {}
+                }
+                inner.queue.drain(..).collect()
+            };
+            if batch.is_empty() {
+                notified.await;
+                continue;
+            }
+            let mut written = 0;
+            for msg in &batch {
+                if let Err(e) = w.write_all(msg).await {
+                    tracing::info!("{}: send error: {e}", self.peer);
+                    self.finish();
+                    return;
+                }
+                written += msg.len();
+            }
+            if let Err(e) = w.flush().await {
+                tracing::info!("{}: send error: {e}", self.peer);
+                self.finish();
+                return;
+            }
+            self.lock().bytes -= written;
+            self.session_wake.notify_one();
+        }
+        let _ = w.shutdown().await;
+        self.finish();
+    }
+
+    fn finish(&self) {
+        let mut inner = self.lock();
+        inner.done = true;
+        inner.queue.clear();
+        inner.bytes = 0;
+        drop(inner);
+        self.session_wake.notify_one();
+    }
+}

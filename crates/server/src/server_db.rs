@@ -1,0 +1,239 @@
+//! The reserved `_Server` database (ovsdb-server's `ovsdb/_server.ovsschema`, protocol
+//! reference §6): one `Database` row per database this member serves, plus the row for
+//! `_Server` itself. It is a real engine database owned by this process. Each refresh from
+//! [`Backend::server_rows`](crate::Backend::server_rows) is committed as an ordinary
+//! transaction, so `_Server` monitors get `modify` updates exactly like data monitors, and
+//! reads run through the engine. Clients may not write it: write operations are refused per
+//! operation with `not allowed` (§5.6).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::backend::ServerDbStatus;
+use crate::jsonrpc;
+
+pub const SERVER_DB: &str = "_Server";
+
+/// `_Server` schema 1.2.0, as ovsdb-server 3.1 returns it from `get_schema`.
+pub const SERVER_SCHEMA: &str = r#"{"cksum":"3009684573 744","name":"_Server","tables":{"Database":{"columns":{"cid":{"type":{"key":"uuid","min":0}},"connected":{"type":"boolean"},"index":{"type":{"key":"integer","min":0}},"leader":{"type":"boolean"},"model":{"type":{"key":{"enum":["set",["clustered","relay","standalone"]],"type":"string"}}},"name":{"type":"string"},"schema":{"type":{"key":"string","min":0}},"sid":{"type":{"key":"uuid","min":0}}},"isRoot":true}},"version":"1.2.0"}"#;
+
+const WRITE_OPS: [&str; 4] = ["insert", "update", "mutate", "delete"];
+
+struct Inner {
+    db: ovsdb::Database,
+    /// Row UUID of each database's row. A database removed and added again gets a new row.
+    rows: BTreeMap<String, Uuid>,
+}
+
+pub struct ServerDb {
+    inner: Mutex<Inner>,
+    schema_json: Value,
+}
+
+/// What `transact` on `_Server` needs from the session.
+pub struct ServerTxn<'a> {
+    pub has_lock: &'a dyn Fn(&str) -> bool,
+    /// `Some(ms)` once the transaction's `wait` deadline has passed.
+    pub wait_expired_ms: Option<u64>,
+}
+
+struct Env<'a> {
+    has_lock: &'a dyn Fn(&str) -> bool,
+    wait_expired_ms: Option<u64>,
+}
+
+impl ovsdb::TxnEnv for Env<'_> {
+    fn new_uuid(&mut self) -> Uuid {
+        Uuid::new_v4()
+    }
+    fn has_lock(&self, lock: &str) -> bool {
+        (self.has_lock)(lock)
+    }
+    fn wait_expired_ms(&self) -> Option<u64> {
+        self.wait_expired_ms
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("built-in _Server schema rejected by the engine: {0:?}")]
+pub struct SchemaError(ovsdb::OvsdbError);
+
+impl ServerDb {
+    pub fn new() -> Result<ServerDb, SchemaError> {
+        let raw: Value = serde_json::from_str(SERVER_SCHEMA).expect("_Server schema is JSON");
+        let schema = Arc::new(ovsdb::DatabaseSchema::from_json(&raw).map_err(SchemaError)?);
+        let schema_json = schema.to_json();
+        Ok(ServerDb {
+            inner: Mutex::new(Inner {
+                db: ovsdb::Database::new(schema),
+                rows: BTreeMap::new(),
+            }),
+            schema_json,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The `get_schema` answer for `_Server`.
+    pub fn schema_json(&self) -> Value {
+        self.schema_json.clone()
+    }
+
+    /// Runs `f` on the current state, excluding refreshes (monitor creation on `_Server`).
+    pub fn with_db<R>(&self, f: impl FnOnce(&ovsdb::Database) -> R) -> R {
+        f(&self.lock().db)
+    }
+
+    /// Commits the rows `statuses` describe (plus `_Server`'s own row). If anything changed,
+    /// `applied` is called with the change set while the state is still locked, so monitors
+    /// see every change exactly once and in order.
+    pub fn refresh(
+        &self,
+        statuses: &[ServerDbStatus],
+        applied: &dyn Fn(&ovsdb::Database, &ovsdb::ChangeSet),
+    ) {
+        let mut all: Vec<ServerDbStatus> = statuses.to_vec();
+        all.push(ServerDbStatus {
+            name: SERVER_DB.into(),
+            model: "standalone".into(),
+            connected: true,
+            leader: true,
+            schema: Some(self.schema_json.clone()),
+            cid: None,
+            sid: None,
+            index: None,
+        });
+        let mut inner = self.lock();
+        let mut ops = Vec::new();
+        let mut inserted = Vec::new();
+        for s in &all {
+            let row = row_json(s);
+            match inner.rows.get(&s.name) {
+                Some(uuid) => ops.push(json!({
+                    "op": "update", "table": "Database",
+                    "where": [["_uuid", "==", ["uuid", uuid.to_string()]]],
+                    "row": row,
+                })),
+                None => {
+                    inserted.push((s.name.clone(), ops.len()));
+                    ops.push(json!({"op": "insert", "table": "Database", "row": row}));
+                }
+            }
+        }
+        let gone: Vec<String> = inner
+            .rows
+            .keys()
+            .filter(|n| !all.iter().any(|s| &s.name == *n))
+            .cloned()
+            .collect();
+        for name in &gone {
+            let uuid = inner.rows[name];
+            ops.push(json!({
+                "op": "delete", "table": "Database",
+                "where": [["_uuid", "==", ["uuid", uuid.to_string()]]],
+            }));
+        }
+        let mut env = Env {
+            has_lock: &|_| false,
+            wait_expired_ms: Some(0),
+        };
+        let outcome = inner.db.transact(&ops, &mut env);
+        let results = outcome.result.as_array().cloned().unwrap_or_default();
+        if results.len() != ops.len() || results.iter().any(|r| r.get("error").is_some()) {
+            // Only a bug (e.g. a model string the schema's enum rejects) gets here; keep the
+            // previous rows rather than serve half an update.
+            tracing::error!("_Server refresh failed: {}", outcome.result);
+            return;
+        }
+        for name in &gone {
+            inner.rows.remove(name);
+        }
+        for (name, slot) in inserted {
+            if let Some(uuid) = results[slot]["uuid"][1]
+                .as_str()
+                .and_then(|s| Uuid::parse_str(s).ok())
+            {
+                inner.rows.insert(name, uuid);
+            }
+        }
+        if let Some(changes) = &outcome.changes {
+            applied(&inner.db, changes);
+        }
+    }
+
+    /// Executes a client `transact` on `_Server`. Reads, `wait`, `comment` and `assert` run
+    /// normally; the first write operation on an existing table gets `not allowed` and
+    /// everything after it `null`, as in ovsdb-server. Returns the result and whether an
+    /// unsatisfied `wait` with a timeout wants the transaction re-run after the next refresh.
+    pub fn transact(&self, ops: &[Value], txn: &ServerTxn<'_>) -> (Value, bool) {
+        let inner = self.lock();
+        let refused = ops.iter().position(|op| {
+            let name = op.get("op").and_then(Value::as_str).unwrap_or("");
+            let table = op.get("table").and_then(Value::as_str);
+            WRITE_OPS.contains(&name) && table.is_some_and(|t| inner.db.schema().table(t).is_some())
+        });
+        // Run the whole list so operation numbers in parse errors stay right, with the refused
+        // operation turned into an abort and the rest into no-ops that cannot fail.
+        let run: Vec<Value> = match refused {
+            None => ops.to_vec(),
+            Some(k) => ops
+                .iter()
+                .enumerate()
+                .map(|(i, op)| match i.cmp(&k) {
+                    std::cmp::Ordering::Less => op.clone(),
+                    std::cmp::Ordering::Equal => json!({"op": "abort"}),
+                    std::cmp::Ordering::Greater => json!({"op": "comment", "comment": ""}),
+                })
+                .collect(),
+        };
+        let mut env = Env {
+            has_lock: txn.has_lock,
+            wait_expired_ms: txn.wait_expired_ms,
+        };
+        // No write can commit: the only write operations left name unknown tables and fail.
+        let mut inner = inner;
+        let outcome = inner.db.transact(&run, &mut env);
+        if outcome.blocked {
+            return (outcome.result, true);
+        }
+        let mut result = outcome.result;
+        if let (Some(k), Some(slots)) = (refused, result.as_array_mut()) {
+            if slots.len() > k && slots[..k].iter().all(|r| r.get("error").is_none()) {
+                let name = ops[k].get("op").and_then(Value::as_str).unwrap_or("");
+                slots[k] = jsonrpc::error_object(
+                    "not allowed",
+                    Some(&format!(
+                        "{name} operation not allowed on table in reserved database {SERVER_DB}"
+                    )),
+                    None,
+                );
+            }
+        }
+        (result, false)
+    }
+}
+
+fn opt<T: Into<Value>>(v: Option<T>) -> Value {
+    match v {
+        Some(v) => v.into(),
+        None => json!(["set", []]),
+    }
+}
+
+fn row_json(s: &ServerDbStatus) -> Value {
+    json!({
+        "name": s.name,
+        "model": s.model,
+        "connected": s.connected,
+        "leader": s.leader,
+        "schema": opt(s.schema.as_ref().map(jsonrpc::to_sorted_string)),
+        "cid": opt(s.cid.map(|u| json!(["uuid", u.to_string()]))),
+        "sid": opt(s.sid.map(|u| json!(["uuid", u.to_string()]))),
+        "index": opt(s.index),
+    })
+}

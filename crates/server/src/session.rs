@@ -1,0 +1,423 @@
+//! One client connection (ovsdb-server's `ovsdb/jsonrpc-server.c` session plus the
+//! `lib/jsonrpc.c` session beneath it): reading and classifying messages, answering them,
+//! the inactivity probe (protocol reference §1.6), back-pressure and the backlog limit
+//! (§1.5), pending transactions and `cancel` (§2.4).
+//!
+//! One task per connection reads and dispatches; a second one writes the outbox. Requests
+//! are taken one at a time in order. Those that wait on the cluster (`transact`, `lock`,
+//! `steal`, `unlock`) are parked so later requests are still answered: their replies may
+//! come out of order, as with ovsdb-server.
+
+use std::collections::{BTreeMap, HashMap};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures::future::{AbortHandle, BoxFuture};
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::backend::{Backend, BackendError, LockEvent, SessionKey};
+use crate::config::{ServerConfig, READ_PAUSE_BYTES};
+use crate::framing::Framer;
+use crate::hub::Hub;
+use crate::jsonrpc::{self, Incoming};
+use crate::monitor::Monitor;
+use crate::outbox::{CloseKind, Outbox};
+use crate::server_db::ServerDb;
+
+/// How long a closing session may take to flush its last replies to a client that does not
+/// read them.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Read buffer growth step; an idle session holds at most this much.
+const READ_CHUNK: usize = 4096;
+
+/// What every session shares: set up once by [`crate::Server`].
+pub(crate) struct Ctx {
+    pub backend: Arc<dyn Backend>,
+    pub config: ServerConfig,
+    pub hub: Arc<Hub>,
+    pub server_db: Arc<ServerDb>,
+    pub server_id: Uuid,
+}
+
+/// A lock as this session sees it.
+pub(crate) struct LockEntry {
+    pub owned: bool,
+    /// The `lock`/`steal` request is not answered yet: events wait so they follow the reply.
+    pub in_flight: bool,
+    pub deferred: Vec<LockEvent>,
+}
+
+#[derive(Default)]
+pub(crate) struct SessionState {
+    pub monitors: Vec<Monitor>,
+    pub locks: BTreeMap<String, LockEntry>,
+    pub change_aware: bool,
+}
+
+/// The part of a session that the apply hook reaches from other threads.
+pub(crate) struct SessionShared {
+    pub key: SessionKey,
+    pub out: Outbox,
+    pub state: Mutex<SessionState>,
+}
+
+impl SessionShared {
+    pub(crate) fn state(&self) -> std::sync::MutexGuard<'_, SessionState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn push_updates(
+        &self,
+        db: &str,
+        state: &ovsdb::Database,
+        txn_id: Uuid,
+        changes: &ovsdb::ChangeSet,
+    ) {
+        let st = self.state();
+        for m in st.monitors.iter().filter(|m| m.db == db) {
+            if let Some(n) = m.notification(state, txn_id, changes) {
+                self.out.push(&n);
+            }
+        }
+    }
+
+    pub(crate) fn lock_event(&self, name: &str, event: LockEvent) {
+        let mut st = self.state();
+        let Some(entry) = st.locks.get_mut(name) else {
+            // Unlocked meanwhile: the event is stale.
+            return;
+        };
+        if entry.in_flight {
+            entry.deferred.push(event);
+            return;
+        }
+        apply_lock_event(&self.out, name, entry, event);
+    }
+
+    pub(crate) fn has_lock(&self, name: &str) -> bool {
+        self.state().locks.get(name).is_some_and(|e| e.owned)
+    }
+}
+
+/// Updates the entry and queues the `locked` or `stolen` notification. The entry stays after
+/// `stolen` whatever the lock mode: ovsdb-server still wants an `unlock` before a new `lock`.
+pub(crate) fn apply_lock_event(out: &Outbox, name: &str, entry: &mut LockEntry, event: LockEvent) {
+    let method = match event {
+        LockEvent::Locked => {
+            entry.owned = true;
+            "locked"
+        }
+        LockEvent::Stolen => {
+            entry.owned = false;
+            "stolen"
+        }
+    };
+    out.push(&jsonrpc::notification(
+        method,
+        Value::Array(vec![Value::String(name.into())]),
+    ));
+}
+
+/// A parked request finishing.
+pub(crate) enum Done {
+    Transact {
+        id: Value,
+        key: String,
+        result: Result<Value, BackendError>,
+    },
+    Lock {
+        id: Value,
+        name: String,
+        params: Value,
+        result: Result<bool, BackendError>,
+    },
+    Unlock {
+        id: Value,
+        params: Value,
+        result: Result<(), BackendError>,
+    },
+    /// A transaction that was cancelled: nothing to send.
+    Cancelled,
+}
+
+pub(crate) struct Session {
+    pub ctx: Arc<Ctx>,
+    pub shared: Arc<SessionShared>,
+    pub pending: FuturesUnordered<BoxFuture<'static, Done>>,
+    /// Pending transactions by id (sorted-key JSON), for duplicate ids and `cancel`.
+    pub pending_ids: HashMap<String, (Value, AbortHandle)>,
+    framer: Framer,
+}
+
+/// Why a session ended; logged.
+#[derive(Debug)]
+pub(crate) enum End {
+    Eof,
+    ReadError(std::io::Error),
+    Protocol(String),
+    Probe,
+    Closed,
+}
+
+enum Event {
+    Done(Done),
+    Read(std::io::Result<usize>),
+    Timer,
+    Outbox,
+}
+
+/// Serves one connection until it ends. `probe` is the inactivity probe interval (`None`
+/// for unix sockets).
+pub(crate) async fn serve<S>(ctx: Arc<Ctx>, stream: S, peer: String, probe: Option<Duration>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let key = SessionKey::random();
+    let (rd, wr) = tokio::io::split(stream);
+    let shared = Arc::new(SessionShared {
+        key,
+        out: Outbox::new(ctx.config.backlog_limit, peer.clone()),
+        state: Mutex::new(SessionState::default()),
+    });
+    ctx.hub.register(&shared);
+    let writer = {
+        let shared = shared.clone();
+        tokio::spawn(async move { shared.out.run_writer(wr).await })
+    };
+    let mut session = Session {
+        framer: Framer::new(ctx.config.max_message_size),
+        ctx: ctx.clone(),
+        shared: shared.clone(),
+        pending: FuturesUnordered::new(),
+        pending_ids: HashMap::new(),
+    };
+    let end = session.run(Box::pin(rd), probe).await;
+    match &end {
+        End::Eof => tracing::debug!("{peer}: connection closed by peer"),
+        End::ReadError(e) => tracing::info!("{peer}: receive error: {e}"),
+        End::Protocol(why) => tracing::warn!("{peer}: {why}, disconnecting"),
+        End::Probe => tracing::warn!(
+            "{peer}: no response to inactivity probe after {} seconds, disconnecting",
+            probe.map(|p| p.as_secs_f64()).unwrap_or(0.0)
+        ),
+        End::Closed => tracing::debug!("{peer}: session closed"),
+    }
+    // Dropping the parked futures drops the waits; the backend drops the rest.
+    for (_, (_, h)) in session.pending_ids.drain() {
+        h.abort();
+    }
+    drop(session);
+    ctx.hub.unregister(key);
+    ctx.backend.session_closed(key);
+    shared.out.close(match end {
+        End::Closed | End::Protocol(_) | End::Probe => CloseKind::Flush,
+        End::Eof | End::ReadError(_) => CloseKind::Abort,
+    });
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(FLUSH_TIMEOUT, writer).await.is_err() {
+        abort.abort();
+    }
+}
+
+impl Session {
+    async fn run(
+        &mut self,
+        mut rd: Pin<Box<dyn AsyncRead + Send>>,
+        probe: Option<Duration>,
+    ) -> End {
+        let mut last_rx = Instant::now();
+        let mut probe_sent: Option<Instant> = None;
+        loop {
+            if self.shared.out.is_closed() {
+                return End::Closed;
+            }
+            let may_read = self.shared.out.backlog() <= READ_PAUSE_BYTES;
+            if may_read {
+                match self.framer.next_message() {
+                    Ok(Some(msg)) => {
+                        if let Err(end) = self.handle(msg) {
+                            return end;
+                        }
+                        // Give newly parked requests their first poll before the next
+                        // message, so this session's work reaches the backend in order.
+                        while let Some(Some(done)) = self.pending.next().now_or_never() {
+                            self.complete(done);
+                        }
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => return End::Protocol(e.to_string()),
+                }
+            }
+            let deadline = probe.map(|p| match probe_sent {
+                Some(at) => at + p,
+                None => last_rx + p,
+            });
+            let event = {
+                let buf = self.framer.buffer_mut();
+                if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+                    buf.reserve(READ_CHUNK.max(buf.len()));
+                }
+                let pending = &mut self.pending;
+                let out = &self.shared.out;
+                tokio::select! {
+                    biased;
+                    Some(done) = pending.next(), if !pending.is_empty() => Event::Done(done),
+                    _ = out.changed() => Event::Outbox,
+                    r = read_some(&mut rd, buf), if may_read => Event::Read(r),
+                    _ = sleep_until(deadline), if deadline.is_some() => Event::Timer,
+                }
+            };
+            match event {
+                Event::Done(done) => self.complete(done),
+                Event::Outbox => {}
+                Event::Read(Ok(0)) => return End::Eof,
+                Event::Read(Ok(_)) => {
+                    last_rx = Instant::now();
+                    probe_sent = None;
+                }
+                Event::Read(Err(e)) => return End::ReadError(e),
+                Event::Timer => {
+                    if probe_sent.is_some() {
+                        return End::Probe;
+                    }
+                    self.shared.out.push(&jsonrpc::echo_probe());
+                    probe_sent = Some(Instant::now());
+                }
+            }
+        }
+    }
+
+    /// Handles one received message. `Err` ends the session.
+    fn handle(&mut self, msg: Value) -> Result<(), End> {
+        match jsonrpc::parse(msg) {
+            Err(e) => Err(End::Protocol(format!("received bad JSON-RPC message: {e}"))),
+            Ok(Incoming::Request { id, method, params }) => {
+                self.request(id, &method, params);
+                Ok(())
+            }
+            Ok(Incoming::Notification { method, params }) => {
+                // Unknown notifications are ignored, as ovsdb-server does.
+                if method == "cancel" {
+                    self.cancel(&params);
+                }
+                Ok(())
+            }
+            Ok(Incoming::Reply { id }) if id == Value::String("echo".into()) => Ok(()),
+            Ok(Incoming::Reply { .. }) => Err(End::Protocol("received unexpected reply".into())),
+            Ok(Incoming::ErrorReply { .. }) => {
+                Err(End::Protocol("received unexpected error message".into()))
+            }
+        }
+    }
+
+    /// `cancel` notification (§2.4): the pending transaction is never answered, except with
+    /// `"canceled"` on a change-aware session. Unknown ids are ignored.
+    fn cancel(&mut self, params: &[Value]) {
+        let [id] = params else { return };
+        if let Some((id, handle)) = self.pending_ids.remove(&jsonrpc::to_sorted_string(id)) {
+            handle.abort();
+            if self.shared.state().change_aware {
+                self.send(jsonrpc::error_reply(id, Value::String("canceled".into())));
+            }
+        }
+    }
+
+    pub(crate) fn send(&self, msg: Value) {
+        self.shared.out.push(&msg);
+    }
+
+    pub(crate) fn park(&mut self, fut: BoxFuture<'static, Done>) {
+        self.pending.push(fut);
+    }
+
+    fn complete(&mut self, done: Done) {
+        match done {
+            Done::Cancelled => {}
+            Done::Transact { id, key, result } => {
+                self.pending_ids.remove(&key);
+                match result {
+                    Ok(r) => self.send(jsonrpc::reply(id, r)),
+                    Err(e) => self.send(jsonrpc::error_reply(id, backend_error(&e, None))),
+                }
+            }
+            Done::Lock {
+                id,
+                name,
+                params,
+                result,
+            } => {
+                let mut st = self.shared.state();
+                match result {
+                    Ok(owned) => {
+                        self.shared
+                            .out
+                            .push(&jsonrpc::reply(id, serde_json::json!({ "locked": owned })));
+                        if let Some(entry) = st.locks.get_mut(&name) {
+                            entry.in_flight = false;
+                            entry.owned = owned;
+                            for ev in std::mem::take(&mut entry.deferred) {
+                                apply_lock_event(&self.shared.out, &name, entry, ev);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        st.locks.remove(&name);
+                        self.shared
+                            .out
+                            .push(&jsonrpc::error_reply(id, backend_error(&e, Some(&params))));
+                    }
+                }
+            }
+            Done::Unlock { id, params, result } => match result {
+                Ok(()) => self.send(jsonrpc::reply(id, serde_json::json!({}))),
+                Err(e) => self.send(jsonrpc::error_reply(id, backend_error(&e, Some(&params)))),
+            },
+        }
+    }
+}
+
+/// The top-level error ovsdb-server sends in the same situation (§1.7).
+pub(crate) fn backend_error(e: &BackendError, params: Option<&Value>) -> Value {
+    match e {
+        BackendError::UnknownDatabase(db) => jsonrpc::error_object(
+            "unknown database",
+            Some(&format!("request specifies unknown database {db}")),
+            params,
+        ),
+        BackendError::NotAvailable(db) => jsonrpc::error_object(
+            "database not available",
+            Some(&format!(
+                "request specifies database {db} which is not yet available because it has not completed joining its cluster"
+            )),
+            None,
+        ),
+        BackendError::Canceled => Value::String("canceled".into()),
+        BackendError::LockRefused(msg) => {
+            jsonrpc::error_object("syntax error", Some(msg), params)
+        }
+        BackendError::Internal(msg) => jsonrpc::error_object("internal error", Some(msg), None),
+    }
+}
+
+async fn read_some(
+    rd: &mut Pin<Box<dyn AsyncRead + Send>>,
+    buf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    rd.read_buf(buf).await
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
