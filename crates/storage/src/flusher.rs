@@ -37,6 +37,28 @@ pub struct FlushStats {
     pub pending_appends: u64,
 }
 
+/// A handle on the flusher's counters that outlives handing the log store to
+/// openraft (for the metrics endpoint).
+#[derive(Clone)]
+pub struct FlushMetrics {
+    counters: Arc<Counters>,
+}
+
+impl FlushMetrics {
+    pub fn get(&self) -> FlushStats {
+        let c = &self.counters;
+        let completed = c.completed.load(Ordering::Relaxed);
+        FlushStats {
+            flushes: c.flushes.load(Ordering::Relaxed),
+            completed_appends: completed,
+            pending_appends: c
+                .submitted
+                .load(Ordering::Relaxed)
+                .saturating_sub(completed),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Counters {
     flushes: AtomicU64,
@@ -93,15 +115,12 @@ impl<T: Completion> Flusher<T> {
     }
 
     pub(crate) fn stats(&self) -> FlushStats {
-        let completed = self.counters.completed.load(Ordering::Relaxed);
-        FlushStats {
-            flushes: self.counters.flushes.load(Ordering::Relaxed),
-            completed_appends: completed,
-            pending_appends: self
-                .counters
-                .submitted
-                .load(Ordering::Relaxed)
-                .saturating_sub(completed),
+        self.metrics().get()
+    }
+
+    pub(crate) fn metrics(&self) -> FlushMetrics {
+        FlushMetrics {
+            counters: self.counters.clone(),
         }
     }
 }

@@ -49,7 +49,7 @@ pub mod store;
 mod tests;
 
 pub use error::{Corruption, StorageError};
-pub use flusher::FlushStats;
+pub use flusher::{FlushMetrics, FlushStats};
 pub use integrity::LogCheck;
 pub use log_store::{LogReader, LogStore};
 pub use meta_store::MetaStore;

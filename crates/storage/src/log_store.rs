@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Corruption, StorageError};
-use crate::flusher::{FlushStats, Flusher};
+use crate::flusher::{FlushMetrics, FlushStats, Flusher};
 use crate::layout::{self, KEY_COMMITTED, KEY_LAST_PURGED, KEY_VOTE, TREE_LOG, TREE_RAFT_STATE};
 use crate::record;
 
@@ -78,6 +78,12 @@ where
     /// Counters of the batching flusher (fsyncs done, appends completed and pending).
     pub fn flush_stats(&self) -> FlushStats {
         self.flusher.stats()
+    }
+
+    /// A handle on the same counters that stays valid after the store is
+    /// moved into openraft.
+    pub fn flush_metrics(&self) -> FlushMetrics {
+        self.flusher.metrics()
     }
 
     /// A reader that does not borrow the store (same as `get_log_reader`).
@@ -178,8 +184,11 @@ fn corrupt_entry(key: &[u8], reason: Corruption) -> StorageError {
     }
 }
 
+/// A range of sled keys, as `Tree::range` takes it.
+type KeyRange = (Bound<[u8; 8]>, Bound<[u8; 8]>);
+
 /// sled key bounds for a range of indexes; `None` when the range is empty.
-fn key_range(range: impl RangeBounds<u64>) -> Option<(Bound<[u8; 8]>, Bound<[u8; 8]>)> {
+fn key_range(range: impl RangeBounds<u64>) -> Option<KeyRange> {
     let start = match range.start_bound() {
         Bound::Included(&s) => s,
         Bound::Excluded(&s) => s.checked_add(1)?,
