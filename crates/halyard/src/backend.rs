@@ -1,0 +1,163 @@
+//! Connects the OVSDB front end (halyard-server's `Backend`) to a Raft member (halyard-raft).
+//!
+//! Also decides what `_Server` reports: in active-active mode (the default) every member that
+//! hears a leader says `leader: true`, because every member serves linearizable reads and
+//! writes — which is what leader-only clients (ovn-nbctl, the Python IDL, ovsdbapp) look for.
+//! `--strict-leader` reports the true Raft role instead.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use halyard_raft::{ApplyObserver, DbState, Member, MemberError, Outcome};
+use halyard_server::backend::{
+    ApplyHook, Backend, BackendError, DbView, LockEvent, ServerDbStatus, SessionKey, TxnHistory,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+pub struct MemberBackend {
+    member: Arc<Member>,
+    strict_leader: bool,
+}
+
+impl MemberBackend {
+    pub fn new(member: Arc<Member>, strict_leader: bool) -> MemberBackend {
+        MemberBackend { member, strict_leader }
+    }
+}
+
+struct History<'a>(&'a DbState);
+
+impl TxnHistory for History<'_> {
+    fn since(&self, txn_id: &Uuid) -> Option<Vec<(Uuid, Arc<ovsdb::ChangeSet>)>> {
+        self.0.changes_since(txn_id)
+    }
+}
+
+/// Relays the state machine's notifications to the front end's hook.
+struct Observer(Arc<dyn ApplyHook>);
+
+impl ApplyObserver for Observer {
+    fn applied(&self, db: &str, state: &ovsdb::Database, txn_id: Uuid, changes: &ovsdb::ChangeSet) {
+        self.0.applied(db, state, txn_id, changes);
+    }
+
+    fn lock_event(&self, session: Uuid, lock: &str, event: halyard_raft::LockEvent) {
+        let event = match event {
+            halyard_raft::LockEvent::Locked => LockEvent::Locked,
+            halyard_raft::LockEvent::Stolen => LockEvent::Stolen,
+        };
+        self.0.lock_event(SessionKey(session), lock, event);
+    }
+
+    fn databases_changed(&self) {
+        self.0.server_status_changed();
+    }
+}
+
+fn backend_error(e: MemberError) -> BackendError {
+    match e {
+        MemberError::UnknownDb(db) => BackendError::UnknownDatabase(db),
+        MemberError::ShuttingDown => BackendError::Canceled,
+        other => BackendError::Internal(other.to_string()),
+    }
+}
+
+impl Backend for MemberBackend {
+    fn db_names(&self) -> Vec<String> {
+        self.member.db_names()
+    }
+
+    fn with_db(&self, db: &str, f: &mut dyn FnMut(&DbView<'_>)) -> bool {
+        self.member.with_state(|s| match s.dbs.get(db) {
+            Some(d) => {
+                f(&DbView { db: &d.db, last_txn_id: d.last_txn_id, history: &History(d) });
+                true
+            }
+            None => false,
+        })
+    }
+
+    fn set_apply_hook(&self, hook: Arc<dyn ApplyHook>) {
+        self.member.set_observer(Arc::new(Observer(hook.clone())));
+        // `_Server` shows the role, connectivity and applied index: refresh it when they move.
+        let mut metrics = self.member.metrics();
+        let mut applied = self.member.subscribe_applied();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    r = metrics.changed() => if r.is_err() { break },
+                    r = applied.changed() => if r.is_err() { break },
+                }
+                hook.server_status_changed();
+            }
+        });
+    }
+
+    fn transact(&self, db: String, ops: Vec<Value>, session: SessionKey) -> BoxFuture<'static, Result<Value, BackendError>> {
+        let member = self.member.clone();
+        async move { member.transact(&db, ops, session.0).await.map_err(backend_error) }.boxed()
+    }
+
+    fn lock(&self, session: SessionKey, name: String, steal: bool) -> BoxFuture<'static, Result<bool, BackendError>> {
+        let member = self.member.clone();
+        async move {
+            match member.lock(session.0, &name, steal).await.map_err(backend_error)? {
+                Outcome::Lock { locked } => Ok(locked),
+                Outcome::LockRefused { details } => Err(BackendError::LockRefused(details)),
+                other => Err(BackendError::Internal(format!("unexpected lock outcome {other:?}"))),
+            }
+        }
+        .boxed()
+    }
+
+    fn unlock(&self, session: SessionKey, name: String) -> BoxFuture<'static, Result<(), BackendError>> {
+        let member = self.member.clone();
+        async move {
+            match member.unlock(session.0, &name).await.map_err(backend_error)? {
+                Outcome::Unlocked => Ok(()),
+                Outcome::LockRefused { details } => Err(BackendError::LockRefused(details)),
+                other => Err(BackendError::Internal(format!("unexpected unlock outcome {other:?}"))),
+            }
+        }
+        .boxed()
+    }
+
+    fn session_closed(&self, session: SessionKey) {
+        // Only sessions that hold or wait for a lock leave replicated state behind.
+        if !self.member.with_state(|s| s.locks.involves(session.0)) {
+            return;
+        }
+        let member = self.member.clone();
+        tokio::spawn(async move {
+            if let Err(e) = member.sessions_closed(vec![session.0]).await {
+                tracing::warn!(session = %session.0, "could not release the locks of a closed session: {e}");
+            }
+        });
+    }
+
+    fn server_rows(&self) -> Vec<ServerDbStatus> {
+        let status = self.member.status();
+        let leader = if self.strict_leader {
+            status.is_leader
+        } else {
+            status.connected
+        };
+        self.member.with_state(|s| {
+            s.dbs
+                .iter()
+                .map(|(name, d)| ServerDbStatus {
+                    name: name.clone(),
+                    model: "clustered".to_string(),
+                    connected: status.connected,
+                    leader,
+                    schema: Some(d.db.schema().to_json()),
+                    cid: Some(status.identity.cluster_id),
+                    sid: Some(status.identity.server_id),
+                    index: Some(status.applied_index as i64),
+                })
+                .collect()
+        })
+    }
+}

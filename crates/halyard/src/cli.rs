@@ -1,0 +1,207 @@
+//! The command line: `create-cluster`, `serve`, and the cluster commands.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use halyard_raft::{Member, MemberConfig};
+use serde_json::Value;
+
+#[derive(Parser)]
+#[command(
+    name = "halyard",
+    version,
+    about = "An OVSDB server for OVN, replicated by Raft; every member serves reads and writes.",
+    after_help = "Example (one member, then point OVN at it):\n  \
+        halyard create-cluster --data-dir /var/lib/halyard/nb --schema /usr/share/ovn/ovn-nb.ovsschema --raft-addr 127.0.0.1:6643\n  \
+        halyard serve --data-dir /var/lib/halyard/nb --remote ptcp:6641:127.0.0.1 --remote punix:/run/halyard/nb.sock\n  \
+        ovn-nbctl --db=tcp:127.0.0.1:6641 show"
+)]
+pub struct Cli {
+    /// Log filter (tracing-subscriber syntax), e.g. `info`, `halyard_raft=debug`.
+    #[arg(long, global = true, env = "HALYARD_LOG", default_value = "info")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Prepare DATA_DIR as the first member of a new cluster serving the given schema(s).
+    ///
+    /// Like `ovsdb-tool create-cluster`, this only writes the data directory; the cluster is
+    /// bootstrapped when `halyard serve` first starts on it.
+    #[command(after_help = "Example:\n  halyard create-cluster --data-dir /var/lib/halyard/nb \\\n    \
+        --schema /usr/share/ovn/ovn-nb.ovsschema --raft-addr 10.0.0.1:6643")]
+    CreateCluster {
+        /// Directory for this member's durable state (created if missing; must not hold a member).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// An .ovsschema file; repeat to serve several databases from one cluster.
+        #[arg(long, required = true)]
+        schema: Vec<PathBuf>,
+        /// HOST:PORT other members use to reach this one for Raft (not a client port).
+        #[arg(long)]
+        raft_addr: String,
+    },
+    /// Prepare DATA_DIR for a member that joins an existing cluster through any of its members.
+    ///
+    /// Like `ovsdb-tool join-cluster`, this returns at once; the member asks to be added when
+    /// `halyard serve` starts on it, catches up (from a snapshot if needed) as a non-voting
+    /// learner, then becomes a voter. `serve` logs the progress.
+    #[command(after_help = "Example:\n  halyard join-cluster --data-dir /var/lib/halyard/nb \\\n    \
+        --raft-addr 10.0.0.2:6643 --peer 10.0.0.1:6643")]
+    JoinCluster {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// HOST:PORT other members use to reach this one for Raft.
+        #[arg(long)]
+        raft_addr: String,
+        /// Raft HOST:PORT of an existing member (any; repeat to give several).
+        #[arg(long = "peer", required = true)]
+        peers: Vec<String>,
+    },
+    /// Run a member: serve OVSDB clients on the given remotes and take part in Raft.
+    #[command(after_help = "Example:\n  halyard serve --data-dir /var/lib/halyard/nb \\\n    \
+        --remote ptcp:6641:0.0.0.0 --remote punix:/run/halyard/nb.sock")]
+    Serve {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Where clients connect: `ptcp:PORT[:IP]` or `punix:PATH`; repeat for several.
+        #[arg(long = "remote", required = true)]
+        remotes: Vec<String>,
+        /// Election timeout in milliseconds (ovsdb-server's --election-timer).
+        #[arg(long, default_value_t = halyard_raft::config::DEFAULT_ELECTION_TIMEOUT_MS)]
+        election_timer: u64,
+        /// Build a snapshot (and compact the log) every N applied entries.
+        #[arg(long, default_value_t = halyard_raft::config::DEFAULT_SNAPSHOT_EVERY)]
+        snapshot_every: u64,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// Front-end limits (defaults documented in halyard-server's config module).
+#[derive(clap::Args)]
+pub struct ServerArgs {
+    /// Largest JSON-RPC message accepted from a client, in bytes; a larger one closes the connection.
+    #[arg(long, default_value_t = halyard_server::framing::DEFAULT_MAX_MESSAGE_SIZE)]
+    max_message_bytes: usize,
+    /// Disconnect a client whose unsent output (replies and monitor updates) exceeds this many bytes.
+    #[arg(long, default_value_t = halyard_server::config::DEFAULT_BACKLOG_LIMIT)]
+    backlog_limit_bytes: usize,
+    /// Most client connections held at once.
+    #[arg(long, default_value_t = halyard_server::config::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Idle time in ms before an echo probe is sent to a TCP client (0 disables; minimum 1000).
+    #[arg(long, default_value_t = halyard_server::config::DEFAULT_PROBE_INTERVAL.as_millis() as u64)]
+    inactivity_probe: u64,
+    /// Report the true Raft role in `_Server.leader` (as ovsdb-server does) instead of
+    /// `true` on every connected member. Leader-only clients then refuse followers.
+    #[arg(long)]
+    strict_leader: bool,
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).context("invalid --log filter")?)
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::CreateCluster { data_dir, schema, raft_addr } => create_cluster(&data_dir, &schema, &raft_addr),
+        Command::JoinCluster { data_dir, raft_addr, peers } => {
+            check_raft_addr(&raft_addr)?;
+            for p in &peers {
+                check_raft_addr(p).context("--peer")?;
+            }
+            let id = Member::join_cluster(&data_dir, &raft_addr, &peers)?;
+            println!(
+                "prepared {} to join through {}: member {} at {}; it joins when `halyard serve --data-dir {}` starts",
+                data_dir.display(),
+                peers.join(", "),
+                id.server_id,
+                raft_addr,
+                data_dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { data_dir, remotes, election_timer, snapshot_every, server } => {
+            let config = MemberConfig {
+                election_timeout_ms: election_timer,
+                heartbeat_ms: (election_timer / 10).max(10),
+                snapshot_every,
+                ..MemberConfig::default()
+            };
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(serve(&data_dir, remotes, config, server))
+        }
+    }
+}
+
+fn read_schema(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read schema {}", path.display()))?;
+    let json: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+    ovsdb::DatabaseSchema::from_json(&json).with_context(|| format!("{} is not a valid OVSDB schema", path.display()))?;
+    Ok(json)
+}
+
+fn check_raft_addr(addr: &str) -> Result<()> {
+    match addr.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+        _ => bail!("--raft-addr must be HOST:PORT (for example 10.0.0.1:6643), not {addr:?}"),
+    }
+}
+
+fn create_cluster(data_dir: &Path, schemas: &[PathBuf], raft_addr: &str) -> Result<ExitCode> {
+    check_raft_addr(raft_addr)?;
+    let schemas = schemas.iter().map(|p| read_schema(p)).collect::<Result<Vec<_>>>()?;
+    let id = Member::create_cluster(data_dir, &schemas, raft_addr)?;
+    println!(
+        "created cluster {} in {}: member {} at {}; start it with `halyard serve --data-dir {} --remote ptcp:PORT`",
+        id.cluster_id,
+        data_dir.display(),
+        id.server_id,
+        raft_addr,
+        data_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(data_dir: &Path, remotes: Vec<String>, config: MemberConfig, args: ServerArgs) -> Result<ExitCode> {
+    let member = Member::start(data_dir, config)
+        .await
+        .with_context(|| format!("cannot start the member in {}", data_dir.display()))?;
+    tracing::info!(
+        cluster = %member.identity().cluster_id,
+        server = %member.identity().server_id,
+        "member started"
+    );
+    let backend = crate::backend::MemberBackend::new(member.clone(), args.strict_leader);
+    let server_config = halyard_server::config::ServerConfig {
+        max_message_size: args.max_message_bytes,
+        backlog_limit: args.backlog_limit_bytes,
+        max_connections: args.max_connections,
+        ..Default::default()
+    }
+    .with_probe_interval_ms(args.inactivity_probe);
+    let server = halyard_server::Server::new(Arc::new(backend), server_config)?;
+    tokio::select! {
+        r = server.run(remotes) => r.context("serving clients")?,
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),
+        _ = terminate() => tracing::info!("terminated; shutting down"),
+    }
+    member.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn terminate() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
