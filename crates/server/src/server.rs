@@ -35,7 +35,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Installs the apply hook on `backend` and builds `_Server` from its current status.
+    /// Installs the apply hook on `backend`, builds `_Server` from its current status and
+    /// starts the task that refreshes it. Must be called inside a tokio runtime.
     pub fn new(backend: Arc<dyn Backend>, config: ServerConfig) -> Result<Server, ServerError> {
         let hub = Arc::new(Hub::default());
         let server_db = Arc::new(ServerDb::new()?);
@@ -52,6 +53,15 @@ impl Server {
             connections,
         };
         server.refresh_server_db();
+        let weak = Arc::downgrade(&server.ctx);
+        let hub = server.ctx.hub.clone();
+        tokio::spawn(async move {
+            loop {
+                hub.status_changed.notified().await;
+                let Some(ctx) = weak.upgrade() else { break };
+                refresh(&ctx);
+            }
+        });
         Ok(server)
     }
 
@@ -101,14 +111,22 @@ impl Server {
             let connections = self.connections.clone();
             tasks.spawn(accept_loop(ctx, l, connections));
         }
-        let ctx = self.ctx.clone();
-        tasks.spawn(async move {
-            loop {
-                ctx.hub.status_changed.notified().await;
-                refresh(&ctx);
-            }
-        });
         while tasks.join_next().await.is_some() {}
+    }
+
+    /// Serves one already accepted connection, of any kind of byte stream (a TLS stream, a
+    /// test's in-memory pipe), until it ends. `probe` turns the inactivity probe on, as for
+    /// TCP. It does not count against `max_connections`.
+    pub async fn serve_connection<S>(&self, stream: S, peer: String, probe: bool)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+    {
+        let probe = if probe {
+            self.ctx.config.probe_interval
+        } else {
+            None
+        };
+        session::serve(self.ctx.clone(), stream, peer, probe).await
     }
 
     fn refresh_server_db(&self) {
