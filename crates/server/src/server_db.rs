@@ -20,8 +20,6 @@ pub const SERVER_DB: &str = "_Server";
 /// `_Server` schema 1.2.0, as ovsdb-server 3.1 returns it from `get_schema`.
 pub const SERVER_SCHEMA: &str = r#"{"cksum":"3009684573 744","name":"_Server","tables":{"Database":{"columns":{"cid":{"type":{"key":"uuid","min":0}},"connected":{"type":"boolean"},"index":{"type":{"key":"integer","min":0}},"leader":{"type":"boolean"},"model":{"type":{"key":{"enum":["set",["clustered","relay","standalone"]],"type":"string"}}},"name":{"type":"string"},"schema":{"type":{"key":"string","min":0}},"sid":{"type":{"key":"uuid","min":0}}},"isRoot":true}},"version":"1.2.0"}"#;
 
-const WRITE_OPS: [&str; 4] = ["insert", "update", "mutate", "delete"];
-
 struct Inner {
     db: ovsdb::Database,
     /// Row UUID of each database's row. A database removed and added again gets a new row.
@@ -68,7 +66,7 @@ impl ServerDb {
         let schema_json = schema.to_json();
         Ok(ServerDb {
             inner: Mutex::new(Inner {
-                db: ovsdb::Database::new(schema),
+                db: ovsdb::Database::new_reserved(schema),
                 rows: BTreeMap::new(),
             }),
             schema_json,
@@ -142,7 +140,7 @@ impl ServerDb {
             has_lock: &|_| false,
             wait_expired_ms: Some(0),
         };
-        let outcome = inner.db.transact(&ops, &mut env);
+        let outcome = inner.db.transact_privileged(&ops, &mut env);
         let results = outcome.result.as_array().cloned().unwrap_or_default();
         if results.len() != ops.len() || results.iter().any(|r| r.get("error").is_some()) {
             // Only a bug (e.g. a model string the schema's enum rejects) gets here; keep the
@@ -166,55 +164,17 @@ impl ServerDb {
         }
     }
 
-    /// Executes a client `transact` on `_Server`. Reads, `wait`, `comment` and `assert` run
-    /// normally; the first write operation on an existing table gets `not allowed` and
-    /// everything after it `null`, as in ovsdb-server. Returns the result and whether an
-    /// unsatisfied `wait` with a timeout wants the transaction re-run after the next refresh.
+    /// Executes a client `transact` on `_Server`. The engine refuses writes on a reserved
+    /// database per operation (`not allowed`, §5.6); reads, `wait`, `comment` and `assert`
+    /// run normally. Returns the result and whether an unsatisfied `wait` with a timeout
+    /// wants the transaction re-run after the next refresh.
     pub fn transact(&self, ops: &[Value], txn: &ServerTxn<'_>) -> (Value, bool) {
-        let inner = self.lock();
-        let refused = ops.iter().position(|op| {
-            let name = op.get("op").and_then(Value::as_str).unwrap_or("");
-            let table = op.get("table").and_then(Value::as_str);
-            WRITE_OPS.contains(&name) && table.is_some_and(|t| inner.db.schema().table(t).is_some())
-        });
-        // Run the whole list so operation numbers in parse errors stay right, with the refused
-        // operation turned into an abort and the rest into no-ops that cannot fail.
-        let run: Vec<Value> = match refused {
-            None => ops.to_vec(),
-            Some(k) => ops
-                .iter()
-                .enumerate()
-                .map(|(i, op)| match i.cmp(&k) {
-                    std::cmp::Ordering::Less => op.clone(),
-                    std::cmp::Ordering::Equal => json!({"op": "abort"}),
-                    std::cmp::Ordering::Greater => json!({"op": "comment", "comment": ""}),
-                })
-                .collect(),
-        };
         let mut env = Env {
             has_lock: txn.has_lock,
             wait_expired_ms: txn.wait_expired_ms,
         };
-        // No write can commit: the only write operations left name unknown tables and fail.
-        let mut inner = inner;
-        let outcome = inner.db.transact(&run, &mut env);
-        if outcome.blocked {
-            return (outcome.result, true);
-        }
-        let mut result = outcome.result;
-        if let (Some(k), Some(slots)) = (refused, result.as_array_mut()) {
-            if slots.len() > k && slots[..k].iter().all(|r| r.get("error").is_none()) {
-                let name = ops[k].get("op").and_then(Value::as_str).unwrap_or("");
-                slots[k] = jsonrpc::error_object(
-                    "not allowed",
-                    Some(&format!(
-                        "{name} operation not allowed on table in reserved database {SERVER_DB}"
-                    )),
-                    None,
-                );
-            }
-        }
-        (result, false)
+        let outcome = self.lock().db.transact(ops, &mut env);
+        (outcome.result, outcome.blocked)
     }
 }
 
