@@ -346,7 +346,10 @@ impl Session {
                 self.pending_ids.remove(&key);
                 match result {
                     Ok(r) => self.send(jsonrpc::reply(id, r)),
-                    Err(e) => self.send(jsonrpc::error_reply(id, backend_error(&e, None))),
+                    Err(e) => self.send(jsonrpc::error_reply(
+                        id,
+                        backend_error(&e, "transact", None),
+                    )),
                 }
             }
             Done::Lock {
@@ -371,32 +374,36 @@ impl Session {
                     }
                     Err(e) => {
                         st.locks.remove(&name);
-                        self.shared
-                            .out
-                            .push(&jsonrpc::error_reply(id, backend_error(&e, Some(&params))));
+                        self.shared.out.push(&jsonrpc::error_reply(
+                            id,
+                            backend_error(&e, "lock", Some(&params)),
+                        ));
                     }
                 }
             }
             Done::Unlock { id, params, result } => match result {
                 Ok(()) => self.send(jsonrpc::reply(id, serde_json::json!({}))),
-                Err(e) => self.send(jsonrpc::error_reply(id, backend_error(&e, Some(&params)))),
+                Err(e) => self.send(jsonrpc::error_reply(
+                    id,
+                    backend_error(&e, "unlock", Some(&params)),
+                )),
             },
         }
     }
 }
 
 /// The top-level error ovsdb-server sends in the same situation (§1.7).
-pub(crate) fn backend_error(e: &BackendError, params: Option<&Value>) -> Value {
+pub(crate) fn backend_error(e: &BackendError, method: &str, params: Option<&Value>) -> Value {
     match e {
         BackendError::UnknownDatabase(db) => jsonrpc::error_object(
             "unknown database",
-            Some(&format!("request specifies unknown database {db}")),
+            Some(&format!("{method} request specifies unknown database {db}")),
             params,
         ),
         BackendError::NotAvailable(db) => jsonrpc::error_object(
             "database not available",
             Some(&format!(
-                "request specifies database {db} which is not yet available because it has not completed joining its cluster"
+                "{method} request specifies database {db} which is not yet available because it has not completed joining its cluster"
             )),
             None,
         ),
