@@ -8,17 +8,25 @@
 
 pub mod atom;
 pub mod changes;
+mod commit;
+pub mod condition;
+pub mod database;
 pub mod datum;
 pub mod error;
+pub mod mutation;
 mod parser;
 pub mod row;
 pub mod schema;
+mod snapshot;
+pub mod transaction;
 
 pub use atom::Atom;
 pub use changes::{ChangeSet, RowChange};
+pub use database::Database;
 pub use datum::Datum;
 pub use error::{ErrorTag, OvsdbError};
 pub use row::Row;
 pub use schema::{
     AtomicType, BaseType, ColumnRef, ColumnSchema, ColumnType, DatabaseSchema, RefType, TableSchema,
 };
+pub use transaction::{is_read_only, SeqEnv, TxnEnv, TxnOutcome};

@@ -136,3 +136,10 @@ impl<'a> Parser<'a> {
         self.error.take()
     }
 }
+
+impl<'a> Parser<'a> {
+    /// The object being parsed.
+    pub(crate) fn json(&self) -> &'a Value {
+        self.json
+    }
+}

@@ -213,12 +213,14 @@ impl BaseType {
                             match kind.as_str().unwrap_or_default() {
                                 "strong" => base.ref_type = RefType::Strong,
                                 "weak" => base.ref_type = RefType::Weak,
-                                other => error = Some(OvsdbError::syntax(
-                                    json,
-                                    format!(
+                                other => {
+                                    error = Some(OvsdbError::syntax(
+                                        json,
+                                        format!(
                                         "refType must be \"strong\" or \"weak\" (not \"{other}\")"
                                     ),
-                                )),
+                                    ))
+                                }
                             }
                         }
                     }

@@ -1,0 +1,372 @@
+//! The in-memory database: rows by table and UUID (RFC 7047 §1.1 data model), with the
+//! bookkeeping that the commit-time checks read instead of scanning: per-index ordered
+//! maps, strong reference counts and a reverse index of weak references. Holds the entry
+//! points `transact` / `transact_privileged` and the snapshot format.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::changes::{ChangeSet, RowChange};
+use crate::datum::Datum;
+use crate::error::OvsdbError;
+pub use crate::row::Row;
+use crate::schema::{ColumnRef, DatabaseSchema, RefType, TableSchema};
+use crate::transaction::{Mode, TxnEnv, TxnOutcome};
+
+/// A column holding references: which column, and which tables its keys/values point to.
+#[derive(Debug, Clone)]
+pub(crate) struct RefColumn {
+    pub column: usize,
+    pub key_target: Option<usize>,
+    pub value_target: Option<usize>,
+}
+
+impl RefColumn {
+    /// Every referenced (table, uuid) in `d`, keys then values, in order.
+    pub(crate) fn targets<'a>(&'a self, d: &'a Datum) -> impl Iterator<Item = (usize, Uuid)> + 'a {
+        let keys = self
+            .key_target
+            .into_iter()
+            .flat_map(move |t| d.keys().filter_map(move |a| a.as_uuid().map(|u| (t, *u))));
+        let values = self
+            .value_target
+            .into_iter()
+            .flat_map(move |t| d.values().filter_map(move |a| a.as_uuid().map(|u| (t, *u))));
+        keys.chain(values)
+    }
+}
+
+/// Per-table facts derived from the schema once.
+#[derive(Debug, Default)]
+pub(crate) struct TableMeta {
+    pub strong: Vec<RefColumn>,
+    pub weak: Vec<RefColumn>,
+    /// Some table holds weak references to this one.
+    pub weak_target: bool,
+}
+
+pub(crate) fn table_meta(schema: &DatabaseSchema) -> Vec<TableMeta> {
+    let mut metas: Vec<TableMeta> = schema.tables.iter().map(|_| TableMeta::default()).collect();
+    for (ti, t) in schema.tables.iter().enumerate() {
+        for c in &t.columns {
+            for rt in [RefType::Strong, RefType::Weak] {
+                let pick = |b: &crate::schema::BaseType| {
+                    if b.ref_table.is_some() && b.ref_type == rt {
+                        b.ref_table_index
+                    } else {
+                        None
+                    }
+                };
+                let rc = RefColumn {
+                    column: c.index,
+                    key_target: pick(&c.type_.key),
+                    value_target: c.type_.value.as_ref().and_then(pick),
+                };
+                if rc.key_target.is_none() && rc.value_target.is_none() {
+                    continue;
+                }
+                if rt == RefType::Weak {
+                    for target in rc.key_target.iter().chain(rc.value_target.iter()) {
+                        metas[*target].weak_target = true;
+                    }
+                    metas[ti].weak.push(rc);
+                } else {
+                    metas[ti].strong.push(rc);
+                }
+            }
+        }
+    }
+    metas
+}
+
+/// One table's rows and derived indexes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Table {
+    pub rows: BTreeMap<Uuid, Row>,
+    /// Strong references to each row from other rows (rows with none are absent).
+    pub refs: BTreeMap<Uuid, u32>,
+    /// One map per schema index: index values → the row holding them.
+    pub indexes: Vec<BTreeMap<Vec<Datum>, Uuid>>,
+}
+
+/// Projects a row's columns onto an index (or any column list).
+pub(crate) fn project(uuid: &Uuid, version: &Uuid, cols: &[Datum], on: &[ColumnRef]) -> Vec<Datum> {
+    on.iter()
+        .map(|c| match c {
+            ColumnRef::Uuid => Datum::from_atom(crate::Atom::Uuid(*uuid)),
+            ColumnRef::Version => Datum::from_atom(crate::Atom::Uuid(*version)),
+            ColumnRef::Column(i) => cols[*i].clone(),
+        })
+        .collect()
+}
+
+/// The committed change of one row, ready to apply.
+pub(crate) struct AppliedRow {
+    pub table: usize,
+    pub uuid: Uuid,
+    pub old: Option<Row>,
+    pub new: Option<Row>,
+}
+
+/// An OVSDB database: a schema and its committed rows.
+#[derive(Debug, Clone)]
+pub struct Database {
+    schema: Arc<DatabaseSchema>,
+    pub(crate) meta: Arc<Vec<TableMeta>>,
+    pub(crate) tables: Vec<Table>,
+    /// (target table, target row, source table, source row) for every weak reference.
+    pub(crate) weak_in: BTreeSet<(usize, Uuid, usize, Uuid)>,
+    reserved: bool,
+}
+
+impl Database {
+    pub fn new(schema: Arc<DatabaseSchema>) -> Database {
+        let meta = Arc::new(table_meta(&schema));
+        let tables = schema
+            .tables
+            .iter()
+            .map(|t| Table {
+                indexes: vec![BTreeMap::new(); t.indexes.len()],
+                ..Table::default()
+            })
+            .collect();
+        Database {
+            schema,
+            meta,
+            tables,
+            weak_in: BTreeSet::new(),
+            reserved: false,
+        }
+    }
+
+    /// A database that clients may read but not write (like `_Server`): every write
+    /// operation in [`Database::transact`] fails with `not allowed`. The server itself
+    /// writes it with [`Database::transact_privileged`].
+    pub fn new_reserved(schema: Arc<DatabaseSchema>) -> Database {
+        let mut db = Database::new(schema);
+        db.reserved = true;
+        db
+    }
+
+    pub fn is_reserved(&self) -> bool {
+        self.reserved
+    }
+
+    pub fn schema(&self) -> &Arc<DatabaseSchema> {
+        &self.schema
+    }
+
+    /// Executes one `transact` (`ops` are the params after the database name).
+    pub fn transact(&mut self, ops: &[Value], env: &mut dyn TxnEnv) -> TxnOutcome {
+        let mode = if self.reserved {
+            Mode::Reserved
+        } else {
+            Mode::Normal
+        };
+        crate::transaction::transact(self, ops, env, mode)
+    }
+
+    /// Like [`Database::transact`] but writes are allowed even on a reserved database.
+    pub fn transact_privileged(&mut self, ops: &[Value], env: &mut dyn TxnEnv) -> TxnOutcome {
+        crate::transaction::transact(self, ops, env, Mode::Normal)
+    }
+
+    /// Like [`Database::transact`] on a read-only server (a backup): every write fails
+    /// with `not allowed` "... when database server is in read only mode".
+    pub fn transact_read_only(&mut self, ops: &[Value], env: &mut dyn TxnEnv) -> TxnOutcome {
+        crate::transaction::transact(self, ops, env, Mode::ReadOnly)
+    }
+
+    /// The rows of `table` in UUID order (nothing for an unknown table).
+    pub fn rows(&self, table: &str) -> impl Iterator<Item = (&Uuid, &Row)> {
+        self.schema
+            .table_index(table)
+            .map(|i| self.tables[i].rows.iter())
+            .into_iter()
+            .flatten()
+    }
+
+    pub fn row(&self, table: &str, uuid: &Uuid) -> Option<&Row> {
+        self.schema
+            .table_index(table)
+            .and_then(|i| self.tables[i].rows.get(uuid))
+    }
+
+    /// Number of rows in `table`.
+    pub fn row_count(&self, table: &str) -> usize {
+        self.schema
+            .table_index(table)
+            .map_or(0, |i| self.tables[i].rows.len())
+    }
+
+    /// How many strong references point at a row (for diagnostics and tests).
+    pub fn ref_count(&self, table: &str, uuid: &Uuid) -> u32 {
+        self.schema
+            .table_index(table)
+            .and_then(|i| self.tables[i].refs.get(uuid).copied())
+            .unwrap_or(0)
+    }
+
+    pub(crate) fn table_schema(&self, i: usize) -> &TableSchema {
+        &self.schema.tables[i]
+    }
+
+    /// Applies committed row changes and the reference-count deltas, and returns the
+    /// change set.
+    pub(crate) fn apply(
+        &mut self,
+        rows: Vec<AppliedRow>,
+        ref_delta: &BTreeMap<(usize, Uuid), i64>,
+    ) -> ChangeSet {
+        let schema = self.schema.clone();
+        let meta = self.meta.clone();
+        // Remove every old index entry first so that values swapped between rows work.
+        for r in &rows {
+            if let Some(old) = &r.old {
+                let ts = &schema.tables[r.table];
+                for (ii, idx) in ts.indexes.iter().enumerate() {
+                    let key = project(&r.uuid, old.version(), old.columns(), idx);
+                    let map = &mut self.tables[r.table].indexes[ii];
+                    if map.get(&key) == Some(&r.uuid) {
+                        map.remove(&key);
+                    }
+                }
+            }
+        }
+        let mut cs = ChangeSet::default();
+        for r in rows {
+            let ts = &schema.tables[r.table];
+            let tm = &meta[r.table];
+            if !tm.weak.is_empty() {
+                let targets = |row: &Option<Row>| -> BTreeSet<(usize, Uuid)> {
+                    let mut s = BTreeSet::new();
+                    if let Some(row) = row {
+                        for wc in &tm.weak {
+                            s.extend(wc.targets(row.get(wc.column)));
+                        }
+                    }
+                    s
+                };
+                let (before, after) = (targets(&r.old), targets(&r.new));
+                for (tt, tu) in before.difference(&after) {
+                    self.weak_in.remove(&(*tt, *tu, r.table, r.uuid));
+                }
+                for (tt, tu) in after.difference(&before) {
+                    self.weak_in.insert((*tt, *tu, r.table, r.uuid));
+                }
+            }
+            let table = &mut self.tables[r.table];
+            match &r.new {
+                Some(new) => {
+                    for (ii, idx) in ts.indexes.iter().enumerate() {
+                        let key = project(&r.uuid, new.version(), new.columns(), idx);
+                        table.indexes[ii].insert(key, r.uuid);
+                    }
+                    table.rows.insert(r.uuid, new.clone());
+                }
+                None => {
+                    table.rows.remove(&r.uuid);
+                }
+            }
+            cs.tables.entry(ts.name.clone()).or_default().insert(
+                r.uuid,
+                RowChange {
+                    old: r.old,
+                    new: r.new,
+                },
+            );
+        }
+        for ((t, u), d) in ref_delta {
+            if *d == 0 {
+                continue;
+            }
+            let refs = &mut self.tables[*t].refs;
+            let n = refs.get(u).copied().unwrap_or(0) as i64 + d;
+            if n > 0 {
+                refs.insert(*u, n as u32);
+            } else {
+                refs.remove(u);
+            }
+        }
+        cs
+    }
+
+    /// Rebuilds indexes, reference counts and the weak reference index from the rows
+    /// (after loading a snapshot), checking that every strong reference resolves.
+    pub(crate) fn rebuild_derived(&mut self) -> Result<(), OvsdbError> {
+        let schema = self.schema.clone();
+        let meta = self.meta.clone();
+        for (ti, ts) in schema.tables.iter().enumerate() {
+            let mut indexes = vec![BTreeMap::new(); ts.indexes.len()];
+            for (u, row) in &self.tables[ti].rows {
+                for (ii, idx) in ts.indexes.iter().enumerate() {
+                    let key = project(u, row.version(), row.columns(), idx);
+                    if indexes[ii].insert(key, *u).is_some() {
+                        return Err(OvsdbError::constraint(format!(
+                            "snapshot has duplicate index values in table {}",
+                            ts.name
+                        )));
+                    }
+                }
+            }
+            self.tables[ti].indexes = indexes;
+            self.tables[ti].refs.clear();
+        }
+        self.weak_in.clear();
+        let mut counts: BTreeMap<(usize, Uuid), u32> = BTreeMap::new();
+        for (ti, tm) in meta.iter().enumerate() {
+            for (u, row) in &self.tables[ti].rows {
+                for sc in &tm.strong {
+                    for (tt, tu) in sc.targets(row.get(sc.column)) {
+                        if tu == *u {
+                            continue;
+                        }
+                        if !self.tables[tt].rows.contains_key(&tu) {
+                            return Err(OvsdbError::new(
+                                crate::ErrorTag::ReferentialIntegrityViolation,
+                                format!("snapshot row {u} references nonexistent row {tu}"),
+                            ));
+                        }
+                        *counts.entry((tt, tu)).or_default() += 1;
+                    }
+                }
+                for wc in &tm.weak {
+                    for (tt, tu) in wc.targets(row.get(wc.column)) {
+                        self.weak_in.insert((tt, tu, ti, *u));
+                    }
+                }
+            }
+        }
+        for ((t, u), n) in counts {
+            self.tables[t].refs.insert(u, n);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn from_parts(
+        schema: Arc<DatabaseSchema>,
+        rows: Vec<BTreeMap<Uuid, Row>>,
+    ) -> Result<Database, OvsdbError> {
+        let mut db = Database::new(schema);
+        for (t, r) in db.tables.iter_mut().zip(rows) {
+            t.rows = r;
+        }
+        db.rebuild_derived()?;
+        Ok(db)
+    }
+}
+
+impl PartialEq for Database {
+    fn eq(&self, other: &Self) -> bool {
+        self.schema == other.schema
+            && self.tables.len() == other.tables.len()
+            && self
+                .tables
+                .iter()
+                .zip(&other.tables)
+                .all(|(a, b)| a.rows == b.rows)
+    }
+}

@@ -1,0 +1,755 @@
+//! The `transact` method (RFC 7047 §4.1.3 and §5.2): every operation (`insert` with
+//! `uuid-name` and the caller-chosen `uuid` extension, `select` with `columns` and the
+//! undocumented `sort`, `update`, `mutate`, `delete`, `wait`, `commit`, `abort`, `comment`,
+//! `assert`) executed against a working overlay of the rows it touches, the result array
+//! shaped as ovsdb-server does (protocol doc §5.1), then the commit-time checks of
+//! [`crate::commit`].
+//!
+//! Everything that must be identical on every replica comes from [`TxnEnv`]: fresh UUIDs,
+//! lock ownership and whether a blocking `wait` has expired.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use crate::atom::parse_uuid_str;
+use crate::changes::ChangeSet;
+use crate::condition::Condition;
+use crate::database::{project, Database};
+use crate::datum::Datum;
+use crate::error::{ErrorTag, OvsdbError};
+use crate::mutation;
+use crate::parser::{Kind, Parser};
+use crate::row::Row;
+use crate::schema::{ColumnRef, TableSchema};
+
+/// What a transaction needs from the outside world, decided once for all replicas.
+pub trait TxnEnv {
+    /// Every fresh row UUID and every new `_version` comes from here.
+    fn new_uuid(&mut self) -> Uuid;
+    /// Whether the session owns `lock` (for `assert`).
+    fn has_lock(&self, lock: &str) -> bool;
+    /// None: an unsatisfied `wait` with a non-zero timeout blocks the transaction.
+    /// Some(ms): it fails with `"wait" timed out after {ms} ms`.
+    fn wait_expired_ms(&self) -> Option<u64>;
+}
+
+/// The outcome of one `transact`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TxnOutcome {
+    /// The JSON array replied to the client (`null` when `blocked`).
+    pub result: Value,
+    /// Some only when something was committed.
+    pub changes: Option<ChangeSet>,
+    /// An unsatisfied `wait` with a timeout blocks: nothing was applied; retry later.
+    pub blocked: bool,
+    /// The text of the last `comment` operation, if any (for the database log).
+    pub comment: Option<String>,
+    /// A `commit` operation asked for `durable: true`.
+    pub durable: bool,
+}
+
+/// A simple deterministic [`TxnEnv`]: UUIDs from a counter (high 64 bits = `seed`),
+/// a fixed set of held locks, and a fixed wait-expiry answer.
+#[derive(Debug, Clone, Default)]
+pub struct SeqEnv {
+    pub seed: u64,
+    pub next: u64,
+    pub locks: BTreeSet<String>,
+    pub wait_expired: Option<u64>,
+}
+
+impl SeqEnv {
+    pub fn new(seed: u64) -> SeqEnv {
+        SeqEnv {
+            seed,
+            ..SeqEnv::default()
+        }
+    }
+}
+
+impl TxnEnv for SeqEnv {
+    fn new_uuid(&mut self) -> Uuid {
+        self.next += 1;
+        Uuid::from_u64_pair(self.seed, self.next)
+    }
+
+    fn has_lock(&self, lock: &str) -> bool {
+        self.locks.contains(lock)
+    }
+
+    fn wait_expired_ms(&self) -> Option<u64> {
+        self.wait_expired
+    }
+}
+
+/// True when `ops` only read (select, wait, comment, assert), so they can be served
+/// from a local replica without going through the log.
+pub fn is_read_only(ops: &[Value]) -> bool {
+    ops.iter().all(|op| {
+        matches!(
+            op.get("op").and_then(Value::as_str),
+            Some("select" | "wait" | "comment" | "assert")
+        )
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Normal,
+    /// A reserved database such as `_Server`.
+    Reserved,
+    /// A read-only server.
+    ReadOnly,
+}
+
+/// One touched row in the working overlay. `old` is the committed row (None if inserted
+/// by this transaction); `new` is the working content (None if deleted).
+#[derive(Debug, Clone)]
+pub(crate) struct Work {
+    pub old: Option<Row>,
+    pub new: Option<Vec<Datum>>,
+}
+
+pub(crate) struct Exec<'a> {
+    pub db: &'a Database,
+    pub env: &'a mut dyn TxnEnv,
+    mode: Mode,
+    /// Per table: the rows this transaction touched.
+    pub overlay: Vec<BTreeMap<Uuid, Work>>,
+    symtab: BTreeMap<String, (Uuid, bool)>,
+    comment: Option<String>,
+    durable: bool,
+    blocked: bool,
+}
+
+fn resolve(symtab: &mut BTreeMap<String, (Uuid, bool)>, env: &mut dyn TxnEnv, name: &str) -> Uuid {
+    if let Some((u, _)) = symtab.get(name) {
+        return *u;
+    }
+    let u = env.new_uuid();
+    symtab.insert(name.to_string(), (u, false));
+    u
+}
+
+pub(crate) fn transact(
+    db: &mut Database,
+    ops: &[Value],
+    env: &mut dyn TxnEnv,
+    mode: Mode,
+) -> TxnOutcome {
+    let n = ops.len();
+    let mut results: Vec<Value> = Vec::with_capacity(n + 1);
+    let (plan, comment, durable) = {
+        let mut x = Exec {
+            db,
+            env,
+            mode,
+            overlay: vec![BTreeMap::new(); db.schema().tables.len()],
+            symtab: BTreeMap::new(),
+            comment: None,
+            durable: false,
+            blocked: false,
+        };
+        x.prebind_uuid_names(ops);
+        let mut failed = false;
+        for (i, op) in ops.iter().enumerate() {
+            match x.execute(op, i, n) {
+                Ok(v) => results.push(v),
+                Err(_) if x.blocked => {
+                    return TxnOutcome {
+                        result: Value::Null,
+                        changes: None,
+                        blocked: true,
+                        comment: None,
+                        durable: false,
+                    }
+                }
+                Err(e) => {
+                    results.push(e.to_json());
+                    results.resize(n, Value::Null);
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if failed {
+            return TxnOutcome {
+                result: Value::Array(results),
+                changes: None,
+                blocked: false,
+                comment: x.comment,
+                durable: x.durable,
+            };
+        }
+        let plan = crate::commit::precommit(&mut x);
+        (plan, x.comment, x.durable)
+    };
+    match plan {
+        Err(e) => {
+            results.push(e.to_json());
+            TxnOutcome {
+                result: Value::Array(results),
+                changes: None,
+                blocked: false,
+                comment,
+                durable,
+            }
+        }
+        Ok(None) => TxnOutcome {
+            result: Value::Array(results),
+            changes: None,
+            blocked: false,
+            comment,
+            durable,
+        },
+        Ok(Some(plan)) => {
+            let cs = db.apply(plan.rows, &plan.ref_delta);
+            TxnOutcome {
+                result: Value::Array(results),
+                changes: Some(cs),
+                blocked: false,
+                comment,
+                durable,
+            }
+        }
+    }
+}
+
+impl<'a> Exec<'a> {
+    /// An insert that gives both `uuid-name` and `uuid` binds the name to that UUID for
+    /// the whole transaction, so uses before the insert see the right row.
+    fn prebind_uuid_names(&mut self, ops: &[Value]) {
+        for op in ops {
+            if op.get("op").and_then(Value::as_str) != Some("insert") {
+                continue;
+            }
+            if let (Some(name), Some(u)) = (
+                op.get("uuid-name").and_then(Value::as_str),
+                op.get("uuid")
+                    .and_then(Value::as_str)
+                    .and_then(parse_uuid_str),
+            ) {
+                self.symtab.entry(name.to_string()).or_insert((u, false));
+            }
+        }
+    }
+
+    fn execute(&mut self, op: &Value, i: usize, n: usize) -> Result<Value, OvsdbError> {
+        let mut p = Parser::new(op, format!("ovsdb operation {} of {}", i + 1, n));
+        let name = p.required("op", Kind::Id).and_then(Value::as_str);
+        let placeholder = || OvsdbError::bare(ErrorTag::SyntaxError);
+        let r = match name {
+            Some("insert") => self.op_insert(&mut p),
+            Some("select") => self.op_select(&mut p),
+            Some("update") => self.op_update(&mut p),
+            Some("mutate") => self.op_mutate(&mut p),
+            Some("delete") => self.op_delete(&mut p),
+            Some("wait") => self.op_wait(&mut p),
+            Some("commit") => self.op_commit(&mut p),
+            Some("abort") => Err(OvsdbError::new(ErrorTag::Aborted, "aborted by request")),
+            Some("comment") => self.op_comment(&mut p),
+            Some("assert") => self.op_assert(&mut p),
+            Some(other) => {
+                p.raise(&format!("No operation \"{other}\""));
+                Err(placeholder())
+            }
+            None => Err(placeholder()),
+        };
+        if self.blocked {
+            return r;
+        }
+        // A parse error overrides any other error, as in ovsdb-server.
+        p.finish()?;
+        let v = r?;
+        let name = name.unwrap_or_default();
+        if matches!(name, "insert" | "update" | "mutate" | "delete") {
+            match self.mode {
+                Mode::Normal => {}
+                Mode::Reserved => {
+                    return Err(OvsdbError::new(
+                        ErrorTag::NotAllowed,
+                        format!(
+                            "{name} operation not allowed on table in reserved database {}",
+                            self.db.schema().name
+                        ),
+                    ))
+                }
+                Mode::ReadOnly => return Err(OvsdbError::new(
+                    ErrorTag::NotAllowed,
+                    format!(
+                        "{name} operation not allowed when database server is in read only mode"
+                    ),
+                )),
+            }
+        }
+        Ok(v)
+    }
+
+    fn parse_table(&self, p: &mut Parser<'_>) -> Option<usize> {
+        let name = p.required("table", Kind::Id)?.as_str()?;
+        let t = self.db.schema().table_index(name);
+        if t.is_none() {
+            p.raise(&format!("No table named {name}."));
+        }
+        t
+    }
+
+    fn ts(&self, t: usize) -> &'a TableSchema {
+        let db: &'a Database = self.db;
+        db.table_schema(t)
+    }
+
+    fn parse_condition(&mut self, t: usize, where_: &Value) -> Result<Condition, OvsdbError> {
+        let ts = self.ts(t);
+        let (symtab, env) = (&mut self.symtab, &mut *self.env);
+        let mut f = |n: &str| resolve(symtab, env, n);
+        Condition::from_json(ts, where_, &mut Some(&mut f))
+    }
+
+    fn parse_datum(&mut self, v: &Value, t: &crate::ColumnType) -> Result<Datum, OvsdbError> {
+        let (symtab, env) = (&mut self.symtab, &mut *self.env);
+        let mut f = |n: &str| resolve(symtab, env, n);
+        Datum::from_json(v, t, &mut Some(&mut f))
+    }
+
+    /// Parses a `<row>` object: (column, value) pairs; `_uuid`/`_version` are parsed as
+    /// UUIDs and reported as such so that callers can ignore or refuse them.
+    fn parse_row(&mut self, t: usize, row: &Value) -> Result<Vec<(ColumnRef, Datum)>, OvsdbError> {
+        let ts = self.ts(t);
+        let obj = row
+            .as_object()
+            .ok_or_else(|| OvsdbError::syntax(row, "row must be JSON object"))?;
+        let mut out = Vec::with_capacity(obj.len());
+        for (name, v) in obj {
+            let c = ts.column_ref(name).ok_or_else(|| {
+                OvsdbError::new(
+                    ErrorTag::UnknownColumn,
+                    format!("No column {name} in table {}.", ts.name),
+                )
+                .with_syntax(row)
+            })?;
+            let d = self.parse_datum(v, ts.column_ref_type(c))?;
+            out.push((c, d));
+        }
+        Ok(out)
+    }
+
+    /// The current (working) content of a row, if it exists in this transaction's view.
+    pub(crate) fn current(&self, t: usize, u: &Uuid) -> Option<(Uuid, &[Datum])> {
+        match self.overlay[t].get(u) {
+            Some(w) => w
+                .new
+                .as_deref()
+                .map(|cols| (w.old.as_ref().map_or(Uuid::nil(), |r| *r.version()), cols)),
+            None => self.db.tables[t]
+                .rows
+                .get(u)
+                .map(|r| (*r.version(), r.columns())),
+        }
+    }
+
+    /// UUIDs of the rows of table `t` that match `cond`, in UUID order.
+    fn query(&self, t: usize, cond: &Condition) -> Vec<Uuid> {
+        let mut out = Vec::new();
+        if cond.is_false() {
+            return out;
+        }
+        if let Some(u) = cond.uuid_lookup() {
+            if let Some((v, cols)) = self.current(t, &u) {
+                if cond.evaluate(&u, &v, cols) {
+                    out.push(u);
+                }
+            }
+            return out;
+        }
+        let committed = &self.db.tables[t].rows;
+        let overlay = &self.overlay[t];
+        let mut a = committed.iter().peekable();
+        let mut b = overlay.iter().peekable();
+        loop {
+            let next_a = a.peek().map(|(u, _)| **u);
+            let next_b = b.peek().map(|(u, _)| **u);
+            let (u, v, cols): (Uuid, Uuid, &[Datum]) = match (next_a, next_b) {
+                (None, None) => break,
+                (Some(ua), nb) if nb.is_none_or(|ub| ua < ub) => {
+                    let (u, r) = a.next().expect("peeked");
+                    (*u, *r.version(), r.columns())
+                }
+                (na, Some(ub)) => {
+                    if na == Some(ub) {
+                        a.next();
+                    }
+                    let (u, w) = b.next().expect("peeked");
+                    match &w.new {
+                        Some(cols) => (
+                            *u,
+                            w.old.as_ref().map_or(Uuid::nil(), |r| *r.version()),
+                            cols.as_slice(),
+                        ),
+                        None => continue,
+                    }
+                }
+                _ => unreachable!(),
+            };
+            if cond.evaluate(&u, &v, cols) {
+                out.push(u);
+            }
+        }
+        out
+    }
+
+    /// The working columns of an existing row, copying it into the overlay on first write.
+    fn modify(&mut self, t: usize, u: &Uuid) -> &mut Vec<Datum> {
+        let committed = &self.db.tables[t].rows;
+        let w = self.overlay[t].entry(*u).or_insert_with(|| {
+            let r = committed.get(u).expect("row exists");
+            Work {
+                old: Some(r.clone()),
+                new: Some(r.columns().to_vec()),
+            }
+        });
+        w.new.as_mut().expect("modify of a live row")
+    }
+
+    fn op_insert(&mut self, p: &mut Parser<'_>) -> Result<Value, OvsdbError> {
+        let t = self.parse_table(p);
+        let uuid_name = p.optional("uuid-name", Kind::Id);
+        let uuid_json = p.optional("uuid", Kind::String);
+        let row_json = p.required("row", Kind::Object);
+        let (Some(t), Some(row_json)) = (t, row_json) else {
+            return Err(OvsdbError::bare(ErrorTag::SyntaxError));
+        };
+        let mut row_uuid = None;
+        if let Some(uj) = uuid_json {
+            let u = parse_uuid_str(uj.as_str().unwrap_or_default())
+                .ok_or_else(|| OvsdbError::syntax(uj, "bad uuid"))?;
+            if self.overlay[t].contains_key(&u) || self.db.tables[t].rows.contains_key(&u) {
+                return Err(OvsdbError::new(
+                    ErrorTag::DuplicateUuid,
+                    "This UUID would duplicate a UUID already present within the table or deleted within the same transaction.",
+                )
+                .with_syntax(uj));
+            }
+            row_uuid = Some(u);
+        }
+        if let Some(nj) = uuid_name {
+            let name = nj.as_str().unwrap_or_default();
+            if self.symtab.get(name).is_some_and(|s| s.1) {
+                return Err(OvsdbError::new(
+                    ErrorTag::DuplicateUuidName,
+                    "This \"uuid-name\" appeared on an earlier \"insert\" operation.",
+                )
+                .with_syntax(nj));
+            }
+            let sym_uuid = resolve(&mut self.symtab, self.env, name);
+            let u = row_uuid.unwrap_or(sym_uuid);
+            self.symtab.insert(name.to_string(), (u, true));
+            row_uuid = Some(u);
+        }
+        let u = match row_uuid {
+            Some(u) => u,
+            None => self.env.new_uuid(),
+        };
+        let ts = self.ts(t);
+        let mut cols: Vec<Datum> = ts
+            .columns
+            .iter()
+            .map(|c| Datum::default_for(&c.type_))
+            .collect();
+        for (c, d) in self.parse_row(t, row_json)? {
+            if let ColumnRef::Column(i) = c {
+                cols[i] = d;
+            }
+        }
+        for (c, d) in ts.columns.iter().zip(&cols) {
+            if d.len() == 1 {
+                d.check_constraints(&c.type_)?;
+            }
+        }
+        // A UUID that a previous insert in this transaction used (possible through a
+        // uuid-name bound to a caller-chosen uuid) is a duplicate too.
+        if self.overlay[t].contains_key(&u) || self.db.tables[t].rows.contains_key(&u) {
+            return Err(OvsdbError::new(
+                ErrorTag::DuplicateUuid,
+                "This UUID would duplicate a UUID already present within the table or deleted within the same transaction.",
+            ));
+        }
+        self.overlay[t].insert(
+            u,
+            Work {
+                old: None,
+                new: Some(cols),
+            },
+        );
+        Ok(json!({"uuid": crate::Atom::Uuid(u).to_json()}))
+    }
+
+    fn op_select(&mut self, p: &mut Parser<'_>) -> Result<Value, OvsdbError> {
+        let t = self.parse_table(p);
+        let where_ = p.required("where", Kind::Array);
+        let columns = p.optional("columns", Kind::Array);
+        let sort = p.optional("sort", Kind::Array);
+        let (Some(t), Some(where_)) = (t, where_) else {
+            return Err(OvsdbError::bare(ErrorTag::SyntaxError));
+        };
+        let cond = self.parse_condition(t, where_)?;
+        let ts = self.ts(t);
+        let cols: Vec<ColumnRef> = match columns {
+            Some(c) => ts.parse_column_set(c)?,
+            None => all_columns(ts),
+        };
+        let sort: Vec<ColumnRef> = match sort {
+            Some(s) => ts.parse_column_set(s)?,
+            None => Vec::new(),
+        };
+        let distinct = columns.is_some() && !cols.contains(&ColumnRef::Uuid);
+        let mut seen: BTreeSet<Vec<Datum>> = BTreeSet::new();
+        let mut rows: Vec<(Vec<Datum>, Vec<Datum>)> = Vec::new();
+        for u in self.query(t, &cond) {
+            let (v, c) = self.current(t, &u).expect("matched row exists");
+            let proj = project(&u, &v, c, &cols);
+            if distinct && !seen.insert(proj.clone()) {
+                continue;
+            }
+            let key = if sort.is_empty() {
+                Vec::new()
+            } else {
+                project(&u, &v, c, &sort)
+            };
+            rows.push((key, proj));
+        }
+        if !sort.is_empty() {
+            rows.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        let out: Vec<Value> = rows
+            .into_iter()
+            .map(|(_, proj)| {
+                let mut m = Map::new();
+                for (c, d) in cols.iter().zip(proj) {
+                    m.insert(ts.column_ref_name(*c).to_string(), d.to_json());
+                }
+                Value::Object(m)
+            })
+            .collect();
+        Ok(json!({"rows": out}))
+    }
+
+    fn op_update(&mut self, p: &mut Parser<'_>) -> Result<Value, OvsdbError> {
+        let op_json = p_json(p);
+        let t = self.parse_table(p);
+        let where_ = p.required("where", Kind::Array);
+        let row_json = p.required("row", Kind::Object);
+        let (Some(t), Some(where_), Some(row_json)) = (t, where_, row_json) else {
+            return Err(OvsdbError::bare(ErrorTag::SyntaxError));
+        };
+        let ts = self.ts(t);
+        let row = self.parse_row(t, row_json)?;
+        for (c, _) in &row {
+            let mutable = match c {
+                ColumnRef::Column(i) => ts.columns[*i].is_mutable(),
+                _ => false,
+            };
+            if !mutable {
+                return Err(OvsdbError::constraint(format!(
+                    "Cannot update immutable column {} in table {}.",
+                    ts.column_ref_name(*c),
+                    ts.name
+                ))
+                .with_syntax(op_json));
+            }
+        }
+        let cond = self.parse_condition(t, where_)?;
+        let matches = self.query(t, &cond);
+        for u in &matches {
+            let (_, cur) = self.current(t, u).expect("matched");
+            let differs = row.iter().any(|(c, d)| match c {
+                ColumnRef::Column(i) => cur[*i] != *d,
+                _ => false,
+            });
+            if differs {
+                let cols = self.modify(t, u);
+                for (c, d) in &row {
+                    if let ColumnRef::Column(i) = c {
+                        cols[*i] = d.clone();
+                    }
+                }
+            }
+        }
+        Ok(json!({"count": matches.len()}))
+    }
+
+    fn op_mutate(&mut self, p: &mut Parser<'_>) -> Result<Value, OvsdbError> {
+        let t = self.parse_table(p);
+        let where_ = p.required("where", Kind::Array);
+        let mutations = p.required("mutations", Kind::Array);
+        let (Some(t), Some(where_), Some(mutations)) = (t, where_, mutations) else {
+            return Err(OvsdbError::bare(ErrorTag::SyntaxError));
+        };
+        let ts = self.ts(t);
+        let muts = {
+            let (symtab, env) = (&mut self.symtab, &mut *self.env);
+            let mut f = |n: &str| resolve(symtab, env, n);
+            mutation::parse_mutations(ts, mutations, &mut Some(&mut f))?
+        };
+        let cond = self.parse_condition(t, where_)?;
+        let matches = self.query(t, &cond);
+        for u in &matches {
+            let (_, cur) = self.current(t, u).expect("matched");
+            let mut cols = cur.to_vec();
+            mutation::apply(ts, &mut cols, &muts)?;
+            if cols.as_slice() != cur {
+                *self.modify(t, u) = cols;
+            }
+        }
+        Ok(json!({"count": matches.len()}))
+    }
+
+    fn op_delete(&mut self, p: &mut Parser<'_>) -> Result<Value, OvsdbError> {
+        let t = self.parse_table(p);
+        let where_ = p.required("where", Kind::Array);
+        let (Some(t), Some(where_)) = (t, where_) else {
+            return Err(OvsdbError::bare(ErrorTag::SyntaxError));
+        };
+        let cond = self.parse_condition(t, where_)?;
+        let matches = self.query(t, &cond);
+        for u in &matches {
+            let committed = self.db.tables[t].rows.get(u).cloned();
+            let w = self.overlay[t].entry(*u).or_insert(Work {
+                old: committed,
+                new: None,
+            });
+            w.new = None;
+        }
+        Ok(json!({"count": matches.len()}))
+    }
+
+    fn op_wait(&mut self, p: &mut Parser<'_>) -> Result<Value, OvsdbError> {
+        let timeout = p.optional("timeout", Kind::Number);
+        let where_ = p.required("where", Kind::Array);
+        let columns = p.optional("columns", Kind::Array);
+        let until = p.required("until", Kind::String);
+        let rows = p.required("rows", Kind::Array);
+        let t = self.parse_table(p);
+        let (Some(t), Some(where_), Some(until), Some(rows)) = (t, where_, until, rows) else {
+            return Err(OvsdbError::bare(ErrorTag::SyntaxError));
+        };
+        let cond = self.parse_condition(t, where_)?;
+        let ts = self.ts(t);
+        let cols: Vec<ColumnRef> = match columns {
+            Some(c) => ts.parse_column_set(c)?,
+            None => all_columns(ts),
+        };
+        let timeout_ms = match timeout {
+            Some(tj) => {
+                let ms = tj.as_f64().unwrap_or(0.0);
+                if ms < 0.0 {
+                    return Err(OvsdbError::syntax(tj, "timeout must be nonnegative"));
+                }
+                Some(ms)
+            }
+            None => None,
+        };
+        let until_eq = match until.as_str() {
+            Some("==") => true,
+            Some("!=") => false,
+            _ => {
+                return Err(OvsdbError::syntax(
+                    until,
+                    "\"until\" must be \"==\" or \"!=\"",
+                ))
+            }
+        };
+        let mut expected: BTreeSet<Vec<Datum>> = BTreeSet::new();
+        for r in rows.as_array().expect("checked") {
+            let mut rc: Vec<Datum> = ts
+                .columns
+                .iter()
+                .map(|c| Datum::default_for(&c.type_))
+                .collect();
+            let (mut ru, mut rv) = (Uuid::nil(), Uuid::nil());
+            for (c, d) in self.parse_row(t, r)? {
+                match c {
+                    ColumnRef::Column(i) => rc[i] = d,
+                    ColumnRef::Uuid => ru = *d.as_scalar().and_then(|a| a.as_uuid()).expect("uuid"),
+                    ColumnRef::Version => {
+                        rv = *d.as_scalar().and_then(|a| a.as_uuid()).expect("uuid")
+                    }
+                }
+            }
+            expected.insert(project(&ru, &rv, &rc, &cols));
+        }
+        let mut actual: BTreeSet<Vec<Datum>> = BTreeSet::new();
+        let mut equal = true;
+        for u in self.query(t, &cond) {
+            let (v, c) = self.current(t, &u).expect("matched");
+            let proj = project(&u, &v, c, &cols);
+            if !expected.contains(&proj) {
+                equal = false;
+                break;
+            }
+            actual.insert(proj);
+        }
+        let equal = equal && actual.len() == expected.len();
+        if until_eq == equal {
+            return Ok(json!({}));
+        }
+        if timeout_ms == Some(0.0) {
+            return Err(OvsdbError::new(
+                ErrorTag::TimedOut,
+                "\"where\" clause test failed",
+            ));
+        }
+        match self.env.wait_expired_ms() {
+            Some(ms) => Err(OvsdbError::new(
+                ErrorTag::TimedOut,
+                format!("\"wait\" timed out after {ms} ms"),
+            )),
+            None => {
+                self.blocked = true;
+                Err(OvsdbError::bare(ErrorTag::NotSupported))
+            }
+        }
+    }
+
+    fn op_commit(&mut self, p: &mut Parser<'_>) -> Result<Value, OvsdbError> {
+        let durable = p.required("durable", Kind::Boolean);
+        if durable.and_then(Value::as_bool) == Some(true) {
+            self.durable = true;
+        }
+        Ok(json!({}))
+    }
+
+    fn op_comment(&mut self, p: &mut Parser<'_>) -> Result<Value, OvsdbError> {
+        if let Some(c) = p.required("comment", Kind::String).and_then(Value::as_str) {
+            self.comment = Some(c.to_string());
+        }
+        Ok(json!({}))
+    }
+
+    fn op_assert(&mut self, p: &mut Parser<'_>) -> Result<Value, OvsdbError> {
+        let Some(lock) = p.required("lock", Kind::Id).and_then(Value::as_str) else {
+            return Err(OvsdbError::bare(ErrorTag::SyntaxError));
+        };
+        if self.env.has_lock(lock) {
+            Ok(json!({}))
+        } else {
+            Err(OvsdbError::new(
+                ErrorTag::NotOwner,
+                format!("Asserted lock {lock} not held."),
+            ))
+        }
+    }
+}
+
+fn p_json<'v>(p: &Parser<'v>) -> &'v Value {
+    p.json()
+}
+
+/// `_uuid`, `_version`, then every schema column.
+fn all_columns(ts: &TableSchema) -> Vec<ColumnRef> {
+    let mut v = vec![ColumnRef::Uuid, ColumnRef::Version];
+    v.extend((0..ts.columns.len()).map(ColumnRef::Column));
+    v
+}
