@@ -13,6 +13,7 @@ pub mod condition;
 pub mod database;
 pub mod datum;
 pub mod error;
+pub mod monitor;
 pub mod mutation;
 mod parser;
 pub mod row;
