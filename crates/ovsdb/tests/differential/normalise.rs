@@ -37,8 +37,8 @@ fn find_uuids(s: &str) -> Vec<(usize, usize)> {
             8 | 13 | 18 | 23 => b == b'-',
             _ => is_hex(b),
         });
-        let bounded = (i == 0 || !is_hex(bytes[i - 1]))
-            && (i + 36 == bytes.len() || !is_hex(bytes[i + 36]));
+        let bounded =
+            (i == 0 || !is_hex(bytes[i - 1])) && (i + 36 == bytes.len() || !is_hex(bytes[i + 36]));
         if ok && bounded {
             out.push((i, i + 36));
             i += 36;
@@ -96,7 +96,11 @@ impl Namer {
         let mut last = 0;
         for (a, b) in spans {
             out.push_str(&s[last..a]);
-            out.push_str(&self.name_of(&s[a..b], assign).unwrap_or_else(|| "<?>".into()));
+            out.push_str(
+                &self
+                    .name_of(&s[a..b], assign)
+                    .unwrap_or_else(|| "<?>".into()),
+            );
             last = b;
         }
         out.push_str(&s[last..]);
@@ -118,7 +122,9 @@ impl Namer {
                         let uuidish = elems.iter().any(|e| {
                             is_uuid_atom(e)
                                 || (is_map
-                                    && e.as_array().and_then(|p| p.first()).is_some_and(is_uuid_atom))
+                                    && e.as_array()
+                                        .and_then(|p| p.first())
+                                        .is_some_and(is_uuid_atom))
                         });
                         if uuidish {
                             elems.sort_by_key(|e| e.to_string());
@@ -234,7 +240,12 @@ pub fn normalise(requests: &[Vec<Value>], results: &[Value]) -> Vec<Value> {
                     let mut obj = r.as_object().cloned().unwrap_or_default();
                     obj.insert(
                         "rows".into(),
-                        Value::Array(keyed.iter().map(|(_, row)| namer.rewrite(row, true)).collect()),
+                        Value::Array(
+                            keyed
+                                .iter()
+                                .map(|(_, row)| namer.rewrite(row, true))
+                                .collect(),
+                        ),
                     );
                     new_res.push(namer.rewrite(&Value::Object(obj), true));
                 }

@@ -164,11 +164,8 @@ pub fn rss_kib_of(pid: u32) -> Option<u64> {
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-type JsonStream = serde_json::StreamDeserializer<
-    'static,
-    serde_json::de::IoRead<BufReader<TcpStream>>,
-    Value,
->;
+type JsonStream =
+    serde_json::StreamDeserializer<'static, serde_json::de::IoRead<BufReader<TcpStream>>, Value>;
 
 /// A raw JSON-RPC 1.0 connection: one request at a time, replies matched by id.
 pub struct Client {
@@ -235,7 +232,10 @@ impl Client {
         let reply = self.call("transact", Value::Array(params))?;
         match reply.get("result") {
             Some(r) if !r.is_null() => Ok(r.clone()),
-            _ => Err(format!("transact error: {}", reply.get("error").unwrap_or(&Value::Null))),
+            _ => Err(format!(
+                "transact error: {}",
+                reply.get("error").unwrap_or(&Value::Null)
+            )),
         }
     }
 }
@@ -243,7 +243,10 @@ impl Client {
 /// Runs `transactions` in order on one connection to `server`. A transaction that makes the
 /// server drop the connection (a protocol-level failure the engine never sees) is recorded as
 /// a string and the next one runs on a new connection.
-pub fn run_transactions(server: &RealServer, transactions: &[Vec<Value>]) -> Result<Vec<Value>, String> {
+pub fn run_transactions(
+    server: &RealServer,
+    transactions: &[Vec<Value>],
+) -> Result<Vec<Value>, String> {
     let mut client = server.connect()?;
     let mut out = Vec::new();
     for ops in transactions {

@@ -44,7 +44,9 @@ pub fn schema_path(name: &str) -> Result<PathBuf, String> {
     match name {
         "test" => Ok(differential_dir().join("test.ovsschema")),
         "ovn-nb" => Ok(differential_dir().join("ovn-nb.ovsschema")),
-        other => Err(format!("unknown schema {other:?} (use \"test\" or \"ovn-nb\")")),
+        other => Err(format!(
+            "unknown schema {other:?} (use \"test\" or \"ovn-nb\")"
+        )),
     }
 }
 

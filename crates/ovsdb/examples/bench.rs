@@ -1,0 +1,296 @@
+//! Engine benchmark (RFC 7047 §4.1.3 `transact` on the OVN Northbound schema), printing
+//! numbers side by side with the real ovsdb-server 3.1. It measures, on one thread:
+//!
+//! 1. single-insert transactions per second into Logical_Switch_Port, each its own `transact`
+//!    and each including the serde_json parse of the request text, at 0 ports and at 100k;
+//! 2. bytes of memory per Logical_Switch_Port row in the engine, from a counting global
+//!    allocator and from process RSS, before/after loading 100k realistic ports;
+//! 3. ovsdb-server's RSS (VmRSS) before/after loading the same 100k ports over JSON-RPC.
+//!
+//! Run: `cargo run --release -p ovsdb --example bench` (add `-- --rows N --txns M` to change
+//! the sizes). Targets (not asserted): >= 100,000 txn/s; engine bytes/row <= ovsdb-server's.
+
+#[path = "../tests/differential/real_server.rs"]
+mod real_server;
+
+use ovsdb::{Database, DatabaseSchema, TxnEnv};
+use serde_json::{json, Value};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use uuid::Uuid;
+
+/// Counts live heap bytes so the engine's own memory can be measured without RSS noise.
+struct CountingAlloc;
+
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc(layout);
+        if !p.is_null() {
+            LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = System.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+            LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+/// Cheap deterministic UUIDs (a counter mixed by splitmix64); nobody holds a lock.
+struct BenchEnv {
+    state: u64,
+}
+
+impl BenchEnv {
+    fn next(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+impl TxnEnv for BenchEnv {
+    fn new_uuid(&mut self) -> Uuid {
+        let hi = self.next();
+        let lo = self.next();
+        uuid::Builder::from_random_bytes(((hi as u128) << 64 | lo as u128).to_be_bytes())
+            .into_uuid()
+    }
+    fn has_lock(&self, _lock: &str) -> bool {
+        false
+    }
+    fn wait_expired_ms(&self) -> Option<u64> {
+        Some(0)
+    }
+}
+
+const SWITCHES: usize = 100;
+
+fn switch_uuid(i: usize) -> String {
+    format!("5a000000-0000-0000-0000-{:012x}", i)
+}
+
+/// The ops of one transaction that adds ports `first..first+n` (as ovn-nbctl lsp-add does:
+/// insert the port, mutate its switch's `ports`). Port k lives on switch k % SWITCHES.
+fn add_ports_ops(first: usize, n: usize) -> Vec<Value> {
+    let mut ops = Vec::with_capacity(2 * n);
+    let mut per_switch: Vec<Vec<Value>> = vec![Vec::new(); SWITCHES];
+    for k in first..first + n {
+        let name = format!("p{k}");
+        let mac = format!(
+            "0a:00:{:02x}:{:02x}:{:02x}:{:02x}",
+            (k >> 24) & 0xff,
+            (k >> 16) & 0xff,
+            (k >> 8) & 0xff,
+            k & 0xff
+        );
+        let ip = format!("10.{}.{}.{}", (k >> 16) & 0xff, (k >> 8) & 0xff, k & 0xff);
+        ops.push(json!({
+            "op": "insert", "table": "Logical_Switch_Port", "uuid-name": name,
+            "row": {
+                "name": format!("port-{k}"),
+                "addresses": format!("{mac} {ip}"),
+                "external_ids": ["map", [["neutron:device_owner", "compute:nova"],
+                                         ["neutron:port_name", format!("vm-{k}")]]]
+            }
+        }));
+        per_switch[k % SWITCHES].push(json!(["named-uuid", name]));
+    }
+    for (s, refs) in per_switch.into_iter().enumerate() {
+        if refs.is_empty() {
+            continue;
+        }
+        ops.push(json!({
+            "op": "mutate", "table": "Logical_Switch",
+            "where": [["_uuid", "==", ["uuid", switch_uuid(s)]]],
+            "mutations": [["ports", "insert", ["set", refs]]]
+        }));
+    }
+    ops
+}
+
+fn switches_ops() -> Vec<Value> {
+    (0..SWITCHES)
+        .map(|s| {
+            json!({"op": "insert", "table": "Logical_Switch", "uuid": switch_uuid(s),
+                   "row": {"name": format!("ls-{s}")}})
+        })
+        .collect()
+}
+
+fn request_text(id: usize, ops: &[Value]) -> String {
+    let mut params = vec![json!("OVN_Northbound")];
+    params.extend(ops.iter().cloned());
+    json!({"method": "transact", "params": params, "id": id}).to_string()
+}
+
+fn check_ok(result: &Value, what: &str) {
+    let ok = result
+        .as_array()
+        .is_some_and(|a| a.iter().all(|r| r.is_object() && r.get("error").is_none()));
+    assert!(
+        ok,
+        "{what} failed: {}",
+        &result.to_string()[..result.to_string().len().min(500)]
+    );
+}
+
+/// Runs `texts` one transact each, parsing every request text; returns transactions/second.
+fn timed_single_inserts(db: &mut Database, env: &mut BenchEnv, texts: &[String]) -> f64 {
+    let start = Instant::now();
+    for t in texts {
+        let req: Value = serde_json::from_str(t).expect("request parses");
+        let params = req["params"].as_array().expect("params");
+        let out = db.transact(&params[1..], env);
+        debug_assert!(out.changes.is_some());
+        std::hint::black_box(&out.result);
+    }
+    texts.len() as f64 / start.elapsed().as_secs_f64()
+}
+
+fn rss_self_kib() -> u64 {
+    real_server::rss_kib_of(std::process::id()).unwrap_or(0)
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let rows = arg("--rows", 100_000);
+    let txns = arg("--txns", 20_000);
+    let batch = 1_000;
+    let schema_path: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "tests/differential/ovn-nb.ovsschema",
+    ]
+    .iter()
+    .collect();
+    let schema_json: Value =
+        serde_json::from_slice(&std::fs::read(&schema_path).expect("read NB schema")).unwrap();
+    let schema = Arc::new(DatabaseSchema::from_json(&schema_json).expect("NB schema parses"));
+    println!("engine benchmark: OVN_Northbound, {SWITCHES} switches, {rows} ports, {txns} timed single-insert transactions");
+
+    // 1. Throughput at 0 ports.
+    let mut env = BenchEnv { state: 1 };
+    let mut db = Database::new(schema.clone());
+    check_ok(
+        &db.transact(&switches_ops(), &mut env).result,
+        "switch insert",
+    );
+    let texts: Vec<String> = (0..txns)
+        .map(|i| request_text(i, &add_ports_ops(rows + i, 1)))
+        .collect();
+    let tps_empty = timed_single_inserts(&mut db, &mut env, &texts);
+    drop(db);
+
+    // 2. Memory per row, then throughput at `rows` ports.
+    let mut env = BenchEnv { state: 2 };
+    let load: Vec<Vec<Value>> = (0..rows / batch)
+        .map(|b| add_ports_ops(b * batch, batch))
+        .collect();
+    let bytes_before = LIVE_BYTES.load(Ordering::Relaxed);
+    let rss_before = rss_self_kib();
+    let mut db = Database::new(schema.clone());
+    check_ok(
+        &db.transact(&switches_ops(), &mut env).result,
+        "switch insert",
+    );
+    let load_start = Instant::now();
+    for ops in &load {
+        let out = db.transact(ops, &mut env);
+        check_ok(&out.result, "bulk load");
+    }
+    let load_secs = load_start.elapsed().as_secs_f64();
+    let bytes_after = LIVE_BYTES.load(Ordering::Relaxed);
+    let rss_after = rss_self_kib();
+    let n_ports = db.rows("Logical_Switch_Port").count();
+    assert_eq!(n_ports, rows, "every loaded port is in the engine");
+    let engine_bytes_per_row = (bytes_after as f64 - bytes_before as f64) / rows as f64;
+    let engine_rss_per_row = (rss_after as f64 - rss_before as f64) * 1024.0 / rows as f64;
+    let tps_full = timed_single_inserts(&mut db, &mut env, &texts);
+    drop(db);
+    drop(load);
+
+    // 3. The real ovsdb-server, same rows.
+    let server = if real_server::available() {
+        Some(measure_server(&schema_path, rows, batch))
+    } else {
+        None
+    };
+
+    println!();
+    println!("single-insert txn/s (1 thread, JSON parse included):");
+    println!("  engine at 0 ports:          {tps_empty:>12.0}   (target >= 100000)");
+    println!("  engine at {rows} ports:     {tps_full:>12.0}   (target >= 100000)");
+    println!(
+        "bulk load: {rows} ports in {} transactions of {batch} in {load_secs:.2} s",
+        rows / batch
+    );
+    println!("memory per Logical_Switch_Port row (incl. its share of Logical_Switch.ports):");
+    println!("  engine, heap bytes (counting allocator): {engine_bytes_per_row:>8.0} B/row");
+    println!("  engine, process RSS delta:               {engine_rss_per_row:>8.0} B/row");
+    match server {
+        Some((before, after, secs)) => {
+            let per_row = (after as f64 - before as f64) * 1024.0 / rows as f64;
+            println!("  ovsdb-server, RSS delta:                 {per_row:>8.0} B/row   (VmRSS {before} kB -> {after} kB, load {secs:.2} s)");
+            println!(
+                "  engine heap / ovsdb-server RSS:          {:>8.2}   (target <= 1)",
+                engine_bytes_per_row / per_row
+            );
+        }
+        None => println!("  ovsdb-server: not on PATH, not measured"),
+    }
+}
+
+/// Loads the same ports into a fresh ovsdb-server; returns (VmRSS before kB, after kB, secs).
+fn measure_server(schema_path: &std::path::Path, rows: usize, batch: usize) -> (u64, u64, f64) {
+    let server = real_server::RealServer::start(schema_path).expect("start ovsdb-server");
+    let mut client = server.connect().expect("connect");
+    let r = client
+        .transact(&server.db_name, &switches_ops())
+        .expect("switches");
+    check_ok(&r, "server switch insert");
+    let before = server.rss_kib().unwrap_or(0);
+    let start = Instant::now();
+    for b in 0..rows / batch {
+        let r = client
+            .transact(&server.db_name, &add_ports_ops(b * batch, batch))
+            .expect("server load");
+        check_ok(&r, "server bulk load");
+    }
+    let secs = start.elapsed().as_secs_f64();
+    // Read RSS before the check below, whose 100k-row answer would inflate it.
+    let after = server.rss_kib().unwrap_or(0);
+    let count = client
+        .transact(
+            &server.db_name,
+            &[json!({"op": "select", "table": "Logical_Switch_Port", "where": [], "columns": []})],
+        )
+        .expect("count");
+    assert_eq!(count[0]["rows"].as_array().map(Vec::len), Some(rows));
+    (before, after, secs)
+}
