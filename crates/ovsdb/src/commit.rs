@@ -331,6 +331,11 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
         }
     }
 
+    if changes.iter().all(BTreeMap::is_empty) {
+        // Everything this transaction did was garbage-collected again.
+        return Ok(None);
+    }
+
     // 7. New _version for every changed row.
     let mut rows = Vec::new();
     for (t, ch) in changes.into_iter().enumerate() {

@@ -139,12 +139,15 @@ impl Monitor {
     pub fn update(&self, changes: &ChangeSet) -> Option<Value> {
         let mut out = Map::new();
         for (name, rows) in &changes.tables {
-            let Some(tm) = self.tables.get(name) else { continue };
+            let Some(tm) = self.tables.get(name) else {
+                continue;
+            };
             self.table_updates(
                 &mut out,
                 name,
                 tm,
-                rows.iter().map(|(u, c)| (u, c.old.as_ref(), c.new.as_ref())),
+                rows.iter()
+                    .map(|(u, c)| (u, c.old.as_ref(), c.new.as_ref())),
             );
         }
         (!out.is_empty()).then_some(Value::Object(out))
@@ -229,13 +232,18 @@ impl Monitor {
         )?;
         let mut out = Map::new();
         for (name, filter) in changes {
-            let tm = self.tables.get_mut(&name).expect("checked by parse_cond_change");
+            let tm = self
+                .tables
+                .get_mut(&name)
+                .expect("checked by parse_cond_change");
             if tm.filter == filter {
                 continue;
             }
             let mut rows = Map::new();
             for (uuid, row) in db.rows(&name) {
-                if let Some(u) = row_update::v2(tm, Some(row), Some(row), false, &tm.filter, &filter) {
+                if let Some(u) =
+                    row_update::v2(tm, Some(row), Some(row), false, &tm.filter, &filter)
+                {
                     rows.insert(uuid.to_string(), u);
                 }
             }

@@ -276,12 +276,14 @@ impl<'a> Exec<'a> {
                         ),
                     ))
                 }
-                Mode::ReadOnly => return Err(OvsdbError::new(
-                    ErrorTag::NotAllowed,
-                    format!(
+                Mode::ReadOnly => {
+                    return Err(OvsdbError::new(
+                        ErrorTag::NotAllowed,
+                        format!(
                         "{name} operation not allowed when database server is in read only mode"
                     ),
-                )),
+                    ))
+                }
             }
         }
         Ok(v)

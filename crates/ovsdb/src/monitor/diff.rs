@@ -82,14 +82,24 @@ mod tests {
     }
 
     fn map(v: &[(&str, i64)]) -> Datum {
-        Datum::from_map(v.iter().map(|(k, i)| (Atom::string(k), Atom::Integer(*i))).collect()).unwrap()
+        Datum::from_map(
+            v.iter()
+                .map(|(k, i)| (Atom::string(k), Atom::Integer(*i)))
+                .collect(),
+        )
+        .unwrap()
     }
 
     #[test]
     fn rules() {
         // (old, new, composite, expected diff JSON)
         let cases = [
-            (set(&[1, 2, 3]), set(&[2, 3, 4]), true, json!(["set", [1, 4]])),
+            (
+                set(&[1, 2, 3]),
+                set(&[2, 3, 4]),
+                true,
+                json!(["set", [1, 4]]),
+            ),
             (set(&[1, 2]), set(&[1]), true, json!(2)),
             (set(&[]), set(&[7, 8]), true, json!(["set", [7, 8]])),
             (set(&[7, 8]), set(&[]), true, json!(["set", [7, 8]])),
@@ -105,10 +115,19 @@ mod tests {
             (set(&[5]), set(&[]), false, json!(["set", []])),
             (set(&[]), set(&[5]), false, json!(5)),
             (set(&[5]), set(&[6]), false, json!(6)),
-            (map(&[("k", 1)]), map(&[("k", 2)]), false, json!(["map", [["k", 2]]])),
+            (
+                map(&[("k", 1)]),
+                map(&[("k", 2)]),
+                false,
+                json!(["map", [["k", 2]]]),
+            ),
         ];
         for (old, new, composite, want) in cases {
-            assert_eq!(diff(&old, &new, composite).to_json(), want, "{old:?} -> {new:?}");
+            assert_eq!(
+                diff(&old, &new, composite).to_json(),
+                want,
+                "{old:?} -> {new:?}"
+            );
         }
     }
 }

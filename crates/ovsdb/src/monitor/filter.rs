@@ -27,7 +27,12 @@ impl Filter {
     /// Parses a `where` array (already known to be an array) against `table`.
     pub(crate) fn from_json(table: &TableSchema, json: &Value) -> Result<Filter, OvsdbError> {
         let cond = Condition::from_json(table, json, &mut None)?;
-        if cond.clauses.is_empty() || cond.clauses.iter().any(|c| matches!(c, Clause::Const(true))) {
+        if cond.clauses.is_empty()
+            || cond
+                .clauses
+                .iter()
+                .any(|c| matches!(c, Clause::Const(true)))
+        {
             return Ok(Filter::All);
         }
         Ok(Filter::Any(
@@ -42,9 +47,9 @@ impl Filter {
     pub(crate) fn matches(&self, row: &Row) -> bool {
         match self {
             Filter::All => true,
-            Filter::Any(clauses) => {
-                clauses.iter().any(|c| c.evaluate(row.uuid(), row.version(), row.columns()))
-            }
+            Filter::Any(clauses) => clauses
+                .iter()
+                .any(|c| c.evaluate(row.uuid(), row.version(), row.columns())),
         }
     }
 }

@@ -61,7 +61,11 @@ pub(crate) fn parse_requests(
         let table = schema
             .table(name)
             .ok_or_else(|| OvsdbError::syntax_msg(format!("no table named {name}")))?;
-        let mut tm = TableMonitor { columns: Vec::new(), select: Select::NONE, filter: Filter::All };
+        let mut tm = TableMonitor {
+            columns: Vec::new(),
+            select: Select::NONE,
+            filter: Filter::All,
+        };
         let mut filter = None;
         match value {
             Value::Array(reqs) => {
@@ -87,7 +91,11 @@ fn parse_request(
 ) -> Result<(), OvsdbError> {
     let name = table.name();
     let mut p = object_parser(req, format!("table {name}"))?;
-    let where_ = if conditional { p.optional("where", Kind::Array) } else { None };
+    let where_ = if conditional {
+        p.optional("where", Kind::Array)
+    } else {
+        None
+    };
     let columns = p.optional("columns", Kind::Array);
     let select_json = p.optional("select", Kind::Object);
     p.finish()?;
@@ -98,7 +106,10 @@ fn parse_request(
             let mut p = Parser::new(sj, format!("table {name} select"));
             let mut select = Select::NONE;
             for (member, flag) in Select::MEMBERS {
-                if p.optional(member, Kind::Boolean).and_then(Value::as_bool).unwrap_or(true) {
+                if p.optional(member, Kind::Boolean)
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true)
+                {
                     select |= flag;
                 }
             }
@@ -115,9 +126,9 @@ fn parse_request(
                 let n = n
                     .as_str()
                     .ok_or_else(|| OvsdbError::syntax(cj, "array of column names expected"))?;
-                let column = table
-                    .column_ref(n)
-                    .ok_or_else(|| OvsdbError::syntax(cj, format!("{n} is not a valid column name")))?;
+                let column = table.column_ref(n).ok_or_else(|| {
+                    OvsdbError::syntax(cj, format!("{n} is not a valid column name"))
+                })?;
                 add_column(table, tm, column, select).map_err(|n| {
                     OvsdbError::syntax(cj, format!("column {n} mentioned more than once"))
                 })?;
@@ -170,7 +181,9 @@ fn add_column<'t>(
 /// without the `syntax` member, so that case is answered here.
 fn object_parser(json: &Value, context: String) -> Result<Parser<'_>, OvsdbError> {
     if !json.is_object() {
-        return Err(OvsdbError::syntax_msg(format!("Parsing {context} failed: Object expected.")));
+        return Err(OvsdbError::syntax_msg(format!(
+            "Parsing {context} failed: Object expected."
+        )));
     }
     Ok(Parser::new(json, context))
 }
@@ -186,7 +199,9 @@ pub(crate) fn parse_cond_change(
     json: &Value,
 ) -> Result<Vec<(String, Filter)>, OvsdbError> {
     let Some(obj) = json.as_object() else {
-        return Err(OvsdbError::syntax_msg("monitor-cond-change-requests must be object"));
+        return Err(OvsdbError::syntax_msg(
+            "monitor-cond-change-requests must be object",
+        ));
     };
     let mut out = Vec::new();
     for (name, value) in obj {
@@ -194,7 +209,9 @@ pub(crate) fn parse_cond_change(
             .table(name)
             .ok_or_else(|| OvsdbError::syntax_msg(format!("no table named {name}")))?;
         if !monitored.contains_key(name) {
-            return Err(OvsdbError::syntax_msg(format!("no table named {name} in monitor session")));
+            return Err(OvsdbError::syntax_msg(format!(
+                "no table named {name} in monitor session"
+            )));
         }
         let Some(reqs) = value.as_array() else {
             return Err(OvsdbError::syntax_msg(format!(

@@ -52,7 +52,11 @@ fn changed_columns(tm: &TableMonitor, old: &Row, new: &Row) -> Option<Vec<bool>>
     if old.ptr_eq(new) {
         return None;
     }
-    let flags: Vec<bool> = tm.columns.iter().map(|c| changed(old, new, c.column)).collect();
+    let flags: Vec<bool> = tm
+        .columns
+        .iter()
+        .map(|c| changed(old, new, c.column))
+        .collect();
     flags.contains(&true).then_some(flags)
 }
 
@@ -61,7 +65,12 @@ fn reported(c: &MonitoredColumn, kind: Select) -> bool {
 }
 
 /// The v1 `<row-update>` for a row going from `old` to `new`.
-pub(crate) fn v1(tm: &TableMonitor, old: Option<&Row>, new: Option<&Row>, initial: bool) -> Option<Value> {
+pub(crate) fn v1(
+    tm: &TableMonitor,
+    old: Option<&Row>,
+    new: Option<&Row>,
+    initial: bool,
+) -> Option<Value> {
     let kind = kind(initial, old, new);
     if !tm.select.contains(kind) {
         return None;

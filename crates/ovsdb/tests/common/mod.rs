@@ -8,7 +8,11 @@ use ovsdb::{Database, DatabaseSchema, SeqEnv, TxnOutcome};
 use serde_json::Value;
 
 pub fn test_schema() -> Arc<DatabaseSchema> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/test.ovsschema")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/test.ovsschema"
+    ))
+    .unwrap();
     Arc::new(DatabaseSchema::from_json(&serde_json::from_str(&text).unwrap()).unwrap())
 }
 
@@ -23,11 +27,17 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new() -> Fixture {
-        Fixture { db: Database::new(test_schema()), env: SeqEnv::new(0) }
+        Fixture {
+            db: Database::new(test_schema()),
+            env: SeqEnv::new(0),
+        }
     }
 
     pub fn with_schema(s: Arc<DatabaseSchema>) -> Fixture {
-        Fixture { db: Database::new(s), env: SeqEnv::new(0) }
+        Fixture {
+            db: Database::new(s),
+            env: SeqEnv::new(0),
+        }
     }
 
     pub fn run(&mut self, ops: Value) -> TxnOutcome {
@@ -46,7 +56,10 @@ impl Fixture {
         let r = self.tx(ops.clone());
         let arr = r.as_array().unwrap();
         assert_eq!(arr.len(), n, "unexpected commit error for {ops}: {r}");
-        assert!(arr.iter().all(|v| v.get("error").is_none()), "error for {ops}: {r}");
+        assert!(
+            arr.iter().all(|v| v.get("error").is_none()),
+            "error for {ops}: {r}"
+        );
         r
     }
 
@@ -66,6 +79,9 @@ pub fn err_of(r: &Value) -> (String, String) {
         .unwrap_or_else(|| panic!("no error in {r}"));
     (
         e["error"].as_str().unwrap().to_string(),
-        e.get("details").and_then(Value::as_str).unwrap_or_default().to_string(),
+        e.get("details")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
     )
 }
