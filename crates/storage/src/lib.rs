@@ -17,7 +17,7 @@
 //!
 //! # Integrity
 //! Every record carries a format byte and a CRC-32 of its key and bytes
-//! ([`record`]). Opening a store reads the whole log back ([`integrity`]):
+//! (module `record`). Opening a store reads the whole log back ([`integrity`]):
 //! - a damaged **tail** (damaged entries with no good entry after them, e.g. a
 //!   torn write) makes `open` fail with [`StorageError::CorruptLogTail`], which
 //!   names the first bad index and the last good one; opening with

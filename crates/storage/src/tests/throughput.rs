@@ -2,6 +2,14 @@
 //! 100k entries of 1 KiB. Run with
 //! `cargo test -p halyard-storage throughput -- --ignored --nocapture`
 //! (add `--release` for representative numbers).
+//!
+//! Measured once, release build, ext4 virtual disk, 2 shared cores, 64 MiB cache:
+//! - direct appends, 64 entries per call: 2.4 s, ~41,600 entries/s, 1,563
+//!   fsyncs; 187 MiB on disk for 97.7 MiB of payload (JSON envelope ~10%,
+//!   the rest sled's space amplification); RSS 76 MiB;
+//! - single-member openraft, 64 concurrent clients: 26.9 s, ~3,700 writes/s,
+//!   one fsync per write (openraft 0.9 awaits each append's flush before the
+//!   next, see `flusher`); 206 MiB on disk; RSS 148 MiB.
 
 use std::collections::BTreeMap;
 use std::path::Path;
