@@ -887,7 +887,7 @@ fn reserved_and_read_only() {
         json!([{"rows":[{"x":0}]},{}])
     );
     let r = db.transact_read_only(
-        &vec![json!({"op":"delete","table":"C","where":[]})],
+        &[json!({"op":"delete","table":"C","where":[]})],
         &mut env,
     );
     assert_eq!(
