@@ -66,15 +66,9 @@ impl Hub {
     }
 
     /// Queues the updates `changes` causes on every session monitoring `db`.
-    pub(crate) fn fan_out(
-        &self,
-        db: &str,
-        state: &ovsdb::Database,
-        txn_id: Uuid,
-        changes: &ovsdb::ChangeSet,
-    ) {
+    pub(crate) fn fan_out(&self, db: &str, txn_id: Uuid, changes: &ovsdb::ChangeSet) {
         for s in self.monitoring(db) {
-            s.push_updates(db, state, txn_id, changes);
+            s.push_updates(db, txn_id, changes);
         }
     }
 
@@ -85,8 +79,14 @@ impl Hub {
 }
 
 impl ApplyHook for Hub {
-    fn applied(&self, db: &str, state: &ovsdb::Database, txn_id: Uuid, changes: &ovsdb::ChangeSet) {
-        self.fan_out(db, state, txn_id, changes);
+    fn applied(
+        &self,
+        db: &str,
+        _state: &ovsdb::Database,
+        txn_id: Uuid,
+        changes: &ovsdb::ChangeSet,
+    ) {
+        self.fan_out(db, txn_id, changes);
     }
 
     fn lock_event(&self, session: SessionKey, lock_name: &str, event: LockEvent) {

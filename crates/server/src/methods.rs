@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::backend::{BackendError, DbView};
 use crate::jsonrpc::{self, error_object, error_reply, reply, syntax_error};
-use crate::monitor::{self, CompileError, Monitor, MonitorVersion};
+use crate::monitor::{Monitor, MonitorVersion};
 use crate::server_db::{ServerTxn, SERVER_DB};
 use crate::session::{Done, LockEntry, Session};
 
@@ -313,41 +313,44 @@ impl Session {
         let hub = self.ctx.hub.clone();
         // Compile, answer and register in one step under the state lock, so the reply holds
         // exactly the state before the first update this monitor will send.
-        let mut outcome: Option<Result<(), CompileError>> = None;
-        let mut run = |db_state: &ovsdb::Database, last_id: Uuid, since: Option<Vec<_>>| {
-            let compiled = match monitor::compile(db_state.schema(), requests, version) {
-                Ok(c) => c,
-                Err(e) => {
-                    outcome = Some(Err(e));
-                    return;
+        let mut outcome: Option<Result<(), Value>> = None;
+        let mut run =
+            |db_state: &ovsdb::Database,
+             last_id: Uuid,
+             since: Option<Vec<(Uuid, std::sync::Arc<ovsdb::ChangeSet>)>>| {
+                let compiled =
+                    match ovsdb::monitor::Monitor::new(db_state.schema(), version, requests) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            outcome = Some(Err(e.to_json()));
+                            return;
+                        }
+                    };
+                let result = match (version, since) {
+                    (MonitorVersion::V3, Some(changes)) => json!([
+                        true,
+                        last_id.to_string(),
+                        compiled.since(changes.iter().map(|(_, c)| &**c))
+                    ]),
+                    (MonitorVersion::V3, None) => {
+                        json!([false, last_id.to_string(), compiled.initial(db_state)])
+                    }
+                    _ => compiled.initial(db_state),
+                };
+                shared.out.push(&reply(id.clone(), result));
+                let mut st = shared.state();
+                let first_on_db = !st.monitors.iter().any(|m| m.db == db);
+                st.monitors.push(Monitor {
+                    id: mon_id.clone(),
+                    db: db.clone(),
+                    compiled,
+                });
+                drop(st);
+                if first_on_db {
+                    hub.set_monitoring(&db, &shared, true);
                 }
+                outcome = Some(Ok(()));
             };
-            let result = match (version, since) {
-                (MonitorVersion::V3, Some(changes)) => json!([
-                    true,
-                    last_id.to_string(),
-                    compiled.since(db_state, &changes)
-                ]),
-                (MonitorVersion::V3, None) => {
-                    json!([false, last_id.to_string(), compiled.initial(db_state)])
-                }
-                _ => compiled.initial(db_state),
-            };
-            shared.out.push(&reply(id.clone(), result));
-            let mut st = shared.state();
-            let first_on_db = !st.monitors.iter().any(|m| m.db == db);
-            st.monitors.push(Monitor {
-                id: mon_id.clone(),
-                db: db.clone(),
-                version,
-                compiled,
-            });
-            drop(st);
-            if first_on_db {
-                hub.set_monitoring(&db, &shared, true);
-            }
-            outcome = Some(Ok(()));
-        };
         if db == SERVER_DB {
             // `_Server` keeps no history: always `found=false` with the all-zero id.
             self.ctx
@@ -367,8 +370,7 @@ impl Session {
         }
         match outcome {
             Some(Ok(())) => {}
-            Some(Err(CompileError::Invalid(e))) => self.send(error_reply(id, e)),
-            Some(Err(CompileError::Unsupported)) => self.send(unknown_method(id)),
+            Some(Err(e)) => self.send(error_reply(id, e)),
             None => self.not_available(id, method, &db),
         }
     }
@@ -429,7 +431,7 @@ impl Session {
             let Some(m) = st.monitors.iter_mut().find(|m| &m.id == old_id) else {
                 return;
             };
-            match m.compiled.change_condition(state, requests) {
+            match m.compiled.change_conditions(state, requests) {
                 Ok(updates) => {
                     m.id = new_id.clone();
                     if let Some(u) = updates {
@@ -438,7 +440,7 @@ impl Session {
                     shared.out.push(&reply(id.clone(), json!({})));
                 }
                 Err(e) => {
-                    shared.out.push(&error_reply(id.clone(), e));
+                    shared.out.push(&error_reply(id.clone(), e.to_json()));
                 }
             }
         };

@@ -98,6 +98,11 @@ impl Outbox {
         inner.closing.is_some() || inner.done
     }
 
+    /// True if the session was closed without flushing (backlog overflow).
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.lock().closing == Some(CloseKind::Abort)
+    }
+
     pub(crate) fn close(&self, kind: CloseKind) {
         let mut inner = self.lock();
         if inner.closing != Some(CloseKind::Abort) {

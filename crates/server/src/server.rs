@@ -138,8 +138,8 @@ impl Server {
 fn refresh(ctx: &Ctx) {
     let rows = ctx.backend.server_rows();
     let hub = ctx.hub.clone();
-    ctx.server_db.refresh(&rows, &|db, changes| {
-        hub.fan_out(SERVER_DB, db, Uuid::nil(), changes)
+    ctx.server_db.refresh(&rows, &|changes| {
+        hub.fan_out(SERVER_DB, Uuid::nil(), changes)
     });
     ctx.hub.server_db_refreshed.notify_waiters();
 }

@@ -90,11 +90,7 @@ impl ServerDb {
     /// Commits the rows `statuses` describe (plus `_Server`'s own row). If anything changed,
     /// `applied` is called with the change set while the state is still locked, so monitors
     /// see every change exactly once and in order.
-    pub fn refresh(
-        &self,
-        statuses: &[ServerDbStatus],
-        applied: &dyn Fn(&ovsdb::Database, &ovsdb::ChangeSet),
-    ) {
+    pub fn refresh(&self, statuses: &[ServerDbStatus], applied: &dyn Fn(&ovsdb::ChangeSet)) {
         let mut all: Vec<ServerDbStatus> = statuses.to_vec();
         all.push(ServerDbStatus {
             name: SERVER_DB.into(),
@@ -160,7 +156,7 @@ impl ServerDb {
             }
         }
         if let Some(changes) = &outcome.changes {
-            applied(&inner.db, changes);
+            applied(changes);
         }
     }
 

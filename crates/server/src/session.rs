@@ -74,16 +74,10 @@ impl SessionShared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn push_updates(
-        &self,
-        db: &str,
-        state: &ovsdb::Database,
-        txn_id: Uuid,
-        changes: &ovsdb::ChangeSet,
-    ) {
+    pub(crate) fn push_updates(&self, db: &str, txn_id: Uuid, changes: &ovsdb::ChangeSet) {
         let st = self.state();
         for m in st.monitors.iter().filter(|m| m.db == db) {
-            if let Some(n) = m.notification(state, txn_id, changes) {
+            if let Some(n) = m.notification(txn_id, changes) {
                 self.out.push(&n);
             }
         }
@@ -221,8 +215,11 @@ where
         End::Closed | End::Protocol(_) | End::Probe => CloseKind::Flush,
         End::Eof | End::ReadError(_) => CloseKind::Abort,
     });
+    // An aborted writer may be stuck in a write to a client that does not read.
     let abort = writer.abort_handle();
-    if tokio::time::timeout(FLUSH_TIMEOUT, writer).await.is_err() {
+    if shared.out.is_aborted() {
+        abort.abort();
+    } else if tokio::time::timeout(FLUSH_TIMEOUT, writer).await.is_err() {
         abort.abort();
     }
 }
