@@ -1,7 +1,7 @@
 //! Mutations (RFC 7047 §5.1 `<mutation>`, used by the `mutate` operation): the arithmetic
 //! mutators on integer/real scalars and sets, and `insert`/`delete` on sets and maps, with
 //! ovsdb-server's failure texts (protocol doc §5.4). Unlike ovsdb-server 3.1,
-//! `INT64_MIN *= -1` is reported as out of range.
+//! `INT64_MIN *= -1` is reported as out of range (as `/= -1` and `%= -1` are).
 
 use serde_json::Value;
 
@@ -244,7 +244,8 @@ fn scalar(m: Mutator, x: &Atom, y: &Atom) -> Result<Atom, OvsdbError> {
                     if y == 0 {
                         return Err(domain());
                     }
-                    Some(x.checked_rem(y).unwrap_or(0))
+                    // Like ovsdb-server, INT64_MIN %= -1 is out of range.
+                    x.checked_rem(y)
                 }
                 _ => unreachable!("not a scalar mutator"),
             };

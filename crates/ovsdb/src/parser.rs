@@ -63,7 +63,9 @@ impl<'a> Parser<'a> {
             error: None,
         };
         if p.obj.is_none() {
-            p.raise("Object expected.");
+            // ovsdb-server reports this one without the `syntax` member.
+            let msg = format!("Parsing {} failed: Object expected.", p.context);
+            p.error = Some(OvsdbError::syntax_msg(msg));
         }
         p
     }

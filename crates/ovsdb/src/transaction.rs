@@ -152,7 +152,6 @@ pub(crate) fn transact(
             durable: false,
             blocked: false,
         };
-        x.prebind_uuid_names(ops);
         let mut failed = false;
         for (i, op) in ops.iter().enumerate() {
             match x.execute(op, i, n) {
@@ -218,24 +217,6 @@ pub(crate) fn transact(
 }
 
 impl<'a> Exec<'a> {
-    /// An insert that gives both `uuid-name` and `uuid` binds the name to that UUID for
-    /// the whole transaction, so uses before the insert see the right row.
-    fn prebind_uuid_names(&mut self, ops: &[Value]) {
-        for op in ops {
-            if op.get("op").and_then(Value::as_str) != Some("insert") {
-                continue;
-            }
-            if let (Some(name), Some(u)) = (
-                op.get("uuid-name").and_then(Value::as_str),
-                op.get("uuid")
-                    .and_then(Value::as_str)
-                    .and_then(parse_uuid_str),
-            ) {
-                self.symtab.entry(name.to_string()).or_insert((u, false));
-            }
-        }
-    }
-
     fn execute(&mut self, op: &Value, i: usize, n: usize) -> Result<Value, OvsdbError> {
         let mut p = Parser::new(op, format!("ovsdb operation {} of {}", i + 1, n));
         let name = p.required("op", Kind::Id).and_then(Value::as_str);
@@ -628,7 +609,7 @@ impl<'a> Exec<'a> {
     }
 
     fn op_wait(&mut self, p: &mut Parser<'_>) -> Result<Value, OvsdbError> {
-        let timeout = p.optional("timeout", Kind::Number);
+        let timeout = p.optional("timeout", Kind::Integer);
         let where_ = p.required("where", Kind::Array);
         let columns = p.optional("columns", Kind::Array);
         let until = p.required("until", Kind::String);

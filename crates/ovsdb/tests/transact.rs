@@ -197,15 +197,22 @@ fn insert() {
         "named-uuid string is not a valid <id>",
     );
 
-    // Caller-chosen uuid, with a uuid-name bound to it.
+    // Caller-chosen uuid, with a uuid-name bound to it: later uses see that uuid.
     let mut f = Fixture::new();
     let r = f.ok(json!([
+        {"op":"insert","table":"B","row":{"name":"x"},"uuid-name":"b","uuid":u},
+        {"op":"insert","table":"A","row":{"e":"red","sref":["named-uuid","b"]}}
+    ]));
+    assert_eq!(r[0], json!({"uuid":["uuid",u]}));
+    let sel = f.ok(json!([{"op":"select","table":"A","where":[],"columns":["sref"]}]));
+    assert_eq!(sel, json!([{"rows":[{"sref":["uuid",u]}]}]));
+    // As in ovsdb-server 3.1, a use *before* such an insert got a fresh UUID already.
+    let mut f = Fixture::new();
+    let r = f.tx(json!([
         {"op":"insert","table":"A","row":{"e":"red","sref":["named-uuid","b"]}},
         {"op":"insert","table":"B","row":{"name":"x"},"uuid-name":"b","uuid":u}
     ]));
-    assert_eq!(r[1], json!({"uuid":["uuid",u]}));
-    let sel = f.ok(json!([{"op":"select","table":"A","where":[],"columns":["sref"]}]));
-    assert_eq!(sel, json!([{"rows":[{"sref":["uuid",u]}]}]));
+    assert_eq!(err_of(&r).0, "referential integrity violation");
 }
 
 #[test]
@@ -450,6 +457,7 @@ fn mutation_errors() {
         // 3.1 misses this one; we do not.
         (json!({"i":i64::MIN}), json!([["i","*=",-1]]), "range error", "Result of \"*=\" operation is out of range."),
         (json!({"i":i64::MIN}), json!([["i","/=",-1]]), "range error", "Result of \"/=\" operation is out of range."),
+        (json!({"i":i64::MIN}), json!([["i","%=",-1]]), "range error", "Result of \"%=\" operation is out of range."),
         (json!({"r":1e308}), json!([["r","*=",10]]), "range error", "Result of \"*=\" operation is out of range."),
         (json!({"si":["set",[1,2]]}), json!([["si","*=",0]]), "constraint violation", "Result of \"*=\" operation contains duplicates."),
         (json!({"ri":["set",[5]]}), json!([["ri","+=",100]]), "constraint violation", "105 is not in the valid range 0 to 10 (inclusive)"),
@@ -886,10 +894,7 @@ fn reserved_and_read_only() {
         db.transact(&sel, &mut env).result,
         json!([{"rows":[{"x":0}]},{}])
     );
-    let r = db.transact_read_only(
-        &[json!({"op":"delete","table":"C","where":[]})],
-        &mut env,
-    );
+    let r = db.transact_read_only(&[json!({"op":"delete","table":"C","where":[]})], &mut env);
     assert_eq!(
         r.result,
         json!([{"error":"not allowed","details":"delete operation not allowed when database server is in read only mode"}])
