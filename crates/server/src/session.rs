@@ -217,9 +217,7 @@ where
     });
     // An aborted writer may be stuck in a write to a client that does not read.
     let abort = writer.abort_handle();
-    if shared.out.is_aborted() {
-        abort.abort();
-    } else if tokio::time::timeout(FLUSH_TIMEOUT, writer).await.is_err() {
+    if shared.out.is_aborted() || tokio::time::timeout(FLUSH_TIMEOUT, writer).await.is_err() {
         abort.abort();
     }
 }
