@@ -21,7 +21,7 @@ use serde_json::Value;
 )]
 pub struct Cli {
     /// Log filter (tracing-subscriber syntax), e.g. `info`, `halyard_raft=debug`.
-    #[arg(long, global = true, env = "HALYARD_LOG", default_value = "info")]
+    #[arg(long, global = true, env = "HALYARD_LOG", default_value = "info,openraft=warn")]
     pub log: String,
     #[command(subcommand)]
     pub command: Command,
@@ -108,6 +108,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).context("invalid --log filter")?)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
         Command::CreateCluster { data_dir, schema, raft_addr } => create_cluster(&data_dir, &schema, &raft_addr),

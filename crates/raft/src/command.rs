@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// One entry of the replicated log (openraft's `D`).
+/// One client command, applied on every member in log order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Command {
     /// Unique per command; for transactions also the OVSDB transaction id.
@@ -44,6 +44,12 @@ pub enum CommandKind {
     /// Release every lock held through member `member` (it restarted, or lost its lease).
     ExpireMember { member: u64 },
 }
+
+/// One Raft log entry: the commands gathered while the previous entry was being made durable
+/// (group commit — openraft 0.9 makes each append durable before it starts the next, so one
+/// command per entry would cost one fsync per transaction).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Batch(pub Vec<Command>);
 
 /// The result of applying a command (openraft's `R`), the same on every member.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -14,13 +14,21 @@ pub mod config;
 pub mod locks;
 pub mod member;
 mod network;
+mod proposer;
+mod service;
 pub mod state;
 mod state_machine;
 mod txn_env;
 pub mod types;
 
-pub use command::{Command, CommandKind, Outcome};
+/// Generated from proto/halyard.proto.
+#[allow(clippy::all, missing_docs)]
+pub mod pb {
+    tonic::include_proto!("halyard.v1");
+}
+
+pub use command::{Batch, Command, CommandKind, Outcome};
 pub use config::MemberConfig;
 pub use locks::LockEvent;
-pub use member::{Identity, Member, MemberError, MemberStatus};
+pub use member::{AdminError, Identity, Member, MemberError, MemberStatus};
 pub use state::{ApplyObserver, DbState, ReplicatedState};

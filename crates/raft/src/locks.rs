@@ -99,6 +99,11 @@ impl LockTable {
         }
     }
 
+    /// Whether `session` holds or waits for any lock.
+    pub fn involves(&self, session: Uuid) -> bool {
+        self.locks.values().any(|q| q.iter().any(|w| w.session == session))
+    }
+
     pub fn len(&self) -> usize {
         self.locks.len()
     }

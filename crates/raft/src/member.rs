@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::RaftError;
 use openraft::{BasicNode, ServerState};
 use serde_json::Value;
 use uuid::Uuid;
@@ -20,9 +20,10 @@ use uuid::Uuid;
 use crate::command::{Command, CommandKind, Outcome};
 use crate::config::MemberConfig;
 use crate::network::Network;
+use crate::proposer::{ProposeError, Proposer};
 use crate::state::{ApplyObserver, ReplicatedState};
 use crate::state_machine::{Shared, StateMachine};
-use crate::types::{NodeId, Raft};
+use crate::types::{NodeId, Raft, TypeConfig};
 
 /// Identity of a member, written once into its data directory.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -34,6 +35,8 @@ pub struct Identity {
 }
 
 const META_IDENTITY: &str = "identity";
+/// Raft addresses of existing members a `join-cluster` member asks to be added (cleared once in).
+const META_JOIN: &str = "join";
 /// The schema(s) a freshly created cluster still has to propose (cleared once committed).
 const META_BOOTSTRAP: &str = "bootstrap";
 
@@ -55,6 +58,22 @@ pub enum MemberError {
     UnknownDb(String),
     #[error("the member is shutting down")]
     ShuttingDown,
+    #[error("cannot serve member-to-member traffic on {addr}: {reason}")]
+    Bind { addr: String, reason: String },
+    #[error("could not join the cluster through {peers:?}: {reason}")]
+    Join { peers: Vec<String>, reason: String },
+}
+
+/// Failures of membership and leadership administration.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// Only the leader changes the membership; the address is the leader's Raft address if known.
+    #[error("not the leader (leader: {0})")]
+    NotLeader(String),
+    #[error("no member with id {0:016x} in the cluster")]
+    UnknownMember(NodeId),
+    #[error("{0}")]
+    Raft(String),
 }
 
 /// What `_Server` and the status commands report about this member.
@@ -69,11 +88,21 @@ pub struct MemberStatus {
     pub committed_index: Option<u64>,
     /// Hears a leader (and so can commit writes and serve linearizable reads).
     pub connected: bool,
+    /// This member is the Raft leader.
+    pub is_leader: bool,
+}
+
+impl Identity {
+    fn new(cluster_id: Uuid, raft_addr: &str) -> Identity {
+        let server_id = Uuid::new_v4();
+        Identity { cluster_id, server_id, node_id: server_id.as_u64_pair().0, raft_addr: raft_addr.to_string() }
+    }
 }
 
 pub struct Member {
     identity: Identity,
     raft: Raft,
+    proposer: Proposer,
     shared: Arc<Shared>,
     config: MemberConfig,
 }
@@ -85,28 +114,37 @@ impl Member {
         for s in schemas {
             ovsdb::DatabaseSchema::from_json(s).map_err(|e| MemberError::Schema(e.to_string()))?;
         }
-        let store = halyard_storage::Store::open(data_dir, crate::config::DEFAULT_STORAGE_CACHE_BYTES)?;
-        let meta = store.meta();
+        let store = halyard_storage::Store::<TypeConfig>::open(data_dir, crate::config::DEFAULT_STORAGE_CACHE_BYTES)?;
+        let meta = store.meta_store();
         if let Some(existing) = meta.get::<Identity>(META_IDENTITY)? {
             return Err(MemberError::AlreadyCreated(data_dir.display().to_string(), existing.cluster_id));
         }
-        let server_id = Uuid::new_v4();
-        let identity = Identity {
-            cluster_id: Uuid::new_v4(),
-            server_id,
-            node_id: server_id.as_u64_pair().0,
-            raft_addr: raft_addr.to_string(),
-        };
+        let identity = Identity::new(Uuid::new_v4(), raft_addr);
         let texts: Vec<String> = schemas.iter().map(|s| s.to_string()).collect();
-        meta.put(META_BOOTSTRAP, &texts)?;
-        meta.put(META_IDENTITY, &identity)?;
+        meta.put_blocking(META_BOOTSTRAP, &texts)?;
+        meta.put_blocking(META_IDENTITY, &identity)?;
+        Ok(identity)
+    }
+
+    /// `halyard join-cluster`: prepares `data_dir` for a member that joins an existing cluster
+    /// through any of `peers` (Raft addresses) when `halyard serve` starts on it. Like
+    /// `ovsdb-tool join-cluster`, it returns at once; the cluster id is learnt on joining.
+    pub fn join_cluster(data_dir: &Path, raft_addr: &str, peers: &[String]) -> Result<Identity, MemberError> {
+        let store = halyard_storage::Store::<TypeConfig>::open(data_dir, crate::config::DEFAULT_STORAGE_CACHE_BYTES)?;
+        let meta = store.meta_store();
+        if let Some(existing) = meta.get::<Identity>(META_IDENTITY)? {
+            return Err(MemberError::AlreadyCreated(data_dir.display().to_string(), existing.cluster_id));
+        }
+        let identity = Identity::new(Uuid::nil(), raft_addr);
+        meta.put_blocking(META_JOIN, &peers.to_vec())?;
+        meta.put_blocking(META_IDENTITY, &identity)?;
         Ok(identity)
     }
 
     /// `halyard serve`: opens the member in `data_dir` and starts its Raft node.
     pub async fn start(data_dir: &Path, config: MemberConfig) -> Result<Arc<Member>, MemberError> {
-        let store = halyard_storage::Store::open(data_dir, config.storage_cache_bytes)?;
-        let meta = store.meta();
+        let store = halyard_storage::Store::<TypeConfig>::open(data_dir, config.storage_cache_bytes)?;
+        let meta = store.meta_store();
         let identity: Identity =
             meta.get(META_IDENTITY)?.ok_or_else(|| MemberError::NotCreated(data_dir.display().to_string()))?;
         let (sm, shared) = StateMachine::open(store.snapshot_store()).map_err(|e| MemberError::Raft(e.to_string()))?;
@@ -116,16 +154,87 @@ impl Member {
                 .validate()
                 .map_err(|e| MemberError::Raft(e.to_string()))?,
         );
-        let raft = Raft::new(identity.node_id, raft_config, Network::default(), store.log_store(), sm)
+        let raft = Raft::new(identity.node_id, raft_config, Network::default(), store.log_store()?, sm)
             .await
             .map_err(|e| MemberError::Raft(e.to_string()))?;
-        let member = Arc::new(Member { identity, raft, shared, config });
+        let proposer = Proposer::start(raft.clone());
+        let member = Arc::new(Member { identity, raft, proposer, shared, config });
+        member.clone().serve_peers().await?;
         let bootstrap: Option<Vec<String>> = meta.get(META_BOOTSTRAP)?;
         if let Some(schemas) = bootstrap {
             member.bootstrap(&schemas).await?;
-            meta.remove(META_BOOTSTRAP)?;
+            meta.remove(META_BOOTSTRAP).await?;
+        }
+        let join: Option<Vec<String>> = meta.get(META_JOIN)?;
+        if let Some(peers) = join {
+            let cluster_id = member.join(&peers).await?;
+            let mut identity = member.identity.clone();
+            identity.cluster_id = cluster_id;
+            meta.put(META_IDENTITY, &identity).await?;
+            meta.remove(META_JOIN).await?;
+            tracing::info!(cluster = %cluster_id, "joined the cluster; restart not needed");
         }
         Ok(member)
+    }
+
+    /// Starts the gRPC service other members call, on this member's Raft address.
+    async fn serve_peers(self: Arc<Self>) -> Result<(), MemberError> {
+        let addr = self.identity.raft_addr.clone();
+        let bind_err = |reason: String| MemberError::Bind { addr: addr.clone(), reason };
+        let sock = tokio::net::lookup_host(&addr)
+            .await
+            .map_err(|e| bind_err(e.to_string()))?
+            .next()
+            .ok_or_else(|| bind_err("address does not resolve".into()))?;
+        let listener = tokio::net::TcpListener::bind(sock).await.map_err(|e| bind_err(e.to_string()))?;
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let service = crate::service::server(self.clone());
+        tokio::spawn(async move {
+            if let Err(e) = tonic::transport::Server::builder().add_service(service).serve_with_incoming(incoming).await {
+                tracing::error!("member-to-member service stopped: {e}");
+            }
+        });
+        tracing::info!(%addr, node = format_args!("{:016x}", self.identity.node_id), "serving member-to-member traffic");
+        Ok(())
+    }
+
+    /// Asks the peers (any member; followers point to the leader) to add this member, retrying
+    /// until one accepts. Returns the cluster id.
+    async fn join(&self, peers: &[String]) -> Result<Uuid, MemberError> {
+        let req = crate::pb::JoinRequest {
+            node_id: self.identity.node_id,
+            raft_addr: self.identity.raft_addr.clone(),
+            server_id: self.identity.server_id.to_string(),
+        };
+        let mut targets: Vec<String> = peers.to_vec();
+        let mut last_error = String::from("no peer answered");
+        for attempt in 0..600u32 {
+            for addr in targets.clone() {
+                tracing::info!(peer = %addr, attempt, "asking to join the cluster");
+                let Ok(mut client) = crate::network::client(&addr) else { continue };
+                match client.join(req.clone()).await {
+                    Ok(reply) => {
+                        let reply = reply.into_inner();
+                        if reply.not_leader {
+                            if !reply.leader_addr.is_empty() && !targets.contains(&reply.leader_addr) {
+                                targets.insert(0, reply.leader_addr);
+                            }
+                            last_error = "peer is not the leader".into();
+                        } else if !reply.error.is_empty() {
+                            last_error = reply.error;
+                        } else {
+                            return Uuid::parse_str(&reply.cluster_id).map_err(|e| MemberError::Join {
+                                peers: peers.to_vec(),
+                                reason: format!("bad cluster id in reply: {e}"),
+                            });
+                        }
+                    }
+                    Err(status) => last_error = status.message().to_string(),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(MemberError::Join { peers: peers.to_vec(), reason: last_error })
     }
 
     async fn bootstrap(&self, schemas: &[String]) -> Result<(), MemberError> {
@@ -169,22 +278,16 @@ impl Member {
         let deadline = Instant::now() + self.config.write_wait;
         let mut backoff = Duration::from_millis(10);
         loop {
-            match self.raft.client_write(cmd.clone()).await {
-                Ok(_) => break,
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(fwd))) => {
-                    // Forwarding to a remote leader is the cluster layer's job; with no leader
-                    // known yet (an election) we wait and retry.
-                    tracing::debug!(leader = ?fwd.leader_id, "not leader; retrying");
+            match self.proposer.propose(cmd.clone()).await {
+                Ok(()) => break,
+                Err(ProposeError::NotLeader(Some(leader))) if !leader.is_empty() => {
+                    match self.forward(&leader, &cmd).await {
+                        Ok(()) => break,
+                        Err(e) => tracing::debug!(%leader, "forwarding failed, retrying: {e}"),
+                    }
                 }
-                Err(RaftError::APIError(e)) => {
-                    self.shared.forget(&id);
-                    return Err(MemberError::Raft(e.to_string()));
-                }
-                Err(RaftError::Fatal(e)) => {
-                    self.shared.forget(&id);
-                    tracing::error!("raft stopped: {e}");
-                    return Err(MemberError::ShuttingDown);
-                }
+                Err(ProposeError::NotLeader(_)) => tracing::debug!("no leader known (election); retrying"),
+                Err(ProposeError::Raft(e)) => tracing::debug!("proposal failed, retrying: {e}"),
             }
             if Instant::now() >= deadline {
                 self.shared.forget(&id);
@@ -196,21 +299,178 @@ impl Member {
         applied.await.map_err(|_| MemberError::ShuttingDown)
     }
 
-    /// Waits until this member has applied everything committed before the call (a read index
-    /// from the leader).
+    /// Sends `cmd` to the leader at `addr`, which proposes it and answers once it is committed.
+    async fn forward(&self, addr: &str, cmd: &Command) -> Result<(), String> {
+        let mut client = crate::network::client(addr).map_err(|e| e.to_string())?;
+        let mut req = tonic::Request::new(crate::pb::Payload { data: crate::network::encode(cmd) });
+        req.set_timeout(self.config.write_wait);
+        let reply = client.forward(req).await.map_err(|s| s.message().to_string())?.into_inner();
+        if reply.not_leader {
+            Err(format!("{addr} is no longer the leader"))
+        } else if !reply.error.is_empty() {
+            Err(reply.error)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Waits until this member has applied everything committed before the call: the leader
+    /// confirms its leadership with a quorum and names its commit index (a read index), and this
+    /// member waits to have applied that far.
     pub async fn read_barrier(&self) -> Result<(), MemberError> {
         let deadline = Instant::now() + self.config.write_wait;
+        let mut last_error;
         loop {
-            match self.raft.ensure_linearizable().await {
-                Ok(_) => return Ok(()),
-                Err(e) => {
-                    if Instant::now() >= deadline {
-                        return Err(MemberError::Raft(e.to_string()));
+            match self.raft.get_read_log_id().await {
+                Ok((read, _)) => return self.wait_applied(read.map(|l| l.index).unwrap_or(0)).await,
+                Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
+                    match f.leader_node {
+                        Some(node) => match self.remote_read_index(&node.addr).await {
+                            Ok(index) => return self.wait_applied(index).await,
+                            Err(e) => last_error = e,
+                        },
+                        None => last_error = "no leader known".to_string(),
                     }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => last_error = e.to_string(),
+            }
+            if Instant::now() >= deadline {
+                return Err(MemberError::Raft(format!("read barrier: {last_error}")));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn remote_read_index(&self, addr: &str) -> Result<u64, String> {
+        let mut client = crate::network::client(addr).map_err(|e| e.to_string())?;
+        let mut req = tonic::Request::new(crate::pb::Empty {});
+        req.set_timeout(Duration::from_millis(self.config.election_timeout_ms * 2));
+        let reply = client.read_index(req).await.map_err(|s| s.message().to_string())?.into_inner();
+        if reply.not_leader {
+            Err(format!("{addr} is no longer the leader"))
+        } else if !reply.error.is_empty() {
+            Err(reply.error)
+        } else {
+            Ok(reply.index)
+        }
+    }
+
+    async fn wait_applied(&self, index: u64) -> Result<(), MemberError> {
+        let mut applied = self.shared.subscribe_applied();
+        let result = tokio::time::timeout(self.config.write_wait, applied.wait_for(|i| *i >= index)).await;
+        match result {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(MemberError::ShuttingDown),
+            Err(_) => Err(MemberError::Raft(format!("did not apply up to index {index} in time"))),
+        }
+    }
+
+    pub(crate) fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// Proposes a command forwarded by a follower; resolves once it is committed.
+    pub(crate) async fn propose_forwarded(&self, cmd: Command) -> Result<(), ProposeError> {
+        self.proposer.propose(cmd).await
+    }
+
+    fn not_leader(&self) -> AdminError {
+        let m = self.raft.metrics().borrow().clone();
+        let addr = m
+            .current_leader
+            .and_then(|id| m.membership_config.membership().get_node(&id).map(|n| n.addr.clone()))
+            .unwrap_or_default();
+        AdminError::NotLeader(addr)
+    }
+
+    /// Adds a member: first as a learner that catches up (from a snapshot if the log was
+    /// compacted), then as a voter. One change at a time, as openraft's joint consensus allows.
+    pub async fn add_member(&self, node: NodeId, addr: &str) -> Result<(), AdminError> {
+        if self.raft.metrics().borrow().state != ServerState::Leader {
+            return Err(self.not_leader());
+        }
+        tracing::info!(node = format_args!("{node:016x}"), %addr, "adding member as learner");
+        self.raft.add_learner(node, BasicNode::new(addr), true).await.map_err(|e| AdminError::Raft(e.to_string()))?;
+        let mut voters: std::collections::BTreeSet<NodeId> =
+            self.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+        voters.insert(node);
+        self.raft.change_membership(voters, false).await.map_err(|e| AdminError::Raft(e.to_string()))?;
+        tracing::info!(node = format_args!("{node:016x}"), "member is a voter");
+        Ok(())
+    }
+
+    /// Removes a member from the cluster (kick, or leave).
+    pub async fn remove_member(&self, node: NodeId) -> Result<String, AdminError> {
+        if self.raft.metrics().borrow().state != ServerState::Leader {
+            return Err(self.not_leader());
+        }
+        let membership = self.raft.metrics().borrow().membership_config.membership().clone();
+        let mut voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+        if !voters.remove(&node) && membership.get_node(&node).is_none() {
+            return Err(AdminError::UnknownMember(node));
+        }
+        self.raft.change_membership(voters, false).await.map_err(|e| AdminError::Raft(e.to_string()))?;
+        Ok(format!("removed {node:016x}"))
+    }
+
+    /// Asks for a new leader. openraft 0.9 has no leadership-transfer message; the target (or
+    /// this member) starts an election at once, which a caught-up member wins.
+    pub async fn transfer_leadership(&self, to: Option<NodeId>) -> Result<String, AdminError> {
+        match to {
+            Some(id) if id != self.identity.node_id => {
+                let m = self.raft.metrics().borrow().clone();
+                let node =
+                    m.membership_config.membership().get_node(&id).cloned().ok_or(AdminError::UnknownMember(id))?;
+                let mut client = crate::network::client(&node.addr).map_err(|e| AdminError::Raft(e.to_string()))?;
+                let reply = client
+                    .transfer_leadership(crate::pb::TransferRequest { node_id: id })
+                    .await
+                    .map_err(|s| AdminError::Raft(s.message().to_string()))?
+                    .into_inner();
+                if reply.error.is_empty() {
+                    Ok(reply.message)
+                } else {
+                    Err(AdminError::Raft(reply.error))
                 }
             }
+            _ => {
+                self.raft.trigger().elect().await.map_err(|e| AdminError::Raft(e.to_string()))?;
+                Ok(format!("election started by {:016x}", self.identity.node_id))
+            }
         }
+    }
+
+    /// This member's view, as `halyard status --json` prints it for one member.
+    pub fn status_json(&self) -> Value {
+        let m = self.raft.metrics().borrow().clone();
+        let members: Vec<Value> = m
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, node)| {
+                let voter = m.membership_config.membership().voter_ids().any(|v| v == *id);
+                let matched = m.replication.as_ref().and_then(|r| r.get(id).cloned().flatten()).map(|l| l.index);
+                serde_json::json!({
+                    "id": format!("{id:016x}"), "address": node.addr, "voter": voter, "match_index": matched,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "id": format!("{:016x}", self.identity.node_id),
+            "server_id": self.identity.server_id.to_string(),
+            "cluster_id": self.identity.cluster_id.to_string(),
+            "address": self.identity.raft_addr,
+            "role": format!("{:?}", m.state).to_lowercase(),
+            "term": m.current_term,
+            "leader": m.current_leader.map(|l| format!("{l:016x}")),
+            "vote": m.vote.leader_id().voted_for().map(|v| format!("{v:016x}")),
+            "last_log_index": m.last_log_index,
+            "committed_index": m.last_applied.map(|l| l.index),
+            "applied_index": self.shared.applied_index(),
+            "snapshot_index": m.snapshot.map(|l| l.index),
+            "millis_since_quorum_ack": m.millis_since_quorum_ack,
+            "members": members,
+        })
     }
 
     /// An OVSDB `transact` on `db` (ops = params after the db name); returns the result array.
@@ -287,12 +547,18 @@ impl Member {
             last_log_index: m.last_log_index,
             committed_index: m.last_applied.map(|l| l.index),
             connected: m.current_leader.is_some(),
+            is_leader: m.state == ServerState::Leader,
         }
     }
 
     /// Notified whenever the Raft role, term or leader changes (for `_Server` updates).
     pub fn metrics(&self) -> tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, BasicNode>> {
         self.raft.metrics()
+    }
+
+    /// Commands waiting for the next Raft entry on this member (group commit queue depth).
+    pub fn proposal_queue_len(&self) -> usize {
+        self.proposer.queued()
     }
 
     pub fn subscribe_applied(&self) -> tokio::sync::watch::Receiver<u64> {

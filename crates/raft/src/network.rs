@@ -1,67 +1,134 @@
-//! Member-to-member Raft RPCs.
+//! Member-to-member Raft RPCs over gRPC (proto/halyard.proto), the client side.
 //!
-//! This build serves single-member clusters only: there is no peer to call, so every RPC
-//! reports the target unreachable. The gRPC transport (proto/) replaces this for 3- and
-//! 5-member clusters.
+//! openraft's messages travel as bincode payloads. A transport failure is `Unreachable` (openraft
+//! backs off and retries); an error returned by the remote Raft is a `RemoteError`. Every call is
+//! bounded by the deadline openraft gives in `RPCOption`.
 
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
 };
 use openraft::BasicNode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
 
+use crate::pb::member_client::MemberClient;
+use crate::pb::Payload;
 use crate::types::{NodeId, TypeConfig};
+
+/// How long a member waits to establish a connection to a peer.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A lazily connecting client for the member at `addr` (`HOST:PORT`).
+pub fn client(addr: &str) -> Result<MemberClient<Channel>, tonic::transport::Error> {
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_while_idle(true);
+    Ok(MemberClient::new(endpoint.connect_lazy()).max_decoding_message_size(usize::MAX))
+}
 
 #[derive(Default)]
 pub struct Network;
 
 pub struct Peer {
+    target: NodeId,
     addr: String,
+    client: Option<MemberClient<Channel>>,
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("no member-to-member transport in this build (peer {0})")]
-struct NoTransport(String);
-
-impl Peer {
-    fn unreachable<E: std::error::Error>(&self) -> RPCError<NodeId, BasicNode, E> {
-        RPCError::Unreachable(Unreachable::new(&NoTransport(self.addr.clone())))
-    }
-}
+#[error("{0}")]
+struct Transport(String);
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
-    async fn new_client(&mut self, _target: NodeId, node: &BasicNode) -> Peer {
-        Peer { addr: node.addr.clone() }
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
+        let client = match client(&node.addr) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!(peer = target, addr = %node.addr, "bad peer address: {e}");
+                None
+            }
+        };
+        Peer { target, addr: node.addr.clone(), client }
+    }
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    bincode::serialize(value).expect("in-memory serialisation cannot fail")
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::Error> {
+    bincode::deserialize(bytes)
+}
+
+enum Rpc {
+    Append,
+    Vote,
+    Snapshot,
+}
+
+impl Peer {
+    async fn call<Req, Resp, E>(
+        &mut self,
+        rpc: Rpc,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let unreachable = |msg: String| RPCError::Unreachable(Unreachable::new(&Transport(msg)));
+        let Some(client) = self.client.as_mut() else {
+            return Err(unreachable(format!("bad peer address {}", self.addr)));
+        };
+        let mut request = tonic::Request::new(Payload { data: encode(req) });
+        request.set_timeout(option.hard_ttl());
+        let reply = match rpc {
+            Rpc::Append => client.append_entries(request).await,
+            Rpc::Vote => client.vote(request).await,
+            Rpc::Snapshot => client.install_snapshot(request).await,
+        };
+        let reply = reply.map_err(|status| unreachable(format!("{} ({})", status.message(), self.addr)))?;
+        let result: Result<Resp, RaftError<NodeId, E>> = decode(&reply.into_inner().data)
+            .map_err(|e| RPCError::Network(NetworkError::new(&Transport(format!("undecodable reply: {e}")))))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
 
 impl RaftNetwork<TypeConfig> for Peer {
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(self.unreachable())
+        self.call(Rpc::Append, &rpc, &option).await
     }
 
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>>
     {
-        Err(self.unreachable())
+        self.call(Rpc::Snapshot, &rpc, &option).await
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<NodeId>,
-        _option: RPCOption,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(self.unreachable())
+        self.call(Rpc::Vote, &rpc, &option).await
     }
 }

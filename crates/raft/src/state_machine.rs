@@ -62,15 +62,11 @@ impl Shared {
     pub fn subscribe_applied(&self) -> watch::Receiver<u64> {
         self.applied_index.subscribe()
     }
-
-    pub fn membership(&self) -> StoredMembership {
-        self.applied.read().unwrap().1.clone()
-    }
 }
 
 pub struct StateMachine {
     shared: Arc<Shared>,
-    snapshots: halyard_storage::SnapshotStore,
+    snapshots: halyard_storage::SnapshotStore<TypeConfig>,
 }
 
 fn io_err(e: impl std::error::Error + 'static) -> StorageError {
@@ -79,11 +75,11 @@ fn io_err(e: impl std::error::Error + 'static) -> StorageError {
 
 impl StateMachine {
     /// Loads the latest durable snapshot, if any.
-    pub fn open(snapshots: halyard_storage::SnapshotStore) -> Result<(StateMachine, Arc<Shared>), StorageError> {
-        let (state, applied, membership) = match snapshots.load::<TypeConfig>().map_err(io_err)? {
-            Some((meta, bytes)) => {
-                let state = ReplicatedState::restore(&bytes).map_err(io_err)?;
-                (state, meta.last_log_id, meta.last_membership)
+    pub fn open(snapshots: halyard_storage::SnapshotStore<TypeConfig>) -> Result<(StateMachine, Arc<Shared>), StorageError> {
+        let (state, applied, membership) = match snapshots.load_blocking().map_err(io_err)? {
+            Some(stored) => {
+                let state = ReplicatedState::restore(&stored.data).map_err(io_err)?;
+                (state, stored.meta.last_log_id, stored.meta.last_membership)
             }
             None => (ReplicatedState::default(), None, StoredMembership::default()),
         };
@@ -94,7 +90,7 @@ impl StateMachine {
 
 pub struct SnapshotBuilder {
     shared: Arc<Shared>,
-    snapshots: halyard_storage::SnapshotStore,
+    snapshots: halyard_storage::SnapshotStore<TypeConfig>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -111,13 +107,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             None => format!("none-{}", bytes.len()),
         };
         let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id };
-        let snapshots = self.snapshots.clone();
-        let (meta, bytes) = tokio::task::spawn_blocking(move || {
-            snapshots.save::<TypeConfig>(&meta, &bytes).map(|()| (meta, bytes))
-        })
-        .await
-        .map_err(io_err)?
-        .map_err(io_err)?;
+        self.snapshots.save(&meta, &bytes).await.map_err(io_err)?;
         tracing::info!(index = ?meta.last_log_id.map(|l| l.index), bytes = bytes.len(), "snapshot built");
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) })
     }
@@ -143,15 +133,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let _span = tracing::debug_span!("apply", index = log_id.index, term = log_id.leader_id.term).entered();
             let outcome = match entry.payload {
                 EntryPayload::Blank => Outcome::Done,
-                EntryPayload::Normal(cmd) => {
-                    let outcome = {
-                        let mut state = self.shared.state.write().unwrap();
-                        state.apply(&cmd, observer.as_deref())
-                    };
-                    if let Some(tx) = self.shared.waiters.lock().unwrap().remove(&cmd.id) {
-                        let _ = tx.send(outcome.clone());
+                EntryPayload::Normal(batch) => {
+                    for cmd in &batch.0 {
+                        let outcome = {
+                            let mut state = self.shared.state.write().unwrap();
+                            state.apply(cmd, observer.as_deref())
+                        };
+                        if let Some(tx) = self.shared.waiters.lock().unwrap().remove(&cmd.id) {
+                            let _ = tx.send(outcome);
+                        }
                     }
-                    outcome
+                    Outcome::Done
                 }
                 EntryPayload::Membership(m) => {
                     self.shared.applied.write().unwrap().1 = StoredMembership::new(Some(log_id), m);
@@ -179,7 +171,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
         let bytes = snapshot.into_inner();
         let restored = ReplicatedState::restore(&bytes).map_err(io_err)?;
-        self.snapshots.save::<TypeConfig>(meta, &bytes).map_err(io_err)?;
+        self.snapshots.save(meta, &bytes).await.map_err(io_err)?;
         {
             let mut state = self.shared.state.write().unwrap();
             *state = restored;
@@ -198,8 +190,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
         Ok(self
             .snapshots
-            .load::<TypeConfig>()
+            .load()
+            .await
             .map_err(io_err)?
-            .map(|(meta, bytes)| Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) }))
+            .map(|s| Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data)) }))
     }
 }

@@ -3,13 +3,14 @@
 
 use std::io::Cursor;
 
-use crate::command::{Command, Outcome};
+use crate::command::{Batch, Outcome};
 
 openraft::declare_raft_types!(
-    /// Halyard's Raft types: commands in, outcomes out, u64 node ids addressed by their Raft
+    /// Halyard's Raft types: batches of commands in (each command's outcome reaches its proposer
+    /// through the state machine's waiters, so `R` is only a summary), u64 node ids addressed by their Raft
     /// `HOST:PORT`, snapshots as in-memory byte images.
     pub TypeConfig:
-        D = Command,
+        D = Batch,
         R = Outcome,
         NodeId = u64,
         Node = openraft::BasicNode,

@@ -1,0 +1,111 @@
+//! Member-to-member gRPC service, the server side: Raft RPCs into openraft, forwarded commands
+//! and read-index requests from followers, and cluster administration.
+
+use std::sync::Arc;
+
+use openraft::error::RaftError;
+use tonic::{Request, Response, Status};
+
+use crate::command::Command;
+use crate::member::Member;
+use crate::network::{decode, encode};
+use crate::pb;
+use crate::pb::member_server::MemberServer;
+use crate::proposer::ProposeError;
+
+pub(crate) struct Service {
+    member: Arc<Member>,
+}
+
+pub(crate) fn server(member: Arc<Member>) -> MemberServer<Service> {
+    MemberServer::new(Service { member }).max_decoding_message_size(usize::MAX)
+}
+
+fn bad_payload(e: bincode::Error) -> Status {
+    Status::invalid_argument(format!("undecodable payload: {e}"))
+}
+
+#[tonic::async_trait]
+impl pb::member_server::Member for Service {
+    async fn append_entries(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
+        let rpc = decode(&req.into_inner().data).map_err(bad_payload)?;
+        let result = self.member.raft().append_entries(rpc).await;
+        Ok(Response::new(pb::Payload { data: encode(&result) }))
+    }
+
+    async fn vote(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
+        let rpc = decode(&req.into_inner().data).map_err(bad_payload)?;
+        let result = self.member.raft().vote(rpc).await;
+        Ok(Response::new(pb::Payload { data: encode(&result) }))
+    }
+
+    async fn install_snapshot(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
+        let rpc = decode(&req.into_inner().data).map_err(bad_payload)?;
+        let result = self.member.raft().install_snapshot(rpc).await;
+        Ok(Response::new(pb::Payload { data: encode(&result) }))
+    }
+
+    async fn forward(&self, req: Request<pb::Payload>) -> Result<Response<pb::ForwardReply>, Status> {
+        let cmd: Command = decode(&req.into_inner().data).map_err(bad_payload)?;
+        let mut reply = pb::ForwardReply::default();
+        match self.member.propose_forwarded(cmd).await {
+            Ok(()) => {}
+            Err(ProposeError::NotLeader(addr)) => {
+                reply.not_leader = true;
+                reply.leader_addr = addr.unwrap_or_default();
+            }
+            Err(ProposeError::Raft(e)) => reply.error = e,
+        }
+        Ok(Response::new(reply))
+    }
+
+    async fn read_index(&self, _req: Request<pb::Empty>) -> Result<Response<pb::ReadIndexReply>, Status> {
+        let mut reply = pb::ReadIndexReply::default();
+        match self.member.raft().get_read_log_id().await {
+            Ok((read, _applied)) => reply.index = read.map(|l| l.index).unwrap_or(0),
+            Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
+                reply.not_leader = true;
+                reply.leader_addr = f.leader_node.map(|n| n.addr).unwrap_or_default();
+            }
+            Err(e) => reply.error = e.to_string(),
+        }
+        Ok(Response::new(reply))
+    }
+
+    async fn join(&self, req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinReply>, Status> {
+        let req = req.into_inner();
+        let reply = match self.member.add_member(req.node_id, &req.raft_addr).await {
+            Ok(()) => pb::JoinReply { cluster_id: self.member.identity().cluster_id.to_string(), ..Default::default() },
+            Err(crate::member::AdminError::NotLeader(addr)) => {
+                pb::JoinReply { not_leader: true, leader_addr: addr, ..Default::default() }
+            }
+            Err(e) => pb::JoinReply { error: e.to_string(), ..Default::default() },
+        };
+        Ok(Response::new(reply))
+    }
+
+    async fn remove(&self, req: Request<pb::RemoveRequest>) -> Result<Response<pb::AdminReply>, Status> {
+        let node = req.into_inner().node_id;
+        Ok(Response::new(admin_reply(self.member.remove_member(node).await)))
+    }
+
+    async fn transfer_leadership(&self, req: Request<pb::TransferRequest>) -> Result<Response<pb::AdminReply>, Status> {
+        let to = req.into_inner().node_id;
+        Ok(Response::new(admin_reply(self.member.transfer_leadership((to != 0).then_some(to)).await)))
+    }
+
+    async fn status(&self, _req: Request<pb::Empty>) -> Result<Response<pb::StatusReply>, Status> {
+        let json = self.member.status_json().to_string();
+        Ok(Response::new(pb::StatusReply { json }))
+    }
+}
+
+fn admin_reply(r: Result<String, crate::member::AdminError>) -> pb::AdminReply {
+    match r {
+        Ok(message) => pb::AdminReply { message, ..Default::default() },
+        Err(crate::member::AdminError::NotLeader(addr)) => {
+            pb::AdminReply { not_leader: true, leader_addr: addr, ..Default::default() }
+        }
+        Err(e) => pb::AdminReply { error: e.to_string(), ..Default::default() },
+    }
+}
