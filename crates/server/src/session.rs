@@ -35,7 +35,9 @@ use crate::server_db::ServerDb;
 /// read them.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Read buffer growth step; an idle session holds at most this much.
+/// First read buffer of a session: most sessions stay idle, so they start small.
+const FIRST_READ: usize = 512;
+/// Read buffer growth step once a session is busy (doubling for large messages).
 const READ_CHUNK: usize = 4096;
 
 /// What every session shares: set up once by [`crate::Server`].
@@ -258,7 +260,9 @@ impl Session {
             });
             let event = {
                 let buf = self.framer.buffer_mut();
-                if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+                if buf.capacity() == 0 {
+                    buf.reserve(FIRST_READ);
+                } else if buf.capacity() - buf.len() < FIRST_READ / 4 {
                     buf.reserve(READ_CHUNK.max(buf.len()));
                 }
                 let pending = &mut self.pending;
