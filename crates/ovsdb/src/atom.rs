@@ -318,7 +318,8 @@ pub(crate) fn json_number(v: &Value) -> Option<JsonNum> {
     }
     let f = n.as_f64()?;
     // 2^63 is exactly representable; anything in [-2^63, 2^63) that is integral fits.
-    if f.fract() == 0.0 && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) {
+    if f.fract() == 0.0 && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f)
+    {
         Some(JsonNum::Int(f as i64))
     } else {
         Some(JsonNum::Real(f))

@@ -71,6 +71,32 @@ fn sorted_diff<T: Ord + Copy>(a: &[T], b: &[T]) -> (Vec<T>, Vec<T>) {
     (only_a, only_b)
 }
 
+/// [`sorted_diff`] over two sorted iterators.
+fn sorted_diff_iter<'a>(
+    a: impl Iterator<Item = &'a Uuid>,
+    b: impl Iterator<Item = &'a Uuid>,
+) -> (Vec<Uuid>, Vec<Uuid>) {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    let (mut only_a, mut only_b) = (Vec::new(), Vec::new());
+    loop {
+        let ord = match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some(x), Some(y)) => x.cmp(y),
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(_), None) => std::cmp::Ordering::Less,
+        };
+        match ord {
+            std::cmp::Ordering::Equal => {
+                a.next();
+                b.next();
+            }
+            std::cmp::Ordering::Less => only_a.push(*a.next().expect("peeked")),
+            std::cmp::Ordering::Greater => only_b.push(*b.next().expect("peeked")),
+        }
+    }
+    (only_a, only_b)
+}
+
 pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
     let db = x.db;
     let schema = db.schema().clone();
@@ -116,14 +142,33 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
                         continue;
                     }
                 }
-                let collect = |d: Option<&Datum>| -> Vec<(usize, Uuid)> {
-                    let mut v: Vec<(usize, Uuid)> = d
-                        .map(|d| sc.targets(d).filter(|(_, x)| x != u).collect())
-                        .unwrap_or_default();
-                    v.sort();
-                    v
+                let (removed, added) = match (od, nd, sc.value_target) {
+                    // Keys are sorted, so a key-only reference column diffs by merging.
+                    (Some(o), Some(n), None) => {
+                        let t0 = sc.key_target.expect("reference column");
+                        let (r, a) = sorted_diff_iter(
+                            o.keys().filter_map(crate::Atom::as_uuid),
+                            n.keys().filter_map(crate::Atom::as_uuid),
+                        );
+                        let own = |v: Vec<Uuid>| {
+                            v.into_iter()
+                                .filter(|x| x != u)
+                                .map(|x| (t0, x))
+                                .collect::<Vec<_>>()
+                        };
+                        (own(r), own(a))
+                    }
+                    _ => {
+                        let collect = |d: Option<&Datum>| -> Vec<(usize, Uuid)> {
+                            let mut v: Vec<(usize, Uuid)> = d
+                                .map(|d| sc.targets(d).filter(|(_, x)| x != u).collect())
+                                .unwrap_or_default();
+                            v.sort();
+                            v
+                        };
+                        sorted_diff(&collect(od), &collect(nd))
+                    }
                 };
-                let (removed, added) = sorted_diff(&collect(od), &collect(nd));
                 for r in removed {
                     *delta.entry(r).or_default() -= 1;
                 }

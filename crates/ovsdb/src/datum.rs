@@ -5,6 +5,7 @@
 //! duplicates (`ovsdb error`).
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use serde_json::Value;
 use uuid::Uuid;
@@ -13,16 +14,37 @@ use crate::atom::Atom;
 use crate::error::{ErrorTag, OvsdbError};
 use crate::schema::ColumnType;
 
-/// A sorted set or sorted map of atoms. A 1-element set is stored inline, without a heap
-/// allocation, because most columns are scalars.
+/// A sorted set or sorted map of atoms. Empty values and 1-element sets are stored
+/// inline, without a heap allocation, because most columns are scalars or empty; larger
+/// ones are shared (`Arc`), so copying a row to modify it does not copy its big sets.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Datum(Repr);
 
+/// Canonical: exactly one representation per value (0 → Empty*, 1-element set → One).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Repr {
     One(Atom),
-    Set(Box<[Atom]>),
-    Map(Box<[(Atom, Atom)]>),
+    EmptySet,
+    EmptyMap,
+    Set(Arc<[Atom]>),
+    Map(Arc<[(Atom, Atom)]>),
+}
+
+/// Iterator over the keys of a map or the elements of a set.
+pub enum Keys<'a> {
+    Set(std::slice::Iter<'a, Atom>),
+    Map(std::slice::Iter<'a, (Atom, Atom)>),
+}
+
+impl<'a> Iterator for Keys<'a> {
+    type Item = &'a Atom;
+
+    fn next(&mut self) -> Option<&'a Atom> {
+        match self {
+            Keys::Set(i) => i.next(),
+            Keys::Map(i) => i.next().map(|p| &p.0),
+        }
+    }
 }
 
 /// The resolver for `["named-uuid", name]` during a transaction.
@@ -30,11 +52,11 @@ pub type NamedUuids<'a, 'b> = &'a mut Option<&'b mut dyn FnMut(&str) -> Uuid>;
 
 impl Datum {
     pub fn empty_set() -> Datum {
-        Datum(Repr::Set(Box::new([])))
+        Datum(Repr::EmptySet)
     }
 
     pub fn empty_map() -> Datum {
-        Datum(Repr::Map(Box::new([])))
+        Datum(Repr::EmptyMap)
     }
 
     pub fn from_atom(a: Atom) -> Datum {
@@ -55,10 +77,10 @@ impl Datum {
 
     /// A set from atoms already sorted and distinct.
     pub fn from_sorted_set(mut atoms: Vec<Atom>) -> Datum {
-        if atoms.len() == 1 {
-            Datum(Repr::One(atoms.pop().expect("one")))
-        } else {
-            Datum(Repr::Set(atoms.into_boxed_slice()))
+        match atoms.len() {
+            0 => Datum(Repr::EmptySet),
+            1 => Datum(Repr::One(atoms.pop().expect("one"))),
+            _ => Datum(Repr::Set(Arc::from(atoms))),
         }
     }
 
@@ -71,12 +93,16 @@ impl Datum {
                 "map contains duplicate key",
             ));
         }
-        Ok(Datum(Repr::Map(pairs.into_boxed_slice())))
+        Ok(Datum::from_sorted_map(pairs))
     }
 
     /// A map from pairs already sorted by distinct keys.
     pub fn from_sorted_map(pairs: Vec<(Atom, Atom)>) -> Datum {
-        Datum(Repr::Map(pairs.into_boxed_slice()))
+        if pairs.is_empty() {
+            Datum(Repr::EmptyMap)
+        } else {
+            Datum(Repr::Map(Arc::from(pairs)))
+        }
     }
 
     /// The default value of a column type: empty for `min 0`, else the default atom
@@ -84,22 +110,23 @@ impl Datum {
     pub fn default_for(t: &ColumnType) -> Datum {
         match (&t.value, t.min) {
             (Some(_), 0) => Datum::empty_map(),
-            (Some(v), _) => Datum(Repr::Map(Box::new([(
+            (Some(v), _) => Datum::from_sorted_map(vec![(
                 Atom::default_for(t.key.atomic),
                 Atom::default_for(v.atomic),
-            )]))),
+            )]),
             (None, 0) => Datum::empty_set(),
             (None, _) => Datum::from_atom(Atom::default_for(t.key.atomic)),
         }
     }
 
     pub fn is_map(&self) -> bool {
-        matches!(self.0, Repr::Map(_))
+        matches!(self.0, Repr::Map(_) | Repr::EmptyMap)
     }
 
     pub fn len(&self) -> usize {
         match &self.0 {
             Repr::One(_) => 1,
+            Repr::EmptySet | Repr::EmptyMap => 0,
             Repr::Set(s) => s.len(),
             Repr::Map(m) => m.len(),
         }
@@ -114,7 +141,7 @@ impl Datum {
         match &self.0 {
             Repr::One(a) => std::slice::from_ref(a),
             Repr::Set(s) => s,
-            Repr::Map(_) => &[],
+            _ => &[],
         }
     }
 
@@ -127,10 +154,10 @@ impl Datum {
     }
 
     /// Keys of a map or elements of a set, in order.
-    pub fn keys(&self) -> Box<dyn Iterator<Item = &Atom> + '_> {
+    pub fn keys(&self) -> Keys<'_> {
         match &self.0 {
-            Repr::Map(m) => Box::new(m.iter().map(|p| &p.0)),
-            _ => Box::new(self.as_set().iter()),
+            Repr::Map(m) => Keys::Map(m.iter()),
+            _ => Keys::Set(self.as_set().iter()),
         }
     }
 
@@ -150,6 +177,7 @@ impl Datum {
     pub fn contains_key(&self, a: &Atom) -> bool {
         match &self.0 {
             Repr::One(x) => x == a,
+            Repr::EmptySet | Repr::EmptyMap => false,
             Repr::Set(s) => s.binary_search(a).is_ok(),
             Repr::Map(m) => m.binary_search_by(|p| p.0.cmp(a)).is_ok(),
         }
@@ -184,26 +212,58 @@ impl Datum {
     }
 
     /// Set/map union where existing map keys keep their value (the `insert` mutator).
+    /// Both inputs are sorted, so this is a linear merge.
     pub fn union(&self, other: &Datum) -> Datum {
+        if other.is_empty() {
+            return self.clone();
+        }
         if self.is_map() || other.is_map() {
-            let mut out: Vec<(Atom, Atom)> = self.as_map().to_vec();
-            for (k, v) in other.as_map() {
-                if self.get(k).is_none() {
-                    out.push((k.clone(), v.clone()));
+            let (a, b) = (self.as_map(), other.as_map());
+            let mut out = Vec::with_capacity(a.len() + b.len());
+            let (mut i, mut j) = (0, 0);
+            while i < a.len() && j < b.len() {
+                match a[i].0.cmp(&b[j].0) {
+                    Ordering::Less => {
+                        out.push(a[i].clone());
+                        i += 1;
+                    }
+                    Ordering::Greater => {
+                        out.push(b[j].clone());
+                        j += 1;
+                    }
+                    Ordering::Equal => {
+                        out.push(a[i].clone());
+                        i += 1;
+                        j += 1;
+                    }
                 }
             }
-            out.sort_by(|a, b| a.0.cmp(&b.0));
+            out.extend_from_slice(&a[i..]);
+            out.extend_from_slice(&b[j..]);
             Datum::from_sorted_map(out)
         } else {
-            let mut out: Vec<Atom> = self.as_set().to_vec();
-            out.extend(
-                other
-                    .as_set()
-                    .iter()
-                    .filter(|a| !self.contains_key(a))
-                    .cloned(),
-            );
-            out.sort();
+            let (a, b) = (self.as_set(), other.as_set());
+            let mut out = Vec::with_capacity(a.len() + b.len());
+            let (mut i, mut j) = (0, 0);
+            while i < a.len() && j < b.len() {
+                match a[i].cmp(&b[j]) {
+                    Ordering::Less => {
+                        out.push(a[i].clone());
+                        i += 1;
+                    }
+                    Ordering::Greater => {
+                        out.push(b[j].clone());
+                        j += 1;
+                    }
+                    Ordering::Equal => {
+                        out.push(a[i].clone());
+                        i += 1;
+                        j += 1;
+                    }
+                }
+            }
+            out.extend_from_slice(&a[i..]);
+            out.extend_from_slice(&b[j..]);
             Datum::from_sorted_set(out)
         }
     }
@@ -239,6 +299,9 @@ impl Datum {
 
     /// Keeps the elements for which `f(key, value)` is true (value is None for sets).
     pub fn retain(&self, mut f: impl FnMut(&Atom, Option<&Atom>) -> bool) -> Datum {
+        if self.is_empty() {
+            return self.clone();
+        }
         if self.is_map() {
             Datum::from_sorted_map(
                 self.as_map()
@@ -330,6 +393,12 @@ impl Datum {
     pub fn to_json(&self) -> Value {
         match &self.0 {
             Repr::One(a) => a.to_json(),
+            Repr::EmptySet => {
+                Value::Array(vec![Value::String("set".into()), Value::Array(Vec::new())])
+            }
+            Repr::EmptyMap => {
+                Value::Array(vec![Value::String("map".into()), Value::Array(Vec::new())])
+            }
             Repr::Set(s) => Value::Array(vec![
                 Value::String("set".into()),
                 Value::Array(s.iter().map(Atom::to_json).collect()),
@@ -403,16 +472,8 @@ impl Datum {
 
     /// Every UUID atom in keys (and values, when `values` is set) - used for references.
     pub fn uuids(&self, keys: bool, values: bool) -> impl Iterator<Item = &Uuid> {
-        let k: Box<dyn Iterator<Item = &Atom>> = if keys {
-            self.keys()
-        } else {
-            Box::new(std::iter::empty())
-        };
-        let v: Box<dyn Iterator<Item = &Atom>> = if values {
-            Box::new(self.values())
-        } else {
-            Box::new(std::iter::empty())
-        };
+        let k = self.keys().take(if keys { usize::MAX } else { 0 });
+        let v = self.values().take(if values { usize::MAX } else { 0 });
         k.chain(v).filter_map(Atom::as_uuid)
     }
 }

@@ -579,12 +579,9 @@ impl<'a> Exec<'a> {
         let cond = self.parse_condition(t, where_)?;
         let matches = self.query(t, &cond);
         for u in &matches {
-            let (_, cur) = self.current(t, u).expect("matched");
-            let mut cols = cur.to_vec();
-            mutation::apply(ts, &mut cols, &muts)?;
-            if cols.as_slice() != cur {
-                *self.modify(t, u) = cols;
-            }
+            // Mutated in place: an error aborts the whole transaction anyway, and rows left
+            // unchanged are dropped at commit.
+            mutation::apply(ts, self.modify(t, u), &muts)?;
         }
         Ok(json!({"count": matches.len()}))
     }
