@@ -100,7 +100,10 @@ impl Identity {
 }
 
 pub struct Member {
+    /// Fixed at creation, except the cluster id of a joining member, learnt when it joins (kept
+    /// in `cluster_id`).
     identity: Identity,
+    cluster_id: std::sync::RwLock<Uuid>,
     raft: Raft,
     proposer: Proposer,
     shared: Arc<Shared>,
@@ -158,7 +161,8 @@ impl Member {
             .await
             .map_err(|e| MemberError::Raft(e.to_string()))?;
         let proposer = Proposer::start(raft.clone());
-        let member = Arc::new(Member { identity, raft, proposer, shared, config });
+        let cluster_id = std::sync::RwLock::new(identity.cluster_id);
+        let member = Arc::new(Member { identity, cluster_id, raft, proposer, shared, config });
         member.clone().serve_peers().await?;
         let bootstrap: Option<Vec<String>> = meta.get(META_BOOTSTRAP)?;
         if let Some(schemas) = bootstrap {
@@ -168,9 +172,8 @@ impl Member {
         let join: Option<Vec<String>> = meta.get(META_JOIN)?;
         if let Some(peers) = join {
             let cluster_id = member.join(&peers).await?;
-            let mut identity = member.identity.clone();
-            identity.cluster_id = cluster_id;
-            meta.put(META_IDENTITY, &identity).await?;
+            *member.cluster_id.write().unwrap() = cluster_id;
+            meta.put(META_IDENTITY, &member.identity()).await?;
             meta.remove(META_JOIN).await?;
             tracing::info!(cluster = %cluster_id, "joined the cluster; restart not needed");
         }
@@ -246,12 +249,12 @@ impl Member {
             let kind = CommandKind::CreateDb { schema: schema.clone() };
             self.propose(kind).await?;
         }
-        tracing::info!(cluster = %self.identity.cluster_id, "cluster bootstrapped");
+        tracing::info!(cluster = %self.identity().cluster_id, "cluster bootstrapped");
         Ok(())
     }
 
-    pub fn identity(&self) -> &Identity {
-        &self.identity
+    pub fn identity(&self) -> Identity {
+        Identity { cluster_id: *self.cluster_id.read().unwrap(), ..self.identity.clone() }
     }
 
     pub fn set_observer(&self, observer: Arc<dyn ApplyObserver>) {
@@ -458,7 +461,7 @@ impl Member {
         serde_json::json!({
             "id": format!("{:016x}", self.identity.node_id),
             "server_id": self.identity.server_id.to_string(),
-            "cluster_id": self.identity.cluster_id.to_string(),
+            "cluster_id": self.identity().cluster_id.to_string(),
             "address": self.identity.raft_addr,
             "role": format!("{:?}", m.state).to_lowercase(),
             "term": m.current_term,
@@ -539,7 +542,7 @@ impl Member {
     pub fn status(&self) -> MemberStatus {
         let m = self.raft.metrics().borrow().clone();
         MemberStatus {
-            identity: self.identity.clone(),
+            identity: self.identity(),
             state: m.state,
             term: m.current_term,
             leader: m.current_leader,
