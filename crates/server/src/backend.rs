@@ -99,6 +99,13 @@ pub trait ApplyHook: Send + Sync {
     fn applied(&self, db: &str, state: &ovsdb::Database, txn_id: Uuid, changes: &ovsdb::ChangeSet);
     /// A lock changed hands for a session served by this member.
     fn lock_event(&self, session: SessionKey, lock: &str, event: LockEvent);
+    /// `db` was removed, converted to a new schema, or had its whole state replaced (a
+    /// snapshot install): monitors on it cannot continue with diffs. Called after the
+    /// replacement, with the state locked. Change-aware sessions get `monitor_canceled` for
+    /// their monitors on `db` and `"canceled"` for their pending transactions on it; other
+    /// sessions that monitor it or wait on it are disconnected, so their clients start over
+    /// (what ovsdb-server does after `convert`, protocol reference §2.11, §2.12).
+    fn database_replaced(&self, db: &str);
     /// `_Server` rows may have changed (role, connectivity, index, schema, databases added or
     /// removed). May be called with backend locks held: the front end only schedules a
     /// refresh and calls [`Backend::server_rows`] later, from its own task.

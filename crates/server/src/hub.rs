@@ -96,6 +96,19 @@ impl ApplyHook for Hub {
         }
     }
 
+    fn database_replaced(&self, db: &str) {
+        let sessions: Vec<Arc<SessionShared>> = lock(&self.sessions)
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for s in sessions {
+            if !s.database_replaced(db) {
+                self.set_monitoring(db, &s, false);
+            }
+        }
+        self.status_changed.notify_one();
+    }
+
     fn server_status_changed(&self) {
         self.status_changed.notify_one();
     }

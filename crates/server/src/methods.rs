@@ -140,10 +140,11 @@ impl Session {
         let fut = if db == SERVER_DB {
             self.server_transact(ops)
         } else {
-            self.ctx.backend.transact(db, ops, self.shared.key)
+            self.ctx.backend.transact(db.clone(), ops, self.shared.key)
         };
         let (handle, reg) = AbortHandle::new_pair();
-        self.pending_ids.insert(key.clone(), (id.clone(), handle));
+        self.pending_ids
+            .insert(key.clone(), (id.clone(), db, handle));
         self.park(
             Abortable::new(fut, reg)
                 .map(move |r| match r {

@@ -62,6 +62,8 @@ pub(crate) struct SessionState {
     pub monitors: Vec<Monitor>,
     pub locks: BTreeMap<String, LockEntry>,
     pub change_aware: bool,
+    /// Databases replaced since the session task last looked (see `database_replaced`).
+    pub replaced: Vec<String>,
 }
 
 /// The part of a session that the apply hook reaches from other threads.
@@ -69,6 +71,8 @@ pub(crate) struct SessionShared {
     pub key: SessionKey,
     pub out: Outbox,
     pub state: Mutex<SessionState>,
+    /// Wakes the session task for work queued in `state` by other threads.
+    pub wake: tokio::sync::Notify,
 }
 
 impl SessionShared {
@@ -96,6 +100,33 @@ impl SessionShared {
             return;
         }
         apply_lock_event(&self.out, name, entry, event);
+    }
+
+    /// Drops this session's monitors on a replaced database (telling a change-aware client
+    /// with `monitor_canceled`, disconnecting any other) and asks the session task to deal
+    /// with pending transactions on it. Returns whether monitors on `db` remain (never).
+    pub(crate) fn database_replaced(&self, db: &str) -> bool {
+        let mut st = self.state();
+        let had_monitors = st.monitors.iter().any(|m| m.db == db);
+        if st.change_aware {
+            let (gone, keep): (Vec<Monitor>, Vec<Monitor>) = std::mem::take(&mut st.monitors)
+                .into_iter()
+                .partition(|m| m.db == db);
+            st.monitors = keep;
+            for m in gone {
+                self.out.push(&jsonrpc::notification(
+                    "monitor_canceled",
+                    Value::Array(vec![m.id]),
+                ));
+            }
+        } else if had_monitors {
+            tracing::info!("disconnecting a session that monitors replaced database {db}");
+            self.out.close(CloseKind::Flush);
+        }
+        st.replaced.push(db.to_string());
+        drop(st);
+        self.wake.notify_one();
+        false
     }
 
     pub(crate) fn has_lock(&self, name: &str) -> bool {
@@ -148,8 +179,9 @@ pub(crate) struct Session {
     pub ctx: Arc<Ctx>,
     pub shared: Arc<SessionShared>,
     pub pending: FuturesUnordered<BoxFuture<'static, Done>>,
-    /// Pending transactions by id (sorted-key JSON), for duplicate ids and `cancel`.
-    pub pending_ids: HashMap<String, (Value, AbortHandle)>,
+    /// Pending transactions by id (sorted-key JSON), with their database, for duplicate ids,
+    /// `cancel` and replaced databases.
+    pub pending_ids: HashMap<String, (Value, String, AbortHandle)>,
     framer: Framer,
 }
 
@@ -161,9 +193,12 @@ pub(crate) enum End {
     Protocol(String),
     Probe,
     Closed,
+    /// The client must start over (a database it uses was replaced).
+    Restart(String),
 }
 
 enum Event {
+    Wake,
     Done(Done),
     Read(std::io::Result<usize>),
     Timer,
@@ -182,6 +217,7 @@ where
         key,
         out: Outbox::new(ctx.config.backlog_limit, peer.clone()),
         state: Mutex::new(SessionState::default()),
+        wake: tokio::sync::Notify::new(),
     });
     ctx.hub.register(&shared);
     let writer = {
@@ -205,16 +241,17 @@ where
             probe.map(|p| p.as_secs_f64()).unwrap_or(0.0)
         ),
         End::Closed => tracing::debug!("{peer}: session closed"),
+        End::Restart(why) => tracing::info!("{peer}: disconnecting ({why})"),
     }
     // Dropping the parked futures drops the waits; the backend drops the rest.
-    for (_, (_, h)) in session.pending_ids.drain() {
+    for (_, (_, _, h)) in session.pending_ids.drain() {
         h.abort();
     }
     drop(session);
     ctx.hub.unregister(key);
     ctx.backend.session_closed(key);
     shared.out.close(match end {
-        End::Closed | End::Protocol(_) | End::Probe => CloseKind::Flush,
+        End::Closed | End::Protocol(_) | End::Probe | End::Restart(_) => CloseKind::Flush,
         End::Eof | End::ReadError(_) => CloseKind::Abort,
     });
     // An aborted writer may be stuck in a write to a client that does not read.
@@ -267,8 +304,10 @@ impl Session {
                 }
                 let pending = &mut self.pending;
                 let out = &self.shared.out;
+                let wake = &self.shared.wake;
                 tokio::select! {
                     biased;
+                    _ = wake.notified() => Event::Wake,
                     Some(done) = pending.next(), if !pending.is_empty() => Event::Done(done),
                     _ = out.changed() => Event::Outbox,
                     r = read_some(&mut rd, buf), if may_read => Event::Read(r),
@@ -276,6 +315,11 @@ impl Session {
                 }
             };
             match event {
+                Event::Wake => {
+                    if let Err(end) = self.replaced_databases() {
+                        return end;
+                    }
+                }
                 Event::Done(done) => self.complete(done),
                 Event::Outbox => {}
                 Event::Read(Ok(0)) => return End::Eof,
@@ -318,11 +362,43 @@ impl Session {
         }
     }
 
+    /// Pending transactions on replaced databases: answered `"canceled"` on a change-aware
+    /// session; any other session is disconnected.
+    fn replaced_databases(&mut self) -> Result<(), End> {
+        let (dbs, aware) = {
+            let mut st = self.shared.state();
+            (std::mem::take(&mut st.replaced), st.change_aware)
+        };
+        for db in dbs {
+            let hit: Vec<String> = self
+                .pending_ids
+                .iter()
+                .filter(|(_, (_, d, _))| *d == db)
+                .map(|(k, _)| k.clone())
+                .collect();
+            if hit.is_empty() {
+                continue;
+            }
+            if !aware {
+                return Err(End::Restart(format!(
+                    "database {db} was replaced while a transaction on it was pending"
+                )));
+            }
+            for k in hit {
+                if let Some((id, _, h)) = self.pending_ids.remove(&k) {
+                    h.abort();
+                    self.send(jsonrpc::error_reply(id, Value::String("canceled".into())));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// `cancel` notification (§2.4): the pending transaction is never answered, except with
     /// `"canceled"` on a change-aware session. Unknown ids are ignored.
     fn cancel(&mut self, params: &[Value]) {
         let [id] = params else { return };
-        if let Some((id, handle)) = self.pending_ids.remove(&jsonrpc::to_sorted_string(id)) {
+        if let Some((id, _, handle)) = self.pending_ids.remove(&jsonrpc::to_sorted_string(id)) {
             handle.abort();
             if self.shared.state().change_aware {
                 self.send(jsonrpc::error_reply(id, Value::String("canceled".into())));

@@ -545,3 +545,77 @@ async fn server_database_reads_and_refused_writes() {
     }
     assert_eq!(index, json!(1));
 }
+
+/// A replaced database (conversion, snapshot install): change-aware sessions get
+/// `monitor_canceled` and `"canceled"`; unaware sessions that use it are disconnected;
+/// sessions that do not use it are left alone.
+#[tokio::test]
+async fn replaced_database() {
+    let (b, s) = server();
+    let wait = json!(["T", {"op":"wait","table":"A","where":[["s","==","go"]],"columns":["s"],"until":"!=","rows":[],"timeout":100000}]);
+    let mut aware = connect(&s, false);
+    aware.ok("set_db_change_aware", json!([true])).await;
+    aware
+        .ok(
+            "monitor_cond",
+            json!(["T", "m", {"A": [{"columns": ["s"]}]}]),
+        )
+        .await;
+    aware
+        .ok(
+            "monitor_cond",
+            json!(["_Server", "s", {"Database": [{"columns": ["name"]}]}]),
+        )
+        .await;
+    aware
+        .send(json!({"id":"w","method":"transact","params":wait}))
+        .await;
+    let mut unaware_monitor = connect(&s, false);
+    unaware_monitor
+        .ok(
+            "monitor_cond",
+            json!(["T", "m", {"A": [{"columns": ["s"]}]}]),
+        )
+        .await;
+    let mut unaware_waiting = connect(&s, false);
+    unaware_waiting
+        .send(json!({"id":"w","method":"transact","params":wait}))
+        .await;
+    let mut bystander = connect(&s, false);
+    assert_eq!(bystander.ok("echo", json!([])).await, json!([]));
+    // Make sure the parked transactions reached the backend.
+    assert_eq!(aware.ok("echo", json!([0])).await, json!([0]));
+    assert_eq!(unaware_waiting.ok("echo", json!([0])).await, json!([0]));
+
+    b.replace_db("T");
+
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let m = aware.recv().await.unwrap();
+        if m["method"] == json!("update2") {
+            continue; // _Server updates are allowed in between
+        }
+        got.push(m);
+    }
+    assert!(
+        got.contains(&json!({"id":null,"method":"monitor_canceled","params":["m"]})),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&json!({"id":"w","error":"canceled"})),
+        "{got:?}"
+    );
+    // The _Server monitor survives; the data monitor id is free again.
+    let (m, _) = aware.call("monitor_cancel", json!(["m"])).await;
+    assert_eq!(m["error"], json!("unknown monitor"));
+    aware
+        .ok(
+            "monitor_cond",
+            json!(["T", "m", {"A": [{"columns": ["s"]}]}]),
+        )
+        .await;
+
+    assert!(unaware_monitor.closed().await);
+    assert!(unaware_waiting.closed().await);
+    assert_eq!(bystander.ok("echo", json!([1])).await, json!([1]));
+}

@@ -138,6 +138,19 @@ impl TestBackend {
         Ok((out.result, false))
     }
 
+    /// Replaces `db` by an empty database with the same schema, as a conversion or a snapshot
+    /// install would, and tells the hook.
+    pub fn replace_db(&self, db: &str) {
+        let mut st = self.state.write().unwrap();
+        let d = st.dbs.get_mut(db).unwrap();
+        d.db = ovsdb::Database::new(d.db.schema().clone());
+        d.history.clear();
+        d.last_txn_id = Uuid::new_v4();
+        if let Some(h) = self.hook() {
+            h.database_replaced(db);
+        }
+    }
+
     fn release(&self, session: SessionKey, only: Option<&str>) -> bool {
         let hook = self.hook();
         let mut st = self.state.write().unwrap();
