@@ -135,3 +135,53 @@ print("ok")
     assert!(ok && out.trim() == "ok", "stdout: {out}\nstderr: {err}");
     task.abort();
 }
+
+/// `ovsdb-client monitor` (v1 monitor with a null id, change-aware) sees another client's
+/// write as it happens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ovsdb_client_monitor_sees_writes() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let (_b, port, task) = start().await;
+    let remote = format!("tcp:127.0.0.1:{port}");
+    let mut child = tokio::process::Command::new("ovsdb-client")
+        .args([
+            "monitor",
+            &remote,
+            "OVN_Northbound",
+            "Logical_Switch",
+            "name",
+            "--format=csv",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ovsdb-client");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // The first switch may show up as `initial` or `insert` depending on whether the monitor
+    // was set up before the write; once it has shown up, the second must come as `insert`.
+    for (name, actions) in [
+        ("mon-sw1", &["initial", "insert"][..]),
+        ("mon-sw2", &["insert"][..]),
+    ] {
+        let (ok, _, err) = run(
+            "ovn-nbctl",
+            vec![format!("--db={remote}"), "ls-add".into(), name.into()],
+        )
+        .await;
+        assert!(ok, "{err}");
+        let mut seen = None;
+        while let Ok(Ok(Some(line))) =
+            tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await
+        {
+            if line.contains(name) {
+                seen = Some(line);
+                break;
+            }
+        }
+        let line = seen.unwrap_or_else(|| panic!("the monitor did not report {name}"));
+        assert!(actions.iter().any(|a| line.contains(a)), "{line}");
+    }
+    child.kill().await.ok();
+    task.abort();
+}
