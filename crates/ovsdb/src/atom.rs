@@ -329,7 +329,9 @@ pub(crate) fn json_number(v: &Value) -> Option<JsonNum> {
 /// Reals print like ovsdb-server for integral values (no decimal point) and otherwise
 /// in the shortest form that round-trips exactly (not `%.15g`, see protocol doc §10).
 pub(crate) fn real_to_json(r: f64) -> Value {
-    if r.fract() == 0.0 && r.abs() < 9_007_199_254_740_992.0 {
+    // Integral values that fit an int64 convert exactly; larger ones need an exponent.
+    if r.fract() == 0.0 && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&r)
+    {
         return Value::from(r as i64);
     }
     serde_json::Number::from_f64(r)

@@ -186,25 +186,47 @@ impl OvsdbError {
     }
 }
 
-/// Serialises `v` compactly with object keys sorted at every level (serde_json keeps
-/// insertion order because the workspace enables `preserve_order`).
+/// Serialises `v` the way ovsdb-server writes the `syntax` member: compact, object keys
+/// sorted at every level, numbers as its JSON reader holds them (integral values that fit an
+/// int64 as integers, other reals as C's `%.15g`).
 pub fn sorted_json_string(v: &Value) -> String {
-    fn sort(v: &Value) -> Value {
+    fn write(v: &Value, out: &mut String) {
         match v {
             Value::Object(m) => {
                 let mut keys: Vec<&String> = m.keys().collect();
                 keys.sort();
-                let mut out = Map::new();
-                for k in keys {
-                    out.insert(k.clone(), sort(&m[k]));
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(k.clone()).to_string());
+                    out.push(':');
+                    write(&m[k], out);
                 }
-                Value::Object(out)
+                out.push('}');
             }
-            Value::Array(a) => Value::Array(a.iter().map(sort).collect()),
-            other => other.clone(),
+            Value::Array(a) => {
+                out.push('[');
+                for (i, e) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(e, out);
+                }
+                out.push(']');
+            }
+            Value::Number(_) => match crate::atom::json_number(v) {
+                Some(crate::atom::JsonNum::Int(i)) => out.push_str(&i.to_string()),
+                Some(crate::atom::JsonNum::Real(r)) => out.push_str(&crate::atom::format_g15(r)),
+                None => out.push_str(&v.to_string()),
+            },
+            other => out.push_str(&other.to_string()),
         }
     }
-    sort(v).to_string()
+    let mut out = String::new();
+    write(v, &mut out);
+    out
 }
 
 #[cfg(test)]

@@ -166,3 +166,115 @@ fn snapshot_rejects_garbage() {
     let back = Database::from_snapshot(s, &snap).unwrap();
     assert!(back == f.db);
 }
+
+/// Arbitrary JSON (shaped loosely like operations) never panics the engine.
+fn json_strategy() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|i| json!(i)),
+        (-1e6f64..1e6).prop_map(|f| json!(f)),
+        prop_oneof![
+            Just("insert"),
+            Just("select"),
+            Just("update"),
+            Just("mutate"),
+            Just("delete"),
+            Just("wait"),
+            Just("commit"),
+            Just("abort"),
+            Just("comment"),
+            Just("assert"),
+            Just("A"),
+            Just("B"),
+            Just("C"),
+            Just("I"),
+            Just("W"),
+            Just("i"),
+            Just("si"),
+            Just("m"),
+            Just("sref"),
+            Just("wref"),
+            Just("_uuid"),
+            Just("=="),
+            Just("<"),
+            Just("includes"),
+            Just("+="),
+            Just("insert"),
+            Just("delete"),
+            Just("set"),
+            Just("map"),
+            Just("uuid"),
+            Just("named-uuid"),
+            Just("x"),
+            Just("00000000-0000-0000-0000-000000000001")
+        ]
+        .prop_map(|s| json!(s)),
+    ];
+    leaf.prop_recursive(4, 40, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            proptest::collection::vec(
+                (
+                    prop_oneof![
+                        Just("op"),
+                        Just("table"),
+                        Just("row"),
+                        Just("where"),
+                        Just("mutations"),
+                        Just("columns"),
+                        Just("sort"),
+                        Just("until"),
+                        Just("rows"),
+                        Just("timeout"),
+                        Just("uuid-name"),
+                        Just("uuid"),
+                        Just("durable"),
+                        Just("lock"),
+                        Just("comment"),
+                        Just("e"),
+                        Just("i"),
+                        Just("si"),
+                        Just("m"),
+                        Just("sref")
+                    ],
+                    inner
+                ),
+                0..6
+            )
+            .prop_map(|kv| Value::Object(
+                kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+            )),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #[test]
+    fn never_panics(ops in proptest::collection::vec(json_strategy(), 0..4)) {
+        let mut f = Fixture::new();
+        f.ok(json!([{"op":"insert","table":"A","row":{"e":"red","i":1,"si":["set",[1,2]]}}]));
+        let out = f.db.transact(&ops, &mut f.env);
+        prop_assert!(out.result.is_array() || out.blocked);
+    }
+}
+
+#[test]
+fn integral_reals_print_without_decimal_point() {
+    for (x, text) in [
+        (0.0, "0"),
+        (2.0, "2"),
+        (-3.0, "-3"),
+        (1e15, "1000000000000000"),
+    ] {
+        assert_eq!(Atom::real(x).to_json().to_string(), text);
+    }
+    for x in [1e17, 1e300, 123456789e10, f64::MAX, 0.1, 1e-300, 5e-324] {
+        let s = Atom::real(x).to_json().to_string();
+        assert_eq!(s.parse::<f64>().unwrap(), x, "{s} round-trips");
+        if x.fract() == 0.0 && x.abs() < 9.2e18 {
+            assert!(!s.contains('.') && !s.contains('e'), "{s}");
+        }
+    }
+}
