@@ -33,7 +33,7 @@ struct TestEnv {
 impl TestEnv {
     fn new() -> TestEnv {
         TestEnv {
-            state: 0x5eed_0f_4a11_a4d,
+            state: 0x0005_eed0_f4a1_1a4d,
         }
     }
     fn next_u64(&mut self) -> u64 {
