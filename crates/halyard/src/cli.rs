@@ -63,6 +63,29 @@ pub enum Command {
         #[arg(long = "peer", required = true)]
         peers: Vec<String>,
     },
+    /// Remove the member at PEER from its cluster (a leader hands leadership over first).
+    #[command(after_help = "Example:\n  halyard leave --peer 10.0.0.3:6643")]
+    Leave {
+        /// Raft HOST:PORT of the member that leaves.
+        #[arg(long)]
+        peer: String,
+    },
+    /// Remove MEMBER (id prefix, server id prefix or Raft address) from the cluster, e.g. a dead one.
+    #[command(after_help = "Example:\n  halyard kick --peer 10.0.0.1:6643 10.0.0.3:6643\n  halyard kick --peer 10.0.0.1:6643 3f2a")]
+    Kick {
+        /// Raft HOST:PORT of any live member.
+        #[arg(long)]
+        peer: String,
+        member: String,
+    },
+    /// Make MEMBER (or, without it, another up-to-date member) the leader.
+    #[command(after_help = "Example:\n  halyard transfer-leadership --peer 10.0.0.1:6643 10.0.0.2:6643")]
+    TransferLeadership {
+        /// Raft HOST:PORT of any live member.
+        #[arg(long)]
+        peer: String,
+        member: Option<String>,
+    },
     /// Run a member: serve OVSDB clients on the given remotes and take part in Raft.
     #[command(after_help = "Example:\n  halyard serve --data-dir /var/lib/halyard/nb \\\n    \
         --remote ptcp:6641:0.0.0.0 --remote punix:/run/halyard/nb.sock")]
@@ -128,6 +151,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Leave { peer } => admin(crate::admin::leave(&peer)),
+        Command::Kick { peer, member } => admin(crate::admin::kick(&peer, &member)),
+        Command::TransferLeadership { peer, member } => admin(crate::admin::transfer(&peer, member.as_deref())),
         Command::Serve { data_dir, remotes, election_timer, snapshot_every, server } => {
             let config = MemberConfig {
                 election_timeout_ms: election_timer,
@@ -139,6 +165,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             rt.block_on(serve(&data_dir, remotes, config, server))
         }
     }
+}
+
+fn admin(f: impl std::future::Future<Output = Result<String>>) -> Result<ExitCode> {
+    let message = tokio::runtime::Runtime::new()?.block_on(f)?;
+    if !message.is_empty() {
+        println!("{message}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn read_schema(path: &Path) -> Result<Value> {

@@ -4,6 +4,7 @@
 //! messages that say what to do, and wires the member (halyard-raft) to the OVSDB front end
 //! (halyard-server).
 
+mod admin;
 mod backend;
 mod cli;
 
