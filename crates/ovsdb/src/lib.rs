@@ -5,6 +5,27 @@
 //! [`condition`] and [`mutation`] (`where` clauses and mutators), [`transaction`] (the
 //! `transact` method and its commit-time checks) and [`database`] (the in-memory database
 //! and its snapshot format).
+//!
+//! The public API is the team contract (`Database::{new, schema, transact, snapshot,
+//! from_snapshot, rows, row}`, `TxnEnv`, `TxnOutcome`, `ChangeSet`/`RowChange`,
+//! `DatabaseSchema`, `Datum`, `Atom`, `OvsdbError`, `is_read_only`). Nothing was renamed.
+//! Additions:
+//! * `TxnOutcome` also has `comment` (last `comment` op) and `durable` (`commit` with
+//!   `durable:true`); `result` is `null` when `blocked`.
+//! * `Database::new_reserved` (client writes refused with `not allowed`, as `_Server`),
+//!   `transact_privileged` (the server's own writes), `transact_read_only` (a read-only
+//!   server), `row_count`, `ref_count`.
+//! * `SeqEnv`: a deterministic counter-based `TxnEnv` for tests.
+//! * `Row::{uuid, version, columns, get, get_ref, get_by_name, to_json}`; columns are indexed
+//!   like `TableSchema::columns` (sorted by name); `_uuid`/`_version` are `ColumnRef`s.
+//! * `OvsdbError` is `{tag: ErrorTag, details, syntax}`; `ErrorTag::as_str` is the wire tag.
+//!
+//! Deliberate differences from ovsdb-server 3.1: dangling weak references are always
+//! removed (3.1 misses rows modified earlier in the transaction); `INT64_MIN *= -1` is a
+//! range error; reals are written so that they round-trip exactly; rows of `select` without
+//! `sort` come in UUID order; when an index conflict involves two rows changed by the
+//! transaction, the one with the smaller UUID is named first (3.1 orders them by comparing
+//! all columns in hash order).
 
 pub mod atom;
 pub mod changes;
