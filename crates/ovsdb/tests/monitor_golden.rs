@@ -15,18 +15,20 @@
 //! ```
 //!
 //! Scenario steps (`"steps": [...]`, each scenario starts from an empty database):
-//! * `{"transact": [op…]}`: the params after the database name, sent on a separate
-//!   connection; its result is recorded, then every open monitor's notification, if any;
+//! * `{"transact": [op…]}`: the params after the database name; its result is recorded,
+//!   then the notification each open monitor received, if any;
 //! * `{"monitor": id, "method": "monitor"|"monitor_cond"|"monitor_cond_since",
-//!   "requests": {…}, "since": "<uuid>"?}`: opens a connection for this monitor; for
-//!   `monitor_cond_since`, `since` names a transaction by its 1-based index among the
-//!   scenario's transactions (`"since": 2`) or is a literal id (default all-zero);
+//!   "requests": {…}, "since": N | "<uuid>"}`: for `monitor_cond_since`, `since` is the id
+//!   that was current after N transact steps, or a literal id (default all-zero);
 //! * `{"cond_change": id, "new_id": id, "requests": {…}}`.
 //!
+//! A scenario with `"clustered": true` runs on a one-member cluster (which keeps history).
+//! On the real side every monitor has a server of its own (see [`Real`]).
+//!
 //! Normalisation: the value of every `_version` member becomes `"<version>"`; UUIDs that
-//! appear in the scenario file stay; transaction ids become `<txn N>` (the id after the
-//! scenario's N-th transaction; `<txn 0>` before any); other UUIDs become `<uuid>`. Object
-//! members are sorted. Scenarios give every row a fixed `"uuid"` so rows are comparable.
+//! appear in the scenario file stay; transaction ids become `<txn N>` (the id that became
+//! current after N transact steps; `<txn 0>` before any); other UUIDs become `<uuid>`.
+//! Object members are sorted. Scenarios give every row a fixed `"uuid"`.
 
 #[path = "monitor/real_server.rs"]
 mod real_server;
@@ -49,6 +51,7 @@ struct Scenario {
     name: String,
     json: Value,
     schema_path: PathBuf,
+    schema: Value,
     clustered: bool,
     known: BTreeSet<String>,
 }
@@ -90,10 +93,13 @@ fn load_scenarios() -> Vec<Scenario> {
             let mut known = BTreeSet::new();
             collect_uuids(&json["steps"], &mut known);
             known.insert(Uuid::nil().to_string());
-            let schema = json["schema"].as_str().unwrap_or("monitor.ovsschema");
+            let schema_path = dir().join(json["schema"].as_str().unwrap_or("monitor.ovsschema"));
+            let schema = serde_json::from_slice(&std::fs::read(&schema_path).expect("read schema"))
+                .expect("schema JSON");
             Scenario {
                 name: p.file_stem().unwrap().to_string_lossy().into_owned(),
-                schema_path: dir().join(schema),
+                schema_path,
+                schema,
                 clustered: json["clustered"] == json!(true),
                 json,
                 known,
@@ -102,20 +108,19 @@ fn load_scenarios() -> Vec<Scenario> {
         .collect()
 }
 
-/// Normalises one answer (see the module doc). `txns` maps transaction ids to their names.
-fn normalise(v: &Value, known: &BTreeSet<String>, txns: &BTreeMap<String, String>) -> Value {
-    fn uuid_str(s: &str, known: &BTreeSet<String>, txns: &BTreeMap<String, String>) -> String {
-        if let Some(t) = txns.get(s) {
-            t.clone()
-        } else if known.contains(s) || !is_uuid(s) {
+/// Normalises one answer (see the module doc); transaction ids were already replaced by
+/// their labels by the side that produced the answer.
+fn normalise(v: &Value, known: &BTreeSet<String>) -> Value {
+    fn uuid_str(s: &str, known: &BTreeSet<String>) -> String {
+        if known.contains(s) || !is_uuid(s) {
             s.to_string()
         } else {
             "<uuid>".to_string()
         }
     }
     match v {
-        Value::String(s) => Value::String(uuid_str(s, known, txns)),
-        Value::Array(a) => Value::Array(a.iter().map(|x| normalise(x, known, txns)).collect()),
+        Value::String(s) => Value::String(uuid_str(s, known)),
+        Value::Array(a) => Value::Array(a.iter().map(|x| normalise(x, known)).collect()),
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
@@ -124,9 +129,9 @@ fn normalise(v: &Value, known: &BTreeSet<String>, txns: &BTreeMap<String, String
                 let val = if k == "_version" {
                     json!("<version>")
                 } else {
-                    normalise(&m[k], known, txns)
+                    normalise(&m[k], known)
                 };
-                out.insert(uuid_str(k, known, txns), val);
+                out.insert(uuid_str(k, known), val);
             }
             Value::Object(out)
         }
@@ -134,29 +139,67 @@ fn normalise(v: &Value, known: &BTreeSet<String>, txns: &BTreeMap<String, String
     }
 }
 
-/// What one side answered to a step, before normalisation.
+/// Transaction ids of one database, labelled `<txn N>` by the number of transact steps
+/// run when the id became current (`<txn 0>`: the state before any).
 #[derive(Default)]
-struct Answer {
-    /// (monitor id as written in the scenario, notification method, params), in the order
-    /// of the scenario's monitors.
-    notes: Vec<(String, String, Value)>,
-    /// `result` or `error` of the reply, with its member name.
-    reply: Option<(&'static str, Value)>,
+struct TxnLabels {
+    ids: Vec<String>,
+    labels: BTreeMap<String, String>,
 }
 
-/// One side (engine or real server) able to run scenario steps.
+impl TxnLabels {
+    /// Records the current id after `self.ids.len()` transact steps.
+    fn record(&mut self, id: String) {
+        if id != Uuid::nil().to_string() && !self.labels.contains_key(&id) {
+            self.labels
+                .insert(id.clone(), format!("<txn {}>", self.ids.len()));
+        }
+        self.ids.push(id);
+    }
+
+    fn label(&self, v: &Value) -> Value {
+        match v {
+            Value::String(s) => {
+                Value::String(self.labels.get(s).cloned().unwrap_or_else(|| s.clone()))
+            }
+            Value::Array(a) => Value::Array(a.iter().map(|x| self.label(x)).collect()),
+            Value::Object(m) => {
+                Value::Object(m.iter().map(|(k, x)| (k.clone(), self.label(x))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+
+    fn since(&self, since: &Since) -> String {
+        match since {
+            Since::Step(k) => self.ids[*k].clone(),
+            Since::Literal(s) => s.clone(),
+        }
+    }
+}
+
+/// The last transaction id a `monitor_cond_since` names.
+enum Since {
+    /// The id current after this many transact steps.
+    Step(usize),
+    Literal(String),
+}
+
+/// What one side answered to a step: the notifications each monitor received, by the
+/// scenario's name of the monitor in the scenario's order, then the reply.
+struct Answer {
+    notes: Vec<(String, String, Value)>,
+    /// `result` or `error` of the reply, with its member name.
+    reply: (&'static str, Value),
+}
+
+/// One side (engine or real server) able to run scenario steps. Answers carry transaction
+/// ids already labelled.
 trait Side {
     fn transact(&mut self, ops: &Value) -> Answer;
-    fn monitor(
-        &mut self,
-        id: &str,
-        method: &str,
-        requests: &Value,
-        since: Option<String>,
-    ) -> Answer;
+    fn monitor(&mut self, id: &str, method: &str, requests: &Value, since: Option<Since>)
+        -> Answer;
     fn cond_change(&mut self, id: &str, new_id: &str, requests: &Value) -> Answer;
-    /// The id of the last committed transaction (all-zero on standalone servers).
-    fn last_txn_id(&mut self) -> String;
 }
 
 fn reply_of(msg: &Value) -> (&'static str, Value) {
@@ -167,16 +210,17 @@ fn reply_of(msg: &Value) -> (&'static str, Value) {
     }
 }
 
+fn note_of(name: &str, msg: &Value, labels: &TxnLabels) -> (String, String, Value) {
+    (
+        name.to_string(),
+        msg["method"].as_str().expect("notification").to_string(),
+        labels.label(&msg["params"]),
+    )
+}
+
 /// Runs a scenario and renders its transcript.
 fn transcript(sc: &Scenario, side: &mut dyn Side) -> String {
     let mut out = String::new();
-    let mut txns: BTreeMap<String, String> = BTreeMap::new();
-    let mut txn_ids: Vec<String> = Vec::new();
-    let first = side.last_txn_id();
-    if first != Uuid::nil().to_string() {
-        txns.insert(first.clone(), "<txn 0>".into());
-    }
-    txn_ids.push(first);
     for (n, step) in sc.json["steps"]
         .as_array()
         .expect("steps")
@@ -185,20 +229,14 @@ fn transcript(sc: &Scenario, side: &mut dyn Side) -> String {
     {
         let n = n + 1;
         let (title, request, answer) = if let Some(ops) = step.get("transact") {
-            let a = side.transact(ops);
-            let id = side.last_txn_id();
-            if id != Uuid::nil().to_string() && !txns.contains_key(&id) {
-                txns.insert(id.clone(), format!("<txn {}>", txn_ids.len()));
-            }
-            txn_ids.push(id);
-            ("transact".to_string(), ops.clone(), a)
+            ("transact".to_string(), ops.clone(), side.transact(ops))
         } else if let Some(id) = step.get("monitor") {
             let id = id.as_str().expect("monitor id");
             let method = step["method"].as_str().expect("method");
             let since = match &step["since"] {
                 Value::Null => None,
-                Value::Number(k) => Some(txn_ids[k.as_u64().unwrap() as usize].clone()),
-                Value::String(s) => Some(s.clone()),
+                Value::Number(k) => Some(Since::Step(k.as_u64().expect("step count") as usize)),
+                Value::String(s) => Some(Since::Literal(s.clone())),
                 other => panic!("bad since {other}"),
             };
             let a = side.monitor(id, method, &step["requests"], since);
@@ -217,12 +255,13 @@ fn transcript(sc: &Scenario, side: &mut dyn Side) -> String {
         };
         out.push_str(&format!("### {n} {title}\n>>> {request}\n"));
         for (mon, method, params) in &answer.notes {
-            let p = normalise(params, &sc.known, &txns);
-            out.push_str(&format!("{mon} <<< {method} {p}\n"));
+            out.push_str(&format!(
+                "{mon} <<< {method} {}\n",
+                normalise(params, &sc.known)
+            ));
         }
-        if let Some((kind, v)) = &answer.reply {
-            out.push_str(&format!("<<< {kind} {}\n", normalise(v, &sc.known, &txns)));
-        }
+        let (kind, v) = &answer.reply;
+        out.push_str(&format!("<<< {kind} {}\n", normalise(v, &sc.known)));
     }
     out
 }
@@ -236,23 +275,28 @@ struct EngineMonitor {
     monitor: Monitor,
 }
 
+/// The engine as the server drives it: one database, every monitor diffed against each
+/// committed change set, notifications wrapped by monitor version.
 struct Engine {
     db: Database,
     env: SeqEnv,
     monitors: Vec<EngineMonitor>,
-    /// A cluster's history: the id of every transaction with its change set (the first
-    /// entry stands for the state the scenario starts from and has none).
+    /// A cluster's history: the change set of every transaction, by id; the first entry
+    /// stands for the state the scenario starts from and has none.
     history: Vec<(String, Option<ChangeSet>)>,
+    labels: TxnLabels,
     clustered: bool,
+}
+
+/// Transaction ids of the replayed cluster: any distinct UUIDs do.
+fn txn_name(n: usize) -> String {
+    Uuid::from_u64_pair(0x7478_6e00, n as u64 + 1).to_string()
 }
 
 impl Engine {
     fn new(sc: &Scenario) -> Engine {
-        let schema_json: Value =
-            serde_json::from_slice(&std::fs::read(&sc.schema_path).expect("schema"))
-                .expect("schema JSON");
-        let schema = Arc::new(DatabaseSchema::from_json(&schema_json).expect("schema parses"));
-        Engine {
+        let schema = Arc::new(DatabaseSchema::from_json(&sc.schema).expect("schema parses"));
+        let mut e = Engine {
             db: Database::new(schema),
             env: SeqEnv::new(0x5eed),
             monitors: Vec::new(),
@@ -261,17 +305,28 @@ impl Engine {
             } else {
                 Vec::new()
             },
+            labels: TxnLabels::default(),
             clustered: sc.clustered,
-        }
+        };
+        let id = e.last_txn_id();
+        e.labels.record(id);
+        e
     }
 
-    fn wrap(m: &EngineMonitor, txn_id: &str, updates: Value) -> (String, String, Value) {
+    fn last_txn_id(&self) -> String {
+        self.history
+            .last()
+            .map(|(t, _)| t.clone())
+            .unwrap_or_else(|| Uuid::nil().to_string())
+    }
+
+    fn wrap(m: &EngineMonitor, txn_id: &str, updates: Value) -> Value {
         let v = m.monitor.version();
         let params = match v {
             MonitorVersion::V3 => json!([m.id, txn_id, updates]),
             _ => json!([m.id, updates]),
         };
-        (m.name.clone(), v.notification().to_string(), params)
+        json!({"id": null, "method": v.notification(), "params": params})
     }
 }
 
@@ -288,16 +343,22 @@ impl Side for Engine {
             };
             for m in &self.monitors {
                 if let Some(u) = m.monitor.update(&changes) {
-                    notes.push(Engine::wrap(m, &txn_id, u));
+                    notes.push((m.name.clone(), Engine::wrap(m, &txn_id, u)));
                 }
             }
             if self.clustered {
                 self.history.push((txn_id, Some(changes)));
             }
         }
+        let id = self.last_txn_id();
+        self.labels.record(id);
+        let notes = notes
+            .iter()
+            .map(|(name, n)| note_of(name, n, &self.labels))
+            .collect();
         Answer {
             notes,
-            reply: Some(("result", outcome.result)),
+            reply: ("result", outcome.result),
         }
     }
 
@@ -306,44 +367,45 @@ impl Side for Engine {
         id: &str,
         method: &str,
         requests: &Value,
-        since: Option<String>,
+        since: Option<Since>,
     ) -> Answer {
         let version = MonitorVersion::for_method(method).expect("monitor method");
-        match Monitor::new(self.db.schema(), version, requests) {
-            Err(e) => Answer {
-                notes: vec![],
-                reply: Some(("error", e.to_json())),
-            },
-            Ok(monitor) => {
-                let result = if version == MonitorVersion::V3 {
-                    let last = self.last_txn_id();
-                    let found = since.as_ref().and_then(|s| {
-                        let pos = self.history.iter().position(|(t, _)| t == s)?;
-                        Some(
-                            monitor.since(
-                                self.history[pos + 1..]
-                                    .iter()
-                                    .filter_map(|(_, c)| c.as_ref()),
-                            ),
-                        )
-                    });
-                    match found {
-                        Some(u) => json!([true, last, u]),
-                        None => json!([false, last, monitor.initial(&self.db)]),
-                    }
-                } else {
-                    monitor.initial(&self.db)
-                };
-                self.monitors.push(EngineMonitor {
-                    name: id.to_string(),
-                    id: json!(id),
-                    monitor,
-                });
-                Answer {
+        let monitor = match Monitor::new(self.db.schema(), version, requests) {
+            Err(e) => {
+                return Answer {
                     notes: vec![],
-                    reply: Some(("result", result)),
-                }
+                    reply: ("error", e.to_json()),
+                };
             }
+            Ok(m) => m,
+        };
+        let result = if version == MonitorVersion::V3 {
+            let last = self.last_txn_id();
+            let found = since.map(|s| self.labels.since(&s)).and_then(|s| {
+                let pos = self.history.iter().position(|(t, _)| *t == s)?;
+                Some(
+                    monitor.since(
+                        self.history[pos + 1..]
+                            .iter()
+                            .filter_map(|(_, c)| c.as_ref()),
+                    ),
+                )
+            });
+            match found {
+                Some(u) => json!([true, last, u]),
+                None => json!([false, last, monitor.initial(&self.db)]),
+            }
+        } else {
+            monitor.initial(&self.db)
+        };
+        self.monitors.push(EngineMonitor {
+            name: id.to_string(),
+            id: json!(id),
+            monitor,
+        });
+        Answer {
+            notes: vec![],
+            reply: ("result", self.labels.label(&result)),
         }
     }
 
@@ -357,40 +419,88 @@ impl Side for Engine {
         match m.monitor.change_conditions(&self.db, requests) {
             Err(e) => Answer {
                 notes: vec![],
-                reply: Some(("error", e.to_json())),
+                reply: ("error", e.to_json()),
             },
             Ok(u) => {
                 m.id = json!(new_id);
-                let notes = u.map(|u| Engine::wrap(m, &last, u)).into_iter().collect();
+                let notes = u
+                    .map(|u| note_of(&m.name, &Engine::wrap(m, &last, u), &self.labels))
+                    .into_iter()
+                    .collect();
                 Answer {
                     notes,
-                    reply: Some(("result", json!({}))),
+                    reply: ("result", json!({})),
                 }
             }
         }
     }
-
-    fn last_txn_id(&mut self) -> String {
-        self.history
-            .last()
-            .map(|(t, _)| t.clone())
-            .unwrap_or_else(|| Uuid::nil().to_string())
-    }
-}
-
-/// Transaction ids of the replayed cluster: any distinct UUIDs do, the transcript names
-/// them by position.
-fn txn_name(n: usize) -> String {
-    Uuid::from_u64_pair(0x7478_6e00, n as u64 + 1).to_string()
 }
 
 // ---------------------------------------------------------------- real server side
 
-struct Real {
+/// One real server with the scenario's database and a connection that writes to it.
+struct RealDb {
     server: real_server::RealServer,
     writer: real_server::Client,
-    monitors: Vec<RealMonitor>,
     db: String,
+    clustered: bool,
+    labels: TxnLabels,
+}
+
+impl RealDb {
+    /// A fresh server that has run `prior` transactions.
+    fn start(sc: &Scenario, prior: &[Value]) -> RealDb {
+        let server = real_server::RealServer::start(&sc.schema_path, sc.clustered);
+        let writer = server.connect();
+        let db = sc.schema["name"].as_str().expect("schema name").to_string();
+        let mut r = RealDb {
+            server,
+            writer,
+            db,
+            clustered: sc.clustered,
+            labels: TxnLabels::default(),
+        };
+        let id = r.last_txn_id();
+        r.labels.record(id);
+        for ops in prior {
+            r.transact(ops);
+        }
+        r
+    }
+
+    fn transact(&mut self, ops: &Value) -> Value {
+        let mut params = vec![json!(self.db)];
+        params.extend(ops.as_array().expect("ops").iter().cloned());
+        let reply = self.writer.call("transact", Value::Array(params));
+        let id = self.last_txn_id();
+        self.labels.record(id);
+        reply
+    }
+
+    /// Standalone databases have no transaction ids; a cluster tells the current one in a
+    /// `monitor_cond_since` reply (an empty monitor on a throwaway connection).
+    fn last_txn_id(&mut self) -> String {
+        if !self.clustered {
+            return Uuid::nil().to_string();
+        }
+        let mut c = self.server.connect();
+        let r = c.call(
+            "monitor_cond_since",
+            json!([self.db, "probe", {}, Uuid::nil().to_string()]),
+        );
+        r["result"][1].as_str().expect("last txn id").to_string()
+    }
+}
+
+/// The real server side. ovsdb-server 3.1 shares internal monitor state between monitors
+/// with the same tables and columns, and crashes or loses updates when such monitors have
+/// conditions on different unmonitored columns; so every monitor gets a server of its own,
+/// which replays the scenario's transactions, and one more server answers the transactions.
+struct Real<'s> {
+    sc: &'s Scenario,
+    primary: RealDb,
+    monitors: Vec<RealMonitor>,
+    prior: Vec<Value>,
 }
 
 struct RealMonitor {
@@ -398,43 +508,35 @@ struct RealMonitor {
     name: String,
     /// The id the server knows it by (changed by `monitor_cond_change`).
     current: String,
+    db: RealDb,
     conn: real_server::Client,
 }
 
-impl Real {
-    fn new(sc: &Scenario) -> Real {
-        let server = real_server::RealServer::start(&sc.schema_path, sc.clustered);
-        let writer = server.connect();
-        let schema_json: Value =
-            serde_json::from_slice(&std::fs::read(&sc.schema_path).expect("schema"))
-                .expect("schema JSON");
+impl<'s> Real<'s> {
+    fn new(sc: &'s Scenario) -> Real<'s> {
         Real {
-            writer,
+            sc,
+            primary: RealDb::start(sc, &[]),
             monitors: Vec::new(),
-            db: schema_json["name"].as_str().unwrap().to_string(),
-            server,
+            prior: Vec::new(),
         }
     }
 }
 
-impl Side for Real {
+impl Side for Real<'_> {
     fn transact(&mut self, ops: &Value) -> Answer {
-        let mut params = vec![json!(self.db)];
-        params.extend(ops.as_array().expect("ops").iter().cloned());
-        let reply = self.writer.call("transact", Value::Array(params));
+        let reply = self.primary.transact(ops);
         let mut notes = Vec::new();
         for m in &mut self.monitors {
+            m.db.transact(ops);
             for n in m.conn.drain() {
-                notes.push((
-                    m.name.clone(),
-                    n["method"].as_str().unwrap().to_string(),
-                    n["params"].clone(),
-                ));
+                notes.push(note_of(&m.name, &n, &m.db.labels));
             }
         }
+        self.prior.push(ops.clone());
         Answer {
             notes,
-            reply: Some(reply_of(&reply)),
+            reply: reply_of(&self.primary.labels.label(&reply)),
         }
     }
 
@@ -443,25 +545,29 @@ impl Side for Real {
         id: &str,
         method: &str,
         requests: &Value,
-        since: Option<String>,
+        since: Option<Since>,
     ) -> Answer {
-        let mut c = self.server.connect();
-        let mut params = vec![json!(self.db), json!(id), requests.clone()];
+        let db = RealDb::start(self.sc, &self.prior);
+        let mut conn = db.server.connect();
+        let mut params = vec![json!(db.db), json!(id), requests.clone()];
         if method == "monitor_cond_since" {
-            params.push(json!(since.unwrap_or_else(|| Uuid::nil().to_string())));
+            params.push(json!(since
+                .map(|s| db.labels.since(&s))
+                .unwrap_or_else(|| Uuid::nil().to_string())));
         }
-        let reply = c.call(method, Value::Array(params));
+        let reply = db.labels.label(&conn.call(method, Value::Array(params)));
         let (kind, v) = reply_of(&reply);
         if kind == "result" {
             self.monitors.push(RealMonitor {
                 name: id.to_string(),
                 current: id.to_string(),
-                conn: c,
+                db,
+                conn,
             });
         }
         Answer {
             notes: vec![],
-            reply: Some((kind, v)),
+            reply: (kind, v),
         }
     }
 
@@ -478,29 +584,13 @@ impl Side for Real {
             m.current = new_id.to_string();
         }
         let notes = notes
-            .into_iter()
-            .map(|n| {
-                (
-                    m.name.clone(),
-                    n["method"].as_str().unwrap().to_string(),
-                    n["params"].clone(),
-                )
-            })
+            .iter()
+            .map(|n| note_of(&m.name, n, &m.db.labels))
             .collect();
         Answer {
             notes,
-            reply: Some(reply_of(&reply)),
+            reply: reply_of(&reply),
         }
-    }
-
-    fn last_txn_id(&mut self) -> String {
-        // A monitor_cond_since on an empty table set answers the current last id.
-        let mut c = self.server.connect();
-        let r = c.call(
-            "monitor_cond_since",
-            json!([self.db, "probe", {}, Uuid::nil().to_string()]),
-        );
-        r["result"][1].as_str().expect("last txn id").to_string()
     }
 }
 
