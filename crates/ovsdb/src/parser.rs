@@ -1,5 +1,5 @@
 //! Member-by-member parsing of JSON objects with ovsdb-server's error texts
-//! (`ovsdb/ovsdb-parser.c`): "Parsing <context> failed: Required 'x' member is missing.",
+//! (`ovsdb/ovsdb-parser.c`): "Parsing `<context>` failed: Required 'x' member is missing.",
 //! "Type mismatch for member 'x'.", "Member 'x' is present but not allowed here.",
 //! "Object expected.". The first error wins; later calls are no-ops.
 

@@ -3,7 +3,7 @@
 //! undocumented `sort`, `update`, `mutate`, `delete`, `wait`, `commit`, `abort`, `comment`,
 //! `assert`) executed against a working overlay of the rows it touches, the result array
 //! shaped as ovsdb-server does (protocol doc §5.1), then the commit-time checks of
-//! [`crate::commit`].
+//! the `commit` module.
 //!
 //! Everything that must be identical on every replica comes from [`TxnEnv`]: fresh UUIDs,
 //! lock ownership and whether a blocking `wait` has expired.
