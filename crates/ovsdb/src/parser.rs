@@ -45,21 +45,52 @@ impl Kind {
     }
 }
 
+/// What is being parsed, for error texts; rendered only when an error is raised.
+pub(crate) enum Context {
+    Text(String),
+    /// "ovsdb operation N of M".
+    Operation(usize, usize),
+}
+
+impl From<&str> for Context {
+    fn from(s: &str) -> Context {
+        Context::Text(s.to_string())
+    }
+}
+
+impl From<String> for Context {
+    fn from(s: String) -> Context {
+        Context::Text(s)
+    }
+}
+
+impl std::fmt::Display for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Context::Text(s) => f.write_str(s),
+            Context::Operation(i, n) => write!(f, "ovsdb operation {i} of {n}"),
+        }
+    }
+}
+
 pub(crate) struct Parser<'a> {
     json: &'a Value,
     obj: Option<&'a Map<String, Value>>,
-    context: String,
-    used: Vec<&'a str>,
+    context: Context,
+    /// Members asked for so far (no operation or schema object has more than 10).
+    used: [&'a str; 10],
+    n_used: usize,
     error: Option<OvsdbError>,
 }
 
 impl<'a> Parser<'a> {
-    pub(crate) fn new(json: &'a Value, context: impl Into<String>) -> Parser<'a> {
+    pub(crate) fn new(json: &'a Value, context: impl Into<Context>) -> Parser<'a> {
         let mut p = Parser {
             json,
             obj: json.as_object(),
             context: context.into(),
-            used: Vec::new(),
+            used: [""; 10],
+            n_used: 0,
             error: None,
         };
         if p.obj.is_none() {
@@ -101,7 +132,10 @@ impl<'a> Parser<'a> {
         }
         match obj.get(name) {
             Some(v) => {
-                self.used.push(name);
+                if self.n_used < self.used.len() {
+                    self.used[self.n_used] = name;
+                    self.n_used += 1;
+                }
                 if kind.accepts(v) {
                     Some(v)
                 } else {
@@ -124,7 +158,10 @@ impl<'a> Parser<'a> {
             return Err(e);
         }
         if let Some(obj) = self.obj {
-            if let Some(k) = obj.keys().find(|k| !self.used.contains(&k.as_str())) {
+            if let Some(k) = obj
+                .keys()
+                .find(|k| !self.used[..self.n_used].contains(&k.as_str()))
+            {
                 let msg = format!("Member '{k}' is present but not allowed here.");
                 self.raise(&msg);
                 return Err(self.error.take().expect("just raised"));

@@ -218,7 +218,7 @@ pub(crate) fn transact(
 
 impl<'a> Exec<'a> {
     fn execute(&mut self, op: &Value, i: usize, n: usize) -> Result<Value, OvsdbError> {
-        let mut p = Parser::new(op, format!("ovsdb operation {} of {}", i + 1, n));
+        let mut p = Parser::new(op, crate::parser::Context::Operation(i + 1, n));
         let name = p.required("op", Kind::Id).and_then(Value::as_str);
         let placeholder = || OvsdbError::bare(ErrorTag::SyntaxError);
         let r = match name {
