@@ -108,7 +108,20 @@ pub struct Member {
     proposer: Proposer,
     shared: Arc<Shared>,
     config: MemberConfig,
+    /// What operations tooling reports beyond openraft's metrics (see [`Observed`]).
+    observed: Observed,
 }
+
+/// Observations for status and the control socket that openraft 0.9's metrics lack.
+#[derive(Default)]
+struct Observed {
+    /// Fields the embedding binary adds to [`Member::status_json`] (client connections, remotes).
+    status_extra: std::sync::RwLock<Option<StatusExtra>>,
+}
+
+/// Produces extra fields (a JSON object) merged into [`Member::status_json`].
+pub type StatusExtra = Arc<dyn Fn() -> Value + Send + Sync>;
+
 
 impl Member {
     /// `halyard create-cluster`: prepares `data_dir` as the first member of a new cluster that
@@ -162,7 +175,8 @@ impl Member {
             .map_err(|e| MemberError::Raft(e.to_string()))?;
         let proposer = Proposer::start(raft.clone());
         let cluster_id = std::sync::RwLock::new(identity.cluster_id);
-        let member = Arc::new(Member { identity, cluster_id, raft, proposer, shared, config });
+        let member =
+            Arc::new(Member { identity, cluster_id, raft, proposer, shared, config, observed: Observed::default() });
         member.clone().serve_peers().await?;
         let bootstrap: Option<Vec<String>> = meta.get(META_BOOTSTRAP)?;
         if let Some(schemas) = bootstrap {
@@ -443,7 +457,8 @@ impl Member {
         }
     }
 
-    /// This member's view, as `halyard status --json` prints it for one member.
+    /// This member's view, as `halyard status --json` prints it for one member. Index fields
+    /// are Raft log indexes; `*_ms` fields are ages in milliseconds at the time of the call.
     pub fn status_json(&self) -> Value {
         let m = self.raft.metrics().borrow().clone();
         let members: Vec<Value> = m
@@ -458,7 +473,10 @@ impl Member {
                 })
             })
             .collect();
-        serde_json::json!({
+        let leader_addr = m
+            .current_leader
+            .and_then(|id| m.membership_config.membership().get_node(&id).map(|n| n.addr.clone()));
+        let mut doc = serde_json::json!({
             "id": format!("{:016x}", self.identity.node_id),
             "server_id": self.identity.server_id.to_string(),
             "cluster_id": self.identity().cluster_id.to_string(),
@@ -466,14 +484,84 @@ impl Member {
             "role": format!("{:?}", m.state).to_lowercase(),
             "term": m.current_term,
             "leader": m.current_leader.map(|l| format!("{l:016x}")),
+            "leader_address": leader_addr,
             "vote": m.vote.leader_id().voted_for().map(|v| format!("{v:016x}")),
+            "vote_committed": m.vote.is_committed(),
             "last_log_index": m.last_log_index,
             "committed_index": m.last_applied.map(|l| l.index),
             "applied_index": self.shared.applied_index(),
             "snapshot_index": m.snapshot.map(|l| l.index),
+            "purged_index": m.purged.map(|l| l.index),
             "millis_since_quorum_ack": m.millis_since_quorum_ack,
+            "election_timer_ms": self.config.election_timeout_ms,
+            "proposal_queue": self.proposal_queue_len(),
+            "databases": self.db_names(),
+            "running": m.running_state.is_ok(),
             "members": members,
-        })
+        });
+        let extra = self.observed.status_extra.read().unwrap().clone();
+        if let (Some(extra), Some(obj)) = (extra, doc.as_object_mut()) {
+            if let Value::Object(fields) = extra() {
+                obj.extend(fields);
+            }
+        }
+        doc
+    }
+
+    /// Adds fields to every [`Member::status_json`] (the binary reports its client connections
+    /// and remotes this way; the member knows nothing of the front end).
+    pub fn set_status_extra(&self, extra: StatusExtra) {
+        *self.observed.status_extra.write().unwrap() = Some(extra);
+    }
+
+    /// The election timeout this member runs with (openraft 0.9 fixes it at start).
+    pub fn election_timeout_ms(&self) -> u64 {
+        self.config.election_timeout_ms
+    }
+
+    /// Builds a snapshot now (and lets openraft purge the log behind it). Returns the index the
+    /// snapshot covers, or `None` when the latest snapshot already covers everything applied
+    /// (ovsdb-server's "not storing a duplicate snapshot").
+    pub async fn compact(&self, wait: Duration) -> Result<Option<u64>, AdminError> {
+        let mut metrics = self.raft.metrics();
+        let (snap, applied) = {
+            let m = metrics.borrow();
+            (m.snapshot.map(|l| l.index), m.last_applied.map(|l| l.index))
+        };
+        if applied.is_none() || snap == applied {
+            return Ok(None);
+        }
+        self.raft.trigger().snapshot().await.map_err(|e| AdminError::Raft(e.to_string()))?;
+        let built = tokio::time::timeout(wait, metrics.wait_for(|m| m.snapshot.map(|l| l.index) > snap)).await;
+        match built {
+            Ok(Ok(m)) => Ok(m.snapshot.map(|l| l.index)),
+            Ok(Err(_)) => Err(AdminError::Raft("the member is shutting down".into())),
+            Err(_) => Err(AdminError::Raft(format!("no snapshot was built within {wait:?}"))),
+        }
+    }
+
+    /// Removes `node` from the cluster through the leader, wherever that is: on the leader this
+    /// is [`Member::remove_member`]; elsewhere the request is sent to the leader's Raft address.
+    /// Returns whether this member is the leader (ovsdb-server words its reply differently).
+    pub async fn remove_through_leader(&self, node: NodeId) -> Result<bool, AdminError> {
+        match self.remove_member(node).await {
+            Ok(_) => Ok(true),
+            Err(AdminError::NotLeader(addr)) if !addr.is_empty() => {
+                let mut client = crate::network::client(&addr).map_err(|e| AdminError::Raft(e.to_string()))?;
+                let mut req = tonic::Request::new(crate::pb::RemoveRequest { node_id: node });
+                req.set_timeout(self.config.write_wait);
+                let reply =
+                    client.remove(req).await.map_err(|s| AdminError::Raft(s.message().to_string()))?.into_inner();
+                if reply.not_leader {
+                    Err(AdminError::NotLeader(reply.leader_addr))
+                } else if !reply.error.is_empty() {
+                    Err(AdminError::Raft(reply.error))
+                } else {
+                    Ok(false)
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// An OVSDB `transact` on `db` (ops = params after the db name); returns the result array.
