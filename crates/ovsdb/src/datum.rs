@@ -243,6 +243,24 @@ impl Datum {
             Datum::from_sorted_map(out)
         } else {
             let (a, b) = (self.as_set(), other.as_set());
+            if b.len() * 8 < a.len() {
+                // A few elements into a big set (ports into a switch): binary-search each
+                // insertion point and copy the runs in between without comparing them.
+                let mut out = Vec::with_capacity(a.len() + b.len());
+                let mut start = 0;
+                for x in b {
+                    match a[start..].binary_search(x) {
+                        Ok(_) => {}
+                        Err(p) => {
+                            out.extend_from_slice(&a[start..start + p]);
+                            out.push(x.clone());
+                            start += p;
+                        }
+                    }
+                }
+                out.extend_from_slice(&a[start..]);
+                return Datum::from_sorted_set(out);
+            }
             let mut out = Vec::with_capacity(a.len() + b.len());
             let (mut i, mut j) = (0, 0);
             while i < a.len() && j < b.len() {
@@ -669,5 +687,37 @@ mod tests {
         let m = Datum::from_map(vec![("a".into(), 1.into())]).unwrap();
         assert!(m.includes(&Datum::from_map(vec![("a".into(), 1.into())]).unwrap()));
         assert!(!m.includes(&Datum::from_map(vec![("a".into(), 2.into())]).unwrap()));
+    }
+}
+
+#[cfg(test)]
+mod union_tests {
+    use super::*;
+
+    #[test]
+    fn union_big_and_small_agree_with_merge() {
+        let big: Vec<Atom> = (0..100).map(|i| Atom::Integer(i * 2)).collect();
+        let big = Datum::from_sorted_set(big);
+        for small in [
+            vec![-1i64],
+            vec![3, 5, 7],
+            vec![0, 1, 198, 199, 500],
+            vec![50],
+        ] {
+            let s = Datum::from_set(small.iter().map(|i| Atom::Integer(*i)).collect()).unwrap();
+            let mut want: Vec<Atom> = big.as_set().to_vec();
+            for a in s.as_set() {
+                if !want.contains(a) {
+                    want.push(a.clone());
+                }
+            }
+            want.sort();
+            assert_eq!(
+                big.union(&s),
+                Datum::from_sorted_set(want.clone()),
+                "{small:?}"
+            );
+            assert_eq!(s.union(&big), Datum::from_sorted_set(want));
+        }
     }
 }
