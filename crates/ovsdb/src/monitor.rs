@@ -79,7 +79,11 @@ impl MonitorVersion {
 }
 
 /// One compiled monitor: per monitored table, its columns, `select` flags and condition.
-#[derive(Debug, Clone)]
+///
+/// Monitors that compare equal produce identical answers for the same input, so a server
+/// with many identical monitors (one per connected chassis, say) may compute an update
+/// once per group.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Monitor {
     version: MonitorVersion,
     tables: BTreeMap<String, TableMonitor>,

@@ -25,7 +25,7 @@ use crate::parser::{Kind, Parser};
 use crate::schema::{ColumnRef, DatabaseSchema, TableSchema};
 
 /// One monitored column, with what composing its row updates needs precomputed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct MonitoredColumn {
     pub(crate) name: String,
     pub(crate) column: ColumnRef,
@@ -38,7 +38,7 @@ pub(crate) struct MonitoredColumn {
 }
 
 /// What is monitored of one table.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct TableMonitor {
     /// Sorted by column (`_uuid`, `_version`, then schema order).
     pub(crate) columns: Vec<MonitoredColumn>,

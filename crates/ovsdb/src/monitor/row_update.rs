@@ -47,17 +47,10 @@ fn kind(initial: bool, old: Option<&Row>, new: Option<&Row>) -> Select {
     }
 }
 
-/// Which monitored columns changed in a modify (`None` when none did: nothing to report).
-fn changed_columns(tm: &TableMonitor, old: &Row, new: &Row) -> Option<Vec<bool>> {
-    if old.ptr_eq(new) {
-        return None;
-    }
-    let flags: Vec<bool> = tm
-        .columns
-        .iter()
-        .map(|c| changed(old, new, c.column))
-        .collect();
-    flags.contains(&true).then_some(flags)
+/// Whether a modify changed any monitored column (whether or not its select reports it);
+/// without one, nothing is sent.
+fn any_changed(tm: &TableMonitor, old: &Row, new: &Row) -> bool {
+    !old.ptr_eq(new) && tm.columns.iter().any(|c| changed(old, new, c.column))
 }
 
 fn reported(c: &MonitoredColumn, kind: Select) -> bool {
@@ -75,18 +68,21 @@ pub(crate) fn v1(
     if !tm.select.contains(kind) {
         return None;
     }
-    let changes = match (kind, old, new) {
-        (Select::MODIFY, Some(o), Some(n)) => Some(changed_columns(tm, o, n)?),
+    let modified = match (kind, old, new) {
+        (Select::MODIFY, Some(o), Some(n)) => Some((o, n)),
         _ => None,
     };
+    if modified.is_some_and(|(o, n)| !any_changed(tm, o, n)) {
+        return None;
+    }
     let mut old_json = Map::new();
     let mut new_json = Map::new();
-    for (i, c) in tm.columns.iter().enumerate() {
-        if !reported(c, kind) {
-            continue;
-        }
-        let old_wanted = kind == Select::DELETE || changes.as_ref().is_some_and(|ch| ch[i]);
-        if let (true, Some(o)) = (old_wanted, old) {
+    for c in tm.columns.iter().filter(|c| reported(c, kind)) {
+        let in_old = match modified {
+            Some((o, n)) => changed(o, n, c.column),
+            None => kind == Select::DELETE,
+        };
+        if let (true, Some(o)) = (in_old, old) {
             old_json.insert(c.name.clone(), datum(o, c.column).to_json());
         }
         if let (false, Some(n)) = (kind == Select::DELETE, new) {
@@ -135,12 +131,16 @@ pub(crate) fn v2(
     let mut body = Map::new();
     if kind == Select::MODIFY {
         let old = old.expect("a modify has an old row");
-        let changes = changed_columns(tm, old, new)?;
-        for (c, _) in tm.columns.iter().zip(changes).filter(|(_, ch)| *ch) {
-            if reported(c, kind) {
-                let d = diff(&datum(old, c.column), &datum(new, c.column), c.composite);
-                body.insert(c.name.clone(), d.to_json());
-            }
+        if !any_changed(tm, old, new) {
+            return None;
+        }
+        for c in tm
+            .columns
+            .iter()
+            .filter(|c| reported(c, kind) && changed(old, new, c.column))
+        {
+            let d = diff(&datum(old, c.column), &datum(new, c.column), c.composite);
+            body.insert(c.name.clone(), d.to_json());
         }
     } else {
         for c in tm.columns.iter().filter(|c| reported(c, kind)) {
