@@ -151,6 +151,11 @@ impl Database {
         db
     }
 
+    /// Marks the database reserved (or not), e.g. after loading it from a snapshot.
+    pub fn set_reserved(&mut self, reserved: bool) {
+        self.reserved = reserved;
+    }
+
     pub fn is_reserved(&self) -> bool {
         self.reserved
     }

@@ -14,7 +14,7 @@
 //!   `durable:true`); `result` is `null` when `blocked`.
 //! * `Database::new_reserved` (client writes refused with `not allowed`, as `_Server`),
 //!   `transact_privileged` (the server's own writes), `transact_read_only` (a read-only
-//!   server), `row_count`, `ref_count`.
+//!   server), `set_reserved`, `row_count`, `ref_count`, `convert` (online schema conversion).
 //! * `SeqEnv`: a deterministic counter-based `TxnEnv` for tests.
 //! * `Row::{uuid, version, columns, get, get_ref, get_by_name, to_json}`; columns are indexed
 //!   like `TableSchema::columns` (sorted by name); `_uuid`/`_version` are `ColumnRef`s.
@@ -31,6 +31,7 @@ pub mod atom;
 pub mod changes;
 mod commit;
 pub mod condition;
+mod convert;
 pub mod database;
 pub mod datum;
 pub mod error;

@@ -902,3 +902,49 @@ fn reserved_and_read_only() {
     assert!(ovsdb::is_read_only(&sel));
     assert!(!ovsdb::is_read_only(&ins));
 }
+
+#[test]
+fn convert() {
+    let mut f = Fixture::new();
+    f.ok(json!([
+        {"op":"insert","table":"B","row":{"name":"b1","x":5},"uuid-name":"b"},
+        {"op":"insert","table":"A","row":{"e":"red","i":3,"sref":["named-uuid","b"]}},
+        {"op":"insert","table":"C","row":{"x":7}}
+    ]));
+    // New schema: A loses most columns and gains `n`; B keeps name only; C is gone.
+    let new = schema_from(json!({"name":"T","version":"2.0.0","tables":{
+        "A":{"columns":{"i":{"type":"integer"},"n":{"type":"string"},"sref":{"type":{"key":{"type":"uuid","refTable":"B"},"min":0,"max":"unlimited"}}},"isRoot":true},
+        "B":{"columns":{"name":{"type":"string"}}}}}));
+    let db = f.db.convert(new.clone(), &mut f.env).unwrap();
+    let a: Vec<_> = db.rows("A").collect();
+    assert_eq!(a.len(), 1);
+    let (ua, ra) = a[0];
+    assert_eq!(
+        f.db.row("A", ua).map(|r| r.uuid()),
+        Some(ua),
+        "row UUIDs are kept"
+    );
+    assert_eq!(
+        ra.get_by_name(new.table("A").unwrap(), "i")
+            .unwrap()
+            .to_json(),
+        json!(3)
+    );
+    assert_eq!(
+        ra.get_by_name(new.table("A").unwrap(), "n")
+            .unwrap()
+            .to_json(),
+        json!("")
+    );
+    assert_eq!(db.row_count("B"), 1);
+    assert_eq!(db.row_count("C"), 0);
+    // A constraint the data violates makes the conversion fail.
+    let strict = schema_from(json!({"name":"T","tables":{
+        "C":{"columns":{"x":{"type":{"key":{"type":"integer","maxInteger":5}}}}}}}));
+    let e = f.db.convert(strict, &mut f.env).unwrap_err();
+    assert_eq!(e.tag, ovsdb::ErrorTag::ConstraintViolation);
+    assert_eq!(
+        e.details.as_deref(),
+        Some("7 is greater than maximum allowed value 5")
+    );
+}
