@@ -5,7 +5,8 @@
 //! writes — which is what leader-only clients (ovn-nbctl, the Python IDL, ovsdbapp) look for.
 //! `--strict-leader` reports the true Raft role instead.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -19,11 +20,18 @@ use uuid::Uuid;
 pub struct MemberBackend {
     member: Arc<Member>,
     strict_leader: bool,
+    /// Sessions of this member that asked for a lock and are still connected: if their place in
+    /// a lock's queue is expired (their lease ran out while they lived on), they are queued again.
+    lock_sessions: Arc<Mutex<HashSet<Uuid>>>,
 }
 
 impl MemberBackend {
     pub fn new(member: Arc<Member>, strict_leader: bool) -> MemberBackend {
-        MemberBackend { member, strict_leader }
+        MemberBackend {
+            member,
+            strict_leader,
+            lock_sessions: Arc::default(),
+        }
     }
 }
 
@@ -36,23 +44,47 @@ impl TxnHistory for History<'_> {
 }
 
 /// Relays the state machine's notifications to the front end's hook.
-struct Observer(Arc<dyn ApplyHook>);
+struct Observer {
+    hook: Arc<dyn ApplyHook>,
+    member: Arc<Member>,
+    lock_sessions: Arc<Mutex<HashSet<Uuid>>>,
+}
 
 impl ApplyObserver for Observer {
     fn applied(&self, db: &str, state: &ovsdb::Database, txn_id: Uuid, changes: &ovsdb::ChangeSet) {
-        self.0.applied(db, state, txn_id, changes);
+        self.hook.applied(db, state, txn_id, changes);
     }
 
     fn lock_event(&self, session: Uuid, lock: &str, event: halyard_raft::LockEvent) {
-        let event = match event {
-            halyard_raft::LockEvent::Locked => LockEvent::Locked,
-            halyard_raft::LockEvent::Stolen => LockEvent::Stolen,
-        };
-        self.0.lock_event(SessionKey(session), lock, event);
+        let key = SessionKey(session);
+        match event {
+            halyard_raft::LockEvent::Locked => self.hook.lock_event(key, lock, LockEvent::Locked),
+            halyard_raft::LockEvent::Stolen => self.hook.lock_event(key, lock, LockEvent::Stolen),
+            halyard_raft::LockEvent::Expired { owned } => {
+                if !self.lock_sessions.lock().unwrap().contains(&session) {
+                    return; // not ours, or gone
+                }
+                if owned {
+                    self.hook.lock_event(key, lock, LockEvent::Stolen);
+                }
+                // OVSDB's `lock` keeps a session queued until it unlocks: queue it again.
+                let member = self.member.clone();
+                let lock = lock.to_string();
+                tokio::spawn(async move {
+                    if let Err(e) = member.lock(session, &lock, false).await {
+                        tracing::warn!(%lock, "could not re-queue an expired lock request: {e}");
+                    }
+                });
+            }
+        }
     }
 
     fn databases_changed(&self) {
-        self.0.server_status_changed();
+        self.hook.server_status_changed();
+    }
+
+    fn database_replaced(&self, db: &str) {
+        self.hook.database_replaced(db);
     }
 }
 
@@ -72,7 +104,11 @@ impl Backend for MemberBackend {
     fn with_db(&self, db: &str, f: &mut dyn FnMut(&DbView<'_>)) -> bool {
         self.member.with_state(|s| match s.dbs.get(db) {
             Some(d) => {
-                f(&DbView { db: &d.db, last_txn_id: d.last_txn_id, history: &History(d) });
+                f(&DbView {
+                    db: &d.db,
+                    last_txn_id: d.last_txn_id,
+                    history: &History(d),
+                });
                 true
             }
             None => false,
@@ -80,7 +116,11 @@ impl Backend for MemberBackend {
     }
 
     fn set_apply_hook(&self, hook: Arc<dyn ApplyHook>) {
-        self.member.set_observer(Arc::new(Observer(hook.clone())));
+        self.member.set_observer(Arc::new(Observer {
+            hook: hook.clone(),
+            member: self.member.clone(),
+            lock_sessions: self.lock_sessions.clone(),
+        }));
         // `_Server` shows the role, connectivity and applied index: refresh it when they move.
         let mut metrics = self.member.metrics();
         let mut applied = self.member.subscribe_applied();
@@ -95,36 +135,70 @@ impl Backend for MemberBackend {
         });
     }
 
-    fn transact(&self, db: String, ops: Vec<Value>, session: SessionKey) -> BoxFuture<'static, Result<Value, BackendError>> {
-        let member = self.member.clone();
-        async move { member.transact(&db, ops, session.0).await.map_err(backend_error) }.boxed()
-    }
-
-    fn lock(&self, session: SessionKey, name: String, steal: bool) -> BoxFuture<'static, Result<bool, BackendError>> {
+    fn transact(
+        &self,
+        db: String,
+        ops: Vec<Value>,
+        session: SessionKey,
+    ) -> BoxFuture<'static, Result<Value, BackendError>> {
         let member = self.member.clone();
         async move {
-            match member.lock(session.0, &name, steal).await.map_err(backend_error)? {
+            member
+                .transact(&db, ops, session.0)
+                .await
+                .map_err(backend_error)
+        }
+        .boxed()
+    }
+
+    fn lock(
+        &self,
+        session: SessionKey,
+        name: String,
+        steal: bool,
+    ) -> BoxFuture<'static, Result<bool, BackendError>> {
+        self.lock_sessions.lock().unwrap().insert(session.0);
+        let member = self.member.clone();
+        async move {
+            match member
+                .lock(session.0, &name, steal)
+                .await
+                .map_err(backend_error)?
+            {
                 Outcome::Lock { locked } => Ok(locked),
                 Outcome::LockRefused { details } => Err(BackendError::LockRefused(details)),
-                other => Err(BackendError::Internal(format!("unexpected lock outcome {other:?}"))),
+                other => Err(BackendError::Internal(format!(
+                    "unexpected lock outcome {other:?}"
+                ))),
             }
         }
         .boxed()
     }
 
-    fn unlock(&self, session: SessionKey, name: String) -> BoxFuture<'static, Result<(), BackendError>> {
+    fn unlock(
+        &self,
+        session: SessionKey,
+        name: String,
+    ) -> BoxFuture<'static, Result<(), BackendError>> {
         let member = self.member.clone();
         async move {
-            match member.unlock(session.0, &name).await.map_err(backend_error)? {
+            match member
+                .unlock(session.0, &name)
+                .await
+                .map_err(backend_error)?
+            {
                 Outcome::Unlocked => Ok(()),
                 Outcome::LockRefused { details } => Err(BackendError::LockRefused(details)),
-                other => Err(BackendError::Internal(format!("unexpected unlock outcome {other:?}"))),
+                other => Err(BackendError::Internal(format!(
+                    "unexpected unlock outcome {other:?}"
+                ))),
             }
         }
         .boxed()
     }
 
     fn session_closed(&self, session: SessionKey) {
+        self.lock_sessions.lock().unwrap().remove(&session.0);
         // Only sessions that hold or wait for a lock leave replicated state behind.
         if !self.member.with_state(|s| s.locks.involves(session.0)) {
             return;

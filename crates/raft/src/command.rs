@@ -37,12 +37,13 @@ pub enum CommandKind {
         /// enforces the same permissions at apply time.
         role: Option<String>,
     },
-    Lock { session: Uuid, name: String, steal: bool },
+    Lock { session: Uuid, incarnation: Uuid, name: String, steal: bool },
     Unlock { session: Uuid, name: String },
     /// The sessions ended (disconnect): release every lock they hold or wait for.
     SessionsClosed { sessions: Vec<Uuid> },
-    /// Release every lock held through member `member` (it restarted, or lost its lease).
-    ExpireMember { member: u64 },
+    /// Expire every lock request made through member `member` (it lost its lease, or it
+    /// restarted), except those of its incarnation `keep` (the running one, after a restart).
+    ExpireMember { member: u64, keep: Option<Uuid> },
 }
 
 /// One Raft log entry: the commands gathered while the previous entry was being made durable

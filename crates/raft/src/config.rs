@@ -16,6 +16,10 @@ pub const DEFAULT_LOG_KEPT_BEHIND_SNAPSHOT: u64 = 5_000;
 /// How long a write may wait for a leader (elections, forwarding failures) before the client
 /// gets an error. OVSDB has no client deadline; this is the server-side limit.
 pub const DEFAULT_WRITE_WAIT: Duration = Duration::from_secs(30);
+/// Lock lease: the leader expires the OVSDB locks held through a member it has not heard from
+/// for this long, and a member without a quorum for this long tells its lock owners they lost
+/// their locks. Longer than an election, so a leader change alone expires nothing.
+pub const DEFAULT_LOCK_LEASE: Duration = Duration::from_secs(5);
 /// sled page cache for the Raft log and snapshots. The databases themselves live in memory.
 pub const DEFAULT_STORAGE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -27,6 +31,7 @@ pub struct MemberConfig {
     pub log_kept_behind_snapshot: u64,
     pub write_wait: Duration,
     pub storage_cache_bytes: u64,
+    pub lock_lease: Duration,
 }
 
 impl Default for MemberConfig {
@@ -38,6 +43,7 @@ impl Default for MemberConfig {
             log_kept_behind_snapshot: DEFAULT_LOG_KEPT_BEHIND_SNAPSHOT,
             write_wait: DEFAULT_WRITE_WAIT,
             storage_cache_bytes: DEFAULT_STORAGE_CACHE_BYTES,
+            lock_lease: DEFAULT_LOCK_LEASE,
         }
     }
 }

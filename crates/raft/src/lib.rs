@@ -11,6 +11,7 @@
 
 pub mod command;
 pub mod config;
+mod lease;
 pub mod locks;
 pub mod member;
 mod network;

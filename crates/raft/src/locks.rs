@@ -20,6 +20,8 @@ enum Mode {
 struct Waiter {
     session: Uuid,
     member: u64,
+    /// The serving process's run (a member restarted under the same id is a new incarnation).
+    incarnation: Uuid,
     mode: Mode,
 }
 
@@ -30,6 +32,10 @@ pub enum LockEvent {
     Locked,
     /// Another session stole the lock from it.
     Stolen,
+    /// Its member's lease expired (dead, partitioned, or restarted) and the session lost its
+    /// place: `owned` says whether it held the lock. The serving member, if the session is
+    /// still alive there, tells it `stolen` (if owned) and queues it again.
+    Expired { owned: bool },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -45,10 +51,12 @@ impl LockTable {
     }
 
     /// `lock` or `steal`. `Err` carries the refusal ovsdb-server gives for a second request.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn acquire(
         &mut self,
         session: Uuid,
         member: u64,
+        incarnation: Uuid,
         name: &str,
         steal: bool,
         events: &mut Events,
@@ -61,7 +69,7 @@ impl LockTable {
             ));
         }
         if !steal {
-            queue.push_back(Waiter { session, member, mode: Mode::Lock });
+            queue.push_back(Waiter { session, member, incarnation, mode: Mode::Lock });
             return Ok(queue.len() == 1);
         }
         if let Some(victim) = queue.pop_front() {
@@ -71,7 +79,7 @@ impl LockTable {
                 queue.push_front(victim);
             }
         }
-        queue.push_front(Waiter { session, member, mode: Mode::Steal });
+        queue.push_front(Waiter { session, member, incarnation, mode: Mode::Steal });
         Ok(true)
     }
 
@@ -92,11 +100,33 @@ impl LockTable {
         }
     }
 
-    pub(crate) fn release_member(&mut self, member: u64, events: &mut Events) {
+    /// Expires the lock requests made through `member`, except those of incarnation `keep`.
+    pub(crate) fn release_member(&mut self, member: u64, keep: Option<Uuid>, events: &mut Events) {
         let names: Vec<String> = self.locks.keys().cloned().collect();
         for name in names {
-            self.remove_where(&name, |w| w.member == member, events);
+            let expired = |w: &Waiter| w.member == member && Some(w.incarnation) != keep;
+            if let Some(queue) = self.locks.get(&name) {
+                for (pos, w) in queue.iter().enumerate() {
+                    if expired(w) {
+                        events.push((w.session, name.clone(), LockEvent::Expired { owned: pos == 0 }));
+                    }
+                }
+            }
+            self.remove_where(&name, expired, events);
         }
+    }
+
+    /// The (lock, session, incarnation) triples whose owner is served by `member`.
+    pub fn owned_through(&self, member: u64) -> Vec<(String, Uuid, Uuid)> {
+        self.locks
+            .iter()
+            .filter_map(|(name, q)| q.front().filter(|w| w.member == member).map(|w| (name.clone(), w.session, w.incarnation)))
+            .collect()
+    }
+
+    /// Members through which some lock is held or waited for.
+    pub fn members(&self) -> std::collections::BTreeSet<u64> {
+        self.locks.values().flat_map(|q| q.iter().map(|w| w.member)).collect()
     }
 
     /// Whether `session` holds or waits for any lock.
@@ -143,9 +173,9 @@ mod tests {
     fn fifo_lock_and_unlock_hands_over() {
         let mut t = LockTable::default();
         let mut ev = Events::new();
-        assert_eq!(t.acquire(s(1), 1, "L", false, &mut ev), Ok(true));
-        assert_eq!(t.acquire(s(2), 2, "L", false, &mut ev), Ok(false));
-        assert!(t.acquire(s(2), 2, "L", false, &mut ev).is_err());
+        assert_eq!(t.acquire(s(1), 1, Uuid::nil(), "L", false, &mut ev), Ok(true));
+        assert_eq!(t.acquire(s(2), 2, Uuid::nil(), "L", false, &mut ev), Ok(false));
+        assert!(t.acquire(s(2), 2, Uuid::nil(), "L", false, &mut ev).is_err());
         assert!(ev.is_empty());
         t.release(s(1), "L", &mut ev).unwrap();
         assert_eq!(ev, vec![(s(2), "L".to_string(), LockEvent::Locked)]);
@@ -157,8 +187,8 @@ mod tests {
     fn waiter_unlock_does_not_notify_owner() {
         let mut t = LockTable::default();
         let mut ev = Events::new();
-        t.acquire(s(1), 1, "L", false, &mut ev).unwrap();
-        t.acquire(s(2), 1, "L", false, &mut ev).unwrap();
+        t.acquire(s(1), 1, Uuid::nil(), "L", false, &mut ev).unwrap();
+        t.acquire(s(2), 1, Uuid::nil(), "L", false, &mut ev).unwrap();
         t.release(s(2), "L", &mut ev).unwrap();
         assert!(ev.is_empty(), "ovsdb-server 3.1 sends a spurious `locked` here; we do not");
     }
@@ -167,8 +197,8 @@ mod tests {
     fn steal_from_lock_holder_keeps_it_queued() {
         let mut t = LockTable::default();
         let mut ev = Events::new();
-        t.acquire(s(1), 1, "L", false, &mut ev).unwrap();
-        assert_eq!(t.acquire(s(2), 2, "L", true, &mut ev), Ok(true));
+        t.acquire(s(1), 1, Uuid::nil(), "L", false, &mut ev).unwrap();
+        assert_eq!(t.acquire(s(2), 2, Uuid::nil(), "L", true, &mut ev), Ok(true));
         assert_eq!(ev, vec![(s(1), "L".to_string(), LockEvent::Stolen)]);
         ev.clear();
         t.release(s(2), "L", &mut ev).unwrap();
@@ -179,8 +209,8 @@ mod tests {
     fn steal_from_thief_drops_it() {
         let mut t = LockTable::default();
         let mut ev = Events::new();
-        t.acquire(s(1), 1, "L", true, &mut ev).unwrap();
-        t.acquire(s(2), 2, "L", true, &mut ev).unwrap();
+        t.acquire(s(1), 1, Uuid::nil(), "L", true, &mut ev).unwrap();
+        t.acquire(s(2), 2, Uuid::nil(), "L", true, &mut ev).unwrap();
         ev.clear();
         t.release(s(2), "L", &mut ev).unwrap();
         assert!(ev.is_empty());
@@ -189,14 +219,36 @@ mod tests {
     }
 
     #[test]
+    fn expiry_keeps_the_current_incarnation() {
+        let mut t = LockTable::default();
+        let mut ev = Events::new();
+        let (old, new) = (Uuid::from_u128(100), Uuid::from_u128(200));
+        t.acquire(s(1), 7, old, "A", false, &mut ev).unwrap();
+        t.acquire(s(2), 7, new, "A", false, &mut ev).unwrap();
+        t.release_member(7, Some(new), &mut ev);
+        assert_eq!(
+            ev,
+            vec![(s(1), "A".to_string(), LockEvent::Expired { owned: true }), (s(2), "A".to_string(), LockEvent::Locked)]
+        );
+        assert_eq!(t.owned_through(7), vec![("A".to_string(), s(2), new)]);
+    }
+
+    #[test]
     fn member_expiry_releases_and_hands_over() {
         let mut t = LockTable::default();
         let mut ev = Events::new();
-        t.acquire(s(1), 7, "A", false, &mut ev).unwrap();
-        t.acquire(s(2), 8, "A", false, &mut ev).unwrap();
-        t.acquire(s(1), 7, "B", false, &mut ev).unwrap();
-        t.release_member(7, &mut ev);
-        assert_eq!(ev, vec![(s(2), "A".to_string(), LockEvent::Locked)]);
+        t.acquire(s(1), 7, Uuid::nil(), "A", false, &mut ev).unwrap();
+        t.acquire(s(2), 8, Uuid::nil(), "A", false, &mut ev).unwrap();
+        t.acquire(s(1), 7, Uuid::nil(), "B", false, &mut ev).unwrap();
+        t.release_member(7, None, &mut ev);
+        assert_eq!(
+            ev,
+            vec![
+                (s(1), "A".to_string(), LockEvent::Expired { owned: true }),
+                (s(2), "A".to_string(), LockEvent::Locked),
+                (s(1), "B".to_string(), LockEvent::Expired { owned: true }),
+            ]
+        );
         assert_eq!(t.owner("B"), None);
         ev.clear();
         t.release_sessions(&[s(2)], &mut ev);

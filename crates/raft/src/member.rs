@@ -104,6 +104,11 @@ pub struct Member {
     /// in `cluster_id`).
     identity: Identity,
     cluster_id: std::sync::RwLock<Uuid>,
+    /// This process's run of the member: lock requests carry it so that a restart can expire
+    /// the previous run's locks without touching its own.
+    incarnation: Uuid,
+    contact: Arc<crate::network::PeerContact>,
+    last_leader_contact: std::sync::Mutex<Option<Instant>>,
     raft: Raft,
     proposer: Proposer,
     shared: Arc<Shared>,
@@ -121,7 +126,6 @@ struct Observed {
 
 /// Produces extra fields (a JSON object) merged into [`Member::status_json`].
 pub type StatusExtra = Arc<dyn Fn() -> Value + Send + Sync>;
-
 
 impl Member {
     /// `halyard create-cluster`: prepares `data_dir` as the first member of a new cluster that
@@ -170,13 +174,25 @@ impl Member {
                 .validate()
                 .map_err(|e| MemberError::Raft(e.to_string()))?,
         );
-        let raft = Raft::new(identity.node_id, raft_config, Network::default(), store.log_store()?, sm)
+        let contact = Arc::new(crate::network::PeerContact::default());
+        let network = Network { contact: contact.clone() };
+        let raft = Raft::new(identity.node_id, raft_config, network, store.log_store()?, sm)
             .await
             .map_err(|e| MemberError::Raft(e.to_string()))?;
         let proposer = Proposer::start(raft.clone());
         let cluster_id = std::sync::RwLock::new(identity.cluster_id);
-        let member =
-            Arc::new(Member { identity, cluster_id, raft, proposer, shared, config, observed: Observed::default() });
+        let member = Arc::new(Member {
+            identity,
+            cluster_id,
+            incarnation: Uuid::new_v4(),
+            contact,
+            last_leader_contact: std::sync::Mutex::new(None),
+            raft,
+            proposer,
+            shared,
+            config,
+            observed: Observed::default(),
+        });
         member.clone().serve_peers().await?;
         let bootstrap: Option<Vec<String>> = meta.get(META_BOOTSTRAP)?;
         if let Some(schemas) = bootstrap {
@@ -191,6 +207,7 @@ impl Member {
             meta.remove(META_JOIN).await?;
             tracing::info!(cluster = %cluster_id, "joined the cluster; restart not needed");
         }
+        tokio::spawn(crate::lease::run(Arc::downgrade(&member)));
         Ok(member)
     }
 
@@ -615,7 +632,56 @@ impl Member {
     }
 
     pub async fn lock(&self, session: Uuid, name: &str, steal: bool) -> Result<Outcome, MemberError> {
-        self.propose(CommandKind::Lock { session, name: name.to_string(), steal }).await
+        let incarnation = self.incarnation;
+        self.propose(CommandKind::Lock { session, incarnation, name: name.to_string(), steal }).await
+    }
+
+    pub(crate) async fn expire_member(&self, member: NodeId, keep: Option<Uuid>) -> Result<(), MemberError> {
+        self.propose(CommandKind::ExpireMember { member, keep }).await.map(|_| ())
+    }
+
+    pub(crate) fn incarnation(&self) -> Uuid {
+        self.incarnation
+    }
+
+    pub(crate) fn config(&self) -> &MemberConfig {
+        &self.config
+    }
+
+    pub(crate) fn peer_contact(&self, node: NodeId) -> Option<Instant> {
+        self.contact.last(node)
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Called when the leader's append-entries or snapshot reaches this member.
+    pub(crate) fn heard_from_leader(&self) {
+        *self.last_leader_contact.lock().unwrap() = Some(Instant::now());
+    }
+
+    /// Whether this member is in contact with a quorum (through the leader): it can commit
+    /// writes and its reads are current. `_Server.connected` reports this, so IDL clients move
+    /// to another member when it is false.
+    pub fn connected(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        let within = |ms: u128| ms < u128::from(self.config.election_timeout_ms) * 2;
+        let me = self.identity.node_id;
+        if m.membership_config.membership().get_node(&me).is_none() {
+            return false;
+        }
+        match m.state {
+            ServerState::Leader => {
+                let voters = m.membership_config.membership().voter_ids().count();
+                voters == 1 || m.millis_since_quorum_ack.is_some_and(|ms| within(ms.into()))
+            }
+            ServerState::Follower | ServerState::Learner => {
+                m.current_leader.is_some()
+                    && self.last_leader_contact.lock().unwrap().is_some_and(|t| within(t.elapsed().as_millis()))
+            }
+            _ => false,
+        }
     }
 
     pub async fn unlock(&self, session: Uuid, name: &str) -> Result<Outcome, MemberError> {
@@ -637,7 +703,7 @@ impl Member {
             applied_index: self.shared.applied_index(),
             last_log_index: m.last_log_index,
             committed_index: m.last_applied.map(|l| l.index),
-            connected: m.current_leader.is_some(),
+            connected: self.connected(),
             is_leader: m.state == ServerState::Leader,
         }
     }

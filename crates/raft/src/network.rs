@@ -34,10 +34,26 @@ pub fn client(addr: &str) -> Result<MemberClient<Channel>, tonic::transport::Err
     Ok(MemberClient::new(endpoint.connect_lazy()).max_decoding_message_size(usize::MAX))
 }
 
+/// When each peer last answered a Raft RPC (the leader's view of who is alive, for lock leases).
 #[derive(Default)]
-pub struct Network;
+pub struct PeerContact(std::sync::Mutex<std::collections::HashMap<NodeId, std::time::Instant>>);
+
+impl PeerContact {
+    pub fn last(&self, node: NodeId) -> Option<std::time::Instant> {
+        self.0.lock().unwrap().get(&node).copied()
+    }
+
+    fn touch(&self, node: NodeId) {
+        self.0.lock().unwrap().insert(node, std::time::Instant::now());
+    }
+}
+
+pub struct Network {
+    pub contact: std::sync::Arc<PeerContact>,
+}
 
 pub struct Peer {
+    contact: std::sync::Arc<PeerContact>,
     target: NodeId,
     addr: String,
     client: Option<MemberClient<Channel>>,
@@ -58,7 +74,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
                 None
             }
         };
-        Peer { target, addr: node.addr.clone(), client }
+        Peer { contact: self.contact.clone(), target, addr: node.addr.clone(), client }
     }
 }
 
@@ -100,6 +116,7 @@ impl Peer {
             Rpc::Snapshot => client.install_snapshot(request).await,
         };
         let reply = reply.map_err(|status| unreachable(format!("{} ({})", status.message(), self.addr)))?;
+        self.contact.touch(self.target);
         let result: Result<Resp, RaftError<NodeId, E>> = decode(&reply.into_inner().data)
             .map_err(|e| RPCError::Network(NetworkError::new(&Transport(format!("undecodable reply: {e}")))))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))

@@ -30,6 +30,9 @@ impl pb::member_server::Member for Service {
     async fn append_entries(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
         let rpc = decode(&req.into_inner().data).map_err(bad_payload)?;
         let result = self.member.raft().append_entries(rpc).await;
+        if result.is_ok() {
+            self.member.heard_from_leader();
+        }
         Ok(Response::new(pb::Payload { data: encode(&result) }))
     }
 
@@ -42,6 +45,9 @@ impl pb::member_server::Member for Service {
     async fn install_snapshot(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
         let rpc = decode(&req.into_inner().data).map_err(bad_payload)?;
         let result = self.member.raft().install_snapshot(rpc).await;
+        if result.is_ok() {
+            self.member.heard_from_leader();
+        }
         Ok(Response::new(pb::Payload { data: encode(&result) }))
     }
 

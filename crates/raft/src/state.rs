@@ -25,8 +25,11 @@ pub const DEDUP_LEN: usize = 100_000;
 pub trait ApplyObserver: Send + Sync {
     fn applied(&self, db: &str, state: &Database, txn_id: Uuid, changes: &ChangeSet);
     fn lock_event(&self, session: Uuid, lock: &str, event: LockEvent);
-    /// A database was created (or replaced by a snapshot install).
+    /// A database was created.
     fn databases_changed(&self) {}
+    /// A database's contents were replaced wholesale (snapshot install): monitors on it cannot
+    /// continue with diffs.
+    fn database_replaced(&self, _db: &str) {}
 }
 
 /// Recent committed transactions of one database, oldest first.
@@ -117,8 +120,8 @@ impl ReplicatedState {
             CommandKind::Transact { db, ops, session, wait_expired_ms, role: _ } => {
                 self.transact(cmd.id, db, ops, *session, *wait_expired_ms, observer)
             }
-            CommandKind::Lock { session, name, steal } => {
-                match self.locks.acquire(*session, cmd.origin, name, *steal, &mut events) {
+            CommandKind::Lock { session, incarnation, name, steal } => {
+                match self.locks.acquire(*session, cmd.origin, *incarnation, name, *steal, &mut events) {
                     Ok(locked) => Outcome::Lock { locked },
                     Err(details) => Outcome::LockRefused { details },
                 }
@@ -131,8 +134,8 @@ impl ReplicatedState {
                 self.locks.release_sessions(sessions, &mut events);
                 Outcome::Done
             }
-            CommandKind::ExpireMember { member } => {
-                self.locks.release_member(*member, &mut events);
+            CommandKind::ExpireMember { member, keep } => {
+                self.locks.release_member(*member, *keep, &mut events);
                 Outcome::Done
             }
         };

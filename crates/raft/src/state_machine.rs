@@ -40,6 +40,10 @@ impl Shared {
         })
     }
 
+    pub fn observer(&self) -> Option<Arc<dyn ApplyObserver>> {
+        self.observer.read().unwrap().clone()
+    }
+
     pub fn set_observer(&self, observer: Arc<dyn ApplyObserver>) {
         *self.observer.write().unwrap() = Some(observer);
     }
@@ -181,6 +185,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.shared.applied_index.send_replace(index);
         }
         if let Some(obs) = self.shared.observer.read().unwrap().clone() {
+            let names: Vec<String> = self.shared.state.read().unwrap().dbs.keys().cloned().collect();
+            for db in &names {
+                obs.database_replaced(db);
+            }
             obs.databases_changed();
         }
         tracing::info!(index = ?meta.last_log_id.map(|l| l.index), bytes = bytes.len(), "snapshot installed");
