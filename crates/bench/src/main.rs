@@ -1,0 +1,2 @@
+//! halyard-bench: load generator for OVSDB servers.
+fn main() {}

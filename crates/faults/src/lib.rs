@@ -1,0 +1,1 @@
+//! halyard-faults: fault injection and history checking.
