@@ -8,7 +8,8 @@
 //! for the updates a condition change causes, and wraps the answers into its notifications.
 //!
 //! Behaviour follows ovsdb-server 3.1 as observed (the golden tests under
-//! `tests/monitor/` were recorded from it), with two deliberate differences: a
+//! `tests/monitor/` were recorded from it). Note that the clauses of a monitor's `where` are
+//! ORed, unlike a `transact` condition (see `monitor/filter.rs`). Two deliberate differences: a
 //! `monitor_cond_change` request without `where` leaves that table's condition unchanged
 //! (3.1 crashes on it), and a failing `monitor_cond_change` changes no condition at all
 //! (3.1 may have changed the tables it parsed before the failing one).
