@@ -103,6 +103,8 @@ pub enum Command {
         snapshot_every: u64,
         #[command(flatten)]
         server: ServerArgs,
+        #[command(flatten)]
+        ops: crate::ops::OpsArgs,
     },
 }
 
@@ -128,11 +130,7 @@ pub struct ServerArgs {
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).context("invalid --log filter")?)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    crate::vlog::init(&cli.log)?;
     match cli.command {
         Command::CreateCluster { data_dir, schema, raft_addr } => create_cluster(&data_dir, &schema, &raft_addr),
         Command::JoinCluster { data_dir, raft_addr, peers } => {
@@ -154,7 +152,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Leave { peer } => admin(crate::admin::leave(&peer)),
         Command::Kick { peer, member } => admin(crate::admin::kick(&peer, &member)),
         Command::TransferLeadership { peer, member } => admin(crate::admin::transfer(&peer, member.as_deref())),
-        Command::Serve { data_dir, remotes, election_timer, snapshot_every, server } => {
+        Command::Serve { data_dir, remotes, election_timer, snapshot_every, server, ops } => {
             let config = MemberConfig {
                 election_timeout_ms: election_timer,
                 heartbeat_ms: (election_timer / 10).max(10),
@@ -162,7 +160,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 ..MemberConfig::default()
             };
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(serve(&data_dir, remotes, config, server))
+            rt.block_on(serve(&data_dir, remotes, config, server, ops))
         }
     }
 }
@@ -205,7 +203,13 @@ fn create_cluster(data_dir: &Path, schemas: &[PathBuf], raft_addr: &str) -> Resu
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(data_dir: &Path, remotes: Vec<String>, config: MemberConfig, args: ServerArgs) -> Result<ExitCode> {
+async fn serve(
+    data_dir: &Path,
+    remotes: Vec<String>,
+    config: MemberConfig,
+    args: ServerArgs,
+    ops_args: crate::ops::OpsArgs,
+) -> Result<ExitCode> {
     let member = Member::start(data_dir, config)
         .await
         .with_context(|| format!("cannot start the member in {}", data_dir.display()))?;
@@ -222,12 +226,15 @@ async fn serve(data_dir: &Path, remotes: Vec<String>, config: MemberConfig, args
         ..Default::default()
     }
     .with_probe_interval_ms(args.inactivity_probe);
-    let server = halyard_server::Server::new(Arc::new(backend), server_config)?;
+    let server = Arc::new(halyard_server::Server::new(Arc::new(backend), server_config)?);
+    let ops = crate::ops::Ops::start(member.clone(), server.clone(), remotes.clone(), data_dir, &ops_args).await?;
     tokio::select! {
         r = server.run(remotes) => r.context("serving clients")?,
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),
         _ = terminate() => tracing::info!("terminated; shutting down"),
+        _ = ops.exit_requested() => tracing::info!("exit requested on the control socket; shutting down"),
     }
+    ops.cleanup();
     member.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

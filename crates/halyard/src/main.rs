@@ -7,6 +7,11 @@
 mod admin;
 mod backend;
 mod cli;
+mod http;
+mod metrics;
+mod ops;
+mod unixctl;
+mod vlog;
 
 use clap::Parser;
 

@@ -1,0 +1,215 @@
+//! Prometheus metrics of a member (`--http HOST:PORT` serves them at `/metrics`).
+//!
+//! Recorded through the `metrics` facade, so the library crates can add their own counters
+//! without depending on the exporter; nothing is recorded unless `--http` installed the
+//! recorder. Raft state (term, role, indexes, leader changes, snapshot) is sampled from the
+//! member's metrics watch; transactions are timed where the front end calls the member
+//! (`backend.rs`). Names follow Prometheus conventions (`_total` counters, `_seconds`).
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use halyard_raft::Member;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Buckets for transaction latency: 100 µs to 30 s (a write waits up to the write timeout).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
+];
+
+/// Installs the process-wide recorder (once) and returns the handle that renders the text.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
+        .install_recorder()?;
+    describe();
+    let _ = HANDLE.set(handle.clone());
+    Ok(handle)
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!("halyard_raft_term", "Current Raft term.");
+    describe_gauge!(
+        "halyard_raft_role",
+        "1 for the role this member has (label role)."
+    );
+    describe_gauge!(
+        "halyard_raft_is_leader",
+        "1 when this member is the Raft leader."
+    );
+    describe_gauge!(
+        "halyard_raft_has_leader",
+        "1 when this member knows a leader and is in contact with it."
+    );
+    describe_gauge!(
+        "halyard_raft_last_log_index",
+        "Index of the last entry in this member's log."
+    );
+    describe_gauge!(
+        "halyard_raft_committed_index",
+        "Commit index (leader: quorum match; elsewhere the applied index)."
+    );
+    describe_gauge!(
+        "halyard_raft_applied_index",
+        "Index of the last entry applied to the databases."
+    );
+    describe_gauge!(
+        "halyard_raft_apply_lag_entries",
+        "Entries in the local log not yet applied."
+    );
+    describe_gauge!(
+        "halyard_raft_snapshot_index",
+        "Index the latest snapshot covers."
+    );
+    describe_gauge!(
+        "halyard_raft_members",
+        "Members of the cluster (label kind: voter, learner)."
+    );
+    describe_gauge!(
+        "halyard_raft_proposal_queue",
+        "Commands waiting for the next Raft entry (group commit queue)."
+    );
+    describe_gauge!(
+        "halyard_raft_election_timer_ms",
+        "Election timeout in milliseconds."
+    );
+    describe_gauge!(
+        "halyard_raft_replication_match_index",
+        "Leader only: highest index known replicated (label peer)."
+    );
+    describe_counter!(
+        "halyard_raft_leader_changes_total",
+        "Times this member saw the leader change."
+    );
+    describe_counter!(
+        "halyard_raft_snapshots_total",
+        "Snapshots built or installed on this member."
+    );
+    describe_counter!(
+        "halyard_transactions_total",
+        "OVSDB transact requests (labels kind: read|write, result: ok|error)."
+    );
+    describe_histogram!(
+        "halyard_transaction_seconds",
+        "OVSDB transact latency as the member sees it (label kind)."
+    );
+    describe_counter!(
+        "halyard_forwarded_writes_total",
+        "Writes proposed while this member was not the leader (forwarded to it)."
+    );
+    describe_counter!(
+        "halyard_read_barriers_total",
+        "Read-only transactions served after a read barrier."
+    );
+    describe_gauge!(
+        "halyard_ovsdb_connections",
+        "Open OVSDB client connections."
+    );
+    describe_gauge!(
+        "halyard_ovsdb_rows",
+        "Rows in the replicated databases (label db)."
+    );
+}
+
+/// Samples the member's Raft metrics into gauges on every change (and at least every second,
+/// for the ages and queue depth).
+pub fn watch_member(member: Arc<Member>, connections: Arc<dyn Fn() -> usize + Send + Sync>) {
+    if HANDLE.get().is_none() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut rx = member.metrics();
+        let mut last_leader: Option<Option<u64>> = None;
+        let mut last_snapshot = None;
+        loop {
+            let m = rx.borrow_and_update().clone();
+            if last_leader.is_some_and(|l| l != m.current_leader) {
+                metrics::counter!("halyard_raft_leader_changes_total").increment(1);
+            }
+            last_leader = Some(m.current_leader);
+            if last_snapshot.is_some() && m.snapshot != last_snapshot.unwrap() {
+                metrics::counter!("halyard_raft_snapshots_total").increment(1);
+            }
+            last_snapshot = Some(m.snapshot);
+            sample(&member, &m, connections());
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { break },
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    });
+}
+
+fn sample(
+    member: &Member,
+    m: &openraft::RaftMetrics<u64, openraft::BasicNode>,
+    connections: usize,
+) {
+    use metrics::gauge;
+    let status = member.status();
+    gauge!("halyard_raft_term").set(m.current_term as f64);
+    for role in ["leader", "follower", "candidate", "learner", "shutdown"] {
+        let is = format!("{:?}", m.state).to_lowercase() == role;
+        gauge!("halyard_raft_role", "role" => role).set(if is { 1.0 } else { 0.0 });
+    }
+    gauge!("halyard_raft_is_leader").set(if status.is_leader { 1.0 } else { 0.0 });
+    gauge!("halyard_raft_has_leader").set(if status.connected { 1.0 } else { 0.0 });
+    let last = m.last_log_index.unwrap_or(0);
+    let applied = status.applied_index;
+    gauge!("halyard_raft_last_log_index").set(last as f64);
+    gauge!("halyard_raft_applied_index").set(applied as f64);
+    let committed = crate::unixctl::committed_index(m)
+        .unwrap_or(applied)
+        .max(applied);
+    gauge!("halyard_raft_committed_index").set(committed as f64);
+    gauge!("halyard_raft_apply_lag_entries").set(last.saturating_sub(applied) as f64);
+    gauge!("halyard_raft_snapshot_index").set(m.snapshot.map(|l| l.index).unwrap_or(0) as f64);
+    let membership = m.membership_config.membership();
+    let voters = membership.voter_ids().count();
+    let nodes = membership.nodes().count();
+    gauge!("halyard_raft_members", "kind" => "voter").set(voters as f64);
+    gauge!("halyard_raft_members", "kind" => "learner").set(nodes.saturating_sub(voters) as f64);
+    gauge!("halyard_raft_proposal_queue").set(member.proposal_queue_len() as f64);
+    gauge!("halyard_raft_election_timer_ms").set(member.election_timeout_ms() as f64);
+    if let Some(replication) = &m.replication {
+        for (peer, matched) in replication {
+            let index = matched.map(|l| l.index).unwrap_or(0);
+            gauge!("halyard_raft_replication_match_index", "peer" => format!("{peer:016x}"))
+                .set(index as f64);
+        }
+    }
+    gauge!("halyard_ovsdb_connections").set(connections as f64);
+    member.with_state(|s| {
+        for (name, d) in &s.dbs {
+            let rows: usize =
+                d.db.schema()
+                    .tables
+                    .iter()
+                    .map(|t| d.db.rows(&t.name).count())
+                    .sum();
+            gauge!("halyard_ovsdb_rows", "db" => name.clone()).set(rows as f64);
+        }
+    });
+}
+
+/// Times one OVSDB transaction as seen by the member (read barrier or proposal included).
+pub fn transaction(read_only: bool, forwarded: bool, elapsed: Duration, ok: bool) {
+    let kind = if read_only { "read" } else { "write" };
+    let result = if ok { "ok" } else { "error" };
+    metrics::counter!("halyard_transactions_total", "kind" => kind, "result" => result)
+        .increment(1);
+    metrics::histogram!("halyard_transaction_seconds", "kind" => kind)
+        .record(elapsed.as_secs_f64());
+    if read_only {
+        metrics::counter!("halyard_read_barriers_total").increment(1);
+    } else if forwarded {
+        metrics::counter!("halyard_forwarded_writes_total").increment(1);
+    }
+}

@@ -1,0 +1,725 @@
+//! The control socket: the unixctl protocol `ovs-appctl` speaks (protocol reference §7.2) and
+//! the ovsdb-server commands OVN operators use on it (§7.3), answered from the Raft member.
+//!
+//! Protocol: JSON-RPC 1.0 on a Unix stream socket, one request at a time per connection, no
+//! echo probes. Every param must be a string; a success is `{"result": TEXT, "error": null}`,
+//! a failure `{"result": null, "error": TEXT}` (ovs-appctl then exits 2); non-empty texts end
+//! with a newline. Argument-count and unknown-command errors use ovsdb-server's exact words.
+//!
+//! Halyard runs all its databases in one Raft group, so the `cluster/*` commands accept the
+//! name of any database this member serves and report the same group.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use halyard_raft::Member;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::ops::Ops;
+
+/// One command: its name, the usage `list-commands` shows, and its argument count bounds.
+struct Spec {
+    name: &'static str,
+    usage: &'static str,
+    min: usize,
+    max: usize,
+}
+
+const COMMANDS: &[Spec] = &[
+    Spec {
+        name: "cluster/change-election-timer",
+        usage: "DB TIME",
+        min: 2,
+        max: 2,
+    },
+    Spec {
+        name: "cluster/cid",
+        usage: "DB",
+        min: 1,
+        max: 1,
+    },
+    Spec {
+        name: "cluster/kick",
+        usage: "DB SERVER",
+        min: 2,
+        max: 2,
+    },
+    Spec {
+        name: "cluster/leave",
+        usage: "DB",
+        min: 1,
+        max: 1,
+    },
+    Spec {
+        name: "cluster/sid",
+        usage: "DB",
+        min: 1,
+        max: 1,
+    },
+    Spec {
+        name: "cluster/status",
+        usage: "DB",
+        min: 1,
+        max: 1,
+    },
+    Spec {
+        name: "exit",
+        usage: "",
+        min: 0,
+        max: 0,
+    },
+    Spec {
+        name: "list-commands",
+        usage: "",
+        min: 0,
+        max: 0,
+    },
+    Spec {
+        name: "memory/show",
+        usage: "",
+        min: 0,
+        max: 0,
+    },
+    Spec {
+        name: "ovsdb-server/compact",
+        usage: "",
+        min: 0,
+        max: 1,
+    },
+    Spec {
+        name: "ovsdb-server/get-db-storage-status",
+        usage: "DB",
+        min: 1,
+        max: 1,
+    },
+    Spec {
+        name: "ovsdb-server/list-dbs",
+        usage: "",
+        min: 0,
+        max: 0,
+    },
+    Spec {
+        name: "ovsdb-server/list-remotes",
+        usage: "",
+        min: 0,
+        max: 0,
+    },
+    Spec {
+        name: "version",
+        usage: "",
+        min: 0,
+        max: 0,
+    },
+    Spec {
+        name: "vlog/list",
+        usage: "",
+        min: 0,
+        max: 0,
+    },
+    Spec {
+        name: "vlog/set",
+        usage: "{spec | PATTERN:destination:pattern}",
+        min: 0,
+        max: usize::MAX,
+    },
+];
+
+/// The built-in database every member serves besides the replicated ones.
+const SERVER_DB: &str = "_Server";
+
+/// How long `ovsdb-server/compact` waits for the snapshot to be built.
+const COMPACT_WAIT: Duration = Duration::from_secs(120);
+
+/// Binds the socket (replacing a stale socket file left by a previous run) and serves it.
+pub async fn listen(ops: Arc<Ops>, path: &Path) -> std::io::Result<()> {
+    if path.exists() {
+        // A live member answering there means a second `serve` on the same socket: refuse.
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "another process is serving it",
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    tracing::info!(path = %path.display(), "control socket listening (ovs-appctl -t PATH)");
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(connection(ops.clone(), stream));
+                }
+                Err(e) => {
+                    tracing::warn!("control socket: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn connection(ops: Arc<Ops>, mut stream: UnixStream) {
+    let mut framer =
+        halyard_server::framing::Framer::new(halyard_server::framing::DEFAULT_MAX_MESSAGE_SIZE);
+    loop {
+        let msg = match framer.next_message() {
+            Ok(Some(msg)) => msg,
+            Ok(None) => match stream.read_buf(framer.buffer_mut()).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            },
+            Err(e) => {
+                tracing::debug!("control socket: closing a connection: {e}");
+                return;
+            }
+        };
+        let id = msg.get("id").cloned().unwrap_or(Value::Null);
+        let method = msg
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let params = msg
+            .get("params")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let after = execute(&ops, &method, &params).await;
+        let reply = match &after.reply {
+            Ok(text) => json!({"id": id, "result": with_newline(text), "error": null}),
+            Err(text) => json!({"id": id, "result": null, "error": with_newline(text)}),
+        };
+        if stream
+            .write_all(reply.to_string().as_bytes())
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let _ = stream.flush().await;
+        if after.exit {
+            ops.exit.notify_one();
+        }
+    }
+}
+
+/// The reply, and whether the process exits once it is sent.
+struct Answer {
+    reply: Result<String, String>,
+    exit: bool,
+}
+
+impl From<Result<String, String>> for Answer {
+    fn from(reply: Result<String, String>) -> Answer {
+        Answer { reply, exit: false }
+    }
+}
+
+fn with_newline(text: &str) -> String {
+    if text.is_empty() || text.ends_with('\n') {
+        text.to_string()
+    } else {
+        format!("{text}\n")
+    }
+}
+
+/// Runs one command. Public for tests of the command layer without a socket.
+async fn execute(ops: &Ops, method: &str, params: &[Value]) -> Answer {
+    let Some(spec) = COMMANDS.iter().find(|c| c.name == method) else {
+        return Err(format!("\"{method}\" is not a valid command (use \"list-commands\" to see a list of valid commands)"))
+            .into();
+    };
+    if params.len() < spec.min {
+        return Err(format!(
+            "\"{method}\" command requires at least {} arguments",
+            spec.min
+        ))
+        .into();
+    }
+    if params.len() > spec.max {
+        return Err(format!(
+            "\"{method}\" command takes at most {} arguments",
+            spec.max
+        ))
+        .into();
+    }
+    let Some(args) = params
+        .iter()
+        .map(|p| p.as_str().map(str::to_string))
+        .collect::<Option<Vec<String>>>()
+    else {
+        return Err(format!("\"{method}\" command has non-string argument")).into();
+    };
+    let member = &ops.member;
+    match method {
+        "list-commands" => Ok(list_commands()).into(),
+        "version" => Ok(format!("halyard (Halyard) {}", env!("CARGO_PKG_VERSION"))).into(),
+        "exit" => Answer {
+            reply: Ok(String::new()),
+            exit: true,
+        },
+        "ovsdb-server/list-dbs" => {
+            let mut names = member.db_names();
+            names.push(SERVER_DB.to_string());
+            names.sort();
+            Ok(names.iter().map(|n| format!("{n}\n")).collect()).into()
+        }
+        "ovsdb-server/list-remotes" => {
+            let mut remotes = ops.remotes.clone();
+            remotes.sort();
+            Ok(remotes.iter().map(|r| format!("{r}\n")).collect()).into()
+        }
+        "ovsdb-server/get-db-storage-status" => {
+            if args[0] == SERVER_DB || member.db_names().contains(&args[0]) {
+                Ok("status: ok".to_string()).into()
+            } else {
+                Err("no database by that name".to_string()).into()
+            }
+        }
+        "ovsdb-server/compact" => compact(member, args.first()).await.into(),
+        "memory/show" => Ok(memory_show(ops)).into(),
+        "vlog/list" => Ok(crate::vlog::list()).into(),
+        "vlog/set" => {
+            for spec in &args {
+                if let Err(e) = crate::vlog::set(spec) {
+                    return Err(e).into();
+                }
+            }
+            Ok(String::new()).into()
+        }
+        _ => {
+            // cluster/*: the first argument names the database (the Raft group).
+            if !member.db_names().contains(&args[0]) {
+                return Err("unknown cluster".to_string()).into();
+            }
+            match method {
+                "cluster/status" => Ok(cluster_status(member, &args[0])).into(),
+                "cluster/cid" => {
+                    let cid = member.identity().cluster_id;
+                    if cid.is_nil() {
+                        Err("cluster id not yet known".to_string()).into()
+                    } else {
+                        Ok(cid.to_string()).into()
+                    }
+                }
+                "cluster/sid" => Ok(member.identity().server_id.to_string()).into(),
+                "cluster/kick" => kick(member, &args[1]).await.into(),
+                "cluster/leave" => match leave(member).await {
+                    Ok(()) => Answer {
+                        reply: Ok(String::new()),
+                        exit: true,
+                    },
+                    Err(e) => Err(e).into(),
+                },
+                "cluster/change-election-timer" => change_election_timer(member, &args[1]).into(),
+                _ => unreachable!("every command in COMMANDS is handled"),
+            }
+        }
+    }
+}
+
+/// ovsdb-server's `list-commands` layout: the name left-aligned in 23 columns, then the usage.
+fn list_commands() -> String {
+    let mut out = String::from("The available commands are:\n");
+    for c in COMMANDS {
+        out.push_str(&format!("  {:<23} {}\n", c.name, c.usage));
+    }
+    out
+}
+
+/// The first four hex digits of a server id: the short id ovsdb-server prints.
+fn short(node_hex: &str) -> &str {
+    &node_hex[..node_hex.len().min(4)]
+}
+
+fn node_hex(id: u64) -> String {
+    format!("{id:016x}")
+}
+
+/// `cluster/status DB` in ovsdb-server's layout (protocol reference §7.3). Lines whose data
+/// Halyard does not have (election history, disconnection count) are left out rather than
+/// invented.
+pub fn cluster_status(member: &Member, db: &str) -> String {
+    let m = member.metrics().borrow().clone();
+    let status = member.status_json();
+    let identity = member.identity();
+    let me = identity.node_id;
+    let sid = identity.server_id.to_string();
+    let membership = m.membership_config.membership();
+    let in_membership = membership.get_node(&me).is_some();
+    let voter = membership.voter_ids().any(|v| v == me);
+    let connected = member.status().connected;
+
+    let mut out = String::new();
+    out.push_str(&format!("{}\n", short(&sid)));
+    out.push_str(&format!("Name: {db}\n"));
+    if identity.cluster_id.is_nil() {
+        out.push_str("Cluster ID: not yet known\n");
+    } else {
+        let cid = identity.cluster_id.to_string();
+        out.push_str(&format!("Cluster ID: {} ({cid})\n", short(&cid)));
+    }
+    out.push_str(&format!("Server ID: {} ({sid})\n", short(&sid)));
+    out.push_str(&format!("Address: tcp:{}\n", identity.raft_addr));
+    let state = if identity.cluster_id.is_nil() || (in_membership && !voter) {
+        "joining cluster"
+    } else if !in_membership {
+        "left cluster"
+    } else if !connected {
+        "disconnected from the cluster (election timeout)"
+    } else {
+        "cluster member"
+    };
+    out.push_str(&format!("Status: {state}\n"));
+    let is_leader = m.state == openraft::ServerState::Leader;
+    if is_leader {
+        for (id, node) in membership.nodes() {
+            if !membership.voter_ids().any(|v| v == *id) {
+                let h = node_hex(*id);
+                out.push_str(&format!(
+                    "Adding server {} ({} at tcp:{}) (catchup)\n",
+                    short(&h),
+                    short(&h),
+                    node.addr
+                ));
+            }
+        }
+    }
+    let role = match m.state {
+        openraft::ServerState::Leader => "leader",
+        openraft::ServerState::Candidate => "candidate",
+        // A learner is a member catching up before it votes: ovsdb-server's joining follower.
+        openraft::ServerState::Follower | openraft::ServerState::Learner => "follower",
+        openraft::ServerState::Shutdown => "shutdown",
+    };
+    out.push_str(&format!("Role: {role}\n"));
+    out.push_str(&format!("Term: {}\n", m.current_term));
+    let who = |id: Option<u64>| match id {
+        Some(id) if id == me => "self".to_string(),
+        Some(id) => short(&node_hex(id)).to_string(),
+        None => "unknown".to_string(),
+    };
+    out.push_str(&format!("Leader: {}\n", who(m.current_leader)));
+    out.push_str(&format!("Vote: {}\n", who(m.vote.leader_id().voted_for())));
+    out.push('\n');
+    out.push_str(&format!(
+        "Election timer: {}\n",
+        member.election_timeout_ms()
+    ));
+    let first = m.purged.map(|l| l.index + 1).unwrap_or(0);
+    let end = m.last_log_index.map(|i| i + 1).unwrap_or(0);
+    out.push_str(&format!("Log: [{first}, {end}]\n"));
+    let applied = member.status().applied_index;
+    let committed = committed_index(&m).unwrap_or(applied).max(applied);
+    let last = m.last_log_index.unwrap_or(0);
+    out.push_str(&format!(
+        "Entries not yet committed: {}\n",
+        last.saturating_sub(committed)
+    ));
+    out.push_str(&format!(
+        "Entries not yet applied: {}\n",
+        committed.saturating_sub(applied)
+    ));
+    out.push_str(&format!("Connections:{}\n", connections(&m, &status, me)));
+    out.push_str("Servers:\n");
+    for (id, node) in membership.nodes() {
+        if !membership.voter_ids().any(|v| v == *id) {
+            continue;
+        }
+        let h = node_hex(*id);
+        let mut line = format!("    {} ({} at tcp:{})", short(&h), short(&h), node.addr);
+        if *id == me {
+            line.push_str(" (self)");
+        }
+        if m.state == openraft::ServerState::Candidate
+            && m.vote.leader_id().voted_for() == Some(*id)
+        {
+            line.push_str(&format!(" (voted for {})", short(&h)));
+        }
+        if is_leader {
+            let matched = if *id == me {
+                m.last_log_index
+            } else {
+                m.replication
+                    .as_ref()
+                    .and_then(|r| r.get(id).cloned().flatten())
+                    .map(|l| l.index)
+            };
+            let next = matched.map(|i| i + 1).unwrap_or(0);
+            line.push_str(&format!(
+                " next_index={next} match_index={}",
+                matched.unwrap_or(0)
+            ));
+        }
+        if *id != me {
+            if let Some(ms) = last_contact_ms(&status, &h) {
+                line.push_str(&format!(" last msg {ms} ms ago"));
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// On the leader, the highest index a quorum of voters has (the commit index); elsewhere
+/// unknown (openraft 0.9 reports only the applied index to followers' metrics).
+pub fn committed_index(m: &openraft::RaftMetrics<u64, openraft::BasicNode>) -> Option<u64> {
+    let replication = m.replication.as_ref()?;
+    let membership = m.membership_config.membership();
+    let mut matched: Vec<u64> = membership
+        .voter_ids()
+        .map(|v| {
+            if v == m.id {
+                m.last_log_index.unwrap_or(0)
+            } else {
+                replication
+                    .get(&v)
+                    .cloned()
+                    .flatten()
+                    .map(|l| l.index)
+                    .unwrap_or(0)
+            }
+        })
+        .collect();
+    if matched.is_empty() {
+        return None;
+    }
+    matched.sort_unstable_by(|a, b| b.cmp(a));
+    Some(matched[matched.len() / 2])
+}
+
+/// When this member last heard from the member with id `hex` (as its status reports it).
+fn last_contact_ms(status: &Value, hex: &str) -> Option<u64> {
+    if status["leader"].as_str() == Some(hex) {
+        if let Some(ms) = status["millis_since_leader_contact"].as_u64() {
+            return Some(ms);
+        }
+    }
+    status["members"]
+        .as_array()?
+        .iter()
+        .find(|m| m["id"].as_str() == Some(hex))?["last_contact_ms"]
+        .as_u64()
+}
+
+/// ovsdb-server's `Connections:` list: `->id` for the peers this member sends to, `<-id` for
+/// the peer it hears from, each in parentheses while it is not in contact (no message within
+/// an election timeout).
+fn connections(
+    m: &openraft::RaftMetrics<u64, openraft::BasicNode>,
+    status: &Value,
+    me: u64,
+) -> String {
+    let timeout = status["election_timer_ms"].as_u64().unwrap_or(1000);
+    let mut out = String::new();
+    let membership = m.membership_config.membership();
+    for (id, _) in membership.nodes() {
+        if *id == me {
+            continue;
+        }
+        let h = node_hex(*id);
+        let fresh = last_contact_ms(status, &h).is_some_and(|ms| ms < timeout);
+        let dir = if m.state == openraft::ServerState::Leader {
+            "->"
+        } else if m.current_leader == Some(*id) {
+            "<-"
+        } else {
+            continue;
+        };
+        if fresh {
+            out.push_str(&format!(" {dir}{}", short(&h)));
+        } else {
+            out.push_str(&format!(" ({dir}{})", short(&h)));
+        }
+    }
+    out
+}
+
+async fn compact(member: &Member, db: Option<&String>) -> Result<String, String> {
+    if let Some(db) = db {
+        if db == SERVER_DB {
+            return Err("cannot compact built-in databases".into());
+        }
+        if !member.db_names().contains(db) {
+            return Err("no database by that name".into());
+        }
+    }
+    // All databases share one Raft log and are snapshotted together.
+    match member.compact(COMPACT_WAIT).await {
+        Ok(Some(_)) => Ok(String::new()),
+        Ok(None) => Err("ovsdb error: not storing a duplicate snapshot".into()),
+        Err(e) => Err(format!("ovsdb error: {e}")),
+    }
+}
+
+/// `cluster/kick DB SERVER`: SERVER is a server id prefix or a Raft address (with or without
+/// `tcp:`), as in ovsdb-server.
+async fn kick(member: &Member, server: &str) -> Result<String, String> {
+    let node = resolve_member(member, server).ok_or_else(|| "unknown server".to_string())?;
+    match member.remove_through_leader(node).await {
+        Ok(true) => Ok("started removal".into()),
+        Ok(false) => Ok("sent removal request to leader".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The node id of the unique member whose id starts with `server` (dashes ignored, so a full
+/// server UUID works) or whose Raft address is `server`.
+fn resolve_member(member: &Member, server: &str) -> Option<u64> {
+    let m = member.metrics().borrow().clone();
+    let addr = server.strip_prefix("tcp:").unwrap_or(server);
+    let prefix: String = server
+        .chars()
+        .filter(|c| *c != '-')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let me = member.identity();
+    let my_sid: String = me
+        .server_id
+        .to_string()
+        .chars()
+        .filter(|c| *c != '-')
+        .collect();
+    let matches: Vec<u64> = m
+        .membership_config
+        .membership()
+        .nodes()
+        .filter(|(id, node)| {
+            let hex = node_hex(**id);
+            let by_id = !prefix.is_empty()
+                && prefix.chars().all(|c| c.is_ascii_hexdigit())
+                && (if **id == me.node_id {
+                    my_sid.starts_with(&prefix)
+                } else {
+                    prefix.len() <= 16 && hex.starts_with(&prefix)
+                });
+            by_id || node.addr == addr
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    match matches.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
+}
+
+/// `cluster/leave DB`: removes this member through the leader. A leader first hands
+/// leadership to another voter, so the cluster elects nobody on a timeout. Once out, the
+/// process exits: a Halyard member serves no database outside its cluster.
+async fn leave(member: &Member) -> Result<(), String> {
+    let me = member.identity().node_id;
+    let m = member.metrics().borrow().clone();
+    if m.state == openraft::ServerState::Leader {
+        let next = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .find(|v| *v != me);
+        if let Some(next) = next {
+            member
+                .transfer_leadership(Some(next))
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut metrics = member.metrics();
+            let stepped_down = tokio::time::timeout(
+                Duration::from_millis(member.election_timeout_ms() * 10),
+                metrics.wait_for(|m| m.current_leader.is_some_and(|l| l != me)),
+            )
+            .await;
+            if !matches!(stepped_down, Ok(Ok(_))) {
+                return Err("leadership could not be handed over; try again".into());
+            }
+        }
+    }
+    let mut last = String::new();
+    for _ in 0..20 {
+        match member.remove_through_leader(me).await {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(last)
+}
+
+/// `cluster/change-election-timer DB MS`: validated exactly as ovsdb-server does (same order,
+/// same texts). openraft 0.9 fixes the election timeout when a member starts, so a valid change
+/// is refused with the way to make it.
+fn change_election_timer(member: &Member, value: &str) -> Result<String, String> {
+    if member.metrics().borrow().state != openraft::ServerState::Leader {
+        return Err("election timer must be changed through leader.".into());
+    }
+    let current = member.election_timeout_ms();
+    // atoll(): leading digits, 0 when there are none; a negative value wraps to a huge one.
+    let trimmed = value.trim_start();
+    let (neg, digits) = match trimmed.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, trimmed.strip_prefix('+').unwrap_or(trimmed)),
+    };
+    let digits: String = digits.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let parsed = digits
+        .parse::<u64>()
+        .unwrap_or(if digits.is_empty() { 0 } else { u64::MAX });
+    let requested = if neg && parsed != 0 { u64::MAX } else { parsed };
+    if requested == current {
+        return Ok("change election timer to current value.".into());
+    }
+    if !(100..=600_000).contains(&requested) {
+        return Err("election timer must be between 100 and 600000, in msec.".into());
+    }
+    if requested > current * 2 {
+        return Err("election timer increase should not exceed the current value x 2.".into());
+    }
+    Err(format!(
+        "election timer cannot be changed at run time: this Halyard (openraft 0.9) reads it at start. \
+         Restart each member with `halyard serve --election-timer {requested}`, followers first, \
+         one at a time (members with different timers work together meanwhile)."
+    ))
+}
+
+/// `memory/show`: counts that explain the member's memory use, `key:value` sorted by key.
+fn memory_show(ops: &Ops) -> String {
+    let m = ops.member.metrics().borrow().clone();
+    let (rows, cells) = ops.member.with_state(|s| {
+        let mut rows = 0usize;
+        let mut cells = 0usize;
+        for d in s.dbs.values() {
+            for table in &d.db.schema().tables {
+                let n = d.db.rows(&table.name).count();
+                rows += n;
+                cells += n * table.columns.len();
+            }
+        }
+        (rows, cells)
+    });
+    let raft_log = match (m.last_log_index, m.purged) {
+        (Some(last), Some(p)) => last - p.index,
+        (Some(last), None) => last + 1,
+        _ => 0,
+    };
+    let mut pairs = [
+        ("cells", cells.to_string()),
+        ("raft-log", raft_log.to_string()),
+        ("rows", rows.to_string()),
+        ("sessions", ops.server.session_count().to_string()),
+        (
+            "proposal-queue",
+            ops.member.proposal_queue_len().to_string(),
+        ),
+    ];
+    pairs.sort();
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}:{v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
