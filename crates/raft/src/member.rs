@@ -485,8 +485,11 @@ impl Member {
             .map(|(id, node)| {
                 let voter = m.membership_config.membership().voter_ids().any(|v| v == *id);
                 let matched = m.replication.as_ref().and_then(|r| r.get(id).cloned().flatten()).map(|l| l.index);
+                // This member's last answered Raft RPC to that peer (the leader's "last msg").
+                let contact = self.peer_contact(*id).map(|t| t.elapsed().as_millis() as u64);
                 serde_json::json!({
                     "id": format!("{id:016x}"), "address": node.addr, "voter": voter, "match_index": matched,
+                    "last_contact_ms": contact,
                 })
             })
             .collect();
@@ -510,6 +513,8 @@ impl Member {
             "snapshot_index": m.snapshot.map(|l| l.index),
             "purged_index": m.purged.map(|l| l.index),
             "millis_since_quorum_ack": m.millis_since_quorum_ack,
+            "millis_since_leader_contact": self.last_leader_contact.lock().unwrap().map(|t| t.elapsed().as_millis() as u64),
+            "connected": self.connected(),
             "election_timer_ms": self.config.election_timeout_ms,
             "proposal_queue": self.proposal_queue_len(),
             "databases": self.db_names(),
