@@ -596,6 +596,16 @@ impl Member {
         let id = Uuid::new_v4();
         let read_only = ovsdb::is_read_only(&ops);
         let text = Value::Array(ops.clone()).to_string();
+        // TEST-ONLY knob for the fault suite (crates/faults, issue 6); never set it in production.
+        // HALYARD_UNSAFE_ACK_BEFORE_COMMIT=1 answers a write from a dry run on a copy of this
+        // member's state and proposes nothing, so the suite can show its checker catches writes
+        // acknowledged but never committed.
+        if !read_only && std::env::var("HALYARD_UNSAFE_ACK_BEFORE_COMMIT").is_ok_and(|v| v == "1") {
+            return Ok(self.with_state(|s| {
+                let mut env = crate::txn_env::ApplyEnv::new(id, session, &s.locks, None);
+                s.dbs[db].db.clone().transact(&ops, &mut env).result
+            }));
+        }
         loop {
             let expired = deadline.filter(|d| started.elapsed() >= *d).map(|_| started.elapsed().as_millis() as u64);
             let mut applied = self.shared.subscribe_applied();
