@@ -500,10 +500,15 @@ impl Datum {
 /// then values.
 impl Ord for Datum {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.len()
-            .cmp(&other.len())
-            .then_with(|| self.keys().cmp(other.keys()))
-            .then_with(|| self.values().cmp(other.values()))
+        match (&self.0, &other.0) {
+            (Repr::One(a), Repr::One(b)) => a.cmp(b),
+            (Repr::Set(a), Repr::Set(b)) => a.len().cmp(&b.len()).then_with(|| a.cmp(b)),
+            _ => self
+                .len()
+                .cmp(&other.len())
+                .then_with(|| self.keys().cmp(other.keys()))
+                .then_with(|| self.values().cmp(other.values())),
+        }
     }
 }
 
