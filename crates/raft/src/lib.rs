@@ -11,6 +11,7 @@
 
 pub mod command;
 pub mod config;
+pub mod divergence;
 mod lease;
 pub mod locks;
 pub mod member;

@@ -208,6 +208,7 @@ impl Member {
             tracing::info!(cluster = %cluster_id, "joined the cluster; restart not needed");
         }
         tokio::spawn(crate::lease::run(Arc::downgrade(&member)));
+        tokio::spawn(crate::divergence::run(Arc::downgrade(&member)));
         Ok(member)
     }
 
@@ -515,6 +516,7 @@ impl Member {
             "millis_since_quorum_ack": m.millis_since_quorum_ack,
             "millis_since_leader_contact": self.last_leader_contact.lock().unwrap().map(|t| t.elapsed().as_millis() as u64),
             "connected": self.connected(),
+            "digest": self.shared.digests.latest().map(|(index, d)| serde_json::json!({"index": index, "value": format!("{d:016x}")})),
             "election_timer_ms": self.config.election_timeout_ms,
             "proposal_queue": self.proposal_queue_len(),
             "databases": self.db_names(),
@@ -669,6 +671,16 @@ impl Member {
 
     pub(crate) fn shared(&self) -> &Shared {
         &self.shared
+    }
+
+    /// The members (node id, Raft address) of the current membership.
+    pub fn peers(&self) -> Vec<(NodeId, String)> {
+        let m = self.raft.metrics().borrow().clone();
+        m.membership_config.membership().nodes().map(|(id, n)| (*id, n.addr.clone())).collect()
+    }
+
+    pub(crate) fn digest_at(&self, index: u64) -> Option<u64> {
+        self.shared.digests.at(index)
     }
 
     /// Called when the leader's append-entries or snapshot reaches this member.

@@ -26,6 +26,7 @@ pub struct Shared {
     observer: RwLock<Option<Arc<dyn ApplyObserver>>>,
     waiters: Mutex<HashMap<Uuid, oneshot::Sender<Outcome>>>,
     applied_index: watch::Sender<u64>,
+    pub digests: crate::divergence::Recent,
 }
 
 impl Shared {
@@ -37,6 +38,7 @@ impl Shared {
             observer: RwLock::new(None),
             waiters: Mutex::new(HashMap::new()),
             applied_index: watch::channel(index).0,
+            digests: Default::default(),
         })
     }
 
@@ -155,6 +157,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
             };
             self.shared.applied.write().unwrap().0 = Some(log_id);
+            let digest = self.shared.state.read().unwrap().digest;
+            self.shared.digests.record(log_id.index, digest);
             last_index = Some(log_id.index);
             outcomes.push(outcome);
         }

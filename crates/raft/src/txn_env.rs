@@ -37,8 +37,10 @@ fn splitmix64(mut z: u64) -> u64 {
 
 /// The `n`th UUID derived from `seed`.
 pub(crate) fn derived_uuid(seed: (u64, u64), n: u64) -> Uuid {
-    let hi = splitmix64(seed.0 ^ splitmix64(n));
-    let lo = splitmix64(seed.1 ^ splitmix64(n.wrapping_add(0x5851_F42D_4C95_7F2D)));
+    // Both halves of the result depend on both halves of the seed and on n.
+    let a = splitmix64(seed.0 ^ splitmix64(n));
+    let lo = splitmix64(seed.1 ^ a);
+    let hi = a ^ splitmix64(lo);
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&hi.to_be_bytes());
     bytes[8..].copy_from_slice(&lo.to_be_bytes());
@@ -70,7 +72,9 @@ mod tests {
         let a = derived_uuid(seed, 1);
         assert_eq!(a, derived_uuid(seed, 1));
         assert_ne!(a, derived_uuid(seed, 2));
-        assert_ne!(a, derived_uuid((seed.0, seed.1 ^ 1), 1));
+        let other = derived_uuid((seed.0, seed.1 ^ 1), 1);
+        assert_ne!(a.as_u64_pair().0, other.as_u64_pair().0);
+        assert_ne!(a.as_u64_pair().1, other.as_u64_pair().1);
         assert_eq!(a.get_version_num(), 4);
     }
 }
