@@ -40,8 +40,12 @@ pub enum Command {
         #[arg(long)]
         data_dir: PathBuf,
         /// An .ovsschema file; repeat to serve several databases from one cluster.
-        #[arg(long, required = true)]
+        #[arg(long, required_unless_present = "from")]
         schema: Vec<PathBuf>,
+        /// An ovsdb-server database file (standalone or clustered) whose schema and rows the
+        /// new cluster starts with; repeat for several databases. See `halyard backup`.
+        #[arg(long, value_name = "FILE")]
+        from: Vec<PathBuf>,
         /// HOST:PORT other members use to reach this one for Raft (not a client port).
         #[arg(long)]
         raft_addr: String,
@@ -63,6 +67,18 @@ pub enum Command {
         #[arg(long = "peer", required = true)]
         peers: Vec<String>,
     },
+    /// Show every member of the cluster: role, term, leader, indexes, lag, health.
+    ///
+    /// Exit status: 0 healthy, 2 degraded (a member is down or lagging but the cluster has a
+    /// quorum), 3 unhealthy (no leader or quorum, or a member named with --remote/--control is
+    /// unhealthy), 1 if no member could be asked.
+    #[command(after_help = "Examples:\n  halyard status --remote tcp:10.0.0.1:6643\n  \
+        halyard status --control /var/lib/halyard/nb/halyard.ctl --json\n  halyard status --remote tcp:10.0.0.1:6643 --watch")]
+    Status(crate::status::StatusArgs),
+    /// Write a database to an ovsdb-server standalone database file (like `ovsdb-client backup`).
+    #[command(after_help = "Example:\n  halyard backup --remote tcp:10.0.0.1:6641 > nb-backup.db\n  \
+        ovsdb-tool db-name nb-backup.db")]
+    Backup(crate::backup::BackupArgs),
     /// Remove the member at PEER from its cluster (a leader hands leadership over first).
     #[command(after_help = "Example:\n  halyard leave --peer 10.0.0.3:6643")]
     Leave {
@@ -132,7 +148,11 @@ pub struct ServerArgs {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     crate::vlog::init(&cli.log)?;
     match cli.command {
-        Command::CreateCluster { data_dir, schema, raft_addr } => create_cluster(&data_dir, &schema, &raft_addr),
+        Command::CreateCluster { data_dir, schema, from, raft_addr } => {
+            create_cluster(&data_dir, &schema, &from, &raft_addr)
+        }
+        Command::Status(args) => crate::status::run(args),
+        Command::Backup(args) => crate::backup::run(args),
         Command::JoinCluster { data_dir, raft_addr, peers } => {
             check_raft_addr(&raft_addr)?;
             for p in &peers {
@@ -188,10 +208,13 @@ fn check_raft_addr(addr: &str) -> Result<()> {
     }
 }
 
-fn create_cluster(data_dir: &Path, schemas: &[PathBuf], raft_addr: &str) -> Result<ExitCode> {
+fn create_cluster(data_dir: &Path, schemas: &[PathBuf], from: &[PathBuf], raft_addr: &str) -> Result<ExitCode> {
     check_raft_addr(raft_addr)?;
-    let schemas = schemas.iter().map(|p| read_schema(p)).collect::<Result<Vec<_>>>()?;
+    let mut schemas = schemas.iter().map(|p| read_schema(p)).collect::<Result<Vec<_>>>()?;
+    let imports = crate::migrate::read_files(from)?;
+    schemas.extend(imports.iter().map(|i| i.0.clone()));
     let id = Member::create_cluster(data_dir, &schemas, raft_addr)?;
+    crate::migrate::stage(data_dir, imports)?;
     println!(
         "created cluster {} in {}: member {} at {}; start it with `halyard serve --data-dir {} --remote ptcp:PORT`",
         id.cluster_id,
@@ -218,6 +241,7 @@ async fn serve(
         server = %member.identity().server_id,
         "member started"
     );
+    crate::migrate::apply_staged(&member, data_dir).await?;
     let backend = crate::backend::MemberBackend::new(member.clone(), args.strict_leader);
     let server_config = halyard_server::config::ServerConfig {
         max_message_size: args.max_message_bytes,

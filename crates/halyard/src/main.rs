@@ -6,10 +6,14 @@
 
 mod admin;
 mod backend;
+mod backup;
 mod cli;
 mod http;
 mod metrics;
+mod migrate;
 mod ops;
+mod ovsdb_file;
+mod status;
 mod unixctl;
 mod vlog;
 
