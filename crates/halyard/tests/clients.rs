@@ -32,7 +32,7 @@ fn relabel(v: &Value, names: &mut HashMap<String, usize>) -> Value {
                 .iter()
                 .map(|x| relabel(x, names))
                 .collect();
-            items.sort_by_key(|x| x.to_string());
+            items.sort_by_key(canonical);
             json!(["set", items])
         }
         Value::Array(a) => Value::Array(a.iter().map(|x| relabel(x, names)).collect()),
@@ -42,7 +42,7 @@ fn relabel(v: &Value, names: &mut HashMap<String, usize>) -> Value {
                 .map(|(k, x)| {
                     let mut x = relabel(x, names);
                     if let (true, Value::Array(rows)) = (k == "rows", &mut x) {
-                        rows.sort_by_key(|r| r.to_string());
+                        rows.sort_by_key(canonical);
                     }
                     (k.clone(), x)
                 })

@@ -596,8 +596,29 @@ pub fn select_all(port: u16, db: &str, schema: &str) -> Value {
                 row
             })
             .collect();
-        rows.sort_by_key(|r| r.to_string());
+        rows.sort_by_key(canonical);
         out.insert(t.clone(), Value::Array(rows));
     }
     Value::Object(out)
+}
+
+/// JSON text with object members sorted by key at every level, so that equal values print
+/// equally whatever order a server put the members in.
+pub fn canonical(v: &Value) -> String {
+    fn sorted(v: &Value) -> Value {
+        match v {
+            Value::Object(o) => {
+                let mut keys: Vec<&String> = o.keys().collect();
+                keys.sort();
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&o[k])))
+                        .collect(),
+                )
+            }
+            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(v).to_string()
 }
