@@ -1,0 +1,128 @@
+//! `halyard-faults`: runs the fault suite against the `halyard` binary and prints the verdict.
+//! The last line is always `N histories, M operations, K anomalies`; the exit status is 1 when
+//! K > 0 and 2 when the suite itself could not run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use halyard_faults::check::DEFAULT_MAX_STEPS;
+use halyard_faults::netns::Net;
+use halyard_faults::suite::{self, Options};
+
+const SCHEMA: &str = include_str!("../../../tests/faults/faults.ovsschema");
+
+#[derive(Parser)]
+#[command(name = "halyard-faults", about = "Fault-injection suite for a Halyard cluster (needs root: network namespaces).")]
+struct Args {
+    /// The halyard binary to test.
+    #[arg(long, env = "HALYARD_BIN")]
+    halyard: PathBuf,
+    /// The short run for CI: every fault once, about a minute of load (the default).
+    #[arg(long, conflicts_with = "soak")]
+    quick: bool,
+    /// A long run: random faults for this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    soak: Option<u64>,
+    /// Cluster size at the start (3 or 5).
+    #[arg(long, default_value_t = 3)]
+    members: usize,
+    /// Start the members with HALYARD_UNSAFE_ACK_BEFORE_COMMIT=1 (writes acknowledged without
+    /// being committed): the run must then report anomalies.
+    #[arg(long)]
+    unsafe_ack_before_commit: bool,
+    /// Concurrent set-workload clients.
+    #[arg(long, default_value_t = 8)]
+    set_clients: usize,
+    /// Register keys in use at a time, and clients per key.
+    #[arg(long, default_value_t = 3)]
+    register_keys: usize,
+    #[arg(long, default_value_t = 4)]
+    clients_per_key: usize,
+    /// A client gives up on an operation after this many ms (recorded as indeterminate).
+    #[arg(long, default_value_t = 5000)]
+    op_timeout_ms: u64,
+    #[arg(long, default_value_t = 1000)]
+    election_timer_ms: u64,
+    /// Data directories, logs and history.jsonl go here (default: /tmp/halyard-faults-TAG).
+    #[arg(long)]
+    workdir: Option<PathBuf>,
+    /// Names the run's namespaces hfx-TAG-* (default: from the process id).
+    #[arg(long)]
+    tag: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("halyard-faults: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(matches!(args.members, 3 | 5), "--members must be 3 or 5");
+    anyhow::ensure!(unsafe { libc::geteuid() } == 0, "needs root to create network namespaces");
+    let halyard = std::fs::canonicalize(&args.halyard)
+        .map_err(|e| anyhow::anyhow!("halyard binary {}: {e}", args.halyard.display()))?;
+    let tag = args.tag.unwrap_or_else(|| format!("{:04x}", std::process::id() % 0x10000));
+    anyhow::ensure!(tag.len() <= 8 && tag.chars().all(|c| c.is_ascii_alphanumeric()), "--tag: up to 8 letters or digits");
+    let workdir = args.workdir.unwrap_or_else(|| PathBuf::from(format!("/tmp/halyard-faults-{tag}")));
+    if workdir.exists() {
+        std::fs::remove_dir_all(&workdir)?;
+    }
+    std::fs::create_dir_all(&workdir)?;
+    let workdir = std::fs::canonicalize(&workdir)?;
+    let schema = workdir.join("faults.ovsschema");
+    std::fs::write(&schema, SCHEMA)?;
+    let opts = Options {
+        halyard,
+        workdir: workdir.clone(),
+        schema,
+        members: args.members,
+        soak: args.soak.map(Duration::from_secs),
+        unsafe_ack: args.unsafe_ack_before_commit,
+        set_clients: args.set_clients,
+        register_groups: args.register_keys,
+        clients_per_group: args.clients_per_key,
+        op_timeout: Duration::from_millis(args.op_timeout_ms),
+        election_timer_ms: args.election_timer_ms,
+        max_steps: DEFAULT_MAX_STEPS,
+    };
+
+    // Namespaces first, then move this (still single-threaded) process into the client one so
+    // every thread the runtime starts talks from there.
+    let net = Net::create(&tag)?;
+    net.enter_client()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let outcome = runtime.block_on(suite::run(net, &opts))?;
+    drop(runtime);
+
+    let r = &outcome.report;
+    println!("faults injected: {}", outcome.faults.len());
+    println!(
+        "set: {} ok, {} fail, {} info; final reads from {} members ({} rows on the first)",
+        r.set_counts.ok,
+        r.set_counts.fail,
+        r.set_counts.info,
+        outcome.history.final_reads.len(),
+        outcome.history.final_reads.first().map(|f| f.values.len()).unwrap_or(0)
+    );
+    println!("register: {} ok, {} fail, {} info", r.register_counts.ok, r.register_counts.fail, r.register_counts.info);
+    if !r.undecided.is_empty() {
+        println!("register keys not decided within the search budget (not counted): {:?}", r.undecided);
+    }
+    for a in r.anomalies.iter().take(30) {
+        println!("ANOMALY {a}");
+    }
+    if r.anomalies.len() > 30 {
+        println!("... and {} more anomalies", r.anomalies.len() - 30);
+    }
+    println!("history: {}", workdir.join("history.jsonl").display());
+    println!("{}", r.summary_line());
+    Ok(if r.anomalies.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -1,0 +1,114 @@
+//! The faults injected while the workloads run, at the process and network level: SIGKILL of
+//! the leader or a follower (then a restart), SIGSTOP/SIGCONT, partitions made with iptables in
+//! the members' namespaces (the leader isolated in a minority, a "bridge" where two halves each
+//! see one middle member but not each other), and a membership change (a new member joins, an
+//! old one is kicked).
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::cluster::Cluster;
+use crate::workload::Shared;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    KillLeader,
+    KillFollower,
+    PauseLeader,
+    PauseFollower,
+    IsolateLeader,
+    Bridge,
+    /// With 3 members, a new member joins; with more, a follower is kicked (and stopped).
+    Membership,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 7] = [
+        Fault::KillLeader,
+        Fault::KillFollower,
+        Fault::PauseLeader,
+        Fault::PauseFollower,
+        Fault::IsolateLeader,
+        Fault::Bridge,
+        Fault::Membership,
+    ];
+}
+
+/// Injects `fault`, holds it for `hold`, heals it. Returns what was done, for the log.
+pub async fn inject(cluster: &mut Cluster, shared: &Shared, fault: Fault, hold: Duration) -> Result<String> {
+    let Some(leader) = cluster.wait_leader(Duration::from_secs(30)).await else {
+        return Ok(format!("{fault:?}: skipped, no leader within 30 s"));
+    };
+    let followers: Vec<usize> = cluster.in_cluster().into_iter().filter(|i| *i != leader).collect();
+    let follower = followers[fastrand::usize(..followers.len())];
+    let what = match fault {
+        Fault::KillLeader | Fault::KillFollower => {
+            let victim = if fault == Fault::KillLeader { leader } else { follower };
+            cluster.kill(victim);
+            tokio::time::sleep(hold).await;
+            cluster.spawn(victim)?;
+            format!("SIGKILL m{victim} ({}), restarted after {hold:?}", role(victim, leader))
+        }
+        Fault::PauseLeader | Fault::PauseFollower => {
+            let victim = if fault == Fault::PauseLeader { leader } else { follower };
+            cluster.pause(victim);
+            tokio::time::sleep(hold).await;
+            cluster.resume(victim);
+            format!("SIGSTOP m{victim} ({}), SIGCONT after {hold:?}", role(victim, leader))
+        }
+        Fault::IsolateLeader => {
+            for f in &followers {
+                cluster.cut(leader, *f)?;
+            }
+            tokio::time::sleep(hold).await;
+            cluster.heal_all()?;
+            format!("partition: leader m{leader} alone (minority) vs {followers:?} (majority) for {hold:?}")
+        }
+        Fault::Bridge => {
+            // Everyone but one middle member is split into two halves that cannot see each
+            // other; the middle one sees both (the leader is put in a half, so it must step
+            // down or keep a quorum through the middle).
+            let middle = follower;
+            let others: Vec<usize> = cluster.in_cluster().into_iter().filter(|i| *i != middle).collect();
+            let (left, right) = others.split_at(others.len() / 2);
+            for a in left {
+                for b in right {
+                    cluster.cut(*a, *b)?;
+                }
+            }
+            tokio::time::sleep(hold).await;
+            cluster.heal_all()?;
+            format!("bridge partition: {left:?} | m{middle} | {right:?} for {hold:?}")
+        }
+        Fault::Membership => {
+            let members = cluster.in_cluster();
+            if members.len() <= 3 && cluster.members.len() < 100 {
+                let new = cluster.add_member().await?;
+                set_targets(cluster, shared);
+                format!("membership: m{new} joined as a voter ({} members)", members.len() + 1)
+            } else {
+                // Clients stop picking it first; in-flight operations on it become indeterminate.
+                let victim = follower;
+                shared.targets.write().unwrap().retain(|(name, _)| *name != format!("m{victim}"));
+                let out = cluster.kick(victim, leader).await?;
+                format!("membership: kicked m{victim} ({out})")
+            }
+        }
+    };
+    Ok(what)
+}
+
+fn role(victim: usize, leader: usize) -> &'static str {
+    if victim == leader {
+        "leader"
+    } else {
+        "follower"
+    }
+}
+
+/// Points the clients at every member of the cluster.
+pub fn set_targets(cluster: &Cluster, shared: &Shared) {
+    let targets = cluster.in_cluster().into_iter().map(|i| (format!("m{i}"), cluster.member(i).client_addr())).collect();
+    *shared.targets.write().unwrap() = targets;
+}

@@ -1,0 +1,149 @@
+//! One run of the suite: start the cluster, run both workloads through random members while the
+//! faults are injected, heal, read the final state through every member, check.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::check::{self, Report};
+use crate::cluster::Cluster;
+use crate::history::History;
+use crate::nemesis::{self, Fault};
+use crate::netns::Net;
+use crate::workload::{self, KeyPlan, Shared};
+
+pub struct Options {
+    pub halyard: PathBuf,
+    pub workdir: PathBuf,
+    pub schema: PathBuf,
+    pub members: usize,
+    /// `None`: the short CI schedule (every fault once); `Some(d)`: random faults for `d`.
+    pub soak: Option<Duration>,
+    pub unsafe_ack: bool,
+    pub set_clients: usize,
+    pub register_groups: usize,
+    pub clients_per_group: usize,
+    pub op_timeout: Duration,
+    pub election_timer_ms: u64,
+    pub max_steps: u64,
+}
+
+/// What the short run injects, in order: every kind of fault once (the membership change twice:
+/// a member joins, then one is kicked).
+pub const QUICK_SCHEDULE: [Fault; 8] = [
+    Fault::KillLeader,
+    Fault::KillFollower,
+    Fault::PauseLeader,
+    Fault::PauseFollower,
+    Fault::IsolateLeader,
+    Fault::Bridge,
+    Fault::Membership,
+    Fault::Membership,
+];
+
+pub struct Outcome {
+    pub history: History,
+    pub report: Report,
+    pub faults: Vec<String>,
+}
+
+pub async fn run(net: Net, opts: &Options) -> Result<Outcome> {
+    let mut cluster = Cluster::new(net, &opts.halyard, &opts.workdir, &opts.schema, opts.election_timer_ms, opts.unsafe_ack);
+    let t0 = Instant::now();
+    let say = |msg: &str| println!("[{:7.1}s] {msg}", t0.elapsed().as_secs_f64());
+    say(&format!("starting a {}-member cluster in namespaces hfx-{}-*", opts.members, cluster.net.tag()));
+    cluster.start(opts.members).await.context("starting the cluster")?;
+    let first = cluster.member(1).client_addr();
+    let expected = opts.soak.unwrap_or(Duration::from_secs(90));
+    let plan = KeyPlan::for_duration(opts.register_groups, Duration::from_secs(4), expected + Duration::from_secs(60));
+    workload::create_registers(first, plan.total).await?;
+    say(&format!(
+        "cluster up; {} set clients, {} register clients on {} keys at a time{}",
+        opts.set_clients,
+        opts.register_groups * opts.clients_per_group,
+        opts.register_groups,
+        if opts.unsafe_ack { "; members run with HALYARD_UNSAFE_ACK_BEFORE_COMMIT=1 (broken on purpose)" } else { "" }
+    ));
+
+    let shared = Arc::new(Shared {
+        start: Instant::now(),
+        targets: RwLock::new(Vec::new()),
+        stop: Default::default(),
+        op_timeout: opts.op_timeout,
+    });
+    nemesis::set_targets(&cluster, &shared);
+    let mut set_tasks = Vec::new();
+    for id in 0..opts.set_clients {
+        let s = shared.clone();
+        set_tasks.push(tokio::spawn(async move { workload::set_client(id, &s).await }));
+    }
+    let mut register_tasks = Vec::new();
+    for group in 0..opts.register_groups {
+        for c in 0..opts.clients_per_group {
+            let s = shared.clone();
+            let id = group * opts.clients_per_group + c;
+            register_tasks.push(tokio::spawn(async move { workload::register_client(id, group, plan, &s).await }));
+        }
+    }
+
+    let mut faults = Vec::new();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let schedule: Box<dyn Iterator<Item = Fault>> = match opts.soak {
+        None => Box::new(QUICK_SCHEDULE.into_iter()),
+        Some(_) => Box::new(std::iter::repeat_with(|| Fault::ALL[fastrand::usize(..Fault::ALL.len())])),
+    };
+    let soak_end = opts.soak.map(|d| Instant::now() + d);
+    let mut result = Ok(());
+    for fault in schedule {
+        if soak_end.is_some_and(|end| Instant::now() >= end) {
+            break;
+        }
+        let hold = match opts.soak {
+            None => Duration::from_secs(3),
+            Some(_) => Duration::from_millis(fastrand::u64(1000..6000)),
+        };
+        match nemesis::inject(&mut cluster, &shared, fault, hold).await {
+            Ok(what) => {
+                say(&what);
+                faults.push(what);
+            }
+            Err(e) => {
+                result = Err(e.context(format!("injecting {fault:?}")));
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+
+    // Heal, let the clients see a healthy cluster for a moment, then stop them.
+    let healed = cluster.heal_all();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    shared.stop.store(true, Ordering::Relaxed);
+    let mut history = History::default();
+    for t in set_tasks {
+        history.set.extend(t.await?);
+    }
+    for t in register_tasks {
+        history.register.extend(t.await?);
+    }
+    result?;
+    healed?;
+    say("workloads stopped; reading the final state through every member");
+
+    if cluster.wait_leader(Duration::from_secs(60)).await.is_none() {
+        say("no leader 60 s after healing");
+    }
+    for i in cluster.in_cluster() {
+        let m = cluster.member(i);
+        if let Some(read) = workload::final_read(&m.name(), m.client_addr(), Duration::from_secs(60)).await {
+            history.final_reads.push(read);
+        }
+    }
+    std::fs::write(opts.workdir.join("history.jsonl"), history.to_jsonl())?;
+    cluster.shutdown();
+    let report = check::check(&history, opts.max_steps);
+    Ok(Outcome { history, report, faults })
+}
