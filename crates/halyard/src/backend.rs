@@ -151,6 +151,15 @@ impl Backend for MemberBackend {
         .boxed()
     }
 
+    fn convert(
+        &self,
+        db: String,
+        schema: Value,
+    ) -> BoxFuture<'static, Result<Result<(), Value>, BackendError>> {
+        let member = self.member.clone();
+        async move { member.convert(&db, &schema).await.map_err(backend_error) }.boxed()
+    }
+
     fn lock(
         &self,
         session: SessionKey,

@@ -23,7 +23,15 @@ pub struct Command {
 pub enum CommandKind {
     /// Adds a database with this schema (JSON text). Applying it for a name that exists is a
     /// no-op, so a bootstrap interrupted by a crash can simply be proposed again.
-    CreateDb { schema: String },
+    CreateDb {
+        schema: String,
+    },
+    /// Online schema conversion (`convert`): the database's data moved to `schema` (JSON
+    /// text), converted identically on every member.
+    Convert {
+        db: String,
+        schema: String,
+    },
     /// An OVSDB `transact`: `ops` is the JSON text of the operations after the database name
     /// (text, not a JSON value, so the log encoding stays compact and non-self-describing).
     Transact {
@@ -37,13 +45,26 @@ pub enum CommandKind {
         /// enforces the same permissions at apply time.
         role: Option<String>,
     },
-    Lock { session: Uuid, incarnation: Uuid, name: String, steal: bool },
-    Unlock { session: Uuid, name: String },
+    Lock {
+        session: Uuid,
+        incarnation: Uuid,
+        name: String,
+        steal: bool,
+    },
+    Unlock {
+        session: Uuid,
+        name: String,
+    },
     /// The sessions ended (disconnect): release every lock they hold or wait for.
-    SessionsClosed { sessions: Vec<Uuid> },
+    SessionsClosed {
+        sessions: Vec<Uuid>,
+    },
     /// Expire every lock request made through member `member` (it lost its lease, or it
     /// restarted), except those of its incarnation `keep` (the running one, after a restart).
-    ExpireMember { member: u64, keep: Option<Uuid> },
+    ExpireMember {
+        member: u64,
+        keep: Option<Uuid>,
+    },
 }
 
 /// One Raft log entry: the commands gathered while the previous entry was being made durable
@@ -56,13 +77,23 @@ pub struct Batch(pub Vec<Command>);
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
     /// The JSON text of the `transact` result array.
-    Transact { result: String },
+    Transact {
+        result: String,
+    },
     /// An unsatisfied `wait` with a timeout: nothing was applied; the proposer re-parks it.
     Blocked,
-    Lock { locked: bool },
+    Lock {
+        locked: bool,
+    },
     Unlocked,
     /// A lock request the protocol refuses (the text is the error's details).
-    LockRefused { details: String },
+    LockRefused {
+        details: String,
+    },
+    /// `convert`: `error` is the JSON text of the error object when the conversion failed.
+    Converted {
+        error: Option<String>,
+    },
     /// `transact` or lock operation on a database this cluster does not have.
     UnknownDb,
     Done,

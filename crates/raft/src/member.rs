@@ -44,7 +44,9 @@ const META_BOOTSTRAP: &str = "bootstrap";
 pub enum MemberError {
     #[error("{0}")]
     Storage(#[from] halyard_storage::StorageError),
-    #[error("data directory {0} holds no Halyard member; create one with `halyard create-cluster`")]
+    #[error(
+        "data directory {0} holds no Halyard member; create one with `halyard create-cluster`"
+    )]
     NotCreated(String),
     #[error("data directory {0} already holds a member of cluster {1}; refusing to overwrite it")]
     AlreadyCreated(String, Uuid),
@@ -95,7 +97,12 @@ pub struct MemberStatus {
 impl Identity {
     fn new(cluster_id: Uuid, raft_addr: &str) -> Identity {
         let server_id = Uuid::new_v4();
-        Identity { cluster_id, server_id, node_id: server_id.as_u64_pair().0, raft_addr: raft_addr.to_string() }
+        Identity {
+            cluster_id,
+            server_id,
+            node_id: server_id.as_u64_pair().0,
+            raft_addr: raft_addr.to_string(),
+        }
     }
 }
 
@@ -130,14 +137,24 @@ pub type StatusExtra = Arc<dyn Fn() -> Value + Send + Sync>;
 impl Member {
     /// `halyard create-cluster`: prepares `data_dir` as the first member of a new cluster that
     /// will serve `schemas` (parsed and validated here so a bad schema fails now, not at serve).
-    pub fn create_cluster(data_dir: &Path, schemas: &[Value], raft_addr: &str) -> Result<Identity, MemberError> {
+    pub fn create_cluster(
+        data_dir: &Path,
+        schemas: &[Value],
+        raft_addr: &str,
+    ) -> Result<Identity, MemberError> {
         for s in schemas {
             ovsdb::DatabaseSchema::from_json(s).map_err(|e| MemberError::Schema(e.to_string()))?;
         }
-        let store = halyard_storage::Store::<TypeConfig>::open(data_dir, crate::config::DEFAULT_STORAGE_CACHE_BYTES)?;
+        let store = halyard_storage::Store::<TypeConfig>::open(
+            data_dir,
+            crate::config::DEFAULT_STORAGE_CACHE_BYTES,
+        )?;
         let meta = store.meta_store();
         if let Some(existing) = meta.get::<Identity>(META_IDENTITY)? {
-            return Err(MemberError::AlreadyCreated(data_dir.display().to_string(), existing.cluster_id));
+            return Err(MemberError::AlreadyCreated(
+                data_dir.display().to_string(),
+                existing.cluster_id,
+            ));
         }
         let identity = Identity::new(Uuid::new_v4(), raft_addr);
         let texts: Vec<String> = schemas.iter().map(|s| s.to_string()).collect();
@@ -149,11 +166,21 @@ impl Member {
     /// `halyard join-cluster`: prepares `data_dir` for a member that joins an existing cluster
     /// through any of `peers` (Raft addresses) when `halyard serve` starts on it. Like
     /// `ovsdb-tool join-cluster`, it returns at once; the cluster id is learnt on joining.
-    pub fn join_cluster(data_dir: &Path, raft_addr: &str, peers: &[String]) -> Result<Identity, MemberError> {
-        let store = halyard_storage::Store::<TypeConfig>::open(data_dir, crate::config::DEFAULT_STORAGE_CACHE_BYTES)?;
+    pub fn join_cluster(
+        data_dir: &Path,
+        raft_addr: &str,
+        peers: &[String],
+    ) -> Result<Identity, MemberError> {
+        let store = halyard_storage::Store::<TypeConfig>::open(
+            data_dir,
+            crate::config::DEFAULT_STORAGE_CACHE_BYTES,
+        )?;
         let meta = store.meta_store();
         if let Some(existing) = meta.get::<Identity>(META_IDENTITY)? {
-            return Err(MemberError::AlreadyCreated(data_dir.display().to_string(), existing.cluster_id));
+            return Err(MemberError::AlreadyCreated(
+                data_dir.display().to_string(),
+                existing.cluster_id,
+            ));
         }
         let identity = Identity::new(Uuid::nil(), raft_addr);
         meta.put_blocking(META_JOIN, &peers.to_vec())?;
@@ -163,11 +190,14 @@ impl Member {
 
     /// `halyard serve`: opens the member in `data_dir` and starts its Raft node.
     pub async fn start(data_dir: &Path, config: MemberConfig) -> Result<Arc<Member>, MemberError> {
-        let store = halyard_storage::Store::<TypeConfig>::open(data_dir, config.storage_cache_bytes)?;
+        let store =
+            halyard_storage::Store::<TypeConfig>::open(data_dir, config.storage_cache_bytes)?;
         let meta = store.meta_store();
-        let identity: Identity =
-            meta.get(META_IDENTITY)?.ok_or_else(|| MemberError::NotCreated(data_dir.display().to_string()))?;
-        let (sm, shared) = StateMachine::open(store.snapshot_store()).map_err(|e| MemberError::Raft(e.to_string()))?;
+        let identity: Identity = meta
+            .get(META_IDENTITY)?
+            .ok_or_else(|| MemberError::NotCreated(data_dir.display().to_string()))?;
+        let (sm, shared) = StateMachine::open(store.snapshot_store())
+            .map_err(|e| MemberError::Raft(e.to_string()))?;
         let raft_config = Arc::new(
             config
                 .raft_config(identity.cluster_id.to_string())
@@ -175,10 +205,18 @@ impl Member {
                 .map_err(|e| MemberError::Raft(e.to_string()))?,
         );
         let contact = Arc::new(crate::network::PeerContact::default());
-        let network = Network { contact: contact.clone() };
-        let raft = Raft::new(identity.node_id, raft_config, network, store.log_store()?, sm)
-            .await
-            .map_err(|e| MemberError::Raft(e.to_string()))?;
+        let network = Network {
+            contact: contact.clone(),
+        };
+        let raft = Raft::new(
+            identity.node_id,
+            raft_config,
+            network,
+            store.log_store()?,
+            sm,
+        )
+        .await
+        .map_err(|e| MemberError::Raft(e.to_string()))?;
         let proposer = Proposer::start(raft.clone());
         let cluster_id = std::sync::RwLock::new(identity.cluster_id);
         let member = Arc::new(Member {
@@ -215,17 +253,27 @@ impl Member {
     /// Starts the gRPC service other members call, on this member's Raft address.
     async fn serve_peers(self: Arc<Self>) -> Result<(), MemberError> {
         let addr = self.identity.raft_addr.clone();
-        let bind_err = |reason: String| MemberError::Bind { addr: addr.clone(), reason };
+        let bind_err = |reason: String| MemberError::Bind {
+            addr: addr.clone(),
+            reason,
+        };
         let sock = tokio::net::lookup_host(&addr)
             .await
             .map_err(|e| bind_err(e.to_string()))?
             .next()
             .ok_or_else(|| bind_err("address does not resolve".into()))?;
-        let listener = tokio::net::TcpListener::bind(sock).await.map_err(|e| bind_err(e.to_string()))?;
-        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let listener = tokio::net::TcpListener::bind(sock)
+            .await
+            .map_err(|e| bind_err(e.to_string()))?;
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let service = crate::service::server(self.clone());
         tokio::spawn(async move {
-            if let Err(e) = tonic::transport::Server::builder().add_service(service).serve_with_incoming(incoming).await {
+            if let Err(e) = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(incoming)
+                .await
+            {
                 tracing::error!("member-to-member service stopped: {e}");
             }
         });
@@ -246,21 +294,27 @@ impl Member {
         for attempt in 0..600u32 {
             for addr in targets.clone() {
                 tracing::info!(peer = %addr, attempt, "asking to join the cluster");
-                let Ok(mut client) = crate::network::client(&addr) else { continue };
+                let Ok(mut client) = crate::network::client(&addr) else {
+                    continue;
+                };
                 match client.join(req.clone()).await {
                     Ok(reply) => {
                         let reply = reply.into_inner();
                         if reply.not_leader {
-                            if !reply.leader_addr.is_empty() && !targets.contains(&reply.leader_addr) {
+                            if !reply.leader_addr.is_empty()
+                                && !targets.contains(&reply.leader_addr)
+                            {
                                 targets.insert(0, reply.leader_addr);
                             }
                             last_error = "peer is not the leader".into();
                         } else if !reply.error.is_empty() {
                             last_error = reply.error;
                         } else {
-                            return Uuid::parse_str(&reply.cluster_id).map_err(|e| MemberError::Join {
-                                peers: peers.to_vec(),
-                                reason: format!("bad cluster id in reply: {e}"),
+                            return Uuid::parse_str(&reply.cluster_id).map_err(|e| {
+                                MemberError::Join {
+                                    peers: peers.to_vec(),
+                                    reason: format!("bad cluster id in reply: {e}"),
+                                }
                             });
                         }
                     }
@@ -269,16 +323,32 @@ impl Member {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        Err(MemberError::Join { peers: peers.to_vec(), reason: last_error })
+        Err(MemberError::Join {
+            peers: peers.to_vec(),
+            reason: last_error,
+        })
     }
 
     async fn bootstrap(&self, schemas: &[String]) -> Result<(), MemberError> {
-        let me = BTreeMap::from([(self.identity.node_id, BasicNode::new(&self.identity.raft_addr))]);
-        if !self.raft.is_initialized().await.map_err(|e| MemberError::Raft(e.to_string()))? {
-            self.raft.initialize(me).await.map_err(|e| MemberError::Raft(e.to_string()))?;
+        let me = BTreeMap::from([(
+            self.identity.node_id,
+            BasicNode::new(&self.identity.raft_addr),
+        )]);
+        if !self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| MemberError::Raft(e.to_string()))?
+        {
+            self.raft
+                .initialize(me)
+                .await
+                .map_err(|e| MemberError::Raft(e.to_string()))?;
         }
         for schema in schemas {
-            let kind = CommandKind::CreateDb { schema: schema.clone() };
+            let kind = CommandKind::CreateDb {
+                schema: schema.clone(),
+            };
             self.propose(kind).await?;
         }
         tracing::info!(cluster = %self.identity().cluster_id, "cluster bootstrapped");
@@ -286,7 +356,10 @@ impl Member {
     }
 
     pub fn identity(&self) -> Identity {
-        Identity { cluster_id: *self.cluster_id.read().unwrap(), ..self.identity.clone() }
+        Identity {
+            cluster_id: *self.cluster_id.read().unwrap(),
+            ..self.identity.clone()
+        }
     }
 
     pub fn set_observer(&self, observer: Arc<dyn ApplyObserver>) {
@@ -308,7 +381,11 @@ impl Member {
     }
 
     async fn propose_as(&self, id: Uuid, kind: CommandKind) -> Result<Outcome, MemberError> {
-        let cmd = Command { id, origin: self.identity.node_id, kind };
+        let cmd = Command {
+            id,
+            origin: self.identity.node_id,
+            kind,
+        };
         let applied = self.shared.wait_for(id);
         let deadline = Instant::now() + self.config.write_wait;
         let mut backoff = Duration::from_millis(10);
@@ -321,7 +398,9 @@ impl Member {
                         Err(e) => tracing::debug!(%leader, "forwarding failed, retrying: {e}"),
                     }
                 }
-                Err(ProposeError::NotLeader(_)) => tracing::debug!("no leader known (election); retrying"),
+                Err(ProposeError::NotLeader(_)) => {
+                    tracing::debug!("no leader known (election); retrying")
+                }
                 Err(ProposeError::Raft(e)) => tracing::debug!("proposal failed, retrying: {e}"),
             }
             if Instant::now() >= deadline {
@@ -337,9 +416,15 @@ impl Member {
     /// Sends `cmd` to the leader at `addr`, which proposes it and answers once it is committed.
     async fn forward(&self, addr: &str, cmd: &Command) -> Result<(), String> {
         let mut client = crate::network::client(addr).map_err(|e| e.to_string())?;
-        let mut req = tonic::Request::new(crate::pb::Payload { data: crate::network::encode(cmd) });
+        let mut req = tonic::Request::new(crate::pb::Payload {
+            data: crate::network::encode(cmd),
+        });
         req.set_timeout(self.config.write_wait);
-        let reply = client.forward(req).await.map_err(|s| s.message().to_string())?.into_inner();
+        let reply = client
+            .forward(req)
+            .await
+            .map_err(|s| s.message().to_string())?
+            .into_inner();
         if reply.not_leader {
             Err(format!("{addr} is no longer the leader"))
         } else if !reply.error.is_empty() {
@@ -357,16 +442,18 @@ impl Member {
         let mut last_error;
         loop {
             match self.raft.get_read_log_id().await {
-                Ok((read, _)) => return self.wait_applied(read.map(|l| l.index).unwrap_or(0)).await,
-                Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
-                    match f.leader_node {
-                        Some(node) => match self.remote_read_index(&node.addr).await {
-                            Ok(index) => return self.wait_applied(index).await,
-                            Err(e) => last_error = e,
-                        },
-                        None => last_error = "no leader known".to_string(),
-                    }
+                Ok((read, _)) => {
+                    return self.wait_applied(read.map(|l| l.index).unwrap_or(0)).await
                 }
+                Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(
+                    f,
+                ))) => match f.leader_node {
+                    Some(node) => match self.remote_read_index(&node.addr).await {
+                        Ok(index) => return self.wait_applied(index).await,
+                        Err(e) => last_error = e,
+                    },
+                    None => last_error = "no leader known".to_string(),
+                },
                 Err(e) => last_error = e.to_string(),
             }
             if Instant::now() >= deadline {
@@ -380,7 +467,11 @@ impl Member {
         let mut client = crate::network::client(addr).map_err(|e| e.to_string())?;
         let mut req = tonic::Request::new(crate::pb::Empty {});
         req.set_timeout(Duration::from_millis(self.config.election_timeout_ms * 2));
-        let reply = client.read_index(req).await.map_err(|s| s.message().to_string())?.into_inner();
+        let reply = client
+            .read_index(req)
+            .await
+            .map_err(|s| s.message().to_string())?
+            .into_inner();
         if reply.not_leader {
             Err(format!("{addr} is no longer the leader"))
         } else if !reply.error.is_empty() {
@@ -392,11 +483,14 @@ impl Member {
 
     async fn wait_applied(&self, index: u64) -> Result<(), MemberError> {
         let mut applied = self.shared.subscribe_applied();
-        let result = tokio::time::timeout(self.config.write_wait, applied.wait_for(|i| *i >= index)).await;
+        let result =
+            tokio::time::timeout(self.config.write_wait, applied.wait_for(|i| *i >= index)).await;
         match result {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => Err(MemberError::ShuttingDown),
-            Err(_) => Err(MemberError::Raft(format!("did not apply up to index {index} in time"))),
+            Err(_) => Err(MemberError::Raft(format!(
+                "did not apply up to index {index} in time"
+            ))),
         }
     }
 
@@ -413,7 +507,12 @@ impl Member {
         let m = self.raft.metrics().borrow().clone();
         let addr = m
             .current_leader
-            .and_then(|id| m.membership_config.membership().get_node(&id).map(|n| n.addr.clone()))
+            .and_then(|id| {
+                m.membership_config
+                    .membership()
+                    .get_node(&id)
+                    .map(|n| n.addr.clone())
+            })
             .unwrap_or_default();
         AdminError::NotLeader(addr)
     }
@@ -425,11 +524,23 @@ impl Member {
             return Err(self.not_leader());
         }
         tracing::info!(node = format_args!("{node:016x}"), %addr, "adding member as learner");
-        self.raft.add_learner(node, BasicNode::new(addr), true).await.map_err(|e| AdminError::Raft(e.to_string()))?;
-        let mut voters: std::collections::BTreeSet<NodeId> =
-            self.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+        self.raft
+            .add_learner(node, BasicNode::new(addr), true)
+            .await
+            .map_err(|e| AdminError::Raft(e.to_string()))?;
+        let mut voters: std::collections::BTreeSet<NodeId> = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect();
         voters.insert(node);
-        self.raft.change_membership(voters, false).await.map_err(|e| AdminError::Raft(e.to_string()))?;
+        self.raft
+            .change_membership(voters, false)
+            .await
+            .map_err(|e| AdminError::Raft(e.to_string()))?;
         tracing::info!(node = format_args!("{node:016x}"), "member is a voter");
         Ok(())
     }
@@ -439,12 +550,21 @@ impl Member {
         if self.raft.metrics().borrow().state != ServerState::Leader {
             return Err(self.not_leader());
         }
-        let membership = self.raft.metrics().borrow().membership_config.membership().clone();
+        let membership = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .clone();
         let mut voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
         if !voters.remove(&node) && membership.get_node(&node).is_none() {
             return Err(AdminError::UnknownMember(node));
         }
-        self.raft.change_membership(voters, false).await.map_err(|e| AdminError::Raft(e.to_string()))?;
+        self.raft
+            .change_membership(voters, false)
+            .await
+            .map_err(|e| AdminError::Raft(e.to_string()))?;
         Ok(format!("removed {node:016x}"))
     }
 
@@ -454,9 +574,14 @@ impl Member {
         match to {
             Some(id) if id != self.identity.node_id => {
                 let m = self.raft.metrics().borrow().clone();
-                let node =
-                    m.membership_config.membership().get_node(&id).cloned().ok_or(AdminError::UnknownMember(id))?;
-                let mut client = crate::network::client(&node.addr).map_err(|e| AdminError::Raft(e.to_string()))?;
+                let node = m
+                    .membership_config
+                    .membership()
+                    .get_node(&id)
+                    .cloned()
+                    .ok_or(AdminError::UnknownMember(id))?;
+                let mut client = crate::network::client(&node.addr)
+                    .map_err(|e| AdminError::Raft(e.to_string()))?;
                 let reply = client
                     .transfer_leadership(crate::pb::TransferRequest { node_id: id })
                     .await
@@ -469,8 +594,15 @@ impl Member {
                 }
             }
             _ => {
-                self.raft.trigger().elect().await.map_err(|e| AdminError::Raft(e.to_string()))?;
-                Ok(format!("election started by {:016x}", self.identity.node_id))
+                self.raft
+                    .trigger()
+                    .elect()
+                    .await
+                    .map_err(|e| AdminError::Raft(e.to_string()))?;
+                Ok(format!(
+                    "election started by {:016x}",
+                    self.identity.node_id
+                ))
             }
         }
     }
@@ -494,9 +626,12 @@ impl Member {
                 })
             })
             .collect();
-        let leader_addr = m
-            .current_leader
-            .and_then(|id| m.membership_config.membership().get_node(&id).map(|n| n.addr.clone()));
+        let leader_addr = m.current_leader.and_then(|id| {
+            m.membership_config
+                .membership()
+                .get_node(&id)
+                .map(|n| n.addr.clone())
+        });
         let mut doc = serde_json::json!({
             "id": format!("{:016x}", self.identity.node_id),
             "server_id": self.identity.server_id.to_string(),
@@ -555,12 +690,22 @@ impl Member {
         if applied.is_none() || snap == applied {
             return Ok(None);
         }
-        self.raft.trigger().snapshot().await.map_err(|e| AdminError::Raft(e.to_string()))?;
-        let built = tokio::time::timeout(wait, metrics.wait_for(|m| m.snapshot.map(|l| l.index) > snap)).await;
+        self.raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| AdminError::Raft(e.to_string()))?;
+        let built = tokio::time::timeout(
+            wait,
+            metrics.wait_for(|m| m.snapshot.map(|l| l.index) > snap),
+        )
+        .await;
         match built {
             Ok(Ok(m)) => Ok(m.snapshot.map(|l| l.index)),
             Ok(Err(_)) => Err(AdminError::Raft("the member is shutting down".into())),
-            Err(_) => Err(AdminError::Raft(format!("no snapshot was built within {wait:?}"))),
+            Err(_) => Err(AdminError::Raft(format!(
+                "no snapshot was built within {wait:?}"
+            ))),
         }
     }
 
@@ -571,11 +716,15 @@ impl Member {
         match self.remove_member(node).await {
             Ok(_) => Ok(true),
             Err(AdminError::NotLeader(addr)) if !addr.is_empty() => {
-                let mut client = crate::network::client(&addr).map_err(|e| AdminError::Raft(e.to_string()))?;
+                let mut client =
+                    crate::network::client(&addr).map_err(|e| AdminError::Raft(e.to_string()))?;
                 let mut req = tonic::Request::new(crate::pb::RemoveRequest { node_id: node });
                 req.set_timeout(self.config.write_wait);
-                let reply =
-                    client.remove(req).await.map_err(|s| AdminError::Raft(s.message().to_string()))?.into_inner();
+                let reply = client
+                    .remove(req)
+                    .await
+                    .map_err(|s| AdminError::Raft(s.message().to_string()))?
+                    .into_inner();
                 if reply.not_leader {
                     Err(AdminError::NotLeader(reply.leader_addr))
                 } else if !reply.error.is_empty() {
@@ -589,7 +738,12 @@ impl Member {
     }
 
     /// An OVSDB `transact` on `db` (ops = params after the db name); returns the result array.
-    pub async fn transact(&self, db: &str, ops: Vec<Value>, session: Uuid) -> Result<Value, MemberError> {
+    pub async fn transact(
+        &self,
+        db: &str,
+        ops: Vec<Value>,
+        session: Uuid,
+    ) -> Result<Value, MemberError> {
         if !self.with_state(|s| s.dbs.contains_key(db)) {
             return Err(MemberError::UnknownDb(db.to_string()));
         }
@@ -609,7 +763,9 @@ impl Member {
             }));
         }
         loop {
-            let expired = deadline.filter(|d| started.elapsed() >= *d).map(|_| started.elapsed().as_millis() as u64);
+            let expired = deadline
+                .filter(|d| started.elapsed() >= *d)
+                .map(|_| started.elapsed().as_millis() as u64);
             let mut applied = self.shared.subscribe_applied();
             let outcome = if read_only {
                 self.read_barrier().await?;
@@ -643,18 +799,62 @@ impl Member {
         }
     }
 
-    fn execute_locally(&self, db: &str, ops: &[Value], session: Uuid, expired: Option<u64>) -> Outcome {
+    fn execute_locally(
+        &self,
+        db: &str,
+        ops: &[Value],
+        session: Uuid,
+        expired: Option<u64>,
+    ) -> Outcome {
         let mut state = self.shared.state.write().unwrap();
         state.execute_read_only(db, ops, session, expired)
     }
 
-    pub async fn lock(&self, session: Uuid, name: &str, steal: bool) -> Result<Outcome, MemberError> {
-        let incarnation = self.incarnation;
-        self.propose(CommandKind::Lock { session, incarnation, name: name.to_string(), steal }).await
+    /// Online schema conversion of `db` to `schema`. `Ok(Err(error object))` when the
+    /// conversion itself fails (the data does not fit the new schema).
+    pub async fn convert(
+        &self,
+        db: &str,
+        schema: &Value,
+    ) -> Result<Result<(), Value>, MemberError> {
+        let kind = CommandKind::Convert {
+            db: db.to_string(),
+            schema: schema.to_string(),
+        };
+        match self.propose(kind).await? {
+            Outcome::Converted { error: None } => Ok(Ok(())),
+            Outcome::Converted { error: Some(e) } => {
+                Ok(Err(serde_json::from_str(&e).unwrap_or(Value::String(e))))
+            }
+            Outcome::UnknownDb => Err(MemberError::UnknownDb(db.to_string())),
+            other => Err(MemberError::Raft(format!("unexpected outcome {other:?}"))),
+        }
     }
 
-    pub(crate) async fn expire_member(&self, member: NodeId, keep: Option<Uuid>) -> Result<(), MemberError> {
-        self.propose(CommandKind::ExpireMember { member, keep }).await.map(|_| ())
+    pub async fn lock(
+        &self,
+        session: Uuid,
+        name: &str,
+        steal: bool,
+    ) -> Result<Outcome, MemberError> {
+        let incarnation = self.incarnation;
+        self.propose(CommandKind::Lock {
+            session,
+            incarnation,
+            name: name.to_string(),
+            steal,
+        })
+        .await
+    }
+
+    pub(crate) async fn expire_member(
+        &self,
+        member: NodeId,
+        keep: Option<Uuid>,
+    ) -> Result<(), MemberError> {
+        self.propose(CommandKind::ExpireMember { member, keep })
+            .await
+            .map(|_| ())
     }
 
     pub(crate) fn incarnation(&self) -> Uuid {
@@ -676,7 +876,11 @@ impl Member {
     /// The members (node id, Raft address) of the current membership.
     pub fn peers(&self) -> Vec<(NodeId, String)> {
         let m = self.raft.metrics().borrow().clone();
-        m.membership_config.membership().nodes().map(|(id, n)| (*id, n.addr.clone())).collect()
+        m.membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.addr.clone()))
+            .collect()
     }
 
     pub(crate) fn digest_at(&self, index: u64) -> Option<u64> {
@@ -701,23 +905,35 @@ impl Member {
         match m.state {
             ServerState::Leader => {
                 let voters = m.membership_config.membership().voter_ids().count();
-                voters == 1 || m.millis_since_quorum_ack.is_some_and(|ms| within(ms.into()))
+                voters == 1
+                    || m.millis_since_quorum_ack
+                        .is_some_and(|ms| within(ms.into()))
             }
             ServerState::Follower | ServerState::Learner => {
                 m.current_leader.is_some()
-                    && self.last_leader_contact.lock().unwrap().is_some_and(|t| within(t.elapsed().as_millis()))
+                    && self
+                        .last_leader_contact
+                        .lock()
+                        .unwrap()
+                        .is_some_and(|t| within(t.elapsed().as_millis()))
             }
             _ => false,
         }
     }
 
     pub async fn unlock(&self, session: Uuid, name: &str) -> Result<Outcome, MemberError> {
-        self.propose(CommandKind::Unlock { session, name: name.to_string() }).await
+        self.propose(CommandKind::Unlock {
+            session,
+            name: name.to_string(),
+        })
+        .await
     }
 
     /// Releases the locks of sessions that ended. Only proposed when they held or waited for one.
     pub async fn sessions_closed(&self, sessions: Vec<Uuid>) -> Result<(), MemberError> {
-        self.propose(CommandKind::SessionsClosed { sessions }).await.map(|_| ())
+        self.propose(CommandKind::SessionsClosed { sessions })
+            .await
+            .map(|_| ())
     }
 
     pub fn status(&self) -> MemberStatus {
@@ -736,7 +952,9 @@ impl Member {
     }
 
     /// Notified whenever the Raft role, term or leader changes (for `_Server` updates).
-    pub fn metrics(&self) -> tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, BasicNode>> {
+    pub fn metrics(
+        &self,
+    ) -> tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, BasicNode>> {
         self.raft.metrics()
     }
 

@@ -107,9 +107,15 @@ pub enum RestoreError {
     #[error("snapshot format {0} is not supported (expected {SNAPSHOT_FORMAT})")]
     Format(u32),
     #[error("snapshot database {db}: {source}")]
-    Db { db: String, source: ovsdb::OvsdbError },
+    Db {
+        db: String,
+        source: ovsdb::OvsdbError,
+    },
     #[error("snapshot database {db}: schema is not valid JSON: {source}")]
-    Schema { db: String, source: serde_json::Error },
+    Schema {
+        db: String,
+        source: serde_json::Error,
+    },
 }
 
 impl ReplicatedState {
@@ -121,19 +127,38 @@ impl ReplicatedState {
         let mut events = Events::new();
         let outcome = match &cmd.kind {
             CommandKind::CreateDb { schema } => self.create_db(schema, observer),
-            CommandKind::Transact { db, ops, session, wait_expired_ms, role: _ } => {
-                self.transact(cmd.id, db, ops, *session, *wait_expired_ms, observer)
-            }
-            CommandKind::Lock { session, incarnation, name, steal } => {
-                match self.locks.acquire(*session, cmd.origin, *incarnation, name, *steal, &mut events) {
+            CommandKind::Convert { db, schema } => self.convert(cmd.id, db, schema, observer),
+            CommandKind::Transact {
+                db,
+                ops,
+                session,
+                wait_expired_ms,
+                role: _,
+            } => self.transact(cmd.id, db, ops, *session, *wait_expired_ms, observer),
+            CommandKind::Lock {
+                session,
+                incarnation,
+                name,
+                steal,
+            } => {
+                match self.locks.acquire(
+                    *session,
+                    cmd.origin,
+                    *incarnation,
+                    name,
+                    *steal,
+                    &mut events,
+                ) {
                     Ok(locked) => Outcome::Lock { locked },
                     Err(details) => Outcome::LockRefused { details },
                 }
             }
-            CommandKind::Unlock { session, name } => match self.locks.release(*session, name, &mut events) {
-                Ok(()) => Outcome::Unlocked,
-                Err(details) => Outcome::LockRefused { details },
-            },
+            CommandKind::Unlock { session, name } => {
+                match self.locks.release(*session, name, &mut events) {
+                    Ok(()) => Outcome::Unlocked,
+                    Err(details) => Outcome::LockRefused { details },
+                }
+            }
             CommandKind::SessionsClosed { sessions } => {
                 self.locks.release_sessions(sessions, &mut events);
                 Outcome::Done
@@ -174,7 +199,14 @@ impl ReplicatedState {
                 let name = schema.name().to_string();
                 if !self.dbs.contains_key(&name) {
                     let db = Database::new(Arc::new(schema));
-                    self.dbs.insert(name, DbState { db, last_txn_id: Uuid::nil(), history: History::default() });
+                    self.dbs.insert(
+                        name,
+                        DbState {
+                            db,
+                            last_txn_id: Uuid::nil(),
+                            history: History::default(),
+                        },
+                    );
                     if let Some(obs) = observer {
                         obs.databases_changed();
                     }
@@ -189,6 +221,48 @@ impl ReplicatedState {
         }
     }
 
+    fn convert(
+        &mut self,
+        id: Uuid,
+        db: &str,
+        schema: &str,
+        observer: Option<&dyn ApplyObserver>,
+    ) -> Outcome {
+        let Some(state) = self.dbs.get_mut(db) else {
+            return Outcome::UnknownDb;
+        };
+        let schema = match serde_json::from_str(schema)
+            .map_err(|e| ovsdb::OvsdbError::syntax_msg(format!("schema is not JSON: {e}")))
+            .and_then(|v| DatabaseSchema::from_json(&v))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                return Outcome::Converted {
+                    error: Some(e.to_json().to_string()),
+                }
+            }
+        };
+        let mut env = ApplyEnv::new(id, Uuid::nil(), &self.locks, None);
+        match state.db.convert(Arc::new(schema), &mut env) {
+            Ok(converted) => {
+                // Diffs do not span schemas: the history starts again from the conversion.
+                *state = DbState {
+                    db: converted,
+                    last_txn_id: id,
+                    history: History::default(),
+                };
+                if let Some(obs) = observer {
+                    obs.database_replaced(db);
+                    obs.databases_changed();
+                }
+                Outcome::Converted { error: None }
+            }
+            Err(e) => Outcome::Converted {
+                error: Some(e.to_json().to_string()),
+            },
+        }
+    }
+
     fn transact(
         &mut self,
         id: Uuid,
@@ -198,12 +272,16 @@ impl ReplicatedState {
         wait_expired_ms: Option<u64>,
         observer: Option<&dyn ApplyObserver>,
     ) -> Outcome {
-        let Some(state) = self.dbs.get_mut(db) else { return Outcome::UnknownDb };
+        let Some(state) = self.dbs.get_mut(db) else {
+            return Outcome::UnknownDb;
+        };
         let ops: Vec<serde_json::Value> = match serde_json::from_str(ops) {
             Ok(ops) => ops,
             Err(e) => {
                 let err = serde_json::json!([{"error": "syntax error", "details": format!("bad operations: {e}")}]);
-                return Outcome::Transact { result: err.to_string() };
+                return Outcome::Transact {
+                    result: err.to_string(),
+                };
             }
         };
         let mut env = ApplyEnv::new(id, session, &self.locks, wait_expired_ms);
@@ -219,7 +297,9 @@ impl ReplicatedState {
                 obs.applied(db, &state.db, id, &changes);
             }
         }
-        Outcome::Transact { result: out.result.to_string() }
+        Outcome::Transact {
+            result: out.result.to_string(),
+        }
     }
 
     /// A compact image of the whole state; equal states give identical bytes. The transaction
@@ -239,7 +319,11 @@ impl ReplicatedState {
                 })
                 .collect(),
             locks: self.locks.clone(),
-            recent: self.recent_order.iter().map(|id| (*id, self.recent[id].clone())).collect(),
+            recent: self
+                .recent_order
+                .iter()
+                .map(|id| (*id, self.recent[id].clone()))
+                .collect(),
             digest: self.digest,
         };
         bincode::serialize(&image).expect("in-memory serialisation cannot fail")
@@ -253,12 +337,29 @@ impl ReplicatedState {
         let mut dbs = BTreeMap::new();
         for d in image.dbs {
             let schema_json: serde_json::Value =
-                serde_json::from_str(&d.schema).map_err(|source| RestoreError::Schema { db: d.name.clone(), source })?;
-            let schema = DatabaseSchema::from_json(&schema_json)
-                .map_err(|source| RestoreError::Db { db: d.name.clone(), source })?;
-            let db = Database::from_snapshot(Arc::new(schema), &d.data)
-                .map_err(|source| RestoreError::Db { db: d.name.clone(), source })?;
-            dbs.insert(d.name, DbState { db, last_txn_id: d.last_txn_id, history: History::default() });
+                serde_json::from_str(&d.schema).map_err(|source| RestoreError::Schema {
+                    db: d.name.clone(),
+                    source,
+                })?;
+            let schema =
+                DatabaseSchema::from_json(&schema_json).map_err(|source| RestoreError::Db {
+                    db: d.name.clone(),
+                    source,
+                })?;
+            let db = Database::from_snapshot(Arc::new(schema), &d.data).map_err(|source| {
+                RestoreError::Db {
+                    db: d.name.clone(),
+                    source,
+                }
+            })?;
+            dbs.insert(
+                d.name,
+                DbState {
+                    db,
+                    last_txn_id: d.last_txn_id,
+                    history: History::default(),
+                },
+            );
         }
         let mut recent = BTreeMap::new();
         let mut recent_order = VecDeque::new();
@@ -266,7 +367,13 @@ impl ReplicatedState {
             recent_order.push_back(id);
             recent.insert(id, outcome);
         }
-        Ok(ReplicatedState { dbs, locks: image.locks, digest: image.digest, recent, recent_order })
+        Ok(ReplicatedState {
+            dbs,
+            locks: image.locks,
+            digest: image.digest,
+            recent,
+            recent_order,
+        })
     }
 }
 
@@ -281,14 +388,21 @@ impl ReplicatedState {
         session: Uuid,
         wait_expired_ms: Option<u64>,
     ) -> Outcome {
-        let Some(state) = self.dbs.get_mut(db) else { return Outcome::UnknownDb };
+        let Some(state) = self.dbs.get_mut(db) else {
+            return Outcome::UnknownDb;
+        };
         let mut env = ApplyEnv::new(Uuid::nil(), session, &self.locks, wait_expired_ms);
         let out = state.db.transact(ops, &mut env);
-        debug_assert!(out.changes.is_none(), "a read-only transaction changed the database");
+        debug_assert!(
+            out.changes.is_none(),
+            "a read-only transaction changed the database"
+        );
         if out.blocked {
             Outcome::Blocked
         } else {
-            Outcome::Transact { result: out.result.to_string() }
+            Outcome::Transact {
+                result: out.result.to_string(),
+            }
         }
     }
 }
@@ -304,7 +418,11 @@ mod tests {
         "B":{"columns":{"x":{"type":"integer"}}}}}"#;
 
     fn cmd(n: u128, kind: CommandKind) -> Command {
-        Command { id: Uuid::from_u128(n), origin: 1, kind }
+        Command {
+            id: Uuid::from_u128(n),
+            origin: 1,
+            kind,
+        }
     }
 
     fn txn(n: u128, ops: &str) -> Command {
@@ -321,7 +439,12 @@ mod tests {
     }
 
     fn log() -> Vec<Command> {
-        let mut log = vec![cmd(1, CommandKind::CreateDb { schema: SCHEMA.into() })];
+        let mut log = vec![cmd(
+            1,
+            CommandKind::CreateDb {
+                schema: SCHEMA.into(),
+            },
+        )];
         for i in 0..50u128 {
             log.push(txn(
                 100 + i,
@@ -332,12 +455,23 @@ mod tests {
                 ),
             ));
             if i % 7 == 0 {
-                log.push(txn(1000 + i, &format!(r#"[{{"op":"delete","table":"A","where":[["name","==","a{}"]]}}]"#, i / 2)));
+                log.push(txn(
+                    1000 + i,
+                    &format!(
+                        r#"[{{"op":"delete","table":"A","where":[["name","==","a{}"]]}}]"#,
+                        i / 2
+                    ),
+                ));
             }
         }
         log.push(cmd(
             5000,
-            CommandKind::Lock { session: Uuid::from_u128(7), incarnation: Uuid::nil(), name: "L".into(), steal: false },
+            CommandKind::Lock {
+                session: Uuid::from_u128(7),
+                incarnation: Uuid::nil(),
+                name: "L".into(),
+                steal: false,
+            },
         ));
         log
     }
@@ -369,9 +503,15 @@ mod tests {
     #[test]
     fn a_resent_command_applies_once() {
         let mut s = replay(&log());
-        let first = s.apply(&txn(9999, r#"[{"op":"insert","table":"B","row":{"x":1}}]"#), None);
+        let first = s.apply(
+            &txn(9999, r#"[{"op":"insert","table":"B","row":{"x":1}}]"#),
+            None,
+        );
         let rows = s.dbs["T"].db.rows("B").count();
-        let again = s.apply(&txn(9999, r#"[{"op":"insert","table":"B","row":{"x":1}}]"#), None);
+        let again = s.apply(
+            &txn(9999, r#"[{"op":"insert","table":"B","row":{"x":1}}]"#),
+            None,
+        );
         assert_eq!(first, again);
         assert_eq!(s.dbs["T"].db.rows("B").count(), rows);
     }

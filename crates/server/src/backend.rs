@@ -139,6 +139,16 @@ pub trait Backend: Send + Sync + 'static {
         session: SessionKey,
     ) -> BoxFuture<'static, Result<Value, BackendError>>;
 
+    /// Online schema conversion (`convert`) of `db` to `schema` (already parsed and checked to
+    /// be valid and named `db`). Resolves once the converted database is applied on this
+    /// member (after `ApplyHook::database_replaced`); `Ok(Err(error object))` when the data
+    /// does not fit the new schema.
+    fn convert(
+        &self,
+        db: String,
+        schema: Value,
+    ) -> BoxFuture<'static, Result<Result<(), Value>, BackendError>>;
+
     /// `lock` (`steal == false`) or `steal`. Resolves to whether the session now owns the
     /// lock. A session that must wait is told later through `ApplyHook::lock_event`.
     fn lock(

@@ -61,6 +61,7 @@ impl Session {
             "monitor" | "monitor_cond" | "monitor_cond_since" => self.monitor(id, method, params),
             "monitor_cond_change" => self.monitor_cond_change(id, params),
             "monitor_cancel" => self.monitor_cancel(id, params),
+            "convert" => self.convert(id, params),
             _ => self.send(unknown_method(id)),
         }
     }
@@ -194,6 +195,58 @@ impl Session {
             }
         }
         .boxed()
+    }
+
+    /// `convert` (§2.12), with ovsdb-server's checks in its order: the database name, two
+    /// params, a valid schema, a matching name. Unlike 3.1, `_Server` cannot be converted.
+    fn convert(&mut self, id: Value, params: Vec<Value>) {
+        let Some(db) = self.db_param(&id, "convert", &params) else {
+            return;
+        };
+        let all = Value::Array(params.clone());
+        if params.len() != 2 {
+            self.send(error_reply(id, syntax_error("array expected", &all)));
+            return;
+        }
+        let schema = match ovsdb::DatabaseSchema::from_json(&params[1]) {
+            Ok(s) => s,
+            Err(e) => {
+                self.send(error_reply(id, e.to_json()));
+                return;
+            }
+        };
+        if schema.name() != db {
+            let details = format!(
+                "new schema name ({}) does not match database name ({db})",
+                schema.name()
+            );
+            self.send(error_reply(
+                id,
+                error_object("invalid parameters", Some(&details), None),
+            ));
+            return;
+        }
+        if db == SERVER_DB {
+            let details = "convert operation not allowed on reserved database _Server";
+            self.send(error_reply(
+                id,
+                error_object("not allowed", Some(details), None),
+            ));
+            return;
+        }
+        let fut = self.ctx.backend.convert(db, params[1].clone());
+        self.park(
+            fut.map(move |r| {
+                Done::Reply(match r {
+                    Ok(Ok(())) => reply(id, json!({})),
+                    Ok(Err(e)) => error_reply(id, e),
+                    Err(e) => {
+                        error_reply(id, crate::session::backend_error(&e, "convert", Some(&all)))
+                    }
+                })
+            })
+            .boxed(),
+        );
     }
 
     fn lock_name(&self, id: &Value, method: &str, params: &[Value]) -> Option<String> {

@@ -171,6 +171,8 @@ pub(crate) enum Done {
         params: Value,
         result: Result<(), BackendError>,
     },
+    /// A finished request whose reply is ready (e.g. `convert`).
+    Reply(Value),
     /// A transaction that was cancelled: nothing to send.
     Cancelled,
 }
@@ -417,6 +419,7 @@ impl Session {
     fn complete(&mut self, done: Done) {
         match done {
             Done::Cancelled => {}
+            Done::Reply(msg) => self.send(msg),
             Done::Transact { id, key, result } => {
                 self.pending_ids.remove(&key);
                 match result {

@@ -222,6 +222,34 @@ impl Backend for TestBackend {
         .boxed()
     }
 
+    fn convert(
+        &self,
+        db: String,
+        schema: Value,
+    ) -> BoxFuture<'static, Result<Result<(), Value>, BackendError>> {
+        let result = (|| {
+            let schema = ovsdb::DatabaseSchema::from_json(&schema).map_err(|e| e.to_json())?;
+            let mut st = self.state.write().unwrap();
+            let d = st
+                .dbs
+                .get_mut(&db)
+                .ok_or_else(|| Value::String("unknown database".into()))?;
+            let mut env = ovsdb::SeqEnv::default();
+            d.db =
+                d.db.convert(Arc::new(schema), &mut env)
+                    .map_err(|e| e.to_json())?;
+            d.history.clear();
+            d.last_txn_id = Uuid::new_v4();
+            drop(st);
+            if let Some(h) = self.hook() {
+                h.database_replaced(&db);
+                h.server_status_changed();
+            }
+            Ok(())
+        })();
+        async move { Ok(result) }.boxed()
+    }
+
     fn lock(
         &self,
         session: SessionKey,
