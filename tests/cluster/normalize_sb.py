@@ -9,9 +9,11 @@ per line, sorted. What ovn-northd itself varies between runs on identical input 
   - row UUIDs, and references: by what they refer to (datapath and port names, the set of
     datapaths of a Logical_DP_Group);
   - Northbound UUIDs copied into external_ids (logical-switch, logical-router, stage-hint...);
-  - datapath tunnel keys (allocated in an order that follows the random Northbound UUIDs; seen
-    to differ between two ovsdb-server runs): dropped, after checking they are unique. Port
-    and multicast-group tunnel keys follow names and are kept.
+  - datapath and port tunnel keys: ovn-northd allocates them in the order of Northbound rows
+    and of a router's `ports` set, which follow random UUIDs (datapath keys were seen to differ
+    between two ovsdb-server runs, router port keys between ovsdb-server and Halyard runs):
+    dropped, after checking they are unique (per datapath for ports). Multicast-group keys are
+    fixed by ovn-northd and kept.
 """
 import json
 import re
@@ -89,7 +91,7 @@ def main():
             for c, x in r.items():
                 if c in ("_uuid", "_version"):
                     continue
-                if c == "tunnel_key" and table == "Datapath_Binding":
+                if c == "tunnel_key" and table in ("Datapath_Binding", "Port_Binding"):
                     x = "<key>"
                 rec[c] = norm(x, c)
             out.append(json.dumps(rec, sort_keys=True))
