@@ -24,13 +24,40 @@ pub enum Anomaly {
     /// A value present although the server answered that its insert failed.
     FailedButPresent { value: i64, member: String },
     /// A value present more than once in one member's final read (applied twice).
-    Duplicate { value: i64, member: String, copies: usize },
+    Duplicate {
+        value: i64,
+        member: String,
+        copies: usize,
+    },
     /// Two members' final reads differ on values whose inserts were indeterminate.
-    Divergence { value: i64, present_on: Vec<String>, missing_on: Vec<String> },
+    Divergence {
+        value: i64,
+        present_on: Vec<String>,
+        missing_on: Vec<String>,
+    },
     /// The set workload had no final read to check against.
     NoFinalRead,
     /// No order of the operations on this register is consistent with their results.
-    NotLinearizable { key: i64, operations: usize, linearized: usize },
+    NotLinearizable {
+        key: i64,
+        operations: usize,
+        linearized: usize,
+    },
+}
+
+impl Anomaly {
+    /// A short name of the kind of anomaly, for counts.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Anomaly::LostWrite { .. } => "lost write",
+            Anomaly::Phantom { .. } => "phantom",
+            Anomaly::FailedButPresent { .. } => "failed but present",
+            Anomaly::Duplicate { .. } => "duplicate",
+            Anomaly::Divergence { .. } => "divergence",
+            Anomaly::NoFinalRead => "no final read",
+            Anomaly::NotLinearizable { .. } => "not linearizable",
+        }
+    }
 }
 
 impl fmt::Display for Anomaly {
@@ -91,9 +118,27 @@ impl Counts {
 }
 
 impl Report {
+    /// How many anomalies of each kind, e.g. `lost write: 12, not linearizable: 3`.
+    pub fn by_kind(&self) -> String {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for a in &self.anomalies {
+            *counts.entry(a.kind()).or_insert(0) += 1;
+        }
+        counts
+            .iter()
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The last line of the suite's output.
     pub fn summary_line(&self) -> String {
-        format!("{} histories, {} operations, {} anomalies", self.histories, self.operations, self.anomalies.len())
+        format!(
+            "{} histories, {} operations, {} anomalies",
+            self.histories,
+            self.operations,
+            self.anomalies.len()
+        )
     }
 }
 
@@ -106,7 +151,9 @@ pub fn check(history: &History, max_steps: u64) -> Report {
         for e in &history.set {
             report.set_counts.add(e.status);
         }
-        report.anomalies.extend(check_set(&history.set, &history.final_reads));
+        report
+            .anomalies
+            .extend(check_set(&history.set, &history.final_reads));
     }
     let mut by_key: BTreeMap<i64, Vec<&RegisterEvent>> = BTreeMap::new();
     for e in &history.register {
@@ -119,7 +166,11 @@ pub fn check(history: &History, max_steps: u64) -> Report {
         match check_register(&events, max_steps) {
             Verdict::Linearizable => {}
             Verdict::NotLinearizable { linearized } => {
-                report.anomalies.push(Anomaly::NotLinearizable { key, operations: events.len(), linearized })
+                report.anomalies.push(Anomaly::NotLinearizable {
+                    key,
+                    operations: events.len(),
+                    linearized,
+                })
             }
             Verdict::Unknown { .. } => report.undecided.push(key),
         }
@@ -163,7 +214,10 @@ pub fn check_set(events: &[SetEvent], finals: &[FinalRead]) -> Vec<Anomaly> {
                 .map(|(r, _)| r.member.clone())
                 .collect();
             if !missing_on.is_empty() {
-                anomalies.push(Anomaly::LostWrite { value: *value, missing_on });
+                anomalies.push(Anomaly::LostWrite {
+                    value: *value,
+                    missing_on,
+                });
             }
         }
     }
@@ -172,14 +226,22 @@ pub fn check_set(events: &[SetEvent], finals: &[FinalRead]) -> Vec<Anomaly> {
         for (value, copies) in p {
             seen.insert(*value);
             match attempted.get(value) {
-                None => anomalies.push(Anomaly::Phantom { value: *value, member: read.member.clone() }),
-                Some(Status::Fail) => {
-                    anomalies.push(Anomaly::FailedButPresent { value: *value, member: read.member.clone() })
-                }
+                None => anomalies.push(Anomaly::Phantom {
+                    value: *value,
+                    member: read.member.clone(),
+                }),
+                Some(Status::Fail) => anomalies.push(Anomaly::FailedButPresent {
+                    value: *value,
+                    member: read.member.clone(),
+                }),
                 _ => {}
             }
             if *copies > 1 {
-                anomalies.push(Anomaly::Duplicate { value: *value, member: read.member.clone(), copies: *copies });
+                anomalies.push(Anomaly::Duplicate {
+                    value: *value,
+                    member: read.member.clone(),
+                    copies: *copies,
+                });
             }
         }
     }
@@ -188,7 +250,10 @@ pub fn check_set(events: &[SetEvent], finals: &[FinalRead]) -> Vec<Anomaly> {
         if attempted.get(&value) != Some(&Status::Info) {
             continue;
         }
-        let (with, without): (Vec<_>, Vec<_>) = finals.iter().zip(&present).partition(|(_, p)| p.contains_key(&value));
+        let (with, without): (Vec<_>, Vec<_>) = finals
+            .iter()
+            .zip(&present)
+            .partition(|(_, p)| p.contains_key(&value));
         if !without.is_empty() {
             anomalies.push(Anomaly::Divergence {
                 value,

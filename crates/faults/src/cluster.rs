@@ -59,14 +59,14 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub fn new(net: Net, bin: &Path, dir: &Path, schema: &Path, election_timer_ms: u64, unsafe_ack: bool) -> Cluster {
+    pub fn new(net: Net, bin: &Path, dir: &Path, schema: &Path, election_timer_ms: u64) -> Cluster {
         Cluster {
             net,
             bin: bin.to_path_buf(),
             dir: dir.to_path_buf(),
             schema: schema.to_path_buf(),
             election_timer_ms,
-            unsafe_ack,
+            unsafe_ack: false,
             members: Vec::new(),
         }
     }
@@ -82,7 +82,11 @@ impl Cluster {
 
     /// Members that are part of the cluster (not kicked).
     pub fn in_cluster(&self) -> Vec<usize> {
-        self.members.iter().filter(|m| !m.removed).map(|m| m.index).collect()
+        self.members
+            .iter()
+            .filter(|m| !m.removed)
+            .map(|m| m.index)
+            .collect()
     }
 
     pub fn member(&self, index: usize) -> &MemberProc {
@@ -100,12 +104,27 @@ impl Cluster {
         let ns = self.net.add_host(&format!("m{index}"), member_ip(index))?;
         let data_dir = self.dir.join(format!("m{index}"));
         let raft = format!("{}:{RAFT_PORT}", member_ip(index));
-        let peers: Vec<String> = self.in_cluster().iter().map(|i| self.member(*i).raft_addr()).collect();
+        let peers: Vec<String> = self
+            .in_cluster()
+            .iter()
+            .map(|i| self.member(*i).raft_addr())
+            .collect();
         let dd = data_dir.to_str().context("non-UTF-8 work directory")?;
         let mut args: Vec<String> = Vec::new();
         if peers.is_empty() {
             let schema = self.schema.to_str().context("non-UTF-8 schema path")?;
-            args.extend(["create-cluster", "--data-dir", dd, "--schema", schema, "--raft-addr", &raft].map(String::from));
+            args.extend(
+                [
+                    "create-cluster",
+                    "--data-dir",
+                    dd,
+                    "--schema",
+                    schema,
+                    "--raft-addr",
+                    &raft,
+                ]
+                .map(String::from),
+            );
         } else {
             args.extend(["join-cluster", "--data-dir", dd, "--raft-addr", &raft].map(String::from));
             for p in &peers {
@@ -113,20 +132,39 @@ impl Cluster {
                 args.push(p.clone());
             }
         }
-        let out = Command::new(&self.bin).args(&args).output().with_context(|| format!("running {}", self.bin.display()))?;
+        let out = Command::new(&self.bin)
+            .args(&args)
+            .output()
+            .with_context(|| format!("running {}", self.bin.display()))?;
         if !out.status.success() {
-            bail!("halyard {} failed: {}", args[0], String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "halyard {} failed: {}",
+                args[0],
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-        self.members.push(MemberProc { index, ns, data_dir, child: None, paused: false, removed: false });
+        self.members.push(MemberProc {
+            index,
+            ns,
+            data_dir,
+            child: None,
+            paused: false,
+            removed: false,
+        });
         self.spawn(index)?;
         let deadline = Instant::now() + Duration::from_secs(90);
         let addr = self.member(index).raft_addr();
         loop {
             if let Some(status) = self.leader_status().await {
-                let voter = status["members"]
-                    .as_array()
-                    .is_some_and(|ms| ms.iter().any(|m| m["address"] == addr.as_str() && m["voter"] == true));
-                if voter && crate::workload::list_dbs(self.member(index).client_addr()).await.is_some_and(|d| d.contains(&DB.to_string())) {
+                let voter = status["members"].as_array().is_some_and(|ms| {
+                    ms.iter()
+                        .any(|m| m["address"] == addr.as_str() && m["voter"] == true)
+                });
+                if voter
+                    && crate::workload::list_dbs(self.member(index).client_addr())
+                        .await
+                        .is_some_and(|d| d.contains(&DB.to_string()))
+                {
                     return Ok(index);
                 }
             }
@@ -137,10 +175,41 @@ impl Cluster {
         }
     }
 
+    /// Restarts every member with HALYARD_UNSAFE_ACK_BEFORE_COMMIT=1 (the broken mode), once
+    /// the suite's own setup has been committed normally.
+    pub async fn restart_unsafe(&mut self) -> Result<()> {
+        self.unsafe_ack = true;
+        for i in self.in_cluster() {
+            self.kill(i);
+            self.spawn(i)?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for i in self.in_cluster() {
+            while !crate::workload::list_dbs(self.member(i).client_addr())
+                .await
+                .is_some_and(|d| d.contains(&DB.to_string()))
+            {
+                if Instant::now() > deadline {
+                    bail!(
+                        "m{i} did not come back within 60 s after the restart into the broken mode"
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        self.wait_leader(Duration::from_secs(60))
+            .await
+            .context("no leader after the restart into the broken mode")?;
+        Ok(())
+    }
+
     /// Starts `halyard serve` for a member that is not running.
     pub fn spawn(&mut self, index: usize) -> Result<()> {
         let log_path = self.dir.join(format!("m{index}.log"));
-        let log = OpenOptions::new().create(true).append(true).open(&log_path)?;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
         let m = self.member(index);
         let remote = format!("ptcp:{CLIENT_PORT}:{}", member_ip(index));
         let mut cmd = Command::new("ip");
@@ -148,7 +217,12 @@ impl Cluster {
             .arg(&self.bin)
             .args(["serve", "--data-dir"])
             .arg(&m.data_dir)
-            .args(["--remote", &remote, "--election-timer", &self.election_timer_ms.to_string()])
+            .args([
+                "--remote",
+                &remote,
+                "--election-timer",
+                &self.election_timer_ms.to_string(),
+            ])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -157,7 +231,10 @@ impl Cluster {
         }
         let child = cmd.spawn().context("starting halyard serve")?;
         // `ip netns exec` execs the program: this pid is halyard's own.
-        let mut pids = OpenOptions::new().create(true).append(true).open(self.dir.join("pids"))?;
+        let mut pids = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("pids"))?;
         writeln!(pids, "{}", child.id())?;
         let m = self.member_mut(index);
         m.child = Some(child);
@@ -196,10 +273,17 @@ impl Cluster {
         let target = self.member(index).raft_addr();
         let peer = self.member(through).raft_addr();
         let bin = self.bin.clone();
-        let out = tokio::task::spawn_blocking(move || Command::new(bin).args(["kick", "--peer", &peer, &target]).output())
-            .await??;
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(bin)
+                .args(["kick", "--peer", &peer, &target])
+                .output()
+        })
+        .await??;
         if !out.status.success() {
-            bail!("halyard kick failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "halyard kick failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         self.member_mut(index).removed = true;
         self.kill(index);
@@ -290,7 +374,10 @@ pub async fn member_status(raft_addr: &str) -> Option<Value> {
         .ok()?
         .connect_timeout(Duration::from_secs(1))
         .timeout(Duration::from_secs(2));
-    let channel = tokio::time::timeout(Duration::from_secs(2), endpoint.connect()).await.ok()?.ok()?;
+    let channel = tokio::time::timeout(Duration::from_secs(2), endpoint.connect())
+        .await
+        .ok()?
+        .ok()?;
     let reply = MemberClient::new(channel).status(pb::Empty {}).await.ok()?;
     serde_json::from_str(&reply.into_inner().json).ok()
 }

@@ -80,7 +80,11 @@ impl History {
         for e in &self.set {
             let op = json!({"workload": "set", "client": e.client, "f": "add", "value": e.value});
             lines.push((e.invoke_ns, 0, with(&op, "invoke", e.invoke_ns, &e.member)));
-            lines.push((e.complete_ns, 1, with(&op, status_name(e.status), e.complete_ns, &e.member)));
+            lines.push((
+                e.complete_ns,
+                1,
+                with(&op, status_name(e.status), e.complete_ns, &e.member),
+            ));
         }
         for e in &self.register {
             let (f, value) = match e.op {
@@ -94,7 +98,11 @@ impl History {
             if let Some(r) = e.read {
                 done["value"] = json!(r);
             }
-            lines.push((e.complete_ns, 1, with(&done, status_name(e.status), e.complete_ns, &e.member)));
+            lines.push((
+                e.complete_ns,
+                1,
+                with(&done, status_name(e.status), e.complete_ns, &e.member),
+            ));
         }
         lines.sort();
         let mut out = String::new();

@@ -67,8 +67,16 @@ pub fn operations(events: &[&RegisterEvent]) -> Vec<Operation> {
                 (RegisterOp::Cas(o, _), Status::Fail) => Kind::CasFail(o),
                 (RegisterOp::Cas(o, n), Status::Info) => Kind::CasInfo(o, n),
             };
-            let ret = if e.status == Status::Info { u64::MAX } else { e.complete_ns };
-            Some(Operation { call: e.invoke_ns, ret, kind })
+            let ret = if e.status == Status::Info {
+                u64::MAX
+            } else {
+                e.complete_ns
+            };
+            Some(Operation {
+                call: e.invoke_ns,
+                ret,
+                kind,
+            })
         })
         .collect()
 }
@@ -77,9 +85,13 @@ pub fn operations(events: &[&RegisterEvent]) -> Vec<Operation> {
 pub enum Verdict {
     Linearizable,
     /// No order fits. `linearized` is the most operations any explored branch managed to place.
-    NotLinearizable { linearized: usize },
+    NotLinearizable {
+        linearized: usize,
+    },
     /// The search gave up after `steps` (the history is too ambiguous to decide in budget).
-    Unknown { steps: u64 },
+    Unknown {
+        steps: u64,
+    },
 }
 
 const NIL: usize = usize::MAX;
@@ -123,7 +135,13 @@ pub fn check(ops: &[Operation], initial: i64, max_steps: u64) -> Verdict {
             next: if pos + 1 == 2 * n { NIL } else { pos + 1 },
         });
     }
-    entries.push(Entry { op: NIL, is_call: false, partner: NIL, prev: NIL, next: 0 });
+    entries.push(Entry {
+        op: NIL,
+        is_call: false,
+        partner: NIL,
+        prev: NIL,
+        next: 0,
+    });
     for e in entries.iter_mut().take(2 * n) {
         if e.is_call {
             e.partner = return_at[e.op];
@@ -217,22 +235,41 @@ mod tests {
 
     #[test]
     fn sequential_history() {
-        let h = [op(0, 1, Kind::Write(1)), op(2, 3, Kind::Read(1)), op(4, 5, Kind::CasOk(1, 2)), op(6, 7, Kind::Read(2))];
+        let h = [
+            op(0, 1, Kind::Write(1)),
+            op(2, 3, Kind::Read(1)),
+            op(4, 5, Kind::CasOk(1, 2)),
+            op(6, 7, Kind::Read(2)),
+        ];
         assert_eq!(check(&h, 0, 1_000), Verdict::Linearizable);
     }
 
     #[test]
     fn stale_read_after_write_is_caught() {
         let h = [op(0, 1, Kind::Write(1)), op(2, 3, Kind::Read(0))];
-        assert!(matches!(check(&h, 0, 1_000), Verdict::NotLinearizable { .. }));
+        assert!(matches!(
+            check(&h, 0, 1_000),
+            Verdict::NotLinearizable { .. }
+        ));
     }
 
     #[test]
     fn concurrent_read_may_see_either_value() {
-        let h = [op(0, 10, Kind::Write(1)), op(1, 2, Kind::Read(0)), op(3, 4, Kind::Read(1))];
+        let h = [
+            op(0, 10, Kind::Write(1)),
+            op(1, 2, Kind::Read(0)),
+            op(3, 4, Kind::Read(1)),
+        ];
         assert_eq!(check(&h, 0, 1_000), Verdict::Linearizable);
         // ... but not go back once the new value was seen.
-        let h = [op(0, 10, Kind::Write(1)), op(1, 2, Kind::Read(1)), op(3, 4, Kind::Read(0))];
-        assert!(matches!(check(&h, 0, 1_000), Verdict::NotLinearizable { .. }));
+        let h = [
+            op(0, 10, Kind::Write(1)),
+            op(1, 2, Kind::Read(1)),
+            op(3, 4, Kind::Read(0)),
+        ];
+        assert!(matches!(
+            check(&h, 0, 1_000),
+            Verdict::NotLinearizable { .. }
+        ));
     }
 }

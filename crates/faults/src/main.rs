@@ -14,7 +14,10 @@ use halyard_faults::suite::{self, Options};
 const SCHEMA: &str = include_str!("../../../tests/faults/faults.ovsschema");
 
 #[derive(Parser)]
-#[command(name = "halyard-faults", about = "Fault-injection suite for a Halyard cluster (needs root: network namespaces).")]
+#[command(
+    name = "halyard-faults",
+    about = "Fault-injection suite for a Halyard cluster (needs root: network namespaces)."
+)]
 struct Args {
     /// The halyard binary to test.
     #[arg(long, env = "HALYARD_BIN")]
@@ -66,12 +69,22 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(matches!(args.members, 3 | 5), "--members must be 3 or 5");
-    anyhow::ensure!(unsafe { libc::geteuid() } == 0, "needs root to create network namespaces");
+    anyhow::ensure!(
+        unsafe { libc::geteuid() } == 0,
+        "needs root to create network namespaces"
+    );
     let halyard = std::fs::canonicalize(&args.halyard)
         .map_err(|e| anyhow::anyhow!("halyard binary {}: {e}", args.halyard.display()))?;
-    let tag = args.tag.unwrap_or_else(|| format!("{:04x}", std::process::id() % 0x10000));
-    anyhow::ensure!(tag.len() <= 8 && tag.chars().all(|c| c.is_ascii_alphanumeric()), "--tag: up to 8 letters or digits");
-    let workdir = args.workdir.unwrap_or_else(|| PathBuf::from(format!("/tmp/halyard-faults-{tag}")));
+    let tag = args
+        .tag
+        .unwrap_or_else(|| format!("{:04x}", std::process::id() % 0x10000));
+    anyhow::ensure!(
+        tag.len() <= 8 && tag.chars().all(|c| c.is_ascii_alphanumeric()),
+        "--tag: up to 8 letters or digits"
+    );
+    let workdir = args
+        .workdir
+        .unwrap_or_else(|| PathBuf::from(format!("/tmp/halyard-faults-{tag}")));
     if workdir.exists() {
         std::fs::remove_dir_all(&workdir)?;
     }
@@ -98,8 +111,19 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     // every thread the runtime starts talks from there.
     let net = Net::create(&tag)?;
     net.enter_client()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let outcome = runtime.block_on(suite::run(net, &opts))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    // On SIGINT/SIGTERM the run is dropped, which stops the members and deletes the namespaces.
+    let outcome = runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = suite::run(net, &opts) => r,
+            _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; cluster stopped and namespaces removed"),
+            _ = term.recv() => anyhow::bail!("terminated; cluster stopped and namespaces removed"),
+        }
+    })?;
     drop(runtime);
 
     let r = &outcome.report;
@@ -110,11 +134,25 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         r.set_counts.fail,
         r.set_counts.info,
         outcome.history.final_reads.len(),
-        outcome.history.final_reads.first().map(|f| f.values.len()).unwrap_or(0)
+        outcome
+            .history
+            .final_reads
+            .first()
+            .map(|f| f.values.len())
+            .unwrap_or(0)
     );
-    println!("register: {} ok, {} fail, {} info", r.register_counts.ok, r.register_counts.fail, r.register_counts.info);
+    println!(
+        "register: {} ok, {} fail, {} info",
+        r.register_counts.ok, r.register_counts.fail, r.register_counts.info
+    );
     if !r.undecided.is_empty() {
-        println!("register keys not decided within the search budget (not counted): {:?}", r.undecided);
+        println!(
+            "register keys not decided within the search budget (not counted): {:?}",
+            r.undecided
+        );
+    }
+    if !r.anomalies.is_empty() {
+        println!("anomalies by kind: {}", r.by_kind());
     }
     for a in r.anomalies.iter().take(30) {
         println!("ANOMALY {a}");
@@ -124,5 +162,9 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     println!("history: {}", workdir.join("history.jsonl").display());
     println!("{}", r.summary_line());
-    Ok(if r.anomalies.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if r.anomalies.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -36,26 +36,49 @@ impl Fault {
 }
 
 /// Injects `fault`, holds it for `hold`, heals it. Returns what was done, for the log.
-pub async fn inject(cluster: &mut Cluster, shared: &Shared, fault: Fault, hold: Duration) -> Result<String> {
+pub async fn inject(
+    cluster: &mut Cluster,
+    shared: &Shared,
+    fault: Fault,
+    hold: Duration,
+) -> Result<String> {
     let Some(leader) = cluster.wait_leader(Duration::from_secs(30)).await else {
         return Ok(format!("{fault:?}: skipped, no leader within 30 s"));
     };
-    let followers: Vec<usize> = cluster.in_cluster().into_iter().filter(|i| *i != leader).collect();
+    let followers: Vec<usize> = cluster
+        .in_cluster()
+        .into_iter()
+        .filter(|i| *i != leader)
+        .collect();
     let follower = followers[fastrand::usize(..followers.len())];
     let what = match fault {
         Fault::KillLeader | Fault::KillFollower => {
-            let victim = if fault == Fault::KillLeader { leader } else { follower };
+            let victim = if fault == Fault::KillLeader {
+                leader
+            } else {
+                follower
+            };
             cluster.kill(victim);
             tokio::time::sleep(hold).await;
             cluster.spawn(victim)?;
-            format!("SIGKILL m{victim} ({}), restarted after {hold:?}", role(victim, leader))
+            format!(
+                "SIGKILL m{victim} ({}), restarted after {hold:?}",
+                role(victim, leader)
+            )
         }
         Fault::PauseLeader | Fault::PauseFollower => {
-            let victim = if fault == Fault::PauseLeader { leader } else { follower };
+            let victim = if fault == Fault::PauseLeader {
+                leader
+            } else {
+                follower
+            };
             cluster.pause(victim);
             tokio::time::sleep(hold).await;
             cluster.resume(victim);
-            format!("SIGSTOP m{victim} ({}), SIGCONT after {hold:?}", role(victim, leader))
+            format!(
+                "SIGSTOP m{victim} ({}), SIGCONT after {hold:?}",
+                role(victim, leader)
+            )
         }
         Fault::IsolateLeader => {
             for f in &followers {
@@ -70,7 +93,11 @@ pub async fn inject(cluster: &mut Cluster, shared: &Shared, fault: Fault, hold: 
             // other; the middle one sees both (the leader is put in a half, so it must step
             // down or keep a quorum through the middle).
             let middle = follower;
-            let others: Vec<usize> = cluster.in_cluster().into_iter().filter(|i| *i != middle).collect();
+            let others: Vec<usize> = cluster
+                .in_cluster()
+                .into_iter()
+                .filter(|i| *i != middle)
+                .collect();
             let (left, right) = others.split_at(others.len() / 2);
             for a in left {
                 for b in right {
@@ -86,11 +113,18 @@ pub async fn inject(cluster: &mut Cluster, shared: &Shared, fault: Fault, hold: 
             if members.len() <= 3 && cluster.members.len() < 100 {
                 let new = cluster.add_member().await?;
                 set_targets(cluster, shared);
-                format!("membership: m{new} joined as a voter ({} members)", members.len() + 1)
+                format!(
+                    "membership: m{new} joined as a voter ({} members)",
+                    members.len() + 1
+                )
             } else {
                 // Clients stop picking it first; in-flight operations on it become indeterminate.
                 let victim = follower;
-                shared.targets.write().unwrap().retain(|(name, _)| *name != format!("m{victim}"));
+                shared
+                    .targets
+                    .write()
+                    .unwrap()
+                    .retain(|(name, _)| *name != format!("m{victim}"));
                 let out = cluster.kick(victim, leader).await?;
                 format!("membership: kicked m{victim} ({out})")
             }
@@ -109,6 +143,10 @@ fn role(victim: usize, leader: usize) -> &'static str {
 
 /// Points the clients at every member of the cluster.
 pub fn set_targets(cluster: &Cluster, shared: &Shared) {
-    let targets = cluster.in_cluster().into_iter().map(|i| (format!("m{i}"), cluster.member(i).client_addr())).collect();
+    let targets = cluster
+        .in_cluster()
+        .into_iter()
+        .map(|i| (format!("m{i}"), cluster.member(i).client_addr()))
+        .collect();
     *shared.targets.write().unwrap() = targets;
 }

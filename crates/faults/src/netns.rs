@@ -14,7 +14,10 @@ pub enum NetError {
     #[error("`{command}` failed: {stderr}")]
     Command { command: String, stderr: String },
     #[error("cannot run `{command}`: {source}")]
-    Spawn { command: String, source: std::io::Error },
+    Spawn {
+        command: String,
+        source: std::io::Error,
+    },
     #[error("cannot enter network namespace {ns}: {source}")]
     Enter { ns: String, source: std::io::Error },
 }
@@ -23,18 +26,30 @@ pub enum NetError {
 pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 
 pub fn member_ip(index: usize) -> Ipv4Addr {
-    assert!((1..=200).contains(&index), "member index out of the suite's range");
+    assert!(
+        (1..=200).contains(&index),
+        "member index out of the suite's range"
+    );
     Ipv4Addr::new(10, 77, 0, 10 + index as u8)
 }
 
 /// Runs a command, failing with its stderr.
 pub fn run(program: &str, args: &[&str]) -> Result<String, NetError> {
     let command = format!("{program} {}", args.join(" "));
-    let out = Command::new(program).args(args).output().map_err(|source| NetError::Spawn { command: command.clone(), source })?;
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|source| NetError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(NetError::Command { command, stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() })
+        Err(NetError::Command {
+            command,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
 
@@ -49,10 +64,17 @@ impl Net {
     /// Creates the bridge namespace and the client namespace.
     pub fn create(tag: &str) -> Result<Net, NetError> {
         let bridge_ns = format!("hfx-{tag}-br");
-        let mut net = Net { tag: tag.to_string(), bridge_ns: bridge_ns.clone(), hosts: Vec::new() };
+        let mut net = Net {
+            tag: tag.to_string(),
+            bridge_ns: bridge_ns.clone(),
+            hosts: Vec::new(),
+        };
         run("ip", &["netns", "add", &bridge_ns])?;
         run("ip", &["-n", &bridge_ns, "link", "set", "lo", "up"])?;
-        run("ip", &["-n", &bridge_ns, "link", "add", "br0", "type", "bridge"])?;
+        run(
+            "ip",
+            &["-n", &bridge_ns, "link", "add", "br0", "type", "bridge"],
+        )?;
         run("ip", &["-n", &bridge_ns, "link", "set", "br0", "up"])?;
         net.add_host("cl", CLIENT_IP)?;
         Ok(net)
@@ -72,10 +94,41 @@ impl Net {
         run("ip", &["netns", "add", &ns])?;
         self.hosts.push(ns.clone());
         let port = format!("p{host}");
-        run("ip", &["-n", &self.bridge_ns, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
-        run("ip", &["-n", &self.bridge_ns, "link", "set", &port, "master", "br0", "up"])?;
+        run(
+            "ip",
+            &[
+                "-n",
+                &self.bridge_ns,
+                "link",
+                "add",
+                &port,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                &ns,
+            ],
+        )?;
+        run(
+            "ip",
+            &[
+                "-n",
+                &self.bridge_ns,
+                "link",
+                "set",
+                &port,
+                "master",
+                "br0",
+                "up",
+            ],
+        )?;
         run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
-        run("ip", &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
+        run(
+            "ip",
+            &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
+        )?;
         run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
         Ok(ns)
     }
@@ -85,12 +138,18 @@ impl Net {
     pub fn enter_client(&self) -> Result<(), NetError> {
         let ns = self.ns_name("cl");
         let path = format!("/run/netns/{ns}");
-        let file = std::fs::File::open(&path).map_err(|source| NetError::Enter { ns: ns.clone(), source })?;
+        let file = std::fs::File::open(&path).map_err(|source| NetError::Enter {
+            ns: ns.clone(),
+            source,
+        })?;
         use std::os::fd::AsRawFd;
         // SAFETY: setns on a valid namespace fd affects only the calling thread.
         let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
         if rc != 0 {
-            return Err(NetError::Enter { ns, source: std::io::Error::last_os_error() });
+            return Err(NetError::Enter {
+                ns,
+                source: std::io::Error::last_os_error(),
+            });
         }
         Ok(())
     }
@@ -98,8 +157,18 @@ impl Net {
     /// Drops all traffic between the host of namespace `ns` and `peer`, in both directions.
     pub fn cut(&self, ns: &str, peer: Ipv4Addr) -> Result<(), NetError> {
         let peer = peer.to_string();
-        run("ip", &["netns", "exec", ns, "iptables", "-A", "INPUT", "-s", &peer, "-j", "DROP"])?;
-        run("ip", &["netns", "exec", ns, "iptables", "-A", "OUTPUT", "-d", &peer, "-j", "DROP"])?;
+        run(
+            "ip",
+            &[
+                "netns", "exec", ns, "iptables", "-A", "INPUT", "-s", &peer, "-j", "DROP",
+            ],
+        )?;
+        run(
+            "ip",
+            &[
+                "netns", "exec", ns, "iptables", "-A", "OUTPUT", "-d", &peer, "-j", "DROP",
+            ],
+        )?;
         Ok(())
     }
 
@@ -115,7 +184,11 @@ impl Net {
         if self.bridge_ns.is_empty() {
             return;
         }
-        for ns in self.hosts.drain(..).chain(std::iter::once(self.bridge_ns.clone())) {
+        for ns in self
+            .hosts
+            .drain(..)
+            .chain(std::iter::once(self.bridge_ns.clone()))
+        {
             if let Err(e) = run("ip", &["netns", "del", &ns]) {
                 eprintln!("cleanup: {e}");
             }

@@ -32,9 +32,15 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Client, ClientError> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr)).await.map_err(|_| ClientError::Timeout)??;
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| ClientError::Timeout)??;
         stream.set_nodelay(true)?;
-        Ok(Client { stream, buf: Vec::new(), next_id: 1 })
+        Ok(Client {
+            stream,
+            buf: Vec::new(),
+            next_id: 1,
+        })
     }
 
     /// Sends `transact` on `db` and returns the result array. After any error the connection
@@ -48,7 +54,8 @@ impl Client {
     pub async fn call(&mut self, method: &str, params: Value) -> Result<Value, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
-        self.send(&json!({"method": method, "params": params, "id": id})).await?;
+        self.send(&json!({"method": method, "params": params, "id": id}))
+            .await?;
         loop {
             let msg = self.receive().await?;
             if msg.get("method").and_then(Value::as_str) == Some("echo") {
@@ -99,5 +106,8 @@ impl Client {
 /// The first error object in a transact result array, if any (RFC 7047 §4.1.3: a failed
 /// operation's result, or the extra commit error at the end).
 pub fn first_error(result: &Value) -> Option<&Value> {
-    result.as_array()?.iter().find(|r| r.get("error").is_some_and(|e| !e.is_null()))
+    result
+        .as_array()?
+        .iter()
+        .find(|r| r.get("error").is_some_and(|e| !e.is_null()))
 }

@@ -51,21 +51,45 @@ pub struct Outcome {
 }
 
 pub async fn run(net: Net, opts: &Options) -> Result<Outcome> {
-    let mut cluster = Cluster::new(net, &opts.halyard, &opts.workdir, &opts.schema, opts.election_timer_ms, opts.unsafe_ack);
+    let mut cluster = Cluster::new(
+        net,
+        &opts.halyard,
+        &opts.workdir,
+        &opts.schema,
+        opts.election_timer_ms,
+    );
     let t0 = Instant::now();
     let say = |msg: &str| println!("[{:7.1}s] {msg}", t0.elapsed().as_secs_f64());
-    say(&format!("starting a {}-member cluster in namespaces hfx-{}-*", opts.members, cluster.net.tag()));
-    cluster.start(opts.members).await.context("starting the cluster")?;
+    say(&format!(
+        "starting a {}-member cluster in namespaces hfx-{}-*",
+        opts.members,
+        cluster.net.tag()
+    ));
+    cluster
+        .start(opts.members)
+        .await
+        .context("starting the cluster")?;
     let first = cluster.member(1).client_addr();
     let expected = opts.soak.unwrap_or(Duration::from_secs(90));
-    let plan = KeyPlan::for_duration(opts.register_groups, Duration::from_secs(4), expected + Duration::from_secs(60));
+    let plan = KeyPlan::for_duration(
+        opts.register_groups,
+        Duration::from_secs(4),
+        expected + Duration::from_secs(60),
+    );
     workload::create_registers(first, plan.total).await?;
+    if opts.unsafe_ack {
+        cluster.restart_unsafe().await?;
+    }
     say(&format!(
         "cluster up; {} set clients, {} register clients on {} keys at a time{}",
         opts.set_clients,
         opts.register_groups * opts.clients_per_group,
         opts.register_groups,
-        if opts.unsafe_ack { "; members run with HALYARD_UNSAFE_ACK_BEFORE_COMMIT=1 (broken on purpose)" } else { "" }
+        if opts.unsafe_ack {
+            "; members run with HALYARD_UNSAFE_ACK_BEFORE_COMMIT=1 (broken on purpose)"
+        } else {
+            ""
+        }
     ));
 
     let shared = Arc::new(Shared {
@@ -78,14 +102,18 @@ pub async fn run(net: Net, opts: &Options) -> Result<Outcome> {
     let mut set_tasks = Vec::new();
     for id in 0..opts.set_clients {
         let s = shared.clone();
-        set_tasks.push(tokio::spawn(async move { workload::set_client(id, &s).await }));
+        set_tasks.push(tokio::spawn(
+            async move { workload::set_client(id, &s).await },
+        ));
     }
     let mut register_tasks = Vec::new();
     for group in 0..opts.register_groups {
         for c in 0..opts.clients_per_group {
             let s = shared.clone();
             let id = group * opts.clients_per_group + c;
-            register_tasks.push(tokio::spawn(async move { workload::register_client(id, group, plan, &s).await }));
+            register_tasks.push(tokio::spawn(async move {
+                workload::register_client(id, group, plan, &s).await
+            }));
         }
     }
 
@@ -93,7 +121,9 @@ pub async fn run(net: Net, opts: &Options) -> Result<Outcome> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let schedule: Box<dyn Iterator<Item = Fault>> = match opts.soak {
         None => Box::new(QUICK_SCHEDULE.into_iter()),
-        Some(_) => Box::new(std::iter::repeat_with(|| Fault::ALL[fastrand::usize(..Fault::ALL.len())])),
+        Some(_) => Box::new(std::iter::repeat_with(|| {
+            Fault::ALL[fastrand::usize(..Fault::ALL.len())]
+        })),
     };
     let soak_end = opts.soak.map(|d| Instant::now() + d);
     let mut result = Ok(());
@@ -138,12 +168,18 @@ pub async fn run(net: Net, opts: &Options) -> Result<Outcome> {
     }
     for i in cluster.in_cluster() {
         let m = cluster.member(i);
-        if let Some(read) = workload::final_read(&m.name(), m.client_addr(), Duration::from_secs(60)).await {
+        if let Some(read) =
+            workload::final_read(&m.name(), m.client_addr(), Duration::from_secs(60)).await
+        {
             history.final_reads.push(read);
         }
     }
     std::fs::write(opts.workdir.join("history.jsonl"), history.to_jsonl())?;
     cluster.shutdown();
     let report = check::check(&history, opts.max_steps);
-    Ok(Outcome { history, report, faults })
+    Ok(Outcome {
+        history,
+        report,
+        faults,
+    })
 }

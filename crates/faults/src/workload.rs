@@ -75,7 +75,11 @@ impl Conn {
     }
 }
 
-async fn transact(client: &mut Client, ops: Vec<Value>, timeout: Duration) -> Result<Value, ClientError> {
+async fn transact(
+    client: &mut Client,
+    ops: Vec<Value>,
+    timeout: Duration,
+) -> Result<Value, ClientError> {
     match tokio::time::timeout(timeout, client.transact(DB, ops)).await {
         Ok(r) => r,
         Err(_) => Err(ClientError::Timeout),
@@ -88,7 +92,9 @@ pub async fn set_client(id: usize, shared: &Shared) -> Vec<SetEvent> {
     let mut conn = Conn { current: None };
     let mut seq = 0i64;
     while !shared.stopped() {
-        let Some((member, client)) = conn.get(shared).await else { continue };
+        let Some((member, client)) = conn.get(shared).await else {
+            continue;
+        };
         let member = member.clone();
         seq += 1;
         let value = id as i64 * 1_000_000 + seq;
@@ -100,7 +106,14 @@ pub async fn set_client(id: usize, shared: &Shared) -> Vec<SetEvent> {
             Ok(_) => Status::Fail,
             Err(_) => Status::Info,
         };
-        events.push(SetEvent { client: id, value, status, invoke_ns, complete_ns: shared.now(), member });
+        events.push(SetEvent {
+            client: id,
+            value,
+            status,
+            invoke_ns,
+            complete_ns: shared.now(),
+            member,
+        });
         conn.after(status);
     }
     events
@@ -118,7 +131,11 @@ pub struct KeyPlan {
 impl KeyPlan {
     pub fn for_duration(groups: usize, window: Duration, run: Duration) -> KeyPlan {
         let windows = (run.as_secs_f64() / window.as_secs_f64()).ceil() as usize + 2;
-        KeyPlan { groups, window, total: groups * windows }
+        KeyPlan {
+            groups,
+            window,
+            total: groups * windows,
+        }
     }
 
     fn key(&self, group: usize, elapsed: Duration) -> i64 {
@@ -129,11 +146,18 @@ impl KeyPlan {
 }
 
 /// One register-workload client of key group `group`.
-pub async fn register_client(id: usize, group: usize, plan: KeyPlan, shared: &Shared) -> Vec<RegisterEvent> {
+pub async fn register_client(
+    id: usize,
+    group: usize,
+    plan: KeyPlan,
+    shared: &Shared,
+) -> Vec<RegisterEvent> {
     let mut events = Vec::new();
     let mut conn = Conn { current: None };
     while !shared.stopped() {
-        let Some((member, client)) = conn.get(shared).await else { continue };
+        let Some((member, client)) = conn.get(shared).await else {
+            continue;
+        };
         let member = member.clone();
         let key = plan.key(group, shared.start.elapsed());
         let row_of = json!([["key", "==", key]]);
@@ -144,10 +168,14 @@ pub async fn register_client(id: usize, group: usize, plan: KeyPlan, shared: &Sh
         };
         let ops = match op {
             RegisterOp::Read => {
-                vec![json!({"op": "select", "table": "Register", "where": row_of, "columns": ["value"]})]
+                vec![
+                    json!({"op": "select", "table": "Register", "where": row_of, "columns": ["value"]}),
+                ]
             }
             RegisterOp::Write(v) => {
-                vec![json!({"op": "update", "table": "Register", "where": row_of, "row": {"value": v}})]
+                vec![
+                    json!({"op": "update", "table": "Register", "where": row_of, "row": {"value": v}}),
+                ]
             }
             RegisterOp::Cas(old, new) => vec![
                 json!({"op": "wait", "table": "Register", "timeout": 0, "where": row_of, "columns": ["value"],
@@ -158,7 +186,16 @@ pub async fn register_client(id: usize, group: usize, plan: KeyPlan, shared: &Sh
         let invoke_ns = shared.now();
         let reply = transact(client, ops, shared.op_timeout).await;
         let (status, read) = classify(op, reply);
-        events.push(RegisterEvent { client: id, key, op, status, read, invoke_ns, complete_ns: shared.now(), member });
+        events.push(RegisterEvent {
+            client: id,
+            key,
+            op,
+            status,
+            read,
+            invoke_ns,
+            complete_ns: shared.now(),
+            member,
+        });
         conn.after(status);
     }
     events
@@ -167,10 +204,16 @@ pub async fn register_client(id: usize, group: usize, plan: KeyPlan, shared: &Sh
 /// Turns a reply into an outcome. Anything unexpected is indeterminate, never a definite
 /// success or failure.
 fn classify(op: RegisterOp, reply: Result<Value, ClientError>) -> (Status, Option<i64>) {
-    let Ok(result) = reply else { return (Status::Info, None) };
+    let Ok(result) = reply else {
+        return (Status::Info, None);
+    };
     let results = result.as_array().cloned().unwrap_or_default();
     match op {
-        RegisterOp::Read => match results.first().and_then(|r| r["rows"].as_array()).map(|rows| rows.as_slice()) {
+        RegisterOp::Read => match results
+            .first()
+            .and_then(|r| r["rows"].as_array())
+            .map(|rows| rows.as_slice())
+        {
             Some([row]) if first_error(&result).is_none() => match row["value"].as_i64() {
                 Some(v) => (Status::Ok, Some(v)),
                 None => (Status::Info, None),
@@ -178,16 +221,22 @@ fn classify(op: RegisterOp, reply: Result<Value, ClientError>) -> (Status, Optio
             _ => (Status::Info, None),
         },
         RegisterOp::Write(_) => match first_error(&result) {
-            None if results.first().and_then(|r| r["count"].as_i64()) == Some(1) => (Status::Ok, None),
+            None if results.first().and_then(|r| r["count"].as_i64()) == Some(1) => {
+                (Status::Ok, None)
+            }
             None => (Status::Info, None),
             Some(_) => (Status::Fail, None),
         },
         RegisterOp::Cas(..) => {
-            let wait_failed = results.first().is_some_and(|r| r.get("error").is_some_and(|e| !e.is_null()));
+            let wait_failed = results
+                .first()
+                .is_some_and(|r| r.get("error").is_some_and(|e| !e.is_null()));
             if wait_failed {
                 // The wait saw another value at its place in the log; nothing was changed.
                 (Status::Fail, None)
-            } else if first_error(&result).is_none() && results.get(1).and_then(|r| r["count"].as_i64()) == Some(1) {
+            } else if first_error(&result).is_none()
+                && results.get(1).and_then(|r| r["count"].as_i64()) == Some(1)
+            {
                 (Status::Ok, None)
             } else {
                 (Status::Info, None)
@@ -199,7 +248,10 @@ fn classify(op: RegisterOp, reply: Result<Value, ClientError>) -> (Status, Optio
 /// `list_dbs` on a member, or `None` if it does not answer within a few seconds.
 pub async fn list_dbs(addr: SocketAddr) -> Option<Vec<String>> {
     let mut c = Client::connect(addr, Duration::from_secs(1)).await.ok()?;
-    let r = tokio::time::timeout(Duration::from_secs(3), c.call("list_dbs", json!([]))).await.ok()?.ok()?;
+    let r = tokio::time::timeout(Duration::from_secs(3), c.call("list_dbs", json!([])))
+        .await
+        .ok()?
+        .ok()?;
     serde_json::from_value(r).ok()
 }
 
@@ -210,14 +262,20 @@ pub async fn create_registers(addr: SocketAddr, total: usize) -> anyhow::Result<
     loop {
         let attempt = async {
             let mut c = Client::connect(addr, Duration::from_secs(2)).await?;
-            let count = transact(&mut c, vec![json!({"op": "select", "table": "Register", "where": [], "columns": ["key"]})],
-                Duration::from_secs(10)).await?;
+            let count = transact(
+                &mut c,
+                vec![json!({"op": "select", "table": "Register", "where": [], "columns": ["key"]})],
+                Duration::from_secs(10),
+            )
+            .await?;
             let existing = count[0]["rows"].as_array().map(|r| r.len()).unwrap_or(0);
             if existing == total {
                 return Ok::<bool, ClientError>(true);
             }
             if existing != 0 {
-                return Err(ClientError::Protocol(format!("{existing} register rows exist, expected 0 or {total}")));
+                return Err(ClientError::Protocol(format!(
+                    "{existing} register rows exist, expected 0 or {total}"
+                )));
             }
             let ops: Vec<Value> = (0..total)
                 .map(|k| json!({"op": "insert", "table": "Register", "row": {"key": k as i64, "value": 0}}))
@@ -227,9 +285,12 @@ pub async fn create_registers(addr: SocketAddr, total: usize) -> anyhow::Result<
         };
         match attempt.await {
             Ok(true) => return Ok(()),
-            Ok(false) => {}
+            Ok(false) if Instant::now() < deadline => {}
+            Ok(false) => anyhow::bail!("the register rows were inserted but never became visible"),
             Err(ClientError::Protocol(p)) => anyhow::bail!(p),
-            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(500)).await,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await
+            }
             Err(e) => anyhow::bail!("could not create the register rows: {e}"),
         }
     }
@@ -242,16 +303,31 @@ pub async fn final_read(name: &str, addr: SocketAddr, within: Duration) -> Optio
     loop {
         let attempt = async {
             let mut c = Client::connect(addr, Duration::from_secs(2)).await?;
-            let r = transact(&mut c, vec![json!({"op": "select", "table": "Element", "where": [], "columns": ["value"]})],
-                Duration::from_secs(15)).await?;
+            let r = transact(
+                &mut c,
+                vec![
+                    json!({"op": "select", "table": "Element", "where": [], "columns": ["value"]}),
+                ],
+                Duration::from_secs(15),
+            )
+            .await?;
             if first_error(&r).is_some() {
                 return Err(ClientError::Protocol(r.to_string()));
             }
             let rows = r[0]["rows"].as_array().cloned().unwrap_or_default();
-            Ok::<Vec<i64>, ClientError>(rows.iter().filter_map(|row| row["value"].as_i64()).collect())
+            Ok::<Vec<i64>, ClientError>(
+                rows.iter()
+                    .filter_map(|row| row["value"].as_i64())
+                    .collect(),
+            )
         };
         match attempt.await {
-            Ok(values) => return Some(FinalRead { member: name.to_string(), values }),
+            Ok(values) => {
+                return Some(FinalRead {
+                    member: name.to_string(),
+                    values,
+                })
+            }
             Err(e) if Instant::now() >= deadline => {
                 eprintln!("final read through {name} failed: {e}");
                 return None;
@@ -267,18 +343,37 @@ mod tests {
 
     #[test]
     fn cas_outcomes() {
-        let wait_failed = json!([{"error": "timed out", "details": "\"wait\" timed out after 0 ms"}, null]);
-        assert_eq!(classify(RegisterOp::Cas(1, 2), Ok(wait_failed)), (Status::Fail, None));
-        assert_eq!(classify(RegisterOp::Cas(1, 2), Ok(json!([{}, {"count": 1}]))), (Status::Ok, None));
-        assert_eq!(classify(RegisterOp::Cas(1, 2), Err(ClientError::Timeout)), (Status::Info, None));
+        let wait_failed =
+            json!([{"error": "timed out", "details": "\"wait\" timed out after 0 ms"}, null]);
+        assert_eq!(
+            classify(RegisterOp::Cas(1, 2), Ok(wait_failed)),
+            (Status::Fail, None)
+        );
+        assert_eq!(
+            classify(RegisterOp::Cas(1, 2), Ok(json!([{}, {"count": 1}]))),
+            (Status::Ok, None)
+        );
+        assert_eq!(
+            classify(RegisterOp::Cas(1, 2), Err(ClientError::Timeout)),
+            (Status::Info, None)
+        );
         let rpc = ClientError::Rpc(json!("no leader"));
-        assert_eq!(classify(RegisterOp::Cas(1, 2), Err(rpc)), (Status::Info, None));
+        assert_eq!(
+            classify(RegisterOp::Cas(1, 2), Err(rpc)),
+            (Status::Info, None)
+        );
     }
 
     #[test]
     fn read_outcomes() {
-        assert_eq!(classify(RegisterOp::Read, Ok(json!([{"rows": [{"value": 3}]}]))), (Status::Ok, Some(3)));
-        assert_eq!(classify(RegisterOp::Read, Ok(json!([{"rows": []}]))), (Status::Info, None));
+        assert_eq!(
+            classify(RegisterOp::Read, Ok(json!([{"rows": [{"value": 3}]}]))),
+            (Status::Ok, Some(3))
+        );
+        assert_eq!(
+            classify(RegisterOp::Read, Ok(json!([{"rows": []}]))),
+            (Status::Info, None)
+        );
     }
 
     #[test]
