@@ -82,11 +82,17 @@ impl Load {
 fn writer(thread: usize, mut slot: usize, targets: Targets, stop: Arc<AtomicBool>, record: Arc<Mutex<Record>>) {
     let mut seq = 0u64;
     let mut conn: Option<(usize, Rpc)> = None;
+    let mut seen_len = 0;
     while !stop.load(Ordering::SeqCst) {
         // The member this thread writes through: its slot in the current list of targets (the
         // list grows and shrinks as members are added and removed).
         let (index, addr) = {
             let t = targets.lock().unwrap();
+            if t.len() != seen_len {
+                // Members came or went: spread the threads over the new list again.
+                seen_len = t.len();
+                slot = thread;
+            }
             t[slot % t.len()].clone()
         };
         if conn.as_ref().is_some_and(|(i, _)| *i != index) {
@@ -207,6 +213,7 @@ fn failover(kill_rounds: usize, phase: Duration) {
     std::thread::sleep(phase);
 
     let mut report = Vec::new();
+    let mut restarted = Vec::new();
     for round in 0..kill_rounds {
         let leader = strict_leader(&mut cluster);
         let before = load.acks();
@@ -243,6 +250,7 @@ fn failover(kill_rounds: usize, phase: Duration) {
 
         // Restart the killed member on its data directory: it catches up.
         cluster.member(leader).start_and_wait(DB, UP_TIMEOUT);
+        restarted.push(leader);
         std::thread::sleep(phase);
     }
 
@@ -255,7 +263,9 @@ fn failover(kill_rounds: usize, phase: Duration) {
     // Remove a member while the load runs: `cluster/kick` on the control socket of the member
     // just added (not the leader: the request travels to the leader), as an operator would.
     let leader = strict_leader(&mut cluster);
-    let victim = (1..=cluster.members.len()).find(|i| *i != leader && *i != added).unwrap();
+    // Not the restarted member either: the final check shows that one caught up.
+    let candidates: Vec<usize> = (1..=cluster.members.len()).filter(|i| *i != leader && *i != added).collect();
+    let victim = candidates.iter().copied().find(|i| !restarted.contains(i)).unwrap_or(candidates[0]);
     let victim_id = cluster.member(victim).raft_status().expect("victim status")["id"].as_str().unwrap().to_string();
     targets.lock().unwrap().retain(|(i, _)| *i != victim);
     let ctl = cluster.member(added).data_dir.join("halyard.ctl");
@@ -277,6 +287,8 @@ fn failover(kill_rounds: usize, phase: Duration) {
     std::thread::sleep(phase);
 
     let record = load.finish();
+    let through_added = record.acks.iter().filter(|a| a.member == added).count();
+    assert!(through_added > 0, "no write was acknowledged through the added member m{added}");
     let dump = wait_converged(&cluster, Duration::from_secs(120));
     assert!(dump.contains("w0-0"), "the dump lacks the first write");
 

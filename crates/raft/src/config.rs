@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-/// Election timeout, like ovsdb-server's default (`--election-timer`, 1000 ms). openraft draws the
-/// actual timeout in [min, 2*min).
+/// Election timeout, like ovsdb-server's default (`--election-timer`, 1000 ms): a follower that
+/// hears no leader starts an election between 1.5 and 2 times this after the last heartbeat
+/// (ovsdb-server: between 1 and 2 times). See `raft_config` for how openraft 0.9 gets there.
 pub const DEFAULT_ELECTION_TIMEOUT_MS: u64 = 1000;
 /// Leader heartbeat interval (a tenth of the election timeout, so a few lost beats are tolerated).
 pub const DEFAULT_HEARTBEAT_MS: u64 = 100;
@@ -52,8 +53,12 @@ impl MemberConfig {
     pub(crate) fn raft_config(&self, cluster_name: String) -> openraft::Config {
         openraft::Config {
             cluster_name,
-            election_timeout_min: self.election_timeout_ms,
-            election_timeout_max: self.election_timeout_ms * 2,
+            // openraft 0.9 makes a follower that heard a committed leader wait a leader lease
+            // (= election_timeout_max) plus its random timeout in [min, max) before it calls an
+            // election. With [T, 2T) that was 3T..4T (3-4 s of failover with the defaults); with
+            // [T/2, T) it is 1.5T..2T, close to ovsdb-server's T..2T.
+            election_timeout_min: (self.election_timeout_ms / 2).max(self.heartbeat_ms + 1),
+            election_timeout_max: self.election_timeout_ms.max(self.heartbeat_ms + 2),
             heartbeat_interval: self.heartbeat_ms,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             max_in_snapshot_log_to_keep: self.log_kept_behind_snapshot,

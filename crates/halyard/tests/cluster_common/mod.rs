@@ -7,7 +7,7 @@
 //! bound: the machine is loaded.
 #![allow(dead_code)]
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -374,34 +374,6 @@ pub fn raft_status(raft_addr: &str) -> Option<Value> {
     })
 }
 
-/// Asks the member at `raft_addr` (it forwards to nobody: it must be the leader) to remove the
-/// member with Raft id `node_hex` over the gRPC `Remove` call. Returns the reply, or an error text.
-pub fn raft_remove(raft_addr: &str, node_hex: &str) -> Result<String, String> {
-    let node_id = u64::from_str_radix(node_hex, 16).map_err(|e| e.to_string())?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut client =
-            halyard_raft::pb::member_client::MemberClient::connect(format!("http://{raft_addr}"))
-                .await
-                .map_err(|e| e.to_string())?;
-        let reply = client
-            .remove(halyard_raft::pb::RemoveRequest { node_id })
-            .await
-            .map_err(|s| s.message().to_string())?
-            .into_inner();
-        if reply.not_leader {
-            Err(format!("not the leader (leader at {})", reply.leader_addr))
-        } else if !reply.error.is_empty() {
-            Err(reply.error)
-        } else {
-            Ok(reply.message)
-        }
-    })
-}
-
 /// A Halyard cluster of real processes in a temporary directory.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
@@ -708,11 +680,4 @@ impl Rpc {
         }
         Ok(r)
     }
-}
-
-/// A file to collect a helper's output in.
-pub fn log_file(dir: &Path, name: &str) -> (PathBuf, File) {
-    let p = dir.join(name);
-    let f = File::create(&p).unwrap();
-    (p, f)
 }
