@@ -2,13 +2,17 @@
 # Installs what the deployment tests (tests/deploy/) need on a fresh Debian machine, from Debian's
 # packages only: debootstrap (the base image is built locally: there is no image registry),
 # docker-compose (when the engine has no `docker compose` plugin), haproxy (`haproxy -c`),
-# resource-agents (`ocf-tester`) and python3-yaml. Idempotent; quiet when everything is present.
+# resource-agents (`ocf-tester`, with xmllint), systemd-analyze, python3-yaml and python3-venv. Idempotent; quiet when everything is present.
 set -euo pipefail
 need=()
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v ocf-tester >/dev/null || [ -x /usr/sbin/ocf-tester ] || need+=(resource-agents)
+command -v xmllint >/dev/null || need+=(libxml2-utils)   # ocf-tester lints the agent's meta-data
+command -v systemd-analyze >/dev/null || need+=(systemd)
 python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
+# A venv for kubernetes-validate (PyPI; validates the manifest offline against bundled schemas).
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then
   need+=(docker-compose)
 fi
