@@ -63,7 +63,11 @@ impl Load {
                 std::thread::spawn(move || writer(t, t % n, targets, stop, record))
             })
             .collect();
-        Load { stop, record, threads }
+        Load {
+            stop,
+            record,
+            threads,
+        }
     }
 
     fn finish(self) -> Record {
@@ -71,7 +75,11 @@ impl Load {
         for t in self.threads {
             t.join().expect("writer thread");
         }
-        Arc::try_unwrap(self.record).ok().unwrap().into_inner().unwrap()
+        Arc::try_unwrap(self.record)
+            .ok()
+            .unwrap()
+            .into_inner()
+            .unwrap()
     }
 
     fn acks(&self) -> usize {
@@ -79,7 +87,13 @@ impl Load {
     }
 }
 
-fn writer(thread: usize, mut slot: usize, targets: Targets, stop: Arc<AtomicBool>, record: Arc<Mutex<Record>>) {
+fn writer(
+    thread: usize,
+    mut slot: usize,
+    targets: Targets,
+    stop: Arc<AtomicBool>,
+    record: Arc<Mutex<Record>>,
+) {
     let mut seq = 0u64;
     let mut conn: Option<(usize, Rpc)> = None;
     let mut seen_len = 0;
@@ -102,7 +116,11 @@ fn writer(thread: usize, mut slot: usize, targets: Targets, stop: Arc<AtomicBool
             match Rpc::connect(&addr, Duration::from_secs(60)) {
                 Ok(c) => conn = Some((index, c)),
                 Err(e) => {
-                    record.lock().unwrap().errors.push((index, format!("connect: {e}")));
+                    record
+                        .lock()
+                        .unwrap()
+                        .errors
+                        .push((index, format!("connect: {e}")));
                     slot += 1;
                     std::thread::sleep(Duration::from_millis(50));
                     continue;
@@ -115,7 +133,12 @@ fn writer(thread: usize, mut slot: usize, targets: Targets, stop: Arc<AtomicBool
         let sent = Instant::now();
         let op = json!({"op": "insert", "table": "Logical_Switch", "row": {"name": name}});
         match c.transact(DB, vec![op]) {
-            Ok(_) => record.lock().unwrap().acks.push(Ack { name, member: *index, sent, acked: Instant::now() }),
+            Ok(_) => record.lock().unwrap().acks.push(Ack {
+                name,
+                member: *index,
+                sent,
+                acked: Instant::now(),
+            }),
             Err(e) => {
                 record.lock().unwrap().errors.push((*index, e));
                 conn = None;
@@ -128,19 +151,28 @@ fn writer(thread: usize, mut slot: usize, targets: Targets, stop: Arc<AtomicBool
 /// The index of the member whose `_Server` row says `leader: true` (strict mode), confirmed by
 /// its own gRPC status.
 fn strict_leader(cluster: &mut Cluster) -> usize {
-    wait_until("a leader in _Server (strict)", Duration::from_secs(60), || {
-        let leaders: Vec<usize> = cluster
-            .members
-            .iter_mut()
-            .filter(|m| m.proc.is_some())
-            .filter(|m| m.server_row(DB).is_some_and(|r| r["leader"] == json!(true)))
-            .map(|m| m.index)
-            .collect();
-        match leaders.as_slice() {
-            [l] if cluster.members[l - 1].raft_status().is_some_and(|s| s["role"] == "leader") => Some(*l),
-            _ => None,
-        }
-    })
+    wait_until(
+        "a leader in _Server (strict)",
+        Duration::from_secs(60),
+        || {
+            let leaders: Vec<usize> = cluster
+                .members
+                .iter_mut()
+                .filter(|m| m.proc.is_some())
+                .filter(|m| m.server_row(DB).is_some_and(|r| r["leader"] == json!(true)))
+                .map(|m| m.index)
+                .collect();
+            match leaders.as_slice() {
+                [l] if cluster.members[l - 1]
+                    .raft_status()
+                    .is_some_and(|s| s["role"] == "leader") =>
+                {
+                    Some(*l)
+                }
+                _ => None,
+            }
+        },
+    )
 }
 
 /// Logical_Switch names as served by member `m`, with their multiplicity.
@@ -151,7 +183,8 @@ fn names(m: &Member) -> BTreeMap<String, usize> {
         .expect("select");
     let mut out = BTreeMap::new();
     for row in r[0]["rows"].as_array().unwrap() {
-        *out.entry(row["name"].as_str().unwrap().to_string()).or_insert(0) += 1;
+        *out.entry(row["name"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
     }
     out
 }
@@ -162,7 +195,11 @@ fn applied_index(m: &Member) -> Option<i64> {
 
 /// Waits until every running member has applied the same index and serves the same dump.
 fn wait_converged(cluster: &Cluster, limit: Duration) -> String {
-    let running: Vec<&Member> = cluster.members.iter().filter(|m| m.proc.is_some()).collect();
+    let running: Vec<&Member> = cluster
+        .members
+        .iter()
+        .filter(|m| m.proc.is_some())
+        .collect();
     wait_until("all members to converge", limit, || {
         let idx: Vec<Option<i64>> = running.iter().map(|m| applied_index(m)).collect();
         if idx.iter().any(Option::is_none) || idx.windows(2).any(|w| w[0] != w[1]) {
@@ -179,7 +216,11 @@ fn wait_converged(cluster: &Cluster, limit: Duration) -> String {
 
 /// Longest time without any acknowledgement, in the acknowledgements after `from`.
 fn longest_gap(acks: &[Ack], from: Instant, to: Instant) -> Duration {
-    let mut times: Vec<Instant> = acks.iter().map(|a| a.acked).filter(|t| *t >= from && *t <= to).collect();
+    let mut times: Vec<Instant> = acks
+        .iter()
+        .map(|a| a.acked)
+        .filter(|t| *t >= from && *t <= to)
+        .collect();
     times.sort();
     let mut prev = from;
     let mut gap = Duration::ZERO;
@@ -192,9 +233,17 @@ fn longest_gap(acks: &[Ack], from: Instant, to: Instant) -> Duration {
 
 /// HH:MM:SS.mmm (UTC), to line the test's events up with the members' logs.
 fn utc_now() -> String {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
     let s = t.as_secs() % 86400;
-    format!("{:02}:{:02}:{:02}.{:03}", s / 3600, s / 60 % 60, s % 60, t.subsec_millis())
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        t.subsec_millis()
+    )
 }
 
 fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
@@ -207,9 +256,17 @@ fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
 
 fn failover(kill_rounds: usize, phase: Duration) {
     let mut cluster = Cluster::start(3, &[NB_SCHEMA], &["--strict-leader"]);
-    let targets: Targets = Arc::new(Mutex::new(cluster.members.iter().map(|m| (m.index, m.addr())).collect()));
+    let targets: Targets = Arc::new(Mutex::new(
+        cluster
+            .members
+            .iter()
+            .map(|m| (m.index, m.addr()))
+            .collect(),
+    ));
     let load = Load::start(targets.clone(), 2);
-    wait_until("the load to get going", Duration::from_secs(60), || (load.acks() > 20).then_some(()));
+    wait_until("the load to get going", Duration::from_secs(60), || {
+        (load.acks() > 20).then_some(())
+    });
     std::thread::sleep(phase);
 
     let mut report = Vec::new();
@@ -225,10 +282,17 @@ fn failover(kill_rounds: usize, phase: Duration) {
             (l != leader).then_some((l, Instant::now()))
         });
         // Writes through the survivors resume.
-        let resumed = wait_until("writes to resume after the kill", Duration::from_secs(60), || {
-            let r = load.record.lock().unwrap();
-            r.acks.iter().find(|a| a.sent > killed_at && a.member != leader).map(|a| a.acked)
-        });
+        let resumed = wait_until(
+            "writes to resume after the kill",
+            Duration::from_secs(60),
+            || {
+                let r = load.record.lock().unwrap();
+                r.acks
+                    .iter()
+                    .find(|a| a.sent > killed_at && a.member != leader)
+                    .map(|a| a.acked)
+            },
+        );
         let new_leader = elected.0;
         eprintln!(
             "round {round}: new leader m{new_leader} seen {:?} after the kill; first write sent after the kill \
@@ -256,7 +320,10 @@ fn failover(kill_rounds: usize, phase: Duration) {
 
     // Add a member while the load runs; the writers start using it too.
     let added = cluster.add_member();
-    targets.lock().unwrap().push((added, cluster.member(added).addr()));
+    targets
+        .lock()
+        .unwrap()
+        .push((added, cluster.member(added).addr()));
     eprintln!("added m{added} under load");
     std::thread::sleep(phase);
 
@@ -264,42 +331,84 @@ fn failover(kill_rounds: usize, phase: Duration) {
     // just added (not the leader: the request travels to the leader), as an operator would.
     let leader = strict_leader(&mut cluster);
     // Not the restarted member either: the final check shows that one caught up.
-    let candidates: Vec<usize> = (1..=cluster.members.len()).filter(|i| *i != leader && *i != added).collect();
-    let victim = candidates.iter().copied().find(|i| !restarted.contains(i)).unwrap_or(candidates[0]);
-    let victim_id = cluster.member(victim).raft_status().expect("victim status")["id"].as_str().unwrap().to_string();
+    let candidates: Vec<usize> = (1..=cluster.members.len())
+        .filter(|i| *i != leader && *i != added)
+        .collect();
+    let victim = candidates
+        .iter()
+        .copied()
+        .find(|i| !restarted.contains(i))
+        .unwrap_or(candidates[0]);
+    let victim_id = cluster.member(victim).raft_status().expect("victim status")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     targets.lock().unwrap().retain(|(i, _)| *i != victim);
     let ctl = cluster.member(added).data_dir.join("halyard.ctl");
     let victim_raft = cluster.member(victim).raft_addr.clone();
     let kicked = run_ok(
         "ovs-appctl",
-        &["-t", ctl.to_str().unwrap(), "cluster/kick", DB, &victim_raft],
+        &[
+            "-t",
+            ctl.to_str().unwrap(),
+            "cluster/kick",
+            DB,
+            &victim_raft,
+        ],
         Duration::from_secs(60),
     );
-    eprintln!("cluster/kick m{victim} ({victim_raft}) through m{added}: {}", kicked.trim());
+    eprintln!(
+        "cluster/kick m{victim} ({victim_raft}) through m{added}: {}",
+        kicked.trim()
+    );
     let leader_raft = cluster.member(leader).raft_addr.clone();
-    wait_until("the kicked member to leave the membership", Duration::from_secs(60), || {
-        let status = raft_status(&leader_raft)?;
-        let gone = !status["members"].as_array()?.iter().any(|m| m["id"] == json!(victim_id));
-        gone.then_some(())
-    });
+    wait_until(
+        "the kicked member to leave the membership",
+        Duration::from_secs(60),
+        || {
+            let status = raft_status(&leader_raft)?;
+            let gone = !status["members"]
+                .as_array()?
+                .iter()
+                .any(|m| m["id"] == json!(victim_id));
+            gone.then_some(())
+        },
+    );
     std::thread::sleep(phase);
     cluster.member(victim).kill();
     std::thread::sleep(phase);
 
     let record = load.finish();
     let through_added = record.acks.iter().filter(|a| a.member == added).count();
-    assert!(through_added > 0, "no write was acknowledged through the added member m{added}");
+    assert!(
+        through_added > 0,
+        "no write was acknowledged through the added member m{added}"
+    );
     let dump = wait_converged(&cluster, Duration::from_secs(120));
     assert!(dump.contains("w0-0"), "the dump lacks the first write");
 
     // No acknowledged write lost, none applied twice, on any running member.
     for m in cluster.members.iter().filter(|m| m.proc.is_some()) {
         let names = names(m);
-        let missing: Vec<&str> =
-            record.acks.iter().filter(|a| !names.contains_key(&a.name)).map(|a| a.name.as_str()).collect();
-        assert!(missing.is_empty(), "m{} lost {} acknowledged writes: {:?}", m.index, missing.len(), &missing[..missing.len().min(20)]);
+        let missing: Vec<&str> = record
+            .acks
+            .iter()
+            .filter(|a| !names.contains_key(&a.name))
+            .map(|a| a.name.as_str())
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "m{} lost {} acknowledged writes: {:?}",
+            m.index,
+            missing.len(),
+            &missing[..missing.len().min(20)]
+        );
         let twice: Vec<(&String, &usize)> = names.iter().filter(|(_, n)| **n > 1).collect();
-        assert!(twice.is_empty(), "m{} applied writes more than once: {twice:?}", m.index);
+        assert!(
+            twice.is_empty(),
+            "m{} applied writes more than once: {twice:?}",
+            m.index
+        );
     }
     let latencies: Vec<Duration> = record.acks.iter().map(|a| a.acked - a.sent).collect();
     let mut per_member: BTreeMap<usize, usize> = BTreeMap::new();

@@ -30,22 +30,44 @@ struct Standalone {
 impl Standalone {
     fn start(dir: &Path, name: &str, schema: &str) -> Standalone {
         let db = dir.join(format!("{name}.db"));
-        run_ok("ovsdb-tool", &["create", db.to_str().unwrap(), schema], Duration::from_secs(30));
+        run_ok(
+            "ovsdb-tool",
+            &["create", db.to_str().unwrap(), schema],
+            Duration::from_secs(30),
+        );
         let port = free_port();
         let mut cmd = Command::new("ovsdb-server");
         cmd.arg("--no-chdir")
             .arg(format!("--remote=ptcp:{port}:127.0.0.1"))
-            .arg(format!("--unixctl={}", dir.join(format!("{name}.ctl")).display()))
+            .arg(format!(
+                "--unixctl={}",
+                dir.join(format!("{name}.ctl")).display()
+            ))
             .arg(&db);
-        let proc = Proc::spawn(&format!("ovsdb-server {name}"), cmd, &dir.join(format!("{name}.log")));
+        let proc = Proc::spawn(
+            &format!("ovsdb-server {name}"),
+            cmd,
+            &dir.join(format!("{name}.log")),
+        );
         let remote = format!("tcp:127.0.0.1:{port}");
-        wait_until(&format!("ovsdb-server {name}"), Duration::from_secs(60), || {
-            run("ovsdb-client", &["--timeout=2", "list-dbs", &remote], Duration::from_secs(10))
+        wait_until(
+            &format!("ovsdb-server {name}"),
+            Duration::from_secs(60),
+            || {
+                run(
+                    "ovsdb-client",
+                    &["--timeout=2", "list-dbs", &remote],
+                    Duration::from_secs(10),
+                )
                 .status
                 .success()
                 .then_some(())
-        });
-        Standalone { _proc: proc, remote }
+            },
+        );
+        Standalone {
+            _proc: proc,
+            remote,
+        }
     }
 }
 
@@ -73,7 +95,11 @@ impl Northd {
 
     /// "active", "standby", "paused", or None while its control socket does not answer.
     fn status(&self) -> Option<String> {
-        let out = run("ovn-appctl", &["-t", self.ctl.to_str().unwrap(), "status"], Duration::from_secs(10));
+        let out = run(
+            "ovn-appctl",
+            &["-t", self.ctl.to_str().unwrap(), "status"],
+            Duration::from_secs(10),
+        );
         let text = String::from_utf8_lossy(&out.stdout);
         text.trim().strip_prefix("Status: ").map(str::to_string)
     }
@@ -87,7 +113,11 @@ impl Northd {
 
 fn build_topology(dir: &Path, members: &[String]) {
     let state = dir.join("rotate.state");
-    let path = format!("{}:{}", asset("tests/cluster/rotate").display(), std::env::var("PATH").unwrap());
+    let path = format!(
+        "{}:{}",
+        asset("tests/cluster/rotate").display(),
+        std::env::var("PATH").unwrap()
+    );
     let script = asset("tests/ovn/nb-topology.sh");
     let out = run_env(
         "bash",
@@ -109,11 +139,26 @@ fn build_topology(dir: &Path, members: &[String]) {
 }
 
 fn sync(nb: &str) {
-    run_ok("ovn-nbctl", &[&format!("--db={nb}"), "--timeout=150", "--wait=sb", "sync"], T);
+    run_ok(
+        "ovn-nbctl",
+        &[&format!("--db={nb}"), "--timeout=150", "--wait=sb", "sync"],
+        T,
+    );
 }
 
 fn southbound(remote: &str) -> String {
-    let dump = run_ok("ovsdb-client", &["--timeout=60", "-f", "json", "dump", remote, "OVN_Southbound"], T);
+    let dump = run_ok(
+        "ovsdb-client",
+        &[
+            "--timeout=60",
+            "-f",
+            "json",
+            "dump",
+            remote,
+            "OVN_Southbound",
+        ],
+        T,
+    );
     let mut child = Command::new("python3")
         .arg(asset("tests/cluster/normalize_sb.py"))
         .stdin(std::process::Stdio::piped())
@@ -123,7 +168,11 @@ fn southbound(remote: &str) -> String {
         .unwrap();
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), dump.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "normalize_sb.py: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "normalize_sb.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -133,29 +182,50 @@ fn row_diff(a: &str, b: &str) -> String {
     let lb: std::collections::BTreeSet<&str> = b.lines().collect();
     let only_a: Vec<&&str> = la.difference(&lb).take(15).collect();
     let only_b: Vec<&&str> = lb.difference(&la).take(15).collect();
-    format!("only in Halyard ({}):\n{only_a:#?}\nonly in ovsdb-server ({}):\n{only_b:#?}", la.difference(&lb).count(), lb.difference(&la).count())
+    format!(
+        "only in Halyard ({}):\n{only_a:#?}\nonly in ovsdb-server ({}):\n{only_b:#?}",
+        la.difference(&lb).count(),
+        lb.difference(&la).count()
+    )
 }
 
 #[test]
 fn northd_over_halyard_clusters_writes_what_it_writes_over_ovsdb_server_and_fails_over() {
     let mut nb = Cluster::start(3, &[NB_SCHEMA], &[]);
     let mut sb = Cluster::start(3, &[SB_SCHEMA], &[]);
-    let dir = tempfile::Builder::new().prefix("northd-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("northd-")
+        .tempdir()
+        .unwrap();
 
     // The reference: the same topology through ovsdb-server + ovn-northd.
     let ref_nb = Standalone::start(dir.path(), "ref-nb", NB_SCHEMA);
     let ref_sb = Standalone::start(dir.path(), "ref-sb", SB_SCHEMA);
     let ref_northd = Northd::start(dir.path(), "ref-northd", &ref_nb.remote, &ref_sb.remote);
-    build_topology(dir.path(), &[ref_nb.remote.clone()]);
+    build_topology(dir.path(), std::slice::from_ref(&ref_nb.remote));
     sync(&ref_nb.remote);
     let expected = southbound(&ref_sb.remote);
-    assert!(expected.lines().filter(|l| l.contains("\"Logical_Flow\"")).count() > 100, "reference too small");
+    assert!(
+        expected
+            .lines()
+            .filter(|l| l.contains("\"Logical_Flow\""))
+            .count()
+            > 100,
+        "reference too small"
+    );
 
     // ovn-northd given every member of each cluster.
-    let mut northd = Northd::start(dir.path(), "northd-all", &nb.remote_list(), &sb.remote_list());
-    wait_until("ovn-northd over Halyard to be active", Duration::from_secs(60), || {
-        (northd.status().as_deref() == Some("active")).then_some(())
-    });
+    let mut northd = Northd::start(
+        dir.path(),
+        "northd-all",
+        &nb.remote_list(),
+        &sb.remote_list(),
+    );
+    wait_until(
+        "ovn-northd over Halyard to be active",
+        Duration::from_secs(60),
+        || (northd.status().as_deref() == Some("active")).then_some(()),
+    );
     build_topology(dir.path(), &nb.remotes());
     sync(&nb.remote_list());
     for m in &sb.members {
@@ -176,15 +246,27 @@ fn northd_over_halyard_clusters_writes_what_it_writes_over_ovsdb_server_and_fail
     northd.proc.terminate(Duration::from_secs(10));
 
     // Two instances on different members: exactly one active.
-    let a = Northd::start(dir.path(), "northd-a", &nb.member(1).remote(), &sb.member(1).remote());
-    let b = Northd::start(dir.path(), "northd-b", &nb.member(2).remote(), &sb.member(2).remote());
-    let (active, standby, active_member) = wait_until("one active and one standby ovn-northd", Duration::from_secs(60), || {
-        match (a.status()?.as_str(), b.status()?.as_str()) {
+    let a = Northd::start(
+        dir.path(),
+        "northd-a",
+        &nb.member(1).remote(),
+        &sb.member(1).remote(),
+    );
+    let b = Northd::start(
+        dir.path(),
+        "northd-b",
+        &nb.member(2).remote(),
+        &sb.member(2).remote(),
+    );
+    let (active, standby, active_member) = wait_until(
+        "one active and one standby ovn-northd",
+        Duration::from_secs(60),
+        || match (a.status()?.as_str(), b.status()?.as_str()) {
             ("active", "standby") => Some((&a, &b, 1)),
             ("standby", "active") => Some((&b, &a, 2)),
             _ => None,
-        }
-    });
+        },
+    );
     // Still exactly one a few seconds later.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(active.status().as_deref(), Some("active"));
@@ -195,16 +277,33 @@ fn northd_over_halyard_clusters_writes_what_it_writes_over_ovsdb_server_and_fail
     let killed_at = Instant::now();
     sb.member(active_member).kill();
     nb.member(active_member).kill();
-    let took = wait_until("the standby ovn-northd to become active", Duration::from_secs(90), || {
-        (standby.status().as_deref() == Some("active")).then(|| killed_at.elapsed())
-    });
+    let took = wait_until(
+        "the standby ovn-northd to become active",
+        Duration::from_secs(90),
+        || (standby.status().as_deref() == Some("active")).then(|| killed_at.elapsed()),
+    );
     eprintln!("standby ovn-northd became active {took:?} after its peer's members were killed (lock lease: 5 s)");
-    assert!(took < Duration::from_secs(30), "took {took:?}: longer than the lock lease allows");
+    assert!(
+        took < Duration::from_secs(30),
+        "took {took:?}: longer than the lock lease allows"
+    );
 
     // And it does its job: a new switch appears in the Southbound through the survivors.
     let survivor = if active_member == 1 { 2 } else { 1 };
-    run_ok("ovn-nbctl", &[&format!("--db={}", nb.member(survivor).remote()), "--timeout=60", "ls-add", "after-failover"], T);
+    run_ok(
+        "ovn-nbctl",
+        &[
+            &format!("--db={}", nb.member(survivor).remote()),
+            "--timeout=60",
+            "ls-add",
+            "after-failover",
+        ],
+        T,
+    );
     sync(&nb.member(survivor).remote());
     let sbnow = southbound(&sb.member(survivor).remote());
-    assert!(sbnow.contains("dp:after-failover"), "no datapath for the switch added after the failover");
+    assert!(
+        sbnow.contains("dp:after-failover"),
+        "no datapath for the switch added after the failover"
+    );
 }

@@ -15,8 +15,11 @@ use serde_json::{json, Value};
 const DB: &str = "OVN_Northbound";
 
 fn insert(c: &mut Rpc, name: &str) {
-    c.transact(DB, vec![json!({"op": "insert", "table": "Logical_Switch", "row": {"name": name}})])
-        .unwrap_or_else(|e| panic!("insert {name}: {e}"));
+    c.transact(
+        DB,
+        vec![json!({"op": "insert", "table": "Logical_Switch", "row": {"name": name}})],
+    )
+    .unwrap_or_else(|e| panic!("insert {name}: {e}"));
 }
 
 fn select_names(c: &mut Rpc, name: &str) -> usize {
@@ -34,24 +37,44 @@ fn select_names(c: &mut Rpc, name: &str) -> usize {
 fn monitor_sees(addr: &str, name: &str) -> bool {
     let mut c = Rpc::connect(addr, Duration::from_secs(60)).expect("connect");
     let req = json!([DB, Value::Null, {"Logical_Switch": [{"columns": ["name"], "where": [["name", "==", name]]}]}]);
-    let r = c.call("monitor_cond", req).unwrap_or_else(|e| panic!("monitor_cond: {e}"));
-    r.get("Logical_Switch").and_then(Value::as_object).is_some_and(|rows| !rows.is_empty())
+    let r = c
+        .call("monitor_cond", req)
+        .unwrap_or_else(|e| panic!("monitor_cond: {e}"));
+    r.get("Logical_Switch")
+        .and_then(Value::as_object)
+        .is_some_and(|rows| !rows.is_empty())
 }
 
 fn stop(m: &Member) {
-    run_ok("kill", &["-STOP", &m.proc.as_ref().unwrap().pid().unwrap().to_string()], Duration::from_secs(10));
+    run_ok(
+        "kill",
+        &[
+            "-STOP",
+            &m.proc.as_ref().unwrap().pid().unwrap().to_string(),
+        ],
+        Duration::from_secs(10),
+    );
 }
 
 fn cont(m: &Member) {
-    run_ok("kill", &["-CONT", &m.proc.as_ref().unwrap().pid().unwrap().to_string()], Duration::from_secs(10));
+    run_ok(
+        "kill",
+        &[
+            "-CONT",
+            &m.proc.as_ref().unwrap().pid().unwrap().to_string(),
+        ],
+        Duration::from_secs(10),
+    );
 }
 
 #[test]
 fn a_write_acknowledged_anywhere_is_read_everywhere_afterwards() {
     let cluster = Cluster::start(3, &[NB_SCHEMA], &[]);
     let addrs: Vec<String> = cluster.members.iter().map(Member::addr).collect();
-    let mut conns: Vec<Rpc> =
-        addrs.iter().map(|a| Rpc::connect(a, Duration::from_secs(60)).expect("connect")).collect();
+    let mut conns: Vec<Rpc> = addrs
+        .iter()
+        .map(|a| Rpc::connect(a, Duration::from_secs(60)).expect("connect"))
+        .collect();
     let rounds = 150;
     let mut stale_monitors = Vec::new();
     let started = Instant::now();
@@ -61,13 +84,25 @@ fn a_write_acknowledged_anywhere_is_read_everywhere_afterwards() {
         let name = format!("lin-{i}");
         insert(&mut conns[a], &name);
         let seen = select_names(&mut conns[b], &name);
-        assert_eq!(seen, 1, "round {i}: written through m{} then read through m{}: row missing", a + 1, b + 1);
+        assert_eq!(
+            seen,
+            1,
+            "round {i}: written through m{} then read through m{}: row missing",
+            a + 1,
+            b + 1
+        );
         if i % 5 == 0 && !monitor_sees(&addrs[b], &name) {
             stale_monitors.push(format!("round {i}: m{} -> m{}", a + 1, b + 1));
         }
     }
-    eprintln!("{rounds} write/read rounds across members in {:?}", started.elapsed());
-    assert!(stale_monitors.is_empty(), "monitor initial contents missed acknowledged writes: {stale_monitors:?}");
+    eprintln!(
+        "{rounds} write/read rounds across members in {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stale_monitors.is_empty(),
+        "monitor initial contents missed acknowledged writes: {stale_monitors:?}"
+    );
 }
 
 #[test]
@@ -80,7 +115,10 @@ fn a_lagging_member_serves_only_current_reads() {
     let addr_b = cluster.member(b).addr();
     let mut writer = Rpc::connect(&addr_a, Duration::from_secs(60)).unwrap();
     let mut stale = Vec::new();
-    for (i, kind) in ["transact", "monitor", "transact", "monitor"].iter().enumerate() {
+    for (i, kind) in ["transact", "monitor", "transact", "monitor"]
+        .iter()
+        .enumerate()
+    {
         let name = format!("lag-{i}");
         // B misses the commit of the write while stopped; the leader then backs off from it.
         stop(&cluster.members[b - 1]);
@@ -95,7 +133,9 @@ fn a_lagging_member_serves_only_current_reads() {
             _ => monitor_sees(&addr_b, &name),
         };
         if !seen {
-            stale.push(format!("{kind} through lagging m{b} missed {name} acknowledged through m{a}"));
+            stale.push(format!(
+                "{kind} through lagging m{b} missed {name} acknowledged through m{a}"
+            ));
         }
         std::thread::sleep(Duration::from_millis(500));
     }

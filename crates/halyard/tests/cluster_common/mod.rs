@@ -310,10 +310,22 @@ impl Member {
         let deadline = Instant::now() + limit;
         loop {
             if !self.is_running() {
-                return Err(format!("member {} exited while starting; log:\n{}", self.index, self.log_tail(40)));
+                return Err(format!(
+                    "member {} exited while starting; log:\n{}",
+                    self.index,
+                    self.log_tail(40)
+                ));
             }
-            let listed = run("ovsdb-client", &["--timeout=2", "list-dbs", &self.remote()], Duration::from_secs(10));
-            if listed.status.success() && String::from_utf8_lossy(&listed.stdout).lines().any(|l| l == db) {
+            let listed = run(
+                "ovsdb-client",
+                &["--timeout=2", "list-dbs", &self.remote()],
+                Duration::from_secs(10),
+            );
+            if listed.status.success()
+                && String::from_utf8_lossy(&listed.stdout)
+                    .lines()
+                    .any(|l| l == db)
+            {
                 if let Some(row) = self.server_row(db) {
                     if row["connected"] == json!(true) {
                         return Ok(());
@@ -321,7 +333,11 @@ impl Member {
                 }
             }
             if Instant::now() > deadline {
-                return Err(format!("member {} not ready with {db} after {limit:?}; log:\n{}", self.index, self.log_tail(40)));
+                return Err(format!(
+                    "member {} not ready with {db} after {limit:?}; log:\n{}",
+                    self.index,
+                    self.log_tail(40)
+                ));
             }
             std::thread::sleep(Duration::from_millis(200));
         }
