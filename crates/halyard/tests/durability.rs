@@ -21,6 +21,8 @@ use common::*;
 use serde_json::{json, Value};
 
 const WRITERS: usize = 4;
+/// Round r of the load numbers its transactions from r * ROUND_SEQ.
+const ROUND_SEQ: usize = 100_000;
 
 fn load_schema() -> Value {
     json!({
@@ -147,7 +149,8 @@ fn check_after_restart(h: &Halyard, ledger: &Ledger) -> BTreeMap<String, Value> 
             "{name} came back with another uuid"
         );
     }
-    let mut unacked_per_writer: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    // Per (writer, round): each round numbers its transactions from a multiple of ROUND_SEQ.
+    let mut unacked_per_writer: BTreeMap<(i64, i64), Vec<String>> = BTreeMap::new();
     for (name, row) in &rows {
         let sent = ledger
             .attempted
@@ -161,17 +164,20 @@ fn check_after_restart(h: &Halyard, ledger: &Ledger) -> BTreeMap<String, Value> 
         }
         if !ledger.acked.contains_key(name) {
             unacked_per_writer
-                .entry(sent["writer"].as_i64().unwrap())
+                .entry((
+                    sent["writer"].as_i64().unwrap(),
+                    sent["seq"].as_i64().unwrap() / ROUND_SEQ as i64,
+                ))
                 .or_default()
                 .push(name.clone());
         }
     }
     // Each writer waits for each reply before sending the next: at most its last transaction
-    // was in flight at the kill.
+    // was in flight at each kill.
     for (w, names) in &unacked_per_writer {
         assert!(
             names.len() <= 1,
-            "writer {w} has several unacknowledged rows present: {names:?}"
+            "writer, round {w:?} has several unacknowledged rows present: {names:?}"
         );
     }
     rows
@@ -228,7 +234,7 @@ fn kill9_under_write_load_keeps_every_acknowledged_transaction() {
     h.kill9();
     h.serve_args = vec!["--snapshot-every".into(), "100".into()];
     h.serve();
-    let round2 = load_then_kill9(&mut h, 100_000, 400);
+    let round2 = load_then_kill9(&mut h, ROUND_SEQ, 400);
     assert!(
         h.log_text().contains("snapshot built"),
         "no snapshot was built:\n{}",
@@ -382,4 +388,106 @@ fn a_damaged_log_tail_or_entry_is_refused_with_a_clear_error() {
             && msg.contains("restore this member from a peer"),
         "no clear error for a damaged middle entry:\n{msg}"
     );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let ty = e.file_type().unwrap();
+        if ty.is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else if ty.is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        } // sockets (the control socket) are not state
+    }
+}
+
+/// Flips 32 bytes of sled's `db` file at the last place the `pad` of row `seq` was written.
+fn damage_sled_file(data_dir: &Path, seq: usize) {
+    let path = data_dir.join("db");
+    let mut bytes = std::fs::read(&path).expect("sled's db file");
+    let pad = row_for(0, seq)["pad"].as_str().unwrap().to_string();
+    let at = bytes
+        .windows(pad.len())
+        .rposition(|w| w == pad.as_bytes())
+        .unwrap_or_else(|| panic!("row {seq} not found in {}", path.display()));
+    for b in &mut bytes[at..at + 32] {
+        *b ^= 0x55;
+    }
+    std::fs::write(&path, bytes).unwrap();
+}
+
+/// Starts `serve` on damaged bytes: it must either refuse (non-zero exit, an error naming the
+/// corruption) or serve a prefix of the acknowledged history (rows 0..k, each with its
+/// acknowledged UUID) — never a database with a hole or with altered rows.
+fn refusal_or_prefix(h: &mut Halyard, acked: &BTreeMap<String, String>, what: &str) {
+    let mut p = h.spawn_serve();
+    let port = h.port;
+    let served = wait_for(STARTUP, "halyard serve to refuse or serve", || {
+        if p.child.try_wait().unwrap().is_some() {
+            return Some(false);
+        }
+        let mut c = Rpc::connect_timeout(port, Duration::from_secs(1)).ok()?;
+        c.call("list_dbs", json!([])).ok().map(|_| true)
+    });
+    if !served {
+        let status = p.child.wait().unwrap();
+        let log = p.log_text();
+        assert!(
+            !status.success(),
+            "{what}: exited successfully without serving:\n{log}"
+        );
+        assert!(
+            log.to_lowercase().contains("corrupt"),
+            "{what}: refused without naming the corruption:\n{log}"
+        );
+        eprintln!("{what}: refused to start ({status})");
+        return;
+    }
+    h.proc = Some(p);
+    let rows = rows_by_name(h.port);
+    let n = rows.len();
+    for seq in 0..n {
+        let name = format!("w0-{seq}");
+        let row = rows.get(&name).unwrap_or_else(|| {
+            panic!("{what}: {n} rows served but {name} is missing: not a prefix of the history")
+        });
+        assert_eq!(
+            row["_uuid"],
+            json!(["uuid", acked[&name]]),
+            "{what}: {name}"
+        );
+        let sent = row_for(0, seq);
+        for col in ["name", "writer", "seq", "pad"] {
+            assert_eq!(row[col], sent[col], "{what}: {name}.{col} altered");
+        }
+    }
+    eprintln!(
+        "{what}: recovered a prefix of {n} of {} acknowledged rows",
+        acked.len()
+    );
+    h.kill9();
+}
+
+/// Damage below the storage crate's own checks: bytes of sled's data file. sled stops its
+/// recovery at the first damaged message, so what comes back must be a prefix of the history
+/// (or the member refuses to start).
+#[test]
+fn damaged_sled_file_bytes_give_a_refusal_or_a_consistent_prefix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let schema = write_schema(tmp.path(), &load_schema());
+    let mut h = Halyard::start(&schema);
+    let acked = fill(&h, 40);
+    h.kill9();
+    let backup = tmp.path().join("backup");
+    copy_dir(&h.data_dir, &backup);
+
+    damage_sled_file(&h.data_dir, 39);
+    refusal_or_prefix(&mut h, &acked, "the last write damaged");
+
+    std::fs::remove_dir_all(&h.data_dir).unwrap();
+    copy_dir(&backup, &h.data_dir);
+    damage_sled_file(&h.data_dir, 20);
+    refusal_or_prefix(&mut h, &acked, "a write in the middle damaged");
 }

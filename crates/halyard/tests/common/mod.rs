@@ -567,6 +567,55 @@ impl Rpc {
         }
     }
 
+    /// Without blocking: reads what has arrived, answers the server's echo probes (as the C
+    /// and Python IDLs do) and returns the other complete messages. `Err(Closed)` once the
+    /// server has closed the connection.
+    pub fn pump(&mut self) -> Result<Vec<Value>, RecvError> {
+        self.stream.set_nonblocking(true).unwrap();
+        let mut closed = false;
+        let mut chunk = [0u8; 65536];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        self.stream.set_nonblocking(false).unwrap();
+        let mut out = Vec::new();
+        loop {
+            let mut it = serde_json::Deserializer::from_slice(&self.buf).into_iter::<Value>();
+            match it.next() {
+                Some(Ok(v)) => {
+                    let used = it.byte_offset();
+                    self.buf.drain(..used);
+                    if v["method"] == "echo" && v["id"] == "echo" {
+                        let reply = json!({"id": "echo", "result": v["params"], "error": null});
+                        if self.send(&reply).is_err() {
+                            return Err(RecvError::Closed);
+                        }
+                    } else {
+                        out.push(v);
+                    }
+                }
+                Some(Err(e)) if !e.is_eof() => return Err(RecvError::BadJson(e.to_string())),
+                _ => break,
+            }
+        }
+        if closed {
+            return Err(RecvError::Closed);
+        }
+        Ok(out)
+    }
+
     pub fn shutdown(&self) {
         let _ = self.stream.shutdown(Shutdown::Both);
     }
