@@ -27,6 +27,12 @@ if [ -z "${HALYARD_BIN:-}" ]; then
   HALYARD_BIN=$CARGO_TARGET_DIR/debug/halyard
 fi
 bin=$HALYARD_BIN
+# kubernetes-validate (and PyYAML with it) in a cached venv, whatever python3 the PATH offers.
+venv=${HALYARD_DEPLOY_VENV:-$HOME/.cache/halyard-deploy-venv}
+if [ ! -x "$venv/bin/kubernetes-validate" ]; then
+  python3 -m venv "$venv" && "$venv/bin/pip" install -q kubernetes-validate || fail "pip install kubernetes-validate"
+fi
+py=$venv/bin/python
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/halyard-configs.XXXXXX")
 haproxy_pid=""
@@ -158,14 +164,10 @@ done
 ok "systemd-analyze verify halyard@nb.service: no complaint; nb.conf and sb.conf match the launcher"
 
 step "Kubernetes manifest"
-venv=${HALYARD_DEPLOY_VENV:-$HOME/.cache/halyard-deploy-venv}
-if [ ! -x "$venv/bin/kubernetes-validate" ]; then
-  python3 -m venv "$venv" && "$venv/bin/pip" install -q kubernetes-validate || fail "pip install kubernetes-validate"
-fi
 "$venv/bin/kubernetes-validate" --strict --quiet "$root/deploy/kubernetes/halyard.yaml" ||
   fail "kubernetes-validate"
 ok "kubernetes-validate --strict (Kubernetes $("$venv/bin/kubernetes-validate" --version 2>/dev/null | awk '{print $NF}') schemas)"
-python3 - "$root/deploy/kubernetes/halyard.yaml" <<'PY' || fail "manifest semantics"
+"$py" - "$root/deploy/kubernetes/halyard.yaml" <<'PY' || fail "manifest semantics"
 import sys, yaml
 docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(open(sys.argv[1])) if d}
 sts = docs[("StatefulSet", "halyard")]
@@ -192,7 +194,7 @@ step "compose files"
 if docker compose version >/dev/null 2>&1; then compose_cmd=(docker compose); else compose_cmd=(docker-compose); fi
 for n in 3 5; do
   out=$("${compose_cmd[@]}" -f "$root/deploy/docker/compose-$n.yml" config 2>&1) || { echo "$out" >&2; fail "compose-$n.yml"; }
-  services=$(echo "$out" | python3 -c 'import sys, yaml; d = yaml.safe_load(sys.stdin); print(len(d["services"]), sum(1 for s in d["services"].values() if not s["environment"].get("HALYARD_PEERS")))')
+  services=$(echo "$out" | "$py" -c 'import sys, yaml; d = yaml.safe_load(sys.stdin); print(len(d["services"]), sum(1 for s in d["services"].values() if not s["environment"].get("HALYARD_PEERS")))')
   [ "$services" = "$n 1" ] || fail "compose-$n.yml: want $n members of which 1 creates, got $services"
 done
 ok "docker compose config: compose-3.yml (3 members), compose-5.yml (5 members), one creator each"
