@@ -63,6 +63,8 @@ set +e
 "$work/halyard-faults" --halyard "$work/halyard" --tag "$tag" --workdir "$work/run" "${args[@]}"
 rc=$?
 set -e
+# Keep logs and the history; drop the members' data directories unless the run failed.
+[ "$rc" = 0 ] && rm -rf "$work"/run/m*/
 echo "logs and history: $work/run"
 if [ "$expect_anomalies" = 1 ]; then
   if [ "$rc" = 1 ]; then

@@ -56,6 +56,8 @@ pub struct Cluster {
     election_timer_ms: u64,
     unsafe_ack: bool,
     pub members: Vec<MemberProc>,
+    /// Members at the start: membership changes return to this size.
+    pub initial_size: usize,
 }
 
 impl Cluster {
@@ -68,12 +70,14 @@ impl Cluster {
             election_timer_ms,
             unsafe_ack: false,
             members: Vec::new(),
+            initial_size: 0,
         }
     }
 
     /// Creates an `n`-member cluster, one member at a time (each joins through the first and
     /// must be a voter before the next is added).
     pub async fn start(&mut self, n: usize) -> Result<()> {
+        self.initial_size = n;
         for _ in 0..n {
             self.add_member().await?;
         }

@@ -19,7 +19,8 @@ pub enum Fault {
     PauseFollower,
     IsolateLeader,
     Bridge,
-    /// With 3 members, a new member joins; with more, a follower is kicked (and stopped).
+    /// A new member joins when there are 3 members or fewer than at the start; otherwise a
+    /// follower is kicked (and stopped).
     Membership,
 }
 
@@ -110,7 +111,8 @@ pub async fn inject(
         }
         Fault::Membership => {
             let members = cluster.in_cluster();
-            if members.len() <= 3 && cluster.members.len() < 100 {
+            let join = members.len() <= 3 || members.len() < cluster.initial_size;
+            if join && cluster.members.len() < 100 {
                 let new = cluster.add_member().await?;
                 set_targets(cluster, shared);
                 format!(
