@@ -491,3 +491,48 @@ fn ovsdbapp_northbound_api() {
         "ovsdbapp summary differs from ovsdb-server's"
     );
 }
+
+/// What every IDL relies on (§1.5): on a session that monitors a table, the `update2` a
+/// transaction causes arrives before that transaction's reply; ovsdb-server does the same.
+#[test]
+fn a_sessions_own_write_is_announced_before_its_reply() {
+    let h = Halyard::start(NB_SCHEMA);
+    let real = OvsdbServer::start(NB_SCHEMA);
+    let mut sequences = Vec::new();
+    for port in [h.port, real.port] {
+        let mut c = Rpc::connect(port);
+        c.send(
+            &json!({"id": "m", "method": "monitor_cond", "params": ["OVN_Northbound", "mon",
+            {"Logical_Switch": [{"columns": ["name"]}]}]}),
+        )
+        .unwrap();
+        let first = c.recv(CLIENT_TIMEOUT).expect("monitor_cond reply");
+        assert_eq!(first["id"], "m", "{first}");
+        let mut seq = Vec::new();
+        for i in 0..5 {
+            c.send(
+                &json!({"id": i, "method": "transact", "params": ["OVN_Northbound",
+                {"op": "insert", "table": "Logical_Switch", "row": {"name": format!("ls{i}")}}]}),
+            )
+            .unwrap();
+            loop {
+                let m = c.recv(CLIENT_TIMEOUT).expect("update or reply");
+                if m["method"] == "update2" {
+                    let name = m["params"][1]["Logical_Switch"]
+                        .as_object()
+                        .and_then(|rows| rows.values().next())
+                        .map(|r| r["insert"]["name"].clone());
+                    seq.push(format!("update2 {}", name.unwrap_or_default()));
+                } else if m["id"] == json!(i) {
+                    seq.push(format!("reply {i}"));
+                    break;
+                } else {
+                    panic!("unexpected {m}");
+                }
+            }
+        }
+        sequences.push(seq);
+    }
+    assert_eq!(sequences[0], sequences[1]);
+    assert_eq!(sequences[0][..2], ["update2 \"ls0\"", "reply 0"]);
+}

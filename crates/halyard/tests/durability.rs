@@ -259,6 +259,18 @@ fn kill9_under_write_load_keeps_every_acknowledged_transaction() {
         rows_by_name(h.port)["w99-0"]["_uuid"],
         json!(["uuid", uuid])
     );
+
+    // A graceful stop (SIGTERM) exits 0 and loses nothing either.
+    let n = rows_by_name(h.port).len();
+    let status = h.proc.as_mut().unwrap().terminate();
+    assert!(
+        status.success(),
+        "SIGTERM: exit {status}; log:\n{}",
+        h.log_text()
+    );
+    h.proc = None;
+    h.serve();
+    assert_eq!(rows_by_name(h.port).len(), n);
 }
 
 /// Damages the raft log inside the (stopped) member's sled database, the way the storage layer
