@@ -57,18 +57,28 @@ cleanup() {
   rm -f "$work/halyard" "$work/halyard-faults"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
 
+# In the background so a signal reaches this script at once: it is passed on to the suite, which
+# stops its members and removes its namespaces itself (cleanup above catches what it missed).
+"$work/halyard-faults" --halyard "$work/halyard" --tag "$tag" --workdir "$work/run" "${args[@]}" &
+fpid=$!
+on_signal() {
+  kill -TERM "$fpid" 2>/dev/null || true
+  for _ in $(seq 1 150); do kill -0 "$fpid" 2>/dev/null || break; sleep 0.1; done
+  exit 130
+}
+trap on_signal INT TERM
 set +e
-"$work/halyard-faults" --halyard "$work/halyard" --tag "$tag" --workdir "$work/run" "${args[@]}"
+wait "$fpid"
 rc=$?
 set -e
 # Keep logs and the history; drop the members' data directories unless the run failed.
-[ "$rc" = 0 ] && rm -rf "$work"/run/m*/
-echo "logs and history: $work/run"
+if [ "$rc" = 0 ]; then rm -rf "$work"/run/m*/; fi
+# Messages of this script go to stderr: stdout ends with the suite's summary line.
+echo "logs and history: $work/run" >&2
 if [ "$expect_anomalies" = 1 ]; then
   if [ "$rc" = 1 ]; then
-    echo "broken mode: anomalies reported, as expected"
+    echo "broken mode: anomalies reported, as expected" >&2
     exit 0
   fi
   echo "broken mode: expected anomalies (exit status 1), got exit status $rc" >&2
