@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# Halyard against the real ovsdb-server, same machine, same run, same loads (issue 6 targets).
+#
+#   tests/bench/compare.sh [--long] [--skip-build] [--keep]
+#
+# Builds halyard and halyard-bench in release, starts a 3-member Halyard cluster
+# (scripts/cluster.sh) and a 3-member ovsdb-server cluster (ref-cluster.sh), runs each load against
+# one then the other, and prints every figure side by side with the ratio and, where issue 4 or 6
+# sets a target, PASS or MISS. Targets are printed, never asserted: the exit status is non-zero only
+# when the run itself failed.
+#
+# Environment:
+#   REF_CLUSTER   path to ref-cluster.sh (default: ../shared/tools/ref-cluster.sh next to the repo,
+#                 then /work/shared/tools/ref-cluster.sh)
+#   HALYARD_BIN   halyard binary (default: release build in CARGO_TARGET_DIR)
+#   BENCH_BIN     halyard-bench binary (default: release build in CARGO_TARGET_DIR)
+#   WORK          directory for clusters, logs and JSON results (default: a fresh mktemp -d)
+#   CLIENTS       write/read clients (default 32), MONITORS (default 30)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/halyard-target}
+
+long=0 build=1 keep=0
+for arg in "$@"; do
+  case $arg in
+  --long) long=1 ;;
+  --skip-build) build=0 ;;
+  --keep) keep=1 ;;
+  -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+  *) echo "compare.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$long" = 1 ]; then
+  write_s=60 read_s=30 monitor_s=60 switches=1000
+else
+  write_s=8 read_s=4 monitor_s=8 switches=1000
+fi
+clients=${CLIENTS:-32} monitors=${MONITORS:-30} ports_per_switch=100
+
+ref=${REF_CLUSTER:-}
+if [ -z "$ref" ]; then
+  for c in "$root/../shared/tools/ref-cluster.sh" /work/shared/tools/ref-cluster.sh; do
+    [ -x "$c" ] && { ref=$c; break; }
+  done
+fi
+if [ -z "$ref" ] || [ ! -x "$ref" ]; then
+  echo "compare.sh: ref-cluster.sh not found (set REF_CLUSTER=/path/to/ref-cluster.sh)" >&2
+  exit 2
+fi
+for tool in ovsdb-server ovsdb-tool ovs-appctl python3; do
+  command -v "$tool" >/dev/null || { echo "compare.sh: $tool not installed (scripts/install-deps.sh)" >&2; exit 2; }
+done
+
+if [ "$build" = 1 ]; then
+  echo "== building halyard and halyard-bench (release)"
+  cargo build -q --release -p halyard -p halyard-bench --manifest-path "$root/Cargo.toml"
+fi
+halyard=${HALYARD_BIN:-$CARGO_TARGET_DIR/release/halyard}
+bench=${BENCH_BIN:-$CARGO_TARGET_DIR/release/halyard-bench}
+for b in "$halyard" "$bench"; do
+  [ -x "$b" ] || { echo "compare.sh: $b missing (build it or set HALYARD_BIN / BENCH_BIN)" >&2; exit 2; }
+done
+
+work=${WORK:-$(mktemp -d /tmp/halyard-compare.XXXXXX)}
+mkdir -p "$work/results"
+
+# A base port whose client ports (+1..+3) and Raft ports (+11..+13) are all free now.
+free_base() {
+  python3 - "$@" <<'EOF'
+import random, socket, sys
+avoid = {int(a) for a in sys.argv[1:]}
+for _ in range(200):
+    base = random.randrange(20000, 32000, 20)  # below the ephemeral range
+    if any(abs(base - a) < 40 for a in avoid):
+        continue
+    try:
+        socks = []
+        for off in (1, 2, 3, 11, 12, 13):
+            s = socket.socket(); s.bind(("127.0.0.1", base + off)); socks.append(s)
+        for s in socks: s.close()
+        print(base); break
+    except OSError:
+        for s in socks: s.close()
+EOF
+}
+hbase=$(free_base)
+rbase=$(free_base "$hbase")
+
+cleanup() {
+  HALYARD_BIN=$halyard bash "$root/scripts/cluster.sh" stop "$work/halyard" >/dev/null 2>&1 || true
+  "$ref" stop "$work/ref" >/dev/null 2>&1 || true
+  if [ "$keep" = 0 ] && [ -z "${WORK:-}" ]; then rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+echo "== starting a 3-member Halyard cluster (ports $((hbase + 1))-$((hbase + 3)))"
+HALYARD_BIN=$halyard bash "$root/scripts/cluster.sh" start "$work/halyard" 3 "$hbase" >"$work/halyard-start.log" 2>&1 ||
+  { cat "$work/halyard-start.log" >&2; exit 1; }
+echo "== starting a 3-member ovsdb-server cluster (ports $((rbase + 1))-$((rbase + 3)))"
+"$ref" start "$work/ref" "$rbase" 3 >/dev/null
+
+# role_of CTL: the true Raft role reported by the member's control socket.
+role_of() {
+  local i
+  for i in $(seq 1 60); do
+    r=$(ovs-appctl -t "$1" cluster/status OVN_Northbound 2>/dev/null | sed -n 's/^Role: //p')
+    [ -n "$r" ] && { echo "$r"; return; }
+    sleep 0.5
+  done
+  echo unknown
+}
+# endpoints SYSTEM: sets $leader, $followers, $all, $pids for SYSTEM (halyard|ref).
+endpoints() {
+  local sys=$1 base ctl pidf i
+  leader="" followers="" all="" pids=""
+  for _ in $(seq 1 60); do
+    leader="" followers="" all="" pids=""
+    for i in 1 2 3; do
+      if [ "$sys" = halyard ]; then
+        base=$hbase ctl=$work/halyard/m$i/halyard.ctl pidf=$work/halyard/m$i.pid
+      else
+        base=$rbase ctl=$work/ref/s$i.ctl pidf=$work/ref/s$i.pid
+      fi
+      ep=tcp:127.0.0.1:$((base + i))
+      all=${all:+$all,}$ep
+      pids="$pids --pid $(cat "$pidf")"
+      case $(role_of "$ctl") in
+      leader) leader=$ep ;;
+      *) followers=${followers:+$followers,}$ep ;;
+      esac
+    done
+    [ -n "$leader" ] && return
+    sleep 0.5
+  done
+  echo "compare.sh: no leader found for $sys" >&2
+  exit 1
+}
+
+# run NAME SYSTEM ARGS...: one halyard-bench run, its JSON kept in results/NAME.SYSTEM.json.
+run() {
+  local name=$1 sys=$2
+  shift 2
+  endpoints "$sys"
+  local args=()
+  for a in "$@"; do
+    a=${a//@LEADER@/$leader}
+    a=${a//@FOLLOWERS@/$followers}
+    a=${a//@ALL@/$all}
+    args+=("$a")
+  done
+  printf '   %-16s %-8s' "$name" "$sys"
+  # shellcheck disable=SC2086
+  if "$bench" --json --label "$name/$sys" $pids "${args[@]}" >"$work/results/$name.$sys.json" \
+    2>"$work/results/$name.$sys.err"; then
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("ok=%d errors=%d %.0f/s p99=%.2fms" % (r["ok"], r["errors"], r["throughput_per_s"], r["latency"]["p99_ms"]))' \
+      "$work/results/$name.$sys.json"
+  else
+    echo "FAILED (see $work/results/$name.$sys.err)"
+    cat "$work/results/$name.$sys.err" >&2
+  fi
+}
+
+echo "== loads (clients=$clients, monitors=$monitors; each load runs against Halyard, then ovsdb-server)"
+for sys in halyard ref; do run write-followers "$sys" --db @FOLLOWERS@ write --clients "$clients" --duration "$write_s"; done
+for sys in halyard ref; do run write-leader "$sys" --db @LEADER@ write --clients "$clients" --duration "$write_s"; done
+for sys in halyard ref; do run read "$sys" --db @ALL@ read --clients "$clients" --duration "$read_s"; done
+for sys in halyard ref; do
+  run monitor "$sys" --db @ALL@ monitor --monitors "$monitors" --duration "$monitor_s" --rate 100 --writer-db @LEADER@
+done
+for sys in halyard ref; do
+  run bulk "$sys" --db @LEADER@ bulk --switches "$switches" --ports-per-switch "$ports_per_switch" --batch 1 --clients 1
+done
+
+echo
+echo "== Halyard vs ovsdb-server 3.1 (3 members each, loopback, $(nproc) cores; results in $work/results)"
+python3 - "$work/results" <<'EOF'
+import json, os, sys
+d = sys.argv[1]
+def load(name, sys_):
+    try:
+        return json.load(open(os.path.join(d, f"{name}.{sys_}.json")))
+    except (OSError, ValueError):
+        return None
+def get(r, *path):
+    for p in path:
+        if r is None:
+            return None
+        r = r.get(p) if isinstance(r, dict) else None
+    return r
+rows = []
+def fig(label, name, path, unit, target=None, fmt="{:.1f}"):
+    h, r = get(load(name, "halyard"), *path), get(load(name, "ref"), *path)
+    ratio = (h / r) if (h is not None and r not in (None, 0)) else None
+    verdict = ""
+    if target and h is not None and r is not None:
+        op, want, text = target
+        ok = (ratio is not None and ratio >= want) if op == ">=" else (h <= r * want)
+        verdict = f"{'PASS' if ok else 'MISS'} ({text})"
+    show = lambda v: "-" if v is None else fmt.format(v)
+    rows.append((label, show(h), show(r), "-" if ratio is None else f"{ratio:.2f}x", unit, verdict))
+fig("writes through followers", "write-followers", ["throughput_per_s"], "txn/s", (">=", 10, "issue 6: >= 10x"))
+fig("  (issue 4 target)", "write-followers", ["throughput_per_s"], "txn/s", (">=", 5, "issue 4: >= 5x"))
+fig("p99 write latency (followers)", "write-followers", ["latency", "p99_ms"], "ms", ("<=", 0.2, "issue 6: <= 1/5"), "{:.2f}")
+fig("p50 write latency (followers)", "write-followers", ["latency", "p50_ms"], "ms", None, "{:.2f}")
+fig("write errors (followers)", "write-followers", ["errors"], "", None, "{:.0f}")
+fig("longest ack gap (followers)", "write-followers", ["max_ack_gap_ms"], "ms", None, "{:.1f}")
+fig("writes at the leader", "write-leader", ["throughput_per_s"], "txn/s")
+fig("p99 write latency (leader)", "write-leader", ["latency", "p99_ms"], "ms", None, "{:.2f}")
+fig("reads (all members)", "read", ["throughput_per_s"], "txn/s")
+fig("p99 read latency", "read", ["latency", "p99_ms"], "ms", None, "{:.2f}")
+fig("monitor fan-out p99 (after reply)", "monitor", ["monitor", "update_after_reply", "p99_ms"], "ms", ("<=", 1.0, "issue 6: no worse"), "{:.2f}")
+fig("monitor fan-out p50 (after reply)", "monitor", ["monitor", "update_after_reply", "p50_ms"], "ms", None, "{:.2f}")
+fig("monitor p99 (after write sent)", "monitor", ["monitor", "update_after_send", "p99_ms"], "ms", None, "{:.2f}")
+fig("monitor updates received", "monitor", ["monitor", "updates_received"], "", None, "{:.0f}")
+fig("memory per row (RSS/row/member)", "bulk", ["bulk", "rss_bytes_per_row_per_process"], "bytes", ("<=", 1.0, "issue 6: no more"), "{:.0f}")
+fig("bulk load time", "bulk", ["bulk", "load_s"], "s", None, "{:.2f}")
+fig("bulk load + replicated", "bulk", ["bulk", "load_and_replicate_s"], "s", None, "{:.2f}")
+fig("bulk rows", "bulk", ["bulk", "rows"], "", None, "{:.0f}")
+w = [max(len(r[i]) for r in rows + [("figure", "Halyard", "ovsdb-server", "ratio", "unit", "target")]) for i in range(6)]
+head = ("figure", "Halyard", "ovsdb-server", "ratio", "unit", "target")
+for r in [head] + rows:
+    print(f"{r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}  {r[3]:>{w[3]}}  {r[4]:<{w[4]}}  {r[5]}")
+EOF
