@@ -29,7 +29,7 @@ pub enum Anomaly {
         member: String,
         copies: usize,
     },
-    /// Two members' final reads differ on values whose inserts were indeterminate.
+    /// An indeterminate insert seen by one member's final read and missing from a later one.
     Divergence {
         value: i64,
         present_on: Vec<String>,
@@ -184,7 +184,8 @@ pub fn check_register(events: &[&RegisterEvent], max_steps: u64) -> Verdict {
 }
 
 /// The set workload: every acknowledged insert is in every member's final read; nothing is there
-/// that was never attempted, failed, or is there twice; members agree.
+/// that was never attempted, failed, or is there twice; no value seen by one final read is
+/// missing from a later one. `finals` are in the order they were taken.
 pub fn check_set(events: &[SetEvent], finals: &[FinalRead]) -> Vec<Anomaly> {
     let mut anomalies = Vec::new();
     if finals.is_empty() {
@@ -245,20 +246,31 @@ pub fn check_set(events: &[SetEvent], finals: &[FinalRead]) -> Vec<Anomaly> {
             }
         }
     }
-    // Members must agree on the indeterminate ones too (acknowledged ones were checked above).
+    // Indeterminate inserts may still commit while the final reads are taken (a member may
+    // have been retrying one), so a value may appear in a later read only. But a value seen by
+    // one read must be in every later one: reads are linearizable and nothing deletes.
     for value in seen {
         if attempted.get(&value) != Some(&Status::Info) {
             continue;
         }
-        let (with, without): (Vec<_>, Vec<_>) = finals
+        let Some(first) = present.iter().position(|p| p.contains_key(&value)) else {
+            continue;
+        };
+        let missing_on: Vec<String> = finals[first..]
             .iter()
-            .zip(&present)
-            .partition(|(_, p)| p.contains_key(&value));
-        if !without.is_empty() {
+            .zip(&present[first..])
+            .filter(|(_, p)| !p.contains_key(&value))
+            .map(|(r, _)| r.member.clone())
+            .collect();
+        if !missing_on.is_empty() {
+            let present_on = finals
+                .iter()
+                .zip(&present)
+                .filter(|(_, p)| p.contains_key(&value));
             anomalies.push(Anomaly::Divergence {
                 value,
-                present_on: with.iter().map(|(r, _)| r.member.clone()).collect(),
-                missing_on: without.iter().map(|(r, _)| r.member.clone()).collect(),
+                present_on: present_on.map(|(r, _)| r.member.clone()).collect(),
+                missing_on,
             });
         }
     }

@@ -247,6 +247,13 @@ fn set_without_anomalies() {
     // Indeterminate inserts may be in or out, as long as every member agrees.
     let finals = [final_read("m1", &[1, 2]), final_read("m2", &[2, 1])];
     assert_eq!(check_set(&events, &finals), vec![]);
+    // ... or appear late (committed between two final reads).
+    let finals = [
+        final_read("m1", &[1]),
+        final_read("m2", &[1, 3]),
+        final_read("m3", &[3, 1]),
+    ];
+    assert_eq!(check_set(&events, &finals), vec![]);
 }
 
 #[test]
