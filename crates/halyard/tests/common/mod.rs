@@ -298,13 +298,26 @@ impl Halyard {
     /// answers `list_dbs` with its database.
     pub fn serve(&mut self) {
         assert!(self.proc.is_none(), "already serving");
-        let mut p = self.spawn_serve();
-        let (port, db) = (self.port, self.db_name.clone());
-        wait_for(STARTUP, "halyard to serve list_dbs", || {
-            p.check_alive();
-            answers_list_dbs(port, &db).then_some(())
-        });
-        self.proc = Some(p);
+        // Another test may take the probed client port before halyard binds it: retry then.
+        for _ in 0..5 {
+            let mut p = self.spawn_serve();
+            let (port, db) = (self.port, self.db_name.clone());
+            let up = wait_for(STARTUP, "halyard to serve list_dbs", || {
+                if p.child.try_wait().unwrap().is_some() {
+                    return Some(false);
+                }
+                answers_list_dbs(port, &db).then_some(true)
+            });
+            if up {
+                self.proc = Some(p);
+                return;
+            }
+            let log = p.log_text();
+            if !log.contains("in use") {
+                panic!("halyard serve exited; its log:\n{log}");
+            }
+        }
+        panic!("halyard serve: no free port after 5 tries");
     }
 
     /// Starts `halyard serve` without waiting for it (for tests that expect it to refuse).
