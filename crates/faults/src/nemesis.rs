@@ -1,5 +1,5 @@
 //! The faults injected while the workloads run, at the process and network level: SIGKILL of
-//! the leader or a follower (then a restart), SIGSTOP/SIGCONT, partitions made with iptables in
+//! the leader, a follower or every member at once (then a restart), SIGSTOP/SIGCONT, partitions made with iptables in
 //! the members' namespaces (the leader isolated in a minority, a "bridge" where two halves each
 //! see one middle member but not each other), and a membership change (a new member joins, an
 //! old one is kicked).
@@ -15,6 +15,8 @@ use crate::workload::Shared;
 pub enum Fault {
     KillLeader,
     KillFollower,
+    /// Every member at once (a power cut): acknowledged writes must have been durable.
+    KillAll,
     PauseLeader,
     PauseFollower,
     IsolateLeader,
@@ -25,9 +27,10 @@ pub enum Fault {
 }
 
 impl Fault {
-    pub const ALL: [Fault; 7] = [
+    pub const ALL: [Fault; 8] = [
         Fault::KillLeader,
         Fault::KillFollower,
+        Fault::KillAll,
         Fault::PauseLeader,
         Fault::PauseFollower,
         Fault::IsolateLeader,
@@ -66,6 +69,17 @@ pub async fn inject(
                 "SIGKILL m{victim} ({}), restarted after {hold:?}",
                 role(victim, leader)
             )
+        }
+        Fault::KillAll => {
+            let all = cluster.in_cluster();
+            for i in &all {
+                cluster.kill(*i);
+            }
+            tokio::time::sleep(hold).await;
+            for i in &all {
+                cluster.spawn(*i)?;
+            }
+            format!("SIGKILL of every member {all:?}, restarted after {hold:?}")
         }
         Fault::PauseLeader | Fault::PauseFollower => {
             let victim = if fault == Fault::PauseLeader {

@@ -33,9 +33,10 @@ pub struct Options {
 
 /// What the short run injects, in order: every kind of fault once (the membership change twice:
 /// a member joins, then one is kicked).
-pub const QUICK_SCHEDULE: [Fault; 8] = [
+pub const QUICK_SCHEDULE: [Fault; 9] = [
     Fault::KillLeader,
     Fault::KillFollower,
+    Fault::KillAll,
     Fault::PauseLeader,
     Fault::PauseFollower,
     Fault::IsolateLeader,
