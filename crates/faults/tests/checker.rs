@@ -329,3 +329,109 @@ fn report_counts_histories_operations_anomalies() {
         }]
     );
 }
+
+/// Brute force over every order (and, for indeterminate operations, over taking effect or not):
+/// an oracle independent of the search, for small histories.
+fn brute_force(events: &[RegisterEvent]) -> bool {
+    // Reads that did not complete observed nothing; refused writes did nothing.
+    let ops: Vec<&RegisterEvent> = events
+        .iter()
+        .filter(|e| !(e.op == RegisterOp::Read && e.status != Status::Ok))
+        .filter(|e| !(matches!(e.op, RegisterOp::Write(_)) && e.status == Status::Fail))
+        .collect();
+    let info: Vec<usize> = (0..ops.len())
+        .filter(|i| ops[*i].status == Status::Info)
+        .collect();
+    for mask in 0..(1u32 << info.len()) {
+        let chosen: Vec<usize> = (0..ops.len())
+            .filter(|i| {
+                info.iter()
+                    .position(|j| j == i)
+                    .is_none_or(|b| mask & (1 << b) != 0)
+            })
+            .collect();
+        if permutations_fit(&ops, &chosen, &mut Vec::new(), 0) {
+            return true;
+        }
+    }
+    false
+}
+
+fn permutations_fit(
+    ops: &[&RegisterEvent],
+    chosen: &[usize],
+    order: &mut Vec<usize>,
+    state: i64,
+) -> bool {
+    if order.len() == chosen.len() {
+        return true;
+    }
+    for &i in chosen {
+        if order.contains(&i) {
+            continue;
+        }
+        // Real time: i cannot go before an operation that completed before i was invoked.
+        let blocked = chosen.iter().any(|&j| {
+            j != i
+                && !order.contains(&j)
+                && ops[j].status != Status::Info
+                && ops[j].complete_ns < ops[i].invoke_ns
+        });
+        if blocked {
+            continue;
+        }
+        let e = ops[i];
+        let next = match (e.op, e.status) {
+            (RegisterOp::Read, _) => (e.read == Some(state)).then_some(state),
+            (RegisterOp::Write(v), _) => Some(v),
+            (RegisterOp::Cas(o, n), Status::Ok) => (state == o).then_some(n),
+            (RegisterOp::Cas(o, _), Status::Fail) => (state != o).then_some(state),
+            // Taking effect (this branch of the mask): it succeeds exactly when the value is `o`.
+            (RegisterOp::Cas(o, n), Status::Info) => Some(if state == o { n } else { state }),
+        };
+        if let Some(next) = next {
+            order.push(i);
+            if permutations_fit(ops, chosen, order, next) {
+                return true;
+            }
+            order.pop();
+        }
+    }
+    false
+}
+
+#[test]
+fn search_agrees_with_brute_force_on_random_small_histories() {
+    let mut rng = fastrand::Rng::with_seed(42);
+    let (mut yes, mut no) = (0, 0);
+    for _ in 0..3000 {
+        let n = rng.usize(1..=6);
+        let events: Vec<RegisterEvent> = (0..n)
+            .map(|_| {
+                let t0 = rng.u64(0..20);
+                let t1 = t0 + rng.u64(0..8);
+                let status = match rng.u8(0..6) {
+                    0 => Status::Info,
+                    1 => Status::Fail,
+                    _ => Status::Ok,
+                };
+                let op = match rng.u8(0..3) {
+                    0 => RegisterOp::Read,
+                    1 => RegisterOp::Write(rng.i64(0..3)),
+                    _ => RegisterOp::Cas(rng.i64(0..3), rng.i64(0..3)),
+                };
+                let read = (op == RegisterOp::Read && status == Status::Ok).then(|| rng.i64(0..3));
+                reg(0, op, status, read, t0, t1)
+            })
+            .collect();
+        let expected = brute_force(&events);
+        assert_eq!(linearizable(&events), expected, "{events:#?}");
+        if expected {
+            yes += 1;
+        } else {
+            no += 1;
+        }
+    }
+    // Both verdicts must be well represented for the comparison to mean anything.
+    assert!(yes > 300 && no > 300, "{yes} linearizable, {no} not");
+}
