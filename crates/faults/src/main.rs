@@ -38,14 +38,16 @@ struct Args {
     /// Concurrent set-workload clients.
     #[arg(long, default_value_t = 8)]
     set_clients: usize,
-    /// Register keys in use at a time, and clients per key.
+    /// Register keys in use at a time.
     #[arg(long, default_value_t = 3)]
     register_keys: usize,
+    /// Concurrent register-workload clients per key.
     #[arg(long, default_value_t = 4)]
     clients_per_key: usize,
     /// A client gives up on an operation after this many ms (recorded as indeterminate).
     #[arg(long, default_value_t = 5000)]
     op_timeout_ms: u64,
+    /// The members' election timer (`halyard serve --election-timer`).
     #[arg(long, default_value_t = 1000)]
     election_timer_ms: u64,
     /// Data directories, logs and history.jsonl go here (default: /tmp/halyard-faults-TAG).
