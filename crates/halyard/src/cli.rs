@@ -117,6 +117,11 @@ pub enum Command {
         /// Build a snapshot (and compact the log) every N applied entries.
         #[arg(long, default_value_t = halyard_raft::config::DEFAULT_SNAPSHOT_EVERY)]
         snapshot_every: u64,
+        /// If the end of the Raft log on disk is damaged (a torn write), truncate it back to the
+        /// last good entry instead of refusing to start. Entries after it are lost on this
+        /// member (other members still have them; a single member loses them for good).
+        #[arg(long)]
+        repair_log_tail: bool,
         #[command(flatten)]
         server: ServerArgs,
         #[command(flatten)]
@@ -172,11 +177,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Leave { peer } => admin(crate::admin::leave(&peer)),
         Command::Kick { peer, member } => admin(crate::admin::kick(&peer, &member)),
         Command::TransferLeadership { peer, member } => admin(crate::admin::transfer(&peer, member.as_deref())),
-        Command::Serve { data_dir, remotes, election_timer, snapshot_every, server, ops } => {
+        Command::Serve { data_dir, remotes, election_timer, snapshot_every, repair_log_tail, server, ops } => {
             let config = MemberConfig {
                 election_timeout_ms: election_timer,
                 heartbeat_ms: (election_timer / 10).max(10),
                 snapshot_every,
+                repair_log_tail,
                 ..MemberConfig::default()
             };
             let rt = tokio::runtime::Runtime::new()?;
@@ -233,9 +239,16 @@ async fn serve(
     args: ServerArgs,
     ops_args: crate::ops::OpsArgs,
 ) -> Result<ExitCode> {
-    let member = Member::start(data_dir, config)
-        .await
-        .with_context(|| format!("cannot start the member in {}", data_dir.display()))?;
+    let member = Member::start(data_dir, config).await.map_err(|e| {
+        // The storage error says a repair option exists; name the flag that sets it.
+        let hint = match &e {
+            halyard_raft::MemberError::Storage(s) if s.to_string().contains("raft log tail is corrupt") => {
+                " (`halyard serve --repair-log-tail ...` truncates the log back to the last good entry)"
+            }
+            _ => "",
+        };
+        anyhow::anyhow!("cannot start the member in {}: {e}{hint}", data_dir.display())
+    })?;
     tracing::info!(
         cluster = %member.identity().cluster_id,
         server = %member.identity().server_id,

@@ -383,12 +383,47 @@ fn a_damaged_log_tail_or_entry_is_refused_with_a_clear_error() {
     });
     let msg = expect_refusal(&mut h);
     assert!(
-        msg.contains("raft log tail is corrupt from index"),
-        "no clear error for a flipped byte:\n{msg}"
+        msg.contains("raft log tail is corrupt from index") && msg.contains("--repair-log-tail"),
+        "no clear error (naming the repair flag) for a flipped byte:\n{msg}"
     );
-    damage_log(&h.data_dir, |log, keys| {
-        flip_byte(log, keys.last().unwrap(), 20)
-    });
+
+    // The operator's choice: `--repair-log-tail` truncates to the last good entry, says so, and
+    // serves a prefix of the acknowledged history (at most the damaged last write missing).
+    h.serve_args = vec!["--repair-log-tail".into()];
+    h.serve();
+    assert!(
+        h.log_text().contains("REPAIRED the raft log"),
+        "the repair was not logged:\n{}",
+        h.log_text()
+    );
+    let rows = rows_by_name(h.port);
+    assert!(
+        rows.len() + 1 >= acked.len(),
+        "repair lost more than the damaged entry: {} of {}",
+        rows.len(),
+        acked.len()
+    );
+    for seq in 0..rows.len() {
+        let name = format!("w0-{seq}");
+        assert_eq!(
+            rows.get(&name).map(|r| r["_uuid"].clone()),
+            Some(json!(["uuid", acked[&name]])),
+            "{name}"
+        );
+    }
+    // Repaired, it takes writes and restarts normally.
+    let mut c = Rpc::connect(h.port);
+    let r = c.transact(
+        "Load",
+        json!([{"op": "insert", "table": "T", "row": row_for(1, 0)}]),
+    );
+    assert!(r[0]["uuid"].is_array(), "{r}");
+    drop(c);
+    h.kill9();
+    h.serve_args.clear();
+    h.serve();
+    assert_eq!(rows_by_name(h.port).len(), rows.len() + 1);
+    h.kill9();
 
     // A damaged entry with good entries after it is not a torn write: refused, not repairable.
     damage_log(&h.data_dir, |log, keys| {
@@ -399,6 +434,13 @@ fn a_damaged_log_tail_or_entry_is_refused_with_a_clear_error() {
         msg.contains("is corrupt but later entries are intact")
             && msg.contains("restore this member from a peer"),
         "no clear error for a damaged middle entry:\n{msg}"
+    );
+    // The repair flag does not apply to it: truncating would drop good entries.
+    h.serve_args = vec!["--repair-log-tail".into()];
+    let msg = expect_refusal(&mut h);
+    assert!(
+        msg.contains("is corrupt but later entries are intact"),
+        "{msg}"
     );
 }
 

@@ -33,6 +33,10 @@ pub struct MemberConfig {
     pub write_wait: Duration,
     pub storage_cache_bytes: u64,
     pub lock_lease: Duration,
+    /// Truncate a damaged Raft log tail (a torn write) back to the last good entry at start,
+    /// instead of refusing to start (`halyard serve --repair-log-tail`). An operator decision:
+    /// the truncated entries are gone from this member.
+    pub repair_log_tail: bool,
 }
 
 impl Default for MemberConfig {
@@ -45,6 +49,7 @@ impl Default for MemberConfig {
             write_wait: DEFAULT_WRITE_WAIT,
             storage_cache_bytes: DEFAULT_STORAGE_CACHE_BYTES,
             lock_lease: DEFAULT_LOCK_LEASE,
+            repair_log_tail: false,
         }
     }
 }

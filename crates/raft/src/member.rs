@@ -190,8 +190,13 @@ impl Member {
 
     /// `halyard serve`: opens the member in `data_dir` and starts its Raft node.
     pub async fn start(data_dir: &Path, config: MemberConfig) -> Result<Arc<Member>, MemberError> {
-        let store =
-            halyard_storage::Store::<TypeConfig>::open(data_dir, config.storage_cache_bytes)?;
+        let store = halyard_storage::Store::<TypeConfig>::open_with(
+            data_dir,
+            &halyard_storage::StoreOptions {
+                cache_capacity_bytes: config.storage_cache_bytes,
+                repair: config.repair_log_tail,
+            },
+        )?;
         let meta = store.meta_store();
         let identity: Identity = meta
             .get(META_IDENTITY)?
