@@ -9,7 +9,8 @@ use ops_common::*;
 
 /// The value of an unlabelled sample `name` in a Prometheus text exposition.
 fn sample(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 #[test]
@@ -35,16 +36,29 @@ fn metrics_and_health_endpoints() {
     assert!(nbctl(&remote, &["ls-list"]).contains("sw4"));
     // ovn-nbctl reads through monitors; a select-only transact goes through a read barrier.
     // (`ovsdb-client query` would not do: it appends an "abort" operation.)
-    let q = run("ovsdb-client", &["--timeout=60", "transact", &remote, r#"["OVN_Northbound",{"op":"select","table":"Logical_Switch","where":[]}]"#]);
+    let q = run(
+        "ovsdb-client",
+        &[
+            "--timeout=60",
+            "transact",
+            &remote,
+            r#"["OVN_Northbound",{"op":"select","table":"Logical_Switch","where":[]}]"#,
+        ],
+    );
     assert!(q.ok("ovsdb-client transact").contains("sw4"));
 
     let f = &cluster.members[follower];
-    let text = wait_for(Duration::from_secs(30), "metrics to show the writes", || {
-        let (code, text) = http_get(&f.http_addr, "/metrics");
-        assert_eq!(code, 200);
-        let forwarded = sample(&text, "halyard_forwarded_writes_total").unwrap_or(0.0);
-        (forwarded >= 5.0 && sample(&text, "halyard_read_barriers_total").is_some()).then_some(text)
-    });
+    let text = wait_for(
+        Duration::from_secs(30),
+        "metrics to show the writes",
+        || {
+            let (code, text) = http_get(&f.http_addr, "/metrics");
+            assert_eq!(code, 200);
+            let forwarded = sample(&text, "halyard_forwarded_writes_total").unwrap_or(0.0);
+            (forwarded >= 5.0 && sample(&text, "halyard_read_barriers_total").is_some())
+                .then_some(text)
+        },
+    );
     for name in [
         "halyard_raft_term",
         "halyard_raft_is_leader",
@@ -63,14 +77,36 @@ fn metrics_and_health_endpoints() {
     assert_eq!(sample(&text, "halyard_raft_is_leader"), Some(0.0));
     assert_eq!(sample(&text, "halyard_raft_has_leader"), Some(1.0));
     assert!(sample(&text, "halyard_raft_applied_index").unwrap() >= 5.0);
-    assert!(sample(&text, "halyard_read_barriers_total").unwrap() >= 1.0, "{text}");
-    assert!(text.contains("halyard_raft_role{role=\"follower\"} 1"), "{text}");
-    assert!(text.contains("halyard_transactions_total{kind=\"write\",result=\"ok\"}"), "{text}");
-    assert!(text.contains("halyard_transaction_seconds_bucket{kind=\"write\",le=\""), "{text}");
-    assert!(text.contains("halyard_ovsdb_rows{db=\"OVN_Northbound\"}"), "{text}");
+    assert!(
+        sample(&text, "halyard_read_barriers_total").unwrap() >= 1.0,
+        "{text}"
+    );
+    assert!(
+        text.contains("halyard_raft_role{role=\"follower\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("halyard_transactions_total{kind=\"write\",result=\"ok\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("halyard_transaction_seconds_bucket{kind=\"write\",le=\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("halyard_ovsdb_rows{db=\"OVN_Northbound\"}"),
+        "{text}"
+    );
     let (_, ltext) = http_get(&cluster.members[leader].http_addr, "/metrics");
-    assert_eq!(sample(&ltext, "halyard_raft_is_leader"), Some(1.0), "{ltext}");
-    assert!(ltext.contains("halyard_raft_replication_match_index{peer=\""), "{ltext}");
+    assert_eq!(
+        sample(&ltext, "halyard_raft_is_leader"),
+        Some(1.0),
+        "{ltext}"
+    );
+    assert!(
+        ltext.contains("halyard_raft_replication_match_index{peer=\""),
+        "{ltext}"
+    );
 
     // A compaction shows up as a snapshot.
     appctl(&f.ctl, &["ovsdb-server/compact"]).ok("compact");

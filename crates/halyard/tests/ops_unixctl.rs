@@ -35,20 +35,41 @@ fn assert_layout(text: &str, role: &str, servers: usize) {
     for label in order {
         let pos = lines[at..]
             .iter()
-            .position(|l| if label.is_empty() { l.is_empty() } else { l.starts_with(label) })
+            .position(|l| {
+                if label.is_empty() {
+                    l.is_empty()
+                } else {
+                    l.starts_with(label)
+                }
+            })
             .unwrap_or_else(|| panic!("no line starting {label:?} after line {at} in:\n{text}"));
         at += pos + 1;
     }
     assert!(text.contains(&format!("Role: {role}\n")), "{text}");
-    let server_lines: Vec<&str> = lines.iter().skip_while(|l| **l != "Servers:").skip(1).copied().collect();
+    let server_lines: Vec<&str> = lines
+        .iter()
+        .skip_while(|l| **l != "Servers:")
+        .skip(1)
+        .copied()
+        .collect();
     assert_eq!(server_lines.len(), servers, "{text}");
     for l in &server_lines {
         // "    abcd (abcd at tcp:127.0.0.1:PORT)..."
         assert!(l.starts_with("    "), "{l}");
         let id = &l[4..8];
-        assert!(l[8..].starts_with(&format!(" ({id} at tcp:127.0.0.1:")), "{l}");
+        assert!(
+            l[8..].starts_with(&format!(" ({id} at tcp:127.0.0.1:")),
+            "{l}"
+        );
     }
-    assert_eq!(server_lines.iter().filter(|l| l.contains(" (self)")).count(), 1, "{text}");
+    assert_eq!(
+        server_lines
+            .iter()
+            .filter(|l| l.contains(" (self)"))
+            .count(),
+        1,
+        "{text}"
+    );
 }
 
 #[test]
@@ -63,53 +84,110 @@ fn cluster_commands_through_real_ovs_appctl() {
     let l = cluster.members[leader].cluster_status();
     let lt = l.ok("cluster/status on the leader");
     assert_layout(lt, "leader", 3);
-    assert!(lt.contains("Leader: self\n") && lt.contains("Vote: self\n"), "{lt}");
-    assert_eq!(lt.matches("next_index=").count(), 3, "the leader shows replication per server:\n{lt}");
+    assert!(
+        lt.contains("Leader: self\n") && lt.contains("Vote: self\n"),
+        "{lt}"
+    );
+    assert_eq!(
+        lt.matches("next_index=").count(),
+        3,
+        "the leader shows replication per server:\n{lt}"
+    );
     let f = cluster.members[follower].cluster_status();
     let ft = f.ok("cluster/status on a follower");
     assert_layout(ft, "follower", 3);
     let leader_short = lt.lines().next().unwrap();
     assert!(ft.contains(&format!("Leader: {leader_short}\n")), "{ft}");
-    assert!(ft.contains(&format!("<-{leader_short}")), "a follower hears from its leader:\n{ft}");
+    assert!(
+        ft.contains(&format!("<-{leader_short}")),
+        "a follower hears from its leader:\n{ft}"
+    );
 
     // cid is the cluster's, the same everywhere; sid is the member's own (and its short id).
     let cid = appctl(&lctl, &["cluster/cid", NB]).ok("cid").to_string();
     assert_eq!(appctl(&fctl, &["cluster/cid", NB]).ok("cid"), cid);
-    assert!(lt.contains(&format!("Cluster ID: {} ({})", &cid[..4], cid.trim())), "{lt}");
+    assert!(
+        lt.contains(&format!("Cluster ID: {} ({})", &cid[..4], cid.trim())),
+        "{lt}"
+    );
     let sid = appctl(&fctl, &["cluster/sid", NB]).ok("sid").to_string();
     assert!(uuid::Uuid::parse_str(sid.trim()).is_ok(), "{sid}");
     assert!(ft.starts_with(&format!("{}\n", &sid[..4])), "{ft}");
-    assert!(ft.contains(&format!("Server ID: {} ({})\n", &sid[..4], sid.trim())), "{ft}");
+    assert!(
+        ft.contains(&format!("Server ID: {} ({})\n", &sid[..4], sid.trim())),
+        "{ft}"
+    );
 
     // ovsdb-server/*.
-    assert_eq!(appctl(&fctl, &["ovsdb-server/list-dbs"]).ok("list-dbs"), "OVN_Northbound\n_Server\n");
-    let remotes = appctl(&fctl, &["ovsdb-server/list-remotes"]).ok("list-remotes").to_string();
-    assert_eq!(remotes, format!("ptcp:{}:127.0.0.1\n", cluster.members[follower].client_port));
-    assert_eq!(appctl(&fctl, &["ovsdb-server/get-db-storage-status", NB]).ok("storage"), "status: ok\n");
+    assert_eq!(
+        appctl(&fctl, &["ovsdb-server/list-dbs"]).ok("list-dbs"),
+        "OVN_Northbound\n_Server\n"
+    );
+    let remotes = appctl(&fctl, &["ovsdb-server/list-remotes"])
+        .ok("list-remotes")
+        .to_string();
+    assert_eq!(
+        remotes,
+        format!("ptcp:{}:127.0.0.1\n", cluster.members[follower].client_port)
+    );
+    assert_eq!(
+        appctl(&fctl, &["ovsdb-server/get-db-storage-status", NB]).ok("storage"),
+        "status: ok\n"
+    );
     let version = appctl(&fctl, &["version"]).ok("version").to_string();
     assert!(version.starts_with("halyard (Halyard) "), "{version}");
-    let commands = appctl(&fctl, &["list-commands"]).ok("list-commands").to_string();
-    assert!(commands.starts_with("The available commands are:\n"), "{commands}");
-    assert!(commands.contains("  cluster/status          DB\n"), "{commands}");
-    assert!(commands.contains("  cluster/change-election-timer DB TIME\n"), "{commands}");
+    let commands = appctl(&fctl, &["list-commands"])
+        .ok("list-commands")
+        .to_string();
+    assert!(
+        commands.starts_with("The available commands are:\n"),
+        "{commands}"
+    );
+    assert!(
+        commands.contains("  cluster/status          DB\n"),
+        "{commands}"
+    );
+    assert!(
+        commands.contains("  cluster/change-election-timer DB TIME\n"),
+        "{commands}"
+    );
 
     // Writes, then memory/show and compact.
     let remote = cluster.members[follower].remote();
     nbctl(&remote, &["ls-add", "sw0", "--", "lsp-add", "sw0", "p1"]);
-    let mem = appctl(&fctl, &["memory/show"]).ok("memory/show").to_string();
-    let keys: Vec<&str> = mem.split_whitespace().map(|kv| kv.split(':').next().unwrap()).collect();
+    let mem = appctl(&fctl, &["memory/show"])
+        .ok("memory/show")
+        .to_string();
+    let keys: Vec<&str> = mem
+        .split_whitespace()
+        .map(|kv| kv.split(':').next().unwrap())
+        .collect();
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted, "memory/show is sorted by key: {mem}");
-    let rows: usize = mem.split_whitespace().find_map(|kv| kv.strip_prefix("rows:")).unwrap().parse().unwrap();
+    let rows: usize = mem
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("rows:"))
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(rows >= 2, "{mem}");
     assert!(mem.contains("sessions:"), "{mem}");
     appctl(&fctl, &["ovsdb-server/compact"]).ok("compact");
     let again = appctl(&fctl, &["ovsdb-server/compact", NB]);
     assert_eq!(again.code, Some(2));
-    assert!(again.stderr.starts_with("ovsdb error: not storing a duplicate snapshot\n"), "{}", again.stderr);
+    assert!(
+        again
+            .stderr
+            .starts_with("ovsdb error: not storing a duplicate snapshot\n"),
+        "{}",
+        again.stderr
+    );
     let builtin = appctl(&fctl, &["ovsdb-server/compact", "_Server"]);
-    assert_eq!((builtin.code, builtin.stderr.lines().next()), (Some(2), Some("cannot compact built-in databases")));
+    assert_eq!(
+        (builtin.code, builtin.stderr.lines().next()),
+        (Some(2), Some("cannot compact built-in databases"))
+    );
     let nodb = appctl(&fctl, &["ovsdb-server/compact", "nope"]);
     assert_eq!(nodb.stderr.lines().next(), Some("no database by that name"));
 
@@ -120,41 +198,84 @@ fn cluster_commands_through_real_ovs_appctl() {
         e.stderr.lines().next(),
         Some("\"no/such\" is not a valid command (use \"list-commands\" to see a list of valid commands)")
     );
-    assert!(e.stderr.contains(": server returned an error"), "{}", e.stderr);
+    assert!(
+        e.stderr.contains(": server returned an error"),
+        "{}",
+        e.stderr
+    );
     let e = appctl(&fctl, &["cluster/status"]);
-    assert_eq!(e.stderr.lines().next(), Some("\"cluster/status\" command requires at least 1 arguments"));
+    assert_eq!(
+        e.stderr.lines().next(),
+        Some("\"cluster/status\" command requires at least 1 arguments")
+    );
     let e = appctl(&fctl, &["cluster/cid", NB, "extra"]);
-    assert_eq!(e.stderr.lines().next(), Some("\"cluster/cid\" command takes at most 1 arguments"));
+    assert_eq!(
+        e.stderr.lines().next(),
+        Some("\"cluster/cid\" command takes at most 1 arguments")
+    );
     let e = appctl(&fctl, &["cluster/status", "OVN_Southbound"]);
-    assert_eq!((e.code, e.stderr.lines().next()), (Some(2), Some("unknown cluster")));
+    assert_eq!(
+        (e.code, e.stderr.lines().next()),
+        (Some(2), Some("unknown cluster"))
+    );
 
     // change-election-timer: ovsdb-server's checks, in its order.
     let e = appctl(&fctl, &["cluster/change-election-timer", NB, "2000"]);
-    assert_eq!(e.stderr.lines().next(), Some("election timer must be changed through leader."));
+    assert_eq!(
+        e.stderr.lines().next(),
+        Some("election timer must be changed through leader.")
+    );
     assert_eq!(
         appctl(&lctl, &["cluster/change-election-timer", NB, "1000"]).ok("same value"),
         "change election timer to current value.\n"
     );
     for (value, text) in [
-        ("50", "election timer must be between 100 and 600000, in msec."),
-        ("abc", "election timer must be between 100 and 600000, in msec."),
-        ("700000", "election timer must be between 100 and 600000, in msec."),
-        ("2001", "election timer increase should not exceed the current value x 2."),
+        (
+            "50",
+            "election timer must be between 100 and 600000, in msec.",
+        ),
+        (
+            "abc",
+            "election timer must be between 100 and 600000, in msec.",
+        ),
+        (
+            "700000",
+            "election timer must be between 100 and 600000, in msec.",
+        ),
+        (
+            "2001",
+            "election timer increase should not exceed the current value x 2.",
+        ),
     ] {
         let e = appctl(&lctl, &["cluster/change-election-timer", NB, value]);
-        assert_eq!((e.code, e.stderr.lines().next()), (Some(2), Some(text)), "value {value}");
+        assert_eq!(
+            (e.code, e.stderr.lines().next()),
+            (Some(2), Some(text)),
+            "value {value}"
+        );
     }
     let e = appctl(&lctl, &["cluster/change-election-timer", NB, "2000"]);
     assert_eq!(e.code, Some(2));
-    assert!(e.stderr.contains("--election-timer 2000"), "a valid change says how to make it: {}", e.stderr);
+    assert!(
+        e.stderr.contains("--election-timer 2000"),
+        "a valid change says how to make it: {}",
+        e.stderr
+    );
 
     // vlog.
     appctl(&fctl, &["vlog/set", "raft:file:dbg"]).ok("vlog/set");
     let list = appctl(&fctl, &["vlog/list"]).ok("vlog/list").to_string();
-    assert!(list.lines().any(|l| l.starts_with("raft") && l.trim_end().ends_with("DBG")), "{list}");
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("raft") && l.trim_end().ends_with("DBG")),
+        "{list}"
+    );
     assert!(list.contains("halyard_raft=debug"), "{list}");
     let e = appctl(&fctl, &["vlog/set", "nosuchmodule:dbg"]);
-    assert_eq!(e.stderr.lines().next(), Some("no destination, level, or module \"nosuchmodule\""));
+    assert_eq!(
+        e.stderr.lines().next(),
+        Some("no destination, level, or module \"nosuchmodule\"")
+    );
 
     // kick from a follower, by Raft address: the leader removes the third member.
     let third = (0..3).find(|i| *i != leader && *i != follower).unwrap();
@@ -165,26 +286,47 @@ fn cluster_commands_through_real_ovs_appctl() {
         appctl(&fctl, &["cluster/kick", NB, &third_addr]).ok("kick"),
         "sent removal request to leader\n"
     );
-    wait_for(Duration::from_secs(60), "the leader to list two servers", || {
-        let s = cluster.members[leader].cluster_status().stdout;
-        (s.lines().skip_while(|l| *l != "Servers:").skip(1).count() == 2 && !s.contains(&third_addr)).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(60),
+        "the leader to list two servers",
+        || {
+            let s = cluster.members[leader].cluster_status().stdout;
+            (s.lines().skip_while(|l| *l != "Servers:").skip(1).count() == 2
+                && !s.contains(&third_addr))
+            .then_some(())
+        },
+    );
     // The cluster keeps serving with two members.
     nbctl(&cluster.members[leader].remote(), &["ls-add", "sw1"]);
 
     // leave on the (current) leader: it hands leadership over, is removed, and exits.
     let lremote = cluster.members[follower].remote();
     assert_eq!(appctl(&lctl, &["cluster/leave", NB]).ok("leave"), "");
-    assert_eq!(cluster.members[leader].wait_exit(Duration::from_secs(60)), Some(0));
-    let f = wait_for(Duration::from_secs(60), "the follower to lead alone", || {
-        let s = cluster.members[follower].cluster_status().stdout;
-        (s.contains("Role: leader\n") && s.lines().skip_while(|l| *l != "Servers:").skip(1).count() == 1).then_some(s)
-    });
+    assert_eq!(
+        cluster.members[leader].wait_exit(Duration::from_secs(60)),
+        Some(0)
+    );
+    let f = wait_for(
+        Duration::from_secs(60),
+        "the follower to lead alone",
+        || {
+            let s = cluster.members[follower].cluster_status().stdout;
+            (s.contains("Role: leader\n")
+                && s.lines().skip_while(|l| *l != "Servers:").skip(1).count() == 1)
+                .then_some(s)
+        },
+    );
     assert!(f.contains("Status: cluster member"), "{f}");
     assert!(nbctl(&lremote, &["ls-list"]).contains("sw1"));
 
     // exit: the reply comes back, then the process ends.
     assert_eq!(appctl(&fctl, &["exit"]).ok("exit"), "");
-    assert_eq!(cluster.members[follower].wait_exit(Duration::from_secs(60)), Some(0));
-    assert!(!cluster.members[follower].ctl.exists(), "the control socket is removed on exit");
+    assert_eq!(
+        cluster.members[follower].wait_exit(Duration::from_secs(60)),
+        Some(0)
+    );
+    assert!(
+        !cluster.members[follower].ctl.exists(),
+        "the control socket is removed on exit"
+    );
 }

@@ -24,12 +24,19 @@ pub fn halyard_bin() -> &'static str {
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Polls `f` every 100 ms until it returns `Some`, or panics after `timeout` naming `what`.
@@ -56,7 +63,13 @@ pub struct Out {
 
 impl Out {
     pub fn ok(&self, what: &str) -> &str {
-        assert_eq!(self.code, Some(0), "{what} failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code,
+            Some(0),
+            "{what} failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
         &self.stdout
     }
 }
@@ -68,11 +81,16 @@ pub fn run(program: &str, args: &[&str]) -> Out {
 
 pub fn run_in(program: &str, args: &[&str], dir: Option<&Path>) -> Out {
     let mut cmd = Command::new(program);
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if let Some(d) = dir {
         cmd.current_dir(d);
     }
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let out_t = std::thread::spawn(move || {
@@ -172,13 +190,17 @@ impl Member {
     /// Waits (up to `timeout`) for the process to exit by itself; returns its exit code.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         let child = self.child.as_mut().expect("member not running");
-        let code = wait_for(timeout, "the member to exit", || child.try_wait().unwrap().map(|s| s.code()));
+        let code = wait_for(timeout, "the member to exit", || {
+            child.try_wait().unwrap().map(|s| s.code())
+        });
         self.child = None;
         code
     }
 
     pub fn running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
     }
 
     pub fn log_text(&self) -> String {
@@ -224,29 +246,53 @@ impl Cluster {
 
     /// `n` members; the first is created with `create_args` (e.g. `--from FILE`).
     pub fn start_from(n: usize, create_args: &[&str]) -> Cluster {
-        let dir = tempfile::Builder::new().prefix("halyard-ops").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("halyard-ops")
+            .tempdir()
+            .unwrap();
         let mut members: Vec<Member> = Vec::new();
         for i in 1..=n {
             let mut m = new_member(dir.path(), i);
             if i == 1 {
-                let mut args = vec!["create-cluster", "--data-dir", m.dir.to_str().unwrap(), "--raft-addr", &m.raft_addr];
+                let mut args = vec![
+                    "create-cluster",
+                    "--data-dir",
+                    m.dir.to_str().unwrap(),
+                    "--raft-addr",
+                    &m.raft_addr,
+                ];
                 args.extend_from_slice(create_args);
                 halyard(&args).ok("create-cluster");
             } else {
                 let peer = members[0].raft_addr.clone();
-                halyard(&["join-cluster", "--data-dir", m.dir.to_str().unwrap(), "--raft-addr", &m.raft_addr, "--peer", &peer])
-                    .ok("join-cluster");
+                halyard(&[
+                    "join-cluster",
+                    "--data-dir",
+                    m.dir.to_str().unwrap(),
+                    "--raft-addr",
+                    &m.raft_addr,
+                    "--peer",
+                    &peer,
+                ])
+                .ok("join-cluster");
             }
             m.serve(&[]);
             members.push(m);
             // One at a time: each joins once the previous ones are voters.
             let c = &members;
-            wait_for(STARTUP, &format!("member {i} to be a voting cluster member"), || {
-                let me = c.last().unwrap();
-                let s = me.cluster_status();
-                let servers = s.stdout.lines().filter(|l| l.starts_with("    ")).count();
-                (s.code == Some(0) && s.stdout.contains("Status: cluster member") && servers == i).then_some(())
-            });
+            wait_for(
+                STARTUP,
+                &format!("member {i} to be a voting cluster member"),
+                || {
+                    let me = c.last().unwrap();
+                    let s = me.cluster_status();
+                    let servers = s.stdout.lines().filter(|l| l.starts_with("    ")).count();
+                    (s.code == Some(0)
+                        && s.stdout.contains("Status: cluster member")
+                        && servers == i)
+                        .then_some(())
+                },
+            );
         }
         Cluster { dir, members }
     }
@@ -254,7 +300,9 @@ impl Cluster {
     /// Index of the member that reports `Role: leader`.
     pub fn leader(&self) -> usize {
         wait_for(STARTUP, "a leader", || {
-            self.members.iter().position(|m| m.cluster_status().stdout.contains("Role: leader\n"))
+            self.members
+                .iter()
+                .position(|m| m.cluster_status().stdout.contains("Role: leader\n"))
         })
     }
 
@@ -280,8 +328,15 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
-    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (code, body)
 }
 
@@ -310,7 +365,8 @@ impl OvsdbServer {
         let server = OvsdbServer { sock, ctl, child };
         let remote = server.remote();
         wait_for(STARTUP, "ovsdb-server to answer", || {
-            (run("ovsdb-client", &["--timeout=5", "list-dbs", &remote]).code == Some(0)).then_some(())
+            (run("ovsdb-client", &["--timeout=5", "list-dbs", &remote]).code == Some(0))
+                .then_some(())
         });
         server
     }
@@ -338,7 +394,12 @@ pub fn normalize(mode: &str, text: &str) -> String {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "normalize.py {mode} failed");
     String::from_utf8(out.stdout).unwrap()
