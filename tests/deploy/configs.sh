@@ -76,7 +76,7 @@ for kv in "${ocf_env[@]}"; do ocf_args+=(-o "${kv#OCF_RESKEY_}"); done
 install -m 0755 "$root/deploy/pacemaker/halyard" "$work/halyard-ra"
 chmod 755 "$work"
 out=$(ocf-tester -n halyard-test "${ocf_args[@]}" "$work/halyard-ra" 2>&1) || { echo "$out" >&2; fail "ocf-tester"; }
-echo "$out" | grep -q "passed all tests" || { echo "$out" >&2; fail "ocf-tester did not pass"; }
+echo "$out" | grep "passed all tests" >/dev/null || { echo "$out" >&2; fail "ocf-tester did not pass"; }
 [ "$(grep -c 'member started' "$work/nb.log")" -ge 2 ] || fail "ocf-tester did not really start the member twice"
 ok "ocf-tester: all tests passed (the member really started and stopped $(grep -c 'member started' "$work/nb.log") times)"
 
@@ -91,7 +91,7 @@ sleep 0.5
 rc=0; action=monitor; ra 2>/dev/null || rc=$?
 [ $rc = 7 ] || fail "monitor after kill -9 returned $rc, not 7 (OCF_NOT_RUNNING)"
 action=start; ra || fail "agent start after a crash (stale control socket)"
-ovn-nbctl --timeout=20 --db="tcp:127.0.0.1:$client_port" ls-list | grep -qw ocf-sw || fail "data lost across the restart"
+ovn-nbctl --timeout=20 --db="tcp:127.0.0.1:$client_port" ls-list | grep -w ocf-sw >/dev/null || fail "data lost across the restart"
 ok "monitor: 0 when serving, 0 at depth 10, 7 after kill -9; start again keeps the data"
 # Validation errors are configuration errors (6) or missing installation (5), not generic ones.
 rc=0; env OCF_RESOURCE_INSTANCE=x OCF_RESKEY_data_dir= OCF_RESKEY_binary="$bin" "$root/deploy/pacemaker/halyard" validate-all 2>/dev/null || rc=$?
@@ -136,7 +136,7 @@ until [ "$(server_state halyard_nb m2)" = DOWN ] && [ "$(server_state halyard_nb
   [ "$(date +%s)" -lt "$deadline" ] || fail "m2 (no HTTP on its check port) or m3 (nothing listening) is not DOWN"
   sleep 0.5
 done
-ovn-nbctl --timeout=20 --db="tcp:127.0.0.1:$lb_port" ls-list | grep -qw ocf-sw || fail "ovn-nbctl through haproxy"
+ovn-nbctl --timeout=20 --db="tcp:127.0.0.1:$lb_port" ls-list | grep -w ocf-sw >/dev/null || fail "ovn-nbctl through haproxy"
 ok "haproxy marks the member UP by its /health, a port without HTTP and a dead one DOWN; ovn-nbctl goes through"
 action=stop; ra || fail "agent stop"
 wait_state DOWN
