@@ -13,16 +13,19 @@ async fn connect(addr: &str) -> Result<MemberClient<Channel>> {
         .with_context(|| format!("bad member address {addr:?} (expected HOST:PORT)"))?
         .connect_timeout(std::time::Duration::from_secs(3))
         .timeout(std::time::Duration::from_secs(60));
-    let channel = endpoint
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach the member at {addr} (is `halyard serve` running there?)"))?;
+    let channel = endpoint.connect().await.with_context(|| {
+        format!("cannot reach the member at {addr} (is `halyard serve` running there?)")
+    })?;
     Ok(MemberClient::new(channel))
 }
 
 /// The member's own status document (see `Member::status_json`).
 pub async fn member_status(addr: &str) -> Result<Value> {
-    let reply = connect(addr).await?.status(pb::Empty {}).await.map_err(|s| anyhow!("{addr}: {}", s.message()))?;
+    let reply = connect(addr)
+        .await?
+        .status(pb::Empty {})
+        .await
+        .map_err(|s| anyhow!("{addr}: {}", s.message()))?;
     serde_json::from_str(&reply.into_inner().json).context("undecodable status")
 }
 
@@ -34,12 +37,15 @@ fn resolve(status: &Value, member: &str) -> Result<(u64, String)> {
         .filter(|m| {
             m["address"].as_str() == Some(member)
                 || m["id"].as_str().is_some_and(|id| id.starts_with(member))
-                || m["server_id"].as_str().is_some_and(|id| id.starts_with(member))
+                || m["server_id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with(member))
         })
         .collect();
     match matches.as_slice() {
         [m] => {
-            let id = u64::from_str_radix(m["id"].as_str().unwrap_or_default(), 16).context("bad member id")?;
+            let id = u64::from_str_radix(m["id"].as_str().unwrap_or_default(), 16)
+                .context("bad member id")?;
             Ok((id, m["address"].as_str().unwrap_or_default().to_string()))
         }
         [] => bail!("unknown server {member:?}: no member has that id prefix or address"),
@@ -59,7 +65,11 @@ async fn at_leader(addr: &str, op: Op) -> Result<String> {
         let mut client = connect(&target).await?;
         let reply = match op {
             Op::Remove(node_id) => client.remove(pb::RemoveRequest { node_id }).await,
-            Op::Transfer(node_id) => client.transfer_leadership(pb::TransferRequest { node_id }).await,
+            Op::Transfer(node_id) => {
+                client
+                    .transfer_leadership(pb::TransferRequest { node_id })
+                    .await
+            }
         }
         .map_err(|s| anyhow!("{target}: {}", s.message()))?
         .into_inner();
@@ -90,11 +100,16 @@ pub async fn kick(peer: &str, member: &str) -> Result<String> {
 /// another member so the cluster does not wait for an election timeout.
 pub async fn leave(peer: &str) -> Result<String> {
     let status = member_status(peer).await?;
-    let id = u64::from_str_radix(status["id"].as_str().unwrap_or_default(), 16).context("bad member id")?;
+    let id = u64::from_str_radix(status["id"].as_str().unwrap_or_default(), 16)
+        .context("bad member id")?;
     if status["role"] == "leader" {
         let others: Vec<&Value> = status["members"]
             .as_array()
-            .map(|m| m.iter().filter(|m| m["id"] != status["id"] && m["voter"] == true).collect())
+            .map(|m| {
+                m.iter()
+                    .filter(|m| m["id"] != status["id"] && m["voter"] == true)
+                    .collect()
+            })
             .unwrap_or_default();
         if let Some(next) = others.first() {
             let next_id = u64::from_str_radix(next["id"].as_str().unwrap_or_default(), 16)?;

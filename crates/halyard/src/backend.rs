@@ -225,10 +225,13 @@ impl Backend for MemberBackend {
 
     fn server_rows(&self) -> Vec<ServerDbStatus> {
         let status = self.member.status();
-        let leader = if self.strict_leader {
-            status.is_leader
+        // Strict mode reports what ovsdb-server would; active-active keeps saying "go ahead"
+        // through a short election, since writes and reads then wait for the next leader.
+        let (connected, leader) = if self.strict_leader {
+            (status.connected, status.is_leader)
         } else {
-            status.connected
+            let serving = self.member.serving();
+            (serving, serving)
         };
         self.member.with_state(|s| {
             s.dbs
@@ -236,7 +239,7 @@ impl Backend for MemberBackend {
                 .map(|(name, d)| ServerDbStatus {
                     name: name.clone(),
                     model: "clustered".to_string(),
-                    connected: status.connected,
+                    connected,
                     leader,
                     schema: Some(d.db.schema().to_json()),
                     cid: Some(status.identity.cluster_id),

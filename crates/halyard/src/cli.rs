@@ -21,7 +21,12 @@ use serde_json::Value;
 )]
 pub struct Cli {
     /// Log filter (tracing-subscriber syntax), e.g. `info`, `halyard_raft=debug`.
-    #[arg(long, global = true, env = "HALYARD_LOG", default_value = "info,openraft=warn")]
+    #[arg(
+        long,
+        global = true,
+        env = "HALYARD_LOG",
+        default_value = "info,openraft=warn"
+    )]
     pub log: String,
     #[command(subcommand)]
     pub command: Command,
@@ -33,8 +38,10 @@ pub enum Command {
     ///
     /// Like `ovsdb-tool create-cluster`, this only writes the data directory; the cluster is
     /// bootstrapped when `halyard serve` first starts on it.
-    #[command(after_help = "Example:\n  halyard create-cluster --data-dir /var/lib/halyard/nb \\\n    \
-        --schema /usr/share/ovn/ovn-nb.ovsschema --raft-addr 10.0.0.1:6643")]
+    #[command(
+        after_help = "Example:\n  halyard create-cluster --data-dir /var/lib/halyard/nb \\\n    \
+        --schema /usr/share/ovn/ovn-nb.ovsschema --raft-addr 10.0.0.1:6643"
+    )]
     CreateCluster {
         /// Directory for this member's durable state (created if missing; must not hold a member).
         #[arg(long)]
@@ -55,8 +62,10 @@ pub enum Command {
     /// Like `ovsdb-tool join-cluster`, this returns at once; the member asks to be added when
     /// `halyard serve` starts on it, catches up (from a snapshot if needed) as a non-voting
     /// learner, then becomes a voter. `serve` logs the progress.
-    #[command(after_help = "Example:\n  halyard join-cluster --data-dir /var/lib/halyard/nb \\\n    \
-        --raft-addr 10.0.0.2:6643 --peer 10.0.0.1:6643")]
+    #[command(
+        after_help = "Example:\n  halyard join-cluster --data-dir /var/lib/halyard/nb \\\n    \
+        --raft-addr 10.0.0.2:6643 --peer 10.0.0.1:6643"
+    )]
     JoinCluster {
         #[arg(long)]
         data_dir: PathBuf,
@@ -72,12 +81,16 @@ pub enum Command {
     /// Exit status: 0 healthy, 2 degraded (a member is down or lagging but the cluster has a
     /// quorum), 3 unhealthy (no leader or quorum, or a member named with --remote/--control is
     /// unhealthy), 1 if no member could be asked.
-    #[command(after_help = "Examples:\n  halyard status --remote tcp:10.0.0.1:6643\n  \
-        halyard status --control /var/lib/halyard/nb/halyard.ctl --json\n  halyard status --remote tcp:10.0.0.1:6643 --watch")]
+    #[command(
+        after_help = "Examples:\n  halyard status --remote tcp:10.0.0.1:6643\n  \
+        halyard status --control /var/lib/halyard/nb/halyard.ctl --json\n  halyard status --remote tcp:10.0.0.1:6643 --watch"
+    )]
     Status(crate::status::StatusArgs),
     /// Write a database to an ovsdb-server standalone database file (like `ovsdb-client backup`).
-    #[command(after_help = "Example:\n  halyard backup --remote tcp:10.0.0.1:6641 > nb-backup.db\n  \
-        ovsdb-tool db-name nb-backup.db")]
+    #[command(
+        after_help = "Example:\n  halyard backup --remote tcp:10.0.0.1:6641 > nb-backup.db\n  \
+        ovsdb-tool db-name nb-backup.db"
+    )]
     Backup(crate::backup::BackupArgs),
     /// Remove the member at PEER from its cluster (a leader hands leadership over first).
     #[command(after_help = "Example:\n  halyard leave --peer 10.0.0.3:6643")]
@@ -87,7 +100,9 @@ pub enum Command {
         peer: String,
     },
     /// Remove MEMBER (id prefix, server id prefix or Raft address) from the cluster, e.g. a dead one.
-    #[command(after_help = "Example:\n  halyard kick --peer 10.0.0.1:6643 10.0.0.3:6643\n  halyard kick --peer 10.0.0.1:6643 3f2a")]
+    #[command(
+        after_help = "Example:\n  halyard kick --peer 10.0.0.1:6643 10.0.0.3:6643\n  halyard kick --peer 10.0.0.1:6643 3f2a"
+    )]
     Kick {
         /// Raft HOST:PORT of any live member.
         #[arg(long)]
@@ -95,7 +110,9 @@ pub enum Command {
         member: String,
     },
     /// Make MEMBER (or, without it, another up-to-date member) the leader.
-    #[command(after_help = "Example:\n  halyard transfer-leadership --peer 10.0.0.1:6643 10.0.0.2:6643")]
+    #[command(
+        after_help = "Example:\n  halyard transfer-leadership --peer 10.0.0.1:6643 10.0.0.2:6643"
+    )]
     TransferLeadership {
         /// Raft HOST:PORT of any live member.
         #[arg(long)]
@@ -103,8 +120,10 @@ pub enum Command {
         member: Option<String>,
     },
     /// Run a member: serve OVSDB clients on the given remotes and take part in Raft.
-    #[command(after_help = "Example:\n  halyard serve --data-dir /var/lib/halyard/nb \\\n    \
-        --remote ptcp:6641:0.0.0.0 --remote punix:/run/halyard/nb.sock")]
+    #[command(
+        after_help = "Example:\n  halyard serve --data-dir /var/lib/halyard/nb \\\n    \
+        --remote ptcp:6641:0.0.0.0 --remote punix:/run/halyard/nb.sock"
+    )]
     Serve {
         #[arg(long)]
         data_dir: PathBuf,
@@ -153,12 +172,19 @@ pub struct ServerArgs {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     crate::vlog::init(&cli.log)?;
     match cli.command {
-        Command::CreateCluster { data_dir, schema, from, raft_addr } => {
-            create_cluster(&data_dir, &schema, &from, &raft_addr)
-        }
+        Command::CreateCluster {
+            data_dir,
+            schema,
+            from,
+            raft_addr,
+        } => create_cluster(&data_dir, &schema, &from, &raft_addr),
         Command::Status(args) => crate::status::run(args),
         Command::Backup(args) => crate::backup::run(args),
-        Command::JoinCluster { data_dir, raft_addr, peers } => {
+        Command::JoinCluster {
+            data_dir,
+            raft_addr,
+            peers,
+        } => {
             check_raft_addr(&raft_addr)?;
             for p in &peers {
                 check_raft_addr(p).context("--peer")?;
@@ -176,8 +202,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Leave { peer } => admin(crate::admin::leave(&peer)),
         Command::Kick { peer, member } => admin(crate::admin::kick(&peer, &member)),
-        Command::TransferLeadership { peer, member } => admin(crate::admin::transfer(&peer, member.as_deref())),
-        Command::Serve { data_dir, remotes, election_timer, snapshot_every, repair_log_tail, server, ops } => {
+        Command::TransferLeadership { peer, member } => {
+            admin(crate::admin::transfer(&peer, member.as_deref()))
+        }
+        Command::Serve {
+            data_dir,
+            remotes,
+            election_timer,
+            snapshot_every,
+            repair_log_tail,
+            server,
+            ops,
+        } => {
             let config = MemberConfig {
                 election_timeout_ms: election_timer,
                 heartbeat_ms: (election_timer / 10).max(10),
@@ -200,10 +236,12 @@ fn admin(f: impl std::future::Future<Output = Result<String>>) -> Result<ExitCod
 }
 
 fn read_schema(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read schema {}", path.display()))?;
-    let json: Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
-    ovsdb::DatabaseSchema::from_json(&json).with_context(|| format!("{} is not a valid OVSDB schema", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read schema {}", path.display()))?;
+    let json: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", path.display()))?;
+    ovsdb::DatabaseSchema::from_json(&json)
+        .with_context(|| format!("{} is not a valid OVSDB schema", path.display()))?;
     Ok(json)
 }
 
@@ -214,9 +252,17 @@ fn check_raft_addr(addr: &str) -> Result<()> {
     }
 }
 
-fn create_cluster(data_dir: &Path, schemas: &[PathBuf], from: &[PathBuf], raft_addr: &str) -> Result<ExitCode> {
+fn create_cluster(
+    data_dir: &Path,
+    schemas: &[PathBuf],
+    from: &[PathBuf],
+    raft_addr: &str,
+) -> Result<ExitCode> {
     check_raft_addr(raft_addr)?;
-    let mut schemas = schemas.iter().map(|p| read_schema(p)).collect::<Result<Vec<_>>>()?;
+    let mut schemas = schemas
+        .iter()
+        .map(|p| read_schema(p))
+        .collect::<Result<Vec<_>>>()?;
     let imports = crate::migrate::read_files(from)?;
     schemas.extend(imports.iter().map(|i| i.0.clone()));
     let id = Member::create_cluster(data_dir, &schemas, raft_addr)?;
@@ -263,8 +309,18 @@ async fn serve(
         ..Default::default()
     }
     .with_probe_interval_ms(args.inactivity_probe);
-    let server = Arc::new(halyard_server::Server::new(Arc::new(backend), server_config)?);
-    let ops = crate::ops::Ops::start(member.clone(), server.clone(), remotes.clone(), data_dir, &ops_args).await?;
+    let server = Arc::new(halyard_server::Server::new(
+        Arc::new(backend),
+        server_config,
+    )?);
+    let ops = crate::ops::Ops::start(
+        member.clone(),
+        server.clone(),
+        remotes.clone(),
+        data_dir,
+        &ops_args,
+    )
+    .await?;
     tokio::select! {
         r = server.run(remotes) => r.context("serving clients")?,
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),

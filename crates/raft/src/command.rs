@@ -74,7 +74,7 @@ pub enum CommandKind {
 pub struct Batch(pub Vec<Command>);
 
 /// The result of applying a command (openraft's `R`), the same on every member.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
     /// The JSON text of the `transact` result array.
     Transact {
@@ -96,11 +96,6 @@ pub enum Outcome {
     },
     /// `transact` or lock operation on a database this cluster does not have.
     UnknownDb,
+    #[default]
     Done,
-}
-
-impl Default for Outcome {
-    fn default() -> Self {
-        Outcome::Done
-    }
 }

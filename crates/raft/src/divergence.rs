@@ -77,21 +77,30 @@ pub(crate) async fn run(member: Weak<Member>) {
             if node == me {
                 continue;
             }
-            let Ok(mut client) = crate::network::client(&addr) else { continue };
+            let Ok(mut client) = crate::network::client(&addr) else {
+                continue;
+            };
             let mut req = tonic::Request::new(crate::pb::Empty {});
             req.set_timeout(Duration::from_secs(2));
-            let Ok(reply) = client.status(req).await else { continue };
-            let Ok(status) = serde_json::from_str::<serde_json::Value>(&reply.into_inner().json) else { continue };
+            let Ok(reply) = client.status(req).await else {
+                continue;
+            };
+            let Ok(status) = serde_json::from_str::<serde_json::Value>(&reply.into_inner().json)
+            else {
+                continue;
+            };
             let (Some(index), Some(theirs)) = (
                 status["digest"]["index"].as_u64(),
-                status["digest"]["value"].as_str().and_then(|v| u64::from_str_radix(v, 16).ok()),
+                status["digest"]["value"]
+                    .as_str()
+                    .and_then(|v| u64::from_str_radix(v, 16).ok()),
             ) else {
                 continue;
             };
             match m.digest_at(index) {
-                Some(ours) if ours != theirs => {
-                    if reported.insert(node, index).is_none() {
-                        tracing::error!(
+                Some(ours) if ours != theirs && !reported.contains_key(&node) => {
+                    reported.insert(node, index);
+                    tracing::error!(
                             member = format_args!("{node:016x}"),
                             index,
                             ours = format_args!("{ours:016x}"),
@@ -99,12 +108,12 @@ pub(crate) async fn run(member: Weak<Member>) {
                             "REPLICA DIVERGENCE: this member and the leader applied the log differently; \
                              take it out of service and rebuild it from a healthy member"
                         );
-                    }
                 }
-                Some(_) => {
+                Some(ours) if ours == theirs => {
                     reported.remove(&node);
                 }
-                None => {} // too old or not yet applied here
+                Some(_) => {} // already reported
+                None => {}    // too old or not yet applied here
             }
         }
     }
@@ -118,12 +127,24 @@ mod tests {
 
     #[test]
     fn fold_is_order_and_content_sensitive() {
-        let cmd = |n| Command { id: Uuid::from_u128(n), origin: 1, kind: CommandKind::ExpireMember { member: 1, keep: None } };
-        let ok = |s: &str| Outcome::Transact { result: s.to_string() };
+        let cmd = |n| Command {
+            id: Uuid::from_u128(n),
+            origin: 1,
+            kind: CommandKind::ExpireMember {
+                member: 1,
+                keep: None,
+            },
+        };
+        let ok = |s: &str| Outcome::Transact {
+            result: s.to_string(),
+        };
         let a = fold(fold(0, &cmd(1), &ok("[{}]")), &cmd(2), &ok("[]"));
         assert_eq!(a, fold(fold(0, &cmd(1), &ok("[{}]")), &cmd(2), &ok("[]")));
         assert_ne!(a, fold(fold(0, &cmd(2), &ok("[]")), &cmd(1), &ok("[{}]")));
-        assert_ne!(a, fold(fold(0, &cmd(1), &ok("[{\"count\":1}]")), &cmd(2), &ok("[]")));
+        assert_ne!(
+            a,
+            fold(fold(0, &cmd(1), &ok("[{\"count\":1}]")), &cmd(2), &ok("[]"))
+        );
         // A fixed vector: the digest must not change between builds or platforms.
         assert_eq!(fnv(0, b"halyard"), fnv(FNV_OFFSET, b"halyard"));
         assert_eq!(format!("{:016x}", fnv(0, b"a")), "af63dc4c8601ec8c");

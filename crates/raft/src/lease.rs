@@ -51,7 +51,10 @@ pub(crate) async fn run(member: Weak<Member>) {
                 for node in holders.into_iter().filter(|n| *n != me) {
                     let silent = m.peer_contact(node).is_none_or(|t| t.elapsed() > lease);
                     if silent {
-                        tracing::warn!(member = format_args!("{node:016x}"), "lock lease expired; releasing its locks");
+                        tracing::warn!(
+                            member = format_args!("{node:016x}"),
+                            "lock lease expired; releasing its locks"
+                        );
                         if let Err(e) = m.expire_member(node, None).await {
                             tracing::warn!("could not expire locks: {e}");
                         }
@@ -67,7 +70,11 @@ pub(crate) async fn run(member: Weak<Member>) {
             disconnected_since = None;
             if !revoked.is_empty() {
                 let still_owned: Vec<(String, Uuid)> = m.with_state(|s| {
-                    revoked.iter().filter(|(name, session)| s.locks.owner(name) == Some(*session)).cloned().collect()
+                    revoked
+                        .iter()
+                        .filter(|(name, session)| s.locks.owner(name) == Some(*session))
+                        .cloned()
+                        .collect()
                 });
                 for (name, session) in still_owned {
                     // Back of the queue: the session is told `locked` when it gets the lock again.
@@ -98,4 +105,3 @@ pub(crate) async fn run(member: Weak<Member>) {
         }
     }
 }
-

@@ -47,7 +47,10 @@ pub(crate) type Events = Vec<(Uuid, String, LockEvent)>;
 
 impl LockTable {
     pub fn owner(&self, name: &str) -> Option<Uuid> {
-        self.locks.get(name).and_then(|q| q.front()).map(|w| w.session)
+        self.locks
+            .get(name)
+            .and_then(|q| q.front())
+            .map(|w| w.session)
     }
 
     /// `lock` or `steal`. `Err` carries the refusal ovsdb-server gives for a second request.
@@ -69,7 +72,12 @@ impl LockTable {
             ));
         }
         if !steal {
-            queue.push_back(Waiter { session, member, incarnation, mode: Mode::Lock });
+            queue.push_back(Waiter {
+                session,
+                member,
+                incarnation,
+                mode: Mode::Lock,
+            });
             return Ok(queue.len() == 1);
         }
         if let Some(victim) = queue.pop_front() {
@@ -79,12 +87,22 @@ impl LockTable {
                 queue.push_front(victim);
             }
         }
-        queue.push_front(Waiter { session, member, incarnation, mode: Mode::Steal });
+        queue.push_front(Waiter {
+            session,
+            member,
+            incarnation,
+            mode: Mode::Steal,
+        });
         Ok(true)
     }
 
     /// `unlock`. `Err` when the session neither holds nor waits for the lock.
-    pub(crate) fn release(&mut self, session: Uuid, name: &str, events: &mut Events) -> Result<(), String> {
+    pub(crate) fn release(
+        &mut self,
+        session: Uuid,
+        name: &str,
+        events: &mut Events,
+    ) -> Result<(), String> {
         let removed = self.remove_where(name, |w| w.session == session, events);
         if removed {
             Ok(())
@@ -108,7 +126,11 @@ impl LockTable {
             if let Some(queue) = self.locks.get(&name) {
                 for (pos, w) in queue.iter().enumerate() {
                     if expired(w) {
-                        events.push((w.session, name.clone(), LockEvent::Expired { owned: pos == 0 }));
+                        events.push((
+                            w.session,
+                            name.clone(),
+                            LockEvent::Expired { owned: pos == 0 },
+                        ));
                     }
                 }
             }
@@ -120,18 +142,27 @@ impl LockTable {
     pub fn owned_through(&self, member: u64) -> Vec<(String, Uuid, Uuid)> {
         self.locks
             .iter()
-            .filter_map(|(name, q)| q.front().filter(|w| w.member == member).map(|w| (name.clone(), w.session, w.incarnation)))
+            .filter_map(|(name, q)| {
+                q.front()
+                    .filter(|w| w.member == member)
+                    .map(|w| (name.clone(), w.session, w.incarnation))
+            })
             .collect()
     }
 
     /// Members through which some lock is held or waited for.
     pub fn members(&self) -> std::collections::BTreeSet<u64> {
-        self.locks.values().flat_map(|q| q.iter().map(|w| w.member)).collect()
+        self.locks
+            .values()
+            .flat_map(|q| q.iter().map(|w| w.member))
+            .collect()
     }
 
     /// Whether `session` holds or waits for any lock.
     pub fn involves(&self, session: Uuid) -> bool {
-        self.locks.values().any(|q| q.iter().any(|w| w.session == session))
+        self.locks
+            .values()
+            .any(|q| q.iter().any(|w| w.session == session))
     }
 
     pub fn len(&self) -> usize {
@@ -142,8 +173,15 @@ impl LockTable {
         self.locks.is_empty()
     }
 
-    fn remove_where(&mut self, name: &str, pred: impl Fn(&Waiter) -> bool, events: &mut Events) -> bool {
-        let Some(queue) = self.locks.get_mut(name) else { return false };
+    fn remove_where(
+        &mut self,
+        name: &str,
+        pred: impl Fn(&Waiter) -> bool,
+        events: &mut Events,
+    ) -> bool {
+        let Some(queue) = self.locks.get_mut(name) else {
+            return false;
+        };
         let old_owner = queue.front().map(|w| w.session);
         let before = queue.len();
         queue.retain(|w| !pred(w));
@@ -173,9 +211,17 @@ mod tests {
     fn fifo_lock_and_unlock_hands_over() {
         let mut t = LockTable::default();
         let mut ev = Events::new();
-        assert_eq!(t.acquire(s(1), 1, Uuid::nil(), "L", false, &mut ev), Ok(true));
-        assert_eq!(t.acquire(s(2), 2, Uuid::nil(), "L", false, &mut ev), Ok(false));
-        assert!(t.acquire(s(2), 2, Uuid::nil(), "L", false, &mut ev).is_err());
+        assert_eq!(
+            t.acquire(s(1), 1, Uuid::nil(), "L", false, &mut ev),
+            Ok(true)
+        );
+        assert_eq!(
+            t.acquire(s(2), 2, Uuid::nil(), "L", false, &mut ev),
+            Ok(false)
+        );
+        assert!(t
+            .acquire(s(2), 2, Uuid::nil(), "L", false, &mut ev)
+            .is_err());
         assert!(ev.is_empty());
         t.release(s(1), "L", &mut ev).unwrap();
         assert_eq!(ev, vec![(s(2), "L".to_string(), LockEvent::Locked)]);
@@ -187,18 +233,27 @@ mod tests {
     fn waiter_unlock_does_not_notify_owner() {
         let mut t = LockTable::default();
         let mut ev = Events::new();
-        t.acquire(s(1), 1, Uuid::nil(), "L", false, &mut ev).unwrap();
-        t.acquire(s(2), 1, Uuid::nil(), "L", false, &mut ev).unwrap();
+        t.acquire(s(1), 1, Uuid::nil(), "L", false, &mut ev)
+            .unwrap();
+        t.acquire(s(2), 1, Uuid::nil(), "L", false, &mut ev)
+            .unwrap();
         t.release(s(2), "L", &mut ev).unwrap();
-        assert!(ev.is_empty(), "ovsdb-server 3.1 sends a spurious `locked` here; we do not");
+        assert!(
+            ev.is_empty(),
+            "ovsdb-server 3.1 sends a spurious `locked` here; we do not"
+        );
     }
 
     #[test]
     fn steal_from_lock_holder_keeps_it_queued() {
         let mut t = LockTable::default();
         let mut ev = Events::new();
-        t.acquire(s(1), 1, Uuid::nil(), "L", false, &mut ev).unwrap();
-        assert_eq!(t.acquire(s(2), 2, Uuid::nil(), "L", true, &mut ev), Ok(true));
+        t.acquire(s(1), 1, Uuid::nil(), "L", false, &mut ev)
+            .unwrap();
+        assert_eq!(
+            t.acquire(s(2), 2, Uuid::nil(), "L", true, &mut ev),
+            Ok(true)
+        );
         assert_eq!(ev, vec![(s(1), "L".to_string(), LockEvent::Stolen)]);
         ev.clear();
         t.release(s(2), "L", &mut ev).unwrap();
@@ -228,7 +283,10 @@ mod tests {
         t.release_member(7, Some(new), &mut ev);
         assert_eq!(
             ev,
-            vec![(s(1), "A".to_string(), LockEvent::Expired { owned: true }), (s(2), "A".to_string(), LockEvent::Locked)]
+            vec![
+                (s(1), "A".to_string(), LockEvent::Expired { owned: true }),
+                (s(2), "A".to_string(), LockEvent::Locked)
+            ]
         );
         assert_eq!(t.owned_through(7), vec![("A".to_string(), s(2), new)]);
     }
@@ -237,9 +295,12 @@ mod tests {
     fn member_expiry_releases_and_hands_over() {
         let mut t = LockTable::default();
         let mut ev = Events::new();
-        t.acquire(s(1), 7, Uuid::nil(), "A", false, &mut ev).unwrap();
-        t.acquire(s(2), 8, Uuid::nil(), "A", false, &mut ev).unwrap();
-        t.acquire(s(1), 7, Uuid::nil(), "B", false, &mut ev).unwrap();
+        t.acquire(s(1), 7, Uuid::nil(), "A", false, &mut ev)
+            .unwrap();
+        t.acquire(s(2), 8, Uuid::nil(), "A", false, &mut ev)
+            .unwrap();
+        t.acquire(s(1), 7, Uuid::nil(), "B", false, &mut ev)
+            .unwrap();
         t.release_member(7, None, &mut ev);
         assert_eq!(
             ev,

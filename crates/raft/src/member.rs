@@ -926,6 +926,29 @@ impl Member {
         }
     }
 
+    /// What `_Server` reports as `connected` (and, in active-active mode, `leader`): connected,
+    /// or a voter whose leader went silent less than three election timers ago — an election
+    /// starts 1.5 to 2 timers after the last heartbeat, so one is normally over by then.
+    /// Transactions made meanwhile wait for the next leader (up to `write_wait`), so clients see
+    /// a pause instead of leader-only clients (ovn-nbctl, the IDLs) giving up at once with
+    /// "database connection failed" when `_Server` flips during every election.
+    pub fn serving(&self) -> bool {
+        if self.connected() {
+            return true;
+        }
+        let m = self.raft.metrics().borrow().clone();
+        let me = self.identity.node_id;
+        let voter = m.membership_config.membership().voter_ids().any(|v| v == me);
+        let grace = u128::from(self.config.election_timeout_ms) * 3;
+        voter
+            && matches!(m.state, ServerState::Follower | ServerState::Candidate)
+            && self
+                .last_leader_contact
+                .lock()
+                .unwrap()
+                .is_some_and(|t| t.elapsed().as_millis() < grace)
+    }
+
     pub async fn unlock(&self, session: Uuid, name: &str) -> Result<Outcome, MemberError> {
         self.propose(CommandKind::Unlock {
             session,

@@ -6,11 +6,13 @@
 
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
@@ -44,7 +46,10 @@ impl PeerContact {
     }
 
     fn touch(&self, node: NodeId) {
-        self.0.lock().unwrap().insert(node, std::time::Instant::now());
+        self.0
+            .lock()
+            .unwrap()
+            .insert(node, std::time::Instant::now());
     }
 }
 
@@ -74,7 +79,12 @@ impl RaftNetworkFactory<TypeConfig> for Network {
                 None
             }
         };
-        Peer { contact: self.contact.clone(), target, addr: node.addr.clone(), client }
+        Peer {
+            contact: self.contact.clone(),
+            target,
+            addr: node.addr.clone(),
+            client,
+        }
     }
 }
 
@@ -115,10 +125,15 @@ impl Peer {
             Rpc::Vote => client.vote(request).await,
             Rpc::Snapshot => client.install_snapshot(request).await,
         };
-        let reply = reply.map_err(|status| unreachable(format!("{} ({})", status.message(), self.addr)))?;
+        let reply =
+            reply.map_err(|status| unreachable(format!("{} ({})", status.message(), self.addr)))?;
         self.contact.touch(self.target);
-        let result: Result<Resp, RaftError<NodeId, E>> = decode(&reply.into_inner().data)
-            .map_err(|e| RPCError::Network(NetworkError::new(&Transport(format!("undecodable reply: {e}")))))?;
+        let result: Result<Resp, RaftError<NodeId, E>> =
+            decode(&reply.into_inner().data).map_err(|e| {
+                RPCError::Network(NetworkError::new(&Transport(format!(
+                    "undecodable reply: {e}"
+                ))))
+            })?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
@@ -136,8 +151,10 @@ impl RaftNetwork<TypeConfig> for Peer {
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>>
-    {
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
         self.call(Rpc::Snapshot, &rpc, &option).await
     }
 

@@ -50,7 +50,8 @@ impl Proposer {
             .send(Proposal { cmd, done })
             .await
             .map_err(|_| ProposeError::Raft("proposer stopped".into()))?;
-        rx.await.map_err(|_| ProposeError::Raft("proposer stopped".into()))?
+        rx.await
+            .map_err(|_| ProposeError::Raft("proposer stopped".into()))?
     }
 
     /// Commands waiting for the next entry.
@@ -62,7 +63,8 @@ impl Proposer {
 async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (cmds, dones): (Vec<Command>, Vec<_>) = batch.drain(..).map(|p| (p.cmd, p.done)).unzip();
+        let (cmds, dones): (Vec<Command>, Vec<_>) =
+            batch.drain(..).map(|p| (p.cmd, p.done)).unzip();
         let result = match raft.client_write(Batch(cmds)).await {
             Ok(_) => Ok(()),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {

@@ -27,31 +27,46 @@ fn bad_payload(e: bincode::Error) -> Status {
 
 #[tonic::async_trait]
 impl pb::member_server::Member for Service {
-    async fn append_entries(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
+    async fn append_entries(
+        &self,
+        req: Request<pb::Payload>,
+    ) -> Result<Response<pb::Payload>, Status> {
         let rpc = decode(&req.into_inner().data).map_err(bad_payload)?;
         let result = self.member.raft().append_entries(rpc).await;
         if result.is_ok() {
             self.member.heard_from_leader();
         }
-        Ok(Response::new(pb::Payload { data: encode(&result) }))
+        Ok(Response::new(pb::Payload {
+            data: encode(&result),
+        }))
     }
 
     async fn vote(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
         let rpc = decode(&req.into_inner().data).map_err(bad_payload)?;
         let result = self.member.raft().vote(rpc).await;
-        Ok(Response::new(pb::Payload { data: encode(&result) }))
+        Ok(Response::new(pb::Payload {
+            data: encode(&result),
+        }))
     }
 
-    async fn install_snapshot(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {
+    async fn install_snapshot(
+        &self,
+        req: Request<pb::Payload>,
+    ) -> Result<Response<pb::Payload>, Status> {
         let rpc = decode(&req.into_inner().data).map_err(bad_payload)?;
         let result = self.member.raft().install_snapshot(rpc).await;
         if result.is_ok() {
             self.member.heard_from_leader();
         }
-        Ok(Response::new(pb::Payload { data: encode(&result) }))
+        Ok(Response::new(pb::Payload {
+            data: encode(&result),
+        }))
     }
 
-    async fn forward(&self, req: Request<pb::Payload>) -> Result<Response<pb::ForwardReply>, Status> {
+    async fn forward(
+        &self,
+        req: Request<pb::Payload>,
+    ) -> Result<Response<pb::ForwardReply>, Status> {
         let cmd: Command = decode(&req.into_inner().data).map_err(bad_payload)?;
         let mut reply = pb::ForwardReply::default();
         match self.member.propose_forwarded(cmd).await {
@@ -65,7 +80,10 @@ impl pb::member_server::Member for Service {
         Ok(Response::new(reply))
     }
 
-    async fn read_index(&self, _req: Request<pb::Empty>) -> Result<Response<pb::ReadIndexReply>, Status> {
+    async fn read_index(
+        &self,
+        _req: Request<pb::Empty>,
+    ) -> Result<Response<pb::ReadIndexReply>, Status> {
         let mut reply = pb::ReadIndexReply::default();
         match self.member.raft().get_read_log_id().await {
             Ok((read, _applied)) => reply.index = read.map(|l| l.index).unwrap_or(0),
@@ -81,23 +99,43 @@ impl pb::member_server::Member for Service {
     async fn join(&self, req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinReply>, Status> {
         let req = req.into_inner();
         let reply = match self.member.add_member(req.node_id, &req.raft_addr).await {
-            Ok(()) => pb::JoinReply { cluster_id: self.member.identity().cluster_id.to_string(), ..Default::default() },
-            Err(crate::member::AdminError::NotLeader(addr)) => {
-                pb::JoinReply { not_leader: true, leader_addr: addr, ..Default::default() }
-            }
-            Err(e) => pb::JoinReply { error: e.to_string(), ..Default::default() },
+            Ok(()) => pb::JoinReply {
+                cluster_id: self.member.identity().cluster_id.to_string(),
+                ..Default::default()
+            },
+            Err(crate::member::AdminError::NotLeader(addr)) => pb::JoinReply {
+                not_leader: true,
+                leader_addr: addr,
+                ..Default::default()
+            },
+            Err(e) => pb::JoinReply {
+                error: e.to_string(),
+                ..Default::default()
+            },
         };
         Ok(Response::new(reply))
     }
 
-    async fn remove(&self, req: Request<pb::RemoveRequest>) -> Result<Response<pb::AdminReply>, Status> {
+    async fn remove(
+        &self,
+        req: Request<pb::RemoveRequest>,
+    ) -> Result<Response<pb::AdminReply>, Status> {
         let node = req.into_inner().node_id;
-        Ok(Response::new(admin_reply(self.member.remove_member(node).await)))
+        Ok(Response::new(admin_reply(
+            self.member.remove_member(node).await,
+        )))
     }
 
-    async fn transfer_leadership(&self, req: Request<pb::TransferRequest>) -> Result<Response<pb::AdminReply>, Status> {
+    async fn transfer_leadership(
+        &self,
+        req: Request<pb::TransferRequest>,
+    ) -> Result<Response<pb::AdminReply>, Status> {
         let to = req.into_inner().node_id;
-        Ok(Response::new(admin_reply(self.member.transfer_leadership((to != 0).then_some(to)).await)))
+        Ok(Response::new(admin_reply(
+            self.member
+                .transfer_leadership((to != 0).then_some(to))
+                .await,
+        )))
     }
 
     async fn status(&self, _req: Request<pb::Empty>) -> Result<Response<pb::StatusReply>, Status> {
@@ -108,10 +146,18 @@ impl pb::member_server::Member for Service {
 
 fn admin_reply(r: Result<String, crate::member::AdminError>) -> pb::AdminReply {
     match r {
-        Ok(message) => pb::AdminReply { message, ..Default::default() },
-        Err(crate::member::AdminError::NotLeader(addr)) => {
-            pb::AdminReply { not_leader: true, leader_addr: addr, ..Default::default() }
-        }
-        Err(e) => pb::AdminReply { error: e.to_string(), ..Default::default() },
+        Ok(message) => pb::AdminReply {
+            message,
+            ..Default::default()
+        },
+        Err(crate::member::AdminError::NotLeader(addr)) => pb::AdminReply {
+            not_leader: true,
+            leader_addr: addr,
+            ..Default::default()
+        },
+        Err(e) => pb::AdminReply {
+            error: e.to_string(),
+            ..Default::default()
+        },
     }
 }

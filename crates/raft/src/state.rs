@@ -197,16 +197,13 @@ impl ReplicatedState {
         match parsed {
             Ok(schema) => {
                 let name = schema.name().to_string();
-                if !self.dbs.contains_key(&name) {
+                if let std::collections::btree_map::Entry::Vacant(slot) = self.dbs.entry(name) {
                     let db = Database::new(Arc::new(schema));
-                    self.dbs.insert(
-                        name,
-                        DbState {
-                            db,
-                            last_txn_id: Uuid::nil(),
-                            history: History::default(),
-                        },
-                    );
+                    slot.insert(DbState {
+                        db,
+                        last_txn_id: Uuid::nil(),
+                        history: History::default(),
+                    });
                     if let Some(obs) = observer {
                         obs.databases_changed();
                     }

@@ -30,7 +30,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn new(state: ReplicatedState, applied: Option<LogId>, membership: StoredMembership) -> Arc<Shared> {
+    fn new(
+        state: ReplicatedState,
+        applied: Option<LogId>,
+        membership: StoredMembership,
+    ) -> Arc<Shared> {
         let index = applied.map(|l| l.index).unwrap_or(0);
         Arc::new(Shared {
             state: RwLock::new(state),
@@ -81,16 +85,29 @@ fn io_err(e: impl std::error::Error + 'static) -> StorageError {
 
 impl StateMachine {
     /// Loads the latest durable snapshot, if any.
-    pub fn open(snapshots: halyard_storage::SnapshotStore<TypeConfig>) -> Result<(StateMachine, Arc<Shared>), StorageError> {
+    #[allow(clippy::result_large_err)] // openraft's own error type; built once, at start.
+    pub fn open(
+        snapshots: halyard_storage::SnapshotStore<TypeConfig>,
+    ) -> Result<(StateMachine, Arc<Shared>), StorageError> {
         let (state, applied, membership) = match snapshots.load_blocking().map_err(io_err)? {
             Some(stored) => {
                 let state = ReplicatedState::restore(&stored.data).map_err(io_err)?;
                 (state, stored.meta.last_log_id, stored.meta.last_membership)
             }
-            None => (ReplicatedState::default(), None, StoredMembership::default()),
+            None => (
+                ReplicatedState::default(),
+                None,
+                StoredMembership::default(),
+            ),
         };
         let shared = Shared::new(state, applied, membership);
-        Ok((StateMachine { shared: shared.clone(), snapshots }, shared))
+        Ok((
+            StateMachine {
+                shared: shared.clone(),
+                snapshots,
+            },
+            shared,
+        ))
     }
 }
 
@@ -112,10 +129,17 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             Some(l) => format!("{}-{}-{}", l.leader_id, l.index, bytes.len()),
             None => format!("none-{}", bytes.len()),
         };
-        let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id };
+        let meta = SnapshotMeta {
+            last_log_id,
+            last_membership,
+            snapshot_id,
+        };
         self.snapshots.save(&meta, &bytes).await.map_err(io_err)?;
         tracing::info!(index = ?meta.last_log_id.map(|l| l.index), bytes = bytes.len(), "snapshot built");
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) })
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        })
     }
 }
 
@@ -136,7 +160,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let observer = self.shared.observer.read().unwrap().clone();
         for entry in entries {
             let log_id = *entry.get_log_id();
-            let _span = tracing::debug_span!("apply", index = log_id.index, term = log_id.leader_id.term).entered();
+            let _span =
+                tracing::debug_span!("apply", index = log_id.index, term = log_id.leader_id.term)
+                    .entered();
             let outcome = match entry.payload {
                 EntryPayload::Blank => Outcome::Done,
                 EntryPayload::Normal(batch) => {
@@ -169,27 +195,43 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
-        SnapshotBuilder { shared: self.shared.clone(), snapshots: self.snapshots.clone() }
+        SnapshotBuilder {
+            shared: self.shared.clone(),
+            snapshots: self.snapshots.clone(),
+        }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
         let bytes = snapshot.into_inner();
         let restored = ReplicatedState::restore(&bytes).map_err(io_err)?;
         self.snapshots.save(meta, &bytes).await.map_err(io_err)?;
         {
             let mut state = self.shared.state.write().unwrap();
             *state = restored;
-            *self.shared.applied.write().unwrap() = (meta.last_log_id, meta.last_membership.clone());
+            *self.shared.applied.write().unwrap() =
+                (meta.last_log_id, meta.last_membership.clone());
         }
         if let Some(index) = meta.last_log_id.map(|l| l.index) {
             self.shared.applied_index.send_replace(index);
         }
         if let Some(obs) = self.shared.observer.read().unwrap().clone() {
-            let names: Vec<String> = self.shared.state.read().unwrap().dbs.keys().cloned().collect();
+            let names: Vec<String> = self
+                .shared
+                .state
+                .read()
+                .unwrap()
+                .dbs
+                .keys()
+                .cloned()
+                .collect();
             for db in &names {
                 obs.database_replaced(db);
             }
@@ -205,6 +247,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .load()
             .await
             .map_err(io_err)?
-            .map(|s| Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data)) }))
+            .map(|s| Snapshot {
+                meta: s.meta,
+                snapshot: Box::new(Cursor::new(s.data)),
+            }))
     }
 }

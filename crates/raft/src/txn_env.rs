@@ -24,7 +24,13 @@ impl<'a> ApplyEnv<'a> {
         wait_expired_ms: Option<u64>,
     ) -> Self {
         let (hi, lo) = command_id.as_u64_pair();
-        ApplyEnv { seed: (hi, lo), counter: 0, session, locks, wait_expired_ms }
+        ApplyEnv {
+            seed: (hi, lo),
+            counter: 0,
+            session,
+            locks,
+            wait_expired_ms,
+        }
     }
 }
 
