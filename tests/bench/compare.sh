@@ -161,6 +161,7 @@ run() {
   fi
 }
 
+echo "== machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) before the loads (other processes share the cores)"
 echo "== loads (clients=$clients, monitors=$monitors; each load runs against Halyard, then ovsdb-server)"
 for sys in halyard ref; do run write-followers "$sys" --db @FOLLOWERS@ write --clients "$clients" --duration "$write_s"; done
 for sys in halyard ref; do run write-leader "$sys" --db @LEADER@ write --clients "$clients" --duration "$write_s"; done
@@ -172,6 +173,7 @@ for sys in halyard ref; do
   run bulk "$sys" --db @LEADER@ bulk --switches "$switches" --ports-per-switch "$ports_per_switch" --batch 1 --clients 1
 done
 
+echo "== load average $(cut -d' ' -f1-3 /proc/loadavg) after the loads"
 echo
 echo "== Halyard vs ovsdb-server 3.1 (3 members each, loopback, $(nproc) cores; results in $work/results)"
 python3 - "$work/results" <<'EOF'
