@@ -76,6 +76,33 @@ impl Hub {
     pub fn session_count(&self) -> usize {
         lock(&self.sessions).len()
     }
+
+    /// Sessions, their monitors and their unsent bytes, counted when asked (for the member's
+    /// metrics), so nothing is counted on the hot path.
+    pub fn stats(&self) -> FrontEndStats {
+        let sessions: Vec<Arc<SessionShared>> = lock(&self.sessions)
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        let mut stats = FrontEndStats {
+            sessions: sessions.len(),
+            ..FrontEndStats::default()
+        };
+        for s in sessions {
+            stats.monitors += s.state().monitors.len();
+            stats.backlog_bytes += s.out.backlog();
+        }
+        stats
+    }
+}
+
+/// What [`Hub::stats`] counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrontEndStats {
+    pub sessions: usize,
+    pub monitors: usize,
+    /// Bytes queued to clients and not yet written (replies and monitor updates).
+    pub backlog_bytes: usize,
 }
 
 impl ApplyHook for Hub {

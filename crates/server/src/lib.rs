@@ -29,4 +29,5 @@ pub use backend::{
     ApplyHook, Backend, BackendError, DbView, LockEvent, ServerDbStatus, SessionKey, TxnHistory,
 };
 pub use config::ServerConfig;
+pub use hub::FrontEndStats;
 pub use server::{Server, ServerError};

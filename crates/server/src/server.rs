@@ -75,6 +75,11 @@ impl Server {
         self.ctx.hub.session_count()
     }
 
+    /// Open sessions, monitors and unsent bytes (for metrics).
+    pub fn stats(&self) -> crate::FrontEndStats {
+        self.ctx.hub.stats()
+    }
+
     /// Parses every remote first (so a typo fails before anything listens), then binds.
     pub async fn bind(&self, remotes: &[String]) -> Result<Vec<Listener>, ServerError> {
         if remotes.is_empty() {
