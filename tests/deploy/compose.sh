@@ -5,7 +5,10 @@
 #   - a switch created through m1 is seen through m2 and m3, a port added through m2 through m3;
 #   - every container reports healthy (its HEALTHCHECK asks /health);
 #   - with m2 stopped, m1 and m3 stay healthy and take writes and reads;
-#   - m2, started again, catches up.
+#   - m2, started again, catches up;
+#   - compose-5.yml brings up one healthy 5-voter cluster;
+#   - the Kubernetes StatefulSet's bootstrap (its own command and env, pods as containers under
+#     their DNS names) forms one cluster, and a deleted halyard-0 recreated on its volume rejoins it.
 # Tears everything down on exit (containers, network, volumes, the test's image tag).
 #   HALYARD_BIN=path   the binary to put in the image (default: cargo build --release -p halyard)
 #   KEEP=1             leave the cluster running on failure, to look at it
@@ -150,6 +153,18 @@ eventually 30 "m2 did not catch up" switches_are m2 "sw0 sw1 sw2 "
 
 compose down -v -t 5 >/dev/null 2>&1
 
+step "compose-5.yml: five members, one cluster"
+for i in 1 2 3 4 5; do export "HALYARD_M${i}_PORT=" "HALYARD_M${i}_HTTP="; done
+compose() { "${compose_cmd[@]}" -p "$project" -f "$root/deploy/docker/compose-5.yml" "$@"; }
+compose up -d >/dev/null 2>&1 || { compose up -d; fail "compose-5 up"; }
+for m in m1 m2 m3 m4 m5; do ports $m; done
+wait_healthy 180 m1 m2 m3 m4 m5
+voters=$(status_of "$(compose ps -q m5)" 's["healthy_voters"]')
+[ "$voters" = 5 ] || fail "compose-5: $voters healthy voters, not 5"
+nbctl m5 ls-add five
+eventually 10 "switch created through m5 not seen through m4" has_switch m4 five
+compose down -v -t 5 >/dev/null 2>&1
+
 # The Kubernetes StatefulSet, as far as Docker can play it: three containers named like its pods,
 # each reachable under its pod's DNS name (a network alias), started with the manifest's own
 # command, args and env; /health is what its readiness probe asks. Then halyard-0 is deleted and
@@ -242,4 +257,4 @@ again=$(status_of "$k8s-0" 's["cluster_id"]')
 docker logs "$k8s-0" 2>&1 | grep "member found in" >/dev/null || fail "recreated halyard-0 did not reuse its data"
 
 step "passed"
-echo "compose: 2 passed, 0 failed"
+echo "compose: 3 passed, 0 failed"
