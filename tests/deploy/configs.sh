@@ -80,11 +80,15 @@ echo "$out" | grep "passed all tests" >/dev/null || { echo "$out" >&2; fail "ocf
 [ "$(grep -c 'member started' "$work/nb.log")" -ge 2 ] || fail "ocf-tester did not really start the member twice"
 ok "ocf-tester: all tests passed (the member really started and stopped $(grep -c 'member started' "$work/nb.log") times)"
 
-# The agent's own log lines go to a file, shown if the test fails.
+# The agent's own log lines go to a file, shown if the test fails. Arguments: more VAR=value.
 ra() { env OCF_RESOURCE_INSTANCE=halyard-test "${ocf_env[@]}" "$@" "$root/deploy/pacemaker/halyard" "$action" 2>>"$work/ra.log"; }
 action=start; ra || fail "agent start"
 action=monitor; ra || fail "agent monitor after start"
-OCF_CHECK_LEVEL=10 ra || fail "agent monitor depth 10 (/health) after start"
+ra OCF_CHECK_LEVEL=10 || fail "agent monitor depth 10 (/health) after start"
+# Depth 10 really asks /health: pointed at a port that speaks no HTTP it fails, depth 0 does not.
+rc=0; ra OCF_CHECK_LEVEL=10 OCF_RESKEY_http="127.0.0.1:$client_port" || rc=$?
+[ $rc = 1 ] || fail "monitor depth 10 with a /health that does not answer returned $rc, not 1"
+ra OCF_RESKEY_http="127.0.0.1:$client_port" || fail "monitor depth 0 depends on /health"
 ovn-nbctl --timeout=20 --db="tcp:127.0.0.1:$client_port" ls-add ocf-sw || fail "ovn-nbctl against the agent's member"
 kill -9 "$(cat "$work/nb.pid")"
 sleep 0.5
@@ -92,7 +96,7 @@ rc=0; action=monitor; ra 2>/dev/null || rc=$?
 [ $rc = 7 ] || fail "monitor after kill -9 returned $rc, not 7 (OCF_NOT_RUNNING)"
 action=start; ra || fail "agent start after a crash (stale control socket)"
 ovn-nbctl --timeout=20 --db="tcp:127.0.0.1:$client_port" ls-list | grep -w ocf-sw >/dev/null || fail "data lost across the restart"
-ok "monitor: 0 when serving, 0 at depth 10, 7 after kill -9; start again keeps the data"
+ok "monitor: 0 when serving, 0 at depth 10 (1 when /health does not answer), 7 after kill -9; start again keeps the data"
 # Validation errors are configuration errors (6) or missing installation (5), not generic ones.
 rc=0; env OCF_RESOURCE_INSTANCE=x OCF_RESKEY_data_dir= OCF_RESKEY_binary="$bin" "$root/deploy/pacemaker/halyard" validate-all 2>/dev/null || rc=$?
 [ $rc = 6 ] || fail "validate-all without data_dir returned $rc, not 6"
