@@ -927,7 +927,7 @@ impl Member {
     }
 
     /// What `_Server` reports as `connected` (and, in active-active mode, `leader`): connected,
-    /// or a voter whose leader went silent less than three election timers ago — an election
+    /// or a voter that heard from a leader less than three election timers ago — an election
     /// starts 1.5 to 2 timers after the last heartbeat, so one is normally over by then.
     /// Transactions made meanwhile wait for the next leader (up to `write_wait`), so clients see
     /// a pause instead of leader-only clients (ovn-nbctl, the IDLs) giving up at once with
@@ -940,8 +940,8 @@ impl Member {
         let me = self.identity.node_id;
         let voter = m.membership_config.membership().voter_ids().any(|v| v == me);
         let grace = u128::from(self.config.election_timeout_ms) * 3;
+        // Any role: the winner of the election is a leader without a quorum ack for a moment.
         voter
-            && matches!(m.state, ServerState::Follower | ServerState::Candidate)
             && self
                 .last_leader_contact
                 .lock()
