@@ -118,6 +118,7 @@ pub struct SnapshotBuilder {
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        let started = std::time::Instant::now();
         // Serialise under the read lock (applies wait for it, clients' reads do not); write and
         // flush outside it.
         let (bytes, last_log_id, last_membership) = {
@@ -136,6 +137,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         };
         self.snapshots.save(&meta, &bytes).await.map_err(io_err)?;
         tracing::info!(index = ?meta.last_log_id.map(|l| l.index), bytes = bytes.len(), "snapshot built");
+        // Recorded only when the binary installed a metrics recorder (`halyard serve --http`).
+        metrics::histogram!("halyard_snapshot_build_seconds").record(started.elapsed().as_secs_f64());
+        metrics::gauge!("halyard_snapshot_bytes").set(bytes.len() as f64);
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(bytes)),
@@ -238,6 +242,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             obs.databases_changed();
         }
         tracing::info!(index = ?meta.last_log_id.map(|l| l.index), bytes = bytes.len(), "snapshot installed");
+        metrics::gauge!("halyard_snapshot_bytes").set(bytes.len() as f64);
         Ok(())
     }
 
