@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use halyard_raft::Member;
+use halyard_server::FrontEndStats;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -113,6 +114,14 @@ fn describe() {
         "Open OVSDB client connections."
     );
     describe_gauge!(
+        "halyard_ovsdb_monitors",
+        "Monitors open across all client connections."
+    );
+    describe_gauge!(
+        "halyard_ovsdb_backlog_bytes",
+        "Bytes queued to clients (replies, monitor updates) not yet written."
+    );
+    describe_gauge!(
         "halyard_ovsdb_rows",
         "Rows in the replicated databases (label db)."
     );
@@ -120,7 +129,7 @@ fn describe() {
 
 /// Samples the member's Raft metrics into gauges on every change (and at least every second,
 /// for the ages and queue depth).
-pub fn watch_member(member: Arc<Member>, connections: Arc<dyn Fn() -> usize + Send + Sync>) {
+pub fn watch_member(member: Arc<Member>, front_end: Arc<dyn Fn() -> FrontEndStats + Send + Sync>) {
     if HANDLE.get().is_none() {
         return;
     }
@@ -138,7 +147,7 @@ pub fn watch_member(member: Arc<Member>, connections: Arc<dyn Fn() -> usize + Se
                 metrics::counter!("halyard_raft_snapshots_total").increment(1);
             }
             last_snapshot = Some(m.snapshot);
-            sample(&member, &m, connections());
+            sample(&member, &m, front_end());
             tokio::select! {
                 r = rx.changed() => if r.is_err() { break },
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -150,7 +159,7 @@ pub fn watch_member(member: Arc<Member>, connections: Arc<dyn Fn() -> usize + Se
 fn sample(
     member: &Member,
     m: &openraft::RaftMetrics<u64, openraft::BasicNode>,
-    connections: usize,
+    front_end: FrontEndStats,
 ) {
     use metrics::gauge;
     let status = member.status();
@@ -185,7 +194,9 @@ fn sample(
                 .set(index as f64);
         }
     }
-    gauge!("halyard_ovsdb_connections").set(connections as f64);
+    gauge!("halyard_ovsdb_connections").set(front_end.sessions as f64);
+    gauge!("halyard_ovsdb_monitors").set(front_end.monitors as f64);
+    gauge!("halyard_ovsdb_backlog_bytes").set(front_end.backlog_bytes as f64);
     member.with_state(|s| {
         for (name, d) in &s.dbs {
             let rows: usize =

@@ -67,6 +67,7 @@ impl Ops {
         member.set_status_extra(Arc::new(move || match weak.upgrade() {
             Some(ops) => serde_json::json!({
                 "connections": ops.server.session_count(),
+                "monitors": ops.server.stats().monitors,
                 "remotes": ops.remotes,
                 "version": env!("CARGO_PKG_VERSION"),
             }),
@@ -82,7 +83,7 @@ impl Ops {
                 .await
                 .with_context(|| format!("cannot serve HTTP on {addr}"))?;
         }
-        crate::metrics::watch_member(member, Arc::new(move || server.session_count()));
+        crate::metrics::watch_member(member, Arc::new(move || server.stats()));
         Ok(ops)
     }
 

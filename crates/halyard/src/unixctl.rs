@@ -710,6 +710,7 @@ fn memory_show(ops: &Ops) -> String {
         ("cells", cells.to_string()),
         ("raft-log", raft_log.to_string()),
         ("rows", rows.to_string()),
+        ("monitors", ops.server.stats().monitors.to_string()),
         ("sessions", ops.server.session_count().to_string()),
         (
             "proposal-queue",

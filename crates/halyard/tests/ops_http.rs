@@ -71,6 +71,8 @@ fn metrics_and_health_endpoints() {
         "halyard_raft_election_timer_ms",
         "halyard_read_barriers_total",
         "halyard_ovsdb_connections",
+        "halyard_ovsdb_monitors",
+        "halyard_ovsdb_backlog_bytes",
     ] {
         assert!(sample(&text, name).is_some(), "no {name} in:\n{text}");
     }
@@ -108,12 +110,33 @@ fn metrics_and_health_endpoints() {
         "{ltext}"
     );
 
-    // A compaction shows up as a snapshot.
+    // A compaction shows up as a snapshot, with its size and build time.
     appctl(&f.ctl, &["ovsdb-server/compact"]).ok("compact");
-    wait_for(Duration::from_secs(30), "the snapshot counter", || {
+    let text = wait_for(Duration::from_secs(30), "the snapshot metrics", || {
         let (_, text) = http_get(&f.http_addr, "/metrics");
-        (sample(&text, "halyard_raft_snapshot_index").unwrap_or(0.0) > 0.0).then_some(())
+        (sample(&text, "halyard_raft_snapshot_index").unwrap_or(0.0) > 0.0).then_some(text)
     });
+    assert!(
+        sample(&text, "halyard_snapshot_bytes").unwrap_or(0.0) > 0.0,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "halyard_snapshot_build_seconds_count").unwrap_or(0.0) >= 1.0,
+        "{text}"
+    );
+
+    // A monitoring client is counted.
+    let mut monitor = std::process::Command::new("ovsdb-client")
+        .args(["monitor", &remote, NB, "Logical_Switch"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(30), "the monitor to be counted", || {
+        let (_, text) = http_get(&f.http_addr, "/metrics");
+        (sample(&text, "halyard_ovsdb_monitors").unwrap_or(0.0) >= 1.0).then_some(())
+    });
+    let _ = monitor.kill();
+    let _ = monitor.wait();
 
     // The other two die: the survivor hears no leader, /health says 503 and why.
     let survivor = follower;
