@@ -443,3 +443,78 @@ fn leader_killed_under_load_then_restarted_member_added_and_removed() {
 fn repeated_leader_kills_under_load() {
     failover(3, Duration::from_secs(8));
 }
+
+/// Active-active mode: while the survivors elect a new leader, `_Server` keeps telling
+/// leader-only clients to go ahead (writes wait for the next leader), so ovn-nbctl started at
+/// a surviving member right after the leader dies succeeds after a pause instead of failing
+/// with "database connection failed", and no survivor ever reports `connected: false`.
+#[test]
+fn ovn_nbctl_at_a_survivor_pauses_through_the_election() {
+    let mut cluster = Cluster::start(3, &[NB_SCHEMA], &[]);
+    let leader = cluster.wait_leader(Duration::from_secs(60));
+    let survivors: Vec<usize> = (1..=3).filter(|i| *i != leader).collect();
+    let monitors: Vec<(std::path::PathBuf, Proc)> = survivors
+        .iter()
+        .map(|i| {
+            let log = cluster.dir.path().join(format!("server-monitor-m{i}.txt"));
+            let mut cmd = std::process::Command::new("ovsdb-client");
+            cmd.args([
+                "monitor",
+                &cluster.members[i - 1].remote(),
+                "_Server",
+                "Database",
+                "name",
+                "connected",
+                "leader",
+            ]);
+            let p = Proc::spawn(&format!("monitor m{i}"), cmd, &log);
+            (log, p)
+        })
+        .collect();
+    for (log, _) in &monitors {
+        wait_until(
+            "the _Server monitor's initial rows",
+            Duration::from_secs(30),
+            || {
+                std::fs::read_to_string(log)
+                    .ok()
+                    .filter(|t| t.contains("OVN_Northbound"))
+                    .map(|_| ())
+            },
+        );
+    }
+    let killed_at = Instant::now();
+    cluster.member(leader).kill();
+    let remote = cluster.members[survivors[0] - 1].remote();
+    let out = run(
+        "ovn-nbctl",
+        &[
+            &format!("--db={remote}"),
+            "--timeout=60",
+            "ls-add",
+            "during-election",
+        ],
+        Duration::from_secs(90),
+    );
+    eprintln!(
+        "ovn-nbctl through m{} right after the kill took {:?}",
+        survivors[0],
+        killed_at.elapsed()
+    );
+    assert!(
+        out.status.success(),
+        "ovn-nbctl at a survivor during the election failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let new_leader = cluster.wait_leader(Duration::from_secs(60));
+    // Let any late _Server update arrive.
+    std::thread::sleep(Duration::from_secs(2));
+    for ((log, _), i) in monitors.iter().zip(&survivors) {
+        let text = std::fs::read_to_string(log).unwrap();
+        assert!(
+            !text.contains("false"),
+            "m{i} reported connected/leader false during the election:\n{text}"
+        );
+    }
+    eprintln!("new leader m{new_leader}; no survivor reported connected/leader false");
+}
