@@ -11,29 +11,38 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::atom::Atom;
+pub(crate) use crate::bigset::Side;
+use crate::bigset::{walk_difference, BigSet, Runs, SMALL_MAX};
 use crate::error::{ErrorTag, OvsdbError};
 use crate::schema::ColumnType;
 
 /// A sorted set or sorted map of atoms. Empty values and 1-element sets are stored
 /// inline, without a heap allocation, because most columns are scalars or empty; larger
 /// ones are shared (`Arc`), so copying a row to modify it does not copy its big sets.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Sets of more than [`SMALL_MAX`] elements are chunked ([`BigSet`]) so that inserting
+/// into or deleting from them costs a chunk, not the whole set.
+#[derive(Debug, Clone)]
 pub struct Datum(Repr);
 
-/// Canonical: exactly one representation per value (0 → Empty*, 1-element set → One).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// One representation per value (0 → Empty*, 1-element set → One, 2..=SMALL_MAX
+/// elements → Set, more → Big); only the chunking of a Big varies, and equality,
+/// ordering and hashing look through it.
+#[derive(Debug, Clone)]
 enum Repr {
     One(Atom),
     EmptySet,
     EmptyMap,
     Set(Arc<[Atom]>),
     Map(Arc<[(Atom, Atom)]>),
+    Big(Arc<BigSet>),
 }
 
 /// Iterator over the keys of a map or the elements of a set.
+#[derive(Clone)]
 pub enum Keys<'a> {
     Set(std::slice::Iter<'a, Atom>),
     Map(std::slice::Iter<'a, (Atom, Atom)>),
+    Big(crate::bigset::Iter<'a>),
 }
 
 impl<'a> Iterator for Keys<'a> {
@@ -43,6 +52,54 @@ impl<'a> Iterator for Keys<'a> {
         match self {
             Keys::Set(i) => i.next(),
             Keys::Map(i) => i.next().map(|p| &p.0),
+            Keys::Big(i) => i.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            Keys::Set(i) => i.size_hint(),
+            Keys::Map(i) => i.size_hint(),
+            Keys::Big(i) => i.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for Keys<'_> {}
+
+impl PartialEq for Datum {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Repr::One(a), Repr::One(b)) => a == b,
+            (Repr::EmptySet, Repr::EmptySet) | (Repr::EmptyMap, Repr::EmptyMap) => true,
+            (Repr::Set(a), Repr::Set(b)) => a == b,
+            (Repr::Map(a), Repr::Map(b)) => a == b,
+            (Repr::Big(a), Repr::Big(b)) => {
+                Arc::ptr_eq(a, b)
+                    || (a.len() == b.len()
+                        && walk_difference(self.runs(), other.runs(), |_, _| false))
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Datum {}
+
+impl std::hash::Hash for Datum {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(&self.0).hash(state);
+        match &self.0 {
+            Repr::One(a) => a.hash(state),
+            Repr::EmptySet | Repr::EmptyMap => {}
+            Repr::Set(s) => s.hash(state),
+            Repr::Map(m) => m.hash(state),
+            Repr::Big(b) => {
+                state.write_usize(b.len());
+                for a in b.iter() {
+                    a.hash(state);
+                }
+            }
         }
     }
 }
@@ -80,7 +137,8 @@ impl Datum {
         match atoms.len() {
             0 => Datum(Repr::EmptySet),
             1 => Datum(Repr::One(atoms.pop().expect("one"))),
-            _ => Datum(Repr::Set(Arc::from(atoms))),
+            n if n <= SMALL_MAX => Datum(Repr::Set(Arc::from(atoms))),
+            _ => Datum(Repr::Big(Arc::new(BigSet::from_sorted(&atoms)))),
         }
     }
 
@@ -129,6 +187,7 @@ impl Datum {
             Repr::EmptySet | Repr::EmptyMap => 0,
             Repr::Set(s) => s.len(),
             Repr::Map(m) => m.len(),
+            Repr::Big(b) => b.len(),
         }
     }
 
@@ -136,12 +195,32 @@ impl Datum {
         self.len() == 0
     }
 
-    /// The elements of a set (empty for a map).
-    pub fn as_set(&self) -> &[Atom] {
+    /// The elements of a set as runs of sorted atoms (nothing for a map).
+    pub(crate) fn runs(&self) -> Runs<'_> {
         match &self.0 {
-            Repr::One(a) => std::slice::from_ref(a),
-            Repr::Set(s) => s,
-            _ => &[],
+            Repr::One(a) => Runs::One(std::slice::from_ref(a)),
+            Repr::Set(s) => Runs::One(s),
+            Repr::Big(b) => Runs::Many(b.chunks()),
+            _ => Runs::One(&[]),
+        }
+    }
+
+    /// Calls `visit` for every element of set `self` that set `new` lacks (`Side::Old`)
+    /// and every element of `new` that `self` lacks (`Side::New`), in order, skipping
+    /// the chunks the two versions of a big set share.
+    pub(crate) fn set_difference_with(&self, new: &Datum, mut visit: impl FnMut(Side, &Atom)) {
+        walk_difference(self.runs(), new.runs(), |side, a| {
+            visit(side, a);
+            true
+        });
+    }
+
+    /// The elements of a set in a vector (empty for a map).
+    pub fn set_to_vec(&self) -> Vec<Atom> {
+        match &self.0 {
+            Repr::Big(b) => b.to_vec(),
+            Repr::Map(_) | Repr::EmptyMap => Vec::new(),
+            _ => self.keys().cloned().collect(),
         }
     }
 
@@ -157,7 +236,10 @@ impl Datum {
     pub fn keys(&self) -> Keys<'_> {
         match &self.0 {
             Repr::Map(m) => Keys::Map(m.iter()),
-            _ => Keys::Set(self.as_set().iter()),
+            Repr::One(a) => Keys::Set(std::slice::from_ref(a).iter()),
+            Repr::Set(s) => Keys::Set(s.iter()),
+            Repr::Big(b) => Keys::Big(b.iter()),
+            Repr::EmptySet | Repr::EmptyMap => Keys::Set([].iter()),
         }
     }
 
@@ -180,6 +262,7 @@ impl Datum {
             Repr::EmptySet | Repr::EmptyMap => false,
             Repr::Set(s) => s.binary_search(a).is_ok(),
             Repr::Map(m) => m.binary_search_by(|p| p.0.cmp(a)).is_ok(),
+            Repr::Big(b) => b.contains(a),
         }
     }
 
@@ -198,7 +281,7 @@ impl Datum {
         if arg.is_map() {
             arg.as_map().iter().all(|(k, v)| self.contains_pair(k, v))
         } else {
-            arg.as_set().iter().all(|a| self.contains_key(a))
+            arg.keys().all(|a| self.contains_key(a))
         }
     }
 
@@ -207,7 +290,7 @@ impl Datum {
         if arg.is_map() {
             !arg.as_map().iter().any(|(k, v)| self.contains_pair(k, v))
         } else {
-            !arg.as_set().iter().any(|a| self.contains_key(a))
+            !arg.keys().any(|a| self.contains_key(a))
         }
     }
 
@@ -242,7 +325,18 @@ impl Datum {
             out.extend_from_slice(&b[j..]);
             Datum::from_sorted_map(out)
         } else {
-            let (a, b) = (self.as_set(), other.as_set());
+            if let Repr::Big(big) = &self.0 {
+                if other.len() * 8 < big.len() {
+                    return match big.with_inserted(other.keys()) {
+                        Some(s) => Datum(Repr::Big(Arc::new(s))),
+                        None => self.clone(),
+                    };
+                }
+            }
+            if matches!(other.0, Repr::Big(_)) || matches!(self.0, Repr::Big(_)) {
+                return Datum::from_sorted_set(merge_sets(self.keys(), other.keys()));
+            }
+            let (a, b) = (self.flat_set(), other.flat_set());
             if b.len() * 8 < a.len() {
                 // A few elements into a big set (ports into a switch): binary-search each
                 // insertion point and copy the runs in between without comparing them.
@@ -305,9 +399,17 @@ impl Datum {
             };
             Datum::from_sorted_map(keep)
         } else {
+            if let Repr::Big(big) = &self.0 {
+                if other.len() * 8 < big.len() {
+                    return match big.with_removed(other.keys()) {
+                        Some(s) if s.len() <= SMALL_MAX => Datum::from_sorted_set(s.to_vec()),
+                        Some(s) => Datum(Repr::Big(Arc::new(s))),
+                        None => self.clone(),
+                    };
+                }
+            }
             let keep: Vec<Atom> = self
-                .as_set()
-                .iter()
+                .keys()
                 .filter(|a| !other.contains_key(a))
                 .cloned()
                 .collect();
@@ -329,13 +431,7 @@ impl Datum {
                     .collect(),
             )
         } else {
-            Datum::from_sorted_set(
-                self.as_set()
-                    .iter()
-                    .filter(|a| f(a, None))
-                    .cloned()
-                    .collect(),
-            )
+            Datum::from_sorted_set(self.keys().filter(|a| f(a, None)).cloned().collect())
         }
     }
 
@@ -417,9 +513,9 @@ impl Datum {
             Repr::EmptyMap => {
                 Value::Array(vec![Value::String("map".into()), Value::Array(Vec::new())])
             }
-            Repr::Set(s) => Value::Array(vec![
+            Repr::Set(_) | Repr::Big(_) => Value::Array(vec![
                 Value::String("set".into()),
-                Value::Array(s.iter().map(Atom::to_json).collect()),
+                Value::Array(self.keys().map(Atom::to_json).collect()),
             ]),
             Repr::Map(m) => Value::Array(vec![
                 Value::String("map".into()),
@@ -474,7 +570,7 @@ impl Datum {
                 v.write_display(&mut s);
             }
         } else {
-            for a in self.as_set() {
+            for a in self.keys() {
                 if !first {
                     s.push_str(", ");
                 }
@@ -494,6 +590,43 @@ impl Datum {
         let v = self.values().take(if values { usize::MAX } else { 0 });
         k.chain(v).filter_map(Atom::as_uuid)
     }
+}
+
+impl Datum {
+    /// The elements of a flat (not chunked) set.
+    fn flat_set(&self) -> &[Atom] {
+        match &self.0 {
+            Repr::One(a) => std::slice::from_ref(a),
+            Repr::Set(s) => s,
+            _ => &[],
+        }
+    }
+}
+
+/// The union of two sorted sets.
+fn merge_sets<'a>(
+    a: impl Iterator<Item = &'a Atom>,
+    b: impl Iterator<Item = &'a Atom>,
+) -> Vec<Atom> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    let mut out = Vec::with_capacity(a.size_hint().0 + b.size_hint().0);
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+            (Some(x), Some(y)) => match x.cmp(y) {
+                Ordering::Less => a.next(),
+                Ordering::Greater => b.next(),
+                Ordering::Equal => {
+                    b.next();
+                    a.next()
+                }
+            },
+        };
+        out.push(next.expect("peeked").clone());
+    }
+    out
 }
 
 /// ovsdb-server's `ovsdb_datum_compare_3way`: fewer elements first, then keys in order,
@@ -710,8 +843,8 @@ mod union_tests {
             vec![50],
         ] {
             let s = Datum::from_set(small.iter().map(|i| Atom::Integer(*i)).collect()).unwrap();
-            let mut want: Vec<Atom> = big.as_set().to_vec();
-            for a in s.as_set() {
+            let mut want: Vec<Atom> = big.set_to_vec();
+            for a in s.keys() {
                 if !want.contains(a) {
                     want.push(a.clone());
                 }
@@ -723,6 +856,68 @@ mod union_tests {
                 "{small:?}"
             );
             assert_eq!(s.union(&big), Datum::from_sorted_set(want));
+        }
+    }
+}
+
+#[cfg(test)]
+mod big_set_tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+    use std::hash::{Hash, Hasher};
+
+    fn from_model(m: &BTreeSet<i64>) -> Datum {
+        Datum::from_sorted_set(m.iter().map(|i| Atom::Integer(*i)).collect())
+    }
+
+    fn hash_of(d: &Datum) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        d.hash(&mut h);
+        h.finish()
+    }
+
+    proptest! {
+        /// Sets edited by the mutators across the flat/chunked threshold behave exactly
+        /// like the same sets built in one go: equality, ordering, hashing, JSON, lookups.
+        #[test]
+        fn mutated_sets_equal_fresh_ones(
+            start in proptest::collection::btree_set(0i64..300, 0..200),
+            edits in proptest::collection::vec((any::<bool>(), proptest::collection::vec(0i64..300, 0..30)), 1..25),
+        ) {
+            let mut model = start.clone();
+            let mut d = from_model(&start);
+            for (insert, xs) in edits {
+                let arg = Datum::from_set(
+                    xs.iter().collect::<BTreeSet<_>>().into_iter().map(|i| Atom::Integer(*i)).collect(),
+                ).unwrap();
+                if insert {
+                    d = d.union(&arg);
+                    model.extend(&xs);
+                } else {
+                    d = d.difference(&arg);
+                    for x in &xs { model.remove(x); }
+                }
+                let fresh = from_model(&model);
+                prop_assert_eq!(&d, &fresh);
+                prop_assert_eq!(d.cmp(&fresh), Ordering::Equal);
+                prop_assert_eq!(hash_of(&d), hash_of(&fresh));
+                prop_assert_eq!(d.to_json(), fresh.to_json());
+                prop_assert_eq!(d.len(), model.len());
+                prop_assert_eq!(d.keys().count(), model.len());
+                for x in [0i64, 7, 150, 299] {
+                    prop_assert_eq!(d.contains_key(&Atom::Integer(x)), model.contains(&x));
+                }
+                let mut smaller = model.clone();
+                if let Some(x) = smaller.pop_first() {
+                    let s = from_model(&smaller);
+                    prop_assert_ne!(&d, &s);
+                    prop_assert_eq!(d.cmp(&s), Ordering::Greater);
+                    let mut diff = Vec::new();
+                    s.set_difference_with(&d, |side, a| diff.push((side, a.clone())));
+                    prop_assert_eq!(diff, vec![(Side::New, Atom::Integer(x))]);
+                }
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The OVSDB engine (RFC 7047 + Open vSwitch extensions). Pure: no I/O, no async, no clocks.
 //!
-//! Modules: [`schema`] (schemas), [`atom`] and [`datum`] (values and their JSON notation),
+//! Modules: [`schema`] (schemas), [`atom`] and [`datum`] (values and their JSON notation;
+//! `bigset` holds the chunked form of large sets),
 //! [`error`] (error objects), [`row`] and [`changes`] (rows and committed change sets),
 //! [`condition`] and [`mutation`] (`where` clauses and mutators), [`transaction`] (the
 //! `transact` method and its commit-time checks) and [`database`] (the in-memory database
@@ -28,6 +29,7 @@
 //! all columns in hash order).
 
 pub mod atom;
+mod bigset;
 pub mod changes;
 mod commit;
 pub mod condition;

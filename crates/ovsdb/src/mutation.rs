@@ -190,7 +190,7 @@ pub fn apply(
             _ => {
                 let y = m.arg.as_scalar().expect("scalar argument");
                 let mut out = Vec::with_capacity(dst.len());
-                for x in dst.as_set() {
+                for x in dst.keys() {
                     out.push(scalar(m.mutator, x, y)?);
                 }
                 for a in &out {

@@ -17,32 +17,12 @@ pub(crate) fn diff(old: &Datum, new: &Datum, composite: bool) -> Datum {
     if old.is_map() || new.is_map() {
         map_diff(old.as_map(), new.as_map())
     } else {
-        Datum::from_sorted_set(set_diff(old.as_set(), new.as_set()))
+        // The symmetric difference, in order: elements only in `old` and only in `new`
+        // never coincide, so the merge order is the sorted order.
+        let mut out = Vec::new();
+        old.set_difference_with(new, |_, a| out.push(a.clone()));
+        Datum::from_sorted_set(out)
     }
-}
-
-fn set_diff(old: &[Atom], new: &[Atom]) -> Vec<Atom> {
-    let mut out = Vec::new();
-    let (mut i, mut j) = (0, 0);
-    while i < old.len() && j < new.len() {
-        match old[i].cmp(&new[j]) {
-            Ordering::Less => {
-                out.push(old[i].clone());
-                i += 1;
-            }
-            Ordering::Greater => {
-                out.push(new[j].clone());
-                j += 1;
-            }
-            Ordering::Equal => {
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    out.extend_from_slice(&old[i..]);
-    out.extend_from_slice(&new[j..]);
-    out
 }
 
 fn map_diff(old: &[(Atom, Atom)], new: &[(Atom, Atom)]) -> Datum {
