@@ -36,8 +36,9 @@ pub struct StatusArgs {
     #[arg(long = "remote", value_name = "tcp:HOST:PORT")]
     pub remotes: Vec<String>,
     /// The control socket of a local member (`halyard serve --unixctl`, by default
-    /// DATA_DIR/halyard.ctl), instead of --remote.
-    #[arg(long, value_name = "PATH", conflicts_with = "remotes")]
+    /// DATA_DIR/halyard.ctl). With --remote as well, a dead local member is reported as such
+    /// next to what the remote members say.
+    #[arg(long, value_name = "PATH")]
     pub control: Option<std::path::PathBuf>,
     /// Print JSON (one document; with --watch one document per line).
     #[arg(long)]
@@ -55,19 +56,30 @@ pub struct StatusArgs {
 pub fn run(args: StatusArgs) -> Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let seeds = match &args.control {
-            Some(path) => vec![raft_address_from_control(path).await?],
-            None if args.remotes.is_empty() => {
+        let mut seeds = args
+            .remotes
+            .iter()
+            .map(|r| normalize(r))
+            .collect::<Result<Vec<_>>>()?;
+        let mut control_error = None;
+        match &args.control {
+            None if seeds.is_empty() => {
                 bail!("give --remote tcp:HOST:PORT (a member's Raft address) or --control PATH")
             }
-            None => args
-                .remotes
-                .iter()
-                .map(|r| normalize(r))
-                .collect::<Result<Vec<_>>>()?,
-        };
+            None => {}
+            Some(path) => match raft_address_from_control(path).await {
+                Ok(addr) => seeds.insert(0, addr),
+                Err(e) if seeds.is_empty() => return Err(e),
+                Err(e) => control_error = Some((path.display().to_string(), format!("{e:#}"))),
+            },
+        }
         loop {
-            let report = gather(&seeds, args.max_lag).await;
+            let mut report = gather(&seeds, args.max_lag).await;
+            if let Some((path, error)) = &control_error {
+                // The member named by --control is down: unhealthy, whatever the others say.
+                report.named_unhealthy = true;
+                report.doc["control"] = json!({"path": path, "reachable": false, "error": error});
+            }
             let code = report.exit_code();
             let mut out = std::io::stdout().lock();
             if args.json {
@@ -472,6 +484,13 @@ fn table(doc: &Value) -> String {
             .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
+    }
+    if let Some(c) = doc["control"].as_object() {
+        notes.push(format!(
+            "  local member ({}): {}",
+            c["path"].as_str().unwrap_or("-"),
+            c["error"].as_str().unwrap_or("-")
+        ));
     }
     if !notes.is_empty() {
         out.push_str("problems:\n");

@@ -141,6 +141,26 @@ fn status_of_the_whole_cluster_and_its_health() {
         out.stdout
     );
 
+    // The dead member's control socket is gone: with --remote as well, it says so and shows
+    // the others.
+    let dead_ctl = cluster.members[dead].ctl.to_str().unwrap().to_string();
+    let out = halyard(&["status", "--control", &dead_ctl, "--remote", &seed]);
+    assert_eq!(out.code, Some(3), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains(&format!("local member ({dead_ctl}): cannot connect")),
+        "{}",
+        out.stdout
+    );
+    // Alone, it is an error that says what is wrong.
+    let out = halyard(&["status", "--control", &dead_ctl]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("is the member running?"),
+        "{}",
+        out.stderr
+    );
+
     // Only the dead member given: it says so and exits non-zero.
     let out = halyard(&["status", "--remote", &dead_remote]);
     assert_ne!(out.code, Some(0));
