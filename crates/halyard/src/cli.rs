@@ -288,8 +288,11 @@ async fn serve(
     let member = Member::start(data_dir, config).await.map_err(|e| {
         // The storage error says a repair option exists; name the flag that sets it.
         let hint = match &e {
-            halyard_raft::MemberError::Storage(s) if s.to_string().contains("raft log tail is corrupt") => {
+            halyard_raft::MemberError::Storage(halyard_storage::StorageError::CorruptLogTail { .. }) => {
                 " (`halyard serve --repair-log-tail ...` truncates the log back to the last good entry)"
+            }
+            halyard_raft::MemberError::Storage(halyard_storage::StorageError::LostCommittedEntries { .. }) => {
+                " (`halyard serve --repair-log-tail ...` accepts the loss; the member then catches up from its peers)"
             }
             _ => "",
         };

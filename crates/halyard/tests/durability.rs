@@ -472,9 +472,11 @@ fn damage_sled_file(data_dir: &Path, seq: usize) {
     std::fs::write(&path, bytes).unwrap();
 }
 
-/// Starts `serve` on damaged bytes: it must either refuse (non-zero exit, an error naming the
-/// corruption) or serve a prefix of the acknowledged history (rows 0..k, each with its
-/// acknowledged UUID) — never a database with a hole or with altered rows.
+/// Starts `serve` on damaged bytes. sled quietly recovers a prefix of its own writes after such
+/// damage, so the committed high-water mark kept outside sled must make the member refuse
+/// (non-zero exit, an error naming the loss and the repair flag). Should it ever serve, it must at
+/// least serve a prefix of the acknowledged history — never a hole or altered rows — but a
+/// silent prefix is a failure: acknowledged writes would be gone without a word.
 fn refusal_or_prefix(h: &mut Halyard, acked: &BTreeMap<String, String>, what: &str) {
     let mut p = h.spawn_serve();
     let port = h.port;
@@ -492,9 +494,14 @@ fn refusal_or_prefix(h: &mut Halyard, acked: &BTreeMap<String, String>, what: &s
             !status.success(),
             "{what}: exited successfully without serving:\n{log}"
         );
+        let lower = log.to_lowercase();
         assert!(
-            log.to_lowercase().contains("corrupt"),
+            lower.contains("corrupt") || lower.contains("lost committed entries"),
             "{what}: refused without naming the corruption:\n{log}"
+        );
+        assert!(
+            log.contains("--repair-log-tail"),
+            "{what}: the refusal does not name the repair flag:\n{log}"
         );
         eprintln!("{what}: refused to start ({status})");
         return;
@@ -517,18 +524,20 @@ fn refusal_or_prefix(h: &mut Halyard, acked: &BTreeMap<String, String>, what: &s
             assert_eq!(row[col], sent[col], "{what}: {name}.{col} altered");
         }
     }
-    eprintln!(
-        "{what}: recovered a prefix of {n} of {} acknowledged rows",
+    assert_eq!(
+        n,
+        acked.len(),
+        "{what}: served only {n} of {} acknowledged rows without a word",
         acked.len()
     );
     h.kill9();
 }
 
 /// Damage below the storage crate's own checks: bytes of sled's data file. sled stops its
-/// recovery at the first damaged message, so what comes back must be a prefix of the history
-/// (or the member refuses to start).
+/// recovery at the first damaged message and keeps the prefix before it; the committed
+/// high-water mark must turn that into a refusal to start.
 #[test]
-fn damaged_sled_file_bytes_give_a_refusal_or_a_consistent_prefix() {
+fn damaged_sled_file_bytes_are_refused_not_served_short() {
     let tmp = tempfile::tempdir().unwrap();
     let schema = write_schema(tmp.path(), &load_schema());
     let mut h = Halyard::start(&schema);

@@ -28,6 +28,15 @@ pub enum StorageError {
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
 
+    /// The log (with its purged prefix) ends below the committed index recorded outside sled:
+    /// sled lost entries this member had committed.
+    #[error(
+        "the raft log ends at index {last} but index {committed} was committed: the storage lost \
+         committed entries (damaged files?); refusing to start — restore this member from a peer, \
+         or reopen with repair to accept the loss and catch up from the other members"
+    )]
+    LostCommittedEntries { committed: u64, last: u64 },
+
     /// Another process (or another live `Store` in this one) has the database open.
     #[error("storage directory {path} is locked by another open store: {detail}")]
     Locked { path: String, detail: String },
@@ -111,7 +120,8 @@ impl StorageError {
             StorageError::CorruptLogTail { .. }
             | StorageError::CorruptLogEntry { .. }
             | StorageError::LogGap { .. }
-            | StorageError::CorruptRecord { .. } => ErrorVerb::Read,
+            | StorageError::CorruptRecord { .. }
+            | StorageError::LostCommittedEntries { .. } => ErrorVerb::Read,
             StorageError::Sled(_)
             | StorageError::Locked { .. }
             | StorageError::Encode { .. }

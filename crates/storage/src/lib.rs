@@ -30,6 +30,10 @@
 //! - a damaged vote / committed / purged record fails with
 //!   [`StorageError::CorruptRecord`] and is never repaired.
 //!
+//! - sled itself can silently recover a prefix of its writes after damage to its files; a
+//!   committed-index high-water mark kept outside sled ([`high_water`]) catches that:
+//!   [`StorageError::LostCommittedEntries`] (repairable: the member then catches up from peers).
+//!
 //! Snapshot and metadata records are verified when read. sled's own errors
 //! are [`StorageError::Sled`] (a database held by another open store is
 //! [`StorageError::Locked`]); nothing panics on bad bytes. Everything converts
@@ -37,6 +41,7 @@
 
 pub mod error;
 pub mod flusher;
+mod high_water;
 pub mod integrity;
 mod layout;
 pub mod log_store;

@@ -39,6 +39,7 @@ pub struct LogStore<C: RaftTypeConfig> {
     log: sled::Tree,
     state: sled::Tree,
     flusher: Flusher<LogFlushed<C>>,
+    high_water: crate::high_water::HighWater,
 }
 
 /// A read-only view of the log for openraft's replication tasks. Cheap to clone.
@@ -65,6 +66,7 @@ where
         db: sled::Db,
         log: sled::Tree,
         state: sled::Tree,
+        high_water: crate::high_water::HighWater,
     ) -> Result<Self, StorageError> {
         let flusher = Flusher::start(db.clone())?;
         Ok(LogStore {
@@ -72,6 +74,7 @@ where
             log,
             state,
             flusher,
+            high_water,
         })
     }
 
@@ -305,7 +308,13 @@ where
 
     async fn save_committed(&mut self, committed: Option<LogId<C::NodeId>>) -> RaftResult<(), C> {
         let result = match committed {
-            Some(log_id) => write_state(&self.state, KEY_COMMITTED, &log_id),
+            Some(log_id) => write_state(&self.state, KEY_COMMITTED, &log_id).inspect(|()| {
+                // Committed entries are already durable here (an append is acknowledged only
+                // after its flush), so the mark never runs ahead of the log.
+                if let Err(e) = self.high_water.write(log_id.index) {
+                    tracing::warn!("cannot record the committed high-water mark: {e}");
+                }
+            }),
             None => self
                 .state
                 .remove(KEY_COMMITTED)

@@ -94,6 +94,7 @@ where
         let snapshot = db.open_tree(TREE_SNAPSHOT)?;
         let meta = db.open_tree(TREE_META)?;
         let check = integrity::check_log::<C>(&db, &log, &state, options.repair)?;
+        check_high_water::<C>(&path, &state, &check, options.repair)?;
         tracing::info!(path = %path.display(), ?check, "opened raft storage");
         Ok(Store {
             db,
@@ -110,7 +111,12 @@ where
     /// The Raft log store for `openraft::Raft::new`. Take one per Raft
     /// instance; each starts its own flusher thread.
     pub fn log_store(&self) -> Result<LogStore<C>, StorageError> {
-        LogStore::new(self.db.clone(), self.log.clone(), self.state.clone())
+        LogStore::new(
+            self.db.clone(),
+            self.log.clone(),
+            self.state.clone(),
+            crate::high_water::HighWater::new(&self.path),
+        )
     }
 
     /// The snapshot store for the state machine.
@@ -142,4 +148,38 @@ where
         self.db.flush()?;
         Ok(())
     }
+}
+
+/// Refuses a log that ends below the committed index recorded outside sled (see
+/// [`crate::high_water`]).
+fn check_high_water<C: RaftTypeConfig>(
+    path: &Path,
+    state: &sled::Tree,
+    check: &LogCheck,
+    repair: bool,
+) -> Result<(), StorageError> {
+    let mark = crate::high_water::HighWater::new(path);
+    let Some(committed) = mark.read() else {
+        return Ok(());
+    };
+    let purged: Option<openraft::LogId<C::NodeId>> =
+        crate::log_store::read_state(state, crate::layout::KEY_LAST_PURGED)?;
+    let last = check
+        .last_index
+        .unwrap_or(0)
+        .max(purged.map(|l| l.index).unwrap_or(0));
+    if committed <= last {
+        return Ok(());
+    }
+    if !repair {
+        return Err(StorageError::LostCommittedEntries { committed, last });
+    }
+    tracing::error!(
+        committed,
+        last,
+        "the raft log lost committed entries; continuing because repair was requested: this \
+         member will catch up from the others (a single-member cluster has lost those writes)"
+    );
+    mark.write(last)
+        .map_err(|e| StorageError::Background(format!("rewriting the high-water mark: {e}")))
 }
