@@ -73,11 +73,21 @@ impl Ops {
             }),
             None => serde_json::json!({}),
         }));
-        crate::unixctl::listen(ops.clone(), &unixctl_path)
-            .await
-            .with_context(|| {
-                format!("cannot open the control socket {}", unixctl_path.display())
-            })?;
+        match crate::unixctl::listen(ops.clone(), &unixctl_path).await {
+            Ok(()) => {}
+            // An explicit --unixctl must work; the default one (DATA_DIR/halyard.ctl) may not
+            // fit a Unix socket path (108 bytes) or may be taken, which must not stop a member
+            // from serving.
+            Err(e) if args.unixctl.is_none() => tracing::warn!(
+                path = %unixctl_path.display(),
+                "no control socket (give --unixctl PATH): {e}"
+            ),
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("cannot open the control socket {}", unixctl_path.display())
+                })
+            }
+        }
         if let (Some(addr), Some(prometheus)) = (&args.http, prometheus) {
             crate::http::serve(ops.clone(), prometheus, addr)
                 .await
