@@ -22,6 +22,8 @@ bash "$root/tests/deploy/install-deps.sh"
 command -v ovn-nbctl >/dev/null || bash "$root/scripts/install-deps.sh"
 docker info >/dev/null 2>&1 || fail "no Docker engine (docker info failed)"
 if docker compose version >/dev/null 2>&1; then compose_cmd=(docker compose); else compose_cmd=(docker-compose); fi
+# docker-compose v1 gives up on a slow engine after 60 s; the machine may be loaded.
+export COMPOSE_HTTP_TIMEOUT=300 DOCKER_CLIENT_TIMEOUT=300
 
 # Unique names: several runs (and other agents' containers) may share the engine.
 project=halyard-deploy-$$
@@ -124,12 +126,12 @@ switches_are() { [ "$(nbctl "$1" ls-list | awk '{print $2}' | tr -d '()' | sort 
 step "ovn-nbctl through each member's published port"
 nbctl m1 ls-add sw0
 for m in m2 m3; do
-  eventually 10 "sw0 created through m1 not seen through $m" has_switch $m sw0
+  eventually 30 "sw0 created through m1 not seen through $m" has_switch $m sw0
 done
 nbctl m2 lsp-add sw0 sw0-port1
-eventually 10 "port added through m2 not seen through m3" has_port m3 sw0 sw0-port1
+eventually 30 "port added through m2 not seen through m3" has_port m3 sw0 sw0-port1
 nbctl m3 lsp-set-addresses sw0-port1 "00:00:00:00:00:01 10.0.0.1"
-eventually 10 "addresses set through m3 not seen through m1" addresses_are m1 sw0-port1 "00:00:00:00:00:01 10.0.0.1"
+eventually 30 "addresses set through m3 not seen through m1" addresses_are m1 sw0-port1 "00:00:00:00:00:01 10.0.0.1"
 
 step "stopping m2"
 compose stop -t 10 m2 >/dev/null 2>&1
@@ -141,8 +143,8 @@ nbctl m1 ls-add sw1
 nbctl m3 ls-add sw2
 nbctl m3 lsp-add sw1 sw1-port1
 for m in m1 m3; do
-  eventually 10 "$m does not list sw0 sw1 sw2 with m2 down" switches_are $m "sw0 sw1 sw2 "
-  eventually 10 "$m does not see sw1-port1" has_port $m sw1 sw1-port1
+  eventually 30 "$m does not list sw0 sw1 sw2 with m2 down" switches_are $m "sw0 sw1 sw2 "
+  eventually 30 "$m does not see sw1-port1" has_port $m sw1 sw1-port1
 done
 
 step "starting m2 again: it catches up"
@@ -162,7 +164,7 @@ wait_healthy 180 m1 m2 m3 m4 m5
 voters=$(status_of "$(compose ps -q m5)" 's["healthy_voters"]')
 [ "$voters" = 5 ] || fail "compose-5: $voters healthy voters, not 5"
 nbctl m5 ls-add five
-eventually 10 "switch created through m5 not seen through m4" has_switch m4 five
+eventually 30 "switch created through m5 not seen through m4" has_switch m4 five
 compose down -v -t 5 >/dev/null 2>&1
 
 # The Kubernetes StatefulSet, as far as Docker can play it: three containers named like its pods,
@@ -237,7 +239,7 @@ pods=()
 for i in $(seq 0 $((replicas - 1))); do pod "$i"; pods+=("halyard-$i"); done
 wait_ready 180 "${pods[@]}"
 nbctl halyard-0 ls-add k8s-sw
-eventually 10 "switch created through halyard-0 not seen through the last pod" has_switch "halyard-$((replicas - 1))" k8s-sw
+eventually 30 "switch created through halyard-0 not seen through the last pod" has_switch "halyard-$((replicas - 1))" k8s-sw
 members=$(status_of "$k8s-0" 'len(s["members"])' || echo "?")
 [ "$members" = "$replicas" ] || fail "halyard status through halyard-0 shows $members members, not $replicas"
 echo "   $replicas pods ready, one cluster of $members members"

@@ -34,12 +34,16 @@ fn run_script(name: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
     eprintln!("{stderr}");
+    // Also kept in a file: the harness shows captured output only for the failing test.
+    let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("deploy-{name}.log"));
+    let _ = std::fs::write(&log, format!("{stdout}\n--- stderr ---\n{stderr}"));
     assert!(
         out.status.success(),
-        "{} failed ({}) after {:.0?}",
+        "{} failed ({}) after {:.0?}; output in {}",
         script.display(),
         out.status,
-        started.elapsed()
+        started.elapsed(),
+        log.display()
     );
     assert!(
         stdout.contains(" passed, 0 failed"),
