@@ -29,10 +29,13 @@ if ! command -v iptables >/dev/null || ! command -v ip >/dev/null; then
   apt-get update -q >/dev/null && apt-get install -y -q iptables iproute2 >/dev/null
 fi
 
-(cd "$root" && cargo build -q -p halyard-faults)
+# One cargo invocation: building the packages separately would unify features differently and
+# rebuild shared dependencies twice.
 if [ -z "${HALYARD_BIN:-}" ]; then
-  (cd "$root" && cargo build -q -p halyard)
+  (cd "$root" && cargo build -q -p halyard -p halyard-faults)
   HALYARD_BIN=$CARGO_TARGET_DIR/debug/halyard
+else
+  (cd "$root" && cargo build -q -p halyard-faults)
 fi
 
 work=$(mktemp -d /tmp/halyard-faults.XXXXXX)
