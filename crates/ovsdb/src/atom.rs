@@ -48,7 +48,7 @@ impl Atom {
             AtomicType::Integer => Atom::Integer(0),
             AtomicType::Real => Atom::Real(0.0),
             AtomicType::Boolean => Atom::Boolean(false),
-            AtomicType::String => Atom::String(Arc::from("")),
+            AtomicType::String => Atom::String(empty_str()),
             AtomicType::Uuid => Atom::Uuid(Uuid::nil()),
         }
     }
@@ -111,6 +111,7 @@ impl Atom {
                 _ => Err(expected()),
             },
             AtomicType::String => match json {
+                Value::String(s) if s.is_empty() => Ok(Atom::String(empty_str())),
                 Value::String(s) => Ok(Atom::String(Arc::from(s.as_str()))),
                 _ => Err(expected()),
             },
@@ -278,10 +279,18 @@ impl Ord for Atom {
             (Atom::Real(a), Atom::Real(b)) => a.partial_cmp(b).unwrap_or(Ordering::Equal),
             (Atom::Boolean(a), Atom::Boolean(b)) => a.cmp(b),
             (Atom::String(a), Atom::String(b)) => a.as_bytes().cmp(b.as_bytes()),
-            (Atom::Uuid(a), Atom::Uuid(b)) => a.as_bytes().cmp(b.as_bytes()),
+            // Big-endian integers order like their bytes (and their text).
+            (Atom::Uuid(a), Atom::Uuid(b)) => a.as_u128().cmp(&b.as_u128()),
             _ => self.type_rank().cmp(&other.type_rank()),
         }
     }
+}
+
+/// The empty string, shared: every string column without a value defaults to it, and an
+/// allocation per default would dominate inserting a row.
+fn empty_str() -> Arc<str> {
+    static EMPTY: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| Arc::from("")).clone()
 }
 
 impl std::hash::Hash for Atom {

@@ -3,7 +3,7 @@
 //! maps, strong reference counts and a reverse index of weak references. Holds the entry
 //! points `transact` / `transact_privileged` and the snapshot format.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -82,14 +82,19 @@ pub(crate) fn table_meta(schema: &DatabaseSchema) -> Vec<TableMeta> {
     metas
 }
 
+/// Index values → the row holding them.
+pub(crate) type IndexMap = HashMap<Vec<Datum>, Uuid>;
+
 /// One table's rows and derived indexes.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Table {
     pub rows: BTreeMap<Uuid, Row>,
     /// Strong references to each row from other rows (rows with none are absent).
     pub refs: BTreeMap<Uuid, u32>,
-    /// One map per schema index: index values → the row holding them.
-    pub indexes: Vec<BTreeMap<Vec<Datum>, Uuid>>,
+    /// One map per schema index: index values → the row holding them. Only ever looked
+    /// up, never iterated, so hash order cannot reach a result; a hash map because a
+    /// B-tree of 100k keys costs a hundred `Vec<Datum>` comparisons per lookup.
+    pub indexes: Vec<IndexMap>,
 }
 
 /// Projects a row's columns onto an index (or any column list).
@@ -129,7 +134,7 @@ impl Database {
             .tables
             .iter()
             .map(|t| Table {
-                indexes: vec![BTreeMap::new(); t.indexes.len()],
+                indexes: vec![IndexMap::new(); t.indexes.len()],
                 ..Table::default()
             })
             .collect();
@@ -305,7 +310,7 @@ impl Database {
         let schema = self.schema.clone();
         let meta = self.meta.clone();
         for (ti, ts) in schema.tables.iter().enumerate() {
-            let mut indexes = vec![BTreeMap::new(); ts.indexes.len()];
+            let mut indexes = vec![IndexMap::new(); ts.indexes.len()];
             for (u, row) in &self.tables[ti].rows {
                 for (ii, idx) in ts.indexes.iter().enumerate() {
                     let key = project(u, row.version(), row.columns(), idx);

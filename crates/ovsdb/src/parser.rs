@@ -130,7 +130,13 @@ impl<'a> Parser<'a> {
         if self.error.is_some() {
             return None;
         }
-        match obj.get(name) {
+        // Operation objects have a handful of members: comparing names beats hashing one.
+        let found = if obj.len() <= 16 {
+            obj.iter().find(|(k, _)| k.as_str() == name).map(|(_, v)| v)
+        } else {
+            obj.get(name)
+        };
+        match found {
             Some(v) => {
                 if self.n_used < self.used.len() {
                     self.used[self.n_used] = name;
