@@ -188,6 +188,9 @@ def get(r, *path):
     for p in path:
         if r is None:
             return None
+        # A latency summary over no samples has zeros, not figures: show it as missing.
+        if isinstance(r, dict) and r.get("count") == 0:
+            return None
         r = r.get(p) if isinstance(r, dict) else None
     return r
 rows = []
@@ -195,6 +198,8 @@ def fig(label, name, path, unit, target=None, fmt="{:.1f}"):
     h, r = get(load(name, "halyard"), *path), get(load(name, "ref"), *path)
     ratio = (h / r) if (h is not None and r not in (None, 0)) else None
     verdict = ""
+    if target and (h is None or r is None):
+        verdict = f"MISS (no figure; {target[2]})"
     if target and h is not None and r is not None:
         op, want, text = target
         ok = (ratio is not None and ratio >= want) if op == ">=" else (h <= r * want)
