@@ -1,7 +1,8 @@
 //! Member-to-member Raft RPCs over gRPC (proto/halyard.proto), the client side.
 //!
-//! openraft's messages travel as bincode payloads. A transport failure is `Unreachable` (openraft
-//! backs off and retries); an error returned by the remote Raft is a `RemoteError`. Every call is
+//! openraft's messages travel as bincode payloads. A peer that cannot be reached is `Unreachable`
+//! (openraft backs off, then retries); a reply that misses its deadline is a `Network` error
+//! (retried at once); an error returned by the remote Raft is a `RemoteError`. Every call is
 //! bounded by the deadline openraft gives in `RPCOption`.
 
 use std::time::Duration;
@@ -125,8 +126,19 @@ impl Peer {
             Rpc::Vote => client.vote(request).await,
             Rpc::Snapshot => client.install_snapshot(request).await,
         };
-        let reply =
-            reply.map_err(|status| unreachable(format!("{} ({})", status.message(), self.addr)))?;
+        let reply = reply.map_err(|status| {
+            let msg = format!("{} ({})", status.message(), self.addr);
+            match status.code() {
+                // A peer that is down or refuses connections: openraft backs off (500 ms).
+                tonic::Code::Unavailable => unreachable(msg),
+                // A slow reply (the deadline is openraft's heartbeat interval, 100 ms by default,
+                // easily passed by a follower's fsync on a loaded machine): retried at once, as
+                // openraft does for its own timeouts. As `Unreachable`, each such timeout stopped
+                // replication to that follower for 500 ms, and under load the leader went whole
+                // seconds without a quorum ack (writes stalled, `_Server.connected` false).
+                _ => RPCError::Network(NetworkError::new(&Transport(msg))),
+            }
+        })?;
         self.contact.touch(self.target);
         let result: Result<Resp, RaftError<NodeId, E>> =
             decode(&reply.into_inner().data).map_err(|e| {
