@@ -105,7 +105,11 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
 
     // 1. What changed.
     let mut changes: Changes = (0..nt).map(|_| BTreeMap::new()).collect();
+    // Most of a schema's tables are untouched: every loop below skips empty ones first.
     for (t, overlay) in x.overlay.iter_mut().enumerate() {
+        if overlay.is_empty() {
+            continue;
+        }
         for (u, w) in std::mem::take(overlay) {
             let unchanged = match (&w.old, &w.new) {
                 (None, None) => true,
@@ -130,7 +134,7 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
     // 2. Strong references.
     let mut delta: BTreeMap<(usize, Uuid), i64> = BTreeMap::new();
     for t in 0..nt {
-        if meta[t].strong.is_empty() {
+        if meta[t].strong.is_empty() || changes[t].is_empty() {
             continue;
         }
         for (u, c) in &changes[t] {
@@ -207,6 +211,9 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
         }
     }
     for (t, ch) in changes.iter().enumerate() {
+        if ch.is_empty() {
+            continue;
+        }
         for (u, c) in ch {
             if c.old.is_some() && c.new.is_none() {
                 let n = refs_after(db, &delta, t, u);
@@ -231,7 +238,7 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
         }
     }
     for (t, ch) in changes.iter().enumerate() {
-        if !schema.tables[t].is_root {
+        if !ch.is_empty() && !schema.tables[t].is_root {
             work.extend(
                 ch.iter()
                     .filter(|(_, c)| c.old.is_none() && c.new.is_some())
@@ -290,6 +297,9 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
     // 5. Weak references.
     let mut examine: BTreeSet<(usize, Uuid)> = BTreeSet::new();
     for (t, ch) in changes.iter().enumerate() {
+        if ch.is_empty() {
+            continue;
+        }
         if !meta[t].weak.is_empty() {
             examine.extend(
                 ch.iter()
@@ -399,6 +409,9 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
     // 7. New _version for every changed row.
     let mut rows = Vec::new();
     for (t, ch) in changes.into_iter().enumerate() {
+        if ch.is_empty() {
+            continue;
+        }
         for (u, c) in ch {
             let new = c.new.map(|cols| Row::new(u, x.env.new_uuid(), cols));
             rows.push(AppliedRow {
