@@ -23,6 +23,9 @@ pub struct MemberBackend {
     /// Sessions of this member that asked for a lock and are still connected: if their place in
     /// a lock's queue is expired (their lease ran out while they lived on), they are queued again.
     lock_sessions: Arc<Mutex<HashSet<Uuid>>>,
+    /// `_Server.schema` of each database, built once per schema (it is asked for on every
+    /// applied index, and re-serialising OVN's schemas each time cost more than the applies).
+    schemas: Mutex<std::collections::HashMap<String, (Arc<ovsdb::DatabaseSchema>, Value)>>,
 }
 
 impl MemberBackend {
@@ -31,6 +34,19 @@ impl MemberBackend {
             member,
             strict_leader,
             lock_sessions: Arc::default(),
+            schemas: Mutex::default(),
+        }
+    }
+
+    fn schema_json(&self, name: &str, schema: &Arc<ovsdb::DatabaseSchema>) -> Value {
+        let mut cache = self.schemas.lock().unwrap();
+        match cache.get(name) {
+            Some((s, json)) if Arc::ptr_eq(s, schema) => json.clone(),
+            _ => {
+                let json = schema.to_json();
+                cache.insert(name.to_string(), (schema.clone(), json.clone()));
+                json
+            }
         }
     }
 }
@@ -154,6 +170,11 @@ impl Backend for MemberBackend {
         .boxed()
     }
 
+    fn read_barrier(&self) -> BoxFuture<'static, Result<(), BackendError>> {
+        let member = self.member.clone();
+        async move { member.read_barrier().await.map_err(backend_error) }.boxed()
+    }
+
     fn convert(
         &self,
         db: String,
@@ -241,7 +262,7 @@ impl Backend for MemberBackend {
                     model: "clustered".to_string(),
                     connected,
                     leader,
-                    schema: Some(d.db.schema().to_json()),
+                    schema: Some(self.schema_json(name, d.db.schema())),
                     cid: Some(status.identity.cluster_id),
                     sid: Some(status.identity.server_id),
                     index: Some(status.applied_index as i64),

@@ -755,7 +755,11 @@ impl Member {
         let deadline = wait_deadline(&ops);
         let started = Instant::now();
         let id = Uuid::new_v4();
-        let read_only = ovsdb::is_read_only(&ops);
+        // A transaction with `abort` never commits (ovsdb-client query sends one): read it locally.
+        let read_only = ovsdb::is_read_only(&ops)
+            || ops
+                .iter()
+                .any(|op| op.get("op").and_then(Value::as_str) == Some("abort"));
         let text = Value::Array(ops.clone()).to_string();
         // TEST-ONLY knob for the fault suite (crates/faults, issue 6); never set it in production.
         // HALYARD_UNSAFE_ACK_BEFORE_COMMIT=1 answers a write from a dry run on a copy of this
@@ -938,7 +942,11 @@ impl Member {
         }
         let m = self.raft.metrics().borrow().clone();
         let me = self.identity.node_id;
-        let voter = m.membership_config.membership().voter_ids().any(|v| v == me);
+        let voter = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == me);
         let grace = u128::from(self.config.election_timeout_ms) * 3;
         // Any role: the winner of the election is a leader without a quorum ack for a moment.
         voter

@@ -27,14 +27,29 @@ use crate::types::{NodeId, TypeConfig};
 /// How long a member waits to establish a connection to a peer.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// A lazily connecting client for the member at `addr` (`HOST:PORT`).
+/// A client for the member at `addr` (`HOST:PORT`). One lazily connecting HTTP/2 channel per
+/// address is shared by every caller (Raft RPCs, forwarded writes, read barriers, admin), so a
+/// forwarded write or a read barrier never pays for a new connection.
 pub fn client(addr: &str) -> Result<MemberClient<Channel>, tonic::transport::Error> {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(5))
-        .keep_alive_while_idle(true);
-    Ok(MemberClient::new(endpoint.connect_lazy()).max_decoding_message_size(usize::MAX))
+    static CHANNELS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, Channel>>,
+    > = std::sync::OnceLock::new();
+    let channels = CHANNELS.get_or_init(Default::default);
+    let mut channels = channels.lock().unwrap();
+    let channel = match channels.get(addr) {
+        Some(c) => c.clone(),
+        None => {
+            let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
+                .connect_timeout(CONNECT_TIMEOUT)
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(5))
+                .keep_alive_while_idle(true);
+            let c = endpoint.connect_lazy();
+            channels.insert(addr.to_string(), c.clone());
+            c
+        }
+    };
+    Ok(MemberClient::new(channel).max_decoding_message_size(usize::MAX))
 }
 
 /// When each peer last answered a Raft RPC (the leader's view of who is alive, for lock leases).

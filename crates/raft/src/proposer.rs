@@ -6,7 +6,7 @@
 //! depth is reported), and a batch is bounded in commands so one entry stays small enough to
 //! replicate promptly.
 
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::ClientWriteError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::command::{Batch, Command};
@@ -16,6 +16,9 @@ use crate::types::Raft;
 pub const QUEUE_LEN: usize = 16 * 1024;
 /// Commands in one Raft entry, at most.
 pub const MAX_BATCH: usize = 1024;
+/// Raft entries proposed and not yet committed, at most: while one entry is being replicated
+/// the next can already be appended, instead of waiting a whole round trip per entry.
+pub const MAX_IN_FLIGHT: usize = 8;
 
 /// Why a submitted command was not proposed here.
 #[derive(Debug, Clone)]
@@ -61,19 +64,42 @@ impl Proposer {
 }
 
 async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        // Wait for a slot first, so commands keep accumulating into the next batch meanwhile.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
         let (cmds, dones): (Vec<Command>, Vec<_>) =
             batch.drain(..).map(|p| (p.cmd, p.done)).unzip();
-        let result = match raft.client_write(Batch(cmds)).await {
-            Ok(_) => Ok(()),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(ProposeError::NotLeader(f.leader_node.map(|n| n.addr)))
+        // Entries enter the log in the order they are handed to openraft here.
+        match raft.client_write_ff(Batch(cmds)).await {
+            Ok(committed) => {
+                tokio::spawn(async move {
+                    let result = match committed.await {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(ClientWriteError::ForwardToLeader(f))) => {
+                            Err(ProposeError::NotLeader(f.leader_node.map(|n| n.addr)))
+                        }
+                        Ok(Err(e)) => Err(ProposeError::Raft(e.to_string())),
+                        Err(_) => Err(ProposeError::Raft("raft stopped".into())),
+                    };
+                    for done in dones {
+                        let _ = done.send(result.clone());
+                    }
+                    drop(slot);
+                });
             }
-            Err(e) => Err(ProposeError::Raft(e.to_string())),
-        };
-        for done in dones {
-            let _ = done.send(result.clone());
+            Err(fatal) => {
+                let result = Err(ProposeError::Raft(fatal.to_string()));
+                for done in dones {
+                    let _ = done.send(result.clone());
+                }
+            }
         }
     }
 }

@@ -523,3 +523,62 @@ mod tests {
         assert!(d.changes_since(&Uuid::from_u128(424242)).is_none());
     }
 }
+
+#[cfg(test)]
+mod snapshot_cost {
+    use super::*;
+    use crate::command::CommandKind;
+
+    /// How long the state is held while a snapshot image is made, for 100k OVN ports (applies
+    /// wait that long). Run: cargo test --release -p halyard-raft snapshot_cost -- --ignored --nocapture
+    #[test]
+    #[ignore]
+    fn snapshot_of_100k_ports() {
+        let schema = std::fs::read_to_string("/usr/share/ovn/ovn-nb.ovsschema").unwrap();
+        let mut s = ReplicatedState::default();
+        s.apply(
+            &Command {
+                id: Uuid::from_u128(1),
+                origin: 1,
+                kind: CommandKind::CreateDb { schema },
+            },
+            None,
+        );
+        for sw in 0..100u128 {
+            let mut ops = vec![format!(
+                r#"{{"op":"insert","table":"Logical_Switch","row":{{"name":"sw{sw}"}},"uuid-name":"sw"}}"#
+            )];
+            for p in 0..1000 {
+                ops.push(format!(r#"{{"op":"insert","table":"Logical_Switch_Port","row":{{"name":"p{sw}-{p}","addresses":"00:00:00:00:{:02x}:{:02x} 10.0.{sw}.{}"}},"uuid-name":"p{p}"}}"#, sw, p % 256, p % 250));
+                ops.push(format!(r#"{{"op":"mutate","table":"Logical_Switch","where":[["_uuid","==",["named-uuid","sw"]]],"mutations":[["ports","insert",["named-uuid","p{p}"]]]}}"#));
+            }
+            let cmd = Command {
+                id: Uuid::from_u128(10 + sw),
+                origin: 1,
+                kind: CommandKind::Transact {
+                    db: "OVN_Northbound".into(),
+                    ops: format!("[{}]", ops.join(",")),
+                    session: Uuid::nil(),
+                    wait_expired_ms: None,
+                    role: None,
+                },
+            };
+            s.apply(&cmd, None);
+        }
+        assert_eq!(
+            s.dbs["OVN_Northbound"].db.row_count("Logical_Switch_Port"),
+            100_000
+        );
+        let t = std::time::Instant::now();
+        let bytes = s.snapshot();
+        let took = t.elapsed();
+        let t = std::time::Instant::now();
+        let back = ReplicatedState::restore(&bytes).unwrap();
+        eprintln!(
+            "snapshot of 100k ports: {} bytes in {took:?}; restore in {:?}",
+            bytes.len(),
+            t.elapsed()
+        );
+        assert_eq!(back.snapshot(), bytes);
+    }
+}

@@ -139,6 +139,10 @@ pub trait Backend: Send + Sync + 'static {
         session: SessionKey,
     ) -> BoxFuture<'static, Result<Value, BackendError>>;
 
+    /// Resolves once this member has applied everything committed before the call (a read
+    /// index), so state read afterwards is not older than any write acknowledged anywhere.
+    fn read_barrier(&self) -> BoxFuture<'static, Result<(), BackendError>>;
+
     /// Online schema conversion (`convert`) of `db` to `schema` (already parsed and checked to
     /// be valid and named `db`). Resolves once the converted database is applied on this
     /// member (after `ApplyHook::database_replaced`); `Ok(Err(error object))` when the data

@@ -94,16 +94,7 @@ impl Session {
     }
 
     fn not_available(&self, id: Value, method: &str, db: &str) {
-        self.send(error_reply(
-            id,
-            error_object(
-                "database not available",
-                Some(&format!(
-                    "{method} request specifies database {db} which is not yet available because it has not completed joining its cluster"
-                )),
-                None,
-            ),
-        ));
+        self.send(error_reply(id, not_available(method, db)));
     }
 
     fn get_schema(&mut self, id: Value, params: Vec<Value>) {
@@ -362,71 +353,56 @@ impl Session {
         } else {
             None
         };
-        let requests = &params[2];
-        let shared = self.shared.clone();
-        let hub = self.ctx.hub.clone();
-        // Compile, answer and register in one step under the state lock, so the reply holds
-        // exactly the state before the first update this monitor will send.
-        let mut outcome: Option<Result<(), Value>> = None;
-        let mut run =
-            |db_state: &ovsdb::Database,
-             last_id: Uuid,
-             since: Option<Vec<(Uuid, std::sync::Arc<ovsdb::ChangeSet>)>>| {
-                let compiled =
-                    match ovsdb::monitor::Monitor::new(db_state.schema(), version, requests) {
-                        Ok(c) => c,
-                        Err(e) => {
-                            outcome = Some(Err(e.to_json()));
-                            return;
-                        }
-                    };
-                let result = match (version, since) {
-                    (MonitorVersion::V3, Some(changes)) => json!([
-                        true,
-                        last_id.to_string(),
-                        compiled.since(changes.iter().map(|(_, c)| &**c))
-                    ]),
-                    (MonitorVersion::V3, None) => {
-                        json!([false, last_id.to_string(), compiled.initial(db_state)])
-                    }
-                    _ => compiled.initial(db_state),
-                };
-                shared.out.push(&reply(id.clone(), result));
-                let mut st = shared.state();
-                let first_on_db = !st.monitors.iter().any(|m| m.db == db);
-                st.monitors.push(Monitor {
-                    id: mon_id.clone(),
-                    db: db.clone(),
-                    compiled,
-                });
-                drop(st);
-                if first_on_db {
-                    hub.set_monitoring(&db, &shared, true);
-                }
-                outcome = Some(Ok(()));
-            };
+        let setup = MonitorSetup {
+            id: id.clone(),
+            version,
+            db: db.clone(),
+            mon_id,
+            requests: params[2].clone(),
+            shared: self.shared.clone(),
+            hub: self.ctx.hub.clone(),
+        };
         if db == SERVER_DB {
             // `_Server` keeps no history: always `found=false` with the all-zero id.
-            self.ctx
+            let outcome = self
+                .ctx
                 .server_db
-                .with_db(|state| run(state, Uuid::nil(), None));
-        } else {
-            self.ctx.backend.with_db(&db, &mut |v: &DbView<'_>| {
-                let since = last_txn.and_then(|t| {
-                    if t == v.last_txn_id {
-                        Some(Vec::new())
-                    } else {
-                        v.history.since(&t)
-                    }
+                .with_db(|state| setup.register(state, Uuid::nil(), None));
+            if let Err(e) = outcome {
+                self.send(error_reply(id, e));
+            }
+            return;
+        }
+        // The initial contents must not be older than a write acknowledged anywhere before this
+        // request (clients such as ovn-nbctl read them as the database): pass a read barrier
+        // first, as read-only transactions do.
+        let backend = self.ctx.backend.clone();
+        let method = method.to_string();
+        self.park(
+            async move {
+                if let Err(e) = backend.read_barrier().await {
+                    let err = crate::session::backend_error(&e, &method, None);
+                    return Done::Reply(error_reply(id, err));
+                }
+                let mut outcome = None;
+                backend.with_db(&db, &mut |v: &DbView<'_>| {
+                    let since = last_txn.and_then(|t| {
+                        if t == v.last_txn_id {
+                            Some(Vec::new())
+                        } else {
+                            v.history.since(&t)
+                        }
+                    });
+                    outcome = Some(setup.register(v.db, v.last_txn_id, since));
                 });
-                run(v.db, v.last_txn_id, since)
-            });
-        }
-        match outcome {
-            Some(Ok(())) => {}
-            Some(Err(e)) => self.send(error_reply(id, e)),
-            None => self.not_available(id, method, &db),
-        }
+                match outcome {
+                    Some(Ok(())) => Done::Cancelled,
+                    Some(Err(e)) => Done::Reply(error_reply(id, e)),
+                    None => Done::Reply(error_reply(id, not_available(&method, &db))),
+                }
+            }
+            .boxed(),
+        );
     }
 
     fn monitor_cancel(&mut self, id: Value, params: Vec<Value>) {
@@ -547,5 +523,69 @@ mod tests {
         ] {
             assert_eq!(super::is_id(s), ok, "{s}");
         }
+    }
+}
+
+fn not_available(method: &str, db: &str) -> Value {
+    error_object(
+        "database not available",
+        Some(&format!(
+            "{method} request specifies database {db} which is not yet available because it has not completed joining its cluster"
+        )),
+        None,
+    )
+}
+
+/// A monitor request that passed its argument checks, ready to be compiled, answered and
+/// registered in one step under the state lock, so the reply holds exactly the state before the
+/// first update the monitor will send.
+struct MonitorSetup {
+    id: Value,
+    version: MonitorVersion,
+    db: String,
+    mon_id: Value,
+    requests: Value,
+    shared: std::sync::Arc<crate::session::SessionShared>,
+    hub: std::sync::Arc<crate::hub::Hub>,
+}
+
+impl MonitorSetup {
+    fn register(
+        &self,
+        db_state: &ovsdb::Database,
+        last_id: Uuid,
+        since: Option<Vec<(Uuid, std::sync::Arc<ovsdb::ChangeSet>)>>,
+    ) -> Result<(), Value> {
+        let compiled =
+            ovsdb::monitor::Monitor::new(db_state.schema(), self.version, &self.requests)
+                .map_err(|e| e.to_json())?;
+        let mut st = self.shared.state();
+        // Checked again here: another request may have taken the id while this one waited.
+        if st.monitors.iter().any(|m| m.id == self.mon_id) {
+            return Err(syntax_error("duplicate monitor ID", &self.mon_id));
+        }
+        let result = match (self.version, since) {
+            (MonitorVersion::V3, Some(changes)) => json!([
+                true,
+                last_id.to_string(),
+                compiled.since(changes.iter().map(|(_, c)| &**c))
+            ]),
+            (MonitorVersion::V3, None) => {
+                json!([false, last_id.to_string(), compiled.initial(db_state)])
+            }
+            _ => compiled.initial(db_state),
+        };
+        self.shared.out.push(&reply(self.id.clone(), result));
+        let first_on_db = !st.monitors.iter().any(|m| m.db == self.db);
+        st.monitors.push(Monitor {
+            id: self.mon_id.clone(),
+            db: self.db.clone(),
+            compiled,
+        });
+        drop(st);
+        if first_on_db {
+            self.hub.set_monitoring(&self.db, &self.shared, true);
+        }
+        Ok(())
     }
 }

@@ -24,6 +24,9 @@ struct Inner {
     db: ovsdb::Database,
     /// Row UUID of each database's row. A database removed and added again gets a new row.
     rows: BTreeMap<String, Uuid>,
+    /// What each row was last set from, so a refresh writes only what changed (re-serialising
+    /// a schema on every applied index would cost more than the apply itself).
+    last: BTreeMap<String, ServerDbStatus>,
 }
 
 pub struct ServerDb {
@@ -68,6 +71,7 @@ impl ServerDb {
             inner: Mutex::new(Inner {
                 db: ovsdb::Database::new_reserved(schema),
                 rows: BTreeMap::new(),
+                last: BTreeMap::new(),
             }),
             schema_json,
         })
@@ -106,12 +110,16 @@ impl ServerDb {
         let mut ops = Vec::new();
         let mut inserted = Vec::new();
         for s in &all {
-            let row = row_json(s);
+            let prev = inner.last.get(&s.name);
+            if prev == Some(s) {
+                continue;
+            }
+            let mut row = row_json(s, prev.is_none_or(|p| p.schema != s.schema));
             match inner.rows.get(&s.name) {
                 Some(uuid) => ops.push(json!({
                     "op": "update", "table": "Database",
                     "where": [["_uuid", "==", ["uuid", uuid.to_string()]]],
-                    "row": row,
+                    "row": row.take(),
                 })),
                 None => {
                     inserted.push((s.name.clone(), ops.len()));
@@ -132,6 +140,9 @@ impl ServerDb {
                 "where": [["_uuid", "==", ["uuid", uuid.to_string()]]],
             }));
         }
+        if ops.is_empty() {
+            return;
+        }
         let mut env = Env {
             has_lock: &|_| false,
             wait_expired_ms: Some(0),
@@ -146,6 +157,10 @@ impl ServerDb {
         }
         for name in &gone {
             inner.rows.remove(name);
+            inner.last.remove(name);
+        }
+        for s in all {
+            inner.last.insert(s.name.clone(), s);
         }
         for (name, slot) in inserted {
             if let Some(uuid) = results[slot]["uuid"][1]
@@ -181,15 +196,19 @@ fn opt<T: Into<Value>>(v: Option<T>) -> Value {
     }
 }
 
-fn row_json(s: &ServerDbStatus) -> Value {
-    json!({
+/// The row for `s`; the schema column only when `with_schema` (it changed).
+fn row_json(s: &ServerDbStatus, with_schema: bool) -> Value {
+    let mut row = json!({
         "name": s.name,
         "model": s.model,
         "connected": s.connected,
         "leader": s.leader,
-        "schema": opt(s.schema.as_ref().map(jsonrpc::to_sorted_string)),
         "cid": opt(s.cid.map(|u| json!(["uuid", u.to_string()]))),
         "sid": opt(s.sid.map(|u| json!(["uuid", u.to_string()]))),
         "index": opt(s.index),
-    })
+    });
+    if with_schema {
+        row["schema"] = opt(s.schema.as_ref().map(jsonrpc::to_sorted_string));
+    }
+    row
 }

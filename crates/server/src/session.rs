@@ -271,6 +271,9 @@ impl Session {
     ) -> End {
         let mut last_rx = Instant::now();
         let mut probe_sent: Option<Instant> = None;
+        // Output draining counts as activity too (as in ovsdb-server's jsonrpc_session_run): a
+        // client busy reading a large monitor reply sends nothing, yet is alive.
+        let mut backlog_mark = self.shared.out.backlog();
         loop {
             if self.shared.out.is_closed() {
                 return End::Closed;
@@ -331,6 +334,14 @@ impl Session {
                 }
                 Event::Read(Err(e)) => return End::ReadError(e),
                 Event::Timer => {
+                    let backlog = self.shared.out.backlog();
+                    if backlog < backlog_mark {
+                        backlog_mark = backlog;
+                        last_rx = Instant::now();
+                        probe_sent = None;
+                        continue;
+                    }
+                    backlog_mark = backlog;
                     if probe_sent.is_some() {
                         return End::Probe;
                     }

@@ -222,6 +222,11 @@ impl Backend for TestBackend {
         .boxed()
     }
 
+    fn read_barrier(&self) -> BoxFuture<'static, Result<(), BackendError>> {
+        // The fixture applies everything synchronously: its state is always current.
+        async { Ok(()) }.boxed()
+    }
+
     fn convert(
         &self,
         db: String,
