@@ -508,24 +508,6 @@ fn wait_timeout_ms(ops: &[Value]) -> Option<u64> {
     min.or(Some(0))
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn ids() {
-        for (s, ok) in [
-            ("ovn_northd", true),
-            ("_x1", true),
-            ("L", true),
-            ("9x", false),
-            ("", false),
-            ("a-b", false),
-            ("é", false),
-        ] {
-            assert_eq!(super::is_id(s), ok, "{s}");
-        }
-    }
-}
-
 fn not_available(method: &str, db: &str) -> Value {
     error_object(
         "database not available",
@@ -587,5 +569,23 @@ impl MonitorSetup {
             self.hub.set_monitoring(&self.db, &self.shared, true);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids() {
+        for (s, ok) in [
+            ("ovn_northd", true),
+            ("_x1", true),
+            ("L", true),
+            ("9x", false),
+            ("", false),
+            ("a-b", false),
+            ("é", false),
+        ] {
+            assert_eq!(super::is_id(s), ok, "{s}");
+        }
     }
 }
