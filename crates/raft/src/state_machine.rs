@@ -138,7 +138,8 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         self.snapshots.save(&meta, &bytes).await.map_err(io_err)?;
         tracing::info!(index = ?meta.last_log_id.map(|l| l.index), bytes = bytes.len(), "snapshot built");
         // Recorded only when the binary installed a metrics recorder (`halyard serve --http`).
-        metrics::histogram!("halyard_snapshot_build_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("halyard_snapshot_build_seconds")
+            .record(started.elapsed().as_secs_f64());
         metrics::gauge!("halyard_snapshot_bytes").set(bytes.len() as f64);
         Ok(Snapshot {
             meta,
