@@ -258,7 +258,13 @@ impl Atom {
 
 impl PartialEq for Atom {
     fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
+        match (self, other) {
+            // Fast paths for the common types; reals go through `cmp` (NaN handling).
+            (Atom::Uuid(a), Atom::Uuid(b)) => a == b,
+            (Atom::Integer(a), Atom::Integer(b)) => a == b,
+            (Atom::String(a), Atom::String(b)) => a == b,
+            _ => self.cmp(other) == Ordering::Equal,
+        }
     }
 }
 

@@ -235,8 +235,15 @@ pub(crate) fn walk_difference(
         }
         match a[ei].cmp(&b[ej]) {
             std::cmp::Ordering::Equal => {
-                ei += 1;
-                ej += 1;
+                // Versions of a chunk differ in an element or two: step over the rest of
+                // the common run in a tight loop.
+                let run = 1 + a[ei + 1..]
+                    .iter()
+                    .zip(&b[ej + 1..])
+                    .take_while(|(x, y)| x == y)
+                    .count();
+                ei += run;
+                ej += run;
             }
             std::cmp::Ordering::Less => {
                 if !visit(Side::Old, &a[ei]) {

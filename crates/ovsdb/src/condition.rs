@@ -147,7 +147,10 @@ impl Clause {
                 format!("No function named {fname}."),
             )
         })?;
-        let mut t = table.column_ref_type(column).clone();
+        // The argument's element-count bounds depend on the function; the type itself is
+        // not copied (it may hold an enum and a table name).
+        let t = table.column_ref_type(column);
+        let (mut min, mut max) = (t.min, t.max);
         match function {
             Function::Lt | Function::Le | Function::Gt | Function::Ge => {
                 let numeric = matches!(t.key.atomic, AtomicType::Integer | AtomicType::Real);
@@ -162,23 +165,23 @@ impl Clause {
                         ),
                     ));
                 }
-                t.min = 1;
-                t.max = 1;
+                min = 1;
+                max = 1;
             }
             Function::Eq | Function::Ne => {}
             Function::Includes => {
                 if !t.is_scalar() {
-                    t.min = 0;
+                    min = 0;
                 }
             }
             Function::Excludes => {
                 if !t.is_scalar() {
-                    t.min = 0;
-                    t.max = u32::MAX;
+                    min = 0;
+                    max = u32::MAX;
                 }
             }
         }
-        let arg = Datum::from_json(&arr[2], &t, named)?;
+        let arg = Datum::from_json_bounded(&arr[2], t, min, max, named)?;
         Ok(Clause::Compare {
             column,
             function,

@@ -441,6 +441,18 @@ impl Datum {
         t: &ColumnType,
         named: NamedUuids<'_, '_>,
     ) -> Result<Datum, OvsdbError> {
+        Datum::from_json_bounded(json, t, t.min, t.max, named)
+    }
+
+    /// [`Datum::from_json`] with the element count bounds `min..=max` in place of the
+    /// type's (mutator arguments), without copying the type.
+    pub(crate) fn from_json_bounded(
+        json: &Value,
+        t: &ColumnType,
+        min: u32,
+        max: u32,
+        named: NamedUuids<'_, '_>,
+    ) -> Result<Datum, OvsdbError> {
         let is_set_notation =
             matches!(json, Value::Array(a) if a.first().and_then(Value::as_str) == Some("set"));
         if !t.is_map() && !is_set_notation {
@@ -461,16 +473,13 @@ impl Datum {
             }
         };
         let n = inner.len();
-        if n < t.min as usize || n > t.max as usize {
+        if n < min as usize || n > max as usize {
             return Err(OvsdbError::syntax(
                 json,
-                if t.min == 1 && t.max == 1 {
+                if min == 1 && max == 1 {
                     format!("{class} must have exactly one member but {n} are present")
                 } else {
-                    format!(
-                        "{class} must have {} to {} members but {n} are present",
-                        t.min, t.max
-                    )
+                    format!("{class} must have {min} to {max} members but {n} are present")
                 },
             ));
         }

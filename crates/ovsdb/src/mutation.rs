@@ -144,17 +144,18 @@ fn parse_one(
             if ct.is_scalar() {
                 return Err(mismatch());
             }
-            let mut at = ct.clone();
-            at.min = 0;
-            if mutator == Mutator::Delete {
-                at.max = u32::MAX;
-            }
-            match Datum::from_json(&arr[2], &at, named) {
+            let max = if mutator == Mutator::Delete {
+                u32::MAX
+            } else {
+                ct.max
+            };
+            match Datum::from_json_bounded(&arr[2], ct, 0, max, named) {
                 Ok(d) => d,
                 Err(e) if ct.is_map() && mutator == Mutator::Delete => {
                     // A map may also lose keys given as a set of keys.
+                    let mut at = ct.clone();
                     at.value = None;
-                    Datum::from_json(&arr[2], &at, named).map_err(|_| e)?
+                    Datum::from_json_bounded(&arr[2], &at, 0, max, named).map_err(|_| e)?
                 }
                 Err(e) => return Err(e),
             }
