@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::database::{project, AppliedRow, Database};
 use crate::datum::{Datum, Side};
 use crate::error::{ErrorTag, OvsdbError};
+use crate::per_table::PerTable;
 use crate::row::Row;
 use crate::schema::ColumnRef;
 use crate::transaction::Exec;
@@ -31,7 +32,7 @@ struct Change {
     new: Option<Vec<Datum>>,
 }
 
-type Changes = Vec<BTreeMap<Uuid, Change>>;
+type Changes = PerTable<Change>;
 
 fn exists(db: &Database, changes: &Changes, t: usize, u: &Uuid) -> bool {
     match changes[t].get(u) {
@@ -104,13 +105,10 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
     let nt = schema.tables.len();
 
     // 1. What changed.
-    let mut changes: Changes = (0..nt).map(|_| BTreeMap::new()).collect();
+    let mut changes: Changes = PerTable::new(nt);
     // Most of a schema's tables are untouched: every loop below skips empty ones first.
-    for (t, overlay) in x.overlay.iter_mut().enumerate() {
-        if overlay.is_empty() {
-            continue;
-        }
-        for (u, w) in std::mem::take(overlay) {
+    for (t, overlay) in x.overlay.take_all() {
+        for (u, w) in overlay {
             let unchanged = match (&w.old, &w.new) {
                 (None, None) => true,
                 (Some(o), Some(n)) => o.columns() == n.as_slice(),
@@ -127,7 +125,7 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
             }
         }
     }
-    if changes.iter().all(BTreeMap::is_empty) {
+    if changes.is_empty() {
         return Ok(None);
     }
 
@@ -401,17 +399,14 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
         }
     }
 
-    if changes.iter().all(BTreeMap::is_empty) {
+    if changes.is_empty() {
         // Everything this transaction did was garbage-collected again.
         return Ok(None);
     }
 
     // 7. New _version for every changed row.
     let mut rows = Vec::new();
-    for (t, ch) in changes.into_iter().enumerate() {
-        if ch.is_empty() {
-            continue;
-        }
+    for (t, ch) in changes.take_all() {
         for (u, c) in ch {
             let new = c.new.map(|cols| Row::new(u, x.env.new_uuid(), cols));
             rows.push(AppliedRow {

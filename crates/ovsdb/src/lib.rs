@@ -40,6 +40,7 @@ pub mod error;
 pub mod monitor;
 pub mod mutation;
 mod parser;
+mod per_table;
 pub mod row;
 pub mod schema;
 mod snapshot;

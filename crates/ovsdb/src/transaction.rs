@@ -21,6 +21,7 @@ use crate::datum::Datum;
 use crate::error::{ErrorTag, OvsdbError};
 use crate::mutation;
 use crate::parser::{Kind, Parser};
+use crate::per_table::PerTable;
 use crate::row::Row;
 use crate::schema::{ColumnRef, TableSchema};
 
@@ -117,7 +118,7 @@ pub(crate) struct Exec<'a> {
     pub env: &'a mut dyn TxnEnv,
     mode: Mode,
     /// Per table: the rows this transaction touched.
-    pub overlay: Vec<BTreeMap<Uuid, Work>>,
+    pub overlay: PerTable<Work>,
     symtab: BTreeMap<String, (Uuid, bool)>,
     comment: Option<String>,
     durable: bool,
@@ -146,7 +147,7 @@ pub(crate) fn transact(
             db,
             env,
             mode,
-            overlay: vec![BTreeMap::new(); db.schema().tables.len()],
+            overlay: PerTable::new(db.schema().tables.len()),
             symtab: BTreeMap::new(),
             comment: None,
             durable: false,
