@@ -15,7 +15,7 @@ fn free_base() -> u16 {
             .unwrap()
             .port();
         let base = probe.saturating_sub(20);
-        if base < 20000 || base > 60000 {
+        if !(20000..=60000).contains(&base) {
             continue;
         }
         let all_free = (1..=3)
