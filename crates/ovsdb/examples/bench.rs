@@ -26,12 +26,15 @@ use uuid::Uuid;
 struct CountingAlloc;
 
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// Number of allocations (alloc and realloc calls) so far.
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = System.alloc(layout);
         if !p.is_null() {
             LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
         p
     }
@@ -42,6 +45,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let p = System.realloc(ptr, layout, new_size);
         if !p.is_null() {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
             LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
             LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
         }
@@ -164,29 +168,45 @@ fn thread_cpu_ns() -> Option<u64> {
         .ok()
 }
 
-/// Transactions per second of wall time and per second of this thread's on-CPU time.
+/// Transactions per second of wall time and per second of this thread's on-CPU time,
+/// and heap allocations per transaction in JSON parsing and in the engine.
 struct Rate {
     wall: f64,
     cpu: Option<f64>,
+    parse_allocs: f64,
+    engine_allocs: f64,
 }
 
 /// Runs `texts` one transact each, parsing every request text.
 fn timed_single_inserts(db: &mut Database, env: &mut BenchEnv, texts: &[String]) -> Rate {
     let cpu_start = thread_cpu_ns();
+    let (mut parse_allocs, mut engine_allocs) = (0, 0);
     let start = Instant::now();
     for t in texts {
+        let a0 = ALLOCS.load(Ordering::Relaxed);
         let req: Value = serde_json::from_str(t).expect("request parses");
+        let a1 = ALLOCS.load(Ordering::Relaxed);
         let params = req["params"].as_array().expect("params");
         let out = db.transact(&params[1..], env);
         debug_assert!(out.changes.is_some());
         std::hint::black_box(&out.result);
+        drop(out);
+        let a2 = ALLOCS.load(Ordering::Relaxed);
+        parse_allocs += a1 - a0;
+        engine_allocs += a2 - a1;
     }
     let wall = texts.len() as f64 / start.elapsed().as_secs_f64();
     let cpu = match (cpu_start, thread_cpu_ns()) {
         (Some(a), Some(b)) if b > a => Some(texts.len() as f64 * 1e9 / (b - a) as f64),
         _ => None,
     };
-    Rate { wall, cpu }
+    let n = texts.len() as f64;
+    Rate {
+        wall,
+        cpu,
+        parse_allocs: parse_allocs as f64 / n,
+        engine_allocs: engine_allocs as f64 / n,
+    }
 }
 
 impl std::fmt::Display for Rate {
@@ -195,7 +215,11 @@ impl std::fmt::Display for Rate {
         if let Some(cpu) = self.cpu {
             write!(f, "   ({cpu:.0} per on-CPU second)")?;
         }
-        Ok(())
+        write!(
+            f,
+            "; allocations/txn: {:.1} JSON parse, {:.1} engine",
+            self.parse_allocs, self.engine_allocs
+        )
     }
 }
 

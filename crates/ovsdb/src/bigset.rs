@@ -10,14 +10,18 @@ use std::sync::Arc;
 
 use crate::atom::Atom;
 
+// Sizes keep every flat set and chunk (24-byte atoms plus a 16-byte `Arc` header) under
+// 1 KiB: glibc serves larger requests from its large bins and consolidates its fast
+// bins first, which on a heap of 100k rows cost more than the copy itself.
+
 /// Sets of at most this many elements are stored flat; larger ones as a [`BigSet`].
-pub(crate) const SMALL_MAX: usize = 64;
+pub(crate) const SMALL_MAX: usize = 40;
 /// A chunk that grows past this is split in two.
-const CHUNK_MAX: usize = 64;
+const CHUNK_MAX: usize = 40;
 /// Chunk size when a set is cut from a sorted run (room for inserts before a split).
-const CHUNK_BUILD: usize = 48;
+const CHUNK_BUILD: usize = 30;
 /// A chunk that shrinks below this after a deletion is joined to a neighbour.
-const CHUNK_MIN: usize = 12;
+const CHUNK_MIN: usize = 8;
 
 /// A sorted set of distinct atoms in non-empty, ordered, shared chunks.
 #[derive(Debug, Clone)]
@@ -82,20 +86,24 @@ impl BigSet {
             let Err(p) = c.binary_search(x) else {
                 continue;
             };
-            let grown: Vec<Atom> = c[..p]
+            let grown = c[..p]
                 .iter()
                 .chain(std::iter::once(x))
                 .chain(&c[p..])
-                .cloned()
-                .collect();
+                .cloned();
+            let (first, second): (Arc<[Atom]>, Option<Arc<[Atom]>>) = if c.len() < CHUNK_MAX {
+                // Collected straight into the `Arc` (the iterator knows its length).
+                (grown.collect(), None)
+            } else {
+                let v: Vec<Atom> = grown.collect();
+                let (l, r) = v.split_at(v.len() / 2);
+                (Arc::from(l), Some(Arc::from(r)))
+            };
             let s = out.get_or_insert_with(|| self.clone());
             s.len += 1;
-            if grown.len() > CHUNK_MAX {
-                let (l, r) = grown.split_at(grown.len() / 2);
-                s.chunks[ci] = Arc::from(l);
-                s.chunks.insert(ci + 1, Arc::from(r));
-            } else {
-                s.chunks[ci] = Arc::from(grown);
+            s.chunks[ci] = first;
+            if let Some(r) = second {
+                s.chunks.insert(ci + 1, r);
             }
         }
         out

@@ -89,8 +89,10 @@ pub(crate) type IndexMap = HashMap<Vec<Datum>, Uuid>;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Table {
     pub rows: BTreeMap<Uuid, Row>,
-    /// Strong references to each row from other rows (rows with none are absent).
-    pub refs: BTreeMap<Uuid, u32>,
+    /// Strong references to each row from other rows (rows with none are absent). Only
+    /// looked up, never iterated; hashed because a B-tree of 100k rows costs a cache miss
+    /// per level on every insert.
+    pub refs: HashMap<Uuid, u32>,
     /// One map per schema index: index values → the row holding them. Only ever looked
     /// up, never iterated, so hash order cannot reach a result; a hash map because a
     /// B-tree of 100k keys costs a hundred `Vec<Datum>` comparisons per lookup.
