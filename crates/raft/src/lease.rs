@@ -4,9 +4,10 @@
 //!   died with the old process).
 //! - The leader expires the lock requests made through a member that has not answered a Raft
 //!   RPC for a lease (a new leader first waits a lease, so an election alone expires nothing).
-//! - A member without a quorum for a lease tells its own lock owners `stolen` at once (the
-//!   leader will expire them); when it is back in contact and they still own their locks (the
-//!   lease had not run out at the leader), it queues them again so they are told `locked`.
+//! - A member without quorum contact for half a lease tells its own lock owners `stolen` (the
+//!   leader will expire them after a whole lease, so the two never overlap); when it is back in
+//!   contact and they still own their locks (the lease had not run out at the leader), it
+//!   queues them again so they are told `locked`.
 
 use std::collections::BTreeSet;
 use std::sync::Weak;
@@ -37,7 +38,6 @@ pub(crate) async fn run(member: Weak<Member>) {
     }
 
     let mut leader_since: Option<Instant> = None;
-    let mut disconnected_since: Option<Instant> = None;
     let mut revoked: BTreeSet<(String, Uuid)> = BTreeSet::new();
     loop {
         tokio::time::sleep(lease / 4).await;
@@ -65,9 +65,12 @@ pub(crate) async fn run(member: Weak<Member>) {
             leader_since = None;
         }
 
-        // Every member: no quorum for a lease means our lock owners must stop acting as owners.
-        if m.connected() {
-            disconnected_since = None;
+        // Every member: without quorum contact for half a lease, our lock owners must stop
+        // acting as owners. Half: the leader's view of our last contact is never earlier than
+        // ours of its, and it expires our locks only after a whole lease, so our owners stand
+        // down first and two owners never overlap (clock rates aside).
+        let cut_off = m.without_quorum().is_none_or(|d| d > lease / 2);
+        if !cut_off && m.connected() {
             if !revoked.is_empty() {
                 let still_owned: Vec<(String, Uuid)> = m.with_state(|s| {
                     revoked
@@ -88,17 +91,14 @@ pub(crate) async fn run(member: Weak<Member>) {
                 }
                 revoked.clear();
             }
-        } else {
-            let since = *disconnected_since.get_or_insert_with(Instant::now);
-            if since.elapsed() > lease {
-                let owned = m.with_state(|s| s.locks.owned_through(me));
-                let observer = m.shared().observer();
-                for (name, session, inc) in owned {
-                    if inc == incarnation && revoked.insert((name.clone(), session)) {
-                        tracing::warn!(lock = %name, "no quorum for the lock lease; telling the owner it lost the lock");
-                        if let Some(obs) = &observer {
-                            obs.lock_event(session, &name, LockEvent::Stolen);
-                        }
+        } else if cut_off {
+            let owned = m.with_state(|s| s.locks.owned_through(me));
+            let observer = m.shared().observer();
+            for (name, session, inc) in owned {
+                if inc == incarnation && revoked.insert((name.clone(), session)) {
+                    tracing::warn!(lock = %name, "no quorum for the lock lease; telling the owner it lost the lock");
+                    if let Some(obs) = &observer {
+                        obs.lock_event(session, &name, LockEvent::Stolen);
                     }
                 }
             }

@@ -930,6 +930,24 @@ impl Member {
         }
     }
 
+    /// How long this member has gone without evidence that it is in contact with a quorum: for
+    /// the leader, since a quorum last acknowledged it; for others, since the leader last reached
+    /// it. `None` if it never had such contact in this run. The lock lease runs on this.
+    pub(crate) fn without_quorum(&self) -> Option<Duration> {
+        let m = self.raft.metrics().borrow().clone();
+        if m.state == ServerState::Leader {
+            let voters = m.membership_config.membership().voter_ids().count();
+            if voters == 1 {
+                return Some(Duration::ZERO);
+            }
+            return m.millis_since_quorum_ack.map(Duration::from_millis);
+        }
+        self.last_leader_contact
+            .lock()
+            .unwrap()
+            .map(|t| t.elapsed())
+    }
+
     /// What `_Server` reports as `connected` (and, in active-active mode, `leader`): connected,
     /// or a voter that heard from a leader less than three election timers ago — an election
     /// starts 1.5 to 2 timers after the last heartbeat, so one is normally over by then.
