@@ -82,8 +82,13 @@ pub(crate) fn table_meta(schema: &DatabaseSchema) -> Vec<TableMeta> {
     metas
 }
 
+/// The hasher of the engine's lookup-only maps: foldhash, seeded randomly per process
+/// (so clients cannot choose colliding keys), several times cheaper than SipHash on the
+/// many small writes of a `Vec<Datum>` key.
+pub(crate) type LookupHasher = foldhash::fast::RandomState;
+
 /// Index values → the row holding them.
-pub(crate) type IndexMap = HashMap<Vec<Datum>, Uuid>;
+pub(crate) type IndexMap = HashMap<Vec<Datum>, Uuid, LookupHasher>;
 
 /// One table's rows and derived indexes.
 #[derive(Debug, Clone, Default)]
@@ -92,7 +97,7 @@ pub(crate) struct Table {
     /// Strong references to each row from other rows (rows with none are absent). Only
     /// looked up, never iterated; hashed because a B-tree of 100k rows costs a cache miss
     /// per level on every insert.
-    pub refs: HashMap<Uuid, u32>,
+    pub refs: HashMap<Uuid, u32, LookupHasher>,
     /// One map per schema index: index values → the row holding them. Only ever looked
     /// up, never iterated, so hash order cannot reach a result; a hash map because a
     /// B-tree of 100k keys costs a hundred `Vec<Datum>` comparisons per lookup.
@@ -136,7 +141,7 @@ impl Database {
             .tables
             .iter()
             .map(|t| Table {
-                indexes: vec![IndexMap::new(); t.indexes.len()],
+                indexes: vec![IndexMap::default(); t.indexes.len()],
                 ..Table::default()
             })
             .collect();
@@ -312,7 +317,7 @@ impl Database {
         let schema = self.schema.clone();
         let meta = self.meta.clone();
         for (ti, ts) in schema.tables.iter().enumerate() {
-            let mut indexes = vec![IndexMap::new(); ts.indexes.len()];
+            let mut indexes = vec![IndexMap::default(); ts.indexes.len()];
             for (u, row) in &self.tables[ti].rows {
                 for (ii, idx) in ts.indexes.iter().enumerate() {
                     let key = project(u, row.version(), row.columns(), idx);
