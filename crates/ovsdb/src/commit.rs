@@ -144,6 +144,9 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
                         continue;
                     }
                 }
+                if od.is_none_or(Datum::is_empty) && nd.is_none_or(Datum::is_empty) {
+                    continue;
+                }
                 let (removed, added) = match (od, nd, sc.value_target) {
                     // A set of references: a merge walk that skips the chunks that two
                     // versions of a big set share.
@@ -299,9 +302,14 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
             continue;
         }
         if !meta[t].weak.is_empty() {
+            // A row whose weak reference columns are all empty has nothing to lose.
             examine.extend(
                 ch.iter()
-                    .filter(|(_, c)| c.new.is_some())
+                    .filter(|(_, c)| {
+                        c.new
+                            .as_ref()
+                            .is_some_and(|n| meta[t].weak.iter().any(|wc| !n[wc.column].is_empty()))
+                    })
                     .map(|(u, _)| (t, *u)),
             );
         }
