@@ -101,32 +101,24 @@ pub fn run(args: BackupArgs) -> Result<std::process::ExitCode> {
 
 async fn fetch(remote: &str, db: Option<&str>) -> Result<(Value, Value)> {
     let framer = halyard_server::framing::Framer::new(MAX_REPLY);
+    // Generic over the stream (TCP or unix): a closure could serve only one type.
+    fn client<S>(stream: S, framer: halyard_server::framing::Framer) -> Client<S> {
+        Client {
+            stream,
+            framer,
+            next_id: 0,
+        }
+    }
     if let Some(addr) = remote.strip_prefix("tcp:") {
         let stream = tokio::net::TcpStream::connect(addr)
             .await
             .with_context(|| format!("cannot connect to {remote}"))?;
-        backup_over(
-            Client {
-                stream,
-                framer,
-                next_id: 0,
-            },
-            db,
-        )
-        .await
+        backup_over(client(stream, framer), db).await
     } else if let Some(path) = remote.strip_prefix("unix:") {
         let stream = tokio::net::UnixStream::connect(path)
             .await
             .with_context(|| format!("cannot connect to {remote}"))?;
-        backup_over(
-            Client {
-                stream,
-                framer,
-                next_id: 0,
-            },
-            db,
-        )
-        .await
+        backup_over(client(stream, framer), db).await
     } else {
         bail!("--remote must be tcp:HOST:PORT or unix:PATH, not {remote:?}")
     }

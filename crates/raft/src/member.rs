@@ -145,6 +145,26 @@ impl Member {
         for s in schemas {
             ovsdb::DatabaseSchema::from_json(s).map_err(|e| MemberError::Schema(e.to_string()))?;
         }
+        let (_store, meta) = Self::fresh_data_dir(data_dir)?;
+        let identity = Identity::new(Uuid::new_v4(), raft_addr);
+        let texts: Vec<String> = schemas.iter().map(|s| s.to_string()).collect();
+        meta.put_blocking(META_BOOTSTRAP, &texts)?;
+        meta.put_blocking(META_IDENTITY, &identity)?;
+        Ok(identity)
+    }
+
+    /// Opens the storage in `data_dir` for a new member, refusing one that already holds a
+    /// member (create and join never overwrite). The store is returned to stay open while the
+    /// metadata is written.
+    fn fresh_data_dir(
+        data_dir: &Path,
+    ) -> Result<
+        (
+            halyard_storage::Store<TypeConfig>,
+            halyard_storage::MetaStore,
+        ),
+        MemberError,
+    > {
         let store = halyard_storage::Store::<TypeConfig>::open(
             data_dir,
             crate::config::DEFAULT_STORAGE_CACHE_BYTES,
@@ -156,11 +176,7 @@ impl Member {
                 existing.cluster_id,
             ));
         }
-        let identity = Identity::new(Uuid::new_v4(), raft_addr);
-        let texts: Vec<String> = schemas.iter().map(|s| s.to_string()).collect();
-        meta.put_blocking(META_BOOTSTRAP, &texts)?;
-        meta.put_blocking(META_IDENTITY, &identity)?;
-        Ok(identity)
+        Ok((store, meta))
     }
 
     /// `halyard join-cluster`: prepares `data_dir` for a member that joins an existing cluster
@@ -171,17 +187,7 @@ impl Member {
         raft_addr: &str,
         peers: &[String],
     ) -> Result<Identity, MemberError> {
-        let store = halyard_storage::Store::<TypeConfig>::open(
-            data_dir,
-            crate::config::DEFAULT_STORAGE_CACHE_BYTES,
-        )?;
-        let meta = store.meta_store();
-        if let Some(existing) = meta.get::<Identity>(META_IDENTITY)? {
-            return Err(MemberError::AlreadyCreated(
-                data_dir.display().to_string(),
-                existing.cluster_id,
-            ));
-        }
+        let (_store, meta) = Self::fresh_data_dir(data_dir)?;
         let identity = Identity::new(Uuid::nil(), raft_addr);
         meta.put_blocking(META_JOIN, &peers.to_vec())?;
         meta.put_blocking(META_IDENTITY, &identity)?;

@@ -260,8 +260,7 @@ where
         &mut self,
         range: RB,
     ) -> RaftResult<Vec<C::Entry>, C> {
-        read_entries::<C>(&self.log, range)
-            .map_err(|e| e.into_raft(ErrorSubject::Logs, ErrorVerb::Read))
+        self.reader().try_get_log_entries(range).await
     }
 }
 

@@ -16,56 +16,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+// The basic helpers are shared with the single-member tests rather than written again.
+#[path = "../common/mod.rs"]
+mod common;
+pub use common::{free_port, halyard_bin, repo_root};
+
 pub const NB_SCHEMA: &str = "/usr/share/ovn/ovn-nb.ovsschema";
 pub const SB_SCHEMA: &str = "/usr/share/ovn/ovn-sb.ovsschema";
 /// How long a member may take to start, join and show its database.
 pub const UP_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub fn halyard_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_halyard")
-}
-
-/// The repository root (for tests/ovn and tests/cluster assets).
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repo root")
-}
-
 pub fn asset(rel: &str) -> PathBuf {
     repo_root().join(rel)
-}
-
-/// A port nobody listens on right now, chosen below the kernel's ephemeral range: a port the
-/// kernel hands out for `bind(0)` is also what it picks for outgoing connections (the members'
-/// own gRPC connections among them), so it could be taken again before the member listens.
-pub fn free_port() -> u16 {
-    use std::collections::HashSet;
-    use std::sync::Mutex;
-    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse().ok()))
-        .unwrap_or(32768);
-    let (from, to) = if low > 12000 {
-        (10000u16, low)
-    } else {
-        (low.max(1024), 65535)
-    };
-    let mut given = GIVEN.lock().unwrap();
-    let given = given.get_or_insert_with(HashSet::new);
-    for _ in 0..1000 {
-        let port = from + (uuid::Uuid::new_v4().as_u128() % u128::from(to - from)) as u16;
-        if given.contains(&port) {
-            continue;
-        }
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            given.insert(port);
-            return port;
-        }
-    }
-    panic!("no free port in {from}..{to}");
 }
 
 /// A base port B such that B+1..=B+n and B+11..=B+10+n are free (ref-cluster.sh's layout).

@@ -7,10 +7,14 @@
 #![allow(dead_code)]
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+// The basic helpers are shared with the single-member tests rather than written again.
+#[path = "../common/mod.rs"]
+mod common;
+pub use common::{free_port, halyard_bin, repo_root, wait_for};
 
 pub const NB_SCHEMA: &str = "/usr/share/ovn/ovn-nb.ovsschema";
 pub const NB: &str = "OVN_Northbound";
@@ -18,40 +22,6 @@ pub const NB: &str = "OVN_Northbound";
 pub const STARTUP: Duration = Duration::from_secs(90);
 /// Deadline for one command.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
-
-pub fn halyard_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_halyard")
-}
-
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Polls `f` every 100 ms until it returns `Some`, or panics after `timeout` naming `what`.
-pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// What a finished command printed, and its exit code (None: killed by a signal).
 #[derive(Debug, Clone)]
