@@ -16,6 +16,8 @@
 #   BENCH_BIN     halyard-bench binary (default: release build in CARGO_TARGET_DIR)
 #   WORK          directory for clusters, logs and JSON results (default: a fresh mktemp -d)
 #   CLIENTS       write/read clients (default 32), MONITORS (default 30)
+#   ONLY          comma-separated loads to run (default: all of
+#                 write-followers,write-leader,read,monitor,bulk), e.g. ONLY=write-followers
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/halyard-target}
@@ -141,6 +143,7 @@ endpoints() {
 run() {
   local name=$1 sys=$2
   shift 2
+  case ",${ONLY:-$name}," in *",$name,"*) ;; *) return 0 ;; esac
   endpoints "$sys"
   local args=()
   for a in "$@"; do

@@ -25,7 +25,7 @@ pub struct MemberBackend {
     lock_sessions: Arc<Mutex<HashSet<Uuid>>>,
     /// `_Server.schema` of each database, built once per schema (it is asked for on every
     /// applied index, and re-serialising OVN's schemas each time cost more than the applies).
-    schemas: Mutex<std::collections::HashMap<String, (Arc<ovsdb::DatabaseSchema>, Value)>>,
+    schemas: Mutex<std::collections::HashMap<String, (Arc<ovsdb::DatabaseSchema>, Arc<str>)>>,
 }
 
 impl MemberBackend {
@@ -38,14 +38,14 @@ impl MemberBackend {
         }
     }
 
-    fn schema_json(&self, name: &str, schema: &Arc<ovsdb::DatabaseSchema>) -> Value {
+    fn schema_text(&self, name: &str, schema: &Arc<ovsdb::DatabaseSchema>) -> Arc<str> {
         let mut cache = self.schemas.lock().unwrap();
         match cache.get(name) {
-            Some((s, json)) if Arc::ptr_eq(s, schema) => json.clone(),
+            Some((s, text)) if Arc::ptr_eq(s, schema) => text.clone(),
             _ => {
-                let json = schema.to_json();
-                cache.insert(name.to_string(), (schema.clone(), json.clone()));
-                json
+                let text = halyard_server::server_db::schema_column_text(&schema.to_json());
+                cache.insert(name.to_string(), (schema.clone(), text.clone()));
+                text
             }
         }
     }
@@ -262,7 +262,7 @@ impl Backend for MemberBackend {
                     model: "clustered".to_string(),
                     connected,
                     leader,
-                    schema: Some(self.schema_json(name, d.db.schema())),
+                    schema: Some(self.schema_text(name, d.db.schema())),
                     cid: Some(status.identity.cluster_id),
                     sid: Some(status.identity.server_id),
                     index: Some(status.applied_index as i64),

@@ -65,9 +65,10 @@ pub struct ServerDbStatus {
     /// In contact with a quorum: the data can be trusted as current and writes can commit.
     pub connected: bool,
     pub leader: bool,
-    /// The schema as `get_schema` returns it (`DatabaseSchema::to_json`); `None` while the
-    /// member is joining. Written to the `schema` column as sorted-key JSON text.
-    pub schema: Option<Value>,
+    /// The `schema` column: the schema as `get_schema` returns it, as sorted-key JSON text
+    /// ([`schema_column_text`](crate::server_db::schema_column_text)); `None` while the member
+    /// is joining. Shared, because it is compared and copied on every refresh of `_Server`.
+    pub schema: Option<Arc<str>>,
     /// Cluster id; the all-zero UUID while joining, as ovsdb-server reports it.
     pub cid: Option<Uuid>,
     /// This member's server id in the cluster.

@@ -32,6 +32,13 @@ struct Inner {
 pub struct ServerDb {
     inner: Mutex<Inner>,
     schema_json: Value,
+    schema_text: Arc<str>,
+}
+
+/// The `_Server.Database` `schema` column for a schema whose `get_schema` answer is `schema`:
+/// its JSON text with keys sorted, as ovsdb-server writes it. Build it once per schema.
+pub fn schema_column_text(schema: &Value) -> Arc<str> {
+    jsonrpc::to_sorted_string(schema).into()
 }
 
 /// What `transact` on `_Server` needs from the session.
@@ -67,6 +74,7 @@ impl ServerDb {
         let raw: Value = serde_json::from_str(SERVER_SCHEMA).expect("_Server schema is JSON");
         let schema = Arc::new(ovsdb::DatabaseSchema::from_json(&raw).map_err(SchemaError)?);
         let schema_json = schema.to_json();
+        let schema_text = schema_column_text(&schema_json);
         Ok(ServerDb {
             inner: Mutex::new(Inner {
                 db: ovsdb::Database::new_reserved(schema),
@@ -74,6 +82,7 @@ impl ServerDb {
                 last: BTreeMap::new(),
             }),
             schema_json,
+            schema_text,
         })
     }
 
@@ -101,7 +110,7 @@ impl ServerDb {
             model: "standalone".into(),
             connected: true,
             leader: true,
-            schema: Some(self.schema_json.clone()),
+            schema: Some(self.schema_text.clone()),
             cid: None,
             sid: None,
             index: None,
@@ -208,7 +217,7 @@ fn row_json(s: &ServerDbStatus, with_schema: bool) -> Value {
         "index": opt(s.index),
     });
     if with_schema {
-        row["schema"] = opt(s.schema.as_ref().map(jsonrpc::to_sorted_string));
+        row["schema"] = opt(s.schema.as_deref());
     }
     row
 }

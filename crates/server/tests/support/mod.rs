@@ -307,7 +307,9 @@ impl Backend for TestBackend {
                 model: "clustered".into(),
                 connected: true,
                 leader: true,
-                schema: Some(d.db.schema().to_json()),
+                schema: Some(halyard_server::server_db::schema_column_text(
+                    &d.db.schema().to_json(),
+                )),
                 cid: Some(self.cid),
                 sid: Some(self.sid),
                 index: Some(self.index.load(Ordering::SeqCst)),
