@@ -2,7 +2,9 @@
 //! numbers side by side with the real ovsdb-server 3.1. It measures, on one thread:
 //!
 //! 1. single-insert transactions per second into Logical_Switch_Port, each its own `transact`
-//!    and each including the serde_json parse of the request text, at 0 ports and at 100k;
+//!    and each including the parse of the whole request text (into an `ovsdb::json::Document`
+//!    handed to `Database::transact_json`; with `--value-api`, into a `serde_json::Value`
+//!    handed to `Database::transact`), at 0 ports and at 100k;
 //! 2. bytes of memory per Logical_Switch_Port row in the engine, from a counting global
 //!    allocator and from process RSS, before/after loading 100k realistic ports;
 //! 3. ovsdb-server's RSS (VmRSS) before/after loading the same 100k ports over JSON-RPC.
@@ -14,6 +16,7 @@
 #[path = "../tests/differential/real_server.rs"]
 mod real_server;
 
+use ovsdb::json::{Document, JsonLike};
 use ovsdb::{Database, DatabaseSchema, TxnEnv};
 use serde_json::{json, Value};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -183,15 +186,32 @@ fn timed_single_inserts(db: &mut Database, env: &mut BenchEnv, texts: &[String])
     let cpu_start = thread_cpu_ns();
     let (mut parse_allocs, mut engine_allocs) = (0, 0);
     let start = Instant::now();
+    let value_api = flag("--value-api");
     for t in texts {
         let a0 = ALLOCS.load(Ordering::Relaxed);
-        let req: Value = serde_json::from_str(t).expect("request parses");
+        if value_api {
+            let req: Value = serde_json::from_str(t).expect("request parses");
+            let a1 = ALLOCS.load(Ordering::Relaxed);
+            let params = req["params"].as_array().expect("params");
+            let out = db.transact(&params[1..], env);
+            debug_assert!(out.changes.is_some());
+            std::hint::black_box(&out.result);
+            drop(out);
+            drop(req);
+            parse_allocs += a1 - a0;
+            engine_allocs += ALLOCS.load(Ordering::Relaxed) - a1;
+            continue;
+        }
+        let doc = Document::parse(t).expect("request parses");
+        let req = doc.root();
+        assert_eq!(req.get("method").and_then(|m| m.as_str()), Some("transact"));
+        let params = req.get("params").and_then(|p| p.elems()).expect("params");
         let a1 = ALLOCS.load(Ordering::Relaxed);
-        let params = req["params"].as_array().expect("params");
-        let out = db.transact(&params[1..], env);
+        let out = db.transact_json(params.skip(1), env);
         debug_assert!(out.changes.is_some());
         std::hint::black_box(&out.result);
         drop(out);
+        drop(doc);
         let a2 = ALLOCS.load(Ordering::Relaxed);
         parse_allocs += a1 - a0;
         engine_allocs += a2 - a1;

@@ -10,6 +10,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::{ErrorTag, OvsdbError};
+use crate::json::JsonLike;
 use crate::schema::{AtomicType, BaseType};
 
 /// One OVSDB atom. Strings are reference counted so that copying rows is cheap.
@@ -90,8 +91,8 @@ impl Atom {
 
     /// Parses an atom of type `t`. `named` resolves `["named-uuid", name]`; when it is
     /// `None` named UUIDs are not accepted (as outside a transaction).
-    pub fn from_json(
-        json: &Value,
+    pub fn from_json<'a>(
+        json: impl JsonLike<'a>,
         t: AtomicType,
         named: crate::datum::NamedUuids<'_, '_>,
     ) -> Result<Atom, OvsdbError> {
@@ -106,13 +107,13 @@ impl Atom {
                 Some(JsonNum::Real(r)) => Ok(Atom::real(r)),
                 None => Err(expected()),
             },
-            AtomicType::Boolean => match json {
-                Value::Bool(b) => Ok(Atom::Boolean(*b)),
+            AtomicType::Boolean => match json.as_bool() {
+                Some(b) => Ok(Atom::Boolean(b)),
                 _ => Err(expected()),
             },
-            AtomicType::String => match json {
-                Value::String(s) if s.is_empty() => Ok(Atom::String(empty_str())),
-                Value::String(s) => Ok(Atom::String(Arc::from(s.as_str()))),
+            AtomicType::String => match json.as_str() {
+                Some("") => Ok(Atom::String(empty_str())),
+                Some(s) => Ok(Atom::String(Arc::from(s))),
                 _ => Err(expected()),
             },
             AtomicType::Uuid => parse_uuid_atom(json, named).map(Atom::Uuid),
@@ -325,11 +326,8 @@ pub(crate) enum JsonNum {
     Real(f64),
 }
 
-pub(crate) fn json_number(v: &Value) -> Option<JsonNum> {
-    let n = match v {
-        Value::Number(n) => n,
-        _ => return None,
-    };
+pub(crate) fn json_number<'a>(v: impl JsonLike<'a>) -> Option<JsonNum> {
+    let n = v.as_number()?;
     if let Some(i) = n.as_i64() {
         return Some(JsonNum::Int(i));
     }
@@ -360,13 +358,17 @@ pub(crate) fn real_to_json(r: f64) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn parse_uuid_atom(
-    json: &Value,
+fn parse_uuid_atom<'a>(
+    json: impl JsonLike<'a>,
     named: crate::datum::NamedUuids<'_, '_>,
 ) -> Result<Uuid, OvsdbError> {
-    if let Value::Array(a) = json {
+    if let Some(mut a) = json.elems() {
         if a.len() == 2 {
-            if let (Some(tag), Value::String(s)) = (a[0].as_str(), &a[1]) {
+            let (tag, s) = (
+                a.next().and_then(|t| t.as_str()),
+                a.next().and_then(|s| s.as_str()),
+            );
+            if let (Some(tag), Some(s)) = (tag, s) {
                 if tag == "uuid" {
                     return parse_uuid_str(s).ok_or_else(|| {
                         OvsdbError::syntax(json, format!("\"{s}\" is not a valid UUID"))

@@ -3,13 +3,13 @@
 //! functions on `min 0, max 1` integer/real columns, false when the column is empty).
 //! Argument validation follows `ovsdb_clause_from_json` (protocol doc §5.3).
 
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::atom::Atom;
 
 use crate::datum::{Datum, NamedUuids};
 use crate::error::{ErrorTag, OvsdbError};
+use crate::json::JsonLike;
 use crate::schema::{AtomicType, ColumnRef, TableSchema};
 
 /// A condition function.
@@ -74,13 +74,13 @@ pub struct Condition {
 
 impl Condition {
     /// Parses a `where` array against `table`.
-    pub fn from_json(
+    pub fn from_json<'a>(
         table: &TableSchema,
-        json: &Value,
+        json: impl JsonLike<'a>,
         named: NamedUuids<'_, '_>,
     ) -> Result<Condition, OvsdbError> {
         let arr = json
-            .as_array()
+            .elems()
             .ok_or_else(|| OvsdbError::syntax(json, "Parse error in condition."))?;
         let mut clauses = Vec::with_capacity(arr.len());
         for c in arr {
@@ -118,20 +118,23 @@ impl Condition {
 }
 
 impl Clause {
-    fn from_json(
+    fn from_json<'a>(
         table: &TableSchema,
-        json: &Value,
+        json: impl JsonLike<'a>,
         named: NamedUuids<'_, '_>,
     ) -> Result<Clause, OvsdbError> {
-        if let Value::Bool(b) = json {
-            return Ok(Clause::Const(*b));
+        if let Some(b) = json.as_bool() {
+            return Ok(Clause::Const(b));
         }
         let parse_err = || OvsdbError::syntax(json, "Parse error in condition.");
-        let arr = json.as_array().ok_or_else(parse_err)?;
+        let mut arr = json.elems().ok_or_else(parse_err)?;
         if arr.len() != 3 {
             return Err(parse_err());
         }
-        let (Some(col_name), Some(fname)) = (arr[0].as_str(), arr[1].as_str()) else {
+        let (c, f, arg_json) = (arr.next(), arr.next(), arr.next().expect("3 elements"));
+        let (Some(col_name), Some(fname)) =
+            (c.and_then(|c| c.as_str()), f.and_then(|f| f.as_str()))
+        else {
             return Err(parse_err());
         };
         let column = table.column_ref(col_name).ok_or_else(|| {
@@ -181,7 +184,7 @@ impl Clause {
                 }
             }
         }
-        let arg = Datum::from_json_bounded(&arr[2], t, min, max, named)?;
+        let arg = Datum::from_json_bounded(arg_json, t, min, max, named)?;
         Ok(Clause::Compare {
             column,
             function,

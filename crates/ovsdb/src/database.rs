@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::changes::{ChangeSet, RowChange};
 use crate::datum::Datum;
 use crate::error::OvsdbError;
+use crate::json::{Document, JsonLike, JsonRef};
 pub use crate::row::Row;
 use crate::schema::{ColumnRef, DatabaseSchema, RefType, TableSchema};
 use crate::transaction::{Mode, TxnEnv, TxnOutcome};
@@ -183,18 +184,54 @@ impl Database {
         } else {
             Mode::Normal
         };
-        crate::transaction::transact(self, ops, env, mode)
+        crate::transaction::transact(self, ops.iter(), env, mode)
+    }
+
+    /// [`Database::transact`] on operations of a parsed [`Document`](crate::json::Document)
+    /// (e.g. the elements of a request's `params` after the database name): the same
+    /// outcome as for their `serde_json::Value`s, without building those.
+    pub fn transact_json<'j, I>(&mut self, ops: I, env: &mut dyn TxnEnv) -> TxnOutcome
+    where
+        I: IntoIterator<Item = JsonRef<'j>>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        let mode = if self.reserved {
+            Mode::Reserved
+        } else {
+            Mode::Normal
+        };
+        crate::transaction::transact(self, ops.into_iter(), env, mode)
+    }
+
+    /// [`Database::transact`] on the JSON text of the array of operations (as the
+    /// replicated log holds them). Text that is not a JSON array is refused with
+    /// serde_json's error, as `serde_json::from_str::<Vec<Value>>` would.
+    pub fn transact_text(
+        &mut self,
+        ops: &str,
+        env: &mut dyn TxnEnv,
+    ) -> Result<TxnOutcome, serde_json::Error> {
+        let doc = Document::parse(ops)?;
+        let Some(elems) = doc.root().elems() else {
+            return Err(serde_json::from_str::<Vec<Value>>(ops).expect_err("not an array"));
+        };
+        let mode = if self.reserved {
+            Mode::Reserved
+        } else {
+            Mode::Normal
+        };
+        Ok(crate::transaction::transact(self, elems, env, mode))
     }
 
     /// Like [`Database::transact`] but writes are allowed even on a reserved database.
     pub fn transact_privileged(&mut self, ops: &[Value], env: &mut dyn TxnEnv) -> TxnOutcome {
-        crate::transaction::transact(self, ops, env, Mode::Normal)
+        crate::transaction::transact(self, ops.iter(), env, Mode::Normal)
     }
 
     /// Like [`Database::transact`] on a read-only server (a backup): every write fails
     /// with `not allowed` "... when database server is in read only mode".
     pub fn transact_read_only(&mut self, ops: &[Value], env: &mut dyn TxnEnv) -> TxnOutcome {
-        crate::transaction::transact(self, ops, env, Mode::ReadOnly)
+        crate::transaction::transact(self, ops.iter(), env, Mode::ReadOnly)
     }
 
     /// The rows of `table` in UUID order (nothing for an unknown table).

@@ -14,6 +14,7 @@ use crate::atom::Atom;
 pub(crate) use crate::bigset::Side;
 use crate::bigset::{walk_difference, BigSet, Runs, SMALL_MAX};
 use crate::error::{ErrorTag, OvsdbError};
+use crate::json::JsonLike;
 use crate::schema::ColumnType;
 
 /// A sorted set or sorted map of atoms. Empty values and 1-element sets are stored
@@ -436,8 +437,8 @@ impl Datum {
     }
 
     /// Parses `json` as a value of type `t`, resolving named UUIDs through `named`.
-    pub fn from_json(
-        json: &Value,
+    pub fn from_json<'a>(
+        json: impl JsonLike<'a>,
         t: &ColumnType,
         named: NamedUuids<'_, '_>,
     ) -> Result<Datum, OvsdbError> {
@@ -446,31 +447,36 @@ impl Datum {
 
     /// [`Datum::from_json`] with the element count bounds `min..=max` in place of the
     /// type's (mutator arguments), without copying the type.
-    pub(crate) fn from_json_bounded(
-        json: &Value,
+    pub(crate) fn from_json_bounded<'a>(
+        json: impl JsonLike<'a>,
         t: &ColumnType,
         min: u32,
         max: u32,
         named: NamedUuids<'_, '_>,
     ) -> Result<Datum, OvsdbError> {
-        let is_set_notation =
-            matches!(json, Value::Array(a) if a.first().and_then(Value::as_str) == Some("set"));
-        if !t.is_map() && !is_set_notation {
+        let outer = json.elems();
+        let tag = outer
+            .clone()
+            .and_then(|mut a| a.next())
+            .and_then(|e| e.as_str());
+        if !t.is_map() && tag != Some("set") {
             let a = Atom::from_json(json, t.key.atomic, named)?;
             a.check_constraints(&t.key)?;
             return Ok(Datum::from_atom(a));
         }
         let class = if t.is_map() { "map" } else { "set" };
-        let inner = match json {
-            Value::Array(a) if a.len() == 2 && a[0].as_str() == Some(class) && a[1].is_array() => {
-                a[1].as_array().expect("checked")
+        let inner = match outer {
+            Some(mut a) if a.len() == 2 && tag == Some(class) => {
+                a.next();
+                a.next().and_then(|e| e.elems())
             }
-            _ => {
-                return Err(OvsdbError::syntax(
-                    json,
-                    format!("expected [\"{class}\", <array>]"),
-                ))
-            }
+            _ => None,
+        };
+        let Some(inner) = inner else {
+            return Err(OvsdbError::syntax(
+                json,
+                format!("expected [\"{class}\", <array>]"),
+            ));
         };
         let n = inner.len();
         if n < min as usize || n > max as usize {
@@ -496,8 +502,8 @@ impl Datum {
             Some(vt) => {
                 let mut pairs = Vec::with_capacity(n);
                 for e in inner {
-                    let (kj, vj) = match e {
-                        Value::Array(p) if p.len() == 2 => (&p[0], &p[1]),
+                    let (kj, vj) = match e.elems() {
+                        Some(mut p) if p.len() == 2 => (p.next().expect("2"), p.next().expect("2")),
                         _ => return Err(OvsdbError::syntax(e, "expected 2-element array")),
                     };
                     let k = Atom::from_json(kj, t.key.atomic, named)?;

@@ -5,6 +5,7 @@
 //! wire tag), free-text details and, for syntax errors, the offending JSON re-serialised
 //! with sorted keys. `to_json()` gives the object that goes into a transact result slot.
 
+use crate::json::JsonLike;
 use serde_json::{json, Map, Value};
 
 /// The `error` member of an OVSDB error object. One variant per tag on the wire.
@@ -137,7 +138,7 @@ impl OvsdbError {
 
     /// `syntax error` about `json`: the offending JSON is recorded, re-serialised with
     /// sorted keys as ovsdb-server does.
-    pub fn syntax(json: &Value, details: impl Into<String>) -> OvsdbError {
+    pub fn syntax<'a>(json: impl JsonLike<'a>, details: impl Into<String>) -> OvsdbError {
         OvsdbError::new(ErrorTag::SyntaxError, details).with_syntax(json)
     }
 
@@ -150,8 +151,8 @@ impl OvsdbError {
         OvsdbError::new(ErrorTag::ConstraintViolation, details)
     }
 
-    pub fn with_syntax(mut self, json: &Value) -> OvsdbError {
-        self.syntax = Some(sorted_json_string(json));
+    pub fn with_syntax<'a>(mut self, json: impl JsonLike<'a>) -> OvsdbError {
+        self.syntax = Some(json.sorted_string());
         self
     }
 

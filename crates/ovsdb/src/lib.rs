@@ -37,6 +37,7 @@ mod convert;
 pub mod database;
 pub mod datum;
 pub mod error;
+pub mod json;
 pub mod monitor;
 pub mod mutation;
 mod parser;

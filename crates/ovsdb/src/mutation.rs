@@ -3,11 +3,10 @@
 //! ovsdb-server's failure texts (protocol doc §5.4). Unlike ovsdb-server 3.1,
 //! `INT64_MIN *= -1` is reported as out of range (as `/= -1` and `%= -1` are).
 
-use serde_json::Value;
-
 use crate::atom::Atom;
 use crate::datum::{Datum, NamedUuids};
 use crate::error::{ErrorTag, OvsdbError};
+use crate::json::JsonLike;
 use crate::schema::{AtomicType, ColumnType, TableSchema};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,13 +56,13 @@ pub struct Mutation {
 }
 
 /// Parses a `mutations` array.
-pub fn parse_mutations(
+pub fn parse_mutations<'a>(
     table: &TableSchema,
-    json: &Value,
+    json: impl JsonLike<'a>,
     named: NamedUuids<'_, '_>,
 ) -> Result<Vec<Mutation>, OvsdbError> {
     let arr = json
-        .as_array()
+        .elems()
         .ok_or_else(|| OvsdbError::syntax(json, "Parse error in mutation."))?;
     let mut out = Vec::with_capacity(arr.len());
     for m in arr {
@@ -72,17 +71,19 @@ pub fn parse_mutations(
     Ok(out)
 }
 
-fn parse_one(
+fn parse_one<'a>(
     table: &TableSchema,
-    json: &Value,
+    json: impl JsonLike<'a>,
     named: NamedUuids<'_, '_>,
 ) -> Result<Mutation, OvsdbError> {
     let parse_err = || OvsdbError::syntax(json, "Parse error in mutation.");
-    let arr = json.as_array().ok_or_else(parse_err)?;
+    let mut arr = json.elems().ok_or_else(parse_err)?;
     if arr.len() != 3 {
         return Err(parse_err());
     }
-    let (Some(col_name), Some(mname)) = (arr[0].as_str(), arr[1].as_str()) else {
+    let (c, m, arg_json) = (arr.next(), arr.next(), arr.next().expect("3 elements"));
+    let (Some(col_name), Some(mname)) = (c.and_then(|c| c.as_str()), m.and_then(|m| m.as_str()))
+    else {
         return Err(parse_err());
     };
     let (index, column) = match table.column(col_name) {
@@ -138,7 +139,7 @@ fn parse_one(
                 min: 1,
                 max: 1,
             };
-            Datum::from_json(&arr[2], &at, named)?
+            Datum::from_json(arg_json, &at, named)?
         }
         Mutator::Insert | Mutator::Delete => {
             if ct.is_scalar() {
@@ -149,13 +150,13 @@ fn parse_one(
             } else {
                 ct.max
             };
-            match Datum::from_json_bounded(&arr[2], ct, 0, max, named) {
+            match Datum::from_json_bounded(arg_json, ct, 0, max, named) {
                 Ok(d) => d,
                 Err(e) if ct.is_map() && mutator == Mutator::Delete => {
                     // A map may also lose keys given as a set of keys.
                     let mut at = ct.clone();
                     at.value = None;
-                    Datum::from_json_bounded(&arr[2], &at, 0, max, named).map_err(|_| e)?
+                    Datum::from_json_bounded(arg_json, &at, 0, max, named).map_err(|_| e)?
                 }
                 Err(e) => return Err(e),
             }

@@ -3,10 +3,9 @@
 //! "Type mismatch for member 'x'.", "Member 'x' is present but not allowed here.",
 //! "Object expected.". The first error wins; later calls are no-ops.
 
-use serde_json::{Map, Value};
-
 use crate::atom::is_id;
 use crate::error::OvsdbError;
+use crate::json::JsonLike;
 
 /// Which JSON types a member may have.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -24,7 +23,7 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    fn accepts(self, v: &Value) -> bool {
+    fn accepts<'a>(self, v: impl JsonLike<'a>) -> bool {
         match self {
             Kind::Any => true,
             Kind::Id => v.as_str().is_some_and(is_id),
@@ -73,27 +72,27 @@ impl std::fmt::Display for Context {
     }
 }
 
-pub(crate) struct Parser<'a> {
-    json: &'a Value,
-    obj: Option<&'a Map<String, Value>>,
+pub(crate) struct Parser<J> {
+    json: J,
+    is_object: bool,
     context: Context,
     /// Members asked for so far (no operation or schema object has more than 10).
-    used: [&'a str; 10],
+    used: [&'static str; 10],
     n_used: usize,
     error: Option<OvsdbError>,
 }
 
-impl<'a> Parser<'a> {
-    pub(crate) fn new(json: &'a Value, context: impl Into<Context>) -> Parser<'a> {
+impl<'a, J: JsonLike<'a>> Parser<J> {
+    pub(crate) fn new(json: J, context: impl Into<Context>) -> Parser<J> {
         let mut p = Parser {
             json,
-            obj: json.as_object(),
+            is_object: json.is_object(),
             context: context.into(),
             used: [""; 10],
             n_used: 0,
             error: None,
         };
-        if p.obj.is_none() {
+        if !p.is_object {
             // ovsdb-server reports this one without the `syntax` member.
             let msg = format!("Parsing {} failed: Object expected.", p.context);
             p.error = Some(OvsdbError::syntax_msg(msg));
@@ -116,26 +115,20 @@ impl<'a> Parser<'a> {
     }
 
     /// A required member.
-    pub(crate) fn required(&mut self, name: &'a str, kind: Kind) -> Option<&'a Value> {
+    pub(crate) fn required(&mut self, name: &'static str, kind: Kind) -> Option<J> {
         self.member(name, kind, false)
     }
 
     /// An optional member.
-    pub(crate) fn optional(&mut self, name: &'a str, kind: Kind) -> Option<&'a Value> {
+    pub(crate) fn optional(&mut self, name: &'static str, kind: Kind) -> Option<J> {
         self.member(name, kind, true)
     }
 
-    fn member(&mut self, name: &'a str, kind: Kind, optional: bool) -> Option<&'a Value> {
-        let obj = self.obj?;
-        if self.error.is_some() {
+    fn member(&mut self, name: &'static str, kind: Kind, optional: bool) -> Option<J> {
+        if !self.is_object || self.error.is_some() {
             return None;
         }
-        // Operation objects have a handful of members: comparing names beats hashing one.
-        let found = if obj.len() <= 16 {
-            obj.iter().find(|(k, _)| k.as_str() == name).map(|(_, v)| v)
-        } else {
-            obj.get(name)
-        };
+        let found = self.json.get(name);
         match found {
             Some(v) => {
                 if self.n_used < self.used.len() {
@@ -163,10 +156,10 @@ impl<'a> Parser<'a> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        if let Some(obj) = self.obj {
-            if let Some(k) = obj
-                .keys()
-                .find(|k| !self.used[..self.n_used].contains(&k.as_str()))
+        if let Some(members) = self.json.members() {
+            if let Some((k, _)) = members
+                .into_iter()
+                .find(|(k, _)| !self.used[..self.n_used].contains(k))
             {
                 let msg = format!("Member '{k}' is present but not allowed here.");
                 self.raise(&msg);
@@ -182,9 +175,9 @@ impl<'a> Parser<'a> {
     }
 }
 
-impl<'a> Parser<'a> {
+impl<'a, J: JsonLike<'a>> Parser<J> {
     /// The object being parsed.
-    pub(crate) fn json(&self) -> &'a Value {
+    pub(crate) fn json(&self) -> J {
         self.json
     }
 }

@@ -628,9 +628,12 @@ impl TableSchema {
     }
 
     /// An array of distinct column names (`ovsdb_column_set_from_json`).
-    pub fn parse_column_set(&self, json: &Value) -> Result<Vec<ColumnRef>, OvsdbError> {
+    pub fn parse_column_set<'a>(
+        &self,
+        json: impl crate::json::JsonLike<'a>,
+    ) -> Result<Vec<ColumnRef>, OvsdbError> {
         let bad = || OvsdbError::syntax(json, "array of distinct column names expected");
-        let arr = json.as_array().ok_or_else(bad)?;
+        let arr = json.elems().ok_or_else(bad)?;
         let mut out = Vec::with_capacity(arr.len());
         for s in arr {
             let s = s.as_str().ok_or_else(bad)?;

@@ -19,6 +19,7 @@ use crate::condition::Condition;
 use crate::database::{project, Database};
 use crate::datum::Datum;
 use crate::error::{ErrorTag, OvsdbError};
+use crate::json::JsonLike;
 use crate::mutation;
 use crate::parser::{Kind, Parser};
 use crate::per_table::PerTable;
@@ -134,9 +135,9 @@ fn resolve(symtab: &mut BTreeMap<String, (Uuid, bool)>, env: &mut dyn TxnEnv, na
     u
 }
 
-pub(crate) fn transact(
+pub(crate) fn transact<'j, J: JsonLike<'j>>(
     db: &mut Database,
-    ops: &[Value],
+    ops: impl ExactSizeIterator<Item = J>,
     env: &mut dyn TxnEnv,
     mode: Mode,
 ) -> TxnOutcome {
@@ -154,7 +155,7 @@ pub(crate) fn transact(
             blocked: false,
         };
         let mut failed = false;
-        for (i, op) in ops.iter().enumerate() {
+        for (i, op) in ops.enumerate() {
             match x.execute(op, i, n) {
                 Ok(v) => results.push(v),
                 Err(_) if x.blocked => {
@@ -218,9 +219,14 @@ pub(crate) fn transact(
 }
 
 impl<'a> Exec<'a> {
-    fn execute(&mut self, op: &Value, i: usize, n: usize) -> Result<Value, OvsdbError> {
+    fn execute<'j, J: JsonLike<'j>>(
+        &mut self,
+        op: J,
+        i: usize,
+        n: usize,
+    ) -> Result<Value, OvsdbError> {
         let mut p = Parser::new(op, crate::parser::Context::Operation(i + 1, n));
-        let name = p.required("op", Kind::Id).and_then(Value::as_str);
+        let name = p.required("op", Kind::Id).and_then(J::as_str);
         let placeholder = || OvsdbError::bare(ErrorTag::SyntaxError);
         let r = match name {
             Some("insert") => self.op_insert(&mut p),
@@ -271,7 +277,7 @@ impl<'a> Exec<'a> {
         Ok(v)
     }
 
-    fn parse_table(&self, p: &mut Parser<'_>) -> Option<usize> {
+    fn parse_table<'j, J: JsonLike<'j>>(&self, p: &mut Parser<J>) -> Option<usize> {
         let name = p.required("table", Kind::Id)?.as_str()?;
         let t = self.db.schema().table_index(name);
         if t.is_none() {
@@ -285,14 +291,22 @@ impl<'a> Exec<'a> {
         db.table_schema(t)
     }
 
-    fn parse_condition(&mut self, t: usize, where_: &Value) -> Result<Condition, OvsdbError> {
+    fn parse_condition<'j>(
+        &mut self,
+        t: usize,
+        where_: impl JsonLike<'j>,
+    ) -> Result<Condition, OvsdbError> {
         let ts = self.ts(t);
         let (symtab, env) = (&mut self.symtab, &mut *self.env);
         let mut f = |n: &str| resolve(symtab, env, n);
         Condition::from_json(ts, where_, &mut Some(&mut f))
     }
 
-    fn parse_datum(&mut self, v: &Value, t: &crate::ColumnType) -> Result<Datum, OvsdbError> {
+    fn parse_datum<'j>(
+        &mut self,
+        v: impl JsonLike<'j>,
+        t: &crate::ColumnType,
+    ) -> Result<Datum, OvsdbError> {
         let (symtab, env) = (&mut self.symtab, &mut *self.env);
         let mut f = |n: &str| resolve(symtab, env, n);
         Datum::from_json(v, t, &mut Some(&mut f))
@@ -300,12 +314,16 @@ impl<'a> Exec<'a> {
 
     /// Parses a `<row>` object: (column, value) pairs; `_uuid`/`_version` are parsed as
     /// UUIDs and reported as such so that callers can ignore or refuse them.
-    fn parse_row(&mut self, t: usize, row: &Value) -> Result<Vec<(ColumnRef, Datum)>, OvsdbError> {
+    fn parse_row<'j>(
+        &mut self,
+        t: usize,
+        row: impl JsonLike<'j>,
+    ) -> Result<Vec<(ColumnRef, Datum)>, OvsdbError> {
         let ts = self.ts(t);
         let obj = row
-            .as_object()
+            .members()
             .ok_or_else(|| OvsdbError::syntax(row, "row must be JSON object"))?;
-        let mut out = Vec::with_capacity(obj.len());
+        let mut out = Vec::with_capacity(obj.size_hint().0);
         for (name, v) in obj {
             let c = ts.column_ref(name).ok_or_else(|| {
                 OvsdbError::new(
@@ -397,7 +415,7 @@ impl<'a> Exec<'a> {
         w.new.as_mut().expect("modify of a live row")
     }
 
-    fn op_insert(&mut self, p: &mut Parser<'_>) -> Result<Value, OvsdbError> {
+    fn op_insert<'j, J: JsonLike<'j>>(&mut self, p: &mut Parser<J>) -> Result<Value, OvsdbError> {
         let t = self.parse_table(p);
         let uuid_name = p.optional("uuid-name", Kind::Id);
         let uuid_json = p.optional("uuid", Kind::String);
@@ -470,7 +488,7 @@ impl<'a> Exec<'a> {
         Ok(json!({"uuid": crate::Atom::Uuid(u).to_json()}))
     }
 
-    fn op_select(&mut self, p: &mut Parser<'_>) -> Result<Value, OvsdbError> {
+    fn op_select<'j, J: JsonLike<'j>>(&mut self, p: &mut Parser<J>) -> Result<Value, OvsdbError> {
         let t = self.parse_table(p);
         let where_ = p.required("where", Kind::Array);
         let columns = p.optional("columns", Kind::Array);
@@ -520,7 +538,7 @@ impl<'a> Exec<'a> {
         Ok(json!({"rows": out}))
     }
 
-    fn op_update(&mut self, p: &mut Parser<'_>) -> Result<Value, OvsdbError> {
+    fn op_update<'j, J: JsonLike<'j>>(&mut self, p: &mut Parser<J>) -> Result<Value, OvsdbError> {
         let op_json = p_json(p);
         let t = self.parse_table(p);
         let where_ = p.required("where", Kind::Array);
@@ -564,7 +582,7 @@ impl<'a> Exec<'a> {
         Ok(json!({"count": matches.len()}))
     }
 
-    fn op_mutate(&mut self, p: &mut Parser<'_>) -> Result<Value, OvsdbError> {
+    fn op_mutate<'j, J: JsonLike<'j>>(&mut self, p: &mut Parser<J>) -> Result<Value, OvsdbError> {
         let t = self.parse_table(p);
         let where_ = p.required("where", Kind::Array);
         let mutations = p.required("mutations", Kind::Array);
@@ -587,7 +605,7 @@ impl<'a> Exec<'a> {
         Ok(json!({"count": matches.len()}))
     }
 
-    fn op_delete(&mut self, p: &mut Parser<'_>) -> Result<Value, OvsdbError> {
+    fn op_delete<'j, J: JsonLike<'j>>(&mut self, p: &mut Parser<J>) -> Result<Value, OvsdbError> {
         let t = self.parse_table(p);
         let where_ = p.required("where", Kind::Array);
         let (Some(t), Some(where_)) = (t, where_) else {
@@ -606,7 +624,7 @@ impl<'a> Exec<'a> {
         Ok(json!({"count": matches.len()}))
     }
 
-    fn op_wait(&mut self, p: &mut Parser<'_>) -> Result<Value, OvsdbError> {
+    fn op_wait<'j, J: JsonLike<'j>>(&mut self, p: &mut Parser<J>) -> Result<Value, OvsdbError> {
         let timeout = p.optional("timeout", Kind::Integer);
         let where_ = p.required("where", Kind::Array);
         let columns = p.optional("columns", Kind::Array);
@@ -643,7 +661,7 @@ impl<'a> Exec<'a> {
             }
         };
         let mut expected: BTreeSet<Vec<Datum>> = BTreeSet::new();
-        for r in rows.as_array().expect("checked") {
+        for r in rows.elems().expect("checked") {
             let mut rc: Vec<Datum> = ts
                 .columns
                 .iter()
@@ -694,23 +712,23 @@ impl<'a> Exec<'a> {
         }
     }
 
-    fn op_commit(&mut self, p: &mut Parser<'_>) -> Result<Value, OvsdbError> {
+    fn op_commit<'j, J: JsonLike<'j>>(&mut self, p: &mut Parser<J>) -> Result<Value, OvsdbError> {
         let durable = p.required("durable", Kind::Boolean);
-        if durable.and_then(Value::as_bool) == Some(true) {
+        if durable.and_then(J::as_bool) == Some(true) {
             self.durable = true;
         }
         Ok(json!({}))
     }
 
-    fn op_comment(&mut self, p: &mut Parser<'_>) -> Result<Value, OvsdbError> {
-        if let Some(c) = p.required("comment", Kind::String).and_then(Value::as_str) {
+    fn op_comment<'j, J: JsonLike<'j>>(&mut self, p: &mut Parser<J>) -> Result<Value, OvsdbError> {
+        if let Some(c) = p.required("comment", Kind::String).and_then(J::as_str) {
             self.comment = Some(c.to_string());
         }
         Ok(json!({}))
     }
 
-    fn op_assert(&mut self, p: &mut Parser<'_>) -> Result<Value, OvsdbError> {
-        let Some(lock) = p.required("lock", Kind::Id).and_then(Value::as_str) else {
+    fn op_assert<'j, J: JsonLike<'j>>(&mut self, p: &mut Parser<J>) -> Result<Value, OvsdbError> {
+        let Some(lock) = p.required("lock", Kind::Id).and_then(J::as_str) else {
             return Err(OvsdbError::bare(ErrorTag::SyntaxError));
         };
         if self.env.has_lock(lock) {
@@ -724,7 +742,7 @@ impl<'a> Exec<'a> {
     }
 }
 
-fn p_json<'v>(p: &Parser<'v>) -> &'v Value {
+fn p_json<'j, J: JsonLike<'j>>(p: &Parser<J>) -> J {
     p.json()
 }
 

@@ -75,10 +75,24 @@ fn run_engine(s: &Scenario) -> Result<Vec<Value>, String> {
         .map_err(|e| format!("engine rejected schema {}: {e:?}", s.schema_path.display()))?;
     let mut db = Database::new(Arc::new(schema));
     let mut env = TestEnv::new();
+    // The same transactions through the text entry point, in lockstep.
+    let mut text_db = db.clone();
+    let mut text_env = TestEnv::new();
     let mut out = Vec::new();
     for ops in &s.transactions {
-        let r =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| db.transact(ops, &mut env)));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let out = db.transact(ops, &mut env);
+            let text = Value::Array(ops.to_vec()).to_string();
+            let text_out = text_db
+                .transact_text(&text, &mut text_env)
+                .expect("JSON text parses");
+            assert_eq!(out, text_out, "transact_text differs for {text}");
+            assert!(
+                text_db == db,
+                "transact_text left another database for {text}"
+            );
+            out
+        }));
         match r {
             Ok(outcome) if outcome.blocked => {
                 out.push(Value::String("<engine reported blocked>".into()))

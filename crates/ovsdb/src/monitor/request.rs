@@ -179,7 +179,7 @@ fn add_column<'t>(
 
 /// A parser for a member that must be an object. ovsdb-server reports a non-object
 /// without the `syntax` member, so that case is answered here.
-fn object_parser(json: &Value, context: String) -> Result<Parser<'_>, OvsdbError> {
+fn object_parser(json: &Value, context: String) -> Result<Parser<&Value>, OvsdbError> {
     if !json.is_object() {
         return Err(OvsdbError::syntax_msg(format!(
             "Parsing {context} failed: Object expected."

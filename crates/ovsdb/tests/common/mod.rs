@@ -40,9 +40,22 @@ impl Fixture {
         }
     }
 
+    /// Runs `ops` through `Database::transact` and, on a copy of the database, through
+    /// `Database::transact_text` on their JSON text: both must agree on everything.
     pub fn run(&mut self, ops: Value) -> TxnOutcome {
+        let text = ops.to_string();
         let ops = ops.as_array().unwrap().clone();
-        self.db.transact(&ops, &mut self.env)
+        let (mut db2, mut env2) = (self.db.clone(), self.env.clone());
+        let out = self.db.transact(&ops, &mut self.env);
+        let out2 = db2
+            .transact_text(&text, &mut env2)
+            .expect("JSON text parses");
+        assert_eq!(out, out2, "transact_text differs for {text}");
+        assert!(
+            db2 == self.db,
+            "transact_text left another database for {text}"
+        );
+        out
     }
 
     /// Runs and returns the result array.
