@@ -19,15 +19,18 @@ mod real_server;
 use ovsdb::json::{Document, JsonLike};
 use ovsdb::{Database, DatabaseSchema, TxnEnv};
 use serde_json::{json, Value};
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use uuid::Uuid;
 
-/// Counts live heap bytes so the engine's own memory can be measured without RSS noise.
+/// Counts live heap bytes so the engine's own memory can be measured without RSS noise;
+/// the allocations themselves are mimalloc's, the server binary's allocator.
 struct CountingAlloc;
+
+static INNER: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
 /// Number of allocations (alloc and realloc calls) so far.
@@ -35,7 +38,7 @@ static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc(layout);
+        let p = INNER.alloc(layout);
         if !p.is_null() {
             LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
             ALLOCS.fetch_add(1, Ordering::Relaxed);
@@ -43,11 +46,11 @@ unsafe impl GlobalAlloc for CountingAlloc {
         p
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
+        INNER.dealloc(ptr, layout);
         LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = System.realloc(ptr, layout, new_size);
+        let p = INNER.realloc(ptr, layout, new_size);
         if !p.is_null() {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
             LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
