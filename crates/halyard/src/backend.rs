@@ -25,8 +25,11 @@ pub struct MemberBackend {
     lock_sessions: Arc<Mutex<HashSet<Uuid>>>,
     /// `_Server.schema` of each database, built once per schema (it is asked for on every
     /// applied index, and re-serialising OVN's schemas each time cost more than the applies).
-    schemas: Mutex<std::collections::HashMap<String, (Arc<ovsdb::DatabaseSchema>, Arc<str>)>>,
+    schemas: Mutex<std::collections::HashMap<String, SchemaText>>,
 }
+
+/// A schema and its `_Server` `schema` column text.
+type SchemaText = (Arc<ovsdb::DatabaseSchema>, Arc<str>);
 
 impl MemberBackend {
     pub fn new(member: Arc<Member>, strict_leader: bool) -> MemberBackend {

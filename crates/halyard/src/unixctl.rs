@@ -716,6 +716,7 @@ fn memory_show(ops: &Ops) -> String {
             "proposal-queue",
             ops.member.proposal_queue_len().to_string(),
         ),
+        ("forward-queue", ops.member.forward_queue_len().to_string()),
     ];
     pairs.sort();
     pairs

@@ -12,6 +12,7 @@
 pub mod command;
 pub mod config;
 pub mod divergence;
+mod forwarder;
 mod lease;
 pub mod locks;
 pub mod member;

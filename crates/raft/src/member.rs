@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::command::{Command, CommandKind, Outcome};
 use crate::config::MemberConfig;
+use crate::forwarder::{ForwardError, Forwarder};
 use crate::network::Network;
 use crate::proposer::{ProposeError, Proposer};
 use crate::state::{ApplyObserver, ReplicatedState};
@@ -118,6 +119,7 @@ pub struct Member {
     last_leader_contact: std::sync::Mutex<Option<Instant>>,
     raft: Raft,
     proposer: Proposer,
+    forwarder: Forwarder,
     shared: Arc<Shared>,
     config: MemberConfig,
     /// What operations tooling reports beyond openraft's metrics (see [`Observed`]).
@@ -229,6 +231,7 @@ impl Member {
         .await
         .map_err(|e| MemberError::Raft(e.to_string()))?;
         let proposer = Proposer::start(raft.clone());
+        let forwarder = Forwarder::start(config.write_wait);
         let cluster_id = std::sync::RwLock::new(identity.cluster_id);
         let member = Arc::new(Member {
             identity,
@@ -238,6 +241,7 @@ impl Member {
             last_leader_contact: std::sync::Mutex::new(None),
             raft,
             proposer,
+            forwarder,
             shared,
             config,
             observed: Observed::default(),
@@ -401,11 +405,21 @@ impl Member {
         let deadline = Instant::now() + self.config.write_wait;
         let mut backoff = Duration::from_millis(10);
         loop {
-            match self.proposer.propose(cmd.clone()).await {
+            // A follower that knows the leader forwards at once; the proposer (and openraft) are
+            // asked only when this member may be the leader, and they correct a stale view.
+            let leader = match self.known_leader() {
+                Some(addr) => Err(ProposeError::NotLeader(Some(addr))),
+                None => self.proposer.propose(cmd.clone()).await,
+            };
+            match leader {
                 Ok(()) => break,
                 Err(ProposeError::NotLeader(Some(leader))) if !leader.is_empty() => {
-                    match self.forward(&leader, &cmd).await {
+                    match self.forwarder.forward(&leader, cmd.clone()).await {
                         Ok(()) => break,
+                        Err(ForwardError::NotLeader(next)) => tracing::debug!(
+                            %leader, next = next.as_deref().unwrap_or(""),
+                            "forwarded to a member that is no longer the leader; retrying"
+                        ),
                         Err(e) => tracing::debug!(%leader, "forwarding failed, retrying: {e}"),
                     }
                 }
@@ -424,25 +438,13 @@ impl Member {
         applied.await.map_err(|_| MemberError::ShuttingDown)
     }
 
-    /// Sends `cmd` to the leader at `addr`, which proposes it and answers once it is committed.
-    async fn forward(&self, addr: &str, cmd: &Command) -> Result<(), String> {
-        let mut client = crate::network::client(addr).map_err(|e| e.to_string())?;
-        let mut req = tonic::Request::new(crate::pb::Payload {
-            data: crate::network::encode(cmd),
-        });
-        req.set_timeout(self.config.write_wait);
-        let reply = client
-            .forward(req)
-            .await
-            .map_err(|s| s.message().to_string())?
-            .into_inner();
-        if reply.not_leader {
-            Err(format!("{addr} is no longer the leader"))
-        } else if !reply.error.is_empty() {
-            Err(reply.error)
-        } else {
-            Ok(())
-        }
+    /// The Raft address of the leader when it is another member, as this member last heard.
+    fn known_leader(&self) -> Option<String> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let leader = m.current_leader.filter(|id| *id != self.identity.node_id)?;
+        let node = m.membership_config.membership().get_node(&leader)?;
+        Some(node.addr.clone()).filter(|a| !a.is_empty())
     }
 
     /// Waits until this member has applied everything committed before the call: the leader
@@ -665,6 +667,7 @@ impl Member {
             "digest": self.shared.digests.latest().map(|(index, d)| serde_json::json!({"index": index, "value": format!("{d:016x}")})),
             "election_timer_ms": self.config.election_timeout_ms,
             "proposal_queue": self.proposal_queue_len(),
+            "forward_queue": self.forward_queue_len(),
             "databases": self.db_names(),
             "running": m.running_state.is_ok(),
             "members": members,
@@ -1021,6 +1024,11 @@ impl Member {
     /// Commands waiting for the next Raft entry on this member (group commit queue depth).
     pub fn proposal_queue_len(&self) -> usize {
         self.proposer.queued()
+    }
+
+    /// Commands of this member's clients waiting to be forwarded to the leader.
+    pub fn forward_queue_len(&self) -> usize {
+        self.forwarder.queued()
     }
 
     pub fn subscribe_applied(&self) -> tokio::sync::watch::Receiver<u64> {

@@ -66,18 +66,30 @@ impl pb::member_server::Member for Service {
     async fn forward(
         &self,
         req: Request<pb::Payload>,
-    ) -> Result<Response<pb::ForwardReply>, Status> {
-        let cmd: Command = decode(&req.into_inner().data).map_err(bad_payload)?;
-        let mut reply = pb::ForwardReply::default();
-        match self.member.propose_forwarded(cmd).await {
-            Ok(()) => {}
-            Err(ProposeError::NotLeader(addr)) => {
-                reply.not_leader = true;
-                reply.leader_addr = addr.unwrap_or_default();
-            }
-            Err(ProposeError::Raft(e)) => reply.error = e,
-        }
-        Ok(Response::new(reply))
+    ) -> Result<Response<pb::ForwardReplies>, Status> {
+        let cmds: Vec<Command> = decode(&req.into_inner().data).map_err(bad_payload)?;
+        // All are queued for the proposer before any is awaited, so they share entries.
+        let results = futures::future::join_all(
+            cmds.into_iter()
+                .map(|cmd| self.member.propose_forwarded(cmd)),
+        )
+        .await;
+        let replies = results
+            .into_iter()
+            .map(|r| {
+                let mut reply = pb::ForwardReply::default();
+                match r {
+                    Ok(()) => {}
+                    Err(ProposeError::NotLeader(addr)) => {
+                        reply.not_leader = true;
+                        reply.leader_addr = addr.unwrap_or_default();
+                    }
+                    Err(ProposeError::Raft(e)) => reply.error = e,
+                }
+                reply
+            })
+            .collect();
+        Ok(Response::new(pb::ForwardReplies { replies }))
     }
 
     async fn read_index(

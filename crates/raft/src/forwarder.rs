@@ -1,0 +1,164 @@
+//! Forwarding on a follower: commands of this member's clients travel to the leader in batches.
+//!
+//! One gRPC call per client command cost each forwarded write an HTTP/2 stream on both members
+//! (frames, a task on the leader, wake-ups): on a 2-core machine that was a large share of a
+//! follower's CPU. The commands submitted while earlier batches are on their way form the next
+//! batch, as the proposer does for Raft entries; the leader proposes them together and answers
+//! each one when its entry is committed. A few batches may be in flight at once so one slow
+//! commit does not hold back the others.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::command::Command;
+use crate::pb;
+
+/// Commands waiting to be forwarded, at most (back-pressure on this member's clients).
+pub const QUEUE_LEN: usize = 16 * 1024;
+/// Commands in one forwarded batch, at most.
+pub const MAX_BATCH: usize = 1024;
+/// Batches sent and not yet answered, at most.
+pub const MAX_IN_FLIGHT: usize = 8;
+
+/// Why a forwarded command did not commit (the caller retries, possibly elsewhere).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ForwardError {
+    /// The receiver is not the leader; the leader it knows of, if any.
+    NotLeader(Option<String>),
+    /// The call failed (unreachable, timed out) or the leader could not commit it.
+    Failed(String),
+}
+
+impl std::fmt::Display for ForwardError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ForwardError::NotLeader(Some(addr)) => write!(f, "not the leader (leader: {addr})"),
+            ForwardError::NotLeader(None) => write!(f, "not the leader (no leader known)"),
+            ForwardError::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
+struct Pending {
+    addr: String,
+    cmd: Command,
+    done: oneshot::Sender<Result<(), ForwardError>>,
+}
+
+#[derive(Clone)]
+pub struct Forwarder {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl Forwarder {
+    /// Starts the forwarding task; each call waits at most `timeout` for the leader's answer.
+    pub fn start(timeout: Duration) -> Forwarder {
+        let (tx, rx) = mpsc::channel(QUEUE_LEN);
+        tokio::spawn(run(rx, timeout));
+        Forwarder { tx }
+    }
+
+    /// Has the member at `addr` propose `cmd`; resolves once it is committed there.
+    pub async fn forward(&self, addr: &str, cmd: Command) -> Result<(), ForwardError> {
+        let (done, rx) = oneshot::channel();
+        let stopped = || ForwardError::Failed("forwarder stopped".into());
+        self.tx
+            .send(Pending {
+                addr: addr.to_string(),
+                cmd,
+                done,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Commands waiting for the next batch.
+    pub fn queued(&self) -> usize {
+        QUEUE_LEN - self.tx.capacity()
+    }
+}
+
+async fn run(mut rx: mpsc::Receiver<Pending>, timeout: Duration) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        // Normally every command goes to the same leader; after a leader change a batch may
+        // mix the old and the new address.
+        let mut groups: Vec<(String, Vec<Pending>)> = Vec::new();
+        for p in batch.drain(..) {
+            match groups.iter_mut().find(|(a, _)| *a == p.addr) {
+                Some((_, g)) => g.push(p),
+                None => groups.push((p.addr.clone(), vec![p])),
+            }
+        }
+        tokio::spawn(async move {
+            futures::future::join_all(groups.into_iter().map(|(addr, g)| send(addr, g, timeout)))
+                .await;
+            drop(slot);
+        });
+    }
+}
+
+async fn send(addr: String, group: Vec<Pending>, timeout: Duration) {
+    let (cmds, dones): (Vec<Command>, Vec<_>) = group.into_iter().map(|p| (p.cmd, p.done)).unzip();
+    match call(&addr, &cmds, timeout).await {
+        Ok(replies) if replies.len() == dones.len() => {
+            for (reply, done) in replies.into_iter().zip(dones) {
+                let _ = done.send(outcome(reply));
+            }
+        }
+        Ok(replies) => {
+            let e = ForwardError::Failed(format!(
+                "{addr} answered {} of {} forwarded commands",
+                replies.len(),
+                dones.len()
+            ));
+            for done in dones {
+                let _ = done.send(Err(e.clone()));
+            }
+        }
+        Err(e) => {
+            for done in dones {
+                let _ = done.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+async fn call(
+    addr: &str,
+    cmds: &[Command],
+    timeout: Duration,
+) -> Result<Vec<pb::ForwardReply>, ForwardError> {
+    let mut client =
+        crate::network::client(addr).map_err(|e| ForwardError::Failed(e.to_string()))?;
+    let mut req = tonic::Request::new(pb::Payload {
+        data: crate::network::encode(&cmds),
+    });
+    req.set_timeout(timeout);
+    let reply = client
+        .forward(req)
+        .await
+        .map_err(|s| ForwardError::Failed(format!("forwarding to {addr}: {}", s.message())))?;
+    Ok(reply.into_inner().replies)
+}
+
+fn outcome(reply: pb::ForwardReply) -> Result<(), ForwardError> {
+    if reply.not_leader {
+        Err(ForwardError::NotLeader(
+            Some(reply.leader_addr).filter(|a| !a.is_empty()),
+        ))
+    } else if !reply.error.is_empty() {
+        Err(ForwardError::Failed(reply.error))
+    } else {
+        Ok(())
+    }
+}
