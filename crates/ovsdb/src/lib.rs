@@ -49,7 +49,7 @@ pub mod transaction;
 
 pub use atom::Atom;
 pub use changes::{ChangeSet, RowChange};
-pub use database::Database;
+pub use database::{Database, RowsIter};
 pub use datum::Datum;
 pub use error::{ErrorTag, OvsdbError};
 pub use row::Row;

@@ -8,13 +8,12 @@
 //! column's atomic type: integer = zigzag varint, real = 8 bytes little-endian, boolean =
 //! 1 byte, string = varint length + UTF-8, uuid = 16 bytes. Counts are varints.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use uuid::Uuid;
 
 use crate::atom::Atom;
-use crate::database::Database;
+use crate::database::{Database, Rows};
 use crate::datum::Datum;
 use crate::error::{ErrorTag, OvsdbError};
 use crate::row::Row;
@@ -51,7 +50,7 @@ pub(crate) fn encode(db: &Database) -> Vec<u8> {
     for (ti, _) in db.schema().tables.iter().enumerate() {
         let rows = &db.tables[ti].rows;
         put_varint(&mut out, rows.len() as u64);
-        for (u, row) in rows {
+        for (u, row) in rows.sorted() {
             out.extend_from_slice(u.as_bytes());
             out.extend_from_slice(row.version().as_bytes());
             for d in row.columns() {
@@ -170,7 +169,7 @@ pub(crate) fn decode(schema: Arc<DatabaseSchema>, bytes: &[u8]) -> Result<Databa
     let mut tables = Vec::with_capacity(schema.tables.len());
     for ts in &schema.tables {
         let n = r.varint()? as usize;
-        let mut rows = BTreeMap::new();
+        let mut rows = Rows::default();
         for _ in 0..n {
             let u = r.uuid()?;
             let v = r.uuid()?;

@@ -366,39 +366,21 @@ impl<'a> Exec<'a> {
             }
             return out;
         }
-        let committed = &self.db.tables[t].rows;
-        let overlay = &self.overlay[t];
-        let mut a = committed.iter().peekable();
-        let mut b = overlay.iter().peekable();
-        loop {
-            let next_a = a.peek().map(|(u, _)| **u);
-            let next_b = b.peek().map(|(u, _)| **u);
-            let (u, v, cols): (Uuid, Uuid, &[Datum]) = match (next_a, next_b) {
-                (None, None) => break,
-                (Some(ua), nb) if nb.is_none_or(|ub| ua < ub) => {
-                    let (u, r) = a.next().expect("peeked");
-                    (*u, *r.version(), r.columns())
-                }
-                (na, Some(ub)) => {
-                    if na == Some(ub) {
-                        a.next();
-                    }
-                    let (u, w) = b.next().expect("peeked");
-                    match &w.new {
-                        Some(cols) => (
-                            *u,
-                            w.old.as_ref().map_or(Uuid::nil(), |r| *r.version()),
-                            cols.as_slice(),
-                        ),
-                        None => continue,
-                    }
-                }
-                _ => unreachable!(),
-            };
-            if cond.evaluate(&u, &v, cols) {
-                out.push(u);
+        // Matches collected in hash order, then sorted.
+        for (u, r) in self.db.tables[t].rows.unordered() {
+            if !self.overlay[t].contains_key(u) && cond.evaluate(u, r.version(), r.columns()) {
+                out.push(*u);
             }
         }
+        for (u, w) in self.overlay[t].iter() {
+            if let Some(cols) = &w.new {
+                let v = w.old.as_ref().map_or(Uuid::nil(), |r| *r.version());
+                if cond.evaluate(u, &v, cols) {
+                    out.push(*u);
+                }
+            }
+        }
+        out.sort_unstable();
         out
     }
 
