@@ -216,7 +216,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let config = MemberConfig {
                 election_timeout_ms: election_timer,
-                heartbeat_ms: (election_timer / 10).max(10),
+                heartbeat_ms: halyard_raft::config::heartbeat_for(election_timer),
                 snapshot_every,
                 repair_log_tail,
                 ..MemberConfig::default()

@@ -17,6 +17,7 @@ mod lease;
 pub mod locks;
 pub mod member;
 mod network;
+mod nudge;
 mod proposer;
 mod service;
 pub mod state;

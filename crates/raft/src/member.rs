@@ -262,6 +262,7 @@ impl Member {
         }
         tokio::spawn(crate::lease::run(Arc::downgrade(&member)));
         tokio::spawn(crate::divergence::run(Arc::downgrade(&member)));
+        tokio::spawn(crate::nudge::run(Arc::downgrade(&member)));
         Ok(member)
     }
 
@@ -432,10 +433,30 @@ impl Member {
                 self.shared.forget(&id);
                 return Err(MemberError::NoLeader(self.config.write_wait));
             }
-            tokio::time::sleep(backoff).await;
+            // Retry when the backoff ends, or as soon as a (new) leader is known: after a
+            // failover the pause clients see is then the election, not the election plus a
+            // backoff.
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = self.leader_changed() => {}
+            }
             backoff = (backoff * 2).min(Duration::from_millis(200));
         }
         applied.await.map_err(|_| MemberError::ShuttingDown)
+    }
+
+    /// Resolves when this member learns of a leader other than the one it knows now.
+    async fn leader_changed(&self) {
+        let mut metrics = self.raft.metrics();
+        let now = metrics.borrow_and_update().current_leader;
+        while metrics.changed().await.is_ok() {
+            let leader = metrics.borrow_and_update().current_leader;
+            if leader.is_some() && leader != now {
+                return;
+            }
+        }
+        // Raft stopped: the caller's deadline ends the wait.
+        std::future::pending::<()>().await
     }
 
     /// The Raft address of the leader when it is another member, as this member last heard.
@@ -908,6 +929,21 @@ impl Member {
     /// Called when the leader's append-entries or snapshot reaches this member.
     pub(crate) fn heard_from_leader(&self) {
         *self.last_leader_contact.lock().unwrap() = Some(Instant::now());
+    }
+
+    /// When a leader's append-entries last reached this member in this process.
+    pub(crate) fn leader_contact(&self) -> Option<Instant> {
+        *self.last_leader_contact.lock().unwrap()
+    }
+
+    /// This member votes in elections (not a learner, not removed).
+    pub(crate) fn is_voter(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id == self.identity.node_id)
     }
 
     /// Whether this member is in contact with a quorum (through the leader): it can commit
