@@ -412,12 +412,23 @@ pub fn parse_uuid_str(s: &str) -> Option<Uuid> {
 
 /// RFC 7047 `<id>`: a letter or `_`, then letters, digits or `_`.
 pub fn is_id(s: &str) -> bool {
-    let mut it = s.bytes();
-    match it.next() {
-        Some(c) if c.is_ascii_alphabetic() || c == b'_' => {}
+    /// Bytes allowed after the first: ASCII letters, digits and `_`.
+    static ID_BYTE: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            t[b] = c.is_ascii_alphanumeric() || c == b'_';
+            b += 1;
+        }
+        t
+    };
+    let b = s.as_bytes();
+    match b.first() {
+        Some(c) if c.is_ascii_alphabetic() || *c == b'_' => {}
         _ => return false,
     }
-    it.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+    b[1..].iter().all(|&c| ID_BYTE[c as usize])
 }
 
 fn string_needs_quotes(s: &str) -> bool {

@@ -402,7 +402,12 @@ impl Database {
                     table.rows.remove(&r.uuid);
                 }
             }
-            cs.tables.entry(ts.name.clone()).or_default().insert(
+            // The name is cloned once per table, not once per row.
+            if !cs.tables.contains_key(ts.name.as_str()) {
+                cs.tables.insert(ts.name.clone(), BTreeMap::new());
+            }
+            let changed = cs.tables.get_mut(ts.name.as_str()).expect("just added");
+            changed.insert(
                 r.uuid,
                 RowChange {
                     old: r.old,

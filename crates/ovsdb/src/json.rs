@@ -222,8 +222,12 @@ struct TextParser<'a> {
 }
 
 impl<'a> TextParser<'a> {
+    #[inline(always)]
     fn ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.s.get(self.pos) {
+        // Compact requests have none: one comparison rules out all four.
+        while self.s.get(self.pos).is_some_and(|&b| b <= b' ')
+            && matches!(self.s[self.pos], b' ' | b'\n' | b'\r' | b'\t')
+        {
             self.pos += 1;
         }
     }
@@ -309,6 +313,7 @@ impl<'a> TextParser<'a> {
     }
 
     /// A string at `pos` (its opening quote).
+    #[inline(always)]
     fn string(&mut self) -> Option<Cow<'a, str>> {
         let s = self.s;
         let start = self.pos + 1;
@@ -449,28 +454,28 @@ fn key_of<'n>(n: &'n Node<'_>) -> &'n str {
     }
 }
 
-/// Whether the `len` (key, value) pairs in `pairs` repeat a key.
-fn has_duplicate_keys(pairs: &[Node<'_>], len: u32) -> bool {
-    let mut keys: Vec<&str> = Vec::new();
-    let mut small: [&str; 16] = [""; 16];
-    let mut i = 0;
-    for k in 0..len as usize {
-        let key = key_of(&pairs[i]);
-        i += 1 + pairs[i + 1].size();
-        if len <= 16 {
-            if small[..k].contains(&key) {
+/// Whether the `len` (key, value) pairs in `members` repeat a key.
+fn has_duplicate_keys(members: &[Node<'_>], len: u32) -> bool {
+    if len < 2 {
+        return false;
+    }
+    if len <= 16 {
+        // Operation and row objects have a handful of members.
+        let mut keys: [&str; 16] = [""; 16];
+        let mut i = 0;
+        for k in 0..len as usize {
+            let key = key_of(&members[i]);
+            if keys[..k].iter().any(|e| e.len() == key.len() && *e == key) {
                 return true;
             }
-            small[k] = key;
-        } else {
-            keys.push(key);
+            keys[k] = key;
+            i += 1 + members[i + 1].size();
         }
+        return false;
     }
-    if len > 16 {
-        keys.sort_unstable();
-        return keys.windows(2).any(|w| w[0] == w[1]);
-    }
-    false
+    let mut keys: Vec<&str> = pairs(members, len as usize).map(|(k, _)| k).collect();
+    keys.sort_unstable();
+    keys.windows(2).any(|w| w[0] == w[1])
 }
 
 /// A node of a [`Document`]: the slice of its subtree.
@@ -526,6 +531,18 @@ fn pairs<'a>(mut rest: &'a [Node<'a>], n: usize) -> impl Iterator<Item = (&'a st
 
 impl<'a> Iterator for RefMembers<'a> {
     type Item = (&'a str, JsonRef<'a>);
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (
+            if self.dups {
+                1.min(self.left)
+            } else {
+                self.left
+            },
+            Some(self.left),
+        )
+    }
+
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if self.left == 0 {

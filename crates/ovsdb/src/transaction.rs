@@ -429,7 +429,7 @@ impl<'a> Exec<'a> {
             }
             let sym_uuid = resolve(&mut self.symtab, self.env, name);
             let u = row_uuid.unwrap_or(sym_uuid);
-            self.symtab.insert(name.to_string(), (u, true));
+            *self.symtab.get_mut(name).expect("just resolved") = (u, true);
             row_uuid = Some(u);
         }
         let u = match row_uuid {
@@ -467,7 +467,7 @@ impl<'a> Exec<'a> {
                 new: Some(cols),
             },
         );
-        Ok(json!({"uuid": crate::Atom::Uuid(u).to_json()}))
+        Ok(object1("uuid", crate::Atom::Uuid(u).to_json()))
     }
 
     fn op_select<'j, J: JsonLike<'j>>(&mut self, p: &mut Parser<J>) -> Result<Value, OvsdbError> {
@@ -517,7 +517,7 @@ impl<'a> Exec<'a> {
                 Value::Object(m)
             })
             .collect();
-        Ok(json!({"rows": out}))
+        Ok(object1("rows", Value::Array(out)))
     }
 
     fn op_update<'j, J: JsonLike<'j>>(&mut self, p: &mut Parser<J>) -> Result<Value, OvsdbError> {
@@ -561,7 +561,7 @@ impl<'a> Exec<'a> {
                 }
             }
         }
-        Ok(json!({"count": matches.len()}))
+        Ok(object1("count", Value::from(matches.len())))
     }
 
     fn op_mutate<'j, J: JsonLike<'j>>(&mut self, p: &mut Parser<J>) -> Result<Value, OvsdbError> {
@@ -584,7 +584,7 @@ impl<'a> Exec<'a> {
             // unchanged are dropped at commit.
             mutation::apply(ts, self.modify(t, u), &muts)?;
         }
-        Ok(json!({"count": matches.len()}))
+        Ok(object1("count", Value::from(matches.len())))
     }
 
     fn op_delete<'j, J: JsonLike<'j>>(&mut self, p: &mut Parser<J>) -> Result<Value, OvsdbError> {
@@ -603,7 +603,7 @@ impl<'a> Exec<'a> {
             });
             w.new = None;
         }
-        Ok(json!({"count": matches.len()}))
+        Ok(object1("count", Value::from(matches.len())))
     }
 
     fn op_wait<'j, J: JsonLike<'j>>(&mut self, p: &mut Parser<J>) -> Result<Value, OvsdbError> {
@@ -722,6 +722,13 @@ impl<'a> Exec<'a> {
             ))
         }
     }
+}
+
+/// `{key: value}` (the `json!` macro would copy `value` through its serializer).
+fn object1(key: &str, value: Value) -> Value {
+    let mut m = Map::with_capacity(1);
+    m.insert(key.to_string(), value);
+    Value::Object(m)
 }
 
 fn p_json<'j, J: JsonLike<'j>>(p: &Parser<J>) -> J {
