@@ -27,10 +27,8 @@ pub(crate) struct Plan {
     pub ref_delta: BTreeMap<(usize, Uuid), i64>,
 }
 
-struct Change {
-    old: Option<Row>,
-    new: Option<Vec<Datum>>,
-}
+/// A touched row, as the overlay of `transact` holds it (moved here, not copied).
+use crate::transaction::Work as Change;
 
 type Changes = PerTable<Change>;
 
@@ -104,27 +102,14 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
     let meta = db.meta.clone();
     let nt = schema.tables.len();
 
-    // 1. What changed.
-    let mut changes: Changes = PerTable::new(nt);
+    // 1. What changed: the overlay without the rows left as they were.
+    let mut changes: Changes = std::mem::replace(&mut x.overlay, PerTable::new(0));
     // Most of a schema's tables are untouched: every loop below skips empty ones first.
-    for (t, overlay) in x.overlay.take_all() {
-        for (u, w) in overlay {
-            let unchanged = match (&w.old, &w.new) {
-                (None, None) => true,
-                (Some(o), Some(n)) => o.columns() == n.as_slice(),
-                _ => false,
-            };
-            if !unchanged {
-                changes[t].insert(
-                    u,
-                    Change {
-                        old: w.old,
-                        new: w.new,
-                    },
-                );
-            }
-        }
-    }
+    changes.retain(|w| match (&w.old, &w.new) {
+        (None, None) => false,
+        (Some(o), Some(n)) => o.columns() != n.as_slice(),
+        _ => true,
+    });
     if changes.is_empty() {
         return Ok(None);
     }

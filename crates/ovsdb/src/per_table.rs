@@ -36,6 +36,13 @@ impl<V> PerTable<V> {
             .filter_map(|(t, m)| m.take().map(|m| (t, m)))
     }
 
+    /// Keeps the rows for which `keep` holds.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&V) -> bool) {
+        for m in self.maps.iter_mut().flatten() {
+            m.retain(|_, v| keep(v));
+        }
+    }
+
     /// Whether no table has a row.
     pub(crate) fn is_empty(&self) -> bool {
         self.iter().all(BTreeMap::is_empty)
