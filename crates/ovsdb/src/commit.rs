@@ -372,15 +372,24 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
             continue;
         }
         for (ii, idx) in ts.indexes.iter().enumerate() {
-            let mut txn_keys: BTreeMap<Vec<Datum>, Uuid> = BTreeMap::new();
+            // The transaction's keys, sorted (a vector: a B-tree node per index per
+            // transaction cost more than the checks). The sort is stable, so rows with
+            // equal keys stay in UUID order.
+            let mut txn_keys: Vec<(Vec<Datum>, Uuid)> = Vec::new();
             for (u, c) in ch {
                 let Some(new) = &c.new else { continue };
                 let v = c.old.as_ref().map_or(Uuid::nil(), |r| *r.version());
-                let key = project(u, &v, new, idx);
-                if let Some(other) = txn_keys.get(&key) {
-                    return Err(index_conflict(db, &changes, t, idx, &key, *other, *u));
-                }
-                txn_keys.insert(key, *u);
+                txn_keys.push((project(u, &v, new, idx), *u));
+            }
+            txn_keys.sort_by(|a, b| a.0.cmp(&b.0));
+            // The first row (in UUID order) whose key a row before it has, with that row.
+            let dup = txn_keys
+                .windows(2)
+                .filter(|w| w[0].0 == w[1].0)
+                .min_by_key(|w| w[1].1);
+            if let Some(w) = dup {
+                let (other, u) = (w[0].1, w[1].1);
+                return Err(index_conflict(db, &changes, t, idx, &w[1].0, other, u));
             }
             for (key, u) in &txn_keys {
                 if let Some(owner) = db.tables[t].indexes[ii].get(key) {

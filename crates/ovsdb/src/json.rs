@@ -61,6 +61,11 @@ pub struct ValueMembers<'a>(serde_json::map::Iter<'a>);
 
 impl<'a> Iterator for ValueMembers<'a> {
     type Item = (&'a str, &'a Value);
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+
     fn next(&mut self) -> Option<Self::Item> {
         self.0.next().map(|(k, v)| (k.as_str(), v))
     }

@@ -131,7 +131,8 @@ impl<'a, J: JsonLike<'a>> Parser<J> {
         let found = self.json.get(name);
         match found {
             Some(v) => {
-                if self.n_used < self.used.len() {
+                // Each name once, so that `finish` can compare counts.
+                if self.n_used < self.used.len() && !self.used[..self.n_used].contains(&name) {
                     self.used[self.n_used] = name;
                     self.n_used += 1;
                 }
@@ -157,6 +158,10 @@ impl<'a, J: JsonLike<'a>> Parser<J> {
             return Err(e);
         }
         if let Some(members) = self.json.members() {
+            // As many distinct members found as the object has: none is unknown.
+            if members.size_hint() == (self.n_used, Some(self.n_used)) {
+                return Ok(());
+            }
             if let Some((k, _)) = members
                 .into_iter()
                 .find(|(k, _)| !self.used[..self.n_used].contains(k))

@@ -812,6 +812,16 @@ fn index_uniqueness() {
     let r = f.tx(json!([{"op":"insert","table":"I","row":{"k":1,"a":1,"b":1}},{"op":"insert","table":"I","row":{"k":1,"a":2,"b":1}}]));
     assert_eq!(err_of(&r).1, format!("Transaction causes multiple rows in \"I\" table to have identical values (1) for index on column \"k\".  First row, with UUID {}, was inserted by this transaction.  Second row, with UUID {}, was inserted by this transaction.", Fixture::uuid_n(1), Fixture::uuid_n(2)));
     assert_eq!(r.as_array().unwrap().len(), 3);
+    // Two clashes in one transaction: the one met first in UUID order is reported (rows
+    // 2 and 3 on k = 7), not the one with the smaller key (rows 1 and 4 on k = 5).
+    let mut f = Fixture::new();
+    let r = f.tx(json!([
+        {"op":"insert","table":"I","row":{"k":5,"a":1,"b":1}},
+        {"op":"insert","table":"I","row":{"k":7,"a":2,"b":1}},
+        {"op":"insert","table":"I","row":{"k":7,"a":3,"b":1}},
+        {"op":"insert","table":"I","row":{"k":5,"a":4,"b":1}}
+    ]));
+    assert_eq!(err_of(&r).1, format!("Transaction causes multiple rows in \"I\" table to have identical values (7) for index on column \"k\".  First row, with UUID {}, was inserted by this transaction.  Second row, with UUID {}, was inserted by this transaction.", Fixture::uuid_n(2), Fixture::uuid_n(3)));
     let mut f = Fixture::new();
     f.ok(json!([{"op":"insert","table":"I","row":{"k":1,"a":1,"b":1,"c":"x"}}]));
     let old = Fixture::uuid_n(1);
