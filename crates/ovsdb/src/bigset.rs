@@ -67,12 +67,14 @@ impl BigSet {
         v
     }
 
-    /// The chunk where `a` is or would be inserted: the first whose last element is not
-    /// less than `a` (the last chunk for an `a` beyond every element).
+    /// The chunk where `a` is or would be inserted: the last whose first element is not
+    /// greater than `a` (the first chunk for an `a` before every element). First elements
+    /// share a cache line with the chunk's reference count, which an insert touches anyway
+    /// when it clones the chunk list; last elements of 80-atom chunks do not.
     fn chunk_for(chunks: &[Arc<[Atom]>], a: &Atom) -> usize {
         chunks
-            .partition_point(|c| c.last().expect("chunks are not empty") < a)
-            .min(chunks.len() - 1)
+            .partition_point(|c| c.first().expect("chunks are not empty") <= a)
+            .saturating_sub(1)
     }
 
     pub(crate) fn contains(&self, a: &Atom) -> bool {

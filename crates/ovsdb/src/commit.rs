@@ -100,7 +100,6 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
     let db = x.db;
     let schema = db.schema().clone();
     let meta = db.meta.clone();
-    let nt = schema.tables.len();
 
     // 1. What changed: the overlay without the rows left as they were.
     let mut changes: Changes = std::mem::replace(&mut x.overlay, PerTable::new(0));
@@ -116,11 +115,11 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
 
     // 2. Strong references.
     let mut delta: BTreeMap<(usize, Uuid), i64> = BTreeMap::new();
-    for t in 0..nt {
-        if meta[t].strong.is_empty() || changes[t].is_empty() {
+    for (t, ch) in changes.touched() {
+        if meta[t].strong.is_empty() || ch.is_empty() {
             continue;
         }
-        for (u, c) in &changes[t] {
+        for (u, c) in ch {
             for sc in &meta[t].strong {
                 let od = c.old.as_ref().map(|r| r.get(sc.column));
                 let nd = c.new.as_ref().map(|v| &v[sc.column]);
@@ -196,7 +195,7 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
             }
         }
     }
-    for (t, ch) in changes.iter().enumerate() {
+    for (t, ch) in changes.touched() {
         if ch.is_empty() {
             continue;
         }
@@ -223,7 +222,7 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
             work.insert((*t, *u));
         }
     }
-    for (t, ch) in changes.iter().enumerate() {
+    for (t, ch) in changes.touched() {
         if !ch.is_empty() && !schema.tables[t].is_root {
             work.extend(
                 ch.iter()
@@ -261,7 +260,7 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
     }
 
     // 4. maxRows.
-    for (t, ch) in changes.iter().enumerate() {
+    for (t, ch) in changes.touched() {
         let Some(max) = schema.tables[t].max_rows else {
             continue;
         };
@@ -282,7 +281,7 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
 
     // 5. Weak references.
     let mut examine: BTreeSet<(usize, Uuid)> = BTreeSet::new();
-    for (t, ch) in changes.iter().enumerate() {
+    for (t, ch) in changes.touched() {
         if ch.is_empty() {
             continue;
         }
@@ -366,7 +365,7 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
     }
 
     // 6. Index uniqueness.
-    for (t, ch) in changes.iter().enumerate() {
+    for (t, ch) in changes.touched() {
         let ts = &schema.tables[t];
         if ch.is_empty() {
             continue;

@@ -28,6 +28,15 @@ impl<V> PerTable<V> {
         self.maps.iter().map(|m| m.as_ref().unwrap_or(&self.empty))
     }
 
+    /// The maps of the tables written so far (possibly emptied since), with their indexes,
+    /// in table order: what a pass over the whole schema needs to look at.
+    pub(crate) fn touched(&self) -> impl Iterator<Item = (usize, &BTreeMap<Uuid, V>)> {
+        self.maps
+            .iter()
+            .enumerate()
+            .filter_map(|(t, m)| m.as_ref().map(|m| (t, m)))
+    }
+
     /// Takes the maps of the touched tables, with their table indexes, leaving all empty.
     pub(crate) fn take_all(&mut self) -> impl Iterator<Item = (usize, BTreeMap<Uuid, V>)> + '_ {
         self.maps
