@@ -82,6 +82,10 @@ fn describe() {
         "Commands of this member's clients waiting to be forwarded to the leader."
     );
     describe_gauge!(
+        "halyard_raft_read_queue",
+        "Read-only transactions and monitor requests waiting for the next shared read index."
+    );
+    describe_gauge!(
         "halyard_raft_election_timer_ms",
         "Election timeout in milliseconds."
     );
@@ -191,6 +195,7 @@ fn sample(
     gauge!("halyard_raft_members", "kind" => "learner").set(nodes.saturating_sub(voters) as f64);
     gauge!("halyard_raft_proposal_queue").set(member.proposal_queue_len() as f64);
     gauge!("halyard_raft_forward_queue").set(member.forward_queue_len() as f64);
+    gauge!("halyard_raft_read_queue").set(member.read_queue_len() as f64);
     gauge!("halyard_raft_election_timer_ms").set(member.election_timeout_ms() as f64);
     if let Some(replication) = &m.replication {
         for (peer, matched) in replication {

@@ -717,6 +717,7 @@ fn memory_show(ops: &Ops) -> String {
             ops.member.proposal_queue_len().to_string(),
         ),
         ("forward-queue", ops.member.forward_queue_len().to_string()),
+        ("read-queue", ops.member.read_queue_len().to_string()),
     ];
     pairs.sort();
     pairs

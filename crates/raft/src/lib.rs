@@ -19,6 +19,7 @@ pub mod member;
 mod network;
 mod nudge;
 mod proposer;
+mod read_index;
 mod service;
 pub mod state;
 mod state_machine;

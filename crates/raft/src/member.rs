@@ -22,6 +22,7 @@ use crate::config::MemberConfig;
 use crate::forwarder::{ForwardError, Forwarder};
 use crate::network::Network;
 use crate::proposer::{ProposeError, Proposer};
+use crate::read_index::ReadIndexer;
 use crate::state::{ApplyObserver, ReplicatedState};
 use crate::state_machine::{Shared, StateMachine};
 use crate::types::{NodeId, Raft, TypeConfig};
@@ -120,6 +121,7 @@ pub struct Member {
     raft: Raft,
     proposer: Proposer,
     forwarder: Forwarder,
+    reads: ReadIndexer,
     shared: Arc<Shared>,
     config: MemberConfig,
     /// What operations tooling reports beyond openraft's metrics (see [`Observed`]).
@@ -232,6 +234,7 @@ impl Member {
         .map_err(|e| MemberError::Raft(e.to_string()))?;
         let proposer = Proposer::start(raft.clone());
         let forwarder = Forwarder::start(config.write_wait);
+        let (reads, reads_rx) = ReadIndexer::new();
         let cluster_id = std::sync::RwLock::new(identity.cluster_id);
         let member = Arc::new(Member {
             identity,
@@ -242,6 +245,7 @@ impl Member {
             raft,
             proposer,
             forwarder,
+            reads,
             shared,
             config,
             observed: Observed::default(),
@@ -263,6 +267,7 @@ impl Member {
         tokio::spawn(crate::lease::run(Arc::downgrade(&member)));
         tokio::spawn(crate::divergence::run(Arc::downgrade(&member)));
         tokio::spawn(crate::nudge::run(Arc::downgrade(&member)));
+        tokio::spawn(crate::read_index::run(Arc::downgrade(&member), reads_rx));
         Ok(member)
     }
 
@@ -472,18 +477,23 @@ impl Member {
     /// confirms its leadership with a quorum and names its commit index (a read index), and this
     /// member waits to have applied that far.
     pub async fn read_barrier(&self) -> Result<(), MemberError> {
+        let index = self.reads.get().await?;
+        self.wait_applied(index).await
+    }
+
+    /// Obtains one read index (through the leader when this member is a follower), retrying
+    /// through elections up to `write_wait`. Called by the shared read-index task only.
+    pub(crate) async fn fetch_read_index(&self) -> Result<u64, String> {
         let deadline = Instant::now() + self.config.write_wait;
         let mut last_error;
         loop {
             match self.raft.get_read_log_id().await {
-                Ok((read, _)) => {
-                    return self.wait_applied(read.map(|l| l.index).unwrap_or(0)).await
-                }
+                Ok((read, _)) => return Ok(read.map(|l| l.index).unwrap_or(0)),
                 Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(
                     f,
                 ))) => match f.leader_node {
                     Some(node) => match self.remote_read_index(&node.addr).await {
-                        Ok(index) => return self.wait_applied(index).await,
+                        Ok(index) => return Ok(index),
                         Err(e) => last_error = e,
                     },
                     None => last_error = "no leader known".to_string(),
@@ -491,7 +501,7 @@ impl Member {
                 Err(e) => last_error = e.to_string(),
             }
             if Instant::now() >= deadline {
-                return Err(MemberError::Raft(format!("read barrier: {last_error}")));
+                return Err(last_error);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -689,6 +699,7 @@ impl Member {
             "election_timer_ms": self.config.election_timeout_ms,
             "proposal_queue": self.proposal_queue_len(),
             "forward_queue": self.forward_queue_len(),
+            "read_queue": self.read_queue_len(),
             "databases": self.db_names(),
             "running": m.running_state.is_ok(),
             "members": members,
@@ -1065,6 +1076,11 @@ impl Member {
     /// Commands of this member's clients waiting to be forwarded to the leader.
     pub fn forward_queue_len(&self) -> usize {
         self.forwarder.queued()
+    }
+
+    /// Reads waiting for the next shared read index.
+    pub fn read_queue_len(&self) -> usize {
+        self.reads.queued()
     }
 
     pub fn subscribe_applied(&self) -> tokio::sync::watch::Receiver<u64> {
