@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-use crate::database::{project, AppliedRow, Database};
+use crate::database::{holds, project, AppliedRow, Database};
 use crate::datum::{Datum, Side};
 use crate::error::{ErrorTag, OvsdbError};
 use crate::per_table::PerTable;
@@ -391,9 +391,14 @@ pub(crate) fn precommit(x: &mut Exec<'_>) -> Result<Option<Plan>, OvsdbError> {
                 return Err(index_conflict(db, &changes, t, idx, &w[1].0, other, u));
             }
             for (key, u) in &txn_keys {
-                if let Some(owner) = db.tables[t].indexes[ii].get(key) {
-                    if owner != u && !ch.contains_key(owner) {
-                        return Err(index_conflict(db, &changes, t, idx, key, *owner, *u));
+                let rows = &db.tables[t].rows;
+                let owner = db.tables[t].indexes[ii].get(key, |c| {
+                    rows.get(c)
+                        .is_some_and(|r| holds(c, r.version(), r.columns(), idx, key))
+                });
+                if let Some(owner) = owner {
+                    if owner != *u && !ch.contains_key(&owner) {
+                        return Err(index_conflict(db, &changes, t, idx, key, owner, *u));
                     }
                 }
             }
