@@ -68,6 +68,8 @@ fn metrics_and_health_endpoints() {
         "halyard_raft_applied_index",
         "halyard_raft_apply_lag_entries",
         "halyard_raft_proposal_queue",
+        "halyard_raft_forward_queue",
+        "halyard_raft_read_queue",
         "halyard_raft_election_timer_ms",
         "halyard_read_barriers_total",
         "halyard_ovsdb_connections",

@@ -172,7 +172,14 @@ fn cluster_commands_through_real_ovs_appctl() {
         .parse()
         .unwrap();
     assert!(rows >= 2, "{mem}");
-    assert!(mem.contains("sessions:"), "{mem}");
+    for key in [
+        "sessions:",
+        "proposal-queue:",
+        "forward-queue:",
+        "read-queue:",
+    ] {
+        assert!(mem.contains(key), "no {key} in {mem}");
+    }
     appctl(&fctl, &["ovsdb-server/compact"]).ok("compact");
     let again = appctl(&fctl, &["ovsdb-server/compact", NB]);
     assert_eq!(again.code, Some(2));
