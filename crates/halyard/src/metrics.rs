@@ -213,7 +213,7 @@ fn sample(
                 d.db.schema()
                     .tables
                     .iter()
-                    .map(|t| d.db.rows(&t.name).count())
+                    .map(|t| d.db.row_count(&t.name))
                     .sum();
             gauge!("halyard_ovsdb_rows", "db" => name.clone()).set(rows as f64);
         }

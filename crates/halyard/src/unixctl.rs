@@ -694,7 +694,7 @@ fn memory_show(ops: &Ops) -> String {
         let mut cells = 0usize;
         for d in s.dbs.values() {
             for table in &d.db.schema().tables {
-                let n = d.db.rows(&table.name).count();
+                let n = d.db.row_count(&table.name);
                 rows += n;
                 cells += n * table.columns.len();
             }

@@ -801,7 +801,7 @@ impl Member {
             || ops
                 .iter()
                 .any(|op| op.get("op").and_then(Value::as_str) == Some("abort"));
-        let text = Value::Array(ops.clone()).to_string();
+        let text = serde_json::to_string(&ops).expect("JSON values serialise");
         // TEST-ONLY knob for the fault suite (crates/faults, issue 6); never set it in production.
         // HALYARD_UNSAFE_ACK_BEFORE_COMMIT=1 answers a write from a dry run on a copy of this
         // member's state and proposes nothing, so the suite can show its checker catches writes

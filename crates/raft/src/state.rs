@@ -272,8 +272,11 @@ impl ReplicatedState {
         let Some(state) = self.dbs.get_mut(db) else {
             return Outcome::UnknownDb;
         };
-        let ops: Vec<serde_json::Value> = match serde_json::from_str(ops) {
-            Ok(ops) => ops,
+        let mut env = ApplyEnv::new(id, session, &self.locks, wait_expired_ms);
+        // Parsed straight from the logged text into the engine's borrowed document: no
+        // `serde_json::Value` tree is built and dropped per command.
+        let out = match state.db.transact_text(ops, &mut env) {
+            Ok(out) => out,
             Err(e) => {
                 let err = serde_json::json!([{"error": "syntax error", "details": format!("bad operations: {e}")}]);
                 return Outcome::Transact {
@@ -281,8 +284,6 @@ impl ReplicatedState {
                 };
             }
         };
-        let mut env = ApplyEnv::new(id, session, &self.locks, wait_expired_ms);
-        let out = state.db.transact(&ops, &mut env);
         if out.blocked {
             return Outcome::Blocked;
         }
