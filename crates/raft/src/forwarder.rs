@@ -9,7 +9,9 @@
 
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
+
+use crate::batch_queue::{BatchQueue, Request};
 
 use crate::command::Command;
 use crate::pb;
@@ -40,43 +42,31 @@ impl std::fmt::Display for ForwardError {
     }
 }
 
-struct Pending {
-    addr: String,
-    cmd: Command,
-    done: oneshot::Sender<Result<(), ForwardError>>,
-}
+/// A command and the leader address it goes to.
+type Pending = Request<(String, Command), Result<(), ForwardError>>;
 
 #[derive(Clone)]
 pub struct Forwarder {
-    tx: mpsc::Sender<Pending>,
+    queue: BatchQueue<(String, Command), Result<(), ForwardError>>,
 }
 
 impl Forwarder {
     /// Starts the forwarding task; each call waits at most `timeout` for the leader's answer.
     pub fn start(timeout: Duration) -> Forwarder {
-        let (tx, rx) = mpsc::channel(QUEUE_LEN);
+        let (queue, rx) = BatchQueue::new(QUEUE_LEN);
         tokio::spawn(run(rx, timeout));
-        Forwarder { tx }
+        Forwarder { queue }
     }
 
     /// Has the member at `addr` propose `cmd`; resolves once it is committed there.
     pub async fn forward(&self, addr: &str, cmd: Command) -> Result<(), ForwardError> {
-        let (done, rx) = oneshot::channel();
-        let stopped = || ForwardError::Failed("forwarder stopped".into());
-        self.tx
-            .send(Pending {
-                addr: addr.to_string(),
-                cmd,
-                done,
-            })
-            .await
-            .map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        (self.queue.submit((addr.to_string(), cmd)).await)
+            .unwrap_or_else(|| Err(ForwardError::Failed("forwarder stopped".into())))
     }
 
     /// Commands waiting for the next batch.
     pub fn queued(&self) -> usize {
-        QUEUE_LEN - self.tx.capacity()
+        self.queue.queued()
     }
 }
 
@@ -94,9 +84,10 @@ async fn run(mut rx: mpsc::Receiver<Pending>, timeout: Duration) {
         // mix the old and the new address.
         let mut groups: Vec<(String, Vec<Pending>)> = Vec::new();
         for p in batch.drain(..) {
-            match groups.iter_mut().find(|(a, _)| *a == p.addr) {
+            let ((addr, _), _) = &p;
+            match groups.iter_mut().find(|(a, _)| a == addr) {
                 Some((_, g)) => g.push(p),
-                None => groups.push((p.addr.clone(), vec![p])),
+                None => groups.push((addr.clone(), vec![p])),
             }
         }
         tokio::spawn(async move {
@@ -108,7 +99,10 @@ async fn run(mut rx: mpsc::Receiver<Pending>, timeout: Duration) {
 }
 
 async fn send(addr: String, group: Vec<Pending>, timeout: Duration) {
-    let (cmds, dones): (Vec<Command>, Vec<_>) = group.into_iter().map(|p| (p.cmd, p.done)).unzip();
+    let (cmds, dones): (Vec<Command>, Vec<_>) = group
+        .into_iter()
+        .map(|((_, cmd), done)| (cmd, done))
+        .unzip();
     match call(&addr, &cmds, timeout).await {
         Ok(replies) if replies.len() == dones.len() => {
             for (reply, done) in replies.into_iter().zip(dones) {

@@ -9,6 +9,7 @@
 //! and documented. 0.10's leadership transfer would serve `halyard leave`; with 0.9 a leaving
 //! leader removes itself from the membership and the remaining members elect a successor.
 
+mod batch_queue;
 pub mod command;
 pub mod config;
 pub mod divergence;

@@ -7,7 +7,9 @@
 //! replicate promptly.
 
 use openraft::error::ClientWriteError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
+
+use crate::batch_queue::{BatchQueue, Request};
 
 use crate::command::{Batch, Command};
 use crate::types::Raft;
@@ -29,37 +31,29 @@ pub enum ProposeError {
     Raft(String),
 }
 
-struct Proposal {
-    cmd: Command,
-    done: oneshot::Sender<Result<(), ProposeError>>,
-}
+type Proposal = Request<Command, Result<(), ProposeError>>;
 
 #[derive(Clone)]
 pub struct Proposer {
-    tx: mpsc::Sender<Proposal>,
+    queue: BatchQueue<Command, Result<(), ProposeError>>,
 }
 
 impl Proposer {
     pub fn start(raft: Raft) -> Proposer {
-        let (tx, rx) = mpsc::channel(QUEUE_LEN);
+        let (queue, rx) = BatchQueue::new(QUEUE_LEN);
         tokio::spawn(run(raft, rx));
-        Proposer { tx }
+        Proposer { queue }
     }
 
     /// Proposes `cmd` (batched with others); resolves once the entry holding it is committed.
     pub async fn propose(&self, cmd: Command) -> Result<(), ProposeError> {
-        let (done, rx) = oneshot::channel();
-        self.tx
-            .send(Proposal { cmd, done })
-            .await
-            .map_err(|_| ProposeError::Raft("proposer stopped".into()))?;
-        rx.await
-            .map_err(|_| ProposeError::Raft("proposer stopped".into()))?
+        (self.queue.submit(cmd).await)
+            .unwrap_or_else(|| Err(ProposeError::Raft("proposer stopped".into())))
     }
 
     /// Commands waiting for the next entry.
     pub fn queued(&self) -> usize {
-        QUEUE_LEN - self.tx.capacity()
+        self.queue.queued()
     }
 }
 
@@ -74,8 +68,7 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>) {
         if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
-        let (cmds, dones): (Vec<Command>, Vec<_>) =
-            batch.drain(..).map(|p| (p.cmd, p.done)).unzip();
+        let (cmds, dones): (Vec<Command>, Vec<_>) = batch.drain(..).unzip();
         // Entries enter the log in the order they are handed to openraft here.
         match raft.client_write_ff(Batch(cmds)).await {
             Ok(committed) => {

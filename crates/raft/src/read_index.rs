@@ -10,41 +10,37 @@
 
 use std::sync::Weak;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
+use crate::batch_queue::{BatchQueue, Request};
 use crate::member::{Member, MemberError};
 
 /// Reads waiting for a read index, at most (back-pressure on readers).
 pub const QUEUE_LEN: usize = 16 * 1024;
 
-type Waiter = oneshot::Sender<Result<u64, String>>;
+type Waiter = Request<(), Result<u64, String>>;
 
 pub(crate) struct ReadIndexer {
-    tx: mpsc::Sender<Waiter>,
+    queue: BatchQueue<(), Result<u64, String>>,
 }
 
 impl ReadIndexer {
     /// The handle, and the queue that [`run`] serves once the member exists.
     pub(crate) fn new() -> (ReadIndexer, mpsc::Receiver<Waiter>) {
-        let (tx, rx) = mpsc::channel(QUEUE_LEN);
-        (ReadIndexer { tx }, rx)
+        let (queue, rx) = BatchQueue::new(QUEUE_LEN);
+        (ReadIndexer { queue }, rx)
     }
 
     /// A read index obtained after this call.
     pub(crate) async fn get(&self) -> Result<u64, MemberError> {
-        let (done, rx) = oneshot::channel();
-        self.tx
-            .send(done)
-            .await
-            .map_err(|_| MemberError::ShuttingDown)?;
-        rx.await
-            .map_err(|_| MemberError::ShuttingDown)?
+        (self.queue.submit(()).await)
+            .ok_or(MemberError::ShuttingDown)?
             .map_err(|e| MemberError::Raft(format!("read barrier: {e}")))
     }
 
     /// Reads waiting for the next read index.
     pub(crate) fn queued(&self) -> usize {
-        QUEUE_LEN - self.tx.capacity()
+        self.queue.queued()
     }
 }
 
@@ -57,7 +53,7 @@ pub(crate) async fn run(member: Weak<Member>, mut rx: mpsc::Receiver<Waiter>) {
         let Some(m) = member.upgrade() else { return };
         let result = m.fetch_read_index().await;
         drop(m);
-        for done in waiting.drain(..) {
+        for ((), done) in waiting.drain(..) {
             let _ = done.send(result.clone());
         }
     }
