@@ -100,6 +100,38 @@ struct SnapshotImage {
 
 const SNAPSHOT_FORMAT: u32 = 1;
 
+/// The contents of a snapshot, detached from the live state (see
+/// [`ReplicatedState::snapshot_source`]).
+pub struct SnapshotSource {
+    dbs: Vec<(String, Database, Uuid)>,
+    locks: LockTable,
+    recent: Vec<(Uuid, Outcome)>,
+    digest: u64,
+}
+
+impl SnapshotSource {
+    /// The snapshot bytes ([`ReplicatedState::restore`] reads them back).
+    pub fn encode(self) -> Vec<u8> {
+        let image = SnapshotImage {
+            format: SNAPSHOT_FORMAT,
+            dbs: self
+                .dbs
+                .into_iter()
+                .map(|(name, db, last_txn_id)| SnapshotDb {
+                    name,
+                    schema: db.schema().to_json().to_string(),
+                    data: db.snapshot(),
+                    last_txn_id,
+                })
+                .collect(),
+            locks: self.locks,
+            recent: self.recent,
+            digest: self.digest,
+        };
+        bincode::serialize(&image).expect("in-memory serialisation cannot fail")
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
     #[error("snapshot is not decodable: {0}")]
@@ -304,17 +336,18 @@ impl ReplicatedState {
     /// history is not included: after a restart or snapshot install, `monitor_cond_since` with an
     /// older id answers `found=false` and sends the full contents, which clients handle.
     pub fn snapshot(&self) -> Vec<u8> {
-        let image = SnapshotImage {
-            format: SNAPSHOT_FORMAT,
+        self.snapshot_source().encode()
+    }
+
+    /// A copy of what a snapshot holds, cheap to take (rows are shared, not copied), so that the
+    /// snapshot is encoded without holding the state lock: encoding 100k OVN ports took about
+    /// 250 ms, during which applies waited.
+    pub fn snapshot_source(&self) -> SnapshotSource {
+        SnapshotSource {
             dbs: self
                 .dbs
                 .iter()
-                .map(|(name, s)| SnapshotDb {
-                    name: name.clone(),
-                    schema: s.db.schema().to_json().to_string(),
-                    data: s.db.snapshot(),
-                    last_txn_id: s.last_txn_id,
-                })
+                .map(|(name, s)| (name.clone(), s.db.clone(), s.last_txn_id))
                 .collect(),
             locks: self.locks.clone(),
             recent: self
@@ -323,8 +356,7 @@ impl ReplicatedState {
                 .map(|id| (*id, self.recent[id].clone()))
                 .collect(),
             digest: self.digest,
-        };
-        bincode::serialize(&image).expect("in-memory serialisation cannot fail")
+        }
     }
 
     pub fn restore(bytes: &[u8]) -> Result<ReplicatedState, RestoreError> {

@@ -119,13 +119,16 @@ pub struct SnapshotBuilder {
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
         let started = std::time::Instant::now();
-        // Serialise under the read lock (applies wait for it, clients' reads do not); write and
-        // flush outside it.
-        let (bytes, last_log_id, last_membership) = {
+        // Copy what the snapshot holds under the read lock (rows are shared, so this is quick),
+        // then encode, write and flush without it: applies wait only for the copy.
+        let (source, last_log_id, last_membership) = {
             let state = self.shared.state.read().unwrap();
             let applied = self.shared.applied.read().unwrap();
-            (state.snapshot(), applied.0, applied.1.clone())
+            (state.snapshot_source(), applied.0, applied.1.clone())
         };
+        let bytes = tokio::task::spawn_blocking(move || source.encode())
+            .await
+            .map_err(|e| io_err(std::io::Error::other(e.to_string())))?;
         let snapshot_id = match last_log_id {
             Some(l) => format!("{}-{}-{}", l.leader_id, l.index, bytes.len()),
             None => format!("none-{}", bytes.len()),
