@@ -7,7 +7,10 @@
 //!    handed to `Database::transact`), at 0 ports and at 100k;
 //! 2. bytes of memory per Logical_Switch_Port row in the engine, from a counting global
 //!    allocator and from process RSS, before/after loading 100k realistic ports;
-//! 3. ovsdb-server's RSS (VmRSS) before/after loading the same 100k ports over JSON-RPC.
+//! 3. ovsdb-server's RSS (VmRSS) before/after loading the same 100k ports over JSON-RPC;
+//! 4. `select` of one Logical_Switch_Port by `name` (an indexed column) among the loaded
+//!    ports, each its own `transact` with its request text parsed (`--selects N`, default
+//!    2,000).
 //!
 //! Run: `cargo run --release -p ovsdb --example bench` (add `-- --rows N --txns M` to change
 //! the sizes, `--no-server` to skip ovsdb-server and `--skip-empty` to skip the timing from
@@ -262,6 +265,50 @@ impl std::fmt::Display for Rate {
     }
 }
 
+/// Runs `n` transactions of one `select` by `name` (pseudo-randomly chosen among the first
+/// `rows` ports), each parsed from its request text, and checks each finds its one port.
+fn timed_selects(db: &mut Database, env: &mut BenchEnv, rows: usize, n: usize) -> Rate {
+    let texts: Vec<String> = (0..n)
+        .map(|i| {
+            let k = (i.wrapping_mul(0x9e37_79b9) ^ (i >> 3)) % rows.max(1);
+            let op = json!({"op": "select", "table": "Logical_Switch_Port",
+                            "where": [["name", "==", format!("port-{k}")]]});
+            request_text(i, &[op])
+        })
+        .collect();
+    let cpu_start = thread_cpu_ns();
+    let (mut parse_allocs, mut engine_allocs) = (0, 0);
+    let start = Instant::now();
+    for t in &texts {
+        let a0 = ALLOCS.load(Ordering::Relaxed);
+        let doc = Document::parse(t).expect("request parses");
+        let params = doc
+            .root()
+            .get("params")
+            .and_then(|p| p.elems())
+            .expect("params");
+        let a1 = ALLOCS.load(Ordering::Relaxed);
+        let out = db.transact_json(params.skip(1), env);
+        let found = out.result[0]["rows"].as_array().map(Vec::len);
+        assert_eq!(found, Some(1), "select by name finds its port");
+        drop(out);
+        drop(doc);
+        parse_allocs += a1 - a0;
+        engine_allocs += ALLOCS.load(Ordering::Relaxed) - a1;
+    }
+    let wall = n as f64 / start.elapsed().as_secs_f64();
+    let cpu = match (cpu_start, thread_cpu_ns()) {
+        (Some(a), Some(b)) if b > a => Some(n as f64 * 1e9 / (b - a) as f64),
+        _ => None,
+    };
+    Rate {
+        wall,
+        cpu,
+        parse_allocs: parse_allocs as f64 / n.max(1) as f64,
+        engine_allocs: engine_allocs as f64 / n.max(1) as f64,
+    }
+}
+
 fn rss_self_kib() -> u64 {
     real_server::rss_kib_of(std::process::id()).unwrap_or(0)
 }
@@ -341,6 +388,7 @@ pub fn main() {
     let engine_bytes_per_row = (bytes_after as f64 - bytes_before as f64) / rows as f64;
     let engine_rss_per_row = (rss_after as f64 - rss_before as f64) * 1024.0 / rows as f64;
     let tps_full = timed_single_inserts(&mut db, &mut env, &texts);
+    let selects = timed_selects(&mut db, &mut env, rows, arg("--selects", 2_000));
     drop(db);
     drop(load);
 
@@ -365,6 +413,7 @@ pub fn main() {
             s.tps_empty, s.tps_full
         );
     }
+    println!("select by name among {rows} ports (1 thread, JSON parse included): {selects}");
     println!(
         "bulk load into the engine: {rows} ports in {} transactions of {batch} in {load_secs:.2} s",
         rows / batch

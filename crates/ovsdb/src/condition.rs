@@ -102,6 +102,31 @@ impl Condition {
         })
     }
 
+    /// The values that the clauses pin `columns` to, in that order, when every column has
+    /// a `==` clause (or `includes` on a scalar column, which holds exactly when the single
+    /// element is equal): then every matching row holds those values on `columns`, so an
+    /// index on them finds every candidate.
+    pub fn pinned(&self, table: &TableSchema, columns: &[ColumnRef]) -> Option<Vec<Datum>> {
+        columns
+            .iter()
+            .map(|c| {
+                self.clauses.iter().find_map(|cl| match cl {
+                    Clause::Compare {
+                        column,
+                        function: Function::Eq,
+                        arg,
+                    } if column == c => Some(arg.clone()),
+                    Clause::Compare {
+                        column,
+                        function: Function::Includes,
+                        arg,
+                    } if column == c && table.column_ref_type(*c).is_scalar() => Some(arg.clone()),
+                    _ => None,
+                })
+            })
+            .collect()
+    }
+
     /// Whether the condition is the constant `false` somewhere.
     pub fn is_false(&self) -> bool {
         self.clauses

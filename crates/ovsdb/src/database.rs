@@ -125,6 +125,20 @@ impl Index {
         }
     }
 
+    /// Every row whose values hash like `key` (a superset of the rows holding `key`, the
+    /// row for which `holds` would answer first among them).
+    pub(crate) fn candidates(&self, key: &[Datum]) -> &[Uuid] {
+        self.candidates_at(self.hash(key))
+    }
+
+    fn candidates_at(&self, h: u64) -> &[Uuid] {
+        match self.map.get(&h) {
+            None => &[],
+            Some(Slot::One(u)) => std::slice::from_ref(u),
+            Some(Slot::Many(v)) => v,
+        }
+    }
+
     pub(crate) fn insert(&mut self, key: &[Datum], u: Uuid) {
         self.insert_at(self.hash(key), u)
     }
@@ -629,8 +643,12 @@ mod tests {
         assert_eq!(ix.get_at(7, |u| *u == a), Some(a));
         assert_eq!(ix.get_at(7, |u| *u == c), None);
         assert_eq!(ix.get_at(8, |_| true), None);
+        assert_eq!(ix.candidates_at(7), &[a, b]);
+        assert_eq!(ix.candidates_at(9), &[c]);
+        assert!(ix.candidates_at(8).is_empty());
         ix.remove_at(7, &a);
         assert!(matches!(ix.map.get(&7), Some(Slot::One(x)) if *x == b));
+        assert_eq!(ix.candidates_at(7), &[b]);
         ix.remove_at(7, &c);
         ix.remove_at(7, &b);
         assert!(!ix.map.contains_key(&7));

@@ -42,6 +42,8 @@ pub mod monitor;
 pub mod mutation;
 mod parser;
 mod per_table;
+#[cfg(test)]
+mod query_tests;
 pub mod row;
 pub mod schema;
 mod snapshot;

@@ -86,6 +86,14 @@ impl TxnEnv for SeqEnv {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Makes every query of this thread scan its table, for comparing with the index path.
+    pub(crate) static FORCE_SCAN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// How many queries of this thread went through an index.
+    pub(crate) static INDEXED_QUERIES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
 /// True when `ops` only read (select, wait, comment, assert), so they can be served
 /// from a local replica without going through the log.
 pub fn is_read_only(ops: &[Value]) -> bool {
@@ -366,10 +374,29 @@ impl<'a> Exec<'a> {
             }
             return out;
         }
-        // Matches collected in hash order, then sorted.
-        for (u, r) in self.db.tables[t].rows.unordered() {
-            if !self.overlay[t].contains_key(u) && cond.evaluate(u, r.version(), r.columns()) {
-                out.push(*u);
+        let table = &self.db.tables[t];
+        let committed = |u: &Uuid, r: &Row| {
+            !self.overlay[t].contains_key(u) && cond.evaluate(u, r.version(), r.columns())
+        };
+        match self.index_candidates(t, cond) {
+            // The committed index covers exactly the committed rows, so the candidates are
+            // checked like the scan checks them; the overlay is walked below either way.
+            Some(candidates) => {
+                for u in candidates {
+                    if let Some(r) = table.rows.get(u) {
+                        if committed(u, r) {
+                            out.push(*u);
+                        }
+                    }
+                }
+            }
+            // Matches collected in hash order, then sorted.
+            None => {
+                for (u, r) in table.rows.unordered() {
+                    if committed(u, r) {
+                        out.push(*u);
+                    }
+                }
             }
         }
         for (u, w) in self.overlay[t].iter() {
@@ -382,6 +409,28 @@ impl<'a> Exec<'a> {
         }
         out.sort_unstable();
         out
+    }
+
+    /// The committed rows that may match `cond` when it pins every column of a schema index
+    /// of table `t` (the first such index): those whose values on it hash like the pinned
+    /// ones. A committed row whose index values differ from the pinned ones fails an `==`
+    /// clause, so the others need no look. None: scan the table.
+    fn index_candidates(&self, t: usize, cond: &Condition) -> Option<&'a [Uuid]> {
+        #[cfg(test)]
+        if FORCE_SCAN.with(std::cell::Cell::get) {
+            return None;
+        }
+        let db: &'a Database = self.db;
+        let ts = db.table_schema(t);
+        let found = ts.indexes.iter().enumerate().find_map(|(ii, idx)| {
+            let key = cond.pinned(ts, idx)?;
+            Some(db.tables[t].indexes[ii].candidates(&key))
+        });
+        #[cfg(test)]
+        if found.is_some() {
+            INDEXED_QUERIES.with(|n| n.set(n.get() + 1));
+        }
+        found
     }
 
     /// The working columns of an existing row, copying it into the overlay on first write.
