@@ -10,7 +10,8 @@
 //! 3. ovsdb-server's RSS (VmRSS) before/after loading the same 100k ports over JSON-RPC;
 //! 4. `select` of one Logical_Switch_Port by `name` (an indexed column) among the loaded
 //!    ports, each its own `transact` with its request text parsed (`--selects N`, default
-//!    2,000).
+//!    2,000), through `Database::transact_json` and through the shared-reference
+//!    `Database::transact_read_json`.
 //!
 //! Run: `cargo run --release -p ovsdb --example bench` (add `-- --rows N --txns M` to change
 //! the sizes, `--no-server` to skip ovsdb-server and `--skip-empty` to skip the timing from
@@ -266,8 +267,15 @@ impl std::fmt::Display for Rate {
 }
 
 /// Runs `n` transactions of one `select` by `name` (pseudo-randomly chosen among the first
-/// `rows` ports), each parsed from its request text, and checks each finds its one port.
-fn timed_selects(db: &mut Database, env: &mut BenchEnv, rows: usize, n: usize) -> Rate {
+/// `rows` ports), each parsed from its request text, and checks each finds its one port;
+/// through `Database::transact_read_json` on a shared reference when `shared`.
+fn timed_selects(
+    db: &mut Database,
+    env: &mut BenchEnv,
+    rows: usize,
+    n: usize,
+    shared: bool,
+) -> Rate {
     let texts: Vec<String> = (0..n)
         .map(|i| {
             let k = (i.wrapping_mul(0x9e37_79b9) ^ (i >> 3)) % rows.max(1);
@@ -288,7 +296,13 @@ fn timed_selects(db: &mut Database, env: &mut BenchEnv, rows: usize, n: usize) -
             .and_then(|p| p.elems())
             .expect("params");
         let a1 = ALLOCS.load(Ordering::Relaxed);
-        let out = db.transact_json(params.skip(1), env);
+        let out = if shared {
+            let db: &Database = db;
+            db.transact_read_json(params.skip(1), env)
+                .expect("a select only reads")
+        } else {
+            db.transact_json(params.skip(1), env)
+        };
         let found = out.result[0]["rows"].as_array().map(Vec::len);
         assert_eq!(found, Some(1), "select by name finds its port");
         drop(out);
@@ -388,7 +402,8 @@ pub fn main() {
     let engine_bytes_per_row = (bytes_after as f64 - bytes_before as f64) / rows as f64;
     let engine_rss_per_row = (rss_after as f64 - rss_before as f64) * 1024.0 / rows as f64;
     let tps_full = timed_single_inserts(&mut db, &mut env, &texts);
-    let selects = timed_selects(&mut db, &mut env, rows, arg("--selects", 2_000));
+    let selects = timed_selects(&mut db, &mut env, rows, arg("--selects", 2_000), false);
+    let shared_selects = timed_selects(&mut db, &mut env, rows, arg("--selects", 2_000), true);
     drop(db);
     drop(load);
 
@@ -413,7 +428,9 @@ pub fn main() {
             s.tps_empty, s.tps_full
         );
     }
-    println!("select by name among {rows} ports (1 thread, JSON parse included): {selects}");
+    println!("select by name among {rows} ports (1 thread, JSON parse included):");
+    println!("  transact_json (&mut):     {selects}");
+    println!("  transact_read_json (&):   {shared_selects}");
     println!(
         "bulk load into the engine: {rows} ports in {} transactions of {batch} in {load_secs:.2} s",
         rows / batch

@@ -15,7 +15,7 @@ use crate::error::OvsdbError;
 use crate::json::{Document, JsonLike, JsonRef};
 pub use crate::row::Row;
 use crate::schema::{ColumnRef, DatabaseSchema, RefType, TableSchema};
-use crate::transaction::{Mode, TxnEnv, TxnOutcome};
+use crate::transaction::{Mode, NotReadOnly, ReadTextError, TxnEnv, TxnOutcome};
 
 /// A column holding references: which column, and which tables its keys/values point to.
 #[derive(Debug, Clone)]
@@ -371,11 +371,7 @@ impl Database {
 
     /// Executes one `transact` (`ops` are the params after the database name).
     pub fn transact(&mut self, ops: &[Value], env: &mut dyn TxnEnv) -> TxnOutcome {
-        let mode = if self.reserved {
-            Mode::Reserved
-        } else {
-            Mode::Normal
-        };
+        let mode = self.mode();
         crate::transaction::transact(self, ops.iter(), env, mode)
     }
 
@@ -387,11 +383,7 @@ impl Database {
         I: IntoIterator<Item = JsonRef<'j>>,
         I::IntoIter: ExactSizeIterator,
     {
-        let mode = if self.reserved {
-            Mode::Reserved
-        } else {
-            Mode::Normal
-        };
+        let mode = self.mode();
         crate::transaction::transact(self, ops.into_iter(), env, mode)
     }
 
@@ -407,12 +399,67 @@ impl Database {
         let Some(elems) = doc.root().elems() else {
             return Err(serde_json::from_str::<Vec<Value>>(ops).expect_err("not an array"));
         };
-        let mode = if self.reserved {
+        let mode = self.mode();
+        Ok(crate::transaction::transact(self, elems, env, mode))
+    }
+
+    /// [`Database::transact`] for a transaction that cannot change the database, on a
+    /// shared reference (so readers need not exclude each other): the same outcome as
+    /// `transact` on the same operations and environment, errors, `blocked` and
+    /// `durable` included, with `changes` always None. Accepted when every operation is
+    /// `select`, `wait`, `comment`, `assert`, `commit` or `abort`, or some operation is
+    /// `abort` ([`is_read_only_transaction`](crate::is_read_only_transaction)); anything
+    /// else is refused before any operation runs.
+    pub fn transact_read(
+        &self,
+        ops: &[Value],
+        env: &mut dyn TxnEnv,
+    ) -> Result<TxnOutcome, NotReadOnly> {
+        crate::transaction::transact_read(self, ops.iter(), env, self.mode())
+    }
+
+    /// [`Database::transact_read`] on operations of a parsed
+    /// [`Document`](crate::json::Document), as [`Database::transact_json`].
+    pub fn transact_read_json<'j, I>(
+        &self,
+        ops: I,
+        env: &mut dyn TxnEnv,
+    ) -> Result<TxnOutcome, NotReadOnly>
+    where
+        I: IntoIterator<Item = JsonRef<'j>>,
+        I::IntoIter: ExactSizeIterator + Clone,
+    {
+        crate::transaction::transact_read(self, ops.into_iter(), env, self.mode())
+    }
+
+    /// [`Database::transact_read`] on the JSON text of the array of operations; text that
+    /// is not a JSON array is refused as by [`Database::transact_text`].
+    pub fn transact_read_text(
+        &self,
+        ops: &str,
+        env: &mut dyn TxnEnv,
+    ) -> Result<TxnOutcome, ReadTextError> {
+        let doc = Document::parse(ops)?;
+        let Some(elems) = doc.root().elems() else {
+            return Err(serde_json::from_str::<Vec<Value>>(ops)
+                .expect_err("not an array")
+                .into());
+        };
+        Ok(crate::transaction::transact_read(
+            self,
+            elems,
+            env,
+            self.mode(),
+        )?)
+    }
+
+    /// How [`Database::transact`] runs client operations.
+    fn mode(&self) -> Mode {
+        if self.reserved {
             Mode::Reserved
         } else {
             Mode::Normal
-        };
-        Ok(crate::transaction::transact(self, elems, env, mode))
+        }
     }
 
     /// Like [`Database::transact`] but writes are allowed even on a reserved database.

@@ -16,6 +16,9 @@
 //! * `Database::new_reserved` (client writes refused with `not allowed`, as `_Server`),
 //!   `transact_privileged` (the server's own writes), `transact_read_only` (a read-only
 //!   server), `set_reserved`, `row_count`, `ref_count`, `convert` (online schema conversion).
+//! * `Database::transact_read` (and `_json`, `_text`): a transaction that cannot write
+//!   (`is_read_only_transaction`) on `&self`, with `transact`'s outcome; `NotReadOnly`
+//!   otherwise.
 //! * `SeqEnv`: a deterministic counter-based `TxnEnv` for tests.
 //! * `Row::{uuid, version, columns, get, get_ref, get_by_name, to_json}`; columns are indexed
 //!   like `TableSchema::columns` (sorted by name); `_uuid`/`_version` are `ColumnRef`s.
@@ -58,4 +61,6 @@ pub use row::Row;
 pub use schema::{
     AtomicType, BaseType, ColumnRef, ColumnSchema, ColumnType, DatabaseSchema, RefType, TableSchema,
 };
-pub use transaction::{is_read_only, SeqEnv, TxnEnv, TxnOutcome};
+pub use transaction::{
+    is_read_only, is_read_only_transaction, NotReadOnly, ReadTextError, SeqEnv, TxnEnv, TxnOutcome,
+};

@@ -143,77 +143,105 @@ fn resolve(symtab: &mut BTreeMap<String, (Uuid, bool)>, env: &mut dyn TxnEnv, na
     u
 }
 
+/// How [`run`] ended: with the outcome, or with changes that passed every check and are
+/// still to be applied.
+enum Ran {
+    Done(TxnOutcome),
+    Commit {
+        plan: crate::commit::Plan,
+        results: Vec<Value>,
+        comment: Option<String>,
+        durable: bool,
+    },
+}
+
+/// Executes the operations and the commit-time checks against `db`, which is only read.
+fn run<'j, J: JsonLike<'j>>(
+    db: &Database,
+    ops: impl ExactSizeIterator<Item = J>,
+    env: &mut dyn TxnEnv,
+    mode: Mode,
+) -> Ran {
+    let n = ops.len();
+    let mut results: Vec<Value> = Vec::with_capacity(n + 1);
+    let mut x = Exec {
+        db,
+        env,
+        mode,
+        overlay: PerTable::new(db.schema().tables.len()),
+        symtab: BTreeMap::new(),
+        comment: None,
+        durable: false,
+        blocked: false,
+    };
+    for (i, op) in ops.enumerate() {
+        match x.execute(op, i, n) {
+            Ok(v) => results.push(v),
+            Err(_) if x.blocked => {
+                return Ran::Done(TxnOutcome {
+                    result: Value::Null,
+                    changes: None,
+                    blocked: true,
+                    comment: None,
+                    durable: false,
+                })
+            }
+            Err(e) => {
+                results.push(e.to_json());
+                results.resize(n, Value::Null);
+                return Ran::Done(TxnOutcome {
+                    result: Value::Array(results),
+                    changes: None,
+                    blocked: false,
+                    comment: x.comment,
+                    durable: x.durable,
+                });
+            }
+        }
+    }
+    let plan = crate::commit::precommit(&mut x);
+    let (comment, durable) = (x.comment, x.durable);
+    match plan {
+        Err(e) => {
+            results.push(e.to_json());
+            Ran::Done(TxnOutcome {
+                result: Value::Array(results),
+                changes: None,
+                blocked: false,
+                comment,
+                durable,
+            })
+        }
+        Ok(None) => Ran::Done(TxnOutcome {
+            result: Value::Array(results),
+            changes: None,
+            blocked: false,
+            comment,
+            durable,
+        }),
+        Ok(Some(plan)) => Ran::Commit {
+            plan,
+            results,
+            comment,
+            durable,
+        },
+    }
+}
+
 pub(crate) fn transact<'j, J: JsonLike<'j>>(
     db: &mut Database,
     ops: impl ExactSizeIterator<Item = J>,
     env: &mut dyn TxnEnv,
     mode: Mode,
 ) -> TxnOutcome {
-    let n = ops.len();
-    let mut results: Vec<Value> = Vec::with_capacity(n + 1);
-    let (plan, comment, durable) = {
-        let mut x = Exec {
-            db,
-            env,
-            mode,
-            overlay: PerTable::new(db.schema().tables.len()),
-            symtab: BTreeMap::new(),
-            comment: None,
-            durable: false,
-            blocked: false,
-        };
-        let mut failed = false;
-        for (i, op) in ops.enumerate() {
-            match x.execute(op, i, n) {
-                Ok(v) => results.push(v),
-                Err(_) if x.blocked => {
-                    return TxnOutcome {
-                        result: Value::Null,
-                        changes: None,
-                        blocked: true,
-                        comment: None,
-                        durable: false,
-                    }
-                }
-                Err(e) => {
-                    results.push(e.to_json());
-                    results.resize(n, Value::Null);
-                    failed = true;
-                    break;
-                }
-            }
-        }
-        if failed {
-            return TxnOutcome {
-                result: Value::Array(results),
-                changes: None,
-                blocked: false,
-                comment: x.comment,
-                durable: x.durable,
-            };
-        }
-        let plan = crate::commit::precommit(&mut x);
-        (plan, x.comment, x.durable)
-    };
-    match plan {
-        Err(e) => {
-            results.push(e.to_json());
-            TxnOutcome {
-                result: Value::Array(results),
-                changes: None,
-                blocked: false,
-                comment,
-                durable,
-            }
-        }
-        Ok(None) => TxnOutcome {
-            result: Value::Array(results),
-            changes: None,
-            blocked: false,
+    match run(db, ops, env, mode) {
+        Ran::Done(outcome) => outcome,
+        Ran::Commit {
+            plan,
+            results,
             comment,
             durable,
-        },
-        Ok(Some(plan)) => {
+        } => {
             let cs = db.apply(plan.rows, &plan.ref_delta);
             TxnOutcome {
                 result: Value::Array(results),
@@ -224,6 +252,75 @@ pub(crate) fn transact<'j, J: JsonLike<'j>>(
             }
         }
     }
+}
+
+/// [`transact`] on a shared database, for operations that [`reads_only`] accepts. Such a
+/// transaction never reaches a commit with changes: without write operations the overlay
+/// stays empty, and an `abort` fails the transaction before the commit-time checks.
+pub(crate) fn transact_read<'j, J: JsonLike<'j>>(
+    db: &Database,
+    ops: impl ExactSizeIterator<Item = J> + Clone,
+    env: &mut dyn TxnEnv,
+    mode: Mode,
+) -> Result<TxnOutcome, NotReadOnly> {
+    reads_only(ops.clone())?;
+    match run(db, ops, env, mode) {
+        Ran::Done(outcome) => Ok(outcome),
+        Ran::Commit { .. } => unreachable!("operations without writes or with an abort commit"),
+    }
+}
+
+/// Refused by the read-only entry points: the operations may write, so they need
+/// [`Database::transact`] (through the log).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "operation {index} is not one of select, wait, comment, assert, commit and abort, \
+     and no operation is abort: the transaction may write"
+)]
+pub struct NotReadOnly {
+    /// The position of the first operation that is not read-only.
+    pub index: usize,
+}
+
+/// Refused by [`Database::transact_read_text`].
+#[derive(Debug, thiserror::Error)]
+pub enum ReadTextError {
+    /// Not a JSON array (serde_json's error, as for [`Database::transact_text`]).
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    NotReadOnly(#[from] NotReadOnly),
+}
+
+/// The read-only operations: they never touch the overlay.
+fn read_only_op(name: Option<&str>) -> bool {
+    matches!(
+        name,
+        Some("select" | "wait" | "comment" | "assert" | "commit" | "abort")
+    )
+}
+
+/// Ok when the transaction cannot change the database: every operation is `select`,
+/// `wait`, `comment`, `assert`, `commit` or `abort`, or some operation is `abort` (which
+/// always fails, so nothing before it commits, as for `ovsdb-client query`).
+fn reads_only<'j, J: JsonLike<'j>>(
+    ops: impl Iterator<Item = J> + Clone,
+) -> Result<(), NotReadOnly> {
+    let name = |op: J| op.get("op").and_then(J::as_str);
+    if ops.clone().any(|op| name(op) == Some("abort")) {
+        return Ok(());
+    }
+    match ops.map(name).position(|n| !read_only_op(n)) {
+        Some(index) => Err(NotReadOnly { index }),
+        None => Ok(()),
+    }
+}
+
+/// True when [`Database::transact_read`] accepts `ops`: they cannot change the database
+/// (every operation is `select`, `wait`, `comment`, `assert`, `commit` or `abort`, or some
+/// operation is `abort`). A superset of [`is_read_only`].
+pub fn is_read_only_transaction(ops: &[Value]) -> bool {
+    reads_only(ops.iter()).is_ok()
 }
 
 impl<'a> Exec<'a> {
