@@ -797,10 +797,7 @@ impl Member {
         let started = Instant::now();
         let id = Uuid::new_v4();
         // A transaction with `abort` never commits (ovsdb-client query sends one): read it locally.
-        let read_only = ovsdb::is_read_only(&ops)
-            || ops
-                .iter()
-                .any(|op| op.get("op").and_then(Value::as_str) == Some("abort"));
+        let read_only = ovsdb::is_read_only_transaction(&ops);
         let text = serde_json::to_string(&ops).expect("JSON values serialise");
         // TEST-ONLY knob for the fault suite (crates/faults, issue 6); never set it in production.
         // HALYARD_UNSAFE_ACK_BEFORE_COMMIT=1 answers a write from a dry run on a copy of this
@@ -856,7 +853,8 @@ impl Member {
         session: Uuid,
         expired: Option<u64>,
     ) -> Outcome {
-        let mut state = self.shared.state.write().unwrap();
+        // Reads share the read lock: they wait for an apply in progress, not for each other.
+        let state = self.shared.state.read().unwrap();
         state.execute_read_only(db, ops, session, expired)
     }
 

@@ -412,21 +412,27 @@ impl ReplicatedState {
     /// Nothing is written, so nothing is replicated; it is the caller's job to have passed a read
     /// barrier first.
     pub fn execute_read_only(
-        &mut self,
+        &self,
         db: &str,
         ops: &[serde_json::Value],
         session: Uuid,
         wait_expired_ms: Option<u64>,
     ) -> Outcome {
-        let Some(state) = self.dbs.get_mut(db) else {
+        let Some(state) = self.dbs.get(db) else {
             return Outcome::UnknownDb;
         };
         let mut env = ApplyEnv::new(Uuid::nil(), session, &self.locks, wait_expired_ms);
-        let out = state.db.transact(ops, &mut env);
-        debug_assert!(
-            out.changes.is_none(),
-            "a read-only transaction changed the database"
-        );
+        let out = match state.db.transact_read(ops, &mut env) {
+            Ok(out) => out,
+            // The member sends only read-only transactions (or ones with `abort`) here.
+            Err(e) => {
+                let err =
+                    serde_json::json!([{"error": "internal error", "details": e.to_string()}]);
+                return Outcome::Transact {
+                    result: err.to_string(),
+                };
+            }
+        };
         if out.blocked {
             Outcome::Blocked
         } else {
