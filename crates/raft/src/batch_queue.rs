@@ -2,7 +2,9 @@
 //! request is answered through its own oneshot, and one task drains everything queued at once
 //! to serve it as a batch.
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// A request and where its answer goes.
 pub(crate) type Request<T, R> = (T, oneshot::Sender<R>);
@@ -41,4 +43,18 @@ impl<T, R> BatchQueue<T, R> {
     pub(crate) fn queued(&self) -> usize {
         self.capacity - self.tx.capacity()
     }
+}
+
+/// The next batch of a serving task that keeps up to `slots`' permits worth of batches in
+/// flight: waits for a free slot first (requests keep accumulating meanwhile, so batches grow
+/// when the served side is slow), then moves everything queued, at most `max`, into `batch`.
+/// The slot is held until the returned permit is dropped; `None` once every sender is gone.
+pub(crate) async fn next_batch<T>(
+    rx: &mut mpsc::Receiver<T>,
+    slots: &Arc<Semaphore>,
+    batch: &mut Vec<T>,
+    max: usize,
+) -> Option<OwnedSemaphorePermit> {
+    let slot = slots.clone().acquire_owned().await.ok()?;
+    (rx.recv_many(batch, max).await > 0).then_some(slot)
 }

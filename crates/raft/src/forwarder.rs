@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::batch_queue::{BatchQueue, Request};
+use crate::batch_queue::{next_batch, BatchQueue, Request};
 
 use crate::command::Command;
 use crate::pb;
@@ -73,13 +73,7 @@ impl Forwarder {
 async fn run(mut rx: mpsc::Receiver<Pending>, timeout: Duration) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
-            return;
-        }
+    while let Some(slot) = next_batch(&mut rx, &slots, &mut batch, MAX_BATCH).await {
         // Normally every command goes to the same leader; after a leader change a batch may
         // mix the old and the new address.
         let mut groups: Vec<(String, Vec<Pending>)> = Vec::new();

@@ -9,7 +9,7 @@
 use openraft::error::ClientWriteError;
 use tokio::sync::mpsc;
 
-use crate::batch_queue::{BatchQueue, Request};
+use crate::batch_queue::{next_batch, BatchQueue, Request};
 
 use crate::command::{Batch, Command};
 use crate::types::Raft;
@@ -60,14 +60,7 @@ impl Proposer {
 async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    loop {
-        // Wait for a slot first, so commands keep accumulating into the next batch meanwhile.
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
-            return;
-        }
+    while let Some(slot) = next_batch(&mut rx, &slots, &mut batch, MAX_BATCH).await {
         let (cmds, dones): (Vec<Command>, Vec<_>) = batch.drain(..).unzip();
         // Entries enter the log in the order they are handed to openraft here.
         match raft.client_write_ff(Batch(cmds)).await {
