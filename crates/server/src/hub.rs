@@ -67,8 +67,9 @@ impl Hub {
 
     /// Queues the updates `changes` causes on every session monitoring `db`.
     pub(crate) fn fan_out(&self, db: &str, txn_id: Uuid, changes: &ovsdb::ChangeSet) {
+        let mut updates = crate::monitor::SharedUpdates::new(txn_id, changes);
         for s in self.monitoring(db) {
-            s.push_updates(db, txn_id, changes);
+            s.push_updates(db, &mut updates);
         }
     }
 

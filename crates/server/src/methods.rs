@@ -461,7 +461,7 @@ impl Session {
             let Some(m) = st.monitors.iter_mut().find(|m| &m.id == old_id) else {
                 return;
             };
-            match m.compiled.change_conditions(state, requests) {
+            match m.change_conditions(state, requests) {
                 Ok(updates) => {
                     m.id = new_id.clone();
                     if let Some(u) = updates {
@@ -559,11 +559,8 @@ impl MonitorSetup {
         };
         self.shared.out.push(&reply(self.id.clone(), result));
         let first_on_db = !st.monitors.iter().any(|m| m.db == self.db);
-        st.monitors.push(Monitor {
-            id: self.mon_id.clone(),
-            db: self.db.clone(),
-            compiled,
-        });
+        st.monitors
+            .push(Monitor::new(self.mon_id.clone(), self.db.clone(), compiled));
         drop(st);
         if first_on_db {
             self.hub.set_monitoring(&self.db, &self.shared, true);

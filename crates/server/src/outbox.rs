@@ -60,7 +60,11 @@ impl Outbox {
     /// Queues one message. Returns false if the session is closing. Going over the backlog
     /// limit aborts the session.
     pub(crate) fn push(&self, msg: &Value) -> bool {
-        let bytes = jsonrpc::encode(msg);
+        self.push_encoded(jsonrpc::encode(msg))
+    }
+
+    /// Queues a message already encoded as JSON text.
+    pub(crate) fn push_encoded(&self, bytes: Vec<u8>) -> bool {
         let mut inner = self.lock();
         if inner.closing.is_some() || inner.done {
             return false;

@@ -27,7 +27,7 @@ use crate::config::{ServerConfig, READ_PAUSE_BYTES};
 use crate::framing::Framer;
 use crate::hub::Hub;
 use crate::jsonrpc::{self, Incoming};
-use crate::monitor::Monitor;
+use crate::monitor::{Monitor, SharedUpdates};
 use crate::outbox::{CloseKind, Outbox};
 use crate::server_db::ServerDb;
 
@@ -80,11 +80,11 @@ impl SessionShared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn push_updates(&self, db: &str, txn_id: Uuid, changes: &ovsdb::ChangeSet) {
+    pub(crate) fn push_updates(&self, db: &str, updates: &mut SharedUpdates<'_>) {
         let st = self.state();
         for m in st.monitors.iter().filter(|m| m.db == db) {
-            if let Some(n) = m.notification(txn_id, changes) {
-                self.out.push(&n);
+            if let Some(n) = updates.notification(m) {
+                self.out.push_encoded(n);
             }
         }
     }
