@@ -363,31 +363,7 @@ impl<'a> TextParser<'a> {
     }
 
     fn array(&mut self, depth: u32) -> Option<()> {
-        if depth >= MAX_DEPTH {
-            return None;
-        }
-        self.pos += 1;
-        let at = self.nodes.len();
-        self.nodes.push(Node::Null);
-        let mut len = 0u32;
-        self.ws();
-        if self.s.get(self.pos) == Some(&b']') {
-            self.pos += 1;
-        } else {
-            loop {
-                self.value(depth + 1)?;
-                len += 1;
-                self.ws();
-                match *self.s.get(self.pos)? {
-                    b',' => self.pos += 1,
-                    b']' => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return None,
-                }
-            }
-        }
+        let (at, len) = self.container(depth, b']', |p| p.value(depth + 1))?;
         self.nodes[at] = Node::Array {
             size: u32::try_from(self.nodes.len() - at).ok()?,
             len,
@@ -396,6 +372,35 @@ impl<'a> TextParser<'a> {
     }
 
     fn object(&mut self, depth: u32) -> Option<()> {
+        let (at, len) = self.container(depth, b'}', |p| {
+            p.ws();
+            if p.s.get(p.pos) != Some(&b'"') {
+                return None;
+            }
+            let k = p.string()?;
+            p.nodes.push(Node::Str(k));
+            p.ws();
+            if p.s.get(p.pos) != Some(&b':') {
+                return None;
+            }
+            p.pos += 1;
+            p.value(depth + 1)
+        })?;
+        let size = u32::try_from(self.nodes.len() - at).ok()?;
+        let dups = has_duplicate_keys(&self.nodes[at + 1..], len);
+        self.nodes[at] = Node::Object { size, len, dups };
+        Some(())
+    }
+
+    /// The members of an array or object opened at `self.pos`, each parsed by `member`, up to
+    /// the `close` byte: the node slot reserved for the container (filled in by the caller)
+    /// and the number of members.
+    fn container(
+        &mut self,
+        depth: u32,
+        close: u8,
+        mut member: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<(usize, u32)> {
         if depth >= MAX_DEPTH {
             return None;
         }
@@ -404,38 +409,23 @@ impl<'a> TextParser<'a> {
         self.nodes.push(Node::Null);
         let mut len = 0u32;
         self.ws();
-        if self.s.get(self.pos) == Some(&b'}') {
+        if self.s.get(self.pos) == Some(&close) {
             self.pos += 1;
-        } else {
-            loop {
-                self.ws();
-                if self.s.get(self.pos) != Some(&b'"') {
-                    return None;
+            return Some((at, len));
+        }
+        loop {
+            member(self)?;
+            len += 1;
+            self.ws();
+            match *self.s.get(self.pos)? {
+                b',' => self.pos += 1,
+                b if b == close => {
+                    self.pos += 1;
+                    return Some((at, len));
                 }
-                let k = self.string()?;
-                self.nodes.push(Node::Str(k));
-                self.ws();
-                if self.s.get(self.pos) != Some(&b':') {
-                    return None;
-                }
-                self.pos += 1;
-                self.value(depth + 1)?;
-                len += 1;
-                self.ws();
-                match *self.s.get(self.pos)? {
-                    b',' => self.pos += 1,
-                    b'}' => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return None,
-                }
+                _ => return None,
             }
         }
-        let size = u32::try_from(self.nodes.len() - at).ok()?;
-        let dups = has_duplicate_keys(&self.nodes[at + 1..], len);
-        self.nodes[at] = Node::Object { size, len, dups };
-        Some(())
     }
 }
 
