@@ -145,14 +145,10 @@ fn ovsdb_client_list_dbs_get_schema_transact_dump() {
         &h.unix(),
         &json!(["OVN_Northbound", {"op": "select", "table": "Logical_Switch_Port", "where": [], "columns": ["name"]}]),
     );
-    let mut names: Vec<&str> = check[0]["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["sw0-p1", "sw0-p2", "sw1-p1"]);
+    assert_eq!(
+        sorted_column(&check[0], "name"),
+        ["sw0-p1", "sw0-p2", "sw1-p1"]
+    );
 
     // dump: equal once UUIDs are replaced by names (normalize.py), and not trivially empty.
     let dump_of = |remote: &str| {

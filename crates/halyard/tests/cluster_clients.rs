@@ -25,27 +25,7 @@ const T: Duration = Duration::from_secs(120);
 /// used, one per call.
 fn topology_through_every_member(cluster: &Cluster) -> Vec<String> {
     let dir = cluster.dir.path();
-    let state = dir.join("rotate.state");
-    let log = dir.join("rotate.log");
-    let path = format!(
-        "{}:{}",
-        asset("tests/cluster/rotate").display(),
-        std::env::var("PATH").unwrap()
-    );
-    let members = cluster.remotes().join(" ");
-    let script = asset("tests/ovn/nb-topology.sh");
-    let out = run_env(
-        "bash",
-        &[script.to_str().unwrap()],
-        Duration::from_secs(300),
-        &[
-            ("PATH", &path),
-            ("DB", "unused-the-shim-picks-the-member"),
-            ("HALYARD_MEMBERS", &members),
-            ("HALYARD_ROTATE_STATE", state.to_str().unwrap()),
-            ("HALYARD_ROTATE_LOG", log.to_str().unwrap()),
-        ],
-    );
+    let out = nb_topology_rotating(dir, &cluster.remotes());
     assert!(
         out.status.success(),
         "nb-topology.sh through rotating members failed:\n{}\n{}\n{}",
@@ -53,7 +33,7 @@ fn topology_through_every_member(cluster: &Cluster) -> Vec<String> {
         String::from_utf8_lossy(&out.stderr),
         cluster.logs()
     );
-    std::fs::read_to_string(&log)
+    std::fs::read_to_string(dir.join("rotate.log"))
         .unwrap()
         .lines()
         .map(|l| l.split('\t').next().unwrap().to_string())

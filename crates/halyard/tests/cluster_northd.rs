@@ -112,24 +112,7 @@ impl Northd {
 }
 
 fn build_topology(dir: &Path, members: &[String]) {
-    let state = dir.join("rotate.state");
-    let path = format!(
-        "{}:{}",
-        asset("tests/cluster/rotate").display(),
-        std::env::var("PATH").unwrap()
-    );
-    let script = asset("tests/ovn/nb-topology.sh");
-    let out = run_env(
-        "bash",
-        &[script.to_str().unwrap()],
-        Duration::from_secs(300),
-        &[
-            ("PATH", &path),
-            ("DB", "unused-the-shim-picks-the-member"),
-            ("HALYARD_MEMBERS", &members.join(" ")),
-            ("HALYARD_ROTATE_STATE", state.to_str().unwrap()),
-        ],
-    );
+    let out = nb_topology_rotating(dir, members);
     assert!(
         out.status.success(),
         "nb-topology.sh failed:\n{}\n{}",

@@ -103,14 +103,7 @@ fn backup_opens_in_ovsdb_tool_and_ovsdb_server_and_restores() {
         ],
     );
     let q: serde_json::Value = serde_json::from_str(q.ok("ovsdb-tool query")).unwrap();
-    let mut names: Vec<&str> = q[0]["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["public", "sw0", "sw1"]);
+    assert_eq!(sorted_column(&q[0], "name"), ["public", "sw0", "sw1"]);
 
     // ovsdb-server serves it with the same contents and UUIDs.
     let server = OvsdbServer::start(dir, &file, "restored");

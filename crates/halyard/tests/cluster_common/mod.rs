@@ -659,3 +659,29 @@ impl Rpc {
         Ok(r)
     }
 }
+
+/// Runs tests/ovn/nb-topology.sh with each of its ovn-nbctl calls sent to the next of `members`
+/// (the tests/cluster/rotate shim, state kept in `dir`); `dir/rotate.log` gets the remote of
+/// every call, one per line.
+pub fn nb_topology_rotating(dir: &Path, members: &[String]) -> Output {
+    let state = dir.join("rotate.state");
+    let log = dir.join("rotate.log");
+    let path = format!(
+        "{}:{}",
+        asset("tests/cluster/rotate").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let script = asset("tests/ovn/nb-topology.sh");
+    run_env(
+        "bash",
+        &[script.to_str().unwrap()],
+        Duration::from_secs(300),
+        &[
+            ("PATH", &path),
+            ("DB", "unused-the-shim-picks-the-member"),
+            ("HALYARD_MEMBERS", &members.join(" ")),
+            ("HALYARD_ROTATE_STATE", state.to_str().unwrap()),
+            ("HALYARD_ROTATE_LOG", log.to_str().unwrap()),
+        ],
+    )
+}

@@ -135,6 +135,18 @@ pub fn run_args(program: &str, args: &[&str]) -> Output {
 }
 
 /// `ovsdb-client -f json dump` parsed into one JSON value per table.
+/// The string `column` of every row of a `select` result, sorted.
+pub fn sorted_column<'v>(select: &'v Value, column: &str) -> Vec<&'v str> {
+    let mut values: Vec<&str> = select["rows"]
+        .as_array()
+        .expect("a select result")
+        .iter()
+        .map(|r| r[column].as_str().expect("a string column"))
+        .collect();
+    values.sort();
+    values
+}
+
 pub fn parse_json_stream(text: &str) -> Vec<Value> {
     serde_json::Deserializer::from_str(text)
         .into_iter::<Value>()

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 #[path = "../common/mod.rs"]
 mod common;
 pub use common::{free_port, halyard_bin, repo_root, wait_for};
+// Not every test binary that includes this module reads select results.
+#[allow(unused_imports)]
+pub use common::sorted_column;
 
 pub const NB_SCHEMA: &str = "/usr/share/ovn/ovn-nb.ovsschema";
 pub const NB: &str = "OVN_Northbound";
