@@ -82,6 +82,14 @@ fn describe() {
         "Commands of this member's clients waiting to be forwarded to the leader."
     );
     describe_gauge!(
+        "halyard_raft_queued_command_bytes",
+        "Bytes of client commands queued or in flight in the proposer and the forwarder."
+    );
+    describe_gauge!(
+        "halyard_raft_split_command_bytes",
+        "Bytes of split (large) commands applied in part, waiting for their last piece."
+    );
+    describe_gauge!(
         "halyard_raft_read_queue",
         "Read-only transactions and monitor requests waiting for the next shared read index."
     );
@@ -195,6 +203,8 @@ fn sample(
     gauge!("halyard_raft_members", "kind" => "learner").set(nodes.saturating_sub(voters) as f64);
     gauge!("halyard_raft_proposal_queue").set(member.proposal_queue_len() as f64);
     gauge!("halyard_raft_forward_queue").set(member.forward_queue_len() as f64);
+    gauge!("halyard_raft_queued_command_bytes").set(member.queued_command_bytes() as f64);
+    gauge!("halyard_raft_split_command_bytes").set(member.incomplete_command_bytes() as f64);
     gauge!("halyard_raft_read_queue").set(member.read_queue_len() as f64);
     gauge!("halyard_raft_election_timer_ms").set(member.election_timeout_ms() as f64);
     if let Some(replication) = &m.replication {

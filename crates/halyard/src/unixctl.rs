@@ -718,6 +718,14 @@ fn memory_show(ops: &Ops) -> String {
         ),
         ("forward-queue", ops.member.forward_queue_len().to_string()),
         ("read-queue", ops.member.read_queue_len().to_string()),
+        (
+            "queued-command-bytes",
+            ops.member.queued_command_bytes().to_string(),
+        ),
+        (
+            "split-command-bytes",
+            ops.member.incomplete_command_bytes().to_string(),
+        ),
     ];
     pairs.sort();
     pairs

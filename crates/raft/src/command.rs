@@ -65,6 +65,62 @@ pub enum CommandKind {
         member: u64,
         keep: Option<Uuid>,
     },
+    /// Piece `index` of `count` of a command too large for one log entry (see [`split`]): the
+    /// bincode bytes of the whole command, cut in order. The command (same `id`) is applied when
+    /// its last piece is, at that log position; pieces left incomplete when a new leader takes
+    /// over are dropped (their proposer re-sends the whole command, applied once).
+    Part {
+        index: u32,
+        count: u32,
+        // One length-prefixed byte string, copied in one go (not byte by byte as a sequence).
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+}
+
+impl Command {
+    /// The bytes this command adds to a log entry, roughly (its variable-size text).
+    pub fn payload_bytes(&self) -> usize {
+        const FIXED: usize = 64;
+        FIXED
+            + match &self.kind {
+                CommandKind::CreateDb { schema } => schema.len(),
+                CommandKind::Convert { db, schema } => db.len() + schema.len(),
+                CommandKind::Transact { db, ops, role, .. } => {
+                    db.len() + ops.len() + role.as_ref().map_or(0, String::len)
+                }
+                CommandKind::Lock { name, .. } | CommandKind::Unlock { name, .. } => name.len(),
+                CommandKind::SessionsClosed { sessions } => sessions.len() * 16,
+                CommandKind::ExpireMember { .. } => 0,
+                CommandKind::Part { bytes, .. } => bytes.len(),
+            }
+    }
+}
+
+/// `cmd` as it goes into the log: itself when it is at most `max_bytes`, otherwise the pieces
+/// (`CommandKind::Part`, each at most `max_bytes` of payload) that rebuild it. A log entry, and
+/// so an AppendEntries request, then stays small whatever a client sends: one 60 MB transaction
+/// in one entry could not be replicated within openraft's one-heartbeat deadline per request.
+pub fn split(cmd: Command, max_bytes: usize) -> Vec<Command> {
+    if cmd.payload_bytes() <= max_bytes {
+        return vec![cmd];
+    }
+    let whole = bincode::serialize(&cmd).expect("in-memory serialisation cannot fail");
+    let max_bytes = max_bytes.max(1);
+    let count = whole.len().div_ceil(max_bytes) as u32;
+    whole
+        .chunks(max_bytes)
+        .enumerate()
+        .map(|(index, piece)| Command {
+            id: cmd.id,
+            origin: cmd.origin,
+            kind: CommandKind::Part {
+                index: index as u32,
+                count,
+                bytes: piece.to_vec(),
+            },
+        })
+        .collect()
 }
 
 /// One Raft log entry: the commands gathered while the previous entry was being made durable
@@ -98,4 +154,6 @@ pub enum Outcome {
     UnknownDb,
     #[default]
     Done,
+    /// A piece of a command that is not the last one: nothing applied yet.
+    Pending,
 }

@@ -34,6 +34,24 @@ pub const DEFAULT_LOCK_LEASE: Duration = Duration::from_secs(5);
 /// default of 200 ms made a member joining a cluster with a few thousand rows time out on
 /// every attempt and never catch up.
 pub const INSTALL_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bytes of commands in one Raft log entry, at most; a larger command is split into pieces of
+/// this size, each its own entry (`command::split`). Small entries are what let a member far
+/// behind catch up: each AppendEntries must be sent, written and flushed by the follower within
+/// openraft's per-request deadline (one heartbeat interval, 50 ms by default).
+pub const MAX_ENTRY_BYTES: usize = 1024 * 1024;
+/// Bytes of log entries in one AppendEntries request, at most (one entry always fits).
+pub const REPLICATION_BATCH_BYTES: u64 = 2 * 1024 * 1024;
+/// Bytes of client commands a member holds for the proposer (leader) or the forwarder
+/// (follower), queued or in flight, each; further writers wait. With the largest client message
+/// (64 MiB by default) and the bytes of entries being applied, this is what bounds a member's
+/// memory under a load of large transactions.
+pub const QUEUE_BYTES: u32 = 256 * 1024 * 1024;
+/// Bytes of commands in one forwarded call to the leader, at most (one command always fits).
+pub const MAX_FORWARD_BYTES: usize = 8 * 1024 * 1024;
+/// Take a snapshot (and compact the log) once this many bytes of commands were applied since
+/// the last one, besides every `snapshot_every` entries: a member restarting re-applies the
+/// log after its snapshot in one go, so the log must stay bounded in bytes, not only in entries.
+pub const SNAPSHOT_EVERY_BYTES: u64 = 256 * 1024 * 1024;
 /// sled page cache for the Raft log and snapshots. The databases themselves live in memory.
 pub const DEFAULT_STORAGE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::batch_queue::{next_batch, BatchQueue, Request};
+use crate::batch_queue::{next_batch, split_by_bytes, BatchQueue, Request};
+use crate::config::{MAX_FORWARD_BYTES, QUEUE_BYTES};
 
 use crate::command::Command;
 use crate::pb;
@@ -53,20 +54,26 @@ pub struct Forwarder {
 impl Forwarder {
     /// Starts the forwarding task; each call waits at most `timeout` for the leader's answer.
     pub fn start(timeout: Duration) -> Forwarder {
-        let (queue, rx) = BatchQueue::new(QUEUE_LEN);
+        let (queue, rx) = BatchQueue::new(QUEUE_LEN, QUEUE_BYTES);
         tokio::spawn(run(rx, timeout));
         Forwarder { queue }
     }
 
     /// Has the member at `addr` propose `cmd`; resolves once it is committed there.
     pub async fn forward(&self, addr: &str, cmd: Command) -> Result<(), ForwardError> {
-        (self.queue.submit((addr.to_string(), cmd)).await)
+        let bytes = cmd.payload_bytes();
+        (self.queue.submit((addr.to_string(), cmd), bytes).await)
             .unwrap_or_else(|| Err(ForwardError::Failed("forwarder stopped".into())))
     }
 
     /// Commands waiting for the next batch.
     pub fn queued(&self) -> usize {
         self.queue.queued()
+    }
+
+    /// Bytes of the commands queued or being forwarded.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.queued_bytes()
     }
 }
 
@@ -75,15 +82,24 @@ async fn run(mut rx: mpsc::Receiver<Pending>, timeout: Duration) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(slot) = next_batch(&mut rx, &slots, &mut batch, MAX_BATCH).await {
         // Normally every command goes to the same leader; after a leader change a batch may
-        // mix the old and the new address.
-        let mut groups: Vec<(String, Vec<Pending>)> = Vec::new();
+        // mix the old and the new address. One call carries at most MAX_FORWARD_BYTES (or one
+        // larger command), so a few huge commands do not make one enormous message.
+        let mut by_addr: Vec<(String, Vec<Pending>)> = Vec::new();
         for p in batch.drain(..) {
             let ((addr, _), _) = &p;
-            match groups.iter_mut().find(|(a, _)| a == addr) {
+            match by_addr.iter_mut().find(|(a, _)| a == addr) {
                 Some((_, g)) => g.push(p),
-                None => groups.push((addr.clone(), vec![p])),
+                None => by_addr.push((addr.clone(), vec![p])),
             }
         }
+        let groups: Vec<(String, Vec<Pending>)> = by_addr
+            .into_iter()
+            .flat_map(|(addr, g)| {
+                split_by_bytes(g, MAX_FORWARD_BYTES, |((_, c), _)| c.payload_bytes())
+                    .into_iter()
+                    .map(move |part| (addr.clone(), part))
+            })
+            .collect();
         tokio::spawn(async move {
             futures::future::join_all(groups.into_iter().map(|(addr, g)| send(addr, g, timeout)))
                 .await;

@@ -11,6 +11,7 @@
 
 mod batch_queue;
 pub mod command;
+mod compaction;
 pub mod config;
 pub mod divergence;
 mod forwarder;

@@ -58,6 +58,10 @@ pub enum MemberError {
     Raft(String),
     #[error("no leader could commit the write within {0:?}")]
     NoLeader(Duration),
+    /// Committed but not applied here in time: only a split command whose pieces were cut by a
+    /// leader change (nothing of it was applied; the client may retry).
+    #[error("the write was committed but not applied within {0:?}")]
+    ApplyTimeout(Duration),
     #[error("unknown database {0}")]
     UnknownDb(String),
     #[error("the member is shutting down")]
@@ -205,6 +209,7 @@ impl Member {
             &halyard_storage::StoreOptions {
                 cache_capacity_bytes: config.storage_cache_bytes,
                 repair: config.repair_log_tail,
+                replication_read_bytes: crate::config::REPLICATION_BATCH_BYTES,
             },
         )?;
         let meta = store.meta_store();
@@ -267,6 +272,7 @@ impl Member {
         tokio::spawn(crate::lease::run(Arc::downgrade(&member)));
         tokio::spawn(crate::divergence::run(Arc::downgrade(&member)));
         tokio::spawn(crate::nudge::run(Arc::downgrade(&member)));
+        tokio::spawn(crate::compaction::run(Arc::downgrade(&member)));
         tokio::spawn(crate::read_index::run(Arc::downgrade(&member), reads_rx));
         Ok(member)
     }
@@ -447,7 +453,13 @@ impl Member {
             }
             backoff = (backoff * 2).min(Duration::from_millis(200));
         }
-        applied.await.map_err(|_| MemberError::ShuttingDown)
+        match tokio::time::timeout(self.config.write_wait, applied).await {
+            Ok(outcome) => outcome.map_err(|_| MemberError::ShuttingDown),
+            Err(_) => {
+                self.shared.forget(&id);
+                Err(MemberError::ApplyTimeout(self.config.write_wait))
+            }
+        }
     }
 
     /// Resolves when this member learns of a leader other than the one it knows now.
@@ -1074,6 +1086,17 @@ impl Member {
     /// Commands of this member's clients waiting to be forwarded to the leader.
     pub fn forward_queue_len(&self) -> usize {
         self.forwarder.queued()
+    }
+
+    /// Bytes of commands queued or in flight in the proposer and the forwarder (each bounded
+    /// by `config::QUEUE_BYTES`).
+    pub fn queued_command_bytes(&self) -> usize {
+        self.proposer.queued_bytes() + self.forwarder.queued_bytes()
+    }
+
+    /// Bytes of split commands applied in part (waiting for their last piece).
+    pub fn incomplete_command_bytes(&self) -> usize {
+        self.with_state(|s| s.incomplete_part_bytes())
     }
 
     /// Reads waiting for the next shared read index.

@@ -2,16 +2,19 @@
 //! being made durable, and proposes them as one entry.
 //!
 //! openraft 0.9 flushes each append before it starts the next one, so proposing one command per
-//! entry caps writes at one fsync each. The queue is bounded (back-pressure on clients, and its
-//! depth is reported), and a batch is bounded in commands so one entry stays small enough to
-//! replicate promptly.
+//! entry caps writes at one fsync each. The queue is bounded in commands and in bytes
+//! (back-pressure on clients; both depths are reported). An entry is bounded in commands and in
+//! bytes ([`crate::config::MAX_ENTRY_BYTES`]), and a command larger than that is split into
+//! pieces of its own entries (`command::split`), so that every entry, and every AppendEntries
+//! request, can be replicated within openraft's per-request deadline whatever clients send.
 
 use openraft::error::ClientWriteError;
 use tokio::sync::mpsc;
 
-use crate::batch_queue::{next_batch, BatchQueue, Request};
+use crate::batch_queue::{next_batch, split_by_bytes, BatchQueue, Request};
 
-use crate::command::{Batch, Command};
+use crate::command::{self, Batch, Command};
+use crate::config::{MAX_ENTRY_BYTES, QUEUE_BYTES};
 use crate::types::Raft;
 
 /// Commands waiting to be proposed, at most.
@@ -40,14 +43,15 @@ pub struct Proposer {
 
 impl Proposer {
     pub fn start(raft: Raft) -> Proposer {
-        let (queue, rx) = BatchQueue::new(QUEUE_LEN);
+        let (queue, rx) = BatchQueue::new(QUEUE_LEN, QUEUE_BYTES);
         tokio::spawn(run(raft, rx));
         Proposer { queue }
     }
 
     /// Proposes `cmd` (batched with others); resolves once the entry holding it is committed.
     pub async fn propose(&self, cmd: Command) -> Result<(), ProposeError> {
-        (self.queue.submit(cmd).await)
+        let bytes = cmd.payload_bytes();
+        (self.queue.submit(cmd, bytes).await)
             .unwrap_or_else(|| Err(ProposeError::Raft("proposer stopped".into())))
     }
 
@@ -55,37 +59,69 @@ impl Proposer {
     pub fn queued(&self) -> usize {
         self.queue.queued()
     }
+
+    /// Bytes of the commands queued or being proposed.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.queued_bytes()
+    }
 }
 
 async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(slot) = next_batch(&mut rx, &slots, &mut batch, MAX_BATCH).await {
-        let (cmds, dones): (Vec<Command>, Vec<_>) = batch.drain(..).unzip();
-        // Entries enter the log in the order they are handed to openraft here.
-        match raft.client_write_ff(Batch(cmds)).await {
-            Ok(committed) => {
-                tokio::spawn(async move {
-                    let result = match committed.await {
+        // Pieces tagged with the number of the command they belong to.
+        let mut pieces: Vec<(usize, Command)> = Vec::new();
+        let mut dones = Vec::with_capacity(batch.len());
+        for (n, (cmd, done)) in batch.drain(..).enumerate() {
+            pieces.extend(
+                command::split(cmd, MAX_ENTRY_BYTES)
+                    .into_iter()
+                    .map(|p| (n, p)),
+            );
+            dones.push(done);
+        }
+        let entries = split_by_bytes(pieces, MAX_ENTRY_BYTES, |(_, c)| c.payload_bytes());
+        // The entries holding each command's pieces (contiguous: pieces stay in order).
+        let mut spans: Vec<(usize, usize)> = vec![(usize::MAX, 0); dones.len()];
+        let mut proposed = Vec::with_capacity(entries.len());
+        for (e, entry) in entries.into_iter().enumerate() {
+            let cmds: Vec<Command> = entry
+                .into_iter()
+                .map(|(n, cmd)| {
+                    spans[n].0 = spans[n].0.min(e);
+                    spans[n].1 = e;
+                    cmd
+                })
+                .collect();
+            // Entries enter the log in the order they are handed to openraft here.
+            proposed.push(raft.client_write_ff(Batch(cmds)).await);
+        }
+        tokio::spawn(async move {
+            let mut results = Vec::with_capacity(proposed.len());
+            for p in proposed {
+                results.push(match p {
+                    Ok(committed) => match committed.await {
                         Ok(Ok(_)) => Ok(()),
                         Ok(Err(ClientWriteError::ForwardToLeader(f))) => {
                             Err(ProposeError::NotLeader(f.leader_node.map(|n| n.addr)))
                         }
                         Ok(Err(e)) => Err(ProposeError::Raft(e.to_string())),
                         Err(_) => Err(ProposeError::Raft("raft stopped".into())),
-                    };
-                    for done in dones {
-                        let _ = done.send(result.clone());
-                    }
-                    drop(slot);
+                    },
+                    Err(fatal) => Err(ProposeError::Raft(fatal.to_string())),
                 });
             }
-            Err(fatal) => {
-                let result = Err(ProposeError::Raft(fatal.to_string()));
-                for done in dones {
-                    let _ = done.send(result.clone());
-                }
+            // A command is committed when every entry holding a piece of it is.
+            for (done, (first, last)) in dones.into_iter().zip(spans) {
+                let result = results[first..=last]
+                    .iter()
+                    .find(|r| r.is_err())
+                    .cloned()
+                    .unwrap_or(Ok(()));
+                let _ = done.send(result);
             }
-        }
+            drop(slot);
+        });
     }
 }

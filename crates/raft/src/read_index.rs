@@ -27,13 +27,13 @@ pub(crate) struct ReadIndexer {
 impl ReadIndexer {
     /// The handle, and the queue that [`run`] serves once the member exists.
     pub(crate) fn new() -> (ReadIndexer, mpsc::Receiver<Waiter>) {
-        let (queue, rx) = BatchQueue::new(QUEUE_LEN);
+        let (queue, rx) = BatchQueue::new(QUEUE_LEN, 1);
         (ReadIndexer { queue }, rx)
     }
 
     /// A read index obtained after this call.
     pub(crate) async fn get(&self) -> Result<u64, MemberError> {
-        (self.queue.submit(()).await)
+        (self.queue.submit((), 0).await)
             .ok_or(MemberError::ShuttingDown)?
             .map_err(|e| MemberError::Raft(format!("read barrier: {e}")))
     }

@@ -79,6 +79,17 @@ pub struct ReplicatedState {
     pub digest: u64,
     recent: BTreeMap<Uuid, Outcome>,
     recent_order: VecDeque<Uuid>,
+    /// Commands split into pieces (`CommandKind::Part`) whose last piece is not applied yet.
+    parts: BTreeMap<Uuid, Assembly>,
+}
+
+/// The pieces of one split command received so far, in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Assembly {
+    count: u32,
+    next: u32,
+    #[serde(with = "serde_bytes")]
+    bytes: Vec<u8>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -96,9 +107,22 @@ struct SnapshotImage {
     locks: LockTable,
     recent: Vec<(Uuid, Outcome)>,
     digest: u64,
+    /// Format 2: the split commands being assembled, so that a member installing the snapshot
+    /// can complete them from the pieces after it.
+    parts: Vec<(Uuid, Assembly)>,
 }
 
-const SNAPSHOT_FORMAT: u32 = 1;
+/// Format 1 (before split commands): the same fields without `parts`.
+#[derive(Deserialize)]
+struct SnapshotImageV1 {
+    format: u32,
+    dbs: Vec<SnapshotDb>,
+    locks: LockTable,
+    recent: Vec<(Uuid, Outcome)>,
+    digest: u64,
+}
+
+const SNAPSHOT_FORMAT: u32 = 2;
 
 /// The contents of a snapshot, detached from the live state (see
 /// [`ReplicatedState::snapshot_source`]).
@@ -107,6 +131,7 @@ pub struct SnapshotSource {
     locks: LockTable,
     recent: Vec<(Uuid, Outcome)>,
     digest: u64,
+    parts: Vec<(Uuid, Assembly)>,
 }
 
 impl SnapshotSource {
@@ -127,6 +152,7 @@ impl SnapshotSource {
             locks: self.locks,
             recent: self.recent,
             digest: self.digest,
+            parts: self.parts,
         };
         bincode::serialize(&image).expect("in-memory serialisation cannot fail")
     }
@@ -152,6 +178,16 @@ pub enum RestoreError {
 
 impl ReplicatedState {
     pub fn apply(&mut self, cmd: &Command, observer: Option<&dyn ApplyObserver>) -> Outcome {
+        if let CommandKind::Part {
+            index,
+            count,
+            bytes,
+        } = &cmd.kind
+        {
+            let outcome = self.apply_part(cmd.id, *index, *count, bytes, observer);
+            self.digest = crate::divergence::fold(self.digest, cmd, &outcome);
+            return outcome;
+        }
         if let Some(done) = self.recent.get(&cmd.id) {
             tracing::info!(command = %cmd.id, "command applied before; returning its first outcome");
             return done.clone();
@@ -199,6 +235,7 @@ impl ReplicatedState {
                 self.locks.release_member(*member, *keep, &mut events);
                 Outcome::Done
             }
+            CommandKind::Part { .. } => unreachable!("pieces are assembled above"),
         };
         if let Some(obs) = observer {
             for (session, lock, event) in &events {
@@ -210,6 +247,73 @@ impl ReplicatedState {
         }
         self.digest = crate::divergence::fold(self.digest, cmd, &outcome);
         outcome
+    }
+
+    /// One piece of a split command: kept until the last piece, which applies the command.
+    /// A piece that does not follow the previous one of its command (the command was re-sent
+    /// from its start, or a piece is missing) restarts or drops the assembly; the whole
+    /// command is applied at most once either way (`recent`).
+    fn apply_part(
+        &mut self,
+        id: Uuid,
+        index: u32,
+        count: u32,
+        bytes: &[u8],
+        observer: Option<&dyn ApplyObserver>,
+    ) -> Outcome {
+        if index == 0 {
+            self.parts.insert(
+                id,
+                Assembly {
+                    count,
+                    next: 0,
+                    bytes: Vec::new(),
+                },
+            );
+        }
+        let Some(assembly) = self.parts.get_mut(&id) else {
+            return Outcome::Pending;
+        };
+        if assembly.next != index || assembly.count != count {
+            tracing::warn!(command = %id, index, count, expected = assembly.next, "out-of-order piece of a split command; dropping it");
+            self.parts.remove(&id);
+            return Outcome::Pending;
+        }
+        assembly.bytes.extend_from_slice(bytes);
+        assembly.next += 1;
+        if assembly.next < count {
+            return Outcome::Pending;
+        }
+        let assembly = self.parts.remove(&id).expect("present above");
+        match bincode::deserialize::<Command>(&assembly.bytes) {
+            Ok(whole) if whole.id == id && !matches!(whole.kind, CommandKind::Part { .. }) => {
+                self.apply(&whole, observer)
+            }
+            // Pieces are cut by this program from a command it encoded, so this is a bug; the
+            // same on every member, so the replicas stay equal.
+            _ => {
+                tracing::error!(command = %id, "split command does not decode; ignored");
+                Outcome::Done
+            }
+        }
+    }
+
+    /// Drops the split commands still being assembled. Called when a new leader's first entry
+    /// is applied: their remaining pieces can no longer come (the proposer that was sending them
+    /// lost its leadership; it re-sends the whole command to the new leader).
+    pub fn drop_incomplete_parts(&mut self) {
+        if !self.parts.is_empty() {
+            tracing::info!(
+                commands = self.parts.len(),
+                "new leader: dropping incomplete split commands"
+            );
+            self.parts.clear();
+        }
+    }
+
+    /// Bytes held by split commands being assembled.
+    pub fn incomplete_part_bytes(&self) -> usize {
+        self.parts.values().map(|a| a.bytes.len()).sum()
     }
 
     fn remember(&mut self, id: Uuid, outcome: Outcome) {
@@ -356,14 +460,31 @@ impl ReplicatedState {
                 .map(|id| (*id, self.recent[id].clone()))
                 .collect(),
             digest: self.digest,
+            parts: self.parts.iter().map(|(id, a)| (*id, a.clone())).collect(),
         }
     }
 
     pub fn restore(bytes: &[u8]) -> Result<ReplicatedState, RestoreError> {
-        let image: SnapshotImage = bincode::deserialize(bytes)?;
-        if image.format != SNAPSHOT_FORMAT {
-            return Err(RestoreError::Format(image.format));
-        }
+        // Every format starts with its number (a little-endian u32 in bincode).
+        let format = bytes
+            .get(..4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .unwrap_or(0);
+        let image: SnapshotImage = match format {
+            1 => {
+                let v1: SnapshotImageV1 = bincode::deserialize(bytes)?;
+                SnapshotImage {
+                    format: v1.format,
+                    dbs: v1.dbs,
+                    locks: v1.locks,
+                    recent: v1.recent,
+                    digest: v1.digest,
+                    parts: Vec::new(),
+                }
+            }
+            SNAPSHOT_FORMAT => bincode::deserialize(bytes)?,
+            other => return Err(RestoreError::Format(other)),
+        };
         let mut dbs = BTreeMap::new();
         for d in image.dbs {
             let schema_json: serde_json::Value =
@@ -403,6 +524,7 @@ impl ReplicatedState {
             digest: image.digest,
             recent,
             recent_order,
+            parts: image.parts.into_iter().collect(),
         })
     }
 }
@@ -550,6 +672,132 @@ mod tests {
         );
         assert_eq!(first, again);
         assert_eq!(s.dbs["T"].db.rows("B").count(), rows);
+    }
+
+    /// A transaction of about `kb` KiB (one A row with a long name).
+    fn big_txn(n: u128, kb: usize) -> Command {
+        txn(
+            n,
+            &format!(
+                r#"[{{"op":"insert","table":"A","row":{{"name":"{}","n":{n}}}}}]"#,
+                "x".repeat(kb * 1024)
+            ),
+        )
+    }
+
+    /// A rows beyond those of `log()`.
+    fn rows_named_long(s: &ReplicatedState) -> usize {
+        s.dbs["T"].db.rows("A").count() - replay(&log()).dbs["T"].db.rows("A").count()
+    }
+
+    #[test]
+    fn a_split_command_applies_once_at_its_last_piece() {
+        let mut s = replay(&log());
+        let whole = big_txn(7000, 40);
+        let pieces = crate::command::split(whole.clone(), 8 * 1024);
+        assert!(pieces.len() >= 5, "{} pieces", pieces.len());
+        assert!(pieces.iter().all(|p| p.payload_bytes() <= 8 * 1024 + 64));
+        let (last, firsts) = pieces.split_last().unwrap();
+        for p in firsts {
+            assert_eq!(s.apply(p, None), Outcome::Pending);
+        }
+        assert_eq!(rows_named_long(&s), 0);
+        assert!(s.incomplete_part_bytes() > 30 * 1024);
+        let outcome = s.apply(last, None);
+        assert!(matches!(outcome, Outcome::Transact { .. }), "{outcome:?}");
+        assert_eq!(rows_named_long(&s), 1);
+        assert_eq!(s.incomplete_part_bytes(), 0);
+        // The same pieces again (a re-sent command): answered with the first outcome, once.
+        for p in firsts {
+            s.apply(p, None);
+        }
+        assert_eq!(s.apply(last, None), outcome);
+        assert_eq!(rows_named_long(&s), 1);
+        // Unsplit, the same command gives the same state as split.
+        let mut t = replay(&log());
+        t.apply(&whole, None);
+        assert_eq!(
+            rows_named_long(&t),
+            1,
+            "the whole command applies the same row"
+        );
+    }
+
+    #[test]
+    fn pieces_cut_by_a_leader_change_are_dropped_and_the_resend_applies() {
+        let mut s = replay(&log());
+        let pieces = crate::command::split(big_txn(7001, 20), 4 * 1024);
+        s.apply(&pieces[0], None);
+        s.apply(&pieces[1], None);
+        // The new leader's blank entry.
+        s.drop_incomplete_parts();
+        // A stray later piece of the old attempt is ignored, not glued to nothing.
+        assert_eq!(s.apply(&pieces[2], None), Outcome::Pending);
+        assert_eq!(s.incomplete_part_bytes(), 0);
+        // The re-sent command, interleaved with another command, applies.
+        let mut outcome = Outcome::Pending;
+        for (i, p) in pieces.iter().enumerate() {
+            if i == 1 {
+                s.apply(
+                    &txn(7002, r#"[{"op":"insert","table":"B","row":{"x":1}}]"#),
+                    None,
+                );
+            }
+            outcome = s.apply(p, None);
+        }
+        assert!(matches!(outcome, Outcome::Transact { .. }), "{outcome:?}");
+        assert_eq!(rows_named_long(&s), 1);
+    }
+
+    #[test]
+    fn a_snapshot_taken_mid_command_completes_after_restore() {
+        let mut s = replay(&log());
+        let pieces = crate::command::split(big_txn(7003, 20), 4 * 1024);
+        let half = pieces.len() / 2;
+        for p in &pieces[..half] {
+            s.apply(p, None);
+        }
+        let mut restored = ReplicatedState::restore(&s.snapshot()).unwrap();
+        assert_eq!(restored.snapshot(), s.snapshot());
+        for p in &pieces[half..] {
+            s.apply(p, None);
+            restored.apply(p, None);
+        }
+        assert_eq!(rows_named_long(&restored), 1);
+        assert_eq!(restored.snapshot(), s.snapshot());
+        assert_eq!(restored.digest, s.digest);
+    }
+
+    #[test]
+    fn a_format_1_snapshot_still_restores() {
+        let s = replay(&log());
+        let src = s.snapshot_source();
+        #[derive(Serialize)]
+        struct V1 {
+            format: u32,
+            dbs: Vec<SnapshotDb>,
+            locks: LockTable,
+            recent: Vec<(Uuid, Outcome)>,
+            digest: u64,
+        }
+        let v1 = V1 {
+            format: 1,
+            dbs: src
+                .dbs
+                .iter()
+                .map(|(name, db, last)| SnapshotDb {
+                    name: name.clone(),
+                    schema: db.schema().to_json().to_string(),
+                    data: db.snapshot(),
+                    last_txn_id: *last,
+                })
+                .collect(),
+            locks: src.locks.clone(),
+            recent: src.recent.clone(),
+            digest: src.digest,
+        };
+        let restored = ReplicatedState::restore(&bincode::serialize(&v1).unwrap()).unwrap();
+        assert_eq!(restored.snapshot(), s.snapshot());
     }
 
     #[test]

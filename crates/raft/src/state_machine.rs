@@ -15,7 +15,7 @@ use openraft::{EntryPayload, RaftLogId, StorageIOError};
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
-use crate::command::Outcome;
+use crate::command::{Command, Outcome};
 use crate::state::{ApplyObserver, ReplicatedState};
 use crate::types::{LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
@@ -27,6 +27,8 @@ pub struct Shared {
     waiters: Mutex<HashMap<Uuid, oneshot::Sender<Outcome>>>,
     applied_index: watch::Sender<u64>,
     pub digests: crate::divergence::Recent,
+    /// Bytes of commands applied since the last snapshot was started (see `compaction`).
+    applied_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -43,6 +45,7 @@ impl Shared {
             waiters: Mutex::new(HashMap::new()),
             applied_index: watch::channel(index).0,
             digests: Default::default(),
+            applied_bytes: Default::default(),
         })
     }
 
@@ -71,6 +74,12 @@ impl Shared {
 
     pub fn subscribe_applied(&self) -> watch::Receiver<u64> {
         self.applied_index.subscribe()
+    }
+
+    /// Bytes of commands applied since the last snapshot was started.
+    pub fn applied_bytes_since_snapshot(&self) -> u64 {
+        self.applied_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -123,6 +132,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         // then encode, write and flush without it: applies wait only for the copy.
         let (source, last_log_id, last_membership) = {
             let state = self.shared.state.read().unwrap();
+            self.shared
+                .applied_bytes
+                .store(0, std::sync::atomic::Ordering::Relaxed);
             let applied = self.shared.applied.read().unwrap();
             (state.snapshot_source(), applied.0, applied.1.clone())
         };
@@ -172,13 +184,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 tracing::debug_span!("apply", index = log_id.index, term = log_id.leader_id.term)
                     .entered();
             let outcome = match entry.payload {
-                EntryPayload::Blank => Outcome::Done,
+                EntryPayload::Blank => {
+                    // A new leader's first entry.
+                    self.shared.state.write().unwrap().drop_incomplete_parts();
+                    Outcome::Done
+                }
                 EntryPayload::Normal(batch) => {
+                    let bytes: usize = batch.0.iter().map(Command::payload_bytes).sum();
+                    self.shared
+                        .applied_bytes
+                        .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
                     for cmd in &batch.0 {
                         let outcome = {
                             let mut state = self.shared.state.write().unwrap();
                             state.apply(cmd, observer.as_deref())
                         };
+                        if outcome == Outcome::Pending {
+                            continue;
+                        }
                         if let Some(tx) = self.shared.waiters.lock().unwrap().remove(&cmd.id) {
                             let _ = tx.send(outcome);
                         }

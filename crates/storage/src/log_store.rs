@@ -40,11 +40,14 @@ pub struct LogStore<C: RaftTypeConfig> {
     state: sled::Tree,
     flusher: Flusher<LogFlushed<C>>,
     high_water: crate::high_water::HighWater,
+    read_budget: u64,
 }
 
 /// A read-only view of the log for openraft's replication tasks. Cheap to clone.
 pub struct LogReader<C: RaftTypeConfig> {
     log: sled::Tree,
+    /// Bytes one `limited_get_log_entries` returns at most (the first entry always).
+    read_budget: u64,
     _types: PhantomData<fn() -> C>,
 }
 
@@ -52,6 +55,7 @@ impl<C: RaftTypeConfig> Clone for LogReader<C> {
     fn clone(&self) -> Self {
         LogReader {
             log: self.log.clone(),
+            read_budget: self.read_budget,
             _types: PhantomData,
         }
     }
@@ -67,6 +71,7 @@ where
         log: sled::Tree,
         state: sled::Tree,
         high_water: crate::high_water::HighWater,
+        read_budget: u64,
     ) -> Result<Self, StorageError> {
         let flusher = Flusher::start(db.clone())?;
         Ok(LogStore {
@@ -75,6 +80,7 @@ where
             state,
             flusher,
             high_water,
+            read_budget,
         })
     }
 
@@ -93,6 +99,7 @@ where
     pub fn reader(&self) -> LogReader<C> {
         LogReader {
             log: self.log.clone(),
+            read_budget: self.read_budget,
             _types: PhantomData,
         }
     }
@@ -217,9 +224,12 @@ fn key_range(range: impl RangeBounds<u64>) -> Option<KeyRange> {
     }
 }
 
+/// The entries of `range` in order, stopping after the entry that brings the stored bytes read
+/// to `budget` or more (so at least one entry whenever the range has one).
 fn read_entries<C>(
     log: &sled::Tree,
     range: impl RangeBounds<u64>,
+    budget: u64,
 ) -> Result<Vec<C::Entry>, StorageError>
 where
     C: RaftTypeConfig,
@@ -229,10 +239,15 @@ where
         return Ok(Vec::new());
     };
     let mut entries = Vec::new();
+    let mut bytes = 0u64;
     for item in log.range(keys) {
         let (key, value) = item?;
         let (_, entry) = decode_entry::<C>(&key, &value).map_err(|r| corrupt_entry(&key, r))?;
         entries.push(entry);
+        bytes += value.len() as u64;
+        if bytes >= budget {
+            break;
+        }
     }
     Ok(entries)
 }
@@ -246,7 +261,21 @@ where
         &mut self,
         range: RB,
     ) -> RaftResult<Vec<C::Entry>, C> {
-        read_entries::<C>(&self.log, range)
+        read_entries::<C>(&self.log, range, u64::MAX)
+            .map_err(|e| e.into_raft(ErrorSubject::Logs, ErrorVerb::Read))
+    }
+
+    /// What replication sends in one AppendEntries: a prefix of `start..end` bounded by the
+    /// reader's byte budget. openraft sends the rest in the next request at once (the follower's
+    /// answer covers what was sent), so a backlog of large entries streams as requests of
+    /// bounded size instead of one request that cannot be sent and stored within openraft's
+    /// one-heartbeat deadline (a member far behind would otherwise never catch up).
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> RaftResult<Vec<C::Entry>, C> {
+        read_entries::<C>(&self.log, start..end, self.read_budget)
             .map_err(|e| e.into_raft(ErrorSubject::Logs, ErrorVerb::Read))
     }
 }

@@ -19,6 +19,10 @@ use crate::snapshot_store::SnapshotStore;
 /// tail and small records.
 pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Bytes of log entries one replication read returns at most (at least one entry), unless told
+/// otherwise: what bounds one AppendEntries request.
+pub const DEFAULT_REPLICATION_READ_BYTES: u64 = 2 * 1024 * 1024;
+
 /// How to open a [`Store`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreOptions {
@@ -27,6 +31,11 @@ pub struct StoreOptions {
     /// Truncate a corrupt log tail back to the last good entry instead of
     /// refusing to open (see the crate documentation). An operator decision.
     pub repair: bool,
+    /// Bytes of entries a replication read (openraft's `limited_get_log_entries`) returns at
+    /// most; the first entry is always returned whatever its size. This is what bounds one
+    /// AppendEntries request, whose whole round trip (transfer, the follower's write and
+    /// fsync) must fit in openraft's per-request deadline of one heartbeat interval.
+    pub replication_read_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -34,6 +43,7 @@ impl Default for StoreOptions {
         StoreOptions {
             cache_capacity_bytes: DEFAULT_CACHE_CAPACITY_BYTES,
             repair: false,
+            replication_read_bytes: DEFAULT_REPLICATION_READ_BYTES,
         }
     }
 }
@@ -51,6 +61,7 @@ pub struct Store<C: RaftTypeConfig> {
     snapshot: sled::Tree,
     meta: sled::Tree,
     check: LogCheck,
+    replication_read_bytes: u64,
     _types: PhantomData<fn() -> C>,
 }
 
@@ -67,7 +78,7 @@ where
             path,
             &StoreOptions {
                 cache_capacity_bytes,
-                repair: false,
+                ..StoreOptions::default()
             },
         )
     }
@@ -104,6 +115,7 @@ where
             snapshot,
             meta,
             check,
+            replication_read_bytes: options.replication_read_bytes,
             _types: PhantomData,
         })
     }
@@ -116,6 +128,7 @@ where
             self.log.clone(),
             self.state.clone(),
             crate::high_water::HighWater::new(&self.path),
+            self.replication_read_bytes,
         )
     }
 

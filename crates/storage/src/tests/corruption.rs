@@ -55,6 +55,7 @@ fn open_repair(dir: &Path) -> Result<Store<TestConfig>, StorageError> {
         &StoreOptions {
             cache_capacity_bytes: CACHE,
             repair: true,
+            ..StoreOptions::default()
         },
     )
 }

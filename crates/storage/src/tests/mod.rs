@@ -5,5 +5,6 @@ mod conformance;
 mod corruption;
 mod durability;
 mod fixture;
+mod replication_reads;
 mod restart;
 mod throughput;
