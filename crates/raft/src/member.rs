@@ -297,6 +297,8 @@ impl Member {
         let service = crate::service::server(self.clone());
         tokio::spawn(async move {
             if let Err(e) = tonic::transport::Server::builder()
+                .initial_stream_window_size(crate::network::STREAM_WINDOW)
+                .initial_connection_window_size(crate::network::CONNECTION_WINDOW)
                 .add_service(service)
                 .serve_with_incoming(incoming)
                 .await

@@ -2,8 +2,21 @@
 //!
 //! openraft's messages travel as bincode payloads. A peer that cannot be reached is `Unreachable`
 //! (openraft backs off, then retries); a reply that misses its deadline is a `Network` error
-//! (retried at once); an error returned by the remote Raft is a `RemoteError`. Every call is
-//! bounded by the deadline openraft gives in `RPCOption`.
+//! (retried at once); an error returned by the remote Raft is a `RemoteError`.
+//!
+//! Deadlines. openraft 0.9 gives every AppendEntries one heartbeat interval (50 ms by default)
+//! and drops the call after it, whatever it carries. A request with entries must be sent,
+//! decoded, written and flushed by the follower in that time; on a busy machine even a bounded
+//! request (`config::REPLICATION_BATCH_BYTES`) sometimes is not, and a request that never
+//! finishes in time is re-sent for ever: replication to that follower stops for good (this
+//! wedged clusters under loads of large rows). So a request with entries runs as a *transfer*
+//! on its own task, with a deadline that follows its size (`transfer_deadline`); openraft's
+//! call waits for it up to its own deadline and otherwise reports it still in flight, and the
+//! retry that follows (same leader, same previous entry) joins the same transfer instead of
+//! starting another. While a transfer is in flight each retry also sends the follower an empty
+//! AppendEntries (a heartbeat), so the follower keeps hearing from its leader and calls no
+//! election. Votes and heartbeats are never queued behind a transfer: they are separate calls
+//! (HTTP/2 streams) on the connection.
 
 use std::time::Duration;
 
@@ -15,7 +28,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::BasicNode;
+use openraft::{BasicNode, LogId, Vote};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
@@ -26,6 +39,19 @@ use crate::types::{NodeId, TypeConfig};
 
 /// How long a member waits to establish a connection to a peer.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// HTTP/2 flow-control windows of member-to-member connections (both ends).
+pub(crate) const STREAM_WINDOW: u32 = 8 * 1024 * 1024;
+pub(crate) const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
+/// A transfer's deadline: this much, plus [`TRANSFER_SECS_PER_MB`] per MB it carries.
+const TRANSFER_BASE: Duration = Duration::from_secs(5);
+/// Seconds per MB of entries added to a transfer's deadline: a floor of 1 MB/s, far below any
+/// link members use, so only a peer that is gone or stuck ends a transfer by its deadline.
+const TRANSFER_SECS_PER_MB: u64 = 1;
+
+/// How long a transfer of `bytes` may take before it is abandoned (and retried).
+fn transfer_deadline(bytes: usize) -> Duration {
+    TRANSFER_BASE + Duration::from_secs(TRANSFER_SECS_PER_MB * (bytes as u64 / 1_000_000))
+}
 
 /// A client for the member at `addr` (`HOST:PORT`). One lazily connecting HTTP/2 channel per
 /// address is shared by every caller (Raft RPCs, forwarded writes, read barriers, admin), so a
@@ -42,6 +68,10 @@ pub fn client(addr: &str) -> Result<MemberClient<Channel>, tonic::transport::Err
             let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
                 .connect_timeout(CONNECT_TIMEOUT)
                 .tcp_nodelay(true)
+                // HTTP/2's default 64 KiB windows make a MB-sized request wait for a window
+                // update every 64 KiB.
+                .initial_stream_window_size(STREAM_WINDOW)
+                .initial_connection_window_size(CONNECTION_WINDOW)
                 .http2_keep_alive_interval(Duration::from_secs(5))
                 .keep_alive_while_idle(true);
             let c = endpoint.connect_lazy();
@@ -78,6 +108,28 @@ pub struct Peer {
     target: NodeId,
     addr: String,
     client: Option<MemberClient<Channel>>,
+    /// The AppendEntries with entries in flight to this peer, if any.
+    transfer: Option<Transfer>,
+}
+
+type AppendResult =
+    Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>>;
+
+/// An AppendEntries with entries, running on its own task (see the module header).
+struct Transfer {
+    vote: Vote<NodeId>,
+    prev: Option<LogId<NodeId>>,
+    last: Option<LogId<NodeId>>,
+    leader_commit: Option<LogId<NodeId>>,
+    task: tokio::task::JoinHandle<AppendResult>,
+}
+
+impl Transfer {
+    /// Whether `rpc` asks for what this transfer is already sending: the same leader, from the
+    /// same previous entry (so its entries start alike; the reader bounds both by bytes).
+    fn serves(&self, rpc: &AppendEntriesRequest<TypeConfig>) -> bool {
+        self.vote == rpc.vote && self.prev == rpc.prev_log_id
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +152,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             addr: node.addr.clone(),
             client,
+            transfer: None,
         }
     }
 }
@@ -112,6 +165,7 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::Er
     bincode::deserialize(bytes)
 }
 
+#[derive(Clone, Copy)]
 enum Rpc {
     Append,
     Vote,
@@ -131,38 +185,147 @@ impl Peer {
         E: std::error::Error + DeserializeOwned,
     {
         let unreachable = |msg: String| RPCError::Unreachable(Unreachable::new(&Transport(msg)));
-        let Some(client) = self.client.as_mut() else {
+        let Some(client) = self.client.clone() else {
             return Err(unreachable(format!("bad peer address {}", self.addr)));
         };
-        let mut request = tonic::Request::new(Payload { data: encode(req) });
-        request.set_timeout(option.hard_ttl());
-        let reply = match rpc {
-            Rpc::Append => client.append_entries(request).await,
-            Rpc::Vote => client.vote(request).await,
-            Rpc::Snapshot => client.install_snapshot(request).await,
-        };
-        let reply = reply.map_err(|status| {
-            let msg = format!("{} ({})", status.message(), self.addr);
-            match status.code() {
-                // A peer that is down or refuses connections: openraft backs off (500 ms).
-                tonic::Code::Unavailable => unreachable(msg),
-                // A slow reply (the deadline is openraft's heartbeat interval, 100 ms by default,
-                // easily passed by a follower's fsync on a loaded machine): retried at once, as
-                // openraft does for its own timeouts. As `Unreachable`, each such timeout stopped
-                // replication to that follower for 500 ms, and under load the leader went whole
-                // seconds without a quorum ack (writes stalled, `_Server.connected` false).
-                _ => RPCError::Network(NetworkError::new(&Transport(msg))),
-            }
-        })?;
-        self.contact.touch(self.target);
-        let result: Result<Resp, RaftError<NodeId, E>> =
-            decode(&reply.into_inner().data).map_err(|e| {
-                RPCError::Network(NetworkError::new(&Transport(format!(
-                    "undecodable reply: {e}"
-                ))))
-            })?;
-        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+        call(
+            client,
+            self.contact.clone(),
+            self.target,
+            self.addr.clone(),
+            rpc,
+            encode(req),
+            option.hard_ttl(),
+        )
+        .await
     }
+
+    /// AppendEntries with entries, as a transfer (see the module header).
+    async fn transfer(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> AppendResult {
+        if self.transfer.as_ref().is_some_and(|t| !t.serves(&rpc)) {
+            // openraft moved on (new leader term, a conflict, a snapshot): what the old
+            // transfer carries is no longer asked for. It finishes or fails on its own.
+            self.transfer = None;
+        }
+        let wanted_last = rpc.entries.last().map(|e| e.log_id);
+        match &self.transfer {
+            Some(t) => {
+                // A retry of the transfer in flight: a heartbeat keeps the follower from
+                // calling an election meanwhile. A higher vote in its answer ends this leadership.
+                let heartbeat = AppendEntriesRequest::<TypeConfig> {
+                    vote: t.vote,
+                    prev_log_id: t.prev,
+                    leader_commit: t.leader_commit.min(t.prev),
+                    entries: Vec::new(),
+                };
+                let beat: AppendResult = self.call(Rpc::Append, &heartbeat, &option).await;
+                if let Ok(AppendEntriesResponse::HigherVote(v)) = beat {
+                    return Ok(AppendEntriesResponse::HigherVote(v));
+                }
+            }
+            None => {
+                let Some(client) = self.client.clone() else {
+                    return Err(RPCError::Unreachable(Unreachable::new(&Transport(
+                        format!("bad peer address {}", self.addr),
+                    ))));
+                };
+                let data = encode(&rpc);
+                let deadline = transfer_deadline(data.len());
+                let task = tokio::spawn(call(
+                    client,
+                    self.contact.clone(),
+                    self.target,
+                    self.addr.clone(),
+                    Rpc::Append,
+                    data,
+                    deadline,
+                ));
+                self.transfer = Some(Transfer {
+                    vote: rpc.vote,
+                    prev: rpc.prev_log_id,
+                    last: wanted_last,
+                    leader_commit: rpc.leader_commit,
+                    task,
+                });
+            }
+        }
+        let t = self.transfer.as_mut().expect("set above");
+        // Answer before openraft's own deadline drops this call.
+        let Ok(joined) = tokio::time::timeout(option.soft_ttl(), &mut t.task).await else {
+            return Err(RPCError::Network(NetworkError::new(&Transport(format!(
+                "append to {} still in flight",
+                self.addr
+            )))));
+        };
+        let sent_last = t.last;
+        self.transfer = None;
+        let result = joined.map_err(|e| {
+            RPCError::Network(NetworkError::new(&Transport(format!(
+                "append task failed: {e}"
+            ))))
+        })?;
+        // The transfer may have carried fewer entries than this retry asks for (the log grew
+        // meanwhile): report what the follower has.
+        match result? {
+            AppendEntriesResponse::Success if sent_last < wanted_last => {
+                Ok(AppendEntriesResponse::PartialSuccess(sent_last))
+            }
+            AppendEntriesResponse::PartialSuccess(m) => {
+                Ok(AppendEntriesResponse::PartialSuccess(m.min(wanted_last)))
+            }
+            other => Ok(other),
+        }
+    }
+}
+
+/// One call to the peer at `addr`, bounded by `deadline`, with openraft's error kinds.
+async fn call<Resp, E>(
+    mut client: MemberClient<Channel>,
+    contact: std::sync::Arc<PeerContact>,
+    target: NodeId,
+    addr: String,
+    rpc: Rpc,
+    data: Vec<u8>,
+    deadline: Duration,
+) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+where
+    Resp: DeserializeOwned,
+    E: std::error::Error + DeserializeOwned,
+{
+    let unreachable = |msg: String| RPCError::Unreachable(Unreachable::new(&Transport(msg)));
+    let mut request = tonic::Request::new(Payload { data });
+    request.set_timeout(deadline);
+    let reply = match rpc {
+        Rpc::Append => client.append_entries(request).await,
+        Rpc::Vote => client.vote(request).await,
+        Rpc::Snapshot => client.install_snapshot(request).await,
+    };
+    let reply = reply.map_err(|status| {
+        let msg = format!("{} ({})", status.message(), addr);
+        match status.code() {
+            // A peer that is down or refuses connections: openraft backs off (500 ms).
+            tonic::Code::Unavailable => unreachable(msg),
+            // A slow reply (a heartbeat's or a vote's deadline is openraft's, a fraction of
+            // the election timer, easily passed by a follower's fsync on a loaded machine):
+            // retried at once, as
+            // openraft does for its own timeouts. As `Unreachable`, each such timeout stopped
+            // replication to that follower for 500 ms, and under load the leader went whole
+            // seconds without a quorum ack (writes stalled, `_Server.connected` false).
+            _ => RPCError::Network(NetworkError::new(&Transport(msg))),
+        }
+    })?;
+    contact.touch(target);
+    let result: Result<Resp, RaftError<NodeId, E>> =
+        decode(&reply.into_inner().data).map_err(|e| {
+            RPCError::Network(NetworkError::new(&Transport(format!(
+                "undecodable reply: {e}"
+            ))))
+        })?;
+    result.map_err(|e| RPCError::RemoteError(RemoteError::new(target, e)))
 }
 
 impl RaftNetwork<TypeConfig> for Peer {
@@ -171,7 +334,10 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.call(Rpc::Append, &rpc, &option).await
+        if rpc.entries.is_empty() {
+            return self.call(Rpc::Append, &rpc, &option).await;
+        }
+        self.transfer(rpc, option).await
     }
 
     async fn install_snapshot(

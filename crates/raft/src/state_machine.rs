@@ -120,6 +120,62 @@ impl StateMachine {
     }
 }
 
+/// Entries carrying at least this many bytes of commands are applied off the async workers.
+const BLOCKING_APPLY_BYTES: usize = 256 * 1024;
+
+impl StateMachine {
+    fn apply_entries(&self, entries: Vec<openraft::Entry<TypeConfig>>) -> Vec<Outcome> {
+        let mut outcomes = Vec::new();
+        let mut last_index = None;
+        let observer = self.shared.observer.read().unwrap().clone();
+        for entry in entries {
+            let log_id = *entry.get_log_id();
+            let _span =
+                tracing::debug_span!("apply", index = log_id.index, term = log_id.leader_id.term)
+                    .entered();
+            let outcome = match entry.payload {
+                EntryPayload::Blank => {
+                    // A new leader's first entry.
+                    self.shared.state.write().unwrap().drop_incomplete_parts();
+                    Outcome::Done
+                }
+                EntryPayload::Normal(batch) => {
+                    let bytes: usize = batch.0.iter().map(Command::payload_bytes).sum();
+                    self.shared
+                        .applied_bytes
+                        .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+                    for cmd in &batch.0 {
+                        let outcome = {
+                            let mut state = self.shared.state.write().unwrap();
+                            state.apply(cmd, observer.as_deref())
+                        };
+                        if outcome == Outcome::Pending {
+                            continue;
+                        }
+                        if let Some(tx) = self.shared.waiters.lock().unwrap().remove(&cmd.id) {
+                            let _ = tx.send(outcome);
+                        }
+                    }
+                    Outcome::Done
+                }
+                EntryPayload::Membership(m) => {
+                    self.shared.applied.write().unwrap().1 = StoredMembership::new(Some(log_id), m);
+                    Outcome::Done
+                }
+            };
+            self.shared.applied.write().unwrap().0 = Some(log_id);
+            let digest = self.shared.state.read().unwrap().digest;
+            self.shared.digests.record(log_id.index, digest);
+            last_index = Some(log_id.index);
+            outcomes.push(outcome);
+        }
+        if let Some(index) = last_index {
+            self.shared.applied_index.send_replace(index);
+        }
+        outcomes
+    }
+}
+
 pub struct SnapshotBuilder {
     shared: Arc<Shared>,
     snapshots: halyard_storage::SnapshotStore<TypeConfig>,
@@ -175,54 +231,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = openraft::Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
-        let mut outcomes = Vec::new();
-        let mut last_index = None;
-        let observer = self.shared.observer.read().unwrap().clone();
-        for entry in entries {
-            let log_id = *entry.get_log_id();
-            let _span =
-                tracing::debug_span!("apply", index = log_id.index, term = log_id.leader_id.term)
-                    .entered();
-            let outcome = match entry.payload {
-                EntryPayload::Blank => {
-                    // A new leader's first entry.
-                    self.shared.state.write().unwrap().drop_incomplete_parts();
-                    Outcome::Done
-                }
-                EntryPayload::Normal(batch) => {
-                    let bytes: usize = batch.0.iter().map(Command::payload_bytes).sum();
-                    self.shared
-                        .applied_bytes
-                        .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
-                    for cmd in &batch.0 {
-                        let outcome = {
-                            let mut state = self.shared.state.write().unwrap();
-                            state.apply(cmd, observer.as_deref())
-                        };
-                        if outcome == Outcome::Pending {
-                            continue;
-                        }
-                        if let Some(tx) = self.shared.waiters.lock().unwrap().remove(&cmd.id) {
-                            let _ = tx.send(outcome);
-                        }
-                    }
-                    Outcome::Done
-                }
-                EntryPayload::Membership(m) => {
-                    self.shared.applied.write().unwrap().1 = StoredMembership::new(Some(log_id), m);
-                    Outcome::Done
-                }
-            };
-            self.shared.applied.write().unwrap().0 = Some(log_id);
-            let digest = self.shared.state.read().unwrap().digest;
-            self.shared.digests.record(log_id.index, digest);
-            last_index = Some(log_id.index);
-            outcomes.push(outcome);
+        let entries: Vec<_> = entries.into_iter().collect();
+        let bytes: usize = entries
+            .iter()
+            .map(|e| match &e.payload {
+                EntryPayload::Normal(batch) => batch.0.iter().map(Command::payload_bytes).sum(),
+                _ => 0,
+            })
+            .sum();
+        // Applying is CPU work under the state lock (a 60 MB transaction takes a while). On a
+        // runtime worker it would hold up every task queued there, openraft's core among them
+        // (heartbeats, votes): large applies move the other tasks to another thread first.
+        let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread;
+        if bytes >= BLOCKING_APPLY_BYTES && multi_thread {
+            Ok(tokio::task::block_in_place(|| self.apply_entries(entries)))
+        } else {
+            Ok(self.apply_entries(entries))
         }
-        if let Some(index) = last_index {
-            self.shared.applied_index.send_replace(index);
-        }
-        Ok(outcomes)
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {

@@ -130,8 +130,19 @@ impl Framer {
                 let text = self.buf.split_to(end);
                 self.started = false;
                 self.scanned = 0;
-                let value: Value = serde_json::from_slice(&text)
-                    .map_err(|e| FramingError::Parse(e.to_string()))?;
+                let parse = || serde_json::from_slice::<Value>(&text);
+                // Parsing a message of many MB is CPU work long enough to hold up the other
+                // tasks of this runtime worker (other sessions, Raft heartbeats): move them
+                // off first.
+                let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|h| {
+                    h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+                });
+                let value = if text.len() >= BLOCKING_PARSE_BYTES && multi_thread {
+                    tokio::task::block_in_place(parse)
+                } else {
+                    parse()
+                }
+                .map_err(|e| FramingError::Parse(e.to_string()))?;
                 Ok(Some(value))
             }
         }
@@ -144,6 +155,9 @@ impl Framer {
         }
     }
 }
+
+/// Messages of at least this many bytes are parsed off the async workers.
+const BLOCKING_PARSE_BYTES: usize = 1024 * 1024;
 
 #[cfg(test)]
 mod tests {
