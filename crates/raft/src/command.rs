@@ -6,6 +6,8 @@
 //! apply once) and the seed of every UUID the engine will generate. Nothing in it depends on the
 //! proposing member's local state, so every member computes the same result from it.
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -66,16 +68,12 @@ pub enum CommandKind {
         keep: Option<Uuid>,
     },
     /// Piece `index` of `count` of a command too large for one log entry (see [`split`]): the
-    /// bincode bytes of the whole command, cut in order. The command (same `id`) is applied when
-    /// its last piece is, at that log position; pieces left incomplete when a new leader takes
-    /// over are dropped (their proposer re-sends the whole command, applied once).
-    Part {
-        index: u32,
-        count: u32,
-        // One length-prefixed byte string, copied in one go (not byte by byte as a sequence).
-        #[serde(with = "serde_bytes")]
-        bytes: Vec<u8>,
-    },
+    /// bincode bytes of the whole command in base64, cut in order. Base64 because the log
+    /// stores entries as JSON, where bytes would become arrays of numbers (about four times
+    /// larger and slow to parse). The command (same `id`) is applied when its last piece is,
+    /// at that log position; pieces left incomplete when a new leader takes over are dropped
+    /// (their proposer re-sends the whole command, applied once).
+    Part { index: u32, count: u32, data: String },
 }
 
 impl Command {
@@ -92,7 +90,7 @@ impl Command {
                 CommandKind::Lock { name, .. } | CommandKind::Unlock { name, .. } => name.len(),
                 CommandKind::SessionsClosed { sessions } => sessions.len() * 16,
                 CommandKind::ExpireMember { .. } => 0,
-                CommandKind::Part { bytes, .. } => bytes.len(),
+                CommandKind::Part { data, .. } => data.len(),
             }
     }
 }
@@ -106,9 +104,11 @@ pub fn split(cmd: Command, max_bytes: usize) -> Vec<Command> {
         return vec![cmd];
     }
     let whole = bincode::serialize(&cmd).expect("in-memory serialisation cannot fail");
+    let text = BASE64.encode(whole);
     let max_bytes = max_bytes.max(1);
-    let count = whole.len().div_ceil(max_bytes) as u32;
-    whole
+    let count = text.len().div_ceil(max_bytes) as u32;
+    // Base64 is ASCII: every byte offset is a character boundary.
+    text.as_bytes()
         .chunks(max_bytes)
         .enumerate()
         .map(|(index, piece)| Command {
@@ -117,10 +117,16 @@ pub fn split(cmd: Command, max_bytes: usize) -> Vec<Command> {
             kind: CommandKind::Part {
                 index: index as u32,
                 count,
-                bytes: piece.to_vec(),
+                data: String::from_utf8(piece.to_vec()).expect("base64 is ASCII"),
             },
         })
         .collect()
+}
+
+/// The command whose pieces' `data`, concatenated, is `text` (see [`split`]).
+pub fn join(text: &str) -> Option<Command> {
+    let whole = BASE64.decode(text).ok()?;
+    bincode::deserialize(&whole).ok()
 }
 
 /// One Raft log entry: the commands gathered while the previous entry was being made durable

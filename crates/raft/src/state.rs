@@ -83,13 +83,12 @@ pub struct ReplicatedState {
     parts: BTreeMap<Uuid, Assembly>,
 }
 
-/// The pieces of one split command received so far, in order.
+/// The pieces of one split command received so far, in order (their base64 text).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Assembly {
     count: u32,
     next: u32,
-    #[serde(with = "serde_bytes")]
-    bytes: Vec<u8>,
+    text: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -178,13 +177,8 @@ pub enum RestoreError {
 
 impl ReplicatedState {
     pub fn apply(&mut self, cmd: &Command, observer: Option<&dyn ApplyObserver>) -> Outcome {
-        if let CommandKind::Part {
-            index,
-            count,
-            bytes,
-        } = &cmd.kind
-        {
-            let outcome = self.apply_part(cmd.id, *index, *count, bytes, observer);
+        if let CommandKind::Part { index, count, data } = &cmd.kind {
+            let outcome = self.apply_part(cmd.id, *index, *count, data, observer);
             self.digest = crate::divergence::fold(self.digest, cmd, &outcome);
             return outcome;
         }
@@ -258,7 +252,7 @@ impl ReplicatedState {
         id: Uuid,
         index: u32,
         count: u32,
-        bytes: &[u8],
+        data: &str,
         observer: Option<&dyn ApplyObserver>,
     ) -> Outcome {
         if index == 0 {
@@ -267,7 +261,7 @@ impl ReplicatedState {
                 Assembly {
                     count,
                     next: 0,
-                    bytes: Vec::new(),
+                    text: String::new(),
                 },
             );
         }
@@ -279,14 +273,14 @@ impl ReplicatedState {
             self.parts.remove(&id);
             return Outcome::Pending;
         }
-        assembly.bytes.extend_from_slice(bytes);
+        assembly.text.push_str(data);
         assembly.next += 1;
         if assembly.next < count {
             return Outcome::Pending;
         }
         let assembly = self.parts.remove(&id).expect("present above");
-        match bincode::deserialize::<Command>(&assembly.bytes) {
-            Ok(whole) if whole.id == id && !matches!(whole.kind, CommandKind::Part { .. }) => {
+        match crate::command::join(&assembly.text) {
+            Some(whole) if whole.id == id && !matches!(whole.kind, CommandKind::Part { .. }) => {
                 self.apply(&whole, observer)
             }
             // Pieces are cut by this program from a command it encoded, so this is a bug; the
@@ -313,7 +307,7 @@ impl ReplicatedState {
 
     /// Bytes held by split commands being assembled.
     pub fn incomplete_part_bytes(&self) -> usize {
-        self.parts.values().map(|a| a.bytes.len()).sum()
+        self.parts.values().map(|a| a.text.len()).sum()
     }
 
     fn remember(&mut self, id: Uuid, outcome: Outcome) {
