@@ -269,7 +269,9 @@ fn a_follower_killed_during_a_large_load_catches_up() {
     cluster.member(victim).kill();
     // The two survivors keep committing meanwhile.
     let loaded = load.join().expect("load");
-    cluster.member(victim).start();
+    cluster
+        .member(victim)
+        .start_and_wait(DB, Duration::from_secs(60));
     wait_all_members(
         &mut cluster,
         "kill16k",

@@ -33,7 +33,12 @@ fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
 
 /// The digest after applying `cmd` with `outcome` on top of `digest`.
 pub fn fold(digest: u64, cmd: &Command, outcome: &Outcome) -> u64 {
-    let h = fnv(digest, cmd.id.as_bytes());
+    fold_id(digest, cmd.id, outcome)
+}
+
+/// The digest after applying the command with id `id` with `outcome` on top of `digest`.
+pub fn fold_id(digest: u64, id: uuid::Uuid, outcome: &Outcome) -> u64 {
+    let h = fnv(digest, id.as_bytes());
     match outcome {
         Outcome::Transact { result } => fnv(h, result.as_bytes()),
         other => fnv(h, format!("{other:?}").as_bytes()),

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use ovsdb::{ChangeSet, Database, DatabaseSchema};
+use ovsdb::{ChangeSet, Database, DatabaseSchema, TxnOutcome};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -81,6 +81,56 @@ pub struct ReplicatedState {
     recent_order: VecDeque<Uuid>,
     /// Commands split into pieces (`CommandKind::Part`) whose last piece is not applied yet.
     parts: BTreeMap<Uuid, Assembly>,
+}
+
+/// Transactions whose operations are at least this large are applied in two steps, the
+/// transaction itself running without the state lock (see [`Begun`]).
+pub const HEAVY_OPS_BYTES: usize = 1024 * 1024;
+
+/// The first step of applying a command. Most are applied at once (`Done`). A large
+/// transaction is `Heavy`: it runs on a copy of its database (rows are shared, so the copy
+/// is cheap) with no lock held, and [`ReplicatedState::finish`] then installs the result. A
+/// transaction of tens of MB takes long enough that readers of the state (reads, status, the
+/// `_Server` database, every new transaction's checks) would otherwise wait for it, each
+/// holding a runtime worker; with two workers stuck, a member stopped answering heartbeats and
+/// the cluster went through elections. Only the state machine writes the state, so nothing
+/// changes between the two steps; readers see the state before the transaction until it is
+/// installed, before the applied index moves.
+pub enum Begun {
+    Done(Outcome),
+    Heavy(Box<HeavyTxn>),
+}
+
+/// A large transaction between [`ReplicatedState::begin`] and [`ReplicatedState::finish`].
+pub struct HeavyTxn {
+    id: Uuid,
+    /// The last piece, when the command came split (its digest is folded after the command's).
+    piece: Option<Command>,
+    db_name: String,
+    ops: String,
+    session: Uuid,
+    wait_expired_ms: Option<u64>,
+    db: Database,
+    locks: LockTable,
+    out: Option<Result<TxnOutcome, String>>,
+}
+
+impl HeavyTxn {
+    /// Runs the transaction on the copy; no lock needed.
+    pub fn run(&mut self) {
+        let mut env = ApplyEnv::new(self.id, self.session, &self.locks, self.wait_expired_ms);
+        self.out = Some(
+            self.db
+                .transact_text(&self.ops, &mut env)
+                .map_err(|e| e.to_string()),
+        );
+    }
+}
+
+enum Collected {
+    Pending,
+    Invalid,
+    Whole(Command),
 }
 
 /// The pieces of one split command received so far, in order (their base64 text).
@@ -255,6 +305,14 @@ impl ReplicatedState {
         data: &str,
         observer: Option<&dyn ApplyObserver>,
     ) -> Outcome {
+        match self.collect_part(id, index, count, data) {
+            Collected::Pending => Outcome::Pending,
+            Collected::Invalid => Outcome::Done,
+            Collected::Whole(whole) => self.apply(&whole, observer),
+        }
+    }
+
+    fn collect_part(&mut self, id: Uuid, index: u32, count: u32, data: &str) -> Collected {
         if index == 0 {
             self.parts.insert(
                 id,
@@ -266,28 +324,28 @@ impl ReplicatedState {
             );
         }
         let Some(assembly) = self.parts.get_mut(&id) else {
-            return Outcome::Pending;
+            return Collected::Pending;
         };
         if assembly.next != index || assembly.count != count {
             tracing::warn!(command = %id, index, count, expected = assembly.next, "out-of-order piece of a split command; dropping it");
             self.parts.remove(&id);
-            return Outcome::Pending;
+            return Collected::Pending;
         }
         assembly.text.push_str(data);
         assembly.next += 1;
         if assembly.next < count {
-            return Outcome::Pending;
+            return Collected::Pending;
         }
         let assembly = self.parts.remove(&id).expect("present above");
         match crate::command::join(&assembly.text) {
             Some(whole) if whole.id == id && !matches!(whole.kind, CommandKind::Part { .. }) => {
-                self.apply(&whole, observer)
+                Collected::Whole(whole)
             }
             // Pieces are cut by this program from a command it encoded, so this is a bug; the
             // same on every member, so the replicas stay equal.
             _ => {
                 tracing::error!(command = %id, "split command does not decode; ignored");
-                Outcome::Done
+                Collected::Invalid
             }
         }
     }
@@ -405,7 +463,22 @@ impl ReplicatedState {
         let mut env = ApplyEnv::new(id, session, &self.locks, wait_expired_ms);
         // Parsed straight from the logged text into the engine's borrowed document: no
         // `serde_json::Value` tree is built and dropped per command.
-        let out = match state.db.transact_text(ops, &mut env) {
+        let out = state
+            .db
+            .transact_text(ops, &mut env)
+            .map_err(|e| e.to_string());
+        self.transacted(id, db, out, observer)
+    }
+
+    /// Records what a transaction on `db` did (its database already holds the result).
+    fn transacted(
+        &mut self,
+        id: Uuid,
+        db: &str,
+        out: Result<TxnOutcome, String>,
+        observer: Option<&dyn ApplyObserver>,
+    ) -> Outcome {
+        let out = match out {
             Ok(out) => out,
             Err(e) => {
                 let err = serde_json::json!([{"error": "syntax error", "details": format!("bad operations: {e}")}]);
@@ -418,6 +491,7 @@ impl ReplicatedState {
             return Outcome::Blocked;
         }
         if let Some(changes) = out.changes {
+            let state = self.dbs.get_mut(db).expect("the transaction ran on this database");
             let changes = Arc::new(changes);
             state.last_txn_id = id;
             state.history.push(id, changes.clone());
@@ -428,6 +502,90 @@ impl ReplicatedState {
         Outcome::Transact {
             result: out.result.to_string(),
         }
+    }
+
+    /// The first step of applying `cmd` (see [`Begun`]), under the state's write lock.
+    pub fn begin(&mut self, cmd: &Command, observer: Option<&dyn ApplyObserver>) -> Begun {
+        let CommandKind::Part { index, count, data } = &cmd.kind else {
+            return match self.heavy(cmd, None) {
+                Some(heavy) => Begun::Heavy(Box::new(heavy)),
+                None => Begun::Done(self.apply(cmd, observer)),
+            };
+        };
+        let whole = match self.collect_part(cmd.id, *index, *count, data) {
+            Collected::Whole(whole) => whole,
+            Collected::Pending => return self.piece_done(cmd, Outcome::Pending),
+            Collected::Invalid => return self.piece_done(cmd, Outcome::Done),
+        };
+        match self.heavy(&whole, Some(cmd.clone())) {
+            Some(heavy) => Begun::Heavy(Box::new(heavy)),
+            None => {
+                let outcome = self.apply(&whole, observer);
+                self.digest = crate::divergence::fold(self.digest, cmd, &outcome);
+                Begun::Done(outcome)
+            }
+        }
+    }
+
+    /// A piece that completes no command.
+    fn piece_done(&mut self, piece: &Command, outcome: Outcome) -> Begun {
+        self.digest = crate::divergence::fold(self.digest, piece, &outcome);
+        Begun::Done(outcome)
+    }
+
+    /// `cmd` as a [`HeavyTxn`] when it is a transaction large enough to run off the lock.
+    fn heavy(&self, cmd: &Command, piece: Option<Command>) -> Option<HeavyTxn> {
+        let CommandKind::Transact {
+            db,
+            ops,
+            session,
+            wait_expired_ms,
+            role: _,
+        } = &cmd.kind
+        else {
+            return None;
+        };
+        if ops.len() < HEAVY_OPS_BYTES || self.recent.contains_key(&cmd.id) {
+            return None;
+        }
+        let state = self.dbs.get(db)?;
+        Some(HeavyTxn {
+            id: cmd.id,
+            piece,
+            db_name: db.clone(),
+            ops: ops.clone(),
+            session: *session,
+            wait_expired_ms: *wait_expired_ms,
+            db: state.db.clone(),
+            locks: self.locks.clone(),
+            out: None,
+        })
+    }
+
+    /// The last step of applying a [`HeavyTxn`] that has run, under the state's write lock:
+    /// the same outcome, state and digest as [`ReplicatedState::apply`] would give.
+    pub fn finish(&mut self, heavy: HeavyTxn, observer: Option<&dyn ApplyObserver>) -> Outcome {
+        let HeavyTxn {
+            id,
+            piece,
+            db_name,
+            db,
+            out,
+            ..
+        } = heavy;
+        let out = out.expect("HeavyTxn::run before finish");
+        if out.as_ref().is_ok_and(|o| o.changes.is_some()) {
+            self.dbs.get_mut(&db_name).expect("present at begin").db = db;
+        }
+        let outcome = self.transacted(id, &db_name, out, observer);
+        if outcome != Outcome::Blocked {
+            self.remember(id, outcome.clone());
+        }
+        self.digest = crate::divergence::fold_id(self.digest, id, &outcome);
+        if let Some(piece) = piece {
+            self.digest = crate::divergence::fold(self.digest, &piece, &outcome);
+        }
+        outcome
     }
 
     /// A compact image of the whole state; equal states give identical bytes. The transaction
@@ -760,6 +918,39 @@ mod tests {
         assert_eq!(rows_named_long(&restored), 1);
         assert_eq!(restored.snapshot(), s.snapshot());
         assert_eq!(restored.digest, s.digest);
+    }
+
+    #[test]
+    fn heavy_transactions_in_two_steps_match_apply() {
+        let failing = txn(
+            7101,
+            &format!(
+                r#"[{{"op":"insert","table":"A","row":{{"name":"{}"}}}},{{"op":"abort"}}]"#,
+                "y".repeat(1100 * 1024)
+            ),
+        );
+        let mut commands = vec![big_txn(7100, 1100), failing, big_txn(7100, 1100)];
+        commands.extend(crate::command::split(big_txn(7102, 1200), 256 * 1024));
+        let mut a = replay(&log());
+        let mut b = replay(&log());
+        let mut heavy = 0;
+        for c in &commands {
+            let direct = a.apply(c, None);
+            let stepped = match b.begin(c, None) {
+                Begun::Done(o) => o,
+                Begun::Heavy(mut h) => {
+                    heavy += 1;
+                    h.run();
+                    b.finish(*h, None)
+                }
+            };
+            assert_eq!(direct, stepped);
+            assert_eq!(a.snapshot(), b.snapshot());
+            assert_eq!(a.digest, b.digest);
+        }
+        // The first, the aborted one and the split one; the re-sent first is deduplicated.
+        assert_eq!(heavy, 3);
+        assert_eq!(rows_named_long(&b), 2);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use crate::command::{Command, Outcome};
-use crate::state::{ApplyObserver, ReplicatedState};
+use crate::state::{ApplyObserver, Begun, ReplicatedState};
 use crate::types::{LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
 /// State shared by the state machine (which writes it) and the member (which reads it).
@@ -145,9 +145,17 @@ impl StateMachine {
                         .applied_bytes
                         .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
                     for cmd in &batch.0 {
-                        let outcome = {
+                        let begun = {
                             let mut state = self.shared.state.write().unwrap();
-                            state.apply(cmd, observer.as_deref())
+                            state.begin(cmd, observer.as_deref())
+                        };
+                        let outcome = match begun {
+                            Begun::Done(outcome) => outcome,
+                            Begun::Heavy(mut heavy) => {
+                                heavy.run();
+                                let mut state = self.shared.state.write().unwrap();
+                                state.finish(*heavy, observer.as_deref())
+                            }
                         };
                         if outcome == Outcome::Pending {
                             continue;
