@@ -167,7 +167,6 @@ impl<'a> Document<'a> {
             pos: 0,
             // About one node per 7 bytes of an OVSDB request.
             nodes: Vec::with_capacity(text.len() / 6 + 4),
-            nul: false,
         };
         if p.value(0).is_some() {
             p.ws();
@@ -175,9 +174,7 @@ impl<'a> Document<'a> {
                 return Ok(Document { nodes: p.nodes });
             }
         }
-        if p.nul {
-            return Err(null_byte_error());
-        }
+        // Malformed text gets serde_json's error even if it also holds a NUL.
         let v: Value = serde_json::from_str(text)?;
         if has_nul(&v) {
             return Err(null_byte_error());
@@ -250,8 +247,6 @@ struct TextParser<'a> {
     s: &'a [u8],
     pos: usize,
     nodes: Vec<Node<'a>>,
-    /// An escaped string unescaped to a NUL: the text is refused, not handed to serde_json.
-    nul: bool,
 }
 
 impl<'a> TextParser<'a> {
@@ -386,8 +381,8 @@ impl<'a> TextParser<'a> {
             }
         }
         let s: String = serde_json::from_str(self.text.get(quote..=i)?).ok()?;
+        // Off the fast path: `parse` refuses it once serde_json has parsed the whole text.
         if s.contains('\0') {
-            self.nul = true;
             return None;
         }
         self.pos = i + 1;
