@@ -909,8 +909,8 @@ fn reserved_and_read_only() {
         r.result,
         json!([{"error":"not allowed","details":"delete operation not allowed when database server is in read only mode"}])
     );
-    assert!(ovsdb::is_read_only(&sel));
-    assert!(!ovsdb::is_read_only(&ins));
+    assert!(ovsdb::is_read_only_transaction(&sel));
+    assert!(!ovsdb::is_read_only_transaction(&ins));
 }
 
 #[test]
