@@ -10,7 +10,8 @@
 //! A `\u0000` escape in any string is refused as ovsdb-server's `json.c` refuses it (`null
 //! bytes not supported in quoted strings`): the connection is closed with no reply, so a NUL can
 //! never reach a database, where ovsdb-server could not have stored it either. The scanner
-//! spots it, without waiting for the end of the message, as ovsdb-server's parser does.
+//! refuses it at the string's closing quote, without waiting for the end of the message, as
+//! ovsdb-server's lexer does.
 
 use bytes::{Buf, BytesMut};
 use serde_json::Value;
@@ -50,6 +51,8 @@ pub struct Framer {
     /// Hex digits still expected in the current `\u` escape, and whether all so far were `0`.
     hex_left: u8,
     hex_zero: bool,
+    /// The current string has a `\u0000`.
+    string_nul: bool,
     started: bool,
 }
 
@@ -64,6 +67,7 @@ impl Framer {
             escaped: false,
             hex_left: 0,
             hex_zero: false,
+            string_nul: false,
             started: false,
         }
     }
@@ -105,9 +109,7 @@ impl Framer {
                 if self.hex_left > 0 && b.is_ascii_hexdigit() {
                     self.hex_zero &= b == b'0';
                     self.hex_left -= 1;
-                    if self.hex_left == 0 && self.hex_zero {
-                        return Err(FramingError::NullEscape);
-                    }
+                    self.string_nul |= self.hex_left == 0 && self.hex_zero;
                     continue;
                 }
                 // A malformed escape is serde_json's to reject once the value is complete.
@@ -122,11 +124,17 @@ impl Framer {
                     self.escaped = true;
                 } else if b == b'"' {
                     self.in_string = false;
+                    if self.string_nul {
+                        return Err(FramingError::NullEscape);
+                    }
                 }
                 continue;
             }
             match b {
-                b'"' => self.in_string = true,
+                b'"' => {
+                    self.in_string = true;
+                    self.string_nul = false;
+                }
                 b'{' | b'[' => self.open.push(b),
                 b'}' | b']' => {
                     let want = if b == b'}' { b'{' } else { b'[' };
@@ -303,11 +311,18 @@ mod tests {
                 Some(FramingError::NullEscape),
             ),
             (
-                "a null escape split across reads, message unfinished",
-                vec![b"{\"a\":[\"\\u0", b"0", b"00"],
+                "a null escape split across reads, refused at the string's end",
+                vec![b"{\"a\":[\"\\u0", b"0", b"00", b"x\""],
                 1000,
                 vec![],
                 Some(FramingError::NullEscape),
+            ),
+            (
+                "a string with a null escape is not refused before its end",
+                vec![b"{\"a\":[\"\\u0000x"],
+                1000,
+                vec![],
+                None,
             ),
             (
                 "a null right after another escape",
