@@ -163,11 +163,11 @@ impl Backend for MemberBackend {
         let member = self.member.clone();
         async move {
             // Timed for /metrics; a write on a follower is forwarded to the leader.
-            let read_only = ovsdb::is_read_only(&ops);
+            let kind = crate::metrics::TxnKind::of(&ops);
             let forwarded = !member.status().is_leader;
             let started = std::time::Instant::now();
             let result = member.transact(&db, ops, session.0).await;
-            crate::metrics::transaction(read_only, forwarded, started.elapsed(), result.is_ok());
+            crate::metrics::transaction(kind, forwarded, started.elapsed(), result.is_ok());
             result.map_err(backend_error)
         }
         .boxed()

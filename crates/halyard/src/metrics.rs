@@ -230,8 +230,29 @@ fn sample(
     });
 }
 
+/// How a transaction is counted: as a read exactly when the member routes it as one (a read
+/// barrier, not a proposal), so the read and write counters match what the member did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnKind {
+    Read,
+    Write,
+}
+
+impl TxnKind {
+    /// The member's own routing predicate: a transaction with `abort` never commits, so it is
+    /// a read whatever else it contains (`ovsdb-client query`).
+    pub fn of(ops: &[serde_json::Value]) -> TxnKind {
+        if ovsdb::is_read_only_transaction(ops) {
+            TxnKind::Read
+        } else {
+            TxnKind::Write
+        }
+    }
+}
+
 /// Times one OVSDB transaction as seen by the member (read barrier or proposal included).
-pub fn transaction(read_only: bool, forwarded: bool, elapsed: Duration, ok: bool) {
+pub fn transaction(kind: TxnKind, forwarded: bool, elapsed: Duration, ok: bool) {
+    let read_only = kind == TxnKind::Read;
     let kind = if read_only { "read" } else { "write" };
     let result = if ok { "ok" } else { "error" };
     metrics::counter!("halyard_transactions_total", "kind" => kind, "result" => result)
@@ -242,5 +263,45 @@ pub fn transaction(read_only: bool, forwarded: bool, elapsed: Duration, ok: bool
         metrics::counter!("halyard_read_barriers_total").increment(1);
     } else if forwarded {
         metrics::counter!("halyard_forwarded_writes_total").increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// What `transaction` records for `ops` on a follower, rendered by a private recorder.
+    fn recorded(ops: &[serde_json::Value]) -> String {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            transaction(TxnKind::of(ops), true, Duration::from_millis(1), true)
+        });
+        handle.render()
+    }
+
+    #[test]
+    fn a_transaction_with_abort_counts_as_a_read_as_it_is_routed() {
+        // ovsdb-client query: a select followed by abort.
+        let query = [
+            json!({"op":"select","table":"T","where":[]}),
+            json!({"op":"abort"}),
+        ];
+        let text = recorded(&query);
+        assert!(
+            text.contains(r#"halyard_transactions_total{kind="read",result="ok"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains("halyard_read_barriers_total 1"), "{text}");
+        assert!(!text.contains("halyard_forwarded_writes_total"), "{text}");
+
+        let insert = [json!({"op":"insert","table":"T","row":{}})];
+        let text = recorded(&insert);
+        assert!(
+            text.contains(r#"halyard_transactions_total{kind="write",result="ok"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains("halyard_forwarded_writes_total 1"), "{text}");
     }
 }

@@ -202,6 +202,50 @@ fn protocol_errors_match_ovsdb_server_and_leave_the_member_serving() {
             false,
             Some(json!([{"id": 1, "error": "unknown monitor"}])),
         ),
+        // Malformed monitor params (the full set, the monitor-id check included, is in
+        // crates/server/tests/monitor.rs; Halyard parks a monitor request for a read barrier,
+        // so pipelined ones are answered in no fixed order): v1 ignores extra params, and
+        // monitor_cond_since's requests are checked before its last transaction id.
+        (
+            vec![r#"{"id":1,"method":"monitor","params":["OVN_Northbound","m",{},"extra"]}"#],
+            1,
+            false,
+            Some(json!([{"id": 1, "result": {}, "error": null}])),
+        ),
+        (
+            vec![r#"{"id":2,"method":"monitor","params":["OVN_Northbound","m",[]]}"#],
+            1,
+            false,
+            Some(
+                json!([{"id": 2, "error": {"syntax": "[]", "details": "monitor-requests must be object", "error": "syntax error"}}]),
+            ),
+        ),
+        (
+            vec![
+                r#"{"id":4,"method":"monitor_cond_since","params":["OVN_Northbound","n",{"Nope":{}},5]}"#,
+            ],
+            1,
+            false,
+            Some(
+                json!([{"id": 4, "error": {"details": "no table named Nope", "error": "syntax error"}}]),
+            ),
+        ),
+        (
+            vec![r#"{"id":5,"method":"monitor_cond_since","params":["OVN_Northbound","n",{},5]}"#],
+            1,
+            false,
+            Some(
+                json!([{"id": 5, "error": {"syntax": "5", "details": "last-txn-id must be string", "error": "syntax error"}}]),
+            ),
+        ),
+        (
+            vec![r#"{"id":6,"method":"monitor_cond","params":["OVN_Northbound","n",{},"x"]}"#],
+            1,
+            false,
+            Some(
+                json!([{"id": 6, "error": {"syntax": "[\"OVN_Northbound\",\"n\",{},\"x\"]", "details": "invalid parameters", "error": "syntax error"}}]),
+            ),
+        ),
     ];
     for (msgs, n, closed, exact) in &cases {
         let theirs = probe(real.port, msgs, *n, *closed);
@@ -219,6 +263,86 @@ fn protocol_errors_match_ovsdb_server_and_leave_the_member_serving() {
         let ours = probe(h.port, msgs, *n, *closed);
         assert_eq!(ours, theirs, "halyard and ovsdb-server differ on {msgs:?}");
         still_serves(h.port, &format!("{msgs:?}"));
+    }
+}
+
+/// Sends `msgs` and reads every value until the server closes the connection, or until 3 s
+/// have passed (`closed: false`): well within the 5 s after which an inactivity probe, left
+/// unanswered, would close a TCP session anyway.
+fn replies_until_closed(port: u16, msgs: &[&str]) -> Outcome {
+    let mut c = Rpc::connect(port);
+    for m in msgs {
+        if c.send_raw(m.as_bytes()).is_err() {
+            break;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut replies = Vec::new();
+    loop {
+        match c.recv(deadline.saturating_duration_since(Instant::now())) {
+            Ok(v) => replies.push(v),
+            Err(RecvError::Timeout) => {
+                return Outcome {
+                    replies,
+                    closed: false,
+                }
+            }
+            Err(_) => {
+                return Outcome {
+                    replies,
+                    closed: true,
+                }
+            }
+        }
+    }
+}
+
+/// A `\u0000` escape in any string: ovsdb-server 3.1 answers what came before, then closes the
+/// connection with no reply at the string's closing quote (its log: `error parsing stream: …
+/// null bytes not supported in quoted strings`). Nothing is stored, and the member keeps
+/// serving.
+#[test]
+fn null_escapes_close_the_connection_and_store_nothing() {
+    let h = Halyard::start(NB_SCHEMA);
+    let real = OvsdbServer::start(NB_SCHEMA);
+    let insert = r#"{"id":1,"method":"transact","params":["OVN_Northbound",{"op":"insert","table":"Logical_Switch","row":{"name":"a\u0000b"}}]}"#;
+    let cases: Vec<(Vec<&str>, usize)> = vec![
+        (vec![insert], 0),
+        (
+            vec![
+                r#"{"id":1,"method":"echo","params":[]} {"id":2,"method":"echo","params":["\u0000"]}"#,
+            ],
+            1,
+        ),
+        (
+            vec![r#"{"id":1,"method":"echo","params":[],"k\u0000":1}"#],
+            0,
+        ),
+        // Refused at the string's end, before the message is complete.
+        (
+            vec![
+                r#"{"id":1,"method":"transact","params":["OVN_Northbound",{"op":"insert","table":"Logical_Switch","row":{"name":"\u0000""#,
+            ],
+            0,
+        ),
+    ];
+    for (msgs, n) in &cases {
+        let theirs = replies_until_closed(real.port, msgs);
+        assert!(theirs.closed, "ovsdb-server itself: {msgs:?} -> {theirs:?}");
+        assert_eq!(theirs.replies.len(), *n, "ovsdb-server itself: {msgs:?}");
+        let ours = replies_until_closed(h.port, msgs);
+        assert_eq!(ours, theirs, "halyard and ovsdb-server differ on {msgs:?}");
+        still_serves(h.port, &format!("{msgs:?}"));
+    }
+    for port in [real.port, h.port] {
+        let mut c = Rpc::connect(port);
+        let r = c
+            .call(
+                "transact",
+                json!(["OVN_Northbound", {"op": "select", "table": "Logical_Switch", "where": [], "columns": ["name"]}]),
+            )
+            .unwrap();
+        assert_eq!(r["result"], json!([{"rows": []}]), "port {port}");
     }
 }
 

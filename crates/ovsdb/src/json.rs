@@ -10,7 +10,10 @@
 //! `preserve_order`): member order is first appearance, a repeated key keeps its first
 //! position and its last value. Text that this parser does not take on the fast path (an
 //! error, deep nesting) is handed to serde_json, so errors, and what is accepted, are
-//! serde_json's.
+//! serde_json's, with one exception: a string (key or value) holding a NUL character is
+//! refused, as ovsdb-server's JSON parser refuses `\u0000` (`null bytes not supported in
+//! quoted strings`). The front end closes such connections before anything is proposed; this
+//! keeps the replicated log's own entry point from ever storing a NUL either.
 
 use std::borrow::Cow;
 
@@ -155,7 +158,8 @@ const MAX_DEPTH: u32 = 64;
 
 impl<'a> Document<'a> {
     /// Parses `text`; accepts and rejects exactly what `serde_json::from_str::<Value>` does
-    /// (with its error), and yields the same tree.
+    /// (with its error), and yields the same tree, except that a string with a NUL
+    /// character is refused (see the module header).
     pub fn parse(text: &'a str) -> Result<Document<'a>, serde_json::Error> {
         let mut p = TextParser {
             text,
@@ -170,7 +174,11 @@ impl<'a> Document<'a> {
                 return Ok(Document { nodes: p.nodes });
             }
         }
+        // Malformed text gets serde_json's error even if it also holds a NUL.
         let v: Value = serde_json::from_str(text)?;
+        if has_nul(&v) {
+            return Err(null_byte_error());
+        }
         Ok(Document::from_value(&v))
     }
 
@@ -216,6 +224,21 @@ impl<'a> Document<'a> {
     /// The top-level value.
     pub fn root(&self) -> JsonRef<'_> {
         JsonRef { nodes: &self.nodes }
+    }
+}
+
+/// ovsdb-server's refusal of `\u0000` (lib/json.c), as a serde_json error so that callers
+/// see one error type for every text they cannot use.
+fn null_byte_error() -> serde_json::Error {
+    <serde_json::Error as serde::de::Error>::custom("null bytes not supported in quoted strings")
+}
+
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
     }
 }
 
@@ -358,6 +381,10 @@ impl<'a> TextParser<'a> {
             }
         }
         let s: String = serde_json::from_str(self.text.get(quote..=i)?).ok()?;
+        // Off the fast path: `parse` refuses it once serde_json has parsed the whole text.
+        if s.contains('\0') {
+            return None;
+        }
         self.pos = i + 1;
         Some(Cow::Owned(s))
     }
@@ -643,9 +670,19 @@ impl<'a> JsonLike<'a> for JsonRef<'a> {
 mod tests {
     use super::*;
 
+    /// serde_json's answer, except for the NUL characters that ovsdb-server refuses.
     fn same_as_serde(text: &str) {
         let ours = Document::parse(text).map(|d| d.root().to_value());
         let theirs = serde_json::from_str::<Value>(text);
+        if theirs.as_ref().is_ok_and(has_nul) {
+            let e = ours.expect_err(text);
+            assert_eq!(
+                e.to_string(),
+                "null bytes not supported in quoted strings",
+                "{text}"
+            );
+            return;
+        }
         match (ours, theirs) {
             (Ok(a), Ok(b)) => assert_eq!(a, b, "{text}"),
             (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{text}"),
@@ -682,6 +719,28 @@ mod tests {
         }
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         same_as_serde(&deep);
+    }
+
+    #[test]
+    fn null_characters_are_refused() {
+        let deep = format!("{}\"\\u0000\"{}", "[".repeat(100), "]".repeat(100));
+        for t in [
+            r#"["\u0000"]"#,
+            r#"[{"op":"insert","table":"A","row":{"s":"a\u0000b"}}]"#,
+            r#"[{"k\u0000":1}]"#,
+            r#"["x\n", "\u0000\u00e9"]"#,
+            deep.as_str(),
+        ] {
+            let e = Document::parse(t).expect_err(t);
+            assert_eq!(
+                e.to_string(),
+                "null bytes not supported in quoted strings",
+                "{t}"
+            );
+        }
+        // An escaped backslash before "u0000" is no NUL, and other control characters pass.
+        let d = Document::parse(r#"["\\u0000", "\u0001"]"#).unwrap();
+        assert_eq!(d.root().to_value(), serde_json::json!(["\\u0000", "\u{1}"]));
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //!
 //! The public API is the team contract (`Database::{new, schema, transact, snapshot,
 //! from_snapshot, rows, row}`, `TxnEnv`, `TxnOutcome`, `ChangeSet`/`RowChange`,
-//! `DatabaseSchema`, `Datum`, `Atom`, `OvsdbError`, `is_read_only`). Nothing was renamed.
+//! `DatabaseSchema`, `Datum`, `Atom`, `OvsdbError`). Nothing was renamed; `is_read_only` was
+//! removed (issue 15): it disagreed with `is_read_only_transaction` about `abort`, and
+//! everything now uses the latter.
 //! Additions:
 //! * `TxnOutcome` also has `comment` (last `comment` op) and `durable` (`commit` with
 //!   `durable:true`); `result` is `null` when `blocked`.
@@ -62,5 +64,5 @@ pub use schema::{
     AtomicType, BaseType, ColumnRef, ColumnSchema, ColumnType, DatabaseSchema, RefType, TableSchema,
 };
 pub use transaction::{
-    is_read_only, is_read_only_transaction, NotReadOnly, ReadTextError, SeqEnv, TxnEnv, TxnOutcome,
+    is_read_only_transaction, NotReadOnly, ReadTextError, SeqEnv, TxnEnv, TxnOutcome,
 };

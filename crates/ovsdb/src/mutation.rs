@@ -152,11 +152,13 @@ fn parse_one<'a>(
             };
             match Datum::from_json_bounded(arg_json, ct, 0, max, named) {
                 Ok(d) => d,
-                Err(e) if ct.is_map() && mutator == Mutator::Delete => {
-                    // A map may also lose keys given as a set of keys.
+                Err(_) if ct.is_map() && mutator == Mutator::Delete => {
+                    // A map may also lose keys given as a set of keys. Like ovsdb-server's
+                    // ovsdb_mutation_from_json, any failure as a map (a duplicate key
+                    // included) retries as a set, and the set's error is the one reported.
                     let mut at = ct.clone();
                     at.value = None;
-                    Datum::from_json_bounded(arg_json, &at, 0, max, named).map_err(|_| e)?
+                    Datum::from_json_bounded(arg_json, &at, 0, max, named)?
                 }
                 Err(e) => return Err(e),
             }

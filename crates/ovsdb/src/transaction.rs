@@ -94,17 +94,6 @@ thread_local! {
     pub(crate) static INDEXED_QUERIES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
-/// True when `ops` only read (select, wait, comment, assert), so they can be served
-/// from a local replica without going through the log.
-pub fn is_read_only(ops: &[Value]) -> bool {
-    ops.iter().all(|op| {
-        matches!(
-            op.get("op").and_then(Value::as_str),
-            Some("select" | "wait" | "comment" | "assert")
-        )
-    })
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
     Normal,
@@ -318,7 +307,7 @@ fn reads_only<'j, J: JsonLike<'j>>(
 
 /// True when [`Database::transact_read`] accepts `ops`: they cannot change the database
 /// (every operation is `select`, `wait`, `comment`, `assert`, `commit` or `abort`, or some
-/// operation is `abort`). A superset of [`is_read_only`].
+/// operation is `abort`). The one predicate for routing and for metrics.
 pub fn is_read_only_transaction(ops: &[Value]) -> bool {
     reads_only(ops.iter()).is_ok()
 }

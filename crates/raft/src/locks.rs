@@ -96,19 +96,12 @@ impl LockTable {
         Ok(true)
     }
 
-    /// `unlock`. `Err` when the session neither holds nor waits for the lock.
-    pub(crate) fn release(
-        &mut self,
-        session: Uuid,
-        name: &str,
-        events: &mut Events,
-    ) -> Result<(), String> {
-        let removed = self.remove_where(name, |w| w.session == session, events);
-        if removed {
-            Ok(())
-        } else {
-            Err("\"unlock\" without \"lock\" or \"steal\"".to_string())
-        }
+    /// `unlock`. A session that is not in the queue is not refused: the front end already
+    /// answered an `unlock` without `lock` or `steal` itself, so the session did lock, and it
+    /// is missing only because a `steal` dropped it (its own `steal` was stolen), which
+    /// ovsdb-server also answers with `{}`.
+    pub(crate) fn release(&mut self, session: Uuid, name: &str, events: &mut Events) {
+        self.remove_where(name, |w| w.session == session, events);
     }
 
     pub(crate) fn release_sessions(&mut self, sessions: &[Uuid], events: &mut Events) {
@@ -223,10 +216,9 @@ mod tests {
             .acquire(s(2), 2, Uuid::nil(), "L", false, &mut ev)
             .is_err());
         assert!(ev.is_empty());
-        t.release(s(1), "L", &mut ev).unwrap();
+        t.release(s(1), "L", &mut ev);
         assert_eq!(ev, vec![(s(2), "L".to_string(), LockEvent::Locked)]);
         assert_eq!(t.owner("L"), Some(s(2)));
-        assert!(t.release(s(1), "L", &mut ev).is_err());
     }
 
     #[test]
@@ -237,7 +229,7 @@ mod tests {
             .unwrap();
         t.acquire(s(2), 1, Uuid::nil(), "L", false, &mut ev)
             .unwrap();
-        t.release(s(2), "L", &mut ev).unwrap();
+        t.release(s(2), "L", &mut ev);
         assert!(
             ev.is_empty(),
             "ovsdb-server 3.1 sends a spurious `locked` here; we do not"
@@ -256,7 +248,7 @@ mod tests {
         );
         assert_eq!(ev, vec![(s(1), "L".to_string(), LockEvent::Stolen)]);
         ev.clear();
-        t.release(s(2), "L", &mut ev).unwrap();
+        t.release(s(2), "L", &mut ev);
         assert_eq!(ev, vec![(s(1), "L".to_string(), LockEvent::Locked)]);
     }
 
@@ -267,10 +259,27 @@ mod tests {
         t.acquire(s(1), 1, Uuid::nil(), "L", true, &mut ev).unwrap();
         t.acquire(s(2), 2, Uuid::nil(), "L", true, &mut ev).unwrap();
         ev.clear();
-        t.release(s(2), "L", &mut ev).unwrap();
+        t.release(s(2), "L", &mut ev);
         assert!(ev.is_empty());
         assert_eq!(t.owner("L"), None);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn unlock_after_own_steal_was_stolen() {
+        let mut t = LockTable::default();
+        let mut ev = Events::new();
+        t.acquire(s(1), 1, Uuid::nil(), "L", true, &mut ev).unwrap();
+        t.acquire(s(2), 2, Uuid::nil(), "L", true, &mut ev).unwrap();
+        assert_eq!(ev, vec![(s(1), "L".to_string(), LockEvent::Stolen)]);
+        ev.clear();
+        t.release(s(1), "L", &mut ev);
+        assert!(ev.is_empty(), "the thief is not told anything: {ev:?}");
+        assert_eq!(t.owner("L"), Some(s(2)));
+        assert_eq!(
+            t.acquire(s(1), 1, Uuid::nil(), "L", false, &mut ev),
+            Ok(false)
+        );
     }
 
     #[test]

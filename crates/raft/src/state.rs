@@ -266,10 +266,8 @@ impl ReplicatedState {
                 }
             }
             CommandKind::Unlock { session, name } => {
-                match self.locks.release(*session, name, &mut events) {
-                    Ok(()) => Outcome::Unlocked,
-                    Err(details) => Outcome::LockRefused { details },
-                }
+                self.locks.release(*session, name, &mut events);
+                Outcome::Unlocked
             }
             CommandKind::SessionsClosed { sessions } => {
                 self.locks.release_sessions(sessions, &mut events);

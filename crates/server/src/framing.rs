@@ -6,6 +6,12 @@
 //! The scanner only tracks nesting and string state, so bytes are looked at once however the
 //! stream is chunked; a complete value is then handed to serde_json, which rejects malformed
 //! JSON and numbers outside the range of a double (ovsdb-server's `number outside valid range`).
+//!
+//! A `\u0000` escape in any string is refused as ovsdb-server's `json.c` refuses it (`null
+//! bytes not supported in quoted strings`): the connection is closed with no reply, so a NUL can
+//! never reach a database, where ovsdb-server could not have stored it either. The scanner
+//! refuses it at the string's closing quote, without waiting for the end of the message, as
+//! ovsdb-server's lexer does.
 
 use bytes::{Buf, BytesMut};
 use serde_json::Value;
@@ -26,6 +32,8 @@ pub enum FramingError {
     Parse(String),
     #[error("unbalanced JSON: unexpected {0:?}")]
     Unbalanced(char),
+    #[error("error parsing stream: null bytes not supported in quoted strings")]
+    NullEscape,
 }
 
 /// Incremental splitter. Feed it bytes with [`Framer::buffer_mut`], pull messages with
@@ -40,6 +48,11 @@ pub struct Framer {
     open: Vec<u8>,
     in_string: bool,
     escaped: bool,
+    /// Hex digits still expected in the current `\u` escape, and whether all so far were `0`.
+    hex_left: u8,
+    hex_zero: bool,
+    /// The current string has a `\u0000`.
+    string_nul: bool,
     started: bool,
 }
 
@@ -52,6 +65,9 @@ impl Framer {
             open: Vec::new(),
             in_string: false,
             escaped: false,
+            hex_left: 0,
+            hex_zero: false,
+            string_nul: false,
             started: false,
         }
     }
@@ -90,17 +106,35 @@ impl Framer {
         let mut end = None;
         for (i, &b) in self.buf[self.scanned..].iter().enumerate() {
             if self.in_string {
+                if self.hex_left > 0 && b.is_ascii_hexdigit() {
+                    self.hex_zero &= b == b'0';
+                    self.hex_left -= 1;
+                    self.string_nul |= self.hex_left == 0 && self.hex_zero;
+                    continue;
+                }
+                // A malformed escape is serde_json's to reject once the value is complete.
+                self.hex_left = 0;
                 if self.escaped {
                     self.escaped = false;
+                    if b == b'u' {
+                        self.hex_left = 4;
+                        self.hex_zero = true;
+                    }
                 } else if b == b'\\' {
                     self.escaped = true;
                 } else if b == b'"' {
                     self.in_string = false;
+                    if self.string_nul {
+                        return Err(FramingError::NullEscape);
+                    }
                 }
                 continue;
             }
             match b {
-                b'"' => self.in_string = true,
+                b'"' => {
+                    self.in_string = true;
+                    self.string_nul = false;
+                }
                 b'{' | b'[' => self.open.push(b),
                 b'}' | b']' => {
                     let want = if b == b'}' { b'{' } else { b'[' };
@@ -275,6 +309,55 @@ mod tests {
                 1000,
                 vec![],
                 Some(FramingError::Unbalanced('}')),
+            ),
+            (
+                "a null escape closes at once, after what came before",
+                vec![b"{\"a\":1} {\"b\":\"x\\u0000y\"}{\"c\":3}"],
+                1000,
+                vec![json!({"a":1})],
+                Some(FramingError::NullEscape),
+            ),
+            (
+                "a null escape in a key",
+                vec![b"{\"\\u0000\":1}"],
+                1000,
+                vec![],
+                Some(FramingError::NullEscape),
+            ),
+            (
+                "a null escape split across reads, refused at the string's end",
+                vec![b"{\"a\":[\"\\u0", b"0", b"00", b"x\""],
+                1000,
+                vec![],
+                Some(FramingError::NullEscape),
+            ),
+            (
+                "a string with a null escape is not refused before its end",
+                vec![b"{\"a\":[\"\\u0000x"],
+                1000,
+                vec![],
+                None,
+            ),
+            (
+                "a null right after another escape",
+                vec![b"{\"a\":\"\\n\\u0000\"}"],
+                1000,
+                vec![],
+                Some(FramingError::NullEscape),
+            ),
+            (
+                "u0000 followed by a digit is still a null, after other escapes",
+                vec![b"{\"a\":\"\\\\u0000\\u0001\\u0100\\u00000\"}"],
+                1000,
+                vec![],
+                Some(FramingError::NullEscape),
+            ),
+            (
+                "an escaped backslash before u0000 and other escapes (upper-case hex too) pass",
+                vec![b"{\"a\":\"\\\\u0000\\u0001\\u1000\\u000A\"}"],
+                1000,
+                vec![json!({"a":"\\u0000\u{1}\u{1000}\n"})],
+                None,
             ),
             (
                 "last key wins",

@@ -323,11 +323,28 @@ impl Session {
         let Some(db) = self.db_param(&id, method, &params) else {
             return;
         };
-        let want = if version == MonitorVersion::V3 { 4 } else { 3 };
-        if params.len() != want {
+        // ovsdb-server 3.1 checks the count only for monitor_cond and monitor_cond_since: a
+        // v1 `monitor` ignores extra params, and with fewer than 3 it reads past the array and
+        // crashes, where Halyard answers as monitor_cond does.
+        let count_ok = match version {
+            MonitorVersion::V1 => params.len() >= 3,
+            MonitorVersion::V2 => params.len() == 3,
+            MonitorVersion::V3 => params.len() == 4,
+        };
+        if !count_ok {
             self.send(error_reply(
                 id,
                 syntax_error("invalid parameters", &Value::Array(params)),
+            ));
+            return;
+        }
+        // The checks below come in ovsdb-server's order (ovsdb_jsonrpc_monitor_create): the
+        // requests' type, the monitor id, each table's requests (in `register`), then the
+        // last transaction id.
+        if !params[2].is_object() {
+            self.send(error_reply(
+                id,
+                syntax_error("monitor-requests must be object", &params[2]),
             ));
             return;
         }
@@ -339,26 +356,28 @@ impl Session {
             ));
             return;
         }
-        let last_txn = if version == MonitorVersion::V3 {
-            match params[3].as_str().and_then(|s| Uuid::parse_str(s).ok()) {
-                Some(u) => Some(u),
-                None => {
-                    self.send(error_reply(
-                        id,
-                        syntax_error("last-txn-id must be UUID format.", &params[3]),
-                    ));
-                    return;
-                }
-            }
-        } else {
-            None
-        };
+        let (last_txn, last_txn_error) =
+            match params.get(3).filter(|_| version == MonitorVersion::V3) {
+                None => (None, None),
+                Some(Value::String(s)) => match Uuid::parse_str(s) {
+                    Ok(u) => (Some(u), None),
+                    Err(_) => (
+                        None,
+                        Some(syntax_error("last-txn-id must be UUID format.", &params[3])),
+                    ),
+                },
+                Some(other) => (
+                    None,
+                    Some(syntax_error("last-txn-id must be string", other)),
+                ),
+            };
         let setup = MonitorSetup {
             id: id.clone(),
             version,
             db: db.clone(),
             mon_id,
             requests: params[2].clone(),
+            last_txn_error,
             shared: self.shared.clone(),
             hub: self.ctx.hub.clone(),
         };
@@ -527,6 +546,9 @@ struct MonitorSetup {
     db: String,
     mon_id: Value,
     requests: Value,
+    /// A `monitor_cond_since` whose last transaction id is unusable: refused once the requests
+    /// have parsed, since ovsdb-server reports a bad request before a bad id.
+    last_txn_error: Option<Value>,
     shared: std::sync::Arc<crate::session::SessionShared>,
     hub: std::sync::Arc<crate::hub::Hub>,
 }
@@ -541,6 +563,9 @@ impl MonitorSetup {
         let compiled =
             ovsdb::monitor::Monitor::new(db_state.schema(), self.version, &self.requests)
                 .map_err(|e| e.to_json())?;
+        if let Some(e) = &self.last_txn_error {
+            return Err(e.clone());
+        }
         let mut st = self.shared.state();
         // Checked again here: another request may have taken the id while this one waited.
         if st.monitors.iter().any(|m| m.id == self.mon_id) {

@@ -285,3 +285,221 @@ async fn server_monitor_follows_status() {
     }
     assert!(saw_modify);
 }
+
+/// Each malformed `monitor`, `monitor_cond` and `monitor_cond_since` answered exactly as
+/// ovsdb-server 3.1 answers it (replies captured from it with a schema whose table `A` has
+/// columns `s` and `n`), checks in its order: params count, the requests' type, the monitor
+/// id, each table's requests, the last transaction id. The one deliberate difference: a v1
+/// `monitor` with fewer than 3 params crashes 3.1; Halyard answers `invalid parameters`.
+#[tokio::test]
+async fn malformed_monitor_params_answered_as_ovsdb_server() {
+    let (_b, s) = server();
+    let mut c = connect(&s, false);
+    c.ok("monitor", json!(["T", "d", {}])).await;
+    let syntax = |details: &str, syntax: Value| json!({"error": "syntax error", "details": details, "syntax": syntax.to_string()});
+    let bare = |details: &str| json!({"error": "syntax error", "details": details});
+    let zero = "00000000-0000-0000-0000-000000000000";
+    // (method, params, Ok(result) or Err(error))
+    let cases: Vec<(&str, Value, Result<Value, Value>)> = vec![
+        (
+            "monitor",
+            json!([]),
+            Err(syntax(
+                "monitor request params must begin with <db-name>",
+                json!([]),
+            )),
+        ),
+        (
+            "monitor",
+            json!(["T"]),
+            Err(syntax("invalid parameters", json!(["T"]))),
+        ),
+        (
+            "monitor",
+            json!(["T", null]),
+            Err(syntax("invalid parameters", json!(["T", null]))),
+        ),
+        ("monitor", json!(["T", "x1", {}, "extra"]), Ok(json!({}))),
+        ("monitor", json!(["T", "x2", {}, "extra", 5]), Ok(json!({}))),
+        (
+            "monitor",
+            json!(["T", "x3", []]),
+            Err(syntax("monitor-requests must be object", json!([]))),
+        ),
+        (
+            "monitor",
+            json!(["T", "x3", "x"]),
+            Err(syntax("monitor-requests must be object", json!("x"))),
+        ),
+        (
+            "monitor",
+            json!(["T", "x3", null]),
+            Err(syntax("monitor-requests must be object", json!(null))),
+        ),
+        (
+            "monitor",
+            json!(["T", "d", []]),
+            Err(syntax("monitor-requests must be object", json!([]))),
+        ),
+        (
+            "monitor",
+            json!(["T", "d", {"Nope": {}}, 5]),
+            Err(syntax("duplicate monitor ID", json!("d"))),
+        ),
+        (
+            "monitor",
+            json!(["T", "x3", {"A": 5}]),
+            Err(bare("Parsing table A failed: Object expected.")),
+        ),
+        (
+            "monitor",
+            json!(["T", "x3", {"A": [5]}]),
+            Err(bare("Parsing table A failed: Object expected.")),
+        ),
+        (
+            "monitor",
+            json!(["T", "x3", {"A": null}]),
+            Err(bare("Parsing table A failed: Object expected.")),
+        ),
+        (
+            "monitor",
+            json!(["T", "x3", {"Nope": {}}]),
+            Err(bare("no table named Nope")),
+        ),
+        (
+            "monitor",
+            json!(["T", "x3", {"A": {"columns": ["nope"]}}]),
+            Err(syntax("nope is not a valid column name", json!(["nope"]))),
+        ),
+        (
+            "monitor",
+            json!(["T", "x3", {"A": {"columns": [5]}}]),
+            Err(syntax("array of column names expected", json!([5]))),
+        ),
+        (
+            "monitor",
+            json!(["T", "x3", {"A": {"columns": "s"}}]),
+            Err(syntax(
+                "Parsing table A failed: Type mismatch for member 'columns'.",
+                json!({"columns": "s"}),
+            )),
+        ),
+        (
+            "monitor",
+            json!(["T", "x3", {"A": {"select": 5}}]),
+            Err(syntax(
+                "Parsing table A failed: Type mismatch for member 'select'.",
+                json!({"select": 5}),
+            )),
+        ),
+        (
+            "monitor",
+            json!(["T", "x3", {"A": {"select": null}}]),
+            Err(syntax(
+                "Parsing table A failed: Type mismatch for member 'select'.",
+                json!({"select": null}),
+            )),
+        ),
+        (
+            "monitor",
+            json!(["T", "x3", {"A": {"select": {"initial": 1}}}]),
+            Err(syntax(
+                "Parsing table A select failed: Type mismatch for member 'initial'.",
+                json!({"initial": 1}),
+            )),
+        ),
+        (
+            "monitor",
+            json!(["T", "x3", {"A": {"select": {"bogus": true}}}]),
+            Err(syntax(
+                "Parsing table A select failed: Member 'bogus' is present but not allowed here.",
+                json!({"bogus": true}),
+            )),
+        ),
+        (
+            "monitor",
+            json!(["T", "x3", {"A": {"where": []}}]),
+            Err(syntax(
+                "Parsing table A failed: Member 'where' is present but not allowed here.",
+                json!({"where": []}),
+            )),
+        ),
+        (
+            "monitor",
+            json!(["T", "x4", {"A": {"columns": ["_uuid"]}}]),
+            Ok(json!({})),
+        ),
+        ("monitor", json!(["T", "x5", {"A": []}]), Ok(json!({}))),
+        (
+            "monitor_cond",
+            json!(["T"]),
+            Err(syntax("invalid parameters", json!(["T"]))),
+        ),
+        (
+            "monitor_cond",
+            json!(["T", "y", {}, "extra"]),
+            Err(syntax("invalid parameters", json!(["T", "y", {}, "extra"]))),
+        ),
+        (
+            "monitor_cond",
+            json!(["T", "y", []]),
+            Err(syntax("monitor-requests must be object", json!([]))),
+        ),
+        (
+            "monitor_cond_since",
+            json!(["T", "z", {}]),
+            Err(syntax("invalid parameters", json!(["T", "z", {}]))),
+        ),
+        (
+            "monitor_cond_since",
+            json!(["T", "z", {}, zero, "x"]),
+            Err(syntax(
+                "invalid parameters",
+                json!(["T", "z", {}, zero, "x"]),
+            )),
+        ),
+        (
+            "monitor_cond_since",
+            json!(["T", "z", [], zero]),
+            Err(syntax("monitor-requests must be object", json!([]))),
+        ),
+        (
+            "monitor_cond_since",
+            json!(["T", "d", {"Nope": {}}, 5]),
+            Err(syntax("duplicate monitor ID", json!("d"))),
+        ),
+        (
+            "monitor_cond_since",
+            json!(["T", "z", {"Nope": {}}, 5]),
+            Err(bare("no table named Nope")),
+        ),
+        (
+            "monitor_cond_since",
+            json!(["T", "z", {"A": {"columns": ["nope"]}}, "bad"]),
+            Err(syntax("nope is not a valid column name", json!(["nope"]))),
+        ),
+        (
+            "monitor_cond_since",
+            json!(["T", "z", {}, 5]),
+            Err(syntax("last-txn-id must be string", json!(5))),
+        ),
+        (
+            "monitor_cond_since",
+            json!(["T", "z", {}, "extra"]),
+            Err(syntax("last-txn-id must be UUID format.", json!("extra"))),
+        ),
+        (
+            "monitor_cond_since",
+            json!(["_Server", "z", {}, null]),
+            Err(syntax("last-txn-id must be string", json!(null))),
+        ),
+    ];
+    for (method, params, want) in cases {
+        let (m, _) = c.call(method, params.clone()).await;
+        let got = match m.get("result") {
+            Some(r) => Ok(r.clone()),
+            None => Err(m["error"].clone()),
+        };
+        assert_eq!(got, want, "{method} {params}");
+    }
+}
