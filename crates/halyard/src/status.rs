@@ -29,6 +29,11 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 /// reported as lagging.
 pub const DEFAULT_MAX_LAG: u64 = 1000;
 
+/// A member whose match index (as the leader sees it) has not moved for this long while the
+/// leader's log is ahead of it is reported as stalled, however few entries it lags: its
+/// replication is not making progress.
+pub const MAX_MATCH_STALL_MS: u64 = 5000;
+
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
     /// Raft address of a member (`tcp:HOST:PORT` or `HOST:PORT`; repeat for several). Any
@@ -292,6 +297,29 @@ fn assess(
                         ));
                     }
                 }
+                let in_leader_view = leader.as_ref().and_then(|l| {
+                    l["members"]
+                        .as_array()?
+                        .iter()
+                        .find(|m| m["address"].as_str() == Some(addr.as_str()))
+                        .cloned()
+                });
+                let stalled = in_leader_view
+                    .as_ref()
+                    .and_then(|m| m["match_stalled_ms"].as_u64())
+                    .filter(|ms| *ms > MAX_MATCH_STALL_MS);
+                if let Some(ms) = stalled {
+                    reasons.push(format!(
+                        "replication stalled: its match index {} has not advanced for {} s \
+                         while the leader's log is at {}",
+                        in_leader_view
+                            .as_ref()
+                            .and_then(|m| m["match_index"].as_u64())
+                            .map_or("none".to_string(), |i| i.to_string()),
+                        ms / 1000,
+                        leader_last.unwrap_or(0)
+                    ));
+                }
                 if lag.is_some_and(|l| l > max_lag) {
                     reasons.push(format!(
                         "{} entries behind the leader (bound {max_lag})",
@@ -500,4 +528,62 @@ fn table(doc: &Value) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member_doc(id: &str, addr: &str, role: &str, applied: u64, members: Value) -> Value {
+        json!({
+            "id": id, "address": addr, "role": role, "term": 3, "leader": "aaaa000000000001",
+            "connected": true, "running": true, "last_log_index": 100, "applied_index": applied,
+            "committed_index": applied, "cluster_id": "c", "members": members,
+        })
+    }
+
+    #[test]
+    fn a_follower_whose_replication_stalls_is_unhealthy_even_when_close_behind() {
+        let members = |stalled: Option<u64>| {
+            json!([
+                {"id": "aaaa000000000001", "address": "a1", "voter": true, "match_index": 100},
+                {"id": "bbbb000000000002", "address": "a2", "voter": true, "match_index": 90,
+                 "match_stalled_ms": stalled},
+                {"id": "cccc000000000003", "address": "a3", "voter": true, "match_index": 100},
+            ])
+        };
+        let answers = |stalled: Option<u64>| -> BTreeMap<String, Result<Value, String>> {
+            [
+                (
+                    "a1",
+                    member_doc("aaaa000000000001", "a1", "leader", 100, members(stalled)),
+                ),
+                (
+                    "a2",
+                    member_doc("bbbb000000000002", "a2", "follower", 90, members(None)),
+                ),
+                (
+                    "a3",
+                    member_doc("cccc000000000003", "a3", "follower", 100, members(None)),
+                ),
+            ]
+            .into_iter()
+            .map(|(a, d)| (a.to_string(), Ok(d)))
+            .collect()
+        };
+        let seeds = vec!["a1".to_string()];
+        // Ten entries behind and moving: healthy.
+        let report = assess(&seeds, &answers(Some(300)), DEFAULT_MAX_LAG);
+        assert_eq!(report.doc["verdict"], "healthy", "{:#}", report.doc);
+        // The same ten entries, but not moving for 9 s: a stalled follower.
+        let report = assess(&seeds, &answers(Some(9000)), DEFAULT_MAX_LAG);
+        assert_eq!(report.doc["verdict"], "degraded", "{:#}", report.doc);
+        let row = &report.doc["members"][1];
+        assert_eq!(row["health"], "unhealthy");
+        let text = table(&report.doc);
+        assert!(
+            text.contains("replication stalled: its match index 90 has not advanced for 9 s"),
+            "{text}"
+        );
+    }
 }

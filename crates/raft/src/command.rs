@@ -73,7 +73,11 @@ pub enum CommandKind {
     /// larger and slow to parse). The command (same `id`) is applied when its last piece is,
     /// at that log position; pieces left incomplete when a new leader takes over are dropped
     /// (their proposer re-sends the whole command, applied once).
-    Part { index: u32, count: u32, data: String },
+    Part {
+        index: u32,
+        count: u32,
+        data: String,
+    },
 }
 
 impl Command {

@@ -20,6 +20,7 @@ pub mod locks;
 pub mod member;
 mod network;
 mod nudge;
+mod progress;
 mod proposer;
 mod read_index;
 mod service;

@@ -137,6 +137,8 @@ pub struct Member {
 struct Observed {
     /// Fields the embedding binary adds to [`Member::status_json`] (client connections, remotes).
     status_extra: std::sync::RwLock<Option<StatusExtra>>,
+    /// The leader's view of each member's replication progress.
+    progress: crate::progress::Progress,
 }
 
 /// Produces extra fields (a JSON object) merged into [`Member::status_json`].
@@ -273,6 +275,7 @@ impl Member {
         tokio::spawn(crate::divergence::run(Arc::downgrade(&member)));
         tokio::spawn(crate::nudge::run(Arc::downgrade(&member)));
         tokio::spawn(crate::compaction::run(Arc::downgrade(&member)));
+        tokio::spawn(crate::progress::run(Arc::downgrade(&member)));
         tokio::spawn(crate::read_index::run(Arc::downgrade(&member), reads_rx));
         Ok(member)
     }
@@ -678,9 +681,11 @@ impl Member {
                 let matched = m.replication.as_ref().and_then(|r| r.get(id).cloned().flatten()).map(|l| l.index);
                 // This member's last answered Raft RPC to that peer (the leader's "last msg").
                 let contact = self.peer_contact(*id).map(|t| t.elapsed().as_millis() as u64);
+                // Leader only: how long its match index has been stuck behind the log.
+                let stalled = self.observed.progress.stalled(*id).map(|d| d.as_millis() as u64);
                 serde_json::json!({
                     "id": format!("{id:016x}"), "address": node.addr, "voter": voter, "match_index": matched,
-                    "last_contact_ms": contact,
+                    "last_contact_ms": contact, "match_stalled_ms": stalled,
                 })
             })
             .collect();
@@ -725,6 +730,10 @@ impl Member {
             }
         }
         doc
+    }
+
+    pub(crate) fn progress(&self) -> &crate::progress::Progress {
+        &self.observed.progress
     }
 
     /// Adds fields to every [`Member::status_json`] (the binary reports its client connections

@@ -489,7 +489,10 @@ impl ReplicatedState {
             return Outcome::Blocked;
         }
         if let Some(changes) = out.changes {
-            let state = self.dbs.get_mut(db).expect("the transaction ran on this database");
+            let state = self
+                .dbs
+                .get_mut(db)
+                .expect("the transaction ran on this database");
             let changes = Arc::new(changes);
             state.last_txn_id = id;
             state.history.push(id, changes.clone());

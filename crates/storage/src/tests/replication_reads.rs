@@ -58,9 +58,14 @@ async fn timing_of_large_appends() {
     let start = std::time::Instant::now();
     for i in 1..=80u64 {
         let t = std::time::Instant::now();
-        log.blocking_append(vec![normal_entry(1, i, "k", json!({"pad": "Q".repeat(1_100_000)}))])
-            .await
-            .unwrap();
+        log.blocking_append(vec![normal_entry(
+            1,
+            i,
+            "k",
+            json!({"pad": "Q".repeat(1_100_000)}),
+        )])
+        .await
+        .unwrap();
         if i % 10 == 0 {
             eprintln!("append {i}: {:?}", t.elapsed());
         }
@@ -80,7 +85,11 @@ async fn timing_of_large_appends() {
 #[ignore]
 fn timing_of_sled_large_inserts() {
     let dir = tempfile::tempdir().unwrap();
-    let db = sled::Config::new().path(dir.path()).cache_capacity(64 << 20).open().unwrap();
+    let db = sled::Config::new()
+        .path(dir.path())
+        .cache_capacity(64 << 20)
+        .open()
+        .unwrap();
     let tree = db.open_tree("log").unwrap();
     let value = vec![b'Q'; 1_100_000];
     let t = std::time::Instant::now();
@@ -94,7 +103,8 @@ fn timing_of_sled_large_inserts() {
     let t = std::time::Instant::now();
     for i in 0..80u64 {
         let mut buf = crate::record::buffer_with_capacity(1_100_000);
-        serde_json::to_writer(&mut buf, &serde_json::json!({"pad": "Q".repeat(1_100_000)})).unwrap();
+        serde_json::to_writer(&mut buf, &serde_json::json!({"pad": "Q".repeat(1_100_000)}))
+            .unwrap();
         let _ = crate::record::seal_buffer(&i.to_be_bytes(), buf);
     }
     eprintln!("80 encodes: {:?}", t.elapsed());
