@@ -290,3 +290,139 @@ fn northd_over_halyard_clusters_writes_what_it_writes_over_ovsdb_server_and_fail
         "no datapath for the switch added after the failover"
     );
 }
+
+/// The highest Raft term any member of `cluster` reports.
+fn cluster_term(cluster: &mut Cluster) -> u64 {
+    (1..=cluster.members.len())
+        .filter_map(|i| cluster.member(i).raft_status()?["term"].as_u64())
+        .max()
+        .expect("a member answers")
+}
+
+/// Issue 14: ovn-northd's first full computation over a Northbound of 5,000 ports writes the
+/// Southbound in large transactions (tens of MB); the Halyard SB cluster takes them without a
+/// leader change, and every SB member serves every port binding.
+#[test]
+fn northd_fills_a_5000_port_southbound_without_a_leader_change() {
+    const SWITCHES: usize = 50;
+    const PORTS: usize = 100;
+    let nb = Cluster::start(3, &[NB_SCHEMA], &[]);
+    let mut sb = Cluster::start(3, &[SB_SCHEMA], &[]);
+    let dir = tempfile::Builder::new()
+        .prefix("northd-5000-")
+        .tempdir()
+        .unwrap();
+    // The Northbound first, in batches of one switch and its ports per ovn-nbctl call, so
+    // that northd then computes the whole Southbound at once.
+    let nb_remotes = nb.remotes();
+    let started = Instant::now();
+    for s in 0..SWITCHES {
+        let mut args = vec![
+            format!("--db={}", nb_remotes[s % nb_remotes.len()]),
+            "--timeout=120".to_string(),
+            "ls-add".to_string(),
+            format!("sw{s}"),
+        ];
+        for p in 0..PORTS {
+            let n = s * PORTS + p;
+            args.extend([
+                "--".to_string(),
+                "lsp-add".to_string(),
+                format!("sw{s}"),
+                format!("lp{n}"),
+                "--".to_string(),
+                "lsp-set-addresses".to_string(),
+                format!("lp{n}"),
+                format!(
+                    "0a:00:00:{:02x}:{:02x}:{:02x} 10.{}.{}.{}",
+                    n >> 16,
+                    (n >> 8) & 0xff,
+                    n & 0xff,
+                    s,
+                    p / 250,
+                    p % 250 + 2
+                ),
+            ]);
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_ok("ovn-nbctl", &argv, T);
+    }
+    println!(
+        "Northbound of {} ports built in {:.1} s",
+        SWITCHES * PORTS,
+        started.elapsed().as_secs_f64()
+    );
+    let term_before = cluster_term(&mut sb);
+    let started = Instant::now();
+    let northd = Northd::start(
+        dir.path(),
+        "northd-5000",
+        &nb.remote_list(),
+        &sb.remote_list(),
+    );
+    run_ok(
+        "ovn-nbctl",
+        &[
+            &format!("--db={}", nb.remote_list()),
+            "--timeout=170",
+            "--wait=sb",
+            "sync",
+        ],
+        T,
+    );
+    println!(
+        "ovn-northd filled the Southbound in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    for m in &sb.members {
+        let out = run_ok(
+            "ovsdb-client",
+            &[
+                "--timeout=60",
+                "-f",
+                "csv",
+                "--no-headings",
+                "dump",
+                &m.remote(),
+                "OVN_Southbound",
+                "Port_Binding",
+                "logical_port",
+            ],
+            T,
+        );
+        let ports = out.lines().filter(|l| l.contains("lp")).count();
+        assert_eq!(
+            ports,
+            SWITCHES * PORTS,
+            "SB member {} serves {ports} port bindings\n{}",
+            m.index,
+            northd.log_tail()
+        );
+    }
+    let flows = run_ok(
+        "ovsdb-client",
+        &[
+            "--timeout=60",
+            "-f",
+            "csv",
+            "--no-headings",
+            "dump",
+            &sb.members[0].remote(),
+            "OVN_Southbound",
+            "Logical_Flow",
+            "_uuid",
+        ],
+        T,
+    )
+    .lines()
+    .filter(|l| l.len() >= 36)
+    .count();
+    println!("{flows} logical flows");
+    let term_after = cluster_term(&mut sb);
+    assert_eq!(
+        term_before,
+        term_after,
+        "the SB cluster changed leader while northd wrote\n{}",
+        sb.logs()
+    );
+}
