@@ -165,6 +165,28 @@ fn wait_all_members(cluster: &mut Cluster, tag: &str, expected: usize, limit: Du
     }
 }
 
+/// Peak RSS of each running member in MiB (VmHWM), printed for the record.
+fn print_peak_rss(cluster: &Cluster, what: &str) {
+    let peaks: Vec<String> = cluster
+        .members
+        .iter()
+        .map(|m| {
+            let kib = m
+                .proc
+                .as_ref()
+                .and_then(|p| p.pid())
+                .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("VmHWM:"))
+                        .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
+                });
+            kib.map_or("-".into(), |k| format!("{}", k / 1024))
+        })
+        .collect();
+    println!("{what}: peak RSS of the members (MiB): {}", peaks.join(" / "));
+}
+
 fn follower_of(cluster: &mut Cluster) -> usize {
     let leader = cluster.wait_leader(Duration::from_secs(20));
     (1..=cluster.members.len())
@@ -191,6 +213,7 @@ fn bulk_loads_of_large_rows_replicate_through_leader_and_follower() {
         let loaded = bulk(addr, tag, txns, len);
         wait_all_members(&mut cluster, tag, loaded.rows, Duration::from_secs(60));
     }
+    print_peak_rss(&cluster, "bulk loads");
     let elections = max_term(&mut cluster) - term_before;
     assert!(
         elections <= 1,
@@ -251,6 +274,7 @@ fn a_60_mb_transaction_through_a_follower_is_read_back_everywhere() {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+    print_peak_rss(&cluster, "one 60 MB transaction");
     let elections = max_term(&mut cluster) - term_before;
     assert!(elections <= 1, "{elections} elections\n{}", cluster.logs());
 }
