@@ -53,17 +53,11 @@ fn max_term(cluster: &mut Cluster) -> u64 {
         .expect("a member answers")
 }
 
-/// What a bulk load did.
-struct Loaded {
-    rows: usize,
-    elapsed: Duration,
-    longest_gap: Duration,
-}
-
 /// `txns_per_client` transactions of `ROWS_PER_TXN` switches named `{tag}-c{client}-t{t}-r{r}`,
 /// each with an `external_ids` value of `value_len` bytes, from `CLIENTS` clients at `addr`.
-/// Panics on any failed transaction.
-fn bulk(addr: &str, tag: &str, txns_per_client: usize, value_len: usize) -> Loaded {
+/// Panics on any failed transaction. Returns the rows inserted; prints rows/s and the longest
+/// gap between acknowledgements.
+fn bulk(addr: &str, tag: &str, txns_per_client: usize, value_len: usize) -> usize {
     let acks: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let start = Instant::now();
     let threads: Vec<_> = (0..CLIENTS)
@@ -98,20 +92,14 @@ fn bulk(addr: &str, tag: &str, txns_per_client: usize, value_len: usize) -> Load
     for w in times.windows(2) {
         longest_gap = longest_gap.max(w[1] - w[0]);
     }
-    let loaded = Loaded {
-        rows: CLIENTS * txns_per_client * ROWS_PER_TXN,
-        elapsed,
-        longest_gap,
-    };
+    let rows = CLIENTS * txns_per_client * ROWS_PER_TXN;
     println!(
-        "bulk {tag}: {} rows of {} B values in {:.2} s = {:.0} rows/s, longest gap between acks {} ms",
-        loaded.rows,
-        value_len,
+        "bulk {tag}: {rows} rows of {value_len} B values in {:.2} s = {:.0} rows/s, longest gap between acks {} ms",
         elapsed.as_secs_f64(),
-        loaded.rows as f64 / elapsed.as_secs_f64(),
+        rows as f64 / elapsed.as_secs_f64(),
         longest_gap.as_millis()
     );
-    loaded
+    rows
 }
 
 /// How many `Logical_Switch` rows named `{tag}-...` member `addr` serves (after its read barrier).
@@ -184,7 +172,10 @@ fn print_peak_rss(cluster: &Cluster, what: &str) {
             kib.map_or("-".into(), |k| format!("{}", k / 1024))
         })
         .collect();
-    println!("{what}: peak RSS of the members (MiB): {}", peaks.join(" / "));
+    println!(
+        "{what}: peak RSS of the members (MiB): {}",
+        peaks.join(" / ")
+    );
 }
 
 fn follower_of(cluster: &mut Cluster) -> usize {
@@ -211,7 +202,7 @@ fn bulk_loads_of_large_rows_replicate_through_leader_and_follower() {
     ];
     for (tag, addr, txns, len) in runs {
         let loaded = bulk(addr, tag, txns, len);
-        wait_all_members(&mut cluster, tag, loaded.rows, Duration::from_secs(60));
+        wait_all_members(&mut cluster, tag, loaded, Duration::from_secs(60));
     }
     print_peak_rss(&cluster, "bulk loads");
     let elections = max_term(&mut cluster) - term_before;
@@ -296,12 +287,7 @@ fn a_follower_killed_during_a_large_load_catches_up() {
     cluster
         .member(victim)
         .start_and_wait(DB, Duration::from_secs(60));
-    wait_all_members(
-        &mut cluster,
-        "kill16k",
-        loaded.rows,
-        Duration::from_secs(120),
-    );
+    wait_all_members(&mut cluster, "kill16k", loaded, Duration::from_secs(120));
 }
 
 #[test]
@@ -312,12 +298,7 @@ fn five_members_take_a_large_load_through_a_follower() {
     let follower = follower_of(&mut cluster);
     let addr = cluster.member(follower).addr();
     let loaded = bulk(&addr, "five16k", 4, 16_000);
-    wait_all_members(
-        &mut cluster,
-        "five16k",
-        loaded.rows,
-        Duration::from_secs(90),
-    );
+    wait_all_members(&mut cluster, "five16k", loaded, Duration::from_secs(90));
     let elections = max_term(&mut cluster) - term_before;
     assert!(elections <= 1, "{elections} elections\n{}", cluster.logs());
 }
