@@ -14,9 +14,12 @@ use openraft::ServerState;
 use crate::member::Member;
 use crate::types::NodeId;
 
-/// Per member: the match index last seen and since when it has been stuck behind the log.
+/// The match index last seen, and since when it has been stuck behind the log (if it is).
+type Seen = (Option<u64>, Option<Instant>);
+
+/// Per member, what was last seen of its replication.
 #[derive(Default)]
-pub(crate) struct Progress(Mutex<HashMap<NodeId, (Option<u64>, Option<Instant>)>>);
+pub(crate) struct Progress(Mutex<HashMap<NodeId, Seen>>);
 
 impl Progress {
     /// Records one sample: `matched` for `node` while the leader's log ends at `last`.
