@@ -284,6 +284,12 @@ impl Session {
             );
         }
         let fut = self.ctx.backend.lock(self.shared.key, name.clone(), steal);
+        let hub = self.ctx.hub.clone();
+        let fut = async move {
+            let result = fut.await;
+            hub.lock_notices_written().await;
+            result
+        };
         let params = Value::Array(params);
         self.park(
             fut.map(move |result| Done::Lock {
@@ -311,6 +317,12 @@ impl Session {
             return;
         }
         let fut = self.ctx.backend.unlock(self.shared.key, name);
+        let hub = self.ctx.hub.clone();
+        let fut = async move {
+            let result = fut.await;
+            hub.lock_notices_written().await;
+            result
+        };
         let params = Value::Array(params);
         self.park(
             fut.map(move |result| Done::Unlock { id, params, result })
