@@ -129,6 +129,7 @@ impl Session {
             return;
         }
         let ops: Vec<Value> = params.into_iter().skip(1).collect();
+        let n_ops = ops.len();
         let fut = if db == SERVER_DB {
             self.server_transact(ops)
         } else {
@@ -140,6 +141,11 @@ impl Session {
         self.park(
             Abortable::new(fut, reg)
                 .map(move |r| match r {
+                    Ok(Err(BackendError::Retry(details))) => Done::Transact {
+                        id,
+                        key,
+                        result: Ok(crate::session::retry_result(&details, n_ops)),
+                    },
                     Ok(result) => Done::Transact { id, key, result },
                     Err(_) => Done::Cancelled,
                 })

@@ -160,6 +160,15 @@ pub(crate) fn apply_lock_event(
     ))
 }
 
+/// The `transact` result for a [`BackendError::Retry`]: `timed out` on the first of its
+/// `n_ops` operations and null for the rest, as when a verify `wait` fails, so that IDLs
+/// retry the transaction.
+pub(crate) fn retry_result(details: &str, n_ops: usize) -> Value {
+    let mut r = vec![Value::Null; n_ops.max(1)];
+    r[0] = jsonrpc::error_object("timed out", Some(details), None);
+    Value::Array(r)
+}
+
 /// A parked request finishing.
 pub(crate) enum Done {
     Transact {
@@ -504,7 +513,7 @@ pub(crate) fn backend_error(e: &BackendError, method: &str, params: Option<&Valu
             )),
             None,
         ),
-        BackendError::Canceled => Value::String("canceled".into()),
+        BackendError::Canceled | BackendError::Retry(_) => Value::String("canceled".into()),
         BackendError::LockRefused(msg) => {
             jsonrpc::error_object("syntax error", Some(msg), params)
         }
