@@ -110,7 +110,13 @@ impl ApplyObserver for Observer {
 fn backend_error(e: MemberError) -> BackendError {
     match e {
         MemberError::UnknownDb(db) => BackendError::UnknownDatabase(db),
-        MemberError::ShuttingDown => BackendError::Canceled,
+        // Retryable: nothing was applied and another try (here or on another member) may
+        // commit. Flattened to `internal error` these made ovsdbapp give up.
+        e @ (MemberError::NoLeader(_)
+        | MemberError::ApplyTimeout(_)
+        | MemberError::ShuttingDown) => {
+            BackendError::Retry(format!("{e}; the transaction was not applied, retry it"))
+        }
         other => BackendError::Internal(other.to_string()),
     }
 }
@@ -272,5 +278,30 @@ impl Backend for MemberBackend {
                 })
                 .collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn retryable_member_errors_keep_their_kind() {
+        for e in [
+            MemberError::NoLeader(Duration::from_secs(10)),
+            MemberError::ApplyTimeout(Duration::from_secs(10)),
+            MemberError::ShuttingDown,
+        ] {
+            let text = e.to_string();
+            match backend_error(e) {
+                BackendError::Retry(details) => assert!(details.starts_with(&text), "{details}"),
+                other => panic!("{text} became {other:?}"),
+            }
+        }
+        assert!(matches!(
+            backend_error(MemberError::Raft("x".into())),
+            BackendError::Internal(_)
+        ));
     }
 }

@@ -60,7 +60,7 @@ fn insert_ops(contents: &Contents) -> Vec<Value> {
     ops
 }
 
-/// A `TxnEnv` for the scratch run: fresh UUIDs, no locks, waits never block.
+/// A `TxnEnv` for the scratch run: fresh UUIDs, no locks (the import has no `wait`).
 struct ScratchEnv;
 
 impl ovsdb::TxnEnv for ScratchEnv {
@@ -70,8 +70,8 @@ impl ovsdb::TxnEnv for ScratchEnv {
     fn has_lock(&self, _lock: &str) -> bool {
         false
     }
-    fn wait_expired_ms(&self) -> Option<u64> {
-        Some(0)
+    fn wait_elapsed_ms(&self) -> u64 {
+        0
     }
 }
 

@@ -107,8 +107,8 @@ impl TxnEnv for BenchEnv {
     fn has_lock(&self, _lock: &str) -> bool {
         false
     }
-    fn wait_expired_ms(&self) -> Option<u64> {
-        Some(0)
+    fn wait_elapsed_ms(&self) -> u64 {
+        0
     }
 }
 

@@ -6,7 +6,7 @@
 //! the `commit` module.
 //!
 //! Everything that must be identical on every replica comes from [`TxnEnv`]: fresh UUIDs,
-//! lock ownership and whether a blocking `wait` has expired.
+//! lock ownership and how long a blocking `wait` has been waiting.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,9 +32,10 @@ pub trait TxnEnv {
     fn new_uuid(&mut self) -> Uuid;
     /// Whether the session owns `lock` (for `assert`).
     fn has_lock(&self, lock: &str) -> bool;
-    /// None: an unsatisfied `wait` with a non-zero timeout blocks the transaction.
-    /// Some(ms): it fails with `"wait" timed out after {ms} ms`.
-    fn wait_expired_ms(&self) -> Option<u64>;
+    /// Milliseconds since the transaction was first received (0 on its first run). As in
+    /// ovsdb-server's `ovsdb_execute_wait`, an unsatisfied `wait` fails only once ITS OWN
+    /// `timeout` has elapsed; one without `timeout` blocks for ever, whatever the others say.
+    fn wait_elapsed_ms(&self) -> u64;
 }
 
 /// The outcome of one `transact`.
@@ -44,8 +45,11 @@ pub struct TxnOutcome {
     pub result: Value,
     /// Some only when something was committed.
     pub changes: Option<ChangeSet>,
-    /// An unsatisfied `wait` with a timeout blocks: nothing was applied; retry later.
+    /// An unsatisfied `wait` blocks: nothing was applied; retry after the database changes.
     pub blocked: bool,
+    /// When `blocked`: the blocking wait's own timeout passes this many ms after the elapsed
+    /// time the environment reported, so a re-run then fails it. None: only a change helps.
+    pub retry_in_ms: Option<u64>,
     /// The text of the last `comment` operation, if any (for the database log).
     pub comment: Option<String>,
     /// A `commit` operation asked for `durable: true`.
@@ -53,13 +57,13 @@ pub struct TxnOutcome {
 }
 
 /// A simple deterministic [`TxnEnv`]: UUIDs from a counter (high 64 bits = `seed`),
-/// a fixed set of held locks, and a fixed wait-expiry answer.
+/// a fixed set of held locks, and a fixed elapsed time for blocking waits.
 #[derive(Debug, Clone, Default)]
 pub struct SeqEnv {
     pub seed: u64,
     pub next: u64,
     pub locks: BTreeSet<String>,
-    pub wait_expired: Option<u64>,
+    pub wait_elapsed: u64,
 }
 
 impl SeqEnv {
@@ -81,8 +85,8 @@ impl TxnEnv for SeqEnv {
         self.locks.contains(lock)
     }
 
-    fn wait_expired_ms(&self) -> Option<u64> {
-        self.wait_expired
+    fn wait_elapsed_ms(&self) -> u64 {
+        self.wait_elapsed
     }
 }
 
@@ -121,6 +125,7 @@ pub(crate) struct Exec<'a> {
     comment: Option<String>,
     durable: bool,
     blocked: bool,
+    retry_in_ms: Option<u64>,
 }
 
 fn resolve(symtab: &mut BTreeMap<String, (Uuid, bool)>, env: &mut dyn TxnEnv, name: &str) -> Uuid {
@@ -162,6 +167,7 @@ fn run<'j, J: JsonLike<'j>>(
         comment: None,
         durable: false,
         blocked: false,
+        retry_in_ms: None,
     };
     for (i, op) in ops.enumerate() {
         match x.execute(op, i, n) {
@@ -171,6 +177,7 @@ fn run<'j, J: JsonLike<'j>>(
                     result: Value::Null,
                     changes: None,
                     blocked: true,
+                    retry_in_ms: x.retry_in_ms,
                     comment: None,
                     durable: false,
                 })
@@ -182,6 +189,7 @@ fn run<'j, J: JsonLike<'j>>(
                     result: Value::Array(results),
                     changes: None,
                     blocked: false,
+                    retry_in_ms: None,
                     comment: x.comment,
                     durable: x.durable,
                 });
@@ -197,6 +205,7 @@ fn run<'j, J: JsonLike<'j>>(
                 result: Value::Array(results),
                 changes: None,
                 blocked: false,
+                retry_in_ms: None,
                 comment,
                 durable,
             })
@@ -205,6 +214,7 @@ fn run<'j, J: JsonLike<'j>>(
             result: Value::Array(results),
             changes: None,
             blocked: false,
+            retry_in_ms: None,
             comment,
             durable,
         }),
@@ -236,6 +246,7 @@ pub(crate) fn transact<'j, J: JsonLike<'j>>(
                 result: Value::Array(results),
                 changes: Some(cs),
                 blocked: false,
+                retry_in_ms: None,
                 comment,
                 durable,
             }
@@ -763,7 +774,8 @@ impl<'a> Exec<'a> {
                 if ms < 0.0 {
                     return Err(OvsdbError::syntax(tj, "timeout must be nonnegative"));
                 }
-                Some(ms)
+                // JSON integers beyond u64 (or reals) saturate: such a wait never times out.
+                Some(ms as u64)
             }
             None => None,
         };
@@ -811,19 +823,20 @@ impl<'a> Exec<'a> {
         if until_eq == equal {
             return Ok(json!({}));
         }
-        if timeout_ms == Some(0.0) {
-            return Err(OvsdbError::new(
+        let elapsed = self.env.wait_elapsed_ms();
+        match timeout_ms {
+            // ovsdb-server words the first run's failure (elapsed 0) differently.
+            Some(t) if elapsed >= t && elapsed == 0 => Err(OvsdbError::new(
                 ErrorTag::TimedOut,
                 "\"where\" clause test failed",
-            ));
-        }
-        match self.env.wait_expired_ms() {
-            Some(ms) => Err(OvsdbError::new(
-                ErrorTag::TimedOut,
-                format!("\"wait\" timed out after {ms} ms"),
             )),
-            None => {
+            Some(t) if elapsed >= t => Err(OvsdbError::new(
+                ErrorTag::TimedOut,
+                format!("\"wait\" timed out after {elapsed} ms"),
+            )),
+            _ => {
                 self.blocked = true;
+                self.retry_in_ms = timeout_ms.map(|t| t - elapsed);
                 Err(OvsdbError::bare(ErrorTag::NotSupported))
             }
         }

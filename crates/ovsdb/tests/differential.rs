@@ -24,8 +24,8 @@ use std::io::Write;
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// Deterministic environment: UUIDs from a fixed pseudo-random sequence, no lock held, and an
-/// unsatisfied `wait` with a timeout fails at once (as `timeout: 0` does on the server).
+/// Deterministic environment: UUIDs from a fixed pseudo-random sequence, no lock held, and
+/// every transaction on its first run (elapsed 0), as the server runs it on arrival.
 struct TestEnv {
     state: u64,
 }
@@ -57,8 +57,8 @@ impl TxnEnv for TestEnv {
     fn has_lock(&self, _lock: &str) -> bool {
         false
     }
-    fn wait_expired_ms(&self) -> Option<u64> {
-        Some(0)
+    fn wait_elapsed_ms(&self) -> u64 {
+        0
     }
 }
 

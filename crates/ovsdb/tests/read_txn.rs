@@ -25,32 +25,32 @@ fn loaded() -> Database {
     f.db
 }
 
-fn env(wait_expired: Option<u64>) -> SeqEnv {
+fn env(wait_elapsed: Option<u64>) -> SeqEnv {
     let mut e = SeqEnv::new(9);
     e.locks.insert("mine".to_string());
-    e.wait_expired = wait_expired;
+    e.wait_elapsed = wait_elapsed.unwrap_or(0);
     e
 }
 
 /// Runs `ops` through the three read entry points on `db` and through `transact` on a
 /// copy; all must agree (environment state included). Returns the outcome.
-fn same_as_transact(db: &Database, ops: &[Value], wait_expired: Option<u64>) -> TxnOutcome {
+fn same_as_transact(db: &Database, ops: &[Value], wait_elapsed: Option<u64>) -> TxnOutcome {
     let before = db.clone();
-    let mut e_read = env(wait_expired);
+    let mut e_read = env(wait_elapsed);
     let out = db
         .transact_read(ops, &mut e_read)
         .unwrap_or_else(|e| panic!("refused {ops:?}: {e}"));
     let text = Value::Array(ops.to_vec()).to_string();
-    let mut e_text = env(wait_expired);
+    let mut e_text = env(wait_elapsed);
     let out_text = db
         .transact_read_text(&text, &mut e_text)
         .expect("text accepted");
     let doc = Document::parse(&text).expect("parses");
-    let mut e_json = env(wait_expired);
+    let mut e_json = env(wait_elapsed);
     let out_json = db
         .transact_read_json(doc.root().elems().expect("array"), &mut e_json)
         .expect("json accepted");
-    let (mut copy, mut e_write) = (db.clone(), env(wait_expired));
+    let (mut copy, mut e_write) = (db.clone(), env(wait_elapsed));
     let want = copy.transact(ops, &mut e_write);
     assert_eq!(out, want, "transact_read differs from transact for {text}");
     assert_eq!(out_text, want, "transact_read_text differs for {text}");

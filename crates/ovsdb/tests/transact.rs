@@ -630,12 +630,12 @@ fn delete_and_wait() {
         "no timeout blocks too, and nothing is applied"
     );
     assert_eq!(f.db.row_count("C"), 2);
-    f.env.wait_expired = Some(1001);
+    f.env.wait_elapsed = 1001;
     assert_eq!(
         f.tx(w("==", json!([{"x":1}]), json!(1000))),
         json!([{"error":"timed out","details":"\"wait\" timed out after 1001 ms"}])
     );
-    f.env.wait_expired = None;
+    f.env.wait_elapsed = 0;
     expect_err(
         json!([]),
         w("<", json!([]), json!(0)),

@@ -40,9 +40,10 @@ pub enum CommandKind {
         db: String,
         ops: String,
         session: Uuid,
-        /// `Some(ms)` once the proposer's deadline for a blocking `wait` has passed: an
-        /// unsatisfied wait then fails with "timed out" instead of blocking.
-        wait_expired_ms: Option<u64>,
+        /// How long the proposer has held the transaction (ms; None = 0, its first run). The
+        /// engine fails an unsatisfied `wait` whose own timeout this reaches, so every member
+        /// decides the same. (An Option because logs written before issue 15 hold one here.)
+        wait_elapsed_ms: Option<u64>,
         /// Room for the security context (RBAC role, TLS client identity) so that every member
         /// enforces the same permissions at apply time.
         role: Option<String>,
@@ -146,8 +147,11 @@ pub enum Outcome {
     Transact {
         result: String,
     },
-    /// An unsatisfied `wait` with a timeout: nothing was applied; the proposer re-parks it.
-    Blocked,
+    /// An unsatisfied `wait`: nothing was applied; the proposer re-runs it after the next
+    /// change, or `retry_in_ms` after the elapsed time it sent (the blocking wait's own timeout).
+    Blocked {
+        retry_in_ms: Option<u64>,
+    },
     Lock {
         locked: bool,
     },

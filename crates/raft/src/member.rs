@@ -816,7 +816,6 @@ impl Member {
         if !self.with_state(|s| s.dbs.contains_key(db)) {
             return Err(MemberError::UnknownDb(db.to_string()));
         }
-        let deadline = wait_deadline(&ops);
         let started = Instant::now();
         let id = Uuid::new_v4();
         // A transaction with `abort` never commits (ovsdb-client query sends one): read it locally.
@@ -828,24 +827,31 @@ impl Member {
         // acknowledged but never committed.
         if !read_only && std::env::var("HALYARD_UNSAFE_ACK_BEFORE_COMMIT").is_ok_and(|v| v == "1") {
             return Ok(self.with_state(|s| {
-                let mut env = crate::txn_env::ApplyEnv::new(id, session, &s.locks, None);
+                let mut env = crate::txn_env::ApplyEnv::new(id, session, &s.locks, 0);
                 s.dbs[db].db.clone().transact(&ops, &mut env).result
             }));
         }
+        let mut first_run = true;
         loop {
-            let expired = deadline
-                .filter(|d| started.elapsed() >= *d)
-                .map(|_| started.elapsed().as_millis() as u64);
-            let mut applied = self.shared.subscribe_applied();
+            // The engine decides which waits failed from this; the first run counts as 0 ms,
+            // as in ovsdb-server, whose `timeout: 0` failure is worded for elapsed 0.
+            let elapsed = if first_run {
+                0
+            } else {
+                started.elapsed().as_millis() as u64
+            };
+            first_run = false;
+            // Subscribed before running, so a change applied meanwhile is not missed.
+            let mut changed = self.shared.subscribe_data_changed();
             let outcome = if read_only {
                 self.read_barrier().await?;
-                self.execute_locally(db, &ops, session, expired)
+                self.execute_locally(db, &ops, session, elapsed)
             } else {
                 let kind = CommandKind::Transact {
                     db: db.to_string(),
                     ops: text.clone(),
                     session,
-                    wait_expired_ms: expired,
+                    wait_elapsed_ms: Some(elapsed),
                     role: None,
                 };
                 self.propose_as(id, kind).await?
@@ -855,30 +861,30 @@ impl Member {
                     return Ok(serde_json::from_str(&result).expect("the engine emits valid JSON"))
                 }
                 Outcome::UnknownDb => return Err(MemberError::UnknownDb(db.to_string())),
-                Outcome::Blocked => {
+                Outcome::Blocked { retry_in_ms } => {
                     // A `wait` that does not hold yet: re-run after the next applied change, or
-                    // once more (failing) at its deadline.
-                    let sleep = match deadline {
-                        Some(d) => d.saturating_sub(started.elapsed()),
-                        None => Duration::from_secs(3600),
-                    };
-                    let _ = tokio::time::timeout(sleep, applied.changed()).await;
+                    // when the blocking wait's own timeout passes (the engine then fails it).
+                    match retry_in_ms {
+                        Some(ms) => {
+                            let at = started + Duration::from_millis(elapsed.saturating_add(ms));
+                            let _ = tokio::time::timeout_at(at.into(), changed.changed()).await;
+                        }
+                        None => {
+                            if changed.changed().await.is_err() {
+                                return Err(MemberError::ShuttingDown);
+                            }
+                        }
+                    }
                 }
                 other => return Err(MemberError::Raft(format!("unexpected outcome {other:?}"))),
             }
         }
     }
 
-    fn execute_locally(
-        &self,
-        db: &str,
-        ops: &[Value],
-        session: Uuid,
-        expired: Option<u64>,
-    ) -> Outcome {
+    fn execute_locally(&self, db: &str, ops: &[Value], session: Uuid, elapsed_ms: u64) -> Outcome {
         // Reads share the read lock: they wait for an apply in progress, not for each other.
         let state = self.shared.state.read().unwrap();
-        state.execute_read_only(db, ops, session, expired)
+        state.execute_read_only(db, ops, session, Some(elapsed_ms))
     }
 
     /// Online schema conversion of `db` to `schema`. `Ok(Err(error object))` when the
@@ -1124,15 +1130,4 @@ impl Member {
             tracing::warn!("raft shutdown: {e}");
         }
     }
-}
-
-/// The shortest positive `timeout` among the transaction's `wait` operations, if any (a wait
-/// without a timeout blocks for ever).
-fn wait_deadline(ops: &[Value]) -> Option<Duration> {
-    ops.iter()
-        .filter(|op| op.get("op").and_then(Value::as_str) == Some("wait"))
-        .filter_map(|op| op.get("timeout").and_then(Value::as_f64))
-        .filter(|t| *t > 0.0)
-        .map(|t| Duration::from_millis(t as u64))
-        .min()
 }

@@ -81,6 +81,11 @@ pub struct ReplicatedState {
     recent_order: VecDeque<Uuid>,
     /// Commands split into pieces (`CommandKind::Part`) whose last piece is not applied yet.
     parts: BTreeMap<Uuid, Assembly>,
+    /// Counts applied data or schema changes on this member, so a transaction blocked on a
+    /// `wait` is re-run only when one happens: the applied index also moves for the blocked
+    /// proposal itself, and waking on that re-proposed it in a loop (thousands of entries a
+    /// second). Local only: neither replicated nor in the digest.
+    pub data_version: u64,
 }
 
 /// Transactions whose operations are at least this large are applied in two steps, the
@@ -109,7 +114,7 @@ pub struct HeavyTxn {
     db_name: String,
     ops: String,
     session: Uuid,
-    wait_expired_ms: Option<u64>,
+    wait_elapsed_ms: Option<u64>,
     db: Database,
     locks: LockTable,
     out: Option<Result<TxnOutcome, String>>,
@@ -118,7 +123,12 @@ pub struct HeavyTxn {
 impl HeavyTxn {
     /// Runs the transaction on the copy; no lock needed.
     pub fn run(&mut self) {
-        let mut env = ApplyEnv::new(self.id, self.session, &self.locks, self.wait_expired_ms);
+        let mut env = ApplyEnv::new(
+            self.id,
+            self.session,
+            &self.locks,
+            self.wait_elapsed_ms.unwrap_or(0),
+        );
         self.out = Some(
             self.db
                 .transact_text(&self.ops, &mut env)
@@ -244,9 +254,9 @@ impl ReplicatedState {
                 db,
                 ops,
                 session,
-                wait_expired_ms,
+                wait_elapsed_ms,
                 role: _,
-            } => self.transact(cmd.id, db, ops, *session, *wait_expired_ms, observer),
+            } => self.transact(cmd.id, db, ops, *session, *wait_elapsed_ms, observer),
             CommandKind::Lock {
                 session,
                 incarnation,
@@ -284,7 +294,7 @@ impl ReplicatedState {
                 obs.lock_event(*session, lock, *event);
             }
         }
-        if outcome != Outcome::Blocked {
+        if !matches!(outcome, Outcome::Blocked { .. }) {
             self.remember(cmd.id, outcome.clone());
         }
         self.digest = crate::divergence::fold(self.digest, cmd, &outcome);
@@ -425,9 +435,10 @@ impl ReplicatedState {
                 }
             }
         };
-        let mut env = ApplyEnv::new(id, Uuid::nil(), &self.locks, None);
+        let mut env = ApplyEnv::new(id, Uuid::nil(), &self.locks, 0);
         match state.db.convert(Arc::new(schema), &mut env) {
             Ok(converted) => {
+                self.data_version += 1;
                 // Diffs do not span schemas: the history starts again from the conversion.
                 *state = DbState {
                     db: converted,
@@ -452,13 +463,13 @@ impl ReplicatedState {
         db: &str,
         ops: &str,
         session: Uuid,
-        wait_expired_ms: Option<u64>,
+        wait_elapsed_ms: Option<u64>,
         observer: Option<&dyn ApplyObserver>,
     ) -> Outcome {
         let Some(state) = self.dbs.get_mut(db) else {
             return Outcome::UnknownDb;
         };
-        let mut env = ApplyEnv::new(id, session, &self.locks, wait_expired_ms);
+        let mut env = ApplyEnv::new(id, session, &self.locks, wait_elapsed_ms.unwrap_or(0));
         // Parsed straight from the logged text into the engine's borrowed document: no
         // `serde_json::Value` tree is built and dropped per command.
         let out = state
@@ -486,7 +497,9 @@ impl ReplicatedState {
             }
         };
         if out.blocked {
-            return Outcome::Blocked;
+            return Outcome::Blocked {
+                retry_in_ms: out.retry_in_ms,
+            };
         }
         if let Some(changes) = out.changes {
             let state = self
@@ -494,6 +507,7 @@ impl ReplicatedState {
                 .get_mut(db)
                 .expect("the transaction ran on this database");
             let changes = Arc::new(changes);
+            self.data_version += 1;
             state.last_txn_id = id;
             state.history.push(id, changes.clone());
             if let Some(obs) = observer {
@@ -540,7 +554,7 @@ impl ReplicatedState {
             db,
             ops,
             session,
-            wait_expired_ms,
+            wait_elapsed_ms,
             role: _,
         } = &cmd.kind
         else {
@@ -556,7 +570,7 @@ impl ReplicatedState {
             db_name: db.clone(),
             ops: ops.clone(),
             session: *session,
-            wait_expired_ms: *wait_expired_ms,
+            wait_elapsed_ms: *wait_elapsed_ms,
             db: state.db.clone(),
             locks: self.locks.clone(),
             out: None,
@@ -579,7 +593,7 @@ impl ReplicatedState {
             self.dbs.get_mut(&db_name).expect("present at begin").db = db;
         }
         let outcome = self.transacted(id, &db_name, out, observer);
-        if outcome != Outcome::Blocked {
+        if !matches!(outcome, Outcome::Blocked { .. }) {
             self.remember(id, outcome.clone());
         }
         self.digest = crate::divergence::fold_id(self.digest, id, &outcome);
@@ -678,6 +692,7 @@ impl ReplicatedState {
             recent,
             recent_order,
             parts: image.parts.into_iter().collect(),
+            data_version: 0,
         })
     }
 }
@@ -691,12 +706,17 @@ impl ReplicatedState {
         db: &str,
         ops: &[serde_json::Value],
         session: Uuid,
-        wait_expired_ms: Option<u64>,
+        wait_elapsed_ms: Option<u64>,
     ) -> Outcome {
         let Some(state) = self.dbs.get(db) else {
             return Outcome::UnknownDb;
         };
-        let mut env = ApplyEnv::new(Uuid::nil(), session, &self.locks, wait_expired_ms);
+        let mut env = ApplyEnv::new(
+            Uuid::nil(),
+            session,
+            &self.locks,
+            wait_elapsed_ms.unwrap_or(0),
+        );
         let out = match state.db.transact_read(ops, &mut env) {
             Ok(out) => out,
             // The member sends only read-only transactions (or ones with `abort`) here.
@@ -709,7 +729,9 @@ impl ReplicatedState {
             }
         };
         if out.blocked {
-            Outcome::Blocked
+            Outcome::Blocked {
+                retry_in_ms: out.retry_in_ms,
+            }
         } else {
             Outcome::Transact {
                 result: out.result.to_string(),
@@ -743,7 +765,7 @@ mod tests {
                 db: "T".into(),
                 ops: ops.into(),
                 session: Uuid::from_u128(7),
-                wait_expired_ms: None,
+                wait_elapsed_ms: None,
                 role: None,
             },
         )
@@ -1032,7 +1054,7 @@ mod snapshot_cost {
                     db: "OVN_Northbound".into(),
                     ops: format!("[{}]", ops.join(",")),
                     session: Uuid::nil(),
-                    wait_expired_ms: None,
+                    wait_elapsed_ms: None,
                     role: None,
                 },
             };

@@ -13,7 +13,7 @@ pub(crate) struct ApplyEnv<'a> {
     counter: u64,
     session: Uuid,
     locks: &'a LockTable,
-    wait_expired_ms: Option<u64>,
+    wait_elapsed_ms: u64,
 }
 
 impl<'a> ApplyEnv<'a> {
@@ -21,7 +21,7 @@ impl<'a> ApplyEnv<'a> {
         command_id: Uuid,
         session: Uuid,
         locks: &'a LockTable,
-        wait_expired_ms: Option<u64>,
+        wait_elapsed_ms: u64,
     ) -> Self {
         let (hi, lo) = command_id.as_u64_pair();
         ApplyEnv {
@@ -29,7 +29,7 @@ impl<'a> ApplyEnv<'a> {
             counter: 0,
             session,
             locks,
-            wait_expired_ms,
+            wait_elapsed_ms,
         }
     }
 }
@@ -63,8 +63,8 @@ impl ovsdb::TxnEnv for ApplyEnv<'_> {
         self.locks.owner(lock) == Some(self.session)
     }
 
-    fn wait_expired_ms(&self) -> Option<u64> {
-        self.wait_expired_ms
+    fn wait_elapsed_ms(&self) -> u64 {
+        self.wait_elapsed_ms
     }
 }
 

@@ -50,6 +50,13 @@ pub enum BackendError {
     /// `must issue "unlock" before new "lock"`; answered as a `syntax error`.
     #[error("{0}")]
     LockRefused(String),
+    /// The request could not be carried out now but may succeed if retried (no leader could
+    /// commit it in time, the member is shutting down); nothing of it was applied. A
+    /// `transact` gets `{"error":"timed out"}` as its first operation's result, which the C
+    /// and Python IDLs (hence ovsdbapp) retry (`TXN_TRY_AGAIN`); other requests get the
+    /// bare `"canceled"`, which the C IDL retries. See docs/protocol-notes.md.
+    #[error("{0}")]
+    Retry(String),
     /// Anything else; answered as an `internal error` object with this text as details.
     #[error("{0}")]
     Internal(String),

@@ -22,13 +22,38 @@ pub struct Hub {
     pub(crate) status_changed: Notify,
     /// Woken after every `_Server` refresh, for `_Server` transactions parked on a `wait`.
     pub(crate) server_db_refreshed: Notify,
+    /// `locked`/`stolen` notifications queued and maybe not written yet: a `lock`, `steal` or
+    /// `unlock` reply waits for them (see [`Hub::lock_notices_written`]).
+    lock_notices: Mutex<Vec<(Weak<SessionShared>, u64)>>,
 }
+
+/// How long a lock reply waits for other sessions' notifications at most; they normally take
+/// microseconds, this only bounds a peer whose socket stopped taking data meanwhile.
+const LOCK_NOTICE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Hub {
+    /// Waits until the `locked`/`stolen` notifications queued so far are written. ovsdb-server
+    /// sends them to the other sessions before it answers the request that caused them (its
+    /// one thread writes them first); here each session has its own writer task, so the
+    /// reply to that request waits for them. Events are queued while the command applies,
+    /// before its outcome reaches the requester, so the list holds this request's ones.
+    pub(crate) async fn lock_notices_written(&self) {
+        let pending: Vec<(Arc<SessionShared>, u64)> = {
+            let mut v = lock(&self.lock_notices);
+            v.retain(|(s, seq)| s.upgrade().is_some_and(|s| !s.out.is_written(*seq)));
+            v.iter()
+                .filter_map(|(s, seq)| s.upgrade().map(|s| (s, *seq)))
+                .collect()
+        };
+        let all =
+            futures::future::join_all(pending.iter().map(|(s, seq)| s.out.wait_written(*seq)));
+        let _ = tokio::time::timeout(LOCK_NOTICE_WAIT, all).await;
+    }
+
     pub(crate) fn register(&self, s: &Arc<SessionShared>) {
         lock(&self.sessions).insert(s.key, Arc::downgrade(s));
     }
@@ -120,7 +145,11 @@ impl ApplyHook for Hub {
     fn lock_event(&self, session: SessionKey, lock_name: &str, event: LockEvent) {
         let s = lock(&self.sessions).get(&session).and_then(Weak::upgrade);
         if let Some(s) = s {
-            s.lock_event(lock_name, event);
+            if let Some(seq) = s.lock_event(lock_name, event) {
+                let mut v = lock(&self.lock_notices);
+                v.retain(|(s, seq)| s.upgrade().is_some_and(|s| !s.out.is_written(*seq)));
+                v.push((Arc::downgrade(&s), seq));
+            }
         }
     }
 

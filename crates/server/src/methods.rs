@@ -129,6 +129,7 @@ impl Session {
             return;
         }
         let ops: Vec<Value> = params.into_iter().skip(1).collect();
+        let n_ops = ops.len();
         let fut = if db == SERVER_DB {
             self.server_transact(ops)
         } else {
@@ -140,6 +141,11 @@ impl Session {
         self.park(
             Abortable::new(fut, reg)
                 .map(move |r| match r {
+                    Ok(Err(BackendError::Retry(details))) => Done::Transact {
+                        id,
+                        key,
+                        result: Ok(crate::session::retry_result(&details, n_ops)),
+                    },
                     Ok(result) => Done::Transact { id, key, result },
                     Err(_) => Done::Cancelled,
                 })
@@ -148,40 +154,40 @@ impl Session {
     }
 
     /// `transact` on `_Server`, answered by this process. A `wait` that does not hold yet is
-    /// re-run after every refresh of `_Server` until it holds or its timeout passes.
+    /// re-run after every refresh of `_Server`, or when the engine says its timeout passes.
     fn server_transact(
         &self,
         ops: Vec<Value>,
     ) -> futures::future::BoxFuture<'static, Result<Value, BackendError>> {
         let ctx = self.ctx.clone();
         let shared = self.shared.clone();
-        let timeout = wait_timeout_ms(&ops);
         async move {
             let start = tokio::time::Instant::now();
+            let mut first_run = true;
             loop {
                 let refreshed = ctx.hub.server_db_refreshed.notified();
-                let elapsed = start.elapsed().as_millis() as u64;
-                let expired = match timeout {
-                    Some(t) if elapsed >= t => Some(elapsed),
-                    _ => None,
+                // ovsdb-server runs a transaction first with elapsed 0 (see `TxnEnv`).
+                let elapsed = if first_run {
+                    0
+                } else {
+                    start.elapsed().as_millis() as u64
                 };
-                let has_lock = |name: &str| shared.has_lock(name);
-                let (result, blocked) = ctx.server_db.transact(
-                    &ops,
-                    &ServerTxn {
+                first_run = false;
+                let outcome = {
+                    let has_lock = |name: &str| shared.has_lock(name);
+                    let txn = ServerTxn {
                         has_lock: &has_lock,
-                        wait_expired_ms: expired,
-                    },
-                );
-                if !blocked {
-                    return Ok(result);
-                }
-                match timeout {
-                    Some(t) => {
-                        let left = Duration::from_millis(t.saturating_sub(elapsed));
-                        let _ = tokio::time::timeout(left, refreshed).await;
+                        wait_elapsed_ms: elapsed,
+                    };
+                    ctx.server_db.transact(&ops, &txn)
+                };
+                match outcome {
+                    Ok(result) => return Ok(result),
+                    Err(Some(ms)) => {
+                        let at = start + Duration::from_millis(elapsed.saturating_add(ms));
+                        let _ = tokio::time::timeout_at(at, refreshed).await;
                     }
-                    None => refreshed.await,
+                    Err(None) => refreshed.await,
                 }
             }
         }
@@ -284,6 +290,12 @@ impl Session {
             );
         }
         let fut = self.ctx.backend.lock(self.shared.key, name.clone(), steal);
+        let hub = self.ctx.hub.clone();
+        let fut = async move {
+            let result = fut.await;
+            hub.lock_notices_written().await;
+            result
+        };
         let params = Value::Array(params);
         self.park(
             fut.map(move |result| Done::Lock {
@@ -311,6 +323,12 @@ impl Session {
             return;
         }
         let fut = self.ctx.backend.unlock(self.shared.key, name);
+        let hub = self.ctx.hub.clone();
+        let fut = async move {
+            let result = fut.await;
+            hub.lock_notices_written().await;
+            result
+        };
         let params = Value::Array(params);
         self.park(
             fut.map(move |result| Done::Unlock { id, params, result })
@@ -504,27 +522,6 @@ impl Session {
             self.send(error_reply(id, Value::String("canceled".into())));
         }
     }
-}
-
-/// The deadline of a `_Server` transaction that blocks on `wait`: the smallest positive
-/// timeout among its `wait` operations; `None` (wait for ever) if one has no timeout.
-fn wait_timeout_ms(ops: &[Value]) -> Option<u64> {
-    let mut min: Option<u64> = None;
-    for op in ops {
-        if op.get("op").and_then(Value::as_str) != Some("wait") {
-            continue;
-        }
-        match op.get("timeout") {
-            None => return None,
-            Some(t) => {
-                let t = t.as_f64().unwrap_or(0.0).max(0.0) as u64;
-                if t > 0 {
-                    min = Some(min.map_or(t, |m| m.min(t)));
-                }
-            }
-        }
-    }
-    min.or(Some(0))
 }
 
 fn not_available(method: &str, db: &str) -> Value {

@@ -165,8 +165,8 @@ mod tests {
             fn has_lock(&self, _: &str) -> bool {
                 false
             }
-            fn wait_expired_ms(&self) -> Option<u64> {
-                None
+            fn wait_elapsed_ms(&self) -> u64 {
+                0
             }
         }
         let out = db.transact(

@@ -27,6 +27,9 @@ struct Inner {
     closing: Option<CloseKind>,
     /// The writer is gone (socket error or close done).
     done: bool,
+    /// Messages queued and messages written so far (see [`Outbox::push_notice`]).
+    pushed: u64,
+    written: u64,
 }
 
 pub(crate) struct Outbox {
@@ -35,6 +38,8 @@ pub(crate) struct Outbox {
     peer: String,
     writer_wake: Notify,
     session_wake: Notify,
+    /// Woken (all waiters) after each batch is written, and when the writer ends.
+    written_wake: Notify,
 }
 
 impl Outbox {
@@ -45,11 +50,14 @@ impl Outbox {
                 bytes: 0,
                 closing: None,
                 done: false,
+                pushed: 0,
+                written: 0,
             }),
             limit,
             peer,
             writer_wake: Notify::new(),
             session_wake: Notify::new(),
+            written_wake: Notify::new(),
         }
     }
 
@@ -85,10 +93,45 @@ impl Outbox {
             return false;
         }
         inner.bytes += len;
+        inner.pushed += 1;
         inner.queue.push_back(bytes);
         drop(inner);
         self.writer_wake.notify_one();
         true
+    }
+
+    /// Queues a notification that another session's reply must not overtake. Returns its
+    /// sequence number for [`Outbox::wait_written`] when it goes out at once; None when
+    /// earlier output is still unwritten, as ovsdb-server then leaves it in the session's
+    /// backlog too and does not hold other sessions back for it.
+    pub(crate) fn push_notice(&self, msg: &Value) -> Option<u64> {
+        let idle = self.lock().bytes == 0;
+        if !self.push(msg) || !idle {
+            return None;
+        }
+        Some(self.lock().pushed)
+    }
+
+    /// Whether `seq` messages have been written (or never will be).
+    pub(crate) fn is_written(&self, seq: u64) -> bool {
+        let inner = self.lock();
+        inner.written >= seq || inner.done || inner.closing.is_some()
+    }
+
+    /// Resolves once `seq` messages have been written, or the session is closing or gone.
+    pub(crate) async fn wait_written(&self, seq: u64) {
+        loop {
+            let woken = self.written_wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            {
+                let inner = self.lock();
+                if inner.written >= seq || inner.done || inner.closing.is_some() {
+                    return;
+                }
+            }
+            woken.await;
+        }
     }
 
     /// Bytes not yet written to the socket.
@@ -156,8 +199,13 @@ impl Outbox {
                 self.finish();
                 return;
             }
-            self.lock().bytes -= written;
+            {
+                let mut inner = self.lock();
+                inner.bytes -= written;
+                inner.written += batch.len() as u64;
+            }
             self.session_wake.notify_one();
+            self.written_wake.notify_waiters();
         }
         let _ = w.shutdown().await;
         self.finish();
@@ -170,5 +218,6 @@ impl Outbox {
         inner.bytes = 0;
         drop(inner);
         self.session_wake.notify_one();
+        self.written_wake.notify_waiters();
     }
 }

@@ -44,13 +44,13 @@ pub fn schema_column_text(schema: &Value) -> Arc<str> {
 /// What `transact` on `_Server` needs from the session.
 pub struct ServerTxn<'a> {
     pub has_lock: &'a dyn Fn(&str) -> bool,
-    /// `Some(ms)` once the transaction's `wait` deadline has passed.
-    pub wait_expired_ms: Option<u64>,
+    /// Milliseconds since the transaction arrived (0 on its first run).
+    pub wait_elapsed_ms: u64,
 }
 
 struct Env<'a> {
     has_lock: &'a dyn Fn(&str) -> bool,
-    wait_expired_ms: Option<u64>,
+    wait_elapsed_ms: u64,
 }
 
 impl ovsdb::TxnEnv for Env<'_> {
@@ -60,8 +60,8 @@ impl ovsdb::TxnEnv for Env<'_> {
     fn has_lock(&self, lock: &str) -> bool {
         (self.has_lock)(lock)
     }
-    fn wait_expired_ms(&self) -> Option<u64> {
-        self.wait_expired_ms
+    fn wait_elapsed_ms(&self) -> u64 {
+        self.wait_elapsed_ms
     }
 }
 
@@ -154,7 +154,7 @@ impl ServerDb {
         }
         let mut env = Env {
             has_lock: &|_| false,
-            wait_expired_ms: Some(0),
+            wait_elapsed_ms: 0,
         };
         let outcome = inner.db.transact_privileged(&ops, &mut env);
         let results = outcome.result.as_array().cloned().unwrap_or_default();
@@ -186,15 +186,19 @@ impl ServerDb {
 
     /// Executes a client `transact` on `_Server`. The engine refuses writes on a reserved
     /// database per operation (`not allowed`, §5.6); reads, `wait`, `comment` and `assert`
-    /// run normally. Returns the result and whether an unsatisfied `wait` with a timeout
-    /// wants the transaction re-run after the next refresh.
-    pub fn transact(&self, ops: &[Value], txn: &ServerTxn<'_>) -> (Value, bool) {
+    /// run normally. `Err(retry_in_ms)` when an unsatisfied `wait` blocks it: re-run it after
+    /// the next refresh, or that many ms later when the blocking wait's own timeout passes.
+    pub fn transact(&self, ops: &[Value], txn: &ServerTxn<'_>) -> Result<Value, Option<u64>> {
         let mut env = Env {
             has_lock: txn.has_lock,
-            wait_expired_ms: txn.wait_expired_ms,
+            wait_elapsed_ms: txn.wait_elapsed_ms,
         };
         let outcome = self.lock().db.transact(ops, &mut env);
-        (outcome.result, outcome.blocked)
+        if outcome.blocked {
+            Err(outcome.retry_in_ms)
+        } else {
+            Ok(outcome.result)
+        }
     }
 }
 

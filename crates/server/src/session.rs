@@ -89,17 +89,19 @@ impl SessionShared {
         }
     }
 
-    pub(crate) fn lock_event(&self, name: &str, event: LockEvent) {
+    /// Returns the notification's sequence number in the outbox when it went out at once
+    /// (see [`Outbox::push_notice`]).
+    pub(crate) fn lock_event(&self, name: &str, event: LockEvent) -> Option<u64> {
         let mut st = self.state();
         let Some(entry) = st.locks.get_mut(name) else {
             // Unlocked meanwhile: the event is stale.
-            return;
+            return None;
         };
         if entry.in_flight {
             entry.deferred.push(event);
-            return;
+            return None;
         }
-        apply_lock_event(&self.out, name, entry, event);
+        apply_lock_event(&self.out, name, entry, event)
     }
 
     /// Drops this session's monitors on a replaced database (telling a change-aware client
@@ -136,7 +138,12 @@ impl SessionShared {
 
 /// Updates the entry and queues the `locked` or `stolen` notification. The entry stays after
 /// `stolen` whatever the lock mode: ovsdb-server still wants an `unlock` before a new `lock`.
-pub(crate) fn apply_lock_event(out: &Outbox, name: &str, entry: &mut LockEntry, event: LockEvent) {
+pub(crate) fn apply_lock_event(
+    out: &Outbox,
+    name: &str,
+    entry: &mut LockEntry,
+    event: LockEvent,
+) -> Option<u64> {
     let method = match event {
         LockEvent::Locked => {
             entry.owned = true;
@@ -147,10 +154,19 @@ pub(crate) fn apply_lock_event(out: &Outbox, name: &str, entry: &mut LockEntry, 
             "stolen"
         }
     };
-    out.push(&jsonrpc::notification(
+    out.push_notice(&jsonrpc::notification(
         method,
         Value::Array(vec![Value::String(name.into())]),
-    ));
+    ))
+}
+
+/// The `transact` result for a [`BackendError::Retry`]: `timed out` on the first of its
+/// `n_ops` operations and null for the rest, as when a verify `wait` fails, so that IDLs
+/// retry the transaction.
+pub(crate) fn retry_result(details: &str, n_ops: usize) -> Value {
+    let mut r = vec![Value::Null; n_ops.max(1)];
+    r[0] = jsonrpc::error_object("timed out", Some(details), None);
+    Value::Array(r)
 }
 
 /// A parked request finishing.
@@ -457,7 +473,8 @@ impl Session {
                             entry.in_flight = false;
                             entry.owned = owned;
                             for ev in std::mem::take(&mut entry.deferred) {
-                                apply_lock_event(&self.shared.out, &name, entry, ev);
+                                // The session's own reply is queued just before: nothing to order.
+                                let _ = apply_lock_event(&self.shared.out, &name, entry, ev);
                             }
                         }
                     }
@@ -496,7 +513,7 @@ pub(crate) fn backend_error(e: &BackendError, method: &str, params: Option<&Valu
             )),
             None,
         ),
-        BackendError::Canceled => Value::String("canceled".into()),
+        BackendError::Canceled | BackendError::Retry(_) => Value::String("canceled".into()),
         BackendError::LockRefused(msg) => {
             jsonrpc::error_object("syntax error", Some(msg), params)
         }

@@ -73,8 +73,8 @@ impl ovsdb::TxnEnv for Env<'_> {
             .and_then(|q| q.front())
             .is_some_and(|(s, _)| *s == self.session)
     }
-    fn wait_expired_ms(&self) -> Option<u64> {
-        None
+    fn wait_elapsed_ms(&self) -> u64 {
+        0
     }
 }
 
