@@ -157,6 +157,10 @@ pub struct ServerArgs {
     /// Disconnect a client whose unsent output (replies and monitor updates) exceeds this many bytes.
     #[arg(long, default_value_t = halyard_server::config::DEFAULT_BACKLOG_LIMIT)]
     backlog_limit_bytes: usize,
+    /// Bytes all clients together may have sent in messages not yet complete; the connection
+    /// whose data would pass it is closed.
+    #[arg(long, default_value_t = halyard_server::config::DEFAULT_INPUT_LIMIT)]
+    max_input_bytes: usize,
     /// Most client connections held at once.
     #[arg(long, default_value_t = halyard_server::config::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
@@ -309,6 +313,7 @@ async fn serve(
         max_message_size: args.max_message_bytes,
         backlog_limit: args.backlog_limit_bytes,
         max_connections: args.max_connections,
+        input_limit: args.max_input_bytes,
         ..Default::default()
     }
     .with_probe_interval_ms(args.inactivity_probe);
@@ -316,6 +321,7 @@ async fn serve(
         Arc::new(backend),
         server_config,
     )?);
+    crate::trim::spawn(server.clone());
     let ops = crate::ops::Ops::start(
         member.clone(),
         server.clone(),

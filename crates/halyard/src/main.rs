@@ -14,6 +14,7 @@ mod migrate;
 mod ops;
 mod ovsdb_file;
 mod status;
+mod trim;
 mod unixctl;
 mod vlog;
 

@@ -138,6 +138,10 @@ fn describe() {
         "Bytes queued to clients (replies, monitor updates) not yet written."
     );
     describe_gauge!(
+        "halyard_ovsdb_input_bytes",
+        "Bytes received from clients in messages not yet complete (bounded by --max-input-bytes)."
+    );
+    describe_gauge!(
         "halyard_ovsdb_rows",
         "Rows in the replicated databases (label db)."
     );
@@ -217,6 +221,7 @@ fn sample(
     gauge!("halyard_ovsdb_connections").set(front_end.sessions as f64);
     gauge!("halyard_ovsdb_monitors").set(front_end.monitors as f64);
     gauge!("halyard_ovsdb_backlog_bytes").set(front_end.backlog_bytes as f64);
+    gauge!("halyard_ovsdb_input_bytes").set(front_end.input_bytes as f64);
     member.with_state(|s| {
         for (name, d) in &s.dbs {
             let rows: usize =

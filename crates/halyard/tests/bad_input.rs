@@ -531,10 +531,20 @@ fn set_rcvbuf(s: &std::net::TcpStream, size: libc::c_int) {
 
 /// A client that sends a monitor request and never reads is disconnected once its unsent
 /// updates pass `--backlog-limit-bytes`, while a writer and another client keep being served.
+/// The inactivity probe is off, so that it is the backlog limit that cuts the client (with the
+/// probe on, a client that does not read is dropped for not answering the probe first).
 #[test]
 fn a_monitor_client_that_never_reads_is_disconnected_past_the_backlog_limit() {
     const LIMIT: usize = 1 << 20;
-    let h = Halyard::start_with(NB_SCHEMA, &["--backlog-limit-bytes", &LIMIT.to_string()]);
+    let h = Halyard::start_with(
+        NB_SCHEMA,
+        &[
+            "--backlog-limit-bytes",
+            &LIMIT.to_string(),
+            "--inactivity-probe",
+            "0",
+        ],
+    );
     let t_start = Instant::now();
     let mut slow = Rpc::connect(h.port);
     // A bounded client receive buffer (not smaller: below one loopback MSS of 64 KiB the window
@@ -592,10 +602,99 @@ fn a_monitor_client_that_never_reads_is_disconnected_past_the_backlog_limit() {
         received < sent_bytes,
         "all {sent_bytes} bytes of updates were delivered ({received}): nothing was cut"
     );
-    // (`other` may have been probed and dropped for idleness meanwhile, as ovsdb-server would.)
     still_serves(h.port, "a slow client's disconnection");
+    let log = h.log_text();
+    assert!(
+        log.contains(&format!(
+            "would exceed the limit of {LIMIT} bytes, disconnecting"
+        )),
+        "the backlog limit did not cut the client:\n{log}"
+    );
     eprintln!(
         "slow client cut after {received} of {sent_bytes} bytes; test took {:?}",
         t_start.elapsed()
     );
+}
+
+/// Resident memory of `pid` in MiB.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap();
+    kib / 1024
+}
+
+/// Many clients each sending most of a large message and never finishing it: together they
+/// may hold at most `--max-input-bytes`; the connections that would pass it are closed with a
+/// clear error, other clients keep being served, and the memory comes back once they are gone.
+#[test]
+fn incomplete_messages_of_all_clients_are_bounded_together() {
+    use std::io::Write;
+    const LIMIT: usize = 64 << 20;
+    const EACH: usize = 16 << 20;
+    let h = Halyard::start_with(
+        NB_SCHEMA,
+        &[
+            "--max-input-bytes",
+            &LIMIT.to_string(),
+            "--inactivity-probe",
+            "0",
+        ],
+    );
+    let pid = h.proc.as_ref().unwrap().child.id();
+    let baseline = rss_mib(pid);
+    // 12 clients x 16 MiB = 192 MiB of unfinished messages against a 64 MiB bound.
+    let chunk = vec![b'x'; 1 << 20];
+    let mut clients = Vec::new();
+    let mut refused = 0;
+    for _ in 0..12 {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", h.port)).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut ok = s
+            .write_all(br#"{"id":1,"method":"echo","params":[""#)
+            .is_ok();
+        for _ in 0..EACH / chunk.len() {
+            if !ok || s.write_all(&chunk).is_err() {
+                ok = false;
+                break;
+            }
+        }
+        if !ok {
+            refused += 1;
+        }
+        clients.push(s);
+    }
+    // Let the member read what was sent before judging.
+    std::thread::sleep(Duration::from_secs(2));
+    let held = rss_mib(pid);
+    still_serves(h.port, "clients holding incomplete messages");
+    let log = h.log_text();
+    let closed = log.matches("more than the input limit of").count();
+    eprintln!(
+        "RSS {baseline} MiB before, {held} MiB with the clients; {closed} connections closed by \
+         the input limit ({refused} saw the close while sending)"
+    );
+    assert!(closed >= 8, "at most 4 of 16 MiB fit in 64 MiB:\n{log}");
+    assert!(
+        held < baseline + 2 * (LIMIT as u64 >> 20) + 64,
+        "RSS {held} MiB with a 64 MiB input bound (baseline {baseline} MiB)"
+    );
+    drop(clients);
+    // Given back once the burst is over (the member checks every second).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = rss_mib(pid);
+        if now < baseline + 32 {
+            eprintln!("RSS back to {now} MiB after the clients left");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "RSS still {now} MiB 10 s after the clients left (baseline {baseline} MiB)"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }

@@ -26,6 +26,10 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// pipelining clients are not slowed down).
 pub const READ_PAUSE_BYTES: usize = 64 * 1024;
 
+/// Bytes all sessions together may hold for messages they have not received whole; the session
+/// whose read would pass it is closed (see `input_budget`). Eight largest messages.
+pub const DEFAULT_INPUT_LIMIT: usize = 512 * 1024 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Idle time on a TCP session before the server sends an echo probe, and again before it
@@ -37,6 +41,8 @@ pub struct ServerConfig {
     pub backlog_limit: usize,
     /// See [`DEFAULT_MAX_CONNECTIONS`].
     pub max_connections: usize,
+    /// See [`DEFAULT_INPUT_LIMIT`].
+    pub input_limit: usize,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +52,7 @@ impl Default for ServerConfig {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             backlog_limit: DEFAULT_BACKLOG_LIMIT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            input_limit: DEFAULT_INPUT_LIMIT,
         }
     }
 }

@@ -129,6 +129,8 @@ pub struct FrontEndStats {
     pub monitors: usize,
     /// Bytes queued to clients and not yet written (replies and monitor updates).
     pub backlog_bytes: usize,
+    /// Bytes received from clients in messages not yet complete (all sessions).
+    pub input_bytes: usize,
 }
 
 impl ApplyHook for Hub {

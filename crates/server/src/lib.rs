@@ -16,6 +16,7 @@ pub mod backend;
 pub mod config;
 pub mod framing;
 mod hub;
+mod input_budget;
 pub mod jsonrpc;
 pub mod listener;
 mod methods;

@@ -42,8 +42,10 @@ impl Server {
         let server_db = Arc::new(ServerDb::new()?);
         backend.set_apply_hook(hub.clone());
         let connections = Arc::new(Semaphore::new(config.max_connections));
+        let input = crate::input_budget::InputBudget::new(config.input_limit);
         let server = Server {
             ctx: Arc::new(Ctx {
+                input,
                 backend,
                 config,
                 hub,
@@ -77,7 +79,10 @@ impl Server {
 
     /// Open sessions, monitors and unsent bytes (for metrics).
     pub fn stats(&self) -> crate::FrontEndStats {
-        self.ctx.hub.stats()
+        crate::FrontEndStats {
+            input_bytes: self.ctx.input.used(),
+            ..self.ctx.hub.stats()
+        }
     }
 
     /// Parses every remote first (so a typo fails before anything listens), then binds.

@@ -47,6 +47,7 @@ pub(crate) struct Ctx {
     pub hub: Arc<Hub>,
     pub server_db: Arc<ServerDb>,
     pub server_id: Uuid,
+    pub input: Arc<crate::input_budget::InputBudget>,
 }
 
 /// A lock as this session sees it.
@@ -201,6 +202,8 @@ pub(crate) struct Session {
     /// `cancel` and replaced databases.
     pub pending_ids: HashMap<String, (Value, String, AbortHandle)>,
     framer: Framer,
+    /// The framer's buffered bytes, charged to the member-wide input budget.
+    input: crate::input_budget::Charge,
 }
 
 /// Why a session ended; logged.
@@ -244,6 +247,7 @@ where
     };
     let mut session = Session {
         framer: Framer::new(ctx.config.max_message_size),
+        input: ctx.input.charge(),
         ctx: ctx.clone(),
         shared: shared.clone(),
         pending: FuturesUnordered::new(),
@@ -308,7 +312,10 @@ impl Session {
                         }
                         continue;
                     }
-                    Ok(None) => {}
+                    Ok(None) => {
+                        // Everything complete was taken: what is left is charged (less).
+                        let _ = self.input.set(self.framer.buffered());
+                    }
                     Err(e) => return End::Protocol(e.to_string()),
                 }
             }
@@ -347,6 +354,13 @@ impl Session {
                 Event::Read(Ok(_)) => {
                     last_rx = Instant::now();
                     probe_sent = None;
+                    if let Err(total) = self.input.set(self.framer.buffered()) {
+                        return End::Protocol(format!(
+                            "incomplete messages of all clients would hold {total} bytes, more \
+                             than the input limit of {} bytes",
+                            self.ctx.input.limit()
+                        ));
+                    }
                 }
                 Event::Read(Err(e)) => return End::ReadError(e),
                 Event::Timer => {
