@@ -26,14 +26,16 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// A client gives up on an operation after this long and records it as indeterminate.
     pub op_timeout: Duration,
+    /// When the leader was seen, and when the nemesis took every member down on purpose.
+    pub leader_watch: crate::large::LeaderWatch,
 }
 
 impl Shared {
-    fn now(&self) -> u64 {
+    pub fn now(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
     }
 
-    fn stopped(&self) -> bool {
+    pub fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
 }
