@@ -51,6 +51,8 @@ pub enum Anomaly {
         present: usize,
         member: String,
     },
+    /// A member process exited without being stopped by the suite.
+    MemberExited(String),
     /// An anomaly of the large-value workload (its keys are rows of `Blob`).
     Large(Box<Anomaly>),
     /// No member led with a quorum for longer than allowed (outside the nemesis's deliberate
@@ -82,6 +84,7 @@ impl Anomaly {
             Anomaly::Corrupt { .. } => "corrupt content",
             Anomaly::PartialTransaction { .. } => "partial transaction",
             Anomaly::Leaderless { .. } => "leaderless stretch",
+            Anomaly::MemberExited(_) => "member exited",
             Anomaly::Large(a) => match a.kind() {
                 "lost write" => "large: lost write",
                 "phantom" => "large: phantom",
@@ -125,6 +128,7 @@ impl fmt::Display for Anomaly {
                 "transaction of {rows} rows from {first_key}: {present} of them on {member}"
             ),
             Anomaly::Large(a) => write!(f, "large: {a}"),
+            Anomaly::MemberExited(what) => write!(f, "member crashed: {what}"),
             Anomaly::Leaderless { longest_ms, from_ms, limit_ms } => write!(
                 f,
                 "no leader for {longest_ms} ms from {:.1} s (limit {limit_ms} ms)",

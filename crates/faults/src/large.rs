@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -115,17 +116,25 @@ pub struct LargePlan {
     pub huge_after: Duration,
 }
 
+/// Tries of the huge transaction: in the quick run a fault lands every few seconds, and any
+/// fault on the member the client talks to makes a try indeterminate.
+pub const HUGE_TRIES: usize = 6;
+
 /// One large-workload client. Client 0 also sends the huge transaction once `huge_after` has
-/// passed, and again until one is acknowledged (at most three tries).
+/// passed, and again until one is acknowledged (at most `HUGE_TRIES` tries).
 pub async fn large_client(id: usize, plan: LargePlan, shared: &Shared) -> Vec<LargeEvent> {
     let mut events = Vec::new();
     let mut current: Option<(String, Client)> = None;
     let mut seq = 0i64;
     let mut sent = 0f64;
-    let mut huge_tries = 0;
     let my_rate = plan.rate / plan.clients.max(1) as f64;
     while !shared.stopped() {
-        if sent > my_rate * shared.start.elapsed().as_secs_f64() {
+        let huge = id == 0
+            && shared.huge_tries.load(Ordering::Relaxed) < HUGE_TRIES
+            && shared.start.elapsed() >= plan.huge_after
+            && !shared.huge_acked.load(Ordering::Relaxed);
+        // The huge transaction is outside the rate, or a run could end before its retry.
+        if !huge && sent > my_rate * shared.start.elapsed().as_secs_f64() {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
@@ -148,14 +157,8 @@ pub async fn large_client(id: usize, plan: LargePlan, shared: &Shared) -> Vec<La
         }
         let (member, client) = current.as_mut().expect("connected above");
         let member = member.clone();
-        let huge = id == 0
-            && huge_tries < 3
-            && shared.start.elapsed() >= plan.huge_after
-            && !events
-                .iter()
-                .any(|e: &LargeEvent| e.rows.len() == HUGE_ROWS && e.status == Status::Ok);
         let lens: Vec<usize> = if huge {
-            huge_tries += 1;
+            shared.huge_tries.fetch_add(1, Ordering::Relaxed);
             (0..HUGE_ROWS)
                 .map(|_| fastrand::usize(MAX_LEN * 9 / 10..=MAX_LEN))
                 .collect()
@@ -174,7 +177,9 @@ pub async fn large_client(id: usize, plan: LargePlan, shared: &Shared) -> Vec<La
             ops.push(json!({"op": "insert", "table": "Blob", "row": {"key": key, "data": data}}));
         }
         let bytes: usize = rows.iter().map(|r| r.len).sum();
-        sent += bytes as f64;
+        if !huge {
+            sent += bytes as f64;
+        }
         // A transaction of tens of MB takes seconds to carry even without faults: its timeout
         // grows with its size so that a healthy cluster acknowledges it.
         let timeout = shared.op_timeout + Duration::from_secs_f64(bytes as f64 / 1e6);
@@ -188,6 +193,9 @@ pub async fn large_client(id: usize, plan: LargePlan, shared: &Shared) -> Vec<La
             Ok(_) => Status::Fail,
             Err(_) => Status::Info,
         };
+        if huge && status == Status::Ok {
+            shared.huge_acked.store(true, Ordering::Relaxed);
+        }
         events.push(LargeEvent {
             client: id,
             rows,

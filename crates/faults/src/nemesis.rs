@@ -46,6 +46,8 @@ pub async fn inject(
     fault: Fault,
     hold: Duration,
 ) -> Result<String> {
+    // A member that crashed since the last fault is restarted first (and reported at the end).
+    cluster.heal_all()?;
     let Some(leader) = cluster.wait_leader(Duration::from_secs(30)).await else {
         return Ok(format!("{fault:?}: skipped, no leader within 30 s"));
     };

@@ -108,6 +108,8 @@ pub async fn run(net: Net, opts: &Options) -> Result<Outcome> {
         stop: Default::default(),
         op_timeout: opts.op_timeout,
         leader_watch: Default::default(),
+        huge_tries: Default::default(),
+        huge_acked: Default::default(),
     });
     nemesis::set_targets(&cluster, &shared);
     let mut set_tasks = Vec::new();
@@ -182,6 +184,15 @@ pub async fn run(net: Net, opts: &Options) -> Result<Outcome> {
     // Heal, let the clients see a healthy cluster for a moment, then stop them.
     let healed = cluster.heal_all();
     tokio::time::sleep(Duration::from_secs(3)).await;
+    // The run is not done before the huge transaction has had its chance on a healthy cluster.
+    let huge_deadline = Instant::now() + Duration::from_secs(60);
+    while opts.large_clients > 0
+        && !shared.huge_acked.load(Ordering::Relaxed)
+        && shared.huge_tries.load(Ordering::Relaxed) < large::HUGE_TRIES
+        && Instant::now() < huge_deadline
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     shared.stop.store(true, Ordering::Relaxed);
     let mut history = History::default();
     for t in set_tasks {
@@ -218,8 +229,13 @@ pub async fn run(net: Net, opts: &Options) -> Result<Outcome> {
         }
     }
     std::fs::write(opts.workdir.join("history.jsonl"), history.to_jsonl())?;
+    cluster.reap_exited();
+    let exits = std::mem::take(&mut cluster.exits);
     cluster.shutdown();
     let mut report = check::check(&history, opts.max_steps);
+    report
+        .anomalies
+        .extend(exits.into_iter().map(check::Anomaly::MemberExited));
     let seen = shared.leader_watch.seen_ns.lock().unwrap().clone();
     let excused = shared.leader_watch.excused_ns.lock().unwrap().clone();
     if let Some((len, at)) = large::longest_leaderless(&seen, &excused, watch_from, watch_to) {

@@ -28,6 +28,9 @@ pub struct Shared {
     pub op_timeout: Duration,
     /// When the leader was seen, and when the nemesis took every member down on purpose.
     pub leader_watch: crate::large::LeaderWatch,
+    /// Tries of the large workload's huge transaction so far, and whether one was acknowledged.
+    pub huge_tries: std::sync::atomic::AtomicUsize,
+    pub huge_acked: AtomicBool,
 }
 
 impl Shared {
