@@ -437,22 +437,28 @@ pub fn longest_leaderless(
     points.sort_unstable();
     let mut best: Option<(u64, u64)> = None;
     for w in points.windows(2) {
-        let (mut a, b) = (w[0], w[1]);
-        // A stretch that began in an excused window counts only from its end; windows are few
-        // and may overlap, so apply them until none moves the start.
-        loop {
-            let moved = excused
-                .iter()
-                .filter(|(s, e)| *s <= a && *e > a)
-                .map(|(_, e)| *e)
-                .max();
-            match moved {
-                Some(e) => a = e,
-                None => break,
-            }
+        // What is left of the stretch outside the excused windows: the parts before a window
+        // and after it count separately (windows are few and may overlap).
+        let mut parts = vec![(w[0], w[1])];
+        for &(s, e) in excused {
+            parts = parts
+                .into_iter()
+                .flat_map(|(a, b)| {
+                    if e <= a || s >= b {
+                        vec![(a, b)]
+                    } else {
+                        [(a, s.max(a)), (e.min(b), b)]
+                            .into_iter()
+                            .filter(|(x, y)| x < y)
+                            .collect()
+                    }
+                })
+                .collect();
         }
-        if a < b && best.is_none_or(|(len, _)| b - a > len) {
-            best = Some((b - a, a));
+        for (a, b) in parts {
+            if best.is_none_or(|(len, _)| b - a > len) {
+                best = Some((b - a, a));
+            }
         }
     }
     best
@@ -614,6 +620,13 @@ mod tests {
         // Every member killed from 2 s until they all answered at 6 s: 1 s counts.
         let excused = [(2 * s, 6 * s)];
         assert_eq!(longest_leaderless(&seen, &excused, 0, 9 * s), Some((s, 0)));
+        // The kill came 1 s into a stretch, and the members answered again 1.5 s before a
+        // leader was seen: the longer of the two parts counts.
+        let excused = [(3 * s, 5 * s + s / 2)];
+        assert_eq!(
+            longest_leaderless(&seen, &excused, 0, 9 * s),
+            Some((s + s / 2, 5 * s + s / 2))
+        );
         // Nothing seen at all: the whole watch is one stretch.
         assert_eq!(longest_leaderless(&[], &[], s, 4 * s), Some((3 * s, s)));
     }
