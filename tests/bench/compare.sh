@@ -194,7 +194,7 @@ for sys in halyard ref; do
   case ",${ONLY:-bulk-large}," in *,bulk-large,*) ;; *) continue ;; esac
   term0=$(max_term "$sys")
   run bulk-large "$sys" --db @LEADER@ bulk-large --rows "${LARGE_ROWS:-20000}" --per-txn 100 --value-len 16000 --clients 8
-  echo "{\"elections\": $(( $(max_term "$sys") - term0 ))}" >"$work/results/bulk-large.$sys.terms.json"
+  echo "{\"elections\": $(( $(max_term "$sys") - term0 ))}" >"$work/results/bulk-large.terms.$sys.json"
 done
 
 echo "== load average $(cut -d' ' -f1-3 /proc/loadavg) after the loads"
