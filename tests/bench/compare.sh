@@ -17,7 +17,9 @@
 #   WORK          directory for clusters, logs and JSON results (default: a fresh mktemp -d)
 #   CLIENTS       write/read clients (default 32), MONITORS (default 30)
 #   ONLY          comma-separated loads to run (default: all of
-#                 write-followers,write-leader,read,monitor,bulk), e.g. ONLY=write-followers
+#                 write-followers,write-leader,read,monitor,bulk,bulk-large), e.g. ONLY=bulk-large
+#   LARGE_ROWS    rows of the bulk-large load (default 20000; 100 per transaction, 16,000-character
+#                 external_ids values, 8 clients through the leader: issue 14)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/halyard-target}
@@ -139,6 +141,18 @@ endpoints() {
   exit 1
 }
 
+# max_term SYSTEM: the highest Raft term any member reports (its increase over a load counts the
+# elections held during it).
+max_term() {
+  local i ctl t max=0
+  for i in 1 2 3; do
+    if [ "$1" = halyard ]; then ctl=$work/halyard/m$i/halyard.ctl; else ctl=$work/ref/s$i.ctl; fi
+    t=$(ovs-appctl -t "$ctl" cluster/status OVN_Northbound 2>/dev/null | sed -n 's/^Term: //p')
+    [ -n "$t" ] && [ "$t" -gt "$max" ] && max=$t
+  done
+  echo "$max"
+}
+
 # run NAME SYSTEM ARGS...: one halyard-bench run, its JSON kept in results/NAME.SYSTEM.json.
 run() {
   local name=$1 sys=$2
@@ -176,6 +190,13 @@ for sys in halyard ref; do
   run bulk "$sys" --db @LEADER@ bulk --switches "$switches" --ports-per-switch "$ports_per_switch" --batch 1 --clients 1
 done
 
+for sys in halyard ref; do
+  case ",${ONLY:-bulk-large}," in *,bulk-large,*) ;; *) continue ;; esac
+  term0=$(max_term "$sys")
+  run bulk-large "$sys" --db @LEADER@ bulk-large --rows "${LARGE_ROWS:-20000}" --per-txn 100 --value-len 16000 --clients 8
+  echo "{\"elections\": $(( $(max_term "$sys") - term0 ))}" >"$work/results/bulk-large.terms.$sys.json"
+done
+
 echo "== load average $(cut -d' ' -f1-3 /proc/loadavg) after the loads"
 echo
 echo "== Halyard vs ovsdb-server 3.1 (3 members each, loopback, $(nproc) cores; results in $work/results)"
@@ -187,6 +208,12 @@ def load(name, sys_):
         return json.load(open(os.path.join(d, f"{name}.{sys_}.json")))
     except (OSError, ValueError):
         return None
+def merged(name, sys_):
+    r = load(name, sys_)
+    extra = load(name + ".terms", sys_) if r is not None else None
+    if r is not None and extra is not None:
+        r.update(extra)
+    return r
 def get(r, *path):
     for p in path:
         if r is None:
@@ -198,7 +225,7 @@ def get(r, *path):
     return r
 rows = []
 def fig(label, name, path, unit, target=None, fmt="{:.1f}"):
-    h, r = get(load(name, "halyard"), *path), get(load(name, "ref"), *path)
+    h, r = get(merged(name, "halyard"), *path), get(merged(name, "ref"), *path)
     ratio = (h / r) if (h is not None and r not in (None, 0)) else None
     verdict = ""
     if target and (h is None or r is None):
@@ -227,6 +254,14 @@ fig("memory per row (RSS/row/member)", "bulk", ["bulk", "rss_bytes_per_row_per_p
 fig("bulk load time", "bulk", ["bulk", "load_s"], "s", None, "{:.2f}")
 fig("bulk load + replicated", "bulk", ["bulk", "load_and_replicate_s"], "s", None, "{:.2f}")
 fig("bulk rows", "bulk", ["bulk", "rows"], "", None, "{:.0f}")
+fig("large rows (16 kB, 100/txn, 8 clients)", "bulk-large", ["bulk", "rows"], "", None, "{:.0f}")
+fig("large rows: load time", "bulk-large", ["bulk", "load_s"], "s", None, "{:.2f}")
+fig("large rows: rows/s", "bulk-large", ["bulk", "rows_per_s"], "rows/s", None, "{:.0f}")
+fig("large rows: load + replicated", "bulk-large", ["bulk", "load_and_replicate_s"], "s", None, "{:.2f}")
+fig("large rows: longest ack gap", "bulk-large", ["max_ack_gap_ms"], "ms", None, "{:.0f}")
+fig("large rows: p99 txn latency", "bulk-large", ["latency", "p99_ms"], "ms", None, "{:.0f}")
+fig("large rows: errors", "bulk-large", ["errors"], "", None, "{:.0f}")
+fig("large rows: elections (term increase)", "bulk-large", ["elections"], "", None, "{:.0f}")
 w = [max(len(r[i]) for r in rows + [("figure", "Halyard", "ovsdb-server", "ratio", "unit", "target")]) for i in range(6)]
 head = ("figure", "Halyard", "ovsdb-server", "ratio", "unit", "target")
 for r in [head] + rows:

@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use workload::{bulk::BulkOpts, monitor::MonitorOpts, read::ReadOpts, write::WriteOpts, Common};
+use workload::{
+    bulk::BulkOpts, bulk_large::BulkLargeOpts, monitor::MonitorOpts, read::ReadOpts,
+    write::WriteOpts, Common,
+};
 
 #[derive(Parser)]
 #[command(
@@ -103,6 +106,18 @@ enum Workload {
         #[arg(long, default_value_t = 1)]
         batch: u64,
         #[arg(long, default_value_t = 1)]
+        clients: usize,
+    },
+    /// Large rows (issue 14): ROWS Logical_Switch rows, PER_TXN per transaction, each with an
+    /// external_ids value of VALUE_LEN characters; rows/s and the longest gap between acks.
+    BulkLarge {
+        #[arg(long, default_value_t = 20_000)]
+        rows: u64,
+        #[arg(long, default_value_t = 100)]
+        per_txn: u64,
+        #[arg(long, default_value_t = 16_000)]
+        value_len: usize,
+        #[arg(long, default_value_t = 8)]
         clients: usize,
     },
 }
@@ -194,6 +209,20 @@ fn main() -> ExitCode {
                     },
                 )
                 .await
+            }
+            Workload::BulkLarge {
+                rows,
+                per_txn,
+                value_len,
+                clients,
+            } => {
+                let opts = BulkLargeOpts {
+                    rows,
+                    per_txn,
+                    value_len,
+                    clients,
+                };
+                workload::bulk_large::run(&common, &opts).await
             }
         }
     });

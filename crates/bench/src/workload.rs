@@ -3,6 +3,7 @@
 //! runs against the same database (Logical_Switch_Port names are an index).
 
 pub mod bulk;
+pub mod bulk_large;
 pub mod monitor;
 pub mod read;
 pub mod write;

@@ -37,6 +37,31 @@ pub enum Anomaly {
     },
     /// The set workload had no final read to check against.
     NoFinalRead,
+    /// A large-workload row served with other content than was sent: (length, hash) each.
+    Corrupt {
+        key: i64,
+        member: String,
+        sent: (usize, u64),
+        served: (usize, u64),
+    },
+    /// Some but not all rows of one transaction on a member.
+    PartialTransaction {
+        first_key: i64,
+        rows: usize,
+        present: usize,
+        member: String,
+    },
+    /// A member process exited without being stopped by the suite.
+    MemberExited(String),
+    /// An anomaly of the large-value workload (its keys are rows of `Blob`).
+    Large(Box<Anomaly>),
+    /// No member led with a quorum for longer than allowed (outside the nemesis's deliberate
+    /// whole-cluster outages).
+    Leaderless {
+        longest_ms: u64,
+        from_ms: u64,
+        limit_ms: u64,
+    },
     /// No order of the operations on this register is consistent with their results.
     NotLinearizable {
         key: i64,
@@ -56,6 +81,21 @@ impl Anomaly {
             Anomaly::Divergence { .. } => "divergence",
             Anomaly::NoFinalRead => "no final read",
             Anomaly::NotLinearizable { .. } => "not linearizable",
+            Anomaly::Corrupt { .. } => "corrupt content",
+            Anomaly::PartialTransaction { .. } => "partial transaction",
+            Anomaly::Leaderless { .. } => "leaderless stretch",
+            Anomaly::MemberExited(_) => "member exited",
+            Anomaly::Large(a) => match a.kind() {
+                "lost write" => "large: lost write",
+                "phantom" => "large: phantom",
+                "failed but present" => "large: failed but present",
+                "duplicate" => "large: duplicate",
+                "divergence" => "large: divergence",
+                "no final read" => "large: no final read",
+                "corrupt content" => "large: corrupt content",
+                "partial transaction" => "large: partial transaction",
+                _ => "large: other",
+            },
         }
     }
 }
@@ -78,6 +118,22 @@ impl fmt::Display for Anomaly {
                 missing_on.join(", ")
             ),
             Anomaly::NoFinalRead => write!(f, "set: no member answered the final read"),
+            Anomaly::Corrupt { key, member, sent, served } => write!(
+                f,
+                "row {key} on {member}: {} bytes hashing to {:016x}, sent {} bytes hashing to {:016x}",
+                served.0, served.1, sent.0, sent.1
+            ),
+            Anomaly::PartialTransaction { first_key, rows, present, member } => write!(
+                f,
+                "transaction of {rows} rows from {first_key}: {present} of them on {member}"
+            ),
+            Anomaly::Large(a) => write!(f, "large: {a}"),
+            Anomaly::MemberExited(what) => write!(f, "member crashed: {what}"),
+            Anomaly::Leaderless { longest_ms, from_ms, limit_ms } => write!(
+                f,
+                "no leader for {longest_ms} ms from {:.1} s (limit {limit_ms} ms)",
+                *from_ms as f64 / 1000.0
+            ),
             Anomaly::NotLinearizable { key, operations, linearized } => write!(
                 f,
                 "register {key}: not linearizable ({operations} operations, at most {linearized} placed in a valid order)"
@@ -98,6 +154,9 @@ pub struct Report {
     pub undecided: Vec<i64>,
     pub set_counts: Counts,
     pub register_counts: Counts,
+    pub large_counts: Counts,
+    /// Longest stretch without a leader (ms) and when it began (s), if the leader was watched.
+    pub longest_leaderless: Option<(u64, f64)>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -154,6 +213,17 @@ pub fn check(history: &History, max_steps: u64) -> Report {
         report
             .anomalies
             .extend(check_set(&history.set, &history.final_reads));
+    }
+    if !history.large.is_empty() || !history.large_reads.is_empty() {
+        report.histories += 1;
+        report.operations += history.large.len();
+        for e in &history.large {
+            report.large_counts.add(e.status);
+        }
+        report.anomalies.extend(crate::large::check_large(
+            &history.large,
+            &history.large_reads,
+        ));
     }
     let mut by_key: BTreeMap<i64, Vec<&RegisterEvent>> = BTreeMap::new();
     for e in &history.register {

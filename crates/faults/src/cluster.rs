@@ -58,6 +58,8 @@ pub struct Cluster {
     pub members: Vec<MemberProc>,
     /// Members at the start: membership changes return to this size.
     pub initial_size: usize,
+    /// Members that exited without being told to, with their exit status, as found.
+    pub exits: Vec<String>,
 }
 
 impl Cluster {
@@ -71,6 +73,7 @@ impl Cluster {
             unsafe_ack: false,
             members: Vec::new(),
             initial_size: 0,
+            exits: Vec::new(),
         }
     }
 
@@ -300,8 +303,29 @@ impl Cluster {
         Ok(())
     }
 
+    /// Reaps members that exited on their own (a crash: the suite never stops one without
+    /// reaping it), recording them; they count as not running, so healing restarts them.
+    pub fn reap_exited(&mut self) {
+        for m in self.members.iter_mut() {
+            let Some(child) = m.child.as_mut() else {
+                continue;
+            };
+            if let Ok(Some(status)) = child.try_wait() {
+                self.exits.push(format!(
+                    "m{} exited on its own ({status}); see {}/m{}.log",
+                    m.index,
+                    self.dir.display(),
+                    m.index
+                ));
+                m.child = None;
+                m.paused = false;
+            }
+        }
+    }
+
     /// Removes every partition, resumes paused members, restarts killed ones.
     pub fn heal_all(&mut self) -> Result<()> {
+        self.reap_exited();
         for i in self.in_cluster() {
             self.net.heal(&self.member(i).ns.clone())?;
             if self.member(i).paused {

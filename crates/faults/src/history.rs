@@ -13,6 +13,8 @@
 use serde::Serialize;
 use serde_json::json;
 
+use crate::large::{LargeEvent, LargeRead};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -70,6 +72,8 @@ pub struct History {
     pub set: Vec<SetEvent>,
     pub register: Vec<RegisterEvent>,
     pub final_reads: Vec<FinalRead>,
+    pub large: Vec<LargeEvent>,
+    pub large_reads: Vec<LargeRead>,
 }
 
 impl History {
@@ -104,6 +108,20 @@ impl History {
                 with(&done, status_name(e.status), e.complete_ns, &e.member),
             ));
         }
+        for e in &self.large {
+            let rows: Vec<_> = e
+                .rows
+                .iter()
+                .map(|r| json!([r.key, r.len, format!("{:016x}", r.hash)]))
+                .collect();
+            let op = json!({"workload": "large", "client": e.client, "f": "add", "rows": rows});
+            lines.push((e.invoke_ns, 0, with(&op, "invoke", e.invoke_ns, &e.member)));
+            lines.push((
+                e.complete_ns,
+                1,
+                with(&op, status_name(e.status), e.complete_ns, &e.member),
+            ));
+        }
         lines.sort();
         let mut out = String::new();
         for (_, _, l) in lines {
@@ -112,6 +130,14 @@ impl History {
         }
         for r in &self.final_reads {
             out.push_str(&json!({"final_read": r.member, "values": r.values.len()}).to_string());
+            out.push('\n');
+        }
+        for r in &self.large_reads {
+            let bytes: usize = r.rows.iter().map(|d| d.len).sum();
+            out.push_str(
+                &json!({"large_final_read": r.member, "rows": r.rows.len(), "bytes": bytes})
+                    .to_string(),
+            );
             out.push('\n');
         }
         out

@@ -6,11 +6,13 @@
 //! JSON-RPC ([`ovsdb_client`], [`workload`]) while [`nemesis`] kills, pauses, partitions,
 //! restarts and re-members the cluster, records every operation ([`history`]) and checks the
 //! result ([`check`]: lost writes, phantoms, and register linearizability by the search in
-//! [`linearizability`]). [`suite`] ties one run together.
+//! [`linearizability`]). [`large`] is the large-value workload and the leader watch of issue 14.
+//! [`suite`] ties one run together.
 
 pub mod check;
 pub mod cluster;
 pub mod history;
+pub mod large;
 pub mod linearizability;
 pub mod nemesis;
 pub mod netns;

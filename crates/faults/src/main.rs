@@ -47,6 +47,19 @@ struct Args {
     /// A client gives up on an operation after this many ms (recorded as indeterminate).
     #[arg(long, default_value_t = 5000)]
     op_timeout_ms: u64,
+    /// Concurrent clients of the large-value workload (rows of 1 KiB to 1 MiB; 0: none).
+    #[arg(long, default_value_t = 2)]
+    large_clients: usize,
+    /// MB per second the large clients send together (default: 1.5, or less in a soak so that
+    /// the whole run stays within --large-budget-mb).
+    #[arg(long)]
+    large_rate_mb: Option<f64>,
+    /// MB the large clients send in a soak run at most (the members hold it all in memory).
+    #[arg(long, default_value_t = 1024.0)]
+    large_budget_mb: f64,
+    /// Longest stretch without a leader allowed, in election timers.
+    #[arg(long, default_value_t = 4)]
+    leaderless_timers: u64,
     /// The members' election timer (`halyard serve --election-timer`).
     #[arg(long, default_value_t = 1000)]
     election_timer_ms: u64,
@@ -94,6 +107,11 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     let workdir = std::fs::canonicalize(&workdir)?;
     let schema = workdir.join("faults.ovsschema");
     std::fs::write(&schema, SCHEMA)?;
+    let args_leaderless_limit = args.leaderless_timers * args.election_timer_ms;
+    let large_rate = args.large_rate_mb.unwrap_or_else(|| match args.soak {
+        Some(s) => 1.5f64.min(args.large_budget_mb / s.max(1) as f64),
+        None => 1.5,
+    }) * 1e6;
     let opts = Options {
         halyard,
         workdir: workdir.clone(),
@@ -107,6 +125,9 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         op_timeout: Duration::from_millis(args.op_timeout_ms),
         election_timer_ms: args.election_timer_ms,
         max_steps: DEFAULT_MAX_STEPS,
+        large_clients: args.large_clients,
+        large_rate,
+        leaderless_timers: args.leaderless_timers,
     };
 
     // Namespaces first, then move this (still single-threaded) process into the client one so
@@ -147,6 +168,46 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         "register: {} ok, {} fail, {} info",
         r.register_counts.ok, r.register_counts.fail, r.register_counts.info
     );
+    if !outcome.history.large.is_empty() {
+        let huge = outcome
+            .history
+            .large
+            .iter()
+            .filter(|e| e.rows.len() == halyard_faults::large::HUGE_ROWS)
+            .map(|e| format!("{:.1} MB {:?}", e.bytes() as f64 / 1e6, e.status))
+            .collect::<Vec<_>>();
+        let acked: usize = outcome
+            .history
+            .large
+            .iter()
+            .filter(|e| e.status == halyard_faults::history::Status::Ok)
+            .map(|e| e.bytes())
+            .sum();
+        let biggest = outcome
+            .history
+            .large
+            .iter()
+            .map(|e| e.bytes())
+            .max()
+            .unwrap_or(0);
+        println!(
+            "large: {} ok, {} fail, {} info; {:.1} MB acknowledged, largest transaction {:.1} MB; huge transactions: [{}]; final reads from {} members ({} rows on the first)",
+            r.large_counts.ok,
+            r.large_counts.fail,
+            r.large_counts.info,
+            acked as f64 / 1e6,
+            biggest as f64 / 1e6,
+            huge.join(", "),
+            outcome.history.large_reads.len(),
+            outcome.history.large_reads.first().map(|f| f.rows.len()).unwrap_or(0)
+        );
+    }
+    if let Some((ms, at)) = r.longest_leaderless {
+        println!(
+            "longest stretch without a leader: {ms} ms from {at:.1} s (limit {} ms; whole-cluster kills excused until every member answers)",
+            args_leaderless_limit
+        );
+    }
     if !r.undecided.is_empty() {
         println!(
             "register keys not decided within the search budget (not counted): {:?}",

@@ -46,6 +46,8 @@ pub async fn inject(
     fault: Fault,
     hold: Duration,
 ) -> Result<String> {
+    // A member that crashed since the last fault is restarted first (and reported at the end).
+    cluster.heal_all()?;
     let Some(leader) = cluster.wait_leader(Duration::from_secs(30)).await else {
         return Ok(format!("{fault:?}: skipped, no leader within 30 s"));
     };
@@ -72,6 +74,7 @@ pub async fn inject(
         }
         Fault::KillAll => {
             let all = cluster.in_cluster();
+            let down = shared.now();
             for i in &all {
                 cluster.kill(*i);
             }
@@ -79,6 +82,20 @@ pub async fn inject(
             for i in &all {
                 cluster.spawn(*i)?;
             }
+            // No leader is possible until the processes are back and have loaded their data:
+            // the leaderless stretch that counts begins when every member answers again.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+            for i in &all {
+                while cluster.status(*i).await.is_none() && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            shared
+                .leader_watch
+                .excused_ns
+                .lock()
+                .unwrap()
+                .push((down, shared.now()));
             format!("SIGKILL of every member {all:?}, restarted after {hold:?}")
         }
         Fault::PauseLeader | Fault::PauseFollower => {

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use crate::check::{self, Report};
 use crate::cluster::Cluster;
 use crate::history::History;
+use crate::large::{self, LargePlan};
 use crate::nemesis::{self, Fault};
 use crate::netns::Net;
 use crate::workload::{self, KeyPlan, Shared};
@@ -29,6 +30,12 @@ pub struct Options {
     pub op_timeout: Duration,
     pub election_timer_ms: u64,
     pub max_steps: u64,
+    /// Clients of the large-value workload (0: none).
+    pub large_clients: usize,
+    /// Bytes per second the large clients may send together.
+    pub large_rate: f64,
+    /// Longest stretch without a leader allowed, in election timers.
+    pub leaderless_timers: u64,
 }
 
 /// What the short run injects, in order: every kind of fault once (the membership change twice:
@@ -82,10 +89,12 @@ pub async fn run(net: Net, opts: &Options) -> Result<Outcome> {
         cluster.restart_unsafe().await?;
     }
     say(&format!(
-        "cluster up; {} set clients, {} register clients on {} keys at a time{}",
+        "cluster up; {} set clients, {} register clients on {} keys at a time, {} large-value clients ({:.1} MB/s){}",
         opts.set_clients,
         opts.register_groups * opts.clients_per_group,
         opts.register_groups,
+        opts.large_clients,
+        opts.large_rate / 1e6,
         if opts.unsafe_ack {
             "; members run with HALYARD_UNSAFE_ACK_BEFORE_COMMIT=1 (broken on purpose)"
         } else {
@@ -98,6 +107,9 @@ pub async fn run(net: Net, opts: &Options) -> Result<Outcome> {
         targets: RwLock::new(Vec::new()),
         stop: Default::default(),
         op_timeout: opts.op_timeout,
+        leader_watch: Default::default(),
+        huge_tries: Default::default(),
+        huge_acked: Default::default(),
     });
     nemesis::set_targets(&cluster, &shared);
     let mut set_tasks = Vec::new();
@@ -117,6 +129,26 @@ pub async fn run(net: Net, opts: &Options) -> Result<Outcome> {
             }));
         }
     }
+
+    let large_plan = LargePlan {
+        clients: opts.large_clients,
+        rate: opts.large_rate,
+        // Into the fault schedule (after the first kills), so the huge transaction meets faults.
+        huge_after: Duration::from_secs(10),
+    };
+    let mut large_tasks = Vec::new();
+    for id in 0..opts.large_clients {
+        let s = shared.clone();
+        large_tasks.push(tokio::spawn(async move {
+            large::large_client(id, large_plan, &s).await
+        }));
+    }
+    let watch_from = shared.now();
+    let watch_task = {
+        let s = shared.clone();
+        let timer = opts.election_timer_ms;
+        tokio::spawn(async move { large::watch_leader(&s, &s.leader_watch, timer).await })
+    };
 
     let mut faults = Vec::new();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -152,6 +184,15 @@ pub async fn run(net: Net, opts: &Options) -> Result<Outcome> {
     // Heal, let the clients see a healthy cluster for a moment, then stop them.
     let healed = cluster.heal_all();
     tokio::time::sleep(Duration::from_secs(3)).await;
+    // The run is not done before the huge transaction has had its chance on a healthy cluster.
+    let huge_deadline = Instant::now() + Duration::from_secs(60);
+    while opts.large_clients > 0
+        && !shared.huge_acked.load(Ordering::Relaxed)
+        && shared.huge_tries.load(Ordering::Relaxed) < large::HUGE_TRIES
+        && Instant::now() < huge_deadline
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     shared.stop.store(true, Ordering::Relaxed);
     let mut history = History::default();
     for t in set_tasks {
@@ -160,6 +201,11 @@ pub async fn run(net: Net, opts: &Options) -> Result<Outcome> {
     for t in register_tasks {
         history.register.extend(t.await?);
     }
+    for t in large_tasks {
+        history.large.extend(t.await?);
+    }
+    let watch_to = shared.now();
+    watch_task.await?;
     result?;
     healed?;
     say("workloads stopped; reading the final state through every member");
@@ -174,10 +220,36 @@ pub async fn run(net: Net, opts: &Options) -> Result<Outcome> {
         {
             history.final_reads.push(read);
         }
+        if opts.large_clients > 0 {
+            if let Some(read) =
+                large::final_read(&m.name(), m.client_addr(), Duration::from_secs(120)).await
+            {
+                history.large_reads.push(read);
+            }
+        }
     }
     std::fs::write(opts.workdir.join("history.jsonl"), history.to_jsonl())?;
+    cluster.reap_exited();
+    let exits = std::mem::take(&mut cluster.exits);
     cluster.shutdown();
-    let report = check::check(&history, opts.max_steps);
+    let mut report = check::check(&history, opts.max_steps);
+    report
+        .anomalies
+        .extend(exits.into_iter().map(check::Anomaly::MemberExited));
+    let seen = shared.leader_watch.seen_ns.lock().unwrap().clone();
+    let excused = shared.leader_watch.excused_ns.lock().unwrap().clone();
+    if let Some((len, at)) = large::longest_leaderless(&seen, &excused, watch_from, watch_to) {
+        let limit_ms = opts.leaderless_timers * opts.election_timer_ms;
+        let longest_ms = len / 1_000_000;
+        report.longest_leaderless = Some((longest_ms, at as f64 / 1e9));
+        if longest_ms > limit_ms {
+            report.anomalies.push(check::Anomaly::Leaderless {
+                longest_ms,
+                from_ms: at / 1_000_000,
+                limit_ms,
+            });
+        }
+    }
     Ok(Outcome {
         history,
         report,

@@ -26,14 +26,19 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// A client gives up on an operation after this long and records it as indeterminate.
     pub op_timeout: Duration,
+    /// When the leader was seen, and when the nemesis took every member down on purpose.
+    pub leader_watch: crate::large::LeaderWatch,
+    /// Tries of the large workload's huge transaction so far, and whether one was acknowledged.
+    pub huge_tries: std::sync::atomic::AtomicUsize,
+    pub huge_acked: AtomicBool,
 }
 
 impl Shared {
-    fn now(&self) -> u64 {
+    pub fn now(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
     }
 
-    fn stopped(&self) -> bool {
+    pub fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
 }

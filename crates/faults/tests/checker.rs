@@ -314,6 +314,7 @@ fn report_counts_histories_operations_anomalies() {
             reg(7, RegisterOp::Read, Status::Ok, Some(0), 2, 3),
         ],
         final_reads: vec![final_read("m1", &[1, 2])],
+        ..Default::default()
     };
     let report = check(&history, DEFAULT_MAX_STEPS);
     assert_eq!(
