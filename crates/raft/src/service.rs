@@ -31,7 +31,16 @@ impl pb::member_server::Member for Service {
         &self,
         req: Request<pb::Payload>,
     ) -> Result<Response<pb::Payload>, Status> {
-        let rpc = decode(&req.into_inner().data).map_err(bad_payload)?;
+        let rpc: openraft::raft::AppendEntriesRequest<crate::types::TypeConfig> =
+            decode(&req.into_inner().data).map_err(bad_payload)?;
+        // Contact is the leader's request reaching this member, not its completion: an append
+        // is answered after this member's fsync, which under a load of large entries on a busy
+        // disk took over a second, and the election nudge then took a live leader for silent
+        // and called an election. Only a request from the leader this member follows (or a
+        // newer one) counts.
+        if rpc.vote.is_committed() && rpc.vote >= self.member.raft().metrics().borrow().vote {
+            self.member.heard_from_leader();
+        }
         let result = self.member.raft().append_entries(rpc).await;
         if result.is_ok() {
             self.member.heard_from_leader();
