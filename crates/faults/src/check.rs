@@ -256,6 +256,36 @@ pub fn check_register(events: &[&RegisterEvent], max_steps: u64) -> Verdict {
 /// The set workload: every acknowledged insert is in every member's final read; nothing is there
 /// that was never attempted, failed, or is there twice; no value seen by one final read is
 /// missing from a later one. `finals` are in the order they were taken.
+/// A value first seen by one final read must be in every later one (reads are linearizable and
+/// nothing deletes): the divergence if a later read (`members[i]` took `present[i]`) lacks it.
+pub(crate) fn divergence<V>(
+    value: i64,
+    members: &[String],
+    present: &[BTreeMap<i64, V>],
+) -> Option<Anomaly> {
+    let first = present.iter().position(|p| p.contains_key(&value))?;
+    let missing_on: Vec<String> = members[first..]
+        .iter()
+        .zip(&present[first..])
+        .filter(|(_, p)| !p.contains_key(&value))
+        .map(|(m, _)| m.clone())
+        .collect();
+    if missing_on.is_empty() {
+        return None;
+    }
+    let present_on = members
+        .iter()
+        .zip(present)
+        .filter(|(_, p)| p.contains_key(&value))
+        .map(|(m, _)| m.clone())
+        .collect();
+    Some(Anomaly::Divergence {
+        value,
+        present_on,
+        missing_on,
+    })
+}
+
 pub fn check_set(events: &[SetEvent], finals: &[FinalRead]) -> Vec<Anomaly> {
     let mut anomalies = Vec::new();
     if finals.is_empty() {
@@ -323,26 +353,8 @@ pub fn check_set(events: &[SetEvent], finals: &[FinalRead]) -> Vec<Anomaly> {
         if attempted.get(&value) != Some(&Status::Info) {
             continue;
         }
-        let Some(first) = present.iter().position(|p| p.contains_key(&value)) else {
-            continue;
-        };
-        let missing_on: Vec<String> = finals[first..]
-            .iter()
-            .zip(&present[first..])
-            .filter(|(_, p)| !p.contains_key(&value))
-            .map(|(r, _)| r.member.clone())
-            .collect();
-        if !missing_on.is_empty() {
-            let present_on = finals
-                .iter()
-                .zip(&present)
-                .filter(|(_, p)| p.contains_key(&value));
-            anomalies.push(Anomaly::Divergence {
-                value,
-                present_on: present_on.map(|(r, _)| r.member.clone()).collect(),
-                missing_on,
-            });
-        }
+        let members: Vec<String> = finals.iter().map(|r| r.member.clone()).collect();
+        anomalies.extend(divergence(value, &members, &present));
     }
     anomalies
 }

@@ -375,28 +375,8 @@ pub fn check_large(events: &[LargeEvent], finals: &[LargeRead]) -> Vec<Anomaly> 
         if !matches!(attempted.get(&key), Some((Status::Info, _, _))) {
             continue;
         }
-        let Some(first) = present.iter().position(|p| p.contains_key(&key)) else {
-            continue;
-        };
-        let missing_on: Vec<String> = finals[first..]
-            .iter()
-            .zip(&present[first..])
-            .filter(|(_, p)| !p.contains_key(&key))
-            .map(|(r, _)| r.member.clone())
-            .collect();
-        if !missing_on.is_empty() {
-            let present_on = finals
-                .iter()
-                .zip(&present)
-                .filter(|(_, p)| p.contains_key(&key))
-                .map(|(r, _)| r.member.clone())
-                .collect();
-            out.push(Anomaly::Divergence {
-                value: key,
-                present_on,
-                missing_on,
-            });
-        }
+        let members: Vec<String> = finals.iter().map(|r| r.member.clone()).collect();
+        out.extend(crate::check::divergence(key, &members, &present));
     }
     wrap(out)
 }

@@ -291,6 +291,25 @@ fn northd_over_halyard_clusters_writes_what_it_writes_over_ovsdb_server_and_fail
     );
 }
 
+/// One column of a Southbound table through `remote`, as CSV without headings.
+fn sb_column(remote: &str, table: &str, column: &str) -> String {
+    run_ok(
+        "ovsdb-client",
+        &[
+            "--timeout=60",
+            "-f",
+            "csv",
+            "--no-headings",
+            "dump",
+            remote,
+            "OVN_Southbound",
+            table,
+            column,
+        ],
+        T,
+    )
+}
+
 /// The highest Raft term any member of `cluster` reports.
 fn cluster_term(cluster: &mut Cluster) -> u64 {
     (1..=cluster.members.len())
@@ -375,21 +394,7 @@ fn northd_fills_a_5000_port_southbound_without_a_leader_change() {
         started.elapsed().as_secs_f64()
     );
     for m in &sb.members {
-        let out = run_ok(
-            "ovsdb-client",
-            &[
-                "--timeout=60",
-                "-f",
-                "csv",
-                "--no-headings",
-                "dump",
-                &m.remote(),
-                "OVN_Southbound",
-                "Port_Binding",
-                "logical_port",
-            ],
-            T,
-        );
+        let out = sb_column(&m.remote(), "Port_Binding", "logical_port");
         let ports = out.lines().filter(|l| l.contains("lp")).count();
         assert_eq!(
             ports,
@@ -399,24 +404,10 @@ fn northd_fills_a_5000_port_southbound_without_a_leader_change() {
             northd.log_tail()
         );
     }
-    let flows = run_ok(
-        "ovsdb-client",
-        &[
-            "--timeout=60",
-            "-f",
-            "csv",
-            "--no-headings",
-            "dump",
-            &sb.members[0].remote(),
-            "OVN_Southbound",
-            "Logical_Flow",
-            "_uuid",
-        ],
-        T,
-    )
-    .lines()
-    .filter(|l| l.len() >= 36)
-    .count();
+    let flows = sb_column(&sb.members[0].remote(), "Logical_Flow", "_uuid")
+        .lines()
+        .filter(|l| l.len() >= 36)
+        .count();
     println!("{flows} logical flows");
     let term_after = cluster_term(&mut sb);
     assert_eq!(

@@ -93,29 +93,14 @@ pub async fn run(common: &Common, opts: &BulkOpts) -> Report {
     // A marker written after everything else: once an endpoint serves it, it has applied the
     // whole load (each member applies the log in order).
     let marker = format!("{}-bulkdone", common.prefix);
-    let marker_port = format!("{marker}-p{}", opts.switches * opts.ports_per_switch);
-    match connect_retrying(common.endpoint(0), common.timeout).await {
-        Ok(c) => {
-            let ops = nb::switch_with_ports(&marker, 1, opts.switches * opts.ports_per_switch);
-            match c.transact(&common.database, &ops, common.timeout).await {
-                Ok(r) if nb::txn_error(&r).is_none() => {}
-                Ok(r) => errors.add(format!("marker: {r}")),
-                Err(e) => errors.add(format!("marker: {e}")),
-            }
-        }
-        Err(e) => errors.add(e.to_string()),
-    }
-    for endpoint in &common.endpoints {
-        let waited = async {
-            let c = connect_retrying(endpoint, common.timeout)
-                .await
-                .map_err(|e| e.to_string())?;
-            wait_visible(&c, common, &marker_port, Duration::from_secs(120)).await
-        };
-        if let Err(e) = waited.await {
-            errors.add(e);
-        }
-    }
+    wait_replicated(
+        common,
+        &marker,
+        opts.switches * opts.ports_per_switch,
+        Duration::from_secs(120),
+        &mut errors,
+    )
+    .await;
     let replicated = start.elapsed();
     let rss = rss.finish();
 
@@ -147,5 +132,40 @@ pub async fn run(common: &Common, opts: &BulkOpts) -> Report {
             rss_bytes_per_row_per_process: per_row,
         }),
         ..Default::default()
+    }
+}
+
+/// Writes one marker switch (its port numbered `first_port`) through the first endpoint after a
+/// load, then waits until every endpoint serves that port. Members apply the log in order, so
+/// an endpoint that serves the marker holds the whole load.
+pub(super) async fn wait_replicated(
+    common: &Common,
+    marker: &str,
+    first_port: u64,
+    limit: Duration,
+    errors: &mut Errors,
+) {
+    let marker_port = format!("{marker}-p{first_port}");
+    match connect_retrying(common.endpoint(0), common.timeout).await {
+        Ok(c) => {
+            let ops = nb::switch_with_ports(marker, 1, first_port);
+            match c.transact(&common.database, &ops, common.timeout).await {
+                Ok(r) if nb::txn_error(&r).is_none() => {}
+                Ok(r) => errors.add(format!("marker: {r}")),
+                Err(e) => errors.add(format!("marker: {e}")),
+            }
+        }
+        Err(e) => errors.add(e.to_string()),
+    }
+    for endpoint in &common.endpoints {
+        let waited = async {
+            let c = connect_retrying(endpoint, common.timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            wait_visible(&c, common, &marker_port, limit).await
+        };
+        if let Err(e) = waited.await {
+            errors.add(e);
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::{connect_retrying, read::wait_visible, Common, Rng};
+use super::{connect_retrying, Common, Rng};
 use crate::client::ClientError;
 use crate::nb;
 use crate::report::{BulkFigures, Errors, Report};
@@ -124,32 +124,8 @@ pub async fn run(common: &Common, opts: &BulkLargeOpts) -> Report {
     acks.push(start);
     let gap = longest_gap(start, &mut acks);
 
-    // Every member applies the log in order: once an endpoint serves a port inserted after the
-    // load, it holds the whole load.
     let marker = format!("{}-bldone", common.prefix);
-    let marker_port = format!("{marker}-p0");
-    match connect_retrying(common.endpoint(0), common.timeout).await {
-        Ok(c) => {
-            let ops = nb::switch_with_ports(&marker, 1, 0);
-            match c.transact(&common.database, &ops, common.timeout).await {
-                Ok(r) if nb::txn_error(&r).is_none() => {}
-                Ok(r) => errors.add(format!("marker: {r}")),
-                Err(e) => errors.add(format!("marker: {e}")),
-            }
-        }
-        Err(e) => errors.add(e.to_string()),
-    }
-    for endpoint in &common.endpoints {
-        let waited = async {
-            let c = connect_retrying(endpoint, common.timeout)
-                .await
-                .map_err(|e| e.to_string())?;
-            wait_visible(&c, common, &marker_port, Duration::from_secs(300)).await
-        };
-        if let Err(e) = waited.await {
-            errors.add(e);
-        }
-    }
+    super::bulk::wait_replicated(common, &marker, 0, Duration::from_secs(300), &mut errors).await;
     let replicated = start.elapsed();
     let rss = rss.finish();
     let deltas: Vec<i64> = rss.iter().filter_map(|r| r.delta_kib()).collect();
