@@ -519,3 +519,62 @@ fn ovn_nbctl_at_a_survivor_pauses_through_the_election() {
     }
     eprintln!("new leader m{new_leader}; no survivor reported connected/leader false");
 }
+
+fn signal(m: &Member, sig: &str) {
+    let pid = m
+        .proc
+        .as_ref()
+        .and_then(|p| p.pid())
+        .expect("member running");
+    run_ok("kill", &[sig, &pid.to_string()], Duration::from_secs(5));
+}
+
+/// Check-quorum: a leader whose followers stop answering (SIGSTOP, so their sockets stay open
+/// and nothing tells the leader they are gone) steps down after about two election timers
+/// instead of staying leader for as long as they are away; when they come back the cluster
+/// elects a leader and commits again.
+#[test]
+fn a_leader_cut_off_from_its_quorum_steps_down() {
+    let mut cluster = Cluster::start(3, &[NB_SCHEMA], &[]);
+    let leader = cluster.wait_leader(Duration::from_secs(60));
+    let followers: Vec<usize> = (1..=3).filter(|i| *i != leader).collect();
+    for f in &followers {
+        signal(&cluster.members[f - 1], "-STOP");
+    }
+    let stopped = Instant::now();
+    let stepped_down = wait_until(
+        "the cut-off leader to step down",
+        Duration::from_secs(15),
+        || {
+            cluster.members[leader - 1]
+                .raft_status()
+                .filter(|s| s["role"] != "leader")
+                .map(|s| (stopped.elapsed(), s["role"].clone()))
+        },
+    );
+    eprintln!(
+        "m{leader} stepped down {:?} after its followers stopped (now {})",
+        stepped_down.0, stepped_down.1
+    );
+    // Two election timers (2 s by default) plus sampling; far from "as long as the partition".
+    assert!(
+        stepped_down.0 < Duration::from_secs(6),
+        "stepped down only after {:?}",
+        stepped_down.0
+    );
+    for f in &followers {
+        signal(&cluster.members[f - 1], "-CONT");
+    }
+    cluster.wait_leader(Duration::from_secs(30));
+    let remote = cluster.members[leader - 1].remote();
+    run_ok(
+        "ovn-nbctl",
+        &[
+            &format!("--db={remote}"),
+            "--timeout=30",
+            "ls-add",
+            "after-partition",
+        ],
+        Duration::from_secs(40),
+    );
+}

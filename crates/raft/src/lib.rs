@@ -10,6 +10,7 @@
 //! leader removes itself from the membership and the remaining members elect a successor.
 
 mod batch_queue;
+mod check_quorum;
 pub mod command;
 mod compaction;
 pub mod config;

@@ -274,6 +274,7 @@ impl Member {
         tokio::spawn(crate::lease::run(Arc::downgrade(&member)));
         tokio::spawn(crate::divergence::run(Arc::downgrade(&member)));
         tokio::spawn(crate::nudge::run(Arc::downgrade(&member)));
+        tokio::spawn(crate::check_quorum::run(Arc::downgrade(&member)));
         tokio::spawn(crate::compaction::run(Arc::downgrade(&member)));
         tokio::spawn(crate::progress::run(Arc::downgrade(&member)));
         tokio::spawn(crate::read_index::run(Arc::downgrade(&member), reads_rx));
