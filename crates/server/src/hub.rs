@@ -25,6 +25,12 @@ pub struct Hub {
     /// `locked`/`stolen` notifications queued and maybe not written yet: a `lock`, `steal` or
     /// `unlock` reply waits for them (see [`Hub::lock_notices_written`]).
     lock_notices: Mutex<Vec<(Weak<SessionShared>, u64)>>,
+    /// Tables (per database) that `db:` remotes read; a change to one wakes `remotes::run`.
+    remote_tables: Mutex<Vec<(String, String)>>,
+    pub(crate) remotes_changed: Notify,
+    /// Listeners opened from the database: remote name and tag (for status).
+    db_listeners: Mutex<Vec<(String, u64)>>,
+    next_tag: std::sync::atomic::AtomicU64,
 }
 
 /// How long a lock reply waits for other sessions' notifications at most; they normally take
@@ -52,6 +58,58 @@ impl Hub {
         let all =
             futures::future::join_all(pending.iter().map(|(s, seq)| s.out.wait_written(*seq)));
         let _ = tokio::time::timeout(LOCK_NOTICE_WAIT, all).await;
+    }
+
+    /// Sets the tables whose changes must wake the `db:` remotes task.
+    pub(crate) fn watch_tables(&self, tables: Vec<(String, String)>) {
+        *lock(&self.remote_tables) = tables;
+    }
+
+    fn touches_remote_tables(&self, db: &str, changes: &ovsdb::ChangeSet) -> bool {
+        lock(&self.remote_tables)
+            .iter()
+            .any(|(d, t)| d == db && changes.table(t).is_some_and(|c| !c.is_empty()))
+    }
+
+    /// A fresh tag for a listener's sessions (never 0, which static listeners use).
+    pub(crate) fn next_listener_tag(&self) -> u64 {
+        self.next_tag
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1
+    }
+
+    /// Closes every session accepted by the listener tagged `tag`; returns how many.
+    pub(crate) fn close_listener(&self, tag: u64) -> usize {
+        let sessions: Vec<Arc<SessionShared>> = lock(&self.sessions)
+            .values()
+            .filter_map(Weak::upgrade)
+            .filter(|s| s.listener == tag)
+            .collect();
+        for s in &sessions {
+            s.out.close(crate::outbox::CloseKind::Flush);
+        }
+        sessions.len()
+    }
+
+    pub(crate) fn set_db_listeners(&self, listeners: Vec<(String, u64)>) {
+        *lock(&self.db_listeners) = listeners;
+    }
+
+    /// The listeners opened from the database, with their open sessions.
+    pub fn db_listeners(&self) -> Vec<(String, usize)> {
+        let listeners = lock(&self.db_listeners).clone();
+        let sessions: Vec<u64> = lock(&self.sessions)
+            .values()
+            .filter_map(Weak::upgrade)
+            .map(|s| s.listener)
+            .collect();
+        listeners
+            .into_iter()
+            .map(|(name, tag)| {
+                let n = sessions.iter().filter(|t| **t == tag).count();
+                (name, n)
+            })
+            .collect()
     }
 
     pub(crate) fn register(&self, s: &Arc<SessionShared>) {
@@ -142,6 +200,9 @@ impl ApplyHook for Hub {
         changes: &ovsdb::ChangeSet,
     ) {
         self.fan_out(db, txn_id, changes);
+        if self.touches_remote_tables(db, changes) {
+            self.remotes_changed.notify_one();
+        }
     }
 
     fn lock_event(&self, session: SessionKey, lock_name: &str, event: LockEvent) {
@@ -156,6 +217,7 @@ impl ApplyHook for Hub {
     }
 
     fn database_replaced(&self, db: &str) {
+        self.remotes_changed.notify_one();
         let sessions: Vec<Arc<SessionShared>> = lock(&self.sessions)
             .values()
             .filter_map(Weak::upgrade)

@@ -22,6 +22,7 @@ pub mod listener;
 mod methods;
 pub mod monitor;
 mod outbox;
+pub mod remotes;
 mod server;
 pub mod server_db;
 mod session;
@@ -32,3 +33,4 @@ pub use backend::{
 pub use config::ServerConfig;
 pub use hub::FrontEndStats;
 pub use server::{Server, ServerError};
+pub use session::SessionOptions;

@@ -15,6 +15,9 @@ use crate::monitor::{Monitor, MonitorVersion};
 use crate::server_db::{ServerTxn, SERVER_DB};
 use crate::session::{Done, LockEntry, Session};
 
+/// How often a read-only session's transaction blocked on a `wait` is run again.
+const READ_ONLY_WAIT_POLL: Duration = Duration::from_millis(100);
+
 /// Whether `s` is an OVSDB `<id>`: a letter or `_`, then letters, digits or `_`.
 pub fn is_id(s: &str) -> bool {
     let mut chars = s.chars();
@@ -132,6 +135,8 @@ impl Session {
         let n_ops = ops.len();
         let fut = if db == SERVER_DB {
             self.server_transact(ops)
+        } else if self.shared.options.read_only && !ovsdb::is_read_only_transaction(&ops) {
+            self.read_only_transact(db.clone(), ops)
         } else {
             self.ctx.backend.transact(db.clone(), ops, self.shared.key)
         };
@@ -151,6 +156,51 @@ impl Session {
                 })
                 .boxed(),
         );
+    }
+
+    /// A transaction that may write, from a session of a read-only listener
+    /// (`Connection.read_only`): run here on a copy of the current state, after a read barrier,
+    /// so its reads are current and its first write op fails as ovsdb-server fails it ("not
+    /// allowed ... read only mode"); nothing reaches the log. A `wait` before that op that does
+    /// not hold yet blocks as it would in ovsdb-server: the transaction is run again every
+    /// [`READ_ONLY_WAIT_POLL`] until the wait holds or its own timeout passes.
+    fn read_only_transact(
+        &self,
+        db: String,
+        ops: Vec<Value>,
+    ) -> futures::future::BoxFuture<'static, Result<Value, BackendError>> {
+        let ctx = self.ctx.clone();
+        let shared = self.shared.clone();
+        async move {
+            let start = tokio::time::Instant::now();
+            let mut first_run = true;
+            loop {
+                ctx.backend.read_barrier().await?;
+                let elapsed = if first_run {
+                    0
+                } else {
+                    start.elapsed().as_millis() as u64
+                };
+                first_run = false;
+                let mut outcome = None;
+                ctx.backend.with_db(&db, &mut |view: &DbView<'_>| {
+                    let has_lock = |name: &str| shared.has_lock(name);
+                    let mut env = crate::server_db::Env {
+                        has_lock: &has_lock,
+                        wait_elapsed_ms: elapsed,
+                    };
+                    let mut copy = view.db.clone();
+                    outcome = Some(copy.transact_read_only(&ops, &mut env));
+                });
+                match outcome {
+                    Some(o) if o.blocked => tokio::time::sleep(READ_ONLY_WAIT_POLL).await,
+                    Some(o) => return Ok(o.result),
+                    // No such database: the backend gives the error a client expects.
+                    None => return ctx.backend.transact(db, ops, shared.key).await,
+                }
+            }
+        }
+        .boxed()
     }
 
     /// `transact` on `_Server`, answered by this process. A `wait` that does not hold yet is

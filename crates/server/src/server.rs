@@ -10,13 +10,16 @@ use crate::backend::Backend;
 use crate::config::ServerConfig;
 use crate::hub::Hub;
 use crate::listener::{Connection, Listener, Remote, RemoteError};
+use crate::remotes::{DbColumn, DbColumnError};
 use crate::server_db::{SchemaError, ServerDb, SERVER_DB};
-use crate::session::{self, Ctx};
+use crate::session::{self, Ctx, SessionOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error(transparent)]
     Remote(#[from] RemoteError),
+    #[error(transparent)]
+    DbRemote(#[from] DbColumnError),
     #[error("{remote}: cannot listen: {source}")]
     Bind {
         remote: String,
@@ -85,15 +88,22 @@ impl Server {
         }
     }
 
-    /// Parses every remote first (so a typo fails before anything listens), then binds.
+    /// Parses every remote first (so a typo fails before anything listens), then binds the
+    /// command line's listeners. `db:` remotes are only checked for syntax here: their rows may
+    /// not be there yet (see `remotes`).
     pub async fn bind(&self, remotes: &[String]) -> Result<Vec<Listener>, ServerError> {
         if remotes.is_empty() {
             return Err(ServerError::NoRemotes);
         }
-        let parsed = remotes
-            .iter()
-            .map(|r| r.parse::<Remote>())
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut parsed = Vec::new();
+        for r in remotes {
+            match DbColumn::parse(r) {
+                Some(spec) => {
+                    spec?;
+                }
+                None => parsed.push(r.parse::<Remote>()?),
+            }
+        }
         let mut listeners = Vec::with_capacity(parsed.len());
         for r in parsed {
             let l = r.bind().await.map_err(|source| ServerError::Bind {
@@ -106,10 +116,26 @@ impl Server {
         Ok(listeners)
     }
 
-    /// Binds `remotes` (`ptcp:PORT[:IP]`, `punix:PATH`) and serves until the task is dropped.
+    /// Binds `remotes` (`ptcp:PORT[:IP]`, `punix:PATH`, `db:DB,TABLE,COLUMN`) and serves until
+    /// the task is dropped.
     pub async fn run(&self, remotes: Vec<String>) -> Result<(), ServerError> {
         let listeners = self.bind(&remotes).await?;
+        let specs: Vec<DbColumn> = remotes
+            .iter()
+            .filter_map(|r| DbColumn::parse(r).and_then(Result::ok))
+            .collect();
+        let from_db = (!specs.is_empty()).then(|| {
+            tokio::spawn(crate::remotes::run(
+                self.ctx.clone(),
+                specs,
+                self.connections.clone(),
+            ))
+        });
         self.serve(listeners).await;
+        if let Some(task) = from_db {
+            // Only `db:` remotes: serve until the task is dropped.
+            let _ = task.await;
+        }
         Ok(())
     }
 
@@ -119,9 +145,18 @@ impl Server {
         for l in listeners {
             let ctx = self.ctx.clone();
             let connections = self.connections.clone();
-            tasks.spawn(accept_loop(ctx, l, connections));
+            let options = SessionOptions {
+                probe: ctx.config.probe_interval,
+                ..Default::default()
+            };
+            tasks.spawn(accept_loop(ctx, l, connections, options, 0));
         }
         while tasks.join_next().await.is_some() {}
+    }
+
+    /// The listeners opened from `db:` remotes, with their open sessions.
+    pub fn db_listeners(&self) -> Vec<(String, usize)> {
+        self.ctx.hub.db_listeners()
     }
 
     /// Serves one already accepted connection, of any kind of byte stream (a TLS stream, a
@@ -131,12 +166,11 @@ impl Server {
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
     {
-        let probe = if probe {
-            self.ctx.config.probe_interval
-        } else {
-            None
+        let options = SessionOptions {
+            probe: probe.then_some(self.ctx.config.probe_interval).flatten(),
+            ..Default::default()
         };
-        session::serve(self.ctx.clone(), stream, peer, probe).await
+        session::serve(self.ctx.clone(), stream, peer, options, 0).await
     }
 
     fn refresh_server_db(&self) {
@@ -154,7 +188,15 @@ fn refresh(ctx: &Ctx) {
     ctx.hub.server_db_refreshed.notify_waiters();
 }
 
-async fn accept_loop(ctx: Arc<Ctx>, listener: Listener, connections: Arc<Semaphore>) {
+/// Accepts connections on `listener` until the task is aborted; its sessions get `options`
+/// and carry `tag` (so closing a listener from the database can close them).
+pub(crate) async fn accept_loop(
+    ctx: Arc<Ctx>,
+    listener: Listener,
+    connections: Arc<Semaphore>,
+    options: SessionOptions,
+    tag: u64,
+) {
     let name = listener.local_name();
     loop {
         let (conn, peer) = match listener.accept().await {
@@ -174,14 +216,18 @@ async fn accept_loop(ctx: Arc<Ctx>, listener: Listener, connections: Arc<Semapho
             continue;
         };
         let ctx = ctx.clone();
+        let options = options.clone();
         tokio::spawn(async move {
             match conn {
-                Connection::Tcp(s) => {
-                    let probe = ctx.config.probe_interval;
-                    session::serve(ctx, s, peer, probe).await
-                }
+                Connection::Tcp(s) => session::serve(ctx, s, peer, options, tag).await,
                 // ovsdb-server never probes unix-socket clients.
-                Connection::Unix(s) => session::serve(ctx, s, peer, None).await,
+                Connection::Unix(s) => {
+                    let options = SessionOptions {
+                        probe: None,
+                        ..options
+                    };
+                    session::serve(ctx, s, peer, options, tag).await
+                }
             }
             drop(permit);
         });

@@ -48,9 +48,11 @@ pub struct ServerTxn<'a> {
     pub wait_elapsed_ms: u64,
 }
 
-struct Env<'a> {
-    has_lock: &'a dyn Fn(&str) -> bool,
-    wait_elapsed_ms: u64,
+/// A session's environment for transactions this process runs itself (`_Server`, and the
+/// writes of a read-only session, which fail without committing anything).
+pub(crate) struct Env<'a> {
+    pub(crate) has_lock: &'a dyn Fn(&str) -> bool,
+    pub(crate) wait_elapsed_ms: u64,
 }
 
 impl ovsdb::TxnEnv for Env<'_> {

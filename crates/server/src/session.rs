@@ -67,9 +67,26 @@ pub(crate) struct SessionState {
     pub replaced: Vec<String>,
 }
 
+/// What a listener gives the sessions it accepts: ovsdb-server's per-remote options
+/// (`ovsdb_jsonrpc_options`), set from the command line or from a `Connection` row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// Inactivity probe interval; `None` never probes (unix sockets, or 0 in the row).
+    pub probe: Option<Duration>,
+    /// Writes are refused with ovsdb-server's "not allowed ... read only mode" error.
+    pub read_only: bool,
+    /// The RBAC role of the listener (`Connection.role`); empty or absent: no RBAC.
+    pub role: Option<String>,
+    /// The client's identity for RBAC: its TLS certificate's common name.
+    pub identity: Option<String>,
+}
+
 /// The part of a session that the apply hook reaches from other threads.
 pub(crate) struct SessionShared {
     pub key: SessionKey,
+    pub options: SessionOptions,
+    /// The listener that accepted the session (0: none), so removing the listener closes it.
+    pub listener: u64,
     pub out: Outbox,
     pub state: Mutex<SessionState>,
     /// Wakes the session task for work queued in `state` by other threads.
@@ -228,14 +245,22 @@ enum Event {
 
 /// Serves one connection until it ends. `probe` is the inactivity probe interval (`None`
 /// for unix sockets).
-pub(crate) async fn serve<S>(ctx: Arc<Ctx>, stream: S, peer: String, probe: Option<Duration>)
-where
+pub(crate) async fn serve<S>(
+    ctx: Arc<Ctx>,
+    stream: S,
+    peer: String,
+    options: SessionOptions,
+    listener: u64,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let key = SessionKey::random();
     let (rd, wr) = tokio::io::split(stream);
+    let probe = options.probe;
     let shared = Arc::new(SessionShared {
         key,
+        options,
+        listener,
         out: Outbox::new(ctx.config.backlog_limit, peer.clone()),
         state: Mutex::new(SessionState::default()),
         wake: tokio::sync::Notify::new(),

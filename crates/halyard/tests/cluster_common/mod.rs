@@ -213,7 +213,10 @@ impl Member {
     pub fn start(&mut self) {
         assert!(self.proc.is_none(), "member {} already running", self.index);
         let mut cmd = Command::new(halyard_bin());
-        cmd.arg("serve")
+        // In its data directory, so relative `punix:` names (from `db:` remotes, which every
+        // member reads alike) name a different socket for each member.
+        cmd.current_dir(&self.data_dir)
+            .arg("serve")
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--remote")

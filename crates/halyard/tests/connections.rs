@@ -1,0 +1,239 @@
+//! Listeners from the database (`--remote=db:DB,TABLE,COLUMN`, as `ovn-ctl` starts the OVN
+//! databases): `ovn-nbctl set-connection` opens the listener on every member, `del-connection`
+//! closes it with its sessions, a listener that cannot be bound is retried while the member
+//! serves the rest, and a `read_only` connection refuses writes with ovsdb-server's exact
+//! error (compared with a real ovsdb-server given the same rows).
+
+mod cluster_common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use cluster_common::*;
+
+const DB_REMOTE: &str = "db:OVN_Northbound,NB_Global,connections";
+const SB_REMOTE: &str = "db:OVN_Southbound,SB_Global,connections";
+
+fn ctl(prog: &str, db: &str, args: &[&str]) -> std::process::Output {
+    let mut all = vec![format!("--db={db}"), "--timeout=20".to_string()];
+    all.extend(args.iter().map(|s| s.to_string()));
+    let argv: Vec<&str> = all.iter().map(String::as_str).collect();
+    run(prog, &argv, Duration::from_secs(30))
+}
+
+fn ctl_ok(prog: &str, db: &str, args: &[&str]) -> String {
+    let out = ctl(prog, db, args);
+    assert!(
+        out.status.success(),
+        "{prog} {args:?} at {db} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn nbctl(db: &str, args: &[&str]) -> std::process::Output {
+    ctl("ovn-nbctl", db, args)
+}
+
+fn nbctl_ok(db: &str, args: &[&str]) -> String {
+    ctl_ok("ovn-nbctl", db, args)
+}
+
+fn sbctl(db: &str, args: &[&str]) -> std::process::Output {
+    ctl("ovn-sbctl", db, args)
+}
+
+fn sbctl_ok(db: &str, args: &[&str]) -> String {
+    ctl_ok("ovn-sbctl", db, args)
+}
+
+fn socket_in(dir: &Path, name: &str) -> String {
+    format!("unix:{}", dir.join(name).display())
+}
+
+/// Whether a client can talk to the Northbound at `db` (a `show` answers).
+fn answers(db: &str) -> bool {
+    nbctl(db, &["--no-leader-only", "show"]).status.success()
+}
+
+/// The same for the Southbound.
+fn sb_answers(db: &str) -> bool {
+    sbctl(db, &["--no-leader-only", "show"]).status.success()
+}
+
+#[test]
+fn set_connection_opens_listeners_on_every_member_and_del_connection_closes_them() {
+    let mut cluster = Cluster::start(3, &[NB_SCHEMA], &["--remote", DB_REMOTE]);
+    cluster.wait_leader(Duration::from_secs(60));
+    let m1 = cluster.members[0].remote();
+    nbctl_ok(&m1, &["init"]);
+    let port = free_port();
+    let tcp_target = format!("ptcp:{port}:127.0.0.1");
+    nbctl_ok(
+        &m1,
+        &["set-connection", "punix:nb-client.sock", &tcp_target],
+    );
+
+    // The relative socket opens in every member's directory (each runs in its own).
+    for m in &cluster.members {
+        let db = socket_in(&m.data_dir, "nb-client.sock");
+        wait_until(
+            &format!("m{}'s listener from the Connection row", m.index),
+            Duration::from_secs(5),
+            || answers(&db).then_some(()),
+        );
+    }
+    // One TCP address on one machine: one member binds it, the others log and retry.
+    let tcp = format!("tcp:127.0.0.1:{port}");
+    wait_until("the TCP listener", Duration::from_secs(5), || {
+        answers(&tcp).then_some(())
+    });
+    wait_until(
+        "a member reporting the bind failure",
+        Duration::from_secs(5),
+        || {
+            cluster
+                .logs()
+                .contains(&format!("{tcp_target}: cannot listen"))
+                .then_some(())
+        },
+    );
+    // A member keeps serving its command-line listener whatever the rows say.
+    for m in &cluster.members {
+        assert!(
+            answers(&m.remote()),
+            "m{} stopped serving its own remote",
+            m.index
+        );
+    }
+
+    // A session on a listener that goes away is closed with it.
+    let mut held =
+        Rpc::connect(&format!("127.0.0.1:{port}"), Duration::from_secs(5)).expect("connect");
+    held.call("list_dbs", serde_json::json!([]))
+        .expect("list_dbs");
+    nbctl_ok(&m1, &["del-connection"]);
+    for m in &cluster.members {
+        let db = socket_in(&m.data_dir, "nb-client.sock");
+        wait_until(
+            &format!("m{}'s listener to close", m.index),
+            Duration::from_secs(5),
+            || (!answers(&db)).then_some(()),
+        );
+    }
+    held.set_timeout(Duration::from_secs(5));
+    assert!(
+        held.call("list_dbs", serde_json::json!([])).is_err(),
+        "a session of a removed listener still answers"
+    );
+    assert!(!answers(&tcp), "the TCP listener is still open");
+}
+
+/// A `read_only` Connection (a Southbound column): reads answer, every write fails with
+/// ovsdb-server's error, the same text as a real ovsdb-server gives through its own read-only
+/// connection.
+#[test]
+fn a_read_only_connection_refuses_writes_like_ovsdb_server() {
+    let mut cluster = Cluster::start(3, &[SB_SCHEMA], &["--remote", SB_REMOTE]);
+    cluster.wait_leader(Duration::from_secs(60));
+    let m1 = cluster.members[0].remote();
+    sbctl_ok(&m1, &["init"]);
+    sbctl_ok(&m1, &["chassis-add", "ch0", "geneve", "192.0.2.1"]);
+    let add_ro = |db: &str, target: &str| {
+        sbctl_ok(
+            db,
+            &[
+                "--",
+                "--id=@c",
+                "create",
+                "Connection",
+                &format!("target=\"{target}\""),
+                "read_only=true",
+                "--",
+                "add",
+                "SB_Global",
+                ".",
+                "connections",
+                "@c",
+            ],
+        );
+    };
+    add_ro(&m1, "punix:ro.sock");
+
+    // The real server, given the same row (its relative names are under its rundir, so the
+    // row names an absolute path there).
+    let real = tempfile::tempdir().unwrap();
+    let db_file = real.path().join("sb.db");
+    run_ok(
+        "ovsdb-tool",
+        &["create", db_file.to_str().unwrap(), SB_SCHEMA],
+        Duration::from_secs(20),
+    );
+    let real_sock = real.path().join("sb.sock");
+    let mut cmd = Command::new("ovsdb-server");
+    cmd.args([
+        &format!("--remote=punix:{}", real_sock.display()),
+        &format!("--remote={SB_REMOTE}"),
+        &format!("--unixctl={}", real.path().join("ctl").display()),
+        "--no-chdir",
+        "-vconsole:off",
+        &format!("--log-file={}", real.path().join("log").display()),
+        db_file.to_str().unwrap(),
+    ]);
+    let _server = Proc::spawn("ovsdb-server", cmd, &real.path().join("stderr"));
+    let real_db = format!("unix:{}", real_sock.display());
+    wait_until("ovsdb-server", Duration::from_secs(10), || {
+        sb_answers(&real_db).then_some(())
+    });
+    sbctl_ok(&real_db, &["init"]);
+    sbctl_ok(&real_db, &["chassis-add", "ch0", "geneve", "192.0.2.1"]);
+    let real_ro = real.path().join("ro.sock");
+    add_ro(&real_db, &format!("punix:{}", real_ro.display()));
+
+    let write = [
+        "--no-leader-only",
+        "chassis-add",
+        "ch1",
+        "geneve",
+        "192.0.2.2",
+    ];
+    let mut ours_by_member = Vec::new();
+    for m in &cluster.members {
+        let db = socket_in(&m.data_dir, "ro.sock");
+        wait_until(
+            &format!("m{}'s read-only listener", m.index),
+            Duration::from_secs(5),
+            || sb_answers(&db).then_some(()),
+        );
+        assert!(
+            sbctl_ok(&db, &["--no-leader-only", "show"]).contains("ch0"),
+            "reads through the read-only listener"
+        );
+        ours_by_member.push(sbctl(&db, &write));
+    }
+    let real_db_ro = format!("unix:{}", real_ro.display());
+    wait_until(
+        "ovsdb-server's read-only listener",
+        Duration::from_secs(10),
+        || sb_answers(&real_db_ro).then_some(()),
+    );
+    let theirs = sbctl(&real_db_ro, &write);
+    let theirs_err = String::from_utf8_lossy(&theirs.stderr).into_owned();
+    assert!(!theirs.status.success());
+    assert!(
+        theirs_err.contains("read only mode"),
+        "ovsdb-server's answer changed: {theirs_err}"
+    );
+    for (i, ours) in ours_by_member.iter().enumerate() {
+        assert!(!ours.status.success(), "m{} accepted a write", i + 1);
+        assert_eq!(
+            String::from_utf8_lossy(&ours.stderr),
+            theirs_err,
+            "m{}'s refusal differs from ovsdb-server's",
+            i + 1
+        );
+    }
+    // Nothing was written.
+    assert!(!sbctl_ok(&m1, &["show"]).contains("ch1"));
+}

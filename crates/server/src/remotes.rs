@@ -1,0 +1,388 @@
+//! Listeners taken from the database: ovsdb-server's `--remote=db:DB,TABLE,COLUMN`
+//! (ovsdb-server(1), "db:" remotes; `query_db_remotes` and `add_manager_options` in
+//! `ovsdb/ovsdb-server.c`). This is how `ovn-ctl` starts the OVN databases
+//! (`--remote=db:OVN_Northbound,NB_Global,connections`), and `ovn-nbctl set-connection` then
+//! decides which ports are open.
+//!
+//! The column holds either remote names (a set of strings) or references to rows (OVN's
+//! `Connection`, the vswitch `Manager`) whose `target`, `inactivity_probe`, `read_only` and
+//! `role` columns give the listener and the options of its sessions (`max_backoff` and `dscp`
+//! only matter to active remotes and are ignored). Every member applies the rows to itself and
+//! follows them live: a change of those tables wakes [`run`], which binds new listeners, closes
+//! removed ones with their sessions (as ovsdb-server does), and re-binds a listener whose options
+//! changed, closing its sessions so their clients reconnect under the new options. A listener
+//! that cannot be bound (port in use, address absent) is logged and retried every
+//! [`RETRY_BIND`]; the others keep serving.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use crate::listener::Remote;
+use crate::session::{Ctx, SessionOptions};
+
+/// How often a listener from the database that could not be bound is tried again.
+pub const RETRY_BIND: Duration = Duration::from_secs(1);
+/// Least time between two evaluations of the rows, so a burst of writes to the watched tables
+/// costs one evaluation.
+const COALESCE: Duration = Duration::from_millis(50);
+
+/// `db:DB,TABLE,COLUMN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbColumn {
+    pub db: String,
+    pub table: String,
+    pub column: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DbColumnError {
+    #[error("\"{0}\": invalid syntax (expected db:DATABASE,TABLE,COLUMN)")]
+    Syntax(String),
+    #[error("\"{name}\": no database named {db}")]
+    NoDatabase { name: String, db: String },
+    #[error("\"{name}\": no table named {table}")]
+    NoTable { name: String, table: String },
+    #[error("\"{name}\": table \"{table}\" has no column \"{column}\"")]
+    NoColumn {
+        name: String,
+        table: String,
+        column: String,
+    },
+}
+
+impl DbColumn {
+    /// Parses `db:DB,TABLE,COLUMN`; `None` when `name` is not a `db:` name at all.
+    pub fn parse(name: &str) -> Option<Result<DbColumn, DbColumnError>> {
+        let rest = name.strip_prefix("db:")?;
+        let parts: Vec<&str> = rest.split(',').collect();
+        Some(match parts.as_slice() {
+            [db, table, column] if !db.is_empty() && !table.is_empty() && !column.is_empty() => {
+                Ok(DbColumn {
+                    db: db.to_string(),
+                    table: table.to_string(),
+                    column: column.to_string(),
+                })
+            }
+            _ => Err(DbColumnError::Syntax(name.to_string())),
+        })
+    }
+
+    fn name(&self) -> String {
+        format!("db:{},{},{}", self.db, self.table, self.column)
+    }
+}
+
+impl std::fmt::Display for DbColumn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// One listener the rows ask for: its remote name and the options of its sessions (the probe
+/// is `None` for "the server's default", `Some(0)` for "never").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbListener {
+    pub target: String,
+    pub probe_ms: Option<u64>,
+    pub read_only: bool,
+    pub role: Option<String>,
+}
+
+/// What the rows of `spec` ask for now, plus the tables whose changes can change it. The
+/// first row naming a target wins, as ovsdb-server's `add_remote` keeps the first.
+pub(crate) fn query(
+    backend: &dyn crate::Backend,
+    spec: &DbColumn,
+) -> Result<(Vec<DbListener>, Vec<String>), DbColumnError> {
+    let mut out: Result<(Vec<DbListener>, Vec<String>), DbColumnError> =
+        Err(DbColumnError::NoDatabase {
+            name: spec.name(),
+            db: spec.db.clone(),
+        });
+    backend.with_db(&spec.db, &mut |view| {
+        out = query_db(view.db, spec);
+    });
+    out
+}
+
+fn query_db(
+    db: &ovsdb::Database,
+    spec: &DbColumn,
+) -> Result<(Vec<DbListener>, Vec<String>), DbColumnError> {
+    let schema = db.schema();
+    let table = schema
+        .tables
+        .iter()
+        .find(|t| t.name == spec.table)
+        .ok_or_else(|| DbColumnError::NoTable {
+            name: spec.name(),
+            table: spec.table.clone(),
+        })?;
+    let column = table
+        .column(&spec.column)
+        .ok_or_else(|| DbColumnError::NoColumn {
+            name: spec.name(),
+            table: spec.table.clone(),
+            column: spec.column.clone(),
+        })?;
+    let ty = &column.type_;
+    let mut found: Vec<DbListener> = Vec::new();
+    let mut add = |l: DbListener| {
+        if l.target.starts_with("pfd:") {
+            tracing::warn!(
+                "pfd: remotes can only be specified on the command line; ignoring \"{}\" from database",
+                l.target
+            );
+        } else if !found.iter().any(|f| f.target == l.target) {
+            found.push(l);
+        }
+    };
+    let mut watched = vec![spec.table.clone()];
+    if ty.value.is_none() && ty.key.atomic == ovsdb::AtomicType::String {
+        for (_, row) in db.rows(&spec.table) {
+            for atom in row.get(column.index).set_to_vec() {
+                if let Some(target) = atom.as_str() {
+                    add(DbListener {
+                        target: target.to_string(),
+                        probe_ms: None,
+                        read_only: false,
+                        role: None,
+                    });
+                }
+            }
+        }
+    } else if let (None, ovsdb::AtomicType::Uuid, Some(ref_table)) =
+        (&ty.value, ty.key.atomic, &ty.key.ref_table)
+    {
+        let Some(ref_schema) = schema.tables.iter().find(|t| &t.name == ref_table) else {
+            return Ok((found, watched));
+        };
+        watched.push(ref_table.clone());
+        for (_, row) in db.rows(&spec.table) {
+            for atom in row.get(column.index).set_to_vec() {
+                let Some(uuid) = atom.as_uuid() else { continue };
+                if let Some(r) = db.row(ref_table, uuid) {
+                    if let Some(l) = connection_row(&r.to_json(ref_schema)) {
+                        add(l);
+                    }
+                }
+            }
+        }
+    }
+    Ok((found, watched))
+}
+
+/// The listener a `Connection`-like row asks for; `None` without a string `target`.
+fn connection_row(row: &Value) -> Option<DbListener> {
+    let target = row.get("target")?.as_str()?.to_string();
+    // Optional columns are `["set", []]` when empty, the bare value otherwise.
+    let scalar = |name: &str| row.get(name).filter(|v| !v.is_array());
+    Some(DbListener {
+        target,
+        probe_ms: scalar("inactivity_probe")
+            .and_then(Value::as_i64)
+            .map(|ms| ms.max(0) as u64),
+        read_only: scalar("read_only")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        role: scalar("role")
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty())
+            .map(str::to_string),
+    })
+}
+
+/// A listener from the database that is serving.
+struct Active {
+    want: DbListener,
+    tag: u64,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Follows `specs` for the life of the server (see the module header).
+pub(crate) async fn run(ctx: Arc<Ctx>, specs: Vec<DbColumn>, connections: Arc<Semaphore>) {
+    let mut active: BTreeMap<String, Active> = BTreeMap::new();
+    let mut failing: BTreeMap<String, String> = BTreeMap::new();
+    let mut reported: BTreeMap<String, String> = BTreeMap::new();
+    loop {
+        // Registered before the rows are read, so a change made meanwhile is not missed.
+        let changed = ctx.hub.remotes_changed.notified();
+        let mut want: Vec<DbListener> = Vec::new();
+        let mut watched: Vec<(String, String)> = Vec::new();
+        for spec in &specs {
+            match query(ctx.backend.as_ref(), spec) {
+                Ok((listeners, tables)) => {
+                    reported.remove(&spec.name());
+                    for l in listeners {
+                        if !want.iter().any(|w| w.target == l.target) {
+                            want.push(l);
+                        }
+                    }
+                    watched.extend(tables.into_iter().map(|t| (spec.db.clone(), t)));
+                }
+                Err(e) => {
+                    // A database not there yet (a member still joining) is normal: say it once.
+                    let text = e.to_string();
+                    if reported.get(&spec.name()) != Some(&text) {
+                        tracing::warn!("{text}");
+                        reported.insert(spec.name(), text);
+                    }
+                    watched.push((spec.db.clone(), spec.table.clone()));
+                }
+            }
+        }
+        ctx.hub.watch_tables(watched);
+
+        // Close what is no longer asked for, or asked for with other options.
+        let stale: Vec<String> = active
+            .iter()
+            .filter(|(_, a)| !want.contains(&a.want))
+            .map(|(t, _)| t.clone())
+            .collect();
+        for target in stale {
+            if let Some(a) = active.remove(&target) {
+                a.task.abort();
+                let closed = ctx.hub.close_listener(a.tag);
+                tracing::info!("{target}: listener from the database removed or changed; closed it and {closed} session(s)");
+            }
+        }
+        failing.retain(|t, _| want.iter().any(|w| &w.target == t));
+        for w in &want {
+            if active.contains_key(&w.target) {
+                continue;
+            }
+            match bind(&ctx, w, connections.clone()).await {
+                Ok(a) => {
+                    failing.remove(&w.target);
+                    active.insert(w.target.clone(), a);
+                }
+                Err(e) => {
+                    if failing.get(&w.target) != Some(&e) {
+                        tracing::warn!("{e} (from the database; retrying every {RETRY_BIND:?})");
+                        failing.insert(w.target.clone(), e);
+                    }
+                }
+            }
+        }
+        ctx.hub.set_db_listeners(
+            active
+                .iter()
+                .map(|(t, a)| (t.clone(), a.tag))
+                .collect::<Vec<_>>(),
+        );
+
+        let retry = !failing.is_empty();
+        tokio::select! {
+            _ = changed => {}
+            _ = tokio::time::sleep(RETRY_BIND), if retry => {}
+        }
+        tokio::time::sleep(COALESCE).await;
+    }
+}
+
+async fn bind(
+    ctx: &Arc<Ctx>,
+    w: &DbListener,
+    connections: Arc<Semaphore>,
+) -> Result<Active, String> {
+    let remote: Remote = w
+        .target
+        .parse()
+        .map_err(|e: crate::listener::RemoteError| e.to_string())?;
+    let listener = remote
+        .bind()
+        .await
+        .map_err(|e| format!("{}: cannot listen: {e}", w.target))?;
+    let tag = ctx.hub.next_listener_tag();
+    let options = SessionOptions {
+        probe: match w.probe_ms {
+            None => ctx.config.probe_interval,
+            Some(0) => None,
+            // ovsdb-server raises a non-zero probe below a second to a second.
+            Some(ms) => Some(Duration::from_millis(ms.max(1000))),
+        },
+        read_only: w.read_only,
+        role: w.role.clone(),
+        identity: None,
+    };
+    tracing::info!(
+        "{}: listening (from the database{}{})",
+        listener.local_name(),
+        if w.read_only { ", read-only" } else { "" },
+        w.role
+            .as_ref()
+            .map(|r| format!(", role {r}"))
+            .unwrap_or_default()
+    );
+    let task = tokio::spawn(crate::server::accept_loop(
+        ctx.clone(),
+        listener,
+        connections,
+        options,
+        tag,
+    ));
+    Ok(Active {
+        want: w.clone(),
+        tag,
+        task,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn db_names_parse_like_ovsdb_server() {
+        assert_eq!(DbColumn::parse("ptcp:6641"), None);
+        assert_eq!(
+            DbColumn::parse("db:OVN_Northbound,NB_Global,connections"),
+            Some(Ok(DbColumn {
+                db: "OVN_Northbound".into(),
+                table: "NB_Global".into(),
+                column: "connections".into()
+            }))
+        );
+        for bad in ["db:", "db:A,B", "db:A,B,C,D", "db:A,,C"] {
+            assert!(
+                matches!(DbColumn::parse(bad), Some(Err(DbColumnError::Syntax(_)))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn connection_rows_give_targets_and_options() {
+        let row = serde_json::json!({
+            "target": "pssl:6642", "inactivity_probe": 60000, "read_only": true,
+            "role": "ovn-controller", "max_backoff": ["set", []]
+        });
+        assert_eq!(
+            connection_row(&row),
+            Some(DbListener {
+                target: "pssl:6642".into(),
+                probe_ms: Some(60000),
+                read_only: true,
+                role: Some("ovn-controller".into()),
+            })
+        );
+        let bare = serde_json::json!({
+            "target": "ptcp:6641", "inactivity_probe": ["set", []], "read_only": false,
+            "role": ""
+        });
+        assert_eq!(
+            connection_row(&bare),
+            Some(DbListener {
+                target: "ptcp:6641".into(),
+                probe_ms: None,
+                read_only: false,
+                role: None,
+            })
+        );
+        assert_eq!(connection_row(&serde_json::json!({"name": "x"})), None);
+    }
+}
