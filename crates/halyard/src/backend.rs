@@ -253,6 +253,10 @@ impl Backend for MemberBackend {
         });
     }
 
+    fn is_raft_leader(&self) -> bool {
+        self.member.status().is_leader
+    }
+
     fn server_rows(&self) -> Vec<ServerDbStatus> {
         let status = self.member.status();
         // Strict mode reports what ovsdb-server would; active-active keeps saying "go ahead"

@@ -72,7 +72,12 @@ fn set_connection_opens_listeners_on_every_member_and_del_connection_closes_them
     let tcp_target = format!("ptcp:{port}:127.0.0.1");
     nbctl_ok(
         &m1,
-        &["set-connection", "punix:nb-client.sock", &tcp_target],
+        &[
+            "set-connection",
+            "punix:nb-client.sock",
+            &tcp_target,
+            "ptcp:0:127.0.0.1",
+        ],
     );
 
     // The relative socket opens in every member's directory (each runs in its own).
@@ -98,6 +103,31 @@ fn set_connection_opens_listeners_on_every_member_and_del_connection_closes_them
                 .contains(&format!("{tcp_target}: cannot listen"))
                 .then_some(())
         },
+    );
+    // `ptcp:0`: every member binds a port of its own; the leader writes its own into the row's
+    // status (only when it changes: a steady cluster writes no status entries).
+    let bound: u16 = wait_until(
+        "the Connection row's status",
+        Duration::from_secs(15),
+        || {
+            let out = nbctl_ok(
+                &m1,
+                &[
+                    "--bare",
+                    "--columns=status",
+                    "find",
+                    "Connection",
+                    "target=\"ptcp:0:127.0.0.1\"",
+                ],
+            );
+            out.trim()
+                .strip_prefix("bound_port=")
+                .and_then(|p| p.trim_matches('"').parse().ok())
+        },
+    );
+    assert!(
+        answers(&format!("tcp:127.0.0.1:{bound}")),
+        "bound_port {bound} does not answer"
     );
     // A member keeps serving its command-line listener whatever the rows say.
     for m in &cluster.members {

@@ -183,4 +183,11 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The `_Server.Database` rows for the data databases, as this member sees them now.
     fn server_rows(&self) -> Vec<ServerDbStatus>;
+
+    /// Whether this member is the Raft leader now (`_Server.leader` may say true on every
+    /// member in active-active mode). The leader alone writes the `status` of listeners from
+    /// the database (see `remotes`).
+    fn is_raft_leader(&self) -> bool {
+        false
+    }
 }

@@ -95,6 +95,15 @@ impl Hub {
         *lock(&self.db_listeners) = listeners;
     }
 
+    /// The listener tag of every open session.
+    pub(crate) fn session_tags(&self) -> Vec<u64> {
+        lock(&self.sessions)
+            .values()
+            .filter_map(Weak::upgrade)
+            .map(|s| s.listener)
+            .collect()
+    }
+
     /// The listeners opened from the database, with their open sessions.
     pub fn db_listeners(&self) -> Vec<(String, usize)> {
         let listeners = lock(&self.db_listeners).clone();

@@ -26,6 +26,9 @@ use crate::session::{Ctx, SessionOptions};
 
 /// How often a listener from the database that could not be bound is tried again.
 pub const RETRY_BIND: Duration = Duration::from_secs(1);
+/// Least time between two writes of listeners' `status` (only the leader writes, and only what
+/// changed; see [`write_status`]).
+pub const STATUS_INTERVAL: Duration = Duration::from_secs(5);
 /// Least time between two evaluations of the rows, so a burst of writes to the watched tables
 /// costs one evaluation.
 const COALESCE: Duration = Duration::from_millis(50);
@@ -87,6 +90,8 @@ impl std::fmt::Display for DbColumn {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbListener {
     pub target: String,
+    /// The row it came from (`table`, uuid), when it came from a referenced row.
+    pub row: Option<(String, uuid::Uuid)>,
     pub probe_ms: Option<u64>,
     pub read_only: bool,
     pub role: Option<String>,
@@ -148,6 +153,7 @@ fn query_db(
                 if let Some(target) = atom.as_str() {
                     add(DbListener {
                         target: target.to_string(),
+                        row: None,
                         probe_ms: None,
                         read_only: false,
                         role: None,
@@ -166,7 +172,8 @@ fn query_db(
             for atom in row.get(column.index).set_to_vec() {
                 let Some(uuid) = atom.as_uuid() else { continue };
                 if let Some(r) = db.row(ref_table, uuid) {
-                    if let Some(l) = connection_row(&r.to_json(ref_schema)) {
+                    if let Some(mut l) = connection_row(&r.to_json(ref_schema)) {
+                        l.row = Some((ref_table.clone(), *uuid));
                         add(l);
                     }
                 }
@@ -183,6 +190,7 @@ fn connection_row(row: &Value) -> Option<DbListener> {
     let scalar = |name: &str| row.get(name).filter(|v| !v.is_array());
     Some(DbListener {
         target,
+        row: None,
         probe_ms: scalar("inactivity_probe")
             .and_then(Value::as_i64)
             .map(|ms| ms.max(0) as u64),
@@ -200,6 +208,7 @@ fn connection_row(row: &Value) -> Option<DbListener> {
 struct Active {
     want: DbListener,
     tag: u64,
+    bound_port: Option<u16>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -208,6 +217,8 @@ pub(crate) async fn run(ctx: Arc<Ctx>, specs: Vec<DbColumn>, connections: Arc<Se
     let mut active: BTreeMap<String, Active> = BTreeMap::new();
     let mut failing: BTreeMap<String, String> = BTreeMap::new();
     let mut reported: BTreeMap<String, String> = BTreeMap::new();
+    let mut written: BTreeMap<(String, uuid::Uuid), Value> = BTreeMap::new();
+    let mut last_status: Option<tokio::time::Instant> = None;
     loop {
         // Registered before the rows are read, so a change made meanwhile is not missed.
         let changed = ctx.hub.remotes_changed.notified();
@@ -275,13 +286,110 @@ pub(crate) async fn run(ctx: Arc<Ctx>, specs: Vec<DbColumn>, connections: Arc<Se
                 .collect::<Vec<_>>(),
         );
 
+        let status_due = last_status.is_none_or(|t| t.elapsed() >= STATUS_INTERVAL);
+        if status_due && ctx.backend.is_raft_leader() {
+            last_status = Some(tokio::time::Instant::now());
+            write_status(&ctx, &specs, &active, &mut written).await;
+        } else if !ctx.backend.is_raft_leader() {
+            // A later leadership starts from what the rows say, not from what we wrote.
+            written.clear();
+        }
+
         let retry = !failing.is_empty();
         tokio::select! {
             _ = changed => {}
             _ = tokio::time::sleep(RETRY_BIND), if retry => {}
+            _ = tokio::time::sleep(STATUS_INTERVAL) => {}
         }
         tokio::time::sleep(COALESCE).await;
     }
+}
+
+/// The leader writes each listener row's `is_connected` and `status` (`bound_port`, and
+/// `n_connections` when above one, as ovsdb-server's `update_remote_row` does for a passive
+/// remote), describing its own listener, only when they differ from what the row holds, at most
+/// every [`STATUS_INTERVAL`]. ovsdb-server 3.1 writes status every few seconds on each server of
+/// a standalone database and not at all for a clustered one (each member would overwrite the
+/// others'); with one writer and writes only on change, a steady cluster adds no log entries.
+async fn write_status(
+    ctx: &Arc<Ctx>,
+    specs: &[DbColumn],
+    active: &BTreeMap<String, Active>,
+    written: &mut BTreeMap<(String, uuid::Uuid), Value>,
+) {
+    let counts: BTreeMap<u64, usize> = {
+        let mut m = BTreeMap::new();
+        for tag in ctx.hub.session_tags() {
+            *m.entry(tag).or_insert(0) += 1;
+        }
+        m
+    };
+    for spec in specs {
+        let mut ops = Vec::new();
+        for a in active.values() {
+            let Some((table, uuid)) = &a.want.row else {
+                continue;
+            };
+            let n = counts.get(&a.tag).copied().unwrap_or(0);
+            let mut status = Vec::new();
+            if let Some(p) = a.bound_port {
+                status.push(serde_json::json!(["bound_port", p.to_string()]));
+            }
+            if n > 1 {
+                status.push(serde_json::json!(["n_connections", n.to_string()]));
+            }
+            let row = serde_json::json!({
+                "is_connected": n > 0,
+                "status": ["map", status],
+            });
+            let key = (table.clone(), *uuid);
+            let current = current_status(ctx, &spec.db, table, uuid);
+            if written.get(&key) == Some(&row) && current.as_ref() == Some(&row) {
+                continue;
+            }
+            if current.as_ref() == Some(&row) {
+                written.insert(key, row);
+                continue;
+            }
+            ops.push(serde_json::json!({
+                "op": "update", "table": table,
+                "where": [["_uuid", "==", ["uuid", uuid.to_string()]]],
+                "row": row,
+            }));
+            written.insert(key, row);
+        }
+        if ops.is_empty() {
+            continue;
+        }
+        let result = ctx
+            .backend
+            .transact(spec.db.clone(), ops, crate::SessionKey::random())
+            .await;
+        if let Err(e) = result {
+            tracing::debug!("could not write listener status: {e}");
+            written.clear();
+        }
+    }
+}
+
+/// `is_connected` and `status` of a row as the database holds them, in the form
+/// [`write_status`] writes.
+fn current_status(ctx: &Arc<Ctx>, db: &str, table: &str, uuid: &uuid::Uuid) -> Option<Value> {
+    let mut out = None;
+    ctx.backend.with_db(db, &mut |view| {
+        let schema = view.db.schema();
+        let Some(t) = schema.tables.iter().find(|t| t.name == table) else {
+            return;
+        };
+        if let Some(r) = view.db.row(table, uuid) {
+            let json = r.to_json(t);
+            out = Some(serde_json::json!({
+                "is_connected": json.get("is_connected").cloned().unwrap_or(Value::Null),
+                "status": json.get("status").cloned().unwrap_or(Value::Null),
+            }));
+        }
+    });
+    out
 }
 
 async fn bind(
@@ -298,6 +406,7 @@ async fn bind(
         .await
         .map_err(|e| format!("{}: cannot listen: {e}", w.target))?;
     let tag = ctx.hub.next_listener_tag();
+    let bound_port = listener.local_addr().map(|a| a.port());
     let options = SessionOptions {
         probe: match w.probe_ms {
             None => ctx.config.probe_interval,
@@ -328,6 +437,7 @@ async fn bind(
     Ok(Active {
         want: w.clone(),
         tag,
+        bound_port,
         task,
     })
 }
@@ -365,6 +475,7 @@ mod tests {
             connection_row(&row),
             Some(DbListener {
                 target: "pssl:6642".into(),
+                row: None,
                 probe_ms: Some(60000),
                 read_only: true,
                 role: Some("ovn-controller".into()),
@@ -378,6 +489,7 @@ mod tests {
             connection_row(&bare),
             Some(DbListener {
                 target: "ptcp:6641".into(),
+                row: None,
                 probe_ms: None,
                 read_only: false,
                 role: None,
