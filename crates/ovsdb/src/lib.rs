@@ -25,6 +25,9 @@
 //! * `Row::{uuid, version, columns, get, get_ref, get_by_name, to_json}`; columns are indexed
 //!   like `TableSchema::columns` (sorted by name); `_uuid`/`_version` are `ColumnRef`s.
 //! * `OvsdbError` is `{tag: ErrorTag, details, syntax}`; `ErrorTag::as_str` is the wire tag.
+//! * `TxnEnv::rbac` (default None): the session's `RbacIdentity` (role, certificate CN);
+//!   writes are then checked against `RBAC_Role`/`RBAC_Permission` as ovsdb-server does
+//!   ([`rbac`]); `RbacIdentity::check_convert` is the `convert` refusal for a role.
 //!
 //! Deliberate differences from ovsdb-server 3.1: dangling weak references are always
 //! removed (3.1 misses rows modified earlier in the transaction); `INT64_MIN *= -1` is a
@@ -49,6 +52,7 @@ mod parser;
 mod per_table;
 #[cfg(test)]
 mod query_tests;
+pub mod rbac;
 pub mod row;
 pub mod schema;
 mod snapshot;
@@ -59,6 +63,7 @@ pub use changes::{ChangeSet, RowChange};
 pub use database::{Database, RowsIter};
 pub use datum::Datum;
 pub use error::{ErrorTag, OvsdbError};
+pub use rbac::{RbacIdentity, RbacIdentityBuf};
 pub use row::Row;
 pub use schema::{
     AtomicType, BaseType, ColumnRef, ColumnSchema, ColumnType, DatabaseSchema, RefType, TableSchema,

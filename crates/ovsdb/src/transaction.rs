@@ -6,7 +6,8 @@
 //! the `commit` module.
 //!
 //! Everything that must be identical on every replica comes from [`TxnEnv`]: fresh UUIDs,
-//! lock ownership and how long a blocking `wait` has been waiting.
+//! lock ownership, how long a blocking `wait` has been waiting and the session's RBAC role
+//! and identity (checked by the `rbac` module before each write operation).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,6 +24,7 @@ use crate::json::JsonLike;
 use crate::mutation;
 use crate::parser::{Kind, Parser};
 use crate::per_table::PerTable;
+use crate::rbac::{self, RbacIdentity, Write};
 use crate::row::Row;
 use crate::schema::{ColumnRef, TableSchema};
 
@@ -36,6 +38,11 @@ pub trait TxnEnv {
     /// ovsdb-server's `ovsdb_execute_wait`, an unsatisfied `wait` fails only once ITS OWN
     /// `timeout` has elapsed; one without `timeout` blocks for ever, whatever the others say.
     fn wait_elapsed_ms(&self) -> u64;
+    /// The role and identity of the session, when it came in through a listener with a
+    /// `role` (ovsdb-server's `Connection.role`). None, or an empty role: no RBAC check.
+    fn rbac(&self) -> Option<RbacIdentity<'_>> {
+        None
+    }
 }
 
 /// The outcome of one `transact`.
@@ -458,7 +465,7 @@ impl<'a> Exec<'a> {
     }
 
     /// UUIDs of the rows of table `t` that match `cond`, in UUID order.
-    fn query(&self, t: usize, cond: &Condition) -> Vec<Uuid> {
+    pub(crate) fn query(&self, t: usize, cond: &Condition) -> Vec<Uuid> {
         let mut out = Vec::new();
         if cond.is_false() {
             return out;
@@ -598,6 +605,7 @@ impl<'a> Exec<'a> {
                 d.check_constraints(&c.type_)?;
             }
         }
+        rbac::check(self, t, &Write::Insert(&cols))?;
         // A UUID that a previous insert in this transaction used (possible through a
         // uuid-name bound to a caller-chosen uuid) is a duplicate too.
         if self.overlay[t].contains_key(&u) || self.db.tables[t].rows.contains_key(&u) {
@@ -691,6 +699,14 @@ impl<'a> Exec<'a> {
             }
         }
         let cond = self.parse_condition(t, where_)?;
+        let columns: Vec<usize> = row
+            .iter()
+            .filter_map(|(c, _)| match c {
+                ColumnRef::Column(i) => Some(*i),
+                _ => None,
+            })
+            .collect();
+        rbac::check(self, t, &Write::Update(&cond, &columns))?;
         let matches = self.query(t, &cond);
         for u in &matches {
             let (_, cur) = self.current(t, u).expect("matched");
@@ -724,6 +740,8 @@ impl<'a> Exec<'a> {
             mutation::parse_mutations(ts, mutations, &mut Some(&mut f))?
         };
         let cond = self.parse_condition(t, where_)?;
+        let columns: Vec<usize> = muts.iter().map(|m| m.column).collect();
+        rbac::check(self, t, &Write::Mutate(&cond, &columns))?;
         let matches = self.query(t, &cond);
         for u in &matches {
             // Mutated in place: an error aborts the whole transaction anyway, and rows left
@@ -740,6 +758,7 @@ impl<'a> Exec<'a> {
             return Err(OvsdbError::bare(ErrorTag::SyntaxError));
         };
         let cond = self.parse_condition(t, where_)?;
+        rbac::check(self, t, &Write::Delete(&cond))?;
         let matches = self.query(t, &cond);
         for u in &matches {
             let committed = self.db.tables[t].rows.get(u).cloned();
