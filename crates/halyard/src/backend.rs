@@ -165,6 +165,7 @@ impl Backend for MemberBackend {
         db: String,
         ops: Vec<Value>,
         session: SessionKey,
+        rbac: Option<ovsdb::RbacIdentityBuf>,
     ) -> BoxFuture<'static, Result<Value, BackendError>> {
         let member = self.member.clone();
         async move {
@@ -172,7 +173,7 @@ impl Backend for MemberBackend {
             let kind = crate::metrics::TxnKind::of(&ops);
             let forwarded = !member.status().is_leader;
             let started = std::time::Instant::now();
-            let result = member.transact(&db, ops, session.0).await;
+            let result = member.transact(&db, ops, session.0, rbac).await;
             crate::metrics::transaction(kind, forwarded, started.elapsed(), result.is_ok());
             result.map_err(backend_error)
         }

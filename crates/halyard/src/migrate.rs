@@ -138,7 +138,7 @@ pub async fn apply_staged(member: &Member, data_dir: &Path) -> Result<()> {
         }
         let n = import.ops.len();
         let result = member
-            .transact(&import.db, import.ops, Uuid::new_v4())
+            .transact(&import.db, import.ops, Uuid::new_v4(), None)
             .await
             .with_context(|| format!("importing the rows of {}", import.db))?;
         if let Some(e) = first_error(&result) {

@@ -160,7 +160,7 @@ fn set_connection_opens_listeners_on_every_member_and_del_connection_closes_them
     assert!(!answers(&tcp), "the TCP listener is still open");
 }
 
-/// A `read_only` Connection (a Southbound column): reads answer, every write fails with
+/// A `read_only` Connection (a Southbound column), and one with an RBAC `role`: reads answer, every write fails with
 /// ovsdb-server's error, the same text as a real ovsdb-server gives through its own read-only
 /// connection.
 #[test]
@@ -190,6 +190,26 @@ fn a_read_only_connection_refuses_writes_like_ovsdb_server() {
         );
     };
     add_ro(&m1, "punix:ro.sock");
+    let add_role = |db: &str, target: &str| {
+        sbctl_ok(
+            db,
+            &[
+                "--",
+                "--id=@c",
+                "create",
+                "Connection",
+                &format!("target=\"{target}\""),
+                "role=ovn-controller",
+                "--",
+                "add",
+                "SB_Global",
+                ".",
+                "connections",
+                "@c",
+            ],
+        );
+    };
+    add_role(&m1, "punix:rbac.sock");
 
     // The real server, given the same row (its relative names are under its rundir, so the
     // row names an absolute path there).
@@ -220,6 +240,8 @@ fn a_read_only_connection_refuses_writes_like_ovsdb_server() {
     sbctl_ok(&real_db, &["chassis-add", "ch0", "geneve", "192.0.2.1"]);
     let real_ro = real.path().join("ro.sock");
     add_ro(&real_db, &format!("punix:{}", real_ro.display()));
+    let real_rbac = real.path().join("rbac.sock");
+    add_role(&real_db, &format!("punix:{}", real_rbac.display()));
 
     let write = [
         "--no-leader-only",
@@ -265,5 +287,39 @@ fn a_read_only_connection_refuses_writes_like_ovsdb_server() {
         );
     }
     // Nothing was written.
+    assert!(!sbctl_ok(&m1, &["show"]).contains("ch1"));
+
+    // A listener with an RBAC role: the session's role reaches the engine on every member
+    // (no TLS here, so no identity: ovsdb-server names the client "(null)" and refuses).
+    let real_db_rbac = format!("unix:{}", real_rbac.display());
+    wait_until(
+        "ovsdb-server's role listener",
+        Duration::from_secs(10),
+        || sb_answers(&real_db_rbac).then_some(()),
+    );
+    // One row in one table: ovn-sbctl orders a transaction's operations at random, and the
+    // error names the first one refused.
+    let insert = ["--no-leader-only", "create", "Address_Set", "name=as1"];
+    let theirs = sbctl(&real_db_rbac, &insert);
+    let theirs_err = String::from_utf8_lossy(&theirs.stderr).into_owned();
+    assert!(
+        theirs_err.contains("RBAC rules for client"),
+        "ovsdb-server's answer changed: {theirs_err}"
+    );
+    for m in &cluster.members {
+        let db = socket_in(&m.data_dir, "rbac.sock");
+        wait_until(
+            &format!("m{}'s role listener", m.index),
+            Duration::from_secs(5),
+            || sb_answers(&db).then_some(()),
+        );
+        let ours = sbctl(&db, &insert);
+        assert_eq!(
+            String::from_utf8_lossy(&ours.stderr),
+            theirs_err,
+            "m{}'s RBAC refusal differs from ovsdb-server's",
+            m.index
+        );
+    }
     assert!(!sbctl_ok(&m1, &["show"]).contains("ch1"));
 }

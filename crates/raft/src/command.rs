@@ -44,9 +44,11 @@ pub enum CommandKind {
         /// engine fails an unsatisfied `wait` whose own timeout this reaches, so every member
         /// decides the same. (An Option because logs written before issue 15 hold one here.)
         wait_elapsed_ms: Option<u64>,
-        /// Room for the security context (RBAC role, TLS client identity) so that every member
-        /// enforces the same permissions at apply time.
-        role: Option<String>,
+        /// The session's RBAC role and client identity (TLS certificate CN) when its listener
+        /// has a role, so every member enforces the same permissions at apply time. (Entries
+        /// written before RBAC hold `role: null` here in JSON and a None in bincode.)
+        #[serde(default, alias = "role")]
+        rbac: Option<ovsdb::RbacIdentityBuf>,
     },
     Lock {
         session: Uuid,
@@ -89,8 +91,12 @@ impl Command {
             + match &self.kind {
                 CommandKind::CreateDb { schema } => schema.len(),
                 CommandKind::Convert { db, schema } => db.len() + schema.len(),
-                CommandKind::Transact { db, ops, role, .. } => {
-                    db.len() + ops.len() + role.as_ref().map_or(0, String::len)
+                CommandKind::Transact { db, ops, rbac, .. } => {
+                    db.len()
+                        + ops.len()
+                        + rbac
+                            .as_ref()
+                            .map_or(0, |r| r.role.len() + r.id.as_ref().map_or(0, String::len))
                 }
                 CommandKind::Lock { name, .. } | CommandKind::Unlock { name, .. } => name.len(),
                 CommandKind::SessionsClosed { sessions } => sessions.len() * 16,

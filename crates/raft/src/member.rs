@@ -808,11 +808,14 @@ impl Member {
     }
 
     /// An OVSDB `transact` on `db` (ops = params after the db name); returns the result array.
+    /// `rbac`: the session's role and identity, checked by the engine at apply time on every
+    /// member (reads are never restricted by RBAC).
     pub async fn transact(
         &self,
         db: &str,
         ops: Vec<Value>,
         session: Uuid,
+        rbac: Option<ovsdb::RbacIdentityBuf>,
     ) -> Result<Value, MemberError> {
         if !self.with_state(|s| s.dbs.contains_key(db)) {
             return Err(MemberError::UnknownDb(db.to_string()));
@@ -853,7 +856,7 @@ impl Member {
                     ops: text.clone(),
                     session,
                     wait_elapsed_ms: Some(elapsed),
-                    role: None,
+                    rbac: rbac.clone(),
                 };
                 self.propose_as(id, kind).await?
             };

@@ -115,6 +115,7 @@ pub struct HeavyTxn {
     ops: String,
     session: Uuid,
     wait_elapsed_ms: Option<u64>,
+    rbac: Option<ovsdb::RbacIdentityBuf>,
     db: Database,
     locks: LockTable,
     out: Option<Result<TxnOutcome, String>>,
@@ -128,7 +129,8 @@ impl HeavyTxn {
             self.session,
             &self.locks,
             self.wait_elapsed_ms.unwrap_or(0),
-        );
+        )
+        .with_rbac(self.rbac.as_ref());
         self.out = Some(
             self.db
                 .transact_text(&self.ops, &mut env)
@@ -255,8 +257,16 @@ impl ReplicatedState {
                 ops,
                 session,
                 wait_elapsed_ms,
-                role: _,
-            } => self.transact(cmd.id, db, ops, *session, *wait_elapsed_ms, observer),
+                rbac,
+            } => self.transact(
+                cmd.id,
+                db,
+                ops,
+                *session,
+                *wait_elapsed_ms,
+                rbac.as_ref(),
+                observer,
+            ),
             CommandKind::Lock {
                 session,
                 incarnation,
@@ -464,12 +474,14 @@ impl ReplicatedState {
         ops: &str,
         session: Uuid,
         wait_elapsed_ms: Option<u64>,
+        rbac: Option<&ovsdb::RbacIdentityBuf>,
         observer: Option<&dyn ApplyObserver>,
     ) -> Outcome {
         let Some(state) = self.dbs.get_mut(db) else {
             return Outcome::UnknownDb;
         };
-        let mut env = ApplyEnv::new(id, session, &self.locks, wait_elapsed_ms.unwrap_or(0));
+        let mut env =
+            ApplyEnv::new(id, session, &self.locks, wait_elapsed_ms.unwrap_or(0)).with_rbac(rbac);
         // Parsed straight from the logged text into the engine's borrowed document: no
         // `serde_json::Value` tree is built and dropped per command.
         let out = state
@@ -555,7 +567,7 @@ impl ReplicatedState {
             ops,
             session,
             wait_elapsed_ms,
-            role: _,
+            rbac,
         } = &cmd.kind
         else {
             return None;
@@ -571,6 +583,7 @@ impl ReplicatedState {
             ops: ops.clone(),
             session: *session,
             wait_elapsed_ms: *wait_elapsed_ms,
+            rbac: rbac.clone(),
             db: state.db.clone(),
             locks: self.locks.clone(),
             out: None,
@@ -766,7 +779,7 @@ mod tests {
                 ops: ops.into(),
                 session: Uuid::from_u128(7),
                 wait_elapsed_ms: None,
-                role: None,
+                rbac: None,
             },
         )
     }
@@ -1055,7 +1068,7 @@ mod snapshot_cost {
                     ops: format!("[{}]", ops.join(",")),
                     session: Uuid::nil(),
                     wait_elapsed_ms: None,
-                    role: None,
+                    rbac: None,
                 },
             };
             s.apply(&cmd, None);

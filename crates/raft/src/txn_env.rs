@@ -14,6 +14,7 @@ pub(crate) struct ApplyEnv<'a> {
     session: Uuid,
     locks: &'a LockTable,
     wait_elapsed_ms: u64,
+    rbac: Option<&'a ovsdb::RbacIdentityBuf>,
 }
 
 impl<'a> ApplyEnv<'a> {
@@ -30,7 +31,14 @@ impl<'a> ApplyEnv<'a> {
             session,
             locks,
             wait_elapsed_ms,
+            rbac: None,
         }
+    }
+
+    /// The session's RBAC role and identity, checked by the engine on every write.
+    pub(crate) fn with_rbac(mut self, rbac: Option<&'a ovsdb::RbacIdentityBuf>) -> Self {
+        self.rbac = rbac;
+        self
     }
 }
 
@@ -65,6 +73,10 @@ impl ovsdb::TxnEnv for ApplyEnv<'_> {
 
     fn wait_elapsed_ms(&self) -> u64 {
         self.wait_elapsed_ms
+    }
+
+    fn rbac(&self) -> Option<ovsdb::RbacIdentity<'_>> {
+        self.rbac.map(ovsdb::RbacIdentityBuf::as_identity)
     }
 }
 

@@ -145,6 +145,7 @@ pub trait Backend: Send + Sync + 'static {
         db: String,
         ops: Vec<Value>,
         session: SessionKey,
+        rbac: Option<ovsdb::RbacIdentityBuf>,
     ) -> BoxFuture<'static, Result<Value, BackendError>>;
 
     /// Resolves once this member has applied everything committed before the call (a read

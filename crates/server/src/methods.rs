@@ -138,7 +138,10 @@ impl Session {
         } else if self.shared.options.read_only && !ovsdb::is_read_only_transaction(&ops) {
             self.read_only_transact(db.clone(), ops)
         } else {
-            self.ctx.backend.transact(db.clone(), ops, self.shared.key)
+            let rbac = self.shared.options.rbac();
+            self.ctx
+                .backend
+                .transact(db.clone(), ops, self.shared.key, rbac)
         };
         let (handle, reg) = AbortHandle::new_pair();
         self.pending_ids
@@ -196,7 +199,10 @@ impl Session {
                     Some(o) if o.blocked => tokio::time::sleep(READ_ONLY_WAIT_POLL).await,
                     Some(o) => return Ok(o.result),
                     // No such database: the backend gives the error a client expects.
-                    None => return ctx.backend.transact(db, ops, shared.key).await,
+                    None => {
+                        let rbac = shared.options.rbac();
+                        return ctx.backend.transact(db, ops, shared.key, rbac).await;
+                    }
                 }
             }
         }
@@ -250,6 +256,21 @@ impl Session {
         let Some(db) = self.db_param(&id, "convert", &params) else {
             return;
         };
+        // ovsdb-server's order (`ovsdb/trigger.c`): the role, read-only, then the params.
+        if let Some(rbac) = self.shared.options.rbac() {
+            if let Err(e) = rbac.as_identity().check_convert(&db) {
+                self.send(error_reply(id, e.to_json()));
+                return;
+            }
+        }
+        if self.shared.options.read_only {
+            let details = format!("conversion is not allowed for read-only database {db}");
+            self.send(error_reply(
+                id,
+                error_object("not allowed", Some(&details), None),
+            ));
+            return;
+        }
         let all = Value::Array(params.clone());
         if params.len() != 2 {
             self.send(error_reply(id, syntax_error("array expected", &all)));

@@ -363,7 +363,7 @@ async fn write_status(
         }
         let result = ctx
             .backend
-            .transact(spec.db.clone(), ops, crate::SessionKey::random())
+            .transact(spec.db.clone(), ops, crate::SessionKey::random(), None)
             .await;
         if let Err(e) = result {
             tracing::debug!("could not write listener status: {e}");

@@ -81,6 +81,18 @@ pub struct SessionOptions {
     pub identity: Option<String>,
 }
 
+impl SessionOptions {
+    /// The RBAC role and identity the engine checks this session's writes against; `None`
+    /// when its listener has no role (no restriction, as in ovsdb-server).
+    pub fn rbac(&self) -> Option<ovsdb::RbacIdentityBuf> {
+        let role = self.role.as_ref().filter(|r| !r.is_empty())?;
+        Some(ovsdb::RbacIdentityBuf {
+            role: role.clone(),
+            id: self.identity.clone(),
+        })
+    }
+}
+
 /// The part of a session that the apply hook reaches from other threads.
 pub(crate) struct SessionShared {
     pub key: SessionKey,

@@ -202,6 +202,7 @@ impl Backend for TestBackend {
         db: String,
         ops: Vec<Value>,
         session: SessionKey,
+        _rbac: Option<ovsdb::RbacIdentityBuf>,
     ) -> BoxFuture<'static, Result<Value, BackendError>> {
         // The fixture applies at once; a blocked `wait` is re-run after each commit.
         let me = self.me.upgrade().expect("fixture alive");
