@@ -106,6 +106,14 @@ pub enum Begun {
     Heavy(Box<HeavyTxn>),
 }
 
+/// Who runs a transaction, as its command says: what the engine's environment needs besides
+/// the state.
+struct TxnContext<'a> {
+    session: Uuid,
+    wait_elapsed_ms: Option<u64>,
+    rbac: Option<&'a ovsdb::RbacIdentityBuf>,
+}
+
 /// A large transaction between [`ReplicatedState::begin`] and [`ReplicatedState::finish`].
 pub struct HeavyTxn {
     id: Uuid,
@@ -262,9 +270,11 @@ impl ReplicatedState {
                 cmd.id,
                 db,
                 ops,
-                *session,
-                *wait_elapsed_ms,
-                rbac.as_ref(),
+                TxnContext {
+                    session: *session,
+                    wait_elapsed_ms: *wait_elapsed_ms,
+                    rbac: rbac.as_ref(),
+                },
                 observer,
             ),
             CommandKind::Lock {
@@ -472,16 +482,19 @@ impl ReplicatedState {
         id: Uuid,
         db: &str,
         ops: &str,
-        session: Uuid,
-        wait_elapsed_ms: Option<u64>,
-        rbac: Option<&ovsdb::RbacIdentityBuf>,
+        ctx: TxnContext<'_>,
         observer: Option<&dyn ApplyObserver>,
     ) -> Outcome {
         let Some(state) = self.dbs.get_mut(db) else {
             return Outcome::UnknownDb;
         };
-        let mut env =
-            ApplyEnv::new(id, session, &self.locks, wait_elapsed_ms.unwrap_or(0)).with_rbac(rbac);
+        let mut env = ApplyEnv::new(
+            id,
+            ctx.session,
+            &self.locks,
+            ctx.wait_elapsed_ms.unwrap_or(0),
+        )
+        .with_rbac(ctx.rbac);
         // Parsed straight from the logged text into the engine's borrowed document: no
         // `serde_json::Value` tree is built and dropped per command.
         let out = state
