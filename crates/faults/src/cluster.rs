@@ -182,7 +182,7 @@ impl Cluster {
         }
     }
 
-    /// Restarts every member with HALYARD_UNSAFE_ACK_BEFORE_COMMIT=1 (the broken mode), once
+    /// Restarts every member with `--unsafe-ack-before-commit` (the broken mode), once
     /// the suite's own setup has been committed normally.
     pub async fn restart_unsafe(&mut self) -> Result<()> {
         self.unsafe_ack = true;
@@ -234,7 +234,7 @@ impl Cluster {
             .stdout(log.try_clone()?)
             .stderr(log);
         if self.unsafe_ack {
-            cmd.env("HALYARD_UNSAFE_ACK_BEFORE_COMMIT", "1");
+            cmd.arg("--unsafe-ack-before-commit");
         }
         let child = cmd.spawn().context("starting halyard serve")?;
         // `ip netns exec` execs the program: this pid is halyard's own.

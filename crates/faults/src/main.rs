@@ -31,7 +31,7 @@ struct Args {
     /// Cluster size at the start (3 or 5).
     #[arg(long, default_value_t = 3)]
     members: usize,
-    /// Start the members with HALYARD_UNSAFE_ACK_BEFORE_COMMIT=1 (writes acknowledged without
+    /// Start the members with `halyard serve --unsafe-ack-before-commit` (writes acknowledged without
     /// being committed): the run must then report anomalies.
     #[arg(long)]
     unsafe_ack_before_commit: bool,

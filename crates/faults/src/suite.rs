@@ -96,7 +96,7 @@ pub async fn run(net: Net, opts: &Options) -> Result<Outcome> {
         opts.large_clients,
         opts.large_rate / 1e6,
         if opts.unsafe_ack {
-            "; members run with HALYARD_UNSAFE_ACK_BEFORE_COMMIT=1 (broken on purpose)"
+            "; members run with --unsafe-ack-before-commit (broken on purpose)"
         } else {
             ""
         }

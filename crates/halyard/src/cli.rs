@@ -141,6 +141,10 @@ pub enum Command {
         /// member (other members still have them; a single member loses them for good).
         #[arg(long)]
         repair_log_tail: bool,
+        /// BROKEN ON PURPOSE, for the fault suite only: acknowledge writes from a dry run
+        /// without committing them, so the suite can show that its checker catches lost writes.
+        #[arg(long, hide = true)]
+        unsafe_ack_before_commit: bool,
         #[command(flatten)]
         server: ServerArgs,
         #[command(flatten)]
@@ -215,14 +219,19 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             election_timer,
             snapshot_every,
             repair_log_tail,
+            unsafe_ack_before_commit,
             server,
             ops,
         } => {
+            if unsafe_ack_before_commit {
+                tracing::warn!("--unsafe-ack-before-commit: writes are acknowledged WITHOUT being committed (fault-suite test mode)");
+            }
             let config = MemberConfig {
                 election_timeout_ms: election_timer,
                 heartbeat_ms: halyard_raft::config::heartbeat_for(election_timer),
                 snapshot_every,
                 repair_log_tail,
+                unsafe_ack_before_commit,
                 ..MemberConfig::default()
             };
             let rt = tokio::runtime::Runtime::new()?;

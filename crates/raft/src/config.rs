@@ -68,6 +68,10 @@ pub struct MemberConfig {
     /// instead of refusing to start (`halyard serve --repair-log-tail`). An operator decision:
     /// the truncated entries are gone from this member.
     pub repair_log_tail: bool,
+    /// Test-only, broken on purpose (`halyard serve --unsafe-ack-before-commit`, hidden): a
+    /// write is answered from a dry run on a copy of the state and never proposed, so the fault
+    /// suite can show its checker catches acknowledged writes that were not committed.
+    pub unsafe_ack_before_commit: bool,
 }
 
 impl Default for MemberConfig {
@@ -81,6 +85,7 @@ impl Default for MemberConfig {
             storage_cache_bytes: DEFAULT_STORAGE_CACHE_BYTES,
             lock_lease: DEFAULT_LOCK_LEASE,
             repair_log_tail: false,
+            unsafe_ack_before_commit: false,
         }
     }
 }

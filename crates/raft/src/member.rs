@@ -825,11 +825,8 @@ impl Member {
         // A transaction with `abort` never commits (ovsdb-client query sends one): read it locally.
         let read_only = ovsdb::is_read_only_transaction(&ops);
         let text = serde_json::to_string(&ops).expect("JSON values serialise");
-        // TEST-ONLY knob for the fault suite (crates/faults, issue 6); never set it in production.
-        // HALYARD_UNSAFE_ACK_BEFORE_COMMIT=1 answers a write from a dry run on a copy of this
-        // member's state and proposes nothing, so the suite can show its checker catches writes
-        // acknowledged but never committed.
-        if !read_only && std::env::var("HALYARD_UNSAFE_ACK_BEFORE_COMMIT").is_ok_and(|v| v == "1") {
+        // See `MemberConfig::unsafe_ack_before_commit` (the fault suite's broken mode).
+        if !read_only && self.config.unsafe_ack_before_commit {
             return Ok(self.with_state(|s| {
                 let mut env = crate::txn_env::ApplyEnv::new(id, session, &s.locks, 0);
                 s.dbs[db].db.clone().transact(&ops, &mut env).result
