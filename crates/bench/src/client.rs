@@ -1,4 +1,4 @@
-//! A small OVSDB JSON-RPC client (RFC 7047 section 4, protocol reference sections 1.3–1.6):
+//! A small OVSDB JSON-RPC client (RFC 7047 section 4, docs/ovsdb-protocol.md sections 1.3–1.6):
 //! requests with integer ids, replies matched by id, notifications (`update2`, ...) handed over
 //! with the instant they were read, and the server's `echo` probes answered so a quiet monitoring
 //! client is not disconnected after 10 s.

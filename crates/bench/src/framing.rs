@@ -1,4 +1,4 @@
-//! JSON-RPC stream framing (RFC 7047 section 3, protocol reference section 1.2): the stream carries
+//! JSON-RPC stream framing (RFC 7047 section 3, docs/ovsdb-protocol.md section 1.2): the stream carries
 //! JSON objects back to back with no length prefix and no delimiter, so messages are found by
 //! scanning for the end of each top-level value.
 //!

@@ -108,7 +108,7 @@ enum Workload {
         #[arg(long, default_value_t = 1)]
         clients: usize,
     },
-    /// Large rows (issue 14): ROWS Logical_Switch rows, PER_TXN per transaction, each with an
+    /// Large rows: ROWS Logical_Switch rows, PER_TXN per transaction, each with an
     /// external_ids value of VALUE_LEN characters; rows/s and the longest gap between acks.
     BulkLarge {
         #[arg(long, default_value_t = 20_000)]

@@ -1,5 +1,5 @@
 //! The OVN Northbound transactions the workloads send, shaped like what `ovn-nbctl` sends
-//! (protocol reference section 8.1): `ls-add` inserts a Logical_Switch; `lsp-add` mutates the
+//! (docs/ovsdb-protocol.md section 8.1): `ls-add` inserts a Logical_Switch; `lsp-add` mutates the
 //! switch's `ports` with the named UUID of the port it inserts in the same transaction (a
 //! Logical_Switch_Port is not a root table, so an unreferenced port would be garbage-collected).
 

@@ -1,4 +1,4 @@
-//! The large-value workload (issue 14): clients insert rows of `Blob` whose `data` is 1 KiB to
+//! The large-value workload: clients insert rows of `Blob` whose `data` is 1 KiB to
 //! 1 MiB (log-uniform), several per transaction, and now and then one transaction of about
 //! 24 MB, under the same faults as the other workloads. The content of a row is a function of its
 //! key, so the final read can compare the length and hash of what every member serves with what

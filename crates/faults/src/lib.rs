@@ -1,12 +1,12 @@
 //! halyard-faults: a fault-injection suite for Halyard clusters and the checker of its histories
-//! (issue 6).
+//! .
 //!
 //! A run starts a cluster of real `halyard serve` processes, each in its own network namespace
 //! ([`netns`], [`cluster`]), drives two workloads through randomly chosen members over raw OVSDB
 //! JSON-RPC ([`ovsdb_client`], [`workload`]) while [`nemesis`] kills, pauses, partitions,
 //! restarts and re-members the cluster, records every operation ([`history`]) and checks the
 //! result ([`check`]: lost writes, phantoms, and register linearizability by the search in
-//! [`linearizability`]). [`large`] is the large-value workload and the leader watch of issue 14.
+//! [`linearizability`]). [`large`] is the large-value workload and the leader watch (no stretch without a leader longer than a few election timers).
 //! [`suite`] ties one run together.
 
 pub mod check;

@@ -1,4 +1,4 @@
-//! The control socket: the unixctl protocol `ovs-appctl` speaks (protocol reference §7.2) and
+//! The control socket: the unixctl protocol `ovs-appctl` speaks (docs/ovsdb-protocol.md §7.2) and
 //! the ovsdb-server commands OVN operators use on it (§7.3), answered from the Raft member.
 //!
 //! Protocol: JSON-RPC 1.0 on a Unix stream socket, one request at a time per connection, no
@@ -344,7 +344,7 @@ fn node_hex(id: u64) -> String {
     format!("{id:016x}")
 }
 
-/// `cluster/status DB` in ovsdb-server's layout (protocol reference §7.3). Lines whose data
+/// `cluster/status DB` in ovsdb-server's layout (docs/ovsdb-protocol.md §7.3). Lines whose data
 /// Halyard does not have (election history, disconnection count) are left out rather than
 /// invented.
 pub fn cluster_status(member: &Member, db: &str) -> String {

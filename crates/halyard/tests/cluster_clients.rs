@@ -1,4 +1,4 @@
-//! Issue 4, "How it is shown", first point: OVN's own tools with their default options
+//! OVN's own tools with their default options
 //! (leader-only, as shipped) work through every member of a 3- and a 5-member Halyard cluster,
 //! while the real ovsdb-server cluster refuses them at its followers.
 //!

@@ -1,4 +1,4 @@
-//! Issue 4, failover: under a write load spread over every member, SIGKILL the Raft leader.
+//! Failover: under a write load spread over every member, SIGKILL the Raft leader.
 //! - No acknowledged write is lost, and none is applied twice (a command re-sent after the
 //!   leader change is deduplicated): every acknowledged row is there exactly once, on every
 //!   member.

@@ -269,7 +269,7 @@ fn a_60_mb_transaction_through_a_follower_is_read_back_everywhere() {
     let elections = max_term(&mut cluster) - term_before;
     println!("one 60 MB transaction: {elections} elections");
     // The target is at most one. On a loaded 2-core machine followers still sometimes call
-    // elections while 60 pieces are flushed (issue 14 stays open on this); more than three
+    // elections while 60 pieces are flushed (the target of one is not met on a loaded machine); more than three
     // means replication is struggling again.
     assert!(elections <= 3, "{elections} elections\n{}", cluster.logs());
 }

@@ -1,4 +1,4 @@
-//! Issue 4: linearizable reads on every member. A write acknowledged through member A is
+//! Linearizable reads on every member. A write acknowledged through member A is
 //! visible to a read started afterwards through member B: a read-only `transact` (which goes
 //! through a read barrier) and the initial contents of a `monitor_cond` (what ovn-nbctl and
 //! every IDL client read first), in a loop over all pairs of members, and once more with B

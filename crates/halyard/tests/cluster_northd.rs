@@ -1,4 +1,4 @@
-//! Issue 4: `ovn-northd` end to end over Halyard clusters.
+//! `ovn-northd` end to end over Halyard clusters.
 //! - NB and SB Halyard clusters (3 members each); ovn-northd is given every member of each.
 //!   After tests/ovn/nb-topology.sh (each ovn-nbctl call through the next NB member) and
 //!   `ovn-nbctl --wait=sb sync`, the Southbound Logical_Flow, Datapath_Binding, Port_Binding
@@ -318,7 +318,7 @@ fn cluster_term(cluster: &mut Cluster) -> u64 {
         .expect("a member answers")
 }
 
-/// Issue 14: ovn-northd's first full computation over a Northbound of 5,000 ports writes the
+/// Large transactions: ovn-northd's first full computation over a Northbound of 5,000 ports writes the
 /// Southbound in large transactions (tens of MB); the Halyard SB cluster takes them without a
 /// leader change, and every SB member serves every port binding.
 #[test]

@@ -1,4 +1,4 @@
-//! Online schema conversion (`convert`, protocol reference §2.12) through Raft: the same
+//! Online schema conversion (`convert`, docs/ovsdb-protocol.md §2.12) through Raft: the same
 //! requests sent to a Halyard member and to a real ovsdb-server give the same answers, the data
 //! is converted, and the real `ovsdb-client convert` works.
 

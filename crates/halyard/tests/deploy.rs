@@ -1,4 +1,4 @@
-//! The deployment files under `deploy/`, each exercised by the tool that consumes it (issue 5):
+//! The deployment files under `deploy/`, each exercised by the tool that consumes it:
 //! the scripts under `tests/deploy/` do the work; these tests run them with this build's
 //! `halyard` binary so that `cargo test` (and CI) covers them.
 //!

@@ -43,7 +43,7 @@ fn transcript(port: u16, sessions: usize, steps: &[(usize, &str, &str)]) -> Vec<
 }
 
 /// A session whose `steal` was stolen by another `steal` is no longer queued, but it still
-/// has to `unlock` before locking again, and that `unlock` is answered `{}` (issue 15: it was
+/// has to `unlock` before locking again, and that `unlock` is answered `{}` (it was
 /// answered `"unlock" without "lock" or "steal"`). A second `unlock` is refused.
 #[test]
 fn unlock_after_a_stolen_steal_matches_ovsdb_server() {
@@ -117,7 +117,7 @@ fn late_notifications(port: u16, name: &str) -> usize {
 }
 
 /// ovsdb-server writes `stolen`/`locked` to the other session before it answers the `steal`
-/// or `unlock` that caused them (issue 15: Halyard's reply could overtake them, about 1 round
+/// or `unlock` that caused them (Halyard's reply could overtake them, about 1 round
 /// in 100 with other clients busy). Several pairs at once, next to a writer whose monitor
 /// keeps the member's workers busy; not a single notification may be late.
 #[test]

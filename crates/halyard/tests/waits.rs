@@ -1,7 +1,7 @@
 //! Blocking `wait` operations over raw sockets, against the `halyard` binary and a real
 //! ovsdb-server 3.1 with the same expectations (docs/ovsdb-protocol.md §5.2 `wait`): a wait
 //! without `timeout` blocks for ever, and a wait fails only once ITS OWN timeout has elapsed
-//! (ovsdb/execution.c decides per wait from the elapsed time). Issue 15: Halyard failed every
+//! (ovsdb/execution.c decides per wait from the elapsed time). Halyard once failed every
 //! blocked wait at the smallest timeout of the transaction, even one of a wait that held.
 //! Timings are compared coarsely: "still blocked after 2.5 s" or "answered after ~X ms".
 

@@ -10,7 +10,7 @@
 //! The public API is the team contract (`Database::{new, schema, transact, snapshot,
 //! from_snapshot, rows, row}`, `TxnEnv`, `TxnOutcome`, `ChangeSet`/`RowChange`,
 //! `DatabaseSchema`, `Datum`, `Atom`, `OvsdbError`). Nothing was renamed; `is_read_only` was
-//! removed (issue 15): it disagreed with `is_read_only_transaction` about `abort`, and
+//! removed: it disagreed with `is_read_only_transaction` about `abort`, and
 //! everything now uses the latter.
 //! Additions:
 //! * `TxnOutcome` also has `comment` (last `comment` op) and `durable` (`commit` with

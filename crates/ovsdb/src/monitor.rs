@@ -1,7 +1,7 @@
 //! Monitors: RFC 7047 §4.1.5 `monitor` (v1, `update` notifications with `<table-updates>`)
 //! and the ovsdb-server extensions `monitor_cond` (v2, `update2` with `<table-updates2>`),
 //! `monitor_cond_since` (v3, `update3`, same row updates as v2) and `monitor_cond_change`
-//! (protocol reference §2.5–§2.8).
+//! (docs/ovsdb-protocol.md §2.5–§2.8).
 //!
 //! A [`Monitor`] is one compiled monitor request. It is pure: the server asks it for the
 //! `initial` contents of a database, for the updates one committed [`ChangeSet`] causes, and

@@ -1,5 +1,5 @@
 //! Differential suite: the engine against the real ovsdb-server 3.1 (RFC 7047 §5 `transact`
-//! semantics plus the Open vSwitch extensions documented in shared/docs/ovsdb-protocol.md).
+//! semantics plus the Open vSwitch extensions documented in docs/ovsdb-protocol.md).
 //!
 //! Every scenario in `tests/differential/scenarios/` is run through the engine and its
 //! normalised answers are compared with the golden file recorded from ovsdb-server. When

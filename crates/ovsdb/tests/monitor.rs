@@ -1,5 +1,5 @@
 //! Table-driven tests of `ovsdb::monitor` through its public API: row-update shapes per
-//! monitor version, the v2 diff rule (including the captured example of protocol reference
+//! monitor version, the v2 diff rule (including the captured example of docs/ovsdb-protocol.md
 //! §2.6), condition entry and exit, `monitor_cond_change`, merging for
 //! `monitor_cond_since`, and request errors. The behaviour itself was taken from
 //! ovsdb-server 3.1; `monitor_golden.rs` checks the same against recordings of it.

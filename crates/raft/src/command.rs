@@ -42,7 +42,7 @@ pub enum CommandKind {
         session: Uuid,
         /// How long the proposer has held the transaction (ms; None = 0, its first run). The
         /// engine fails an unsatisfied `wait` whose own timeout this reaches, so every member
-        /// decides the same. (An Option because logs written before issue 15 hold one here.)
+        /// decides the same. (An Option because older logs hold none here.)
         wait_elapsed_ms: Option<u64>,
         /// The session's RBAC role and client identity (TLS certificate CN) when its listener
         /// has a role, so every member enforces the same permissions at apply time. (Entries

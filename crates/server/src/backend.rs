@@ -5,7 +5,7 @@
 //! applied transaction, lock change and `_Server` status change through the [`ApplyHook`] it
 //! installs. `crates/raft` implements `Backend`. The ordering guarantee clients depend on
 //! (a session receives the monitor updates caused by its own write before the `transact`
-//! reply, protocol reference §1.5) rests on one rule stated on [`Backend::transact`].
+//! reply, docs/ovsdb-protocol.md §1.5) rests on one rule stated on [`Backend::transact`].
 
 use std::sync::Arc;
 
@@ -34,7 +34,7 @@ pub enum LockEvent {
 }
 
 /// Why the backend could not serve a request. Each maps to the top-level error ovsdb-server
-/// gives in the same situation (protocol reference §1.7).
+/// gives in the same situation (docs/ovsdb-protocol.md §1.7).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum BackendError {
     #[error("unknown database {0}")]
@@ -62,7 +62,7 @@ pub enum BackendError {
     Internal(String),
 }
 
-/// One row of `_Server.Database` as this member sees a database (protocol reference §6.1,
+/// One row of `_Server.Database` as this member sees a database (docs/ovsdb-protocol.md §6.1,
 /// §6.2). The front end adds the row for `_Server` itself.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerDbStatus {
@@ -112,7 +112,7 @@ pub trait ApplyHook: Send + Sync {
     /// replacement, with the state locked. Change-aware sessions get `monitor_canceled` for
     /// their monitors on `db` and `"canceled"` for their pending transactions on it; other
     /// sessions that monitor it or wait on it are disconnected, so their clients start over
-    /// (what ovsdb-server does after `convert`, protocol reference §2.11, §2.12).
+    /// (what ovsdb-server does after `convert`, docs/ovsdb-protocol.md §2.11, §2.12).
     fn database_replaced(&self, db: &str);
     /// `_Server` rows may have changed (role, connectivity, index, schema, databases added or
     /// removed). May be called with backend locks held: the front end only schedules a

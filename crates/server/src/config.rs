@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::framing::DEFAULT_MAX_MESSAGE_SIZE;
 
 /// ovsdb-server probes an idle TCP/TLS client after 5 s and drops it 5 s later
-/// (`RECONNECT_DEFAULT_PROBE_INTERVAL`, protocol reference §1.6).
+/// (`RECONNECT_DEFAULT_PROBE_INTERVAL`, docs/ovsdb-protocol.md §1.6).
 pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Bytes a session may have queued for its client (replies and monitor updates not yet

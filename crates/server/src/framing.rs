@@ -1,7 +1,7 @@
 //! Splitting the incoming byte stream into JSON-RPC messages (RFC 7047 §2, as ovsdb-server's
 //! `lib/jsonrpc.c` does it): JSON values back to back with no length prefix and no delimiter,
 //! any whitespace between them. Every top-level value must be an object; anything else is a
-//! protocol error that closes the connection (see the protocol reference §1.2).
+//! protocol error that closes the connection (docs/ovsdb-protocol.md §1.2).
 //!
 //! The scanner only tracks nesting and string state, so bytes are looked at once however the
 //! stream is chunked; a complete value is then handed to serde_json, which rejects malformed

@@ -1,5 +1,5 @@
 //! JSON-RPC 1.0 messages as ovsdb-server reads and writes them (RFC 7047 §4 and
-//! `lib/jsonrpc.c`; protocol reference §1.3 and §1.7).
+//! `lib/jsonrpc.c`; docs/ovsdb-protocol.md §1.3 and §1.7).
 //!
 //! Incoming messages are classified by their *non-null* members and then checked strictly;
 //! any violation is a protocol error that drops the connection without a reply. Outgoing

@@ -1,5 +1,5 @@
 //! Passive remotes, named as ovsdb-server's `--remote` option names them (`lib/stream.c`,
-//! protocol reference §1.1): `ptcp:PORT[:IP]` and `punix:PATH`. `ptcp:` binds IPv4 only
+//! docs/ovsdb-protocol.md §1.1): `ptcp:PORT[:IP]` and `punix:PATH`. `ptcp:` binds IPv4 only
 //! unless the IP says otherwise; an IPv6 address is written in brackets (`ptcp:6641:[::1]`).
 //! `ptcp:` with no port listens on the OVSDB port 6640, as ovsdb-server does.
 

@@ -1,4 +1,4 @@
-//! The JSON-RPC methods (RFC 7047 §4.1 and the ovsdb-server extensions, protocol reference
+//! The JSON-RPC methods (RFC 7047 §4.1 and the ovsdb-server extensions, docs/ovsdb-protocol.md
 //! §2): argument checks with ovsdb-server's exact error replies, and dispatch to the backend,
 //! the `_Server` database or the session's monitors.
 

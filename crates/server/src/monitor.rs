@@ -1,6 +1,6 @@
 //! Monitors as a session holds them: `monitor` (RFC 7047 §4.1.5, `update`), `monitor_cond`
 //! (`update2`), `monitor_cond_since` (`update3`), and their ids, which are any JSON value
-//! and unique per session (protocol reference §1.4, §2.5–§2.9).
+//! and unique per session (docs/ovsdb-protocol.md §1.4, §2.5–§2.9).
 //!
 //! Turning a monitor request and a change set into `<table-updates>` is the engine's job
 //! (`ovsdb::monitor`). Updates are produced by the apply hook while the applied state is

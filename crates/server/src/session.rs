@@ -1,6 +1,6 @@
 //! One client connection (ovsdb-server's `ovsdb/jsonrpc-server.c` session plus the
 //! `lib/jsonrpc.c` session beneath it): reading and classifying messages, answering them,
-//! the inactivity probe (protocol reference §1.6), back-pressure and the backlog limit
+//! the inactivity probe (docs/ovsdb-protocol.md §1.6), back-pressure and the backlog limit
 //! (§1.5), pending transactions and `cancel` (§2.4).
 //!
 //! One task per connection reads and dispatches; a second one writes the outbox. Requests

@@ -1,4 +1,4 @@
-//! `bulk-large`: the load of issue 14. C clients insert R `Logical_Switch` rows, B per
+//! `bulk-large`: a load of large rows that once wedged a cluster. C clients insert R `Logical_Switch` rows, B per
 //! transaction, each with an `external_ids` value of L characters (20,000 rows of 16,000
 //! characters in transactions of 100 by default: about 1.6 MB per transaction, 320 MB in all).
 //! Reports rows/s and the longest time between two acknowledgements of any client, which is

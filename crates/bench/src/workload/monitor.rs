@@ -1,5 +1,5 @@
 //! `monitor`: monitor fan-out. M clients spread over the endpoints each hold a `monitor_cond`
-//! on Logical_Switch_Port (protocol reference section 2.6); one writer inserts ports at a fixed
+//! on Logical_Switch_Port (docs/ovsdb-protocol.md section 2.6); one writer inserts ports at a fixed
 //! rate. For every write and every monitor: the time from the writer reading its reply to the
 //! monitor reading the `update2` that inserts the row (and, separately, from the write being
 //! sent).

@@ -1,4 +1,4 @@
-//! Helpers for the multi-process cluster tests (issue 4): real `halyard` members on loopback,
+//! Helpers for the multi-process cluster tests: real `halyard` members on loopback,
 //! real OVS/OVN tools, a raw OVSDB JSON-RPC client, and the reference ovsdb-server cluster.
 //!
 //! Every process a test starts is owned by a guard that SIGKILLs it on drop, so a failing
