@@ -49,6 +49,12 @@ pub enum DbColumnError {
     NoDatabase { name: String, db: String },
     #[error("\"{name}\": no table named {table}")]
     NoTable { name: String, table: String },
+    #[error("\"{name}\": table \"{table}\" has no string column \"{column}\"")]
+    NotString {
+        name: String,
+        table: String,
+        column: String,
+    },
     #[error("\"{name}\": table \"{table}\" has no column \"{column}\"")]
     NoColumn {
         name: String,
@@ -112,6 +118,61 @@ pub(crate) fn query(
         out = query_db(view.db, spec);
     });
     out
+}
+
+/// The value of an option given as `db:DB,TABLE,COLUMN` (`--private-key=db:...` and the other
+/// TLS options): the first non-empty string in the column over the table's rows, as
+/// ovsdb-server's `query_db_string` (rows in UUID order here, hash order there: an SSL table
+/// has one row). `Ok(None)` when there is none (e.g. `set-ssl` not run yet).
+pub fn query_string(
+    backend: &dyn crate::Backend,
+    spec: &DbColumn,
+) -> Result<Option<String>, DbColumnError> {
+    let mut out = Err(DbColumnError::NoDatabase {
+        name: spec.name(),
+        db: spec.db.clone(),
+    });
+    backend.with_db(&spec.db, &mut |view| {
+        out = query_db_string(view.db, spec);
+    });
+    out
+}
+
+fn query_db_string(
+    db: &ovsdb::Database,
+    spec: &DbColumn,
+) -> Result<Option<String>, DbColumnError> {
+    let schema = db.schema();
+    let table = schema
+        .tables
+        .iter()
+        .find(|t| t.name == spec.table)
+        .ok_or_else(|| DbColumnError::NoTable {
+            name: spec.name(),
+            table: spec.table.clone(),
+        })?;
+    let column = table
+        .column(&spec.column)
+        .ok_or_else(|| DbColumnError::NoColumn {
+            name: spec.name(),
+            table: spec.table.clone(),
+            column: spec.column.clone(),
+        })?;
+    if column.type_.key.atomic != ovsdb::AtomicType::String || column.type_.value.is_some() {
+        return Err(DbColumnError::NotString {
+            name: spec.name(),
+            table: spec.table.clone(),
+            column: spec.column.clone(),
+        });
+    }
+    for (_, row) in db.rows(&spec.table) {
+        for atom in row.get(column.index).set_to_vec() {
+            if let Some(v) = atom.as_str().filter(|v| !v.is_empty()) {
+                return Ok(Some(v.to_string()));
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn query_db(
