@@ -448,7 +448,7 @@ impl Gen {
             .filter(|(name, v)| {
                 cols.iter()
                     .find(|c| c.name == name.as_str())
-                    .map_or(true, |c| !self.plausible(c, v))
+                    .is_none_or(|c| !self.plausible(c, v))
             })
             .count();
         if bad > 1 {
@@ -553,9 +553,8 @@ impl Gen {
     }
 
     fn table(&mut self) -> &'static str {
-        *self
-            .rng
-            .pick(&["A", "A", "A", "E", "E", "B", "B", "C", "W", "I", "I"])
+        const WEIGHTED: [&str; 11] = ["A", "A", "A", "E", "E", "B", "B", "C", "W", "I", "I"];
+        WEIGHTED[self.rng.below(WEIGHTED.len())]
     }
 
     fn insert(&mut self) -> Value {
