@@ -133,6 +133,10 @@ pub enum Command {
         /// Election timeout in milliseconds (ovsdb-server's --election-timer).
         #[arg(long, default_value_t = halyard_raft::config::DEFAULT_ELECTION_TIMEOUT_MS)]
         election_timer: u64,
+        /// How long a write waits for a leader to commit it before it is answered with the
+        /// retryable "timed out" error (milliseconds).
+        #[arg(long, default_value_t = halyard_raft::config::DEFAULT_WRITE_WAIT.as_millis() as u64)]
+        write_wait_ms: u64,
         /// Build a snapshot (and compact the log) every N applied entries.
         #[arg(long, default_value_t = halyard_raft::config::DEFAULT_SNAPSHOT_EVERY)]
         snapshot_every: u64,
@@ -217,6 +221,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             data_dir,
             remotes,
             election_timer,
+            write_wait_ms,
             snapshot_every,
             repair_log_tail,
             unsafe_ack_before_commit,
@@ -228,6 +233,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             let config = MemberConfig {
                 election_timeout_ms: election_timer,
+                write_wait: std::time::Duration::from_millis(write_wait_ms),
                 heartbeat_ms: halyard_raft::config::heartbeat_for(election_timer),
                 snapshot_every,
                 repair_log_tail,

@@ -368,6 +368,27 @@ fn mutators() {
     let cases: Vec<(Value, Value, &str, Value)> = vec![
         (json!({"i":5}), json!([["i", "+=", 2]]), "i", json!(7)),
         (json!({"i":5}), json!([["i", "-=", 7]]), "i", json!(-2)),
+        // Products that fit: 3.1's overflow test is off by one for two positives
+        // (x == INT64_MAX / y) and tests the wrong operand for two negatives, so it refuses
+        // these with a range error (docs/protocol-notes.md).
+        (
+            json!({"i":1}),
+            json!([["i", "*=", i64::MAX]]),
+            "i",
+            json!(i64::MAX),
+        ),
+        (
+            json!({"i":i64::MAX / 2}),
+            json!([["i", "*=", 2]]),
+            "i",
+            json!(i64::MAX - 1),
+        ),
+        (
+            json!({"i":-2}),
+            json!([["i", "*=", -(1i64 << 40)]]),
+            "i",
+            json!(1i64 << 41),
+        ),
         (json!({"i":5}), json!([["i", "*=", 3]]), "i", json!(15)),
         (json!({"i":7}), json!([["i", "/=", 2]]), "i", json!(3)),
         (json!({"i":-7}), json!([["i", "%=", 3]]), "i", json!(-1)),
@@ -456,10 +477,14 @@ fn mutation_errors() {
         (json!({"i":i64::MIN}), json!([["i","-=",1]]), "range error", "Result of \"-=\" operation is out of range."),
         // 3.1 misses this one; we do not.
         (json!({"i":i64::MIN}), json!([["i","*=",-1]]), "range error", "Result of \"*=\" operation is out of range."),
+        // 3.1 wraps this one to INT64_MIN (it checks y < INT64_MAX / y, not x).
+        (json!({"i":-(1i64 << 62)}), json!([["i","*=",-2]]), "range error", "Result of \"*=\" operation is out of range."),
         (json!({"i":i64::MIN}), json!([["i","/=",-1]]), "range error", "Result of \"/=\" operation is out of range."),
         (json!({"i":i64::MIN}), json!([["i","%=",-1]]), "range error", "Result of \"%=\" operation is out of range."),
         (json!({"r":1e308}), json!([["r","*=",10]]), "range error", "Result of \"*=\" operation is out of range."),
         (json!({"si":["set",[1,2]]}), json!([["si","*=",0]]), "constraint violation", "Result of \"*=\" operation contains duplicates."),
+        // ovsdb-server 3.1 dies on this one (protocol notes).
+        (json!({"si":["set",[-3,3]]}), json!([["si","*=",0]]), "constraint violation", "Result of \"*=\" operation contains duplicates."),
         (json!({"ri":["set",[5]]}), json!([["ri","+=",100]]), "constraint violation", "105 is not in the valid range 0 to 10 (inclusive)"),
         (json!({"s13":["set",["a","b","c"]]}), json!([["s13","insert","d"]]), "constraint violation", "Attempted to store 4 elements in set of 1 to 3 strings."),
         (json!({"s13":"a"}), json!([["s13","delete","a"]]), "constraint violation", "Attempted to store 0 elements in set of 1 to 3 strings."),

@@ -737,8 +737,10 @@ impl ReplicatedState {
         let Some(state) = self.dbs.get(db) else {
             return Outcome::UnknownDb;
         };
+        // Nothing here is replicated, so the UUIDs need not be derived from a command id; a
+        // fixed seed would answer every insert of an aborted transaction with the same UUID.
         let mut env = ApplyEnv::new(
-            Uuid::nil(),
+            Uuid::new_v4(),
             session,
             &self.locks,
             wait_elapsed_ms.unwrap_or(0),
@@ -841,6 +843,26 @@ mod tests {
             s.apply(c, None);
         }
         s
+    }
+
+    #[test]
+    fn aborted_inserts_get_fresh_uuids_each_time() {
+        let s = replay(&log());
+        let ops: Vec<serde_json::Value> = serde_json::from_str(
+            r#"[{"op":"insert","table":"A","row":{"name":"x"}},{"op":"abort"}]"#,
+        )
+        .unwrap();
+        let uuid_of = |s: &ReplicatedState| match s.execute_read_only("T", &ops, Uuid::nil(), None)
+        {
+            Outcome::Transact { result } => {
+                let v: serde_json::Value = serde_json::from_str(&result).unwrap();
+                assert_eq!(v[1]["error"], "aborted", "{v}");
+                v[0]["uuid"][1].as_str().unwrap().to_string()
+            }
+            other => panic!("unexpected outcome {other:?}"),
+        };
+        // ovsdb-server answers each insert with a new random UUID, aborted or not.
+        assert_ne!(uuid_of(&s), uuid_of(&s));
     }
 
     #[test]

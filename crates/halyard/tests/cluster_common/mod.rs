@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 // The basic helpers are shared with the single-member tests rather than written again.
 #[path = "../common/mod.rs"]
-mod common;
+pub mod common;
 pub use common::{free_port, halyard_bin, repo_root};
 
 pub const NB_SCHEMA: &str = "/usr/share/ovn/ovn-nb.ovsschema";
