@@ -110,13 +110,14 @@ impl ApplyObserver for Observer {
 fn backend_error(e: MemberError) -> BackendError {
     match e {
         MemberError::UnknownDb(db) => BackendError::UnknownDatabase(db),
-        // Retryable: nothing was applied and another try (here or on another member) may
-        // commit. Flattened to `internal error` these made ovsdbapp give up.
+        // Retryable: nothing was committed when this is answered, and another try (here or on
+        // another member) may commit. Flattened to `internal error` these made ovsdbapp give
+        // up. (A write that reached a leader which then lost its quorum can still be committed
+        // by the next leader: see docs/protocol-notes.md.)
         e @ (MemberError::NoLeader(_)
+        | MemberError::NoReadIndex(_)
         | MemberError::ApplyTimeout(_)
-        | MemberError::ShuttingDown) => {
-            BackendError::Retry(format!("{e}; the transaction was not applied, retry it"))
-        }
+        | MemberError::ShuttingDown) => BackendError::Retry(format!("{e}; retry it")),
         other => BackendError::Internal(other.to_string()),
     }
 }
@@ -295,6 +296,7 @@ mod tests {
     fn retryable_member_errors_keep_their_kind() {
         for e in [
             MemberError::NoLeader(Duration::from_secs(10)),
+            MemberError::NoReadIndex("no leader known".into()),
             MemberError::ApplyTimeout(Duration::from_secs(10)),
             MemberError::ShuttingDown,
         ] {

@@ -58,6 +58,9 @@ pub enum MemberError {
     Raft(String),
     #[error("no leader could commit the write within {0:?}")]
     NoLeader(Duration),
+    /// No leader confirmed a read index within the write wait (elections, no quorum).
+    #[error("no leader could confirm a read index ({0})")]
+    NoReadIndex(String),
     /// Committed but not applied here in time: only a split command whose pieces were cut by a
     /// leader change (nothing of it was applied; the client may retry).
     #[error("the write was committed but not applied within {0:?}")]
@@ -425,14 +428,31 @@ impl Member {
         loop {
             // A follower that knows the leader forwards at once; the proposer (and openraft) are
             // asked only when this member may be the leader, and they correct a stale view.
+            // Bounded by the write wait: a leader cut off from its quorum holds the proposal
+            // until it steps down (check-quorum), a forwarded call until the leader answers.
+            let remaining = deadline.saturating_duration_since(Instant::now());
             let leader = match self.known_leader() {
                 Some(addr) => Err(ProposeError::NotLeader(Some(addr))),
-                None => self.proposer.propose(cmd.clone()).await,
+                None => tokio::time::timeout(remaining, self.proposer.propose(cmd.clone()))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ProposeError::Raft("no commit within the write wait".into()))
+                    }),
             };
             match leader {
                 Ok(()) => break,
                 Err(ProposeError::NotLeader(Some(leader))) if !leader.is_empty() => {
-                    match self.forwarder.forward(&leader, cmd.clone()).await {
+                    let forwarded = tokio::time::timeout(
+                        remaining,
+                        self.forwarder.forward(&leader, cmd.clone()),
+                    )
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ForwardError::Failed(
+                            "no answer within the write wait".into(),
+                        ))
+                    });
+                    match forwarded {
                         Ok(()) => break,
                         Err(ForwardError::NotLeader(next)) => tracing::debug!(
                             %leader, next = next.as_deref().unwrap_or(""),

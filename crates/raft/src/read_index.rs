@@ -35,7 +35,7 @@ impl ReadIndexer {
     pub(crate) async fn get(&self) -> Result<u64, MemberError> {
         (self.queue.submit((), 0).await)
             .ok_or(MemberError::ShuttingDown)?
-            .map_err(|e| MemberError::Raft(format!("read barrier: {e}")))
+            .map_err(MemberError::NoReadIndex)
     }
 
     /// Reads waiting for the next read index.

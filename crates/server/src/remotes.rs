@@ -138,10 +138,7 @@ pub fn query_string(
     out
 }
 
-fn query_db_string(
-    db: &ovsdb::Database,
-    spec: &DbColumn,
-) -> Result<Option<String>, DbColumnError> {
+fn query_db_string(db: &ovsdb::Database, spec: &DbColumn) -> Result<Option<String>, DbColumnError> {
     let schema = db.schema();
     let table = schema
         .tables
