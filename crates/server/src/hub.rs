@@ -31,6 +31,9 @@ pub struct Hub {
     /// Listeners opened from the database: remote name and tag (for status).
     db_listeners: Mutex<Vec<(String, u64)>>,
     next_tag: std::sync::atomic::AtomicU64,
+    /// The configured remotes: the command line's, then `ovsdb-server/add-remote` and
+    /// `remove-remote` (`--remote` names, `db:` ones included).
+    remotes: Mutex<Vec<String>>,
 }
 
 /// How long a lock reply waits for other sessions' notifications at most; they normally take
@@ -69,6 +72,28 @@ impl Hub {
         lock(&self.remote_tables)
             .iter()
             .any(|(d, t)| d == db && changes.table(t).is_some_and(|c| !c.is_empty()))
+    }
+
+    pub(crate) fn remotes(&self) -> Vec<String> {
+        lock(&self.remotes).clone()
+    }
+
+    /// Replaces the configured remotes and wakes the task that serves them.
+    pub(crate) fn set_remotes(&self, remotes: Vec<String>) {
+        *lock(&self.remotes) = remotes;
+        self.remotes_changed.notify_one();
+    }
+
+    /// Closes every session (`ovsdb-server/reconnect`); clients reconnect. Returns how many.
+    pub(crate) fn close_all(&self) -> usize {
+        let sessions: Vec<Arc<SessionShared>> = lock(&self.sessions)
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for s in &sessions {
+            s.out.close(crate::outbox::CloseKind::Flush);
+        }
+        sessions.len()
     }
 
     /// A fresh tag for a listener's sessions (never 0, which static listeners use).

@@ -270,9 +270,32 @@ struct Active {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Follows `specs` for the life of the server (see the module header).
-pub(crate) async fn run(ctx: Arc<Ctx>, specs: Vec<DbColumn>, connections: Arc<Semaphore>) {
+/// A listener named on the command line or by `ovsdb-server/add-remote`: default options.
+fn plain(target: &str) -> DbListener {
+    DbListener {
+        target: target.to_string(),
+        row: None,
+        probe_ms: None,
+        read_only: false,
+        role: None,
+    }
+}
+
+/// Serves the configured remotes (`Hub::remotes`: the command line's, changed by
+/// `ovsdb-server/add-remote` and `remove-remote`) and the listeners their `db:` entries name,
+/// for the life of the server (see the module header). `prebound`: the command line's
+/// listeners, bound before (so that a bad one fails the start).
+pub(crate) async fn run(
+    ctx: Arc<Ctx>,
+    prebound: Vec<(String, crate::listener::Listener)>,
+    connections: Arc<Semaphore>,
+) {
     let mut active: BTreeMap<String, Active> = BTreeMap::new();
+    for (name, listener) in prebound {
+        let want = plain(&name);
+        let a = serve_listener(&ctx, &want, listener, connections.clone());
+        active.insert(name, a);
+    }
     let mut failing: BTreeMap<String, String> = BTreeMap::new();
     let mut reported: BTreeMap<String, String> = BTreeMap::new();
     let mut written: BTreeMap<(String, uuid::Uuid), Value> = BTreeMap::new();
@@ -282,6 +305,19 @@ pub(crate) async fn run(ctx: Arc<Ctx>, specs: Vec<DbColumn>, connections: Arc<Se
         let changed = ctx.hub.remotes_changed.notified();
         let mut want: Vec<DbListener> = Vec::new();
         let mut watched: Vec<(String, String)> = Vec::new();
+        let configured = ctx.hub.remotes();
+        let mut specs = Vec::new();
+        for r in &configured {
+            match DbColumn::parse(r) {
+                Some(Ok(spec)) => specs.push(spec),
+                Some(Err(_)) => {} // refused when configured
+                None => {
+                    if !want.iter().any(|w| &w.target == r) {
+                        want.push(plain(r));
+                    }
+                }
+            }
+        }
         for spec in &specs {
             match query(ctx.backend.as_ref(), spec) {
                 Ok((listeners, tables)) => {
@@ -316,7 +352,9 @@ pub(crate) async fn run(ctx: Arc<Ctx>, specs: Vec<DbColumn>, connections: Arc<Se
             if let Some(a) = active.remove(&target) {
                 a.task.abort();
                 let closed = ctx.hub.close_listener(a.tag);
-                tracing::info!("{target}: listener from the database removed or changed; closed it and {closed} session(s)");
+                tracing::info!(
+                    "{target}: listener removed or changed; closed it and {closed} session(s)"
+                );
             }
         }
         failing.retain(|t, _| want.iter().any(|w| &w.target == t));
@@ -331,7 +369,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, specs: Vec<DbColumn>, connections: Arc<Se
                 }
                 Err(e) => {
                     if failing.get(&w.target) != Some(&e) {
-                        tracing::warn!("{e} (from the database; retrying every {RETRY_BIND:?})");
+                        tracing::warn!("{e} (retrying every {RETRY_BIND:?})");
                         failing.insert(w.target.clone(), e);
                     }
                 }
@@ -463,6 +501,16 @@ async fn bind(
         .bind()
         .await
         .map_err(|e| format!("{}: cannot listen: {e}", w.target))?;
+    Ok(serve_listener(ctx, w, listener, connections))
+}
+
+/// Starts accepting on `listener` with the options `w` gives its sessions.
+fn serve_listener(
+    ctx: &Arc<Ctx>,
+    w: &DbListener,
+    listener: crate::listener::Listener,
+    connections: Arc<Semaphore>,
+) -> Active {
     let tag = ctx.hub.next_listener_tag();
     let bound_port = listener.local_addr().map(|a| a.port());
     let options = SessionOptions {
@@ -477,12 +525,12 @@ async fn bind(
         identity: None,
     };
     tracing::info!(
-        "{}: listening (from the database{}{})",
+        "{}: listening{}{}",
         listener.local_name(),
-        if w.read_only { ", read-only" } else { "" },
+        if w.read_only { " (read-only)" } else { "" },
         w.role
             .as_ref()
-            .map(|r| format!(", role {r}"))
+            .map(|r| format!(" (role {r})"))
             .unwrap_or_default()
     );
     let task = tokio::spawn(crate::server::accept_loop(
@@ -492,12 +540,12 @@ async fn bind(
         options,
         tag,
     ));
-    Ok(Active {
+    Active {
         want: w.clone(),
         tag,
         bound_port,
         task,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -92,6 +92,15 @@ impl Server {
     /// command line's listeners. `db:` remotes are only checked for syntax here: their rows may
     /// not be there yet (see `remotes`).
     pub async fn bind(&self, remotes: &[String]) -> Result<Vec<Listener>, ServerError> {
+        Ok(self
+            .bind_named(remotes)
+            .await?
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect())
+    }
+
+    async fn bind_named(&self, remotes: &[String]) -> Result<Vec<(String, Listener)>, ServerError> {
         if remotes.is_empty() {
             return Err(ServerError::NoRemotes);
         }
@@ -101,42 +110,76 @@ impl Server {
                 Some(spec) => {
                     spec?;
                 }
-                None => parsed.push(r.parse::<Remote>()?),
+                None => parsed.push((r.clone(), r.parse::<Remote>()?)),
             }
         }
         let mut listeners = Vec::with_capacity(parsed.len());
-        for r in parsed {
+        for (name, r) in parsed {
             let l = r.bind().await.map_err(|source| ServerError::Bind {
                 remote: r.to_string(),
                 source,
             })?;
-            tracing::info!("{}: listening", l.local_name());
-            listeners.push(l);
+            listeners.push((name, l));
         }
         Ok(listeners)
     }
 
-    /// Binds `remotes` (`ptcp:PORT[:IP]`, `punix:PATH`, `db:DB,TABLE,COLUMN`) and serves until
-    /// the task is dropped.
+    /// Binds `remotes` (`ptcp:PORT[:IP]`, `punix:PATH`, `db:DB,TABLE,COLUMN`) and serves them,
+    /// following `db:` rows and `add-remote`/`remove-remote`, until the task is dropped.
     pub async fn run(&self, remotes: Vec<String>) -> Result<(), ServerError> {
-        let listeners = self.bind(&remotes).await?;
-        let specs: Vec<DbColumn> = remotes
-            .iter()
-            .filter_map(|r| DbColumn::parse(r).and_then(Result::ok))
-            .collect();
-        let from_db = (!specs.is_empty()).then(|| {
-            tokio::spawn(crate::remotes::run(
-                self.ctx.clone(),
-                specs,
-                self.connections.clone(),
-            ))
-        });
-        self.serve(listeners).await;
-        if let Some(task) = from_db {
-            // Only `db:` remotes: serve until the task is dropped.
-            let _ = task.await;
+        let listeners = self.bind_named(&remotes).await?;
+        self.ctx.hub.set_remotes(remotes);
+        crate::remotes::run(self.ctx.clone(), listeners, self.connections.clone()).await;
+        Ok(())
+    }
+
+    /// The configured remotes (`ovsdb-server/list-remotes`), sorted.
+    pub fn remotes(&self) -> Vec<String> {
+        let mut r = self.ctx.hub.remotes();
+        r.sort();
+        r
+    }
+
+    /// `ovsdb-server/add-remote`: listens on one more remote (a `db:` one too) while running.
+    /// A remote that cannot be bound is retried, as from the database.
+    pub fn add_remote(&self, remote: &str) -> Result<(), String> {
+        if remote.starts_with("pfd:") {
+            return Err("pfd: remotes can only be specified on the command line".into());
+        }
+        match DbColumn::parse(remote) {
+            Some(spec) => {
+                let spec = spec.map_err(|e| e.to_string())?;
+                crate::remotes::query(self.ctx.backend.as_ref(), &spec)
+                    .map_err(|e| e.to_string())?;
+            }
+            None => {
+                remote.parse::<Remote>().map_err(|e| e.to_string())?;
+            }
+        }
+        let mut all = self.ctx.hub.remotes();
+        if !all.iter().any(|r| r == remote) {
+            all.push(remote.to_string());
+            self.ctx.hub.set_remotes(all);
         }
         Ok(())
+    }
+
+    /// `ovsdb-server/remove-remote`: stops listening on a configured remote and closes its
+    /// sessions.
+    pub fn remove_remote(&self, remote: &str) -> Result<(), String> {
+        let mut all = self.ctx.hub.remotes();
+        let before = all.len();
+        all.retain(|r| r != remote);
+        if all.len() == before {
+            return Err("no such remote".into());
+        }
+        self.ctx.hub.set_remotes(all);
+        Ok(())
+    }
+
+    /// `ovsdb-server/reconnect`: closes every client session (clients reconnect).
+    pub fn reconnect(&self) -> usize {
+        self.ctx.hub.close_all()
     }
 
     /// Serves already bound listeners until the task is dropped.
