@@ -53,7 +53,8 @@ pub enum Command {
         /// new cluster starts with; repeat for several databases. See `halyard backup`.
         #[arg(long, value_name = "FILE")]
         from: Vec<PathBuf>,
-        /// HOST:PORT other members use to reach this one for Raft (not a client port).
+        /// HOST:PORT other members use to reach this one for Raft (not a client port);
+        /// `ssl:HOST:PORT` for TLS between members (then every member must use ssl:).
         #[arg(long)]
         raft_addr: String,
     },
@@ -69,10 +70,11 @@ pub enum Command {
     JoinCluster {
         #[arg(long)]
         data_dir: PathBuf,
-        /// HOST:PORT other members use to reach this one for Raft.
+        /// HOST:PORT other members use to reach this one for Raft (`ssl:HOST:PORT` for TLS).
         #[arg(long)]
         raft_addr: String,
-        /// Raft HOST:PORT of an existing member (any; repeat to give several).
+        /// Raft address of an existing member (any; repeat to give several), ssl: if the
+        /// cluster's are.
         #[arg(long = "peer", required = true)]
         peers: Vec<String>,
     },
@@ -127,7 +129,8 @@ pub enum Command {
     Serve {
         #[arg(long)]
         data_dir: PathBuf,
-        /// Where clients connect: `ptcp:PORT[:IP]` or `punix:PATH`; repeat for several.
+        /// Where clients connect: `ptcp:PORT[:IP]`, `pssl:PORT[:IP]` or `punix:PATH`; repeat
+        /// for several.
         #[arg(long = "remote", required = true)]
         remotes: Vec<String>,
         /// Election timeout in milliseconds (ovsdb-server's --election-timer).
@@ -144,8 +147,84 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
         #[command(flatten)]
+        tls: TlsArgs,
+        #[command(flatten)]
         ops: crate::ops::OpsArgs,
     },
+}
+
+/// ovsdb-server's SSL options: for `pssl:` remotes and `ssl:` Raft addresses.
+#[derive(clap::Args)]
+pub struct TlsArgs {
+    /// PEM private key (as `ovs-pki` writes NAME-privkey.pem) for pssl: remotes and ssl: Raft.
+    #[arg(long, short = 'p', value_name = "FILE")]
+    private_key: Option<PathBuf>,
+    /// PEM certificate for the private key (NAME-cert.pem), signed by the CA peers trust.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    certificate: Option<PathBuf>,
+    /// PEM CA certificate clients and members must be signed by (e.g. switchca/cacert.pem).
+    #[arg(long = "ca-cert", short = 'C', value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+    /// TLS versions to allow, e.g. `TLSv1.2,TLSv1.3` (TLSv1 and TLSv1.1 are not supported).
+    #[arg(long, value_name = "PROTOCOLS")]
+    ssl_protocols: Option<String>,
+    /// OpenSSL cipher string selecting TLS 1.2 suites, e.g. `HIGH:!aNULL:!MD5`.
+    #[arg(long, value_name = "CIPHERS")]
+    ssl_ciphers: Option<String>,
+    /// Not supported: give the CA certificate with --ca-cert.
+    #[arg(long, value_name = "FILE")]
+    bootstrap_ca_cert: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The settings, if any TLS option was given; all three files are needed together.
+    fn settings(&self) -> Result<Option<halyard_server::TlsSettings>> {
+        if let Some(p) = &self.bootstrap_ca_cert {
+            bail!(
+                "--bootstrap-ca-cert {}: not supported by Halyard; copy the CA certificate to \
+                 the member and give it with --ca-cert",
+                p.display()
+            );
+        }
+        let given = [
+            self.private_key.is_some(),
+            self.certificate.is_some(),
+            self.ca_cert.is_some(),
+        ];
+        if given.iter().all(|g| !g) {
+            if self.ssl_protocols.is_some() || self.ssl_ciphers.is_some() {
+                bail!("--ssl-protocols and --ssl-ciphers need --private-key, --certificate and --ca-cert");
+            }
+            return Ok(None);
+        }
+        let (Some(private_key), Some(certificate), Some(ca_cert)) = (
+            self.private_key.clone(),
+            self.certificate.clone(),
+            self.ca_cert.clone(),
+        ) else {
+            bail!("TLS needs all of --private-key, --certificate and --ca-cert");
+        };
+        Ok(Some(halyard_server::TlsSettings {
+            private_key,
+            certificate,
+            ca_cert,
+            protocols: self.ssl_protocols.clone(),
+            ciphers: self.ssl_ciphers.clone(),
+        }))
+    }
+}
+
+/// The front end's TLS loader as the member-to-member transport asks for it.
+struct PeerTlsFromLoader(Arc<halyard_server::TlsLoader>);
+
+impl halyard_raft::PeerTls for PeerTlsFromLoader {
+    fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        self.0.server_config()
+    }
+
+    fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        self.0.client_config()
+    }
 }
 
 /// Front-end limits (defaults documented in halyard-server's config module).
@@ -193,6 +272,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             for p in &peers {
                 check_raft_addr(p).context("--peer")?;
             }
+            halyard_raft::check_same_transport(&raft_addr, peers.iter().map(String::as_str))
+                .map_err(|e| anyhow::anyhow!("--raft-addr and --peer: {e}"))?;
             let id = Member::join_cluster(&data_dir, &raft_addr, &peers)?;
             println!(
                 "prepared {} to join through {}: member {} at {}; it joins when `halyard serve --data-dir {}` starts",
@@ -216,8 +297,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             snapshot_every,
             repair_log_tail,
             server,
+            tls,
             ops,
         } => {
+            let tls = tls.settings()?;
             let config = MemberConfig {
                 election_timeout_ms: election_timer,
                 heartbeat_ms: halyard_raft::config::heartbeat_for(election_timer),
@@ -226,7 +309,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 ..MemberConfig::default()
             };
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(serve(&data_dir, remotes, config, server, ops))
+            rt.block_on(serve(&data_dir, remotes, config, server, tls, ops))
         }
     }
 }
@@ -250,9 +333,13 @@ fn read_schema(path: &Path) -> Result<Value> {
 }
 
 fn check_raft_addr(addr: &str) -> Result<()> {
-    match addr.rsplit_once(':') {
+    let (_, host_port) = halyard_raft::split_addr(addr);
+    match host_port.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
-        _ => bail!("--raft-addr must be HOST:PORT (for example 10.0.0.1:6643), not {addr:?}"),
+        _ => bail!(
+            "--raft-addr must be HOST:PORT, tcp:HOST:PORT or ssl:HOST:PORT (for example \
+             ssl:10.0.0.1:6643), not {addr:?}"
+        ),
     }
 }
 
@@ -287,8 +374,17 @@ async fn serve(
     remotes: Vec<String>,
     config: MemberConfig,
     args: ServerArgs,
+    tls: Option<halyard_server::TlsSettings>,
     ops_args: crate::ops::OpsArgs,
 ) -> Result<ExitCode> {
+    let tls = match tls {
+        Some(settings) => {
+            let loader = halyard_server::TlsLoader::new(settings).context("TLS settings")?;
+            halyard_raft::set_peer_tls(Arc::new(PeerTlsFromLoader(loader.clone())));
+            Some(loader)
+        }
+        None => None,
+    };
     let member = Member::start(data_dir, config).await.map_err(|e| {
         // The storage error says a repair option exists; name the flag that sets it.
         let hint = match &e {
@@ -314,6 +410,7 @@ async fn serve(
         backlog_limit: args.backlog_limit_bytes,
         max_connections: args.max_connections,
         input_limit: args.max_input_bytes,
+        tls,
         ..Default::default()
     }
     .with_probe_interval_ms(args.inactivity_probe);

@@ -25,6 +25,7 @@ mod outbox;
 mod server;
 pub mod server_db;
 mod session;
+pub mod tls;
 
 pub use backend::{
     ApplyHook, Backend, BackendError, DbView, LockEvent, ServerDbStatus, SessionKey, TxnHistory,
@@ -32,3 +33,4 @@ pub use backend::{
 pub use config::ServerConfig;
 pub use hub::FrontEndStats;
 pub use server::{Server, ServerError};
+pub use tls::{TlsError, TlsLoader, TlsSettings};

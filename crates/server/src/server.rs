@@ -22,6 +22,8 @@ pub enum ServerError {
         remote: String,
         source: std::io::Error,
     },
+    #[error("{0}: pssl: remotes need --private-key, --certificate and --ca-cert")]
+    TlsMissing(String),
     #[error("no remotes to listen on")]
     NoRemotes,
     #[error(transparent)]
@@ -94,6 +96,11 @@ impl Server {
             .iter()
             .map(|r| r.parse::<Remote>())
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(r) = parsed.iter().find(|r| matches!(r, Remote::Ssl(_))) {
+            if self.ctx.config.tls.is_none() {
+                return Err(ServerError::TlsMissing(r.to_string()));
+            }
+        }
         let mut listeners = Vec::with_capacity(parsed.len());
         for r in parsed {
             let l = r.bind().await.map_err(|source| ServerError::Bind {
@@ -136,7 +143,7 @@ impl Server {
         } else {
             None
         };
-        session::serve(self.ctx.clone(), stream, peer, probe).await
+        session::serve(self.ctx.clone(), stream, peer, None, probe).await
     }
 
     fn refresh_server_db(&self) {
@@ -178,12 +185,62 @@ async fn accept_loop(ctx: Arc<Ctx>, listener: Listener, connections: Arc<Semapho
             match conn {
                 Connection::Tcp(s) => {
                     let probe = ctx.config.probe_interval;
-                    session::serve(ctx, s, peer, probe).await
+                    session::serve(ctx, s, peer, None, probe).await
+                }
+                Connection::Ssl(s) => {
+                    if let Some((s, identity)) = handshake(&ctx, s, &peer).await {
+                        let probe = ctx.config.probe_interval;
+                        session::serve(ctx, s, peer, identity, probe).await
+                    }
                 }
                 // ovsdb-server never probes unix-socket clients.
-                Connection::Unix(s) => session::serve(ctx, s, peer, None).await,
+                Connection::Unix(s) => session::serve(ctx, s, peer, None, None).await,
             }
             drop(permit);
         });
     }
+}
+
+/// The server side of a TLS handshake on an accepted connection, bounded by
+/// [`HANDSHAKE_TIMEOUT`](crate::tls::HANDSHAKE_TIMEOUT). Returns the stream and the subject CN
+/// of the client's certificate, or `None` (logged) if the client did not complete it.
+async fn handshake(
+    ctx: &Ctx,
+    stream: tokio::net::TcpStream,
+    peer: &str,
+) -> Option<(
+    tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    Option<String>,
+)> {
+    let tls = ctx.config.tls.as_ref()?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
+    let limit = crate::tls::HANDSHAKE_TIMEOUT;
+    let s = match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(
+                "{peer}: TLS handshake failed: {}",
+                crate::tls::describe_handshake_error(&e)
+            );
+            return None;
+        }
+        Err(_) => {
+            tracing::warn!(
+                "{peer}: TLS handshake not completed within {} s, disconnecting",
+                limit.as_secs()
+            );
+            return None;
+        }
+    };
+    let identity = s
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| crate::tls::common_name(c));
+    tracing::info!(
+        "{peer}: TLS session established, client certificate CN {:?}",
+        identity.as_deref().unwrap_or("")
+    );
+    Some((s, identity))
 }

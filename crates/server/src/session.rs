@@ -70,6 +70,10 @@ pub(crate) struct SessionState {
 /// The part of a session that the apply hook reaches from other threads.
 pub(crate) struct SessionShared {
     pub key: SessionKey,
+    /// The subject CN of the client's certificate on a `pssl:` session (ovsdb-server's peer
+    /// identity, which RBAC matches against); `None` on plain sessions.
+    #[allow(dead_code)]
+    pub peer_identity: Option<String>,
     pub out: Outbox,
     pub state: Mutex<SessionState>,
     /// Wakes the session task for work queued in `state` by other threads.
@@ -226,16 +230,22 @@ enum Event {
     Outbox,
 }
 
-/// Serves one connection until it ends. `probe` is the inactivity probe interval (`None`
-/// for unix sockets).
-pub(crate) async fn serve<S>(ctx: Arc<Ctx>, stream: S, peer: String, probe: Option<Duration>)
-where
+/// Serves one connection until it ends. `identity` is the client certificate's CN on a TLS
+/// session; `probe` is the inactivity probe interval (`None` for unix sockets).
+pub(crate) async fn serve<S>(
+    ctx: Arc<Ctx>,
+    stream: S,
+    peer: String,
+    identity: Option<String>,
+    probe: Option<Duration>,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let key = SessionKey::random();
     let (rd, wr) = tokio::io::split(stream);
     let shared = Arc::new(SessionShared {
         key,
+        peer_identity: identity,
         out: Outbox::new(ctx.config.backlog_limit, peer.clone()),
         state: Mutex::new(SessionState::default()),
         wake: tokio::sync::Notify::new(),
