@@ -279,14 +279,17 @@ fn suite_matches(s: &Suite, word: &str) -> Option<bool> {
 /// OpenSSL's `SSL_CTX_set_cipher_list`), the string selects TLS 1.2 suites and TLS 1.3 suites
 /// stay enabled unless the string names TLS 1.3 suites itself. Elements are separated by `:`,
 /// `,` or spaces; `!X` removes X for good, `-X` removes it, `+X` (reordering) and `@...`
-/// directives are accepted and change nothing; `A+B` selects what matches both. A string that
-/// leaves no TLS 1.2 suite is refused (OpenSSL refuses it too: "no cipher match").
+/// directives are accepted and change nothing; `A+B` selects what matches both. A name rustls
+/// has no suite for (a CBC or RSA-key-exchange suite, an unknown word) selects nothing, as
+/// OpenSSL ignores words it does not know, with a warning. A string that leaves no TLS 1.2
+/// suite is refused (OpenSSL refuses it too: "no cipher match").
 pub fn parse_ciphers(value: &str) -> Result<Vec<SupportedCipherSuite>, TlsError> {
     let err = |why: String| TlsError::Ciphers(value.to_string(), why);
     let all = suites();
     let mut on = vec![false; all.len()];
     let mut banned = vec![false; all.len()];
     let mut named_tls13 = false;
+    let mut unknown = Vec::new();
     for element in value
         .split([':', ',', ' '])
         .map(str::trim)
@@ -306,7 +309,12 @@ pub fn parse_ciphers(value: &str) -> Result<Vec<SupportedCipherSuite>, TlsError>
                 match suite_matches(s, word) {
                     Some(true) => {}
                     Some(false) => all_match = false,
-                    None => return Err(err(format!("unknown cipher or alias {word:?}"))),
+                    None => {
+                        all_match = false;
+                        if !unknown.contains(&word) {
+                            unknown.push(word);
+                        }
+                    }
                 }
             }
             if all_match {
@@ -331,6 +339,12 @@ pub fn parse_ciphers(value: &str) -> Result<Vec<SupportedCipherSuite>, TlsError>
                 }
             }
         }
+    }
+    if !unknown.is_empty() {
+        tracing::warn!(
+            "--ssl-ciphers {value:?}: no suite Halyard supports matches {}",
+            unknown.join(", ")
+        );
     }
     let mut out: Vec<SupportedCipherSuite> = Vec::new();
     for (i, s) in all.iter().enumerate() {
@@ -727,7 +741,10 @@ mod tests {
         let e = parse_ciphers("RC4:3DES").unwrap_err().to_string();
         assert!(e.contains("selects no cipher suite"), "{e}");
         let e = parse_ciphers("BOGUS-CIPHER").unwrap_err().to_string();
-        assert!(e.contains("unknown cipher"), "{e}");
+        assert!(e.contains("selects no cipher suite"), "{e}");
+        // Names of suites rustls lacks are skipped when others remain.
+        let cbc = parse_ciphers("ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES256-GCM-SHA384").unwrap();
+        assert_eq!(cbc.len(), 3 + 1);
         let t13 = parse_ciphers("TLS_AES_128_GCM_SHA256").unwrap();
         assert_eq!(names(&t13), ["TLS13_AES_128_GCM_SHA256"]);
     }
