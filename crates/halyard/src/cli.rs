@@ -147,7 +147,7 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
         #[command(flatten)]
-        tls: TlsArgs,
+        tls: Box<TlsArgs>,
         #[command(flatten)]
         ops: crate::ops::OpsArgs,
     },

@@ -85,7 +85,12 @@ impl Pki {
         let out = Command::new("openssl")
             .current_dir(self.dir.join("switchca"))
             .args(["ca", "-config", "ca.cnf", "-batch"])
-            .args(["-startdate", "20200101000000Z", "-enddate", "20200102000000Z"])
+            .args([
+                "-startdate",
+                "20200101000000Z",
+                "-enddate",
+                "20200102000000Z",
+            ])
             .arg("-in")
             .arg(&req)
             .arg("-out")
@@ -392,21 +397,33 @@ fn tls_cluster_serves_real_clients_through_every_member() {
 
     // The Raft port speaks TLS with the member's certificate (openssl s_client completes a
     // handshake and sees m1's serial) and nothing in clear: a plaintext gRPC call gets nothing.
-    let raft_port: u16 = c.members[0].raft_addr.rsplit(':').next().unwrap().parse().unwrap();
+    let raft_port: u16 = c.members[0]
+        .raft_addr
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let (text, serial) = s_client(raft_port, &c.client, &ca);
     assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
     assert!(
         text.contains("TLSv1.3") || text.contains("TLSv1.2"),
         "{text}"
     );
-    assert_eq!(serial.as_deref(), Some(serial_of_file(&c.certs[0].cert).as_str()));
+    assert_eq!(
+        serial.as_deref(),
+        Some(serial_of_file(&c.certs[0].cert).as_str())
+    );
     assert!(
         raft_status(&format!("127.0.0.1:{raft_port}")).is_none(),
         "the Raft port answered plaintext gRPC"
     );
     // A peer that is not a member of the PKI cannot talk to the Raft port either.
     let (text, _) = s_client(raft_port, &stranger, &ca);
-    assert!(!text.contains("Verify return code: 0 (ok)") || text.contains("alert"), "{text}");
+    assert!(
+        !text.contains("Verify return code: 0 (ok)") || text.contains("alert"),
+        "{text}"
+    );
     c.wait_log_line(1, &["member-to-member TLS handshake failed"]);
 }
 
@@ -512,7 +529,10 @@ fn bad_tls_input_is_logged_and_the_member_keeps_serving() {
     let other = Pki::init(c.dir.path(), "other-pki");
     let stranger = other.sign("stranger");
     let out = nbctl(port, &stranger, &ca, &["ls-list"]);
-    assert!(!out.status.success(), "a certificate from another CA was accepted");
+    assert!(
+        !out.status.success(),
+        "a certificate from another CA was accepted"
+    );
     c.wait_log_line(1, &["TLS handshake failed", "UnknownIssuer"]);
 
     // The stalled handshake is cut after HANDSHAKE_TIMEOUT.
@@ -587,7 +607,10 @@ fn mixed_clusters_and_unusable_tls_options_are_refused() {
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     let err = serve(&["--remote", "ptcp:0:127.0.0.1"]);
-    assert!(err.contains("needs --private-key, --certificate and --ca-cert"), "{err}");
+    assert!(
+        err.contains("needs --private-key, --certificate and --ca-cert"),
+        "{err}"
+    );
 
     let pki = Pki::init(dir.path(), "pki");
     let m = pki.sign("m");
@@ -601,19 +624,39 @@ fn mixed_clusters_and_unusable_tls_options_are_refused() {
     };
     for (more, want) in [
         (
-            vec!["--remote", "ptcp:0:127.0.0.1", "--ssl-protocols", "TLSv1,TLSv1.1"],
+            vec![
+                "--remote",
+                "ptcp:0:127.0.0.1",
+                "--ssl-protocols",
+                "TLSv1,TLSv1.1",
+            ],
             "not supported",
         ),
         (
-            vec!["--remote", "ptcp:0:127.0.0.1", "--ssl-ciphers", "RC4-MD5:DES-CBC3-SHA"],
+            vec![
+                "--remote",
+                "ptcp:0:127.0.0.1",
+                "--ssl-ciphers",
+                "RC4-MD5:DES-CBC3-SHA",
+            ],
             "selects no cipher suite",
         ),
         (
-            vec!["--remote", "ptcp:0:127.0.0.1", "--ssl-ciphers", "MEDIUM:!HIGH"],
+            vec![
+                "--remote",
+                "ptcp:0:127.0.0.1",
+                "--ssl-ciphers",
+                "MEDIUM:!HIGH",
+            ],
             "selects no cipher suite",
         ),
         (
-            vec!["--remote", "ptcp:0:127.0.0.1", "--bootstrap-ca-cert", "/tmp/x.pem"],
+            vec![
+                "--remote",
+                "ptcp:0:127.0.0.1",
+                "--bootstrap-ca-cert",
+                "/tmp/x.pem",
+            ],
             "not supported",
         ),
     ] {
