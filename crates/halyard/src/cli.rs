@@ -28,6 +28,8 @@ pub struct Cli {
         default_value = "info,openraft=warn"
     )]
     pub log: String,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -147,32 +149,32 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
         #[command(flatten)]
-        tls: Box<TlsArgs>,
-        #[command(flatten)]
         ops: crate::ops::OpsArgs,
     },
 }
 
-/// ovsdb-server's SSL options: for `pssl:` remotes and `ssl:` Raft addresses.
+/// ovsdb-server's SSL options: for `serve` (`pssl:` remotes, `ssl:` Raft addresses) and for
+/// the commands that talk to members at `ssl:` Raft addresses (`status`, `leave`, `kick`,
+/// `transfer-leadership`).
 #[derive(clap::Args)]
 pub struct TlsArgs {
     /// PEM private key (as `ovs-pki` writes NAME-privkey.pem) for pssl: remotes and ssl: Raft.
-    #[arg(long, short = 'p', value_name = "FILE")]
+    #[arg(long, short = 'p', value_name = "FILE", global = true)]
     private_key: Option<PathBuf>,
     /// PEM certificate for the private key (NAME-cert.pem), signed by the CA peers trust.
-    #[arg(long, short = 'c', value_name = "FILE")]
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
     certificate: Option<PathBuf>,
     /// PEM CA certificate clients and members must be signed by (e.g. switchca/cacert.pem).
-    #[arg(long = "ca-cert", short = 'C', value_name = "FILE")]
+    #[arg(long = "ca-cert", short = 'C', value_name = "FILE", global = true)]
     ca_cert: Option<PathBuf>,
     /// TLS versions to allow, e.g. `TLSv1.2,TLSv1.3` (TLSv1 and TLSv1.1 are not supported).
-    #[arg(long, value_name = "PROTOCOLS")]
+    #[arg(long, value_name = "PROTOCOLS", global = true)]
     ssl_protocols: Option<String>,
     /// OpenSSL cipher string selecting TLS 1.2 suites, e.g. `HIGH:!aNULL:!MD5`.
-    #[arg(long, value_name = "CIPHERS")]
+    #[arg(long, value_name = "CIPHERS", global = true)]
     ssl_ciphers: Option<String>,
     /// Not supported: give the CA certificate with --ca-cert.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     bootstrap_ca_cert: Option<PathBuf>,
 }
 
@@ -254,6 +256,15 @@ pub struct ServerArgs {
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     crate::vlog::init(&cli.log)?;
+    let tls = cli.tls.settings()?;
+    // The commands that dial members use the same files as `serve`.
+    let dial_tls = |tls: Option<halyard_server::TlsSettings>| -> Result<()> {
+        if let Some(settings) = tls {
+            let loader = halyard_server::TlsLoader::new(settings).context("TLS settings")?;
+            halyard_raft::set_peer_tls(Arc::new(PeerTlsFromLoader(loader)));
+        }
+        Ok(())
+    };
     match cli.command {
         Command::CreateCluster {
             data_dir,
@@ -261,7 +272,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             from,
             raft_addr,
         } => create_cluster(&data_dir, &schema, &from, &raft_addr),
-        Command::Status(args) => crate::status::run(args),
+        Command::Status(args) => {
+            dial_tls(tls)?;
+            crate::status::run(args)
+        }
         Command::Backup(args) => crate::backup::run(args),
         Command::JoinCluster {
             data_dir,
@@ -285,9 +299,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Leave { peer } => admin(crate::admin::leave(&peer)),
-        Command::Kick { peer, member } => admin(crate::admin::kick(&peer, &member)),
+        Command::Leave { peer } => {
+            dial_tls(tls)?;
+            admin(crate::admin::leave(&peer))
+        }
+        Command::Kick { peer, member } => {
+            dial_tls(tls)?;
+            admin(crate::admin::kick(&peer, &member))
+        }
         Command::TransferLeadership { peer, member } => {
+            dial_tls(tls)?;
             admin(crate::admin::transfer(&peer, member.as_deref()))
         }
         Command::Serve {
@@ -297,10 +318,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             snapshot_every,
             repair_log_tail,
             server,
-            tls,
             ops,
         } => {
-            let tls = tls.settings()?;
             let config = MemberConfig {
                 election_timeout_ms: election_timer,
                 heartbeat_ms: halyard_raft::config::heartbeat_for(election_timer),

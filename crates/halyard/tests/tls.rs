@@ -7,6 +7,7 @@
 //!   by the next connection (its serial is seen), while a session opened before keeps working;
 //! - bad input (a stalled handshake, garbage bytes, an expired certificate, a wrong CA) gives a
 //!   clear log line each and the member keeps serving a good client meanwhile;
+//! - `halyard status` reaches members at `ssl:` addresses with the same options;
 //! - a cluster mixing `ssl:` and plain Raft addresses is refused at `join-cluster`, and TLS
 //!   options that cannot be honoured are refused at `serve`.
 
@@ -334,6 +335,41 @@ fn tls_cluster_serves_real_clients_through_every_member() {
         }
     }
 
+    // `halyard status` reaches every member over TLS with a certificate of the PKI, and
+    // refuses clearly without one.
+    let status = run(
+        halyard_bin(),
+        &[
+            "status",
+            "--remote",
+            &c.members[1].raft_addr,
+            "--private-key",
+            &c.client.key,
+            "--certificate",
+            &c.client.cert,
+            "--ca-cert",
+            &ca,
+            "--json",
+        ],
+        T,
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&status.stdout)
+        .unwrap_or_else(|e| panic!("status output: {e}: {status:?}"));
+    assert_eq!(status.status.code(), Some(0), "{doc:#}");
+    let text = doc.to_string();
+    for m in &c.members {
+        assert!(text.contains(&m.raft_addr), "{doc:#}");
+    }
+    let status = run(
+        halyard_bin(),
+        &["status", "--remote", &c.members[1].raft_addr],
+        T,
+    );
+    let out = String::from_utf8_lossy(&status.stdout).into_owned()
+        + &String::from_utf8_lossy(&status.stderr);
+    assert_ne!(status.status.code(), Some(0), "{out}");
+    assert!(out.contains("needs --private-key"), "{out}");
+
     // ovn-nbctl writes through every member, and every member shows every write.
     for (i, port) in c.ssl_ports.iter().enumerate() {
         nbctl_ok(*port, &c.client, &ca, &["ls-add", &format!("sw{}", i + 1)]);
@@ -419,12 +455,13 @@ fn tls_cluster_serves_real_clients_through_every_member() {
         "the Raft port answered plaintext gRPC"
     );
     // A peer that is not a member of the PKI cannot talk to the Raft port either.
-    let (text, _) = s_client(raft_port, &stranger, &ca);
-    assert!(
-        !text.contains("Verify return code: 0 (ok)") || text.contains("alert"),
-        "{text}"
+    // (With TLS 1.3 the client may finish before the server's alert reaches it: the server's
+    // log says it refused.)
+    let _ = s_client(raft_port, &stranger, &ca);
+    c.wait_log_line(
+        1,
+        &["member-to-member TLS handshake failed", "UnknownIssuer"],
     );
-    c.wait_log_line(1, &["member-to-member TLS handshake failed"]);
 }
 
 /// Replaces `dst` with the contents of `src` atomically (as a certificate manager does).
