@@ -8,6 +8,7 @@
 //! - bad input (a stalled handshake, garbage bytes, an expired certificate, a wrong CA) gives a
 //!   clear log line each and the member keeps serving a good client meanwhile;
 //! - `halyard status` reaches members at `ssl:` addresses with the same options;
+//! - a would-be member with a certificate from another CA cannot join (either side refuses);
 //! - a cluster mixing `ssl:` and plain Raft addresses is refused at `join-cluster`, and TLS
 //!   options that cannot be honoured are refused at `serve`.
 
@@ -721,4 +722,79 @@ fn mixed_clusters_and_unusable_tls_options_are_refused() {
         "pssl:0:127.0.0.1",
     ]);
     assert!(err.contains("do not go together"), "{err}");
+}
+
+#[test]
+fn member_with_a_certificate_from_another_ca_cannot_join() {
+    let c = TlsCluster::start(1);
+    // A would-be member whose key, certificate and CA come from another PKI.
+    let other = Pki::init(c.dir.path(), "other-pki");
+    let intruder = other.sign("intruder");
+    let data_dir = c.dir.path().join("intruder");
+    let raft_addr = format!("ssl:127.0.0.1:{}", free_port());
+    run_ok(
+        halyard_bin(),
+        &[
+            "join-cluster",
+            "--data-dir",
+            &data_dir.display().to_string(),
+            "--raft-addr",
+            &raft_addr,
+            "--peer",
+            &c.members[0].raft_addr,
+        ],
+        T,
+    );
+    let log = c.dir.path().join("intruder.log");
+    let serve = |ca: &str| {
+        let mut cmd = Command::new(halyard_bin());
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--remote", &format!("ptcp:{}:127.0.0.1", free_port())])
+            .args(["--private-key", &intruder.key])
+            .args(["--certificate", &intruder.cert])
+            .args(["--ca-cert", ca]);
+        Proc::spawn("intruder", cmd, &log)
+    };
+    let intruder_line = |words: &[&str]| {
+        wait_until(&format!("{words:?} in the intruder's log"), T, || {
+            std::fs::read_to_string(&log).ok().and_then(|t| {
+                t.lines()
+                    .find(|l| words.iter().all(|w| l.contains(w)))
+                    .map(str::to_string)
+            })
+        })
+    };
+    // Trusting its own CA, the intruder refuses the member's certificate (the joiner verifies
+    // the member it dials).
+    let mut p = serve(&other.ca());
+    intruder_line(&["TLS handshake with member failed", "UnknownIssuer"]);
+    c.wait_log_line(1, &["member-to-member TLS handshake failed", "UnknownCA"]);
+    p.kill();
+    // Trusting our CA, its own certificate is refused by the member.
+    let mut p = serve(&c.pki.ca());
+    c.wait_log_line(
+        1,
+        &["member-to-member TLS handshake failed", "UnknownIssuer"],
+    );
+    p.kill();
+    // The cluster still has one member and still serves.
+    let ctl = c.members[0]
+        .data_dir
+        .join("halyard.ctl")
+        .display()
+        .to_string();
+    let status = run_ok(
+        "ovs-appctl",
+        &["-t", &ctl, "cluster/status", "OVN_Northbound"],
+        Duration::from_secs(20),
+    );
+    assert!(!status.contains(&raft_addr), "{status}");
+    nbctl_ok(
+        c.ssl_ports[0],
+        &c.client,
+        &c.pki.ca(),
+        &["ls-add", "still-here"],
+    );
 }
