@@ -157,6 +157,7 @@ pub enum Command {
 /// the commands that talk to members at `ssl:` Raft addresses (`status`, `leave`, `kick`,
 /// `transfer-leadership`).
 #[derive(clap::Args)]
+#[command(next_help_heading = "TLS (ovsdb-server's SSL options)")]
 pub struct TlsArgs {
     /// PEM private key (as `ovs-pki` writes NAME-privkey.pem) for pssl: remotes and ssl: Raft.
     #[arg(long, short = 'p', value_name = "FILE", global = true)]

@@ -464,3 +464,29 @@ impl RaftNetwork<TypeConfig> for Peer {
         self.call(Rpc::Vote, &rpc, &option).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_forms() {
+        assert_eq!(split_addr("ssl:10.0.0.1:6643"), (true, "10.0.0.1:6643"));
+        assert_eq!(split_addr("tcp:10.0.0.1:6643"), (false, "10.0.0.1:6643"));
+        assert_eq!(split_addr("10.0.0.1:6643"), (false, "10.0.0.1:6643"));
+        let own = "ssl:10.0.0.1:6643";
+        assert!(crate::member::check_same_transport(own, ["ssl:10.0.0.2:6643"]).is_ok());
+        let e =
+            crate::member::check_same_transport(own, ["ssl:10.0.0.2:1", "10.0.0.3:1"]).unwrap_err();
+        assert!(e.starts_with(crate::member::MIXED_TLS), "{e}");
+        assert!(e.contains("10.0.0.3:1"), "{e}");
+        assert!(crate::member::check_same_transport("tcp:a:1", ["b:2", "tcp:c:3"]).is_ok());
+    }
+
+    #[tokio::test]
+    async fn ssl_address_without_tls_settings_is_a_clear_error() {
+        // No test in this binary installs member TLS.
+        let e = client("ssl:127.0.0.1:1").unwrap_err().to_string();
+        assert!(e.contains("needs --private-key"), "{e}");
+    }
+}

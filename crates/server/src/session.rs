@@ -71,7 +71,8 @@ pub(crate) struct SessionState {
 pub(crate) struct SessionShared {
     pub key: SessionKey,
     /// The subject CN of the client's certificate on a `pssl:` session (ovsdb-server's peer
-    /// identity, which RBAC matches against); `None` on plain sessions.
+    /// identity, which RBAC matches against); `None` on plain sessions. Established at accept
+    /// so every TLS session carries it; nothing reads it until RBAC does.
     #[allow(dead_code)]
     pub peer_identity: Option<String>,
     pub out: Outbox,
