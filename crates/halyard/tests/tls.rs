@@ -8,6 +8,7 @@
 //! - bad input (a stalled handshake, garbage bytes, an expired certificate, a wrong CA) gives a
 //!   clear log line each and the member keeps serving a good client meanwhile;
 //! - `halyard status` reaches members at `ssl:` addresses with the same options;
+//! - `--ssl-protocols` and `--ssl-ciphers` restrict what a client can negotiate;
 //! - a would-be member with a certificate from another CA cannot join (either side refuses);
 //! - a cluster mixing `ssl:` and plain Raft addresses is refused at `join-cluster`, and TLS
 //!   options that cannot be honoured are refused at `serve`.
@@ -135,9 +136,14 @@ fn serial_of_file(cert: &str) -> String {
 /// Connects with `openssl s_client` (presenting `client`, trusting `ca`) and returns its output
 /// and the serial of the certificate the server presented.
 fn s_client(port: u16, client: &Cert, ca: &str) -> (String, Option<String>) {
+    s_client_with(port, client, ca, &[])
+}
+
+fn s_client_with(port: u16, client: &Cert, ca: &str, extra: &[&str]) -> (String, Option<String>) {
     let out = Command::new("timeout")
         .args(["20", "openssl", "s_client", "-connect"])
         .arg(format!("127.0.0.1:{port}"))
+        .args(extra)
         .args(["-cert", &client.cert, "-key", &client.key, "-CAfile", ca])
         .stdin(Stdio::null())
         .output()
@@ -186,10 +192,16 @@ struct TlsCluster {
     certs: Vec<Cert>,
     /// A client certificate signed by the cluster's CA.
     client: Cert,
+    /// More `serve` options for every member.
+    extra: Vec<String>,
 }
 
 impl TlsCluster {
     fn start(n: usize) -> TlsCluster {
+        TlsCluster::start_with(n, &[])
+    }
+
+    fn start_with(n: usize, extra: &[&str]) -> TlsCluster {
         let dir = tempfile::Builder::new()
             .prefix("halyard-tls-")
             .tempdir()
@@ -203,6 +215,7 @@ impl TlsCluster {
             ssl_ports: Vec::new(),
             certs: Vec::new(),
             client,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         for _ in 0..n {
             c.add_member();
@@ -227,7 +240,7 @@ impl TlsCluster {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         run_ok(halyard_bin(), &argv, T);
         let ssl_port = free_port();
-        let serve_args = vec![
+        let mut serve_args = vec![
             "--remote".to_string(),
             format!("pssl:{ssl_port}:127.0.0.1"),
             "--private-key".into(),
@@ -237,6 +250,7 @@ impl TlsCluster {
             "--ca-cert".into(),
             self.pki.ca(),
         ];
+        serve_args.extend(self.extra.iter().cloned());
         let mut m = Member {
             index,
             port: free_port(),
@@ -797,4 +811,44 @@ fn member_with_a_certificate_from_another_ca_cannot_join() {
         &c.pki.ca(),
         &["ls-add", "still-here"],
     );
+}
+
+#[test]
+fn ssl_protocols_and_ciphers_are_applied() {
+    let c = TlsCluster::start_with(
+        1,
+        &[
+            "--ssl-protocols",
+            "TLSv1,TLSv1.1,TLSv1.2",
+            "--ssl-ciphers",
+            "ECDHE-RSA-AES128-GCM-SHA256",
+        ],
+    );
+    let ca = c.pki.ca();
+    let port = c.ssl_ports[0];
+    // ovsdb-server 3.1's protocol list: TLSv1 and TLSv1.1 are dropped with a warning.
+    c.wait_log_line(1, &["ignoring TLSv1, TLSv1.1"]);
+    let (text, serial) = s_client(port, &c.client, &ca);
+    assert!(serial.is_some(), "{text}");
+    assert!(
+        text.contains("TLSv1.2") && text.contains("ECDHE-RSA-AES128-GCM-SHA256"),
+        "{text}"
+    );
+    // TLS 1.3 was not allowed, nor another TLS 1.2 suite.
+    let (text, serial) = s_client_with(port, &c.client, &ca, &["-tls1_3"]);
+    assert!(serial.is_none(), "{text}");
+    c.wait_log_line(1, &["TLS handshake failed", "peer is incompatible"]);
+    let (text, serial) = s_client_with(
+        port,
+        &c.client,
+        &ca,
+        &["-tls1_2", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384"],
+    );
+    assert!(serial.is_none(), "{text}");
+    assert!(
+        !c.log(1).contains("no suite Halyard supports matches"),
+        "a supported suite was reported unknown"
+    );
+    // OVN's tools with their default options still connect.
+    nbctl_ok(port, &c.client, &ca, &["ls-add", "sw"]);
 }

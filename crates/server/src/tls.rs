@@ -302,25 +302,18 @@ pub fn parse_ciphers(value: &str) -> Result<Vec<SupportedCipherSuite>, TlsError>
             b'!' | b'-' | b'+' => (element.as_bytes()[0], &element[1..]),
             _ => (b' ', element),
         };
-        let mut selected = Vec::new();
-        for (i, s) in all.iter().enumerate() {
-            let mut all_match = true;
-            for word in body.split('+') {
-                match suite_matches(s, word) {
-                    Some(true) => {}
-                    Some(false) => all_match = false,
-                    None => {
-                        all_match = false;
-                        if !unknown.contains(&word) {
-                            unknown.push(word);
-                        }
-                    }
-                }
-            }
-            if all_match {
-                selected.push(i);
+        for word in body.split('+') {
+            let known = all.iter().any(|s| suite_matches(s, word).is_some());
+            if !known && !unknown.contains(&word) {
+                unknown.push(word);
             }
         }
+        let selected: Vec<usize> = (0..all.len())
+            .filter(|&i| {
+                body.split('+')
+                    .all(|word| suite_matches(&all[i], word) == Some(true))
+            })
+            .collect();
         for i in selected {
             match op {
                 b'!' => {
