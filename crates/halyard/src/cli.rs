@@ -155,7 +155,7 @@ pub enum Command {
 
 /// ovsdb-server's SSL options: for `serve` (`pssl:` remotes, `ssl:` Raft addresses) and for
 /// the commands that talk to members at `ssl:` Raft addresses (`status`, `leave`, `kick`,
-/// `transfer-leadership`).
+/// `transfer-leadership`) or to an `ssl:` client remote (`backup`).
 #[derive(clap::Args)]
 #[command(next_help_heading = "TLS (ovsdb-server's SSL options)")]
 pub struct TlsArgs {
@@ -277,7 +277,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             dial_tls(tls)?;
             crate::status::run(args)
         }
-        Command::Backup(args) => crate::backup::run(args),
+        Command::Backup(args) => crate::backup::run(args, tls),
         Command::JoinCluster {
             data_dir,
             raft_addr,

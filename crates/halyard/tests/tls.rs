@@ -7,7 +7,8 @@
 //!   by the next connection (its serial is seen), while a session opened before keeps working;
 //! - bad input (a stalled handshake, garbage bytes, an expired certificate, a wrong CA) gives a
 //!   clear log line each and the member keeps serving a good client meanwhile;
-//! - `halyard status` reaches members at `ssl:` addresses with the same options;
+//! - `halyard status` reaches members at `ssl:` addresses with the same options, and
+//!   `halyard backup` reads a member over `ssl:`;
 //! - `--ssl-protocols` and `--ssl-ciphers` restrict what a client can negotiate;
 //! - a would-be member with a certificate from another CA cannot join (either side refuses);
 //! - a cluster mixing `ssl:` and plain Raft addresses is refused at `join-cluster`, and TLS
@@ -418,6 +419,36 @@ fn tls_cluster_serves_real_clients_through_every_member() {
         let dump = run_ok("ovsdb-client", &argv, Duration::from_secs(40));
         assert!(dump.contains("sw3"), "{dump}");
     }
+    // `halyard backup` over ssl: writes a database file ovsdb-tool reads.
+    let backup = c.dir.path().join("nb-backup.db").display().to_string();
+    run_ok(
+        halyard_bin(),
+        &[
+            "backup",
+            "--remote",
+            &format!("ssl:127.0.0.1:{}", c.ssl_ports[2]),
+            "-p",
+            &c.client.key,
+            "-c",
+            &c.client.cert,
+            "-C",
+            &ca,
+            "-o",
+            &backup,
+        ],
+        T,
+    );
+    let names = run_ok(
+        "ovsdb-tool",
+        &[
+            "query",
+            &backup,
+            r#"["OVN_Northbound",{"op":"select","table":"Logical_Switch","where":[],"columns":["name"]}]"#,
+        ],
+        T,
+    );
+    assert!(names.contains("sw1") && names.contains("sw3"), "{names}");
+
     // The session's identity is the certificate's CN, logged at accept.
     c.wait_log_line(1, &["TLS session established", "CN \"client id:"]);
 
