@@ -8,8 +8,8 @@
 //! certificates carry a CN such as `hv1 id:<uuid>` and no subjectAltName, so trust comes from
 //! the CA alone.
 //!
-//! Rotation: [`TlsLoader`] remembers the modification time and size of the three files and
-//! reloads them when either changes (checked at most once per [`RELOAD_CHECK_INTERVAL`], on use:
+//! Rotation: [`TlsLoader`] remembers the times, size and inode of the three files and
+//! reloads them when any changes (checked at most once per [`RELOAD_CHECK_INTERVAL`], on use:
 //! every accept and every outgoing handshake asks for the current configuration). A reload that
 //! fails (say the key was replaced but not yet the certificate) keeps the previous configuration
 //! and is retried on the next change. Established connections keep the configuration they were
@@ -556,12 +556,21 @@ pub fn common_name(cert: &[u8]) -> Option<String> {
     cn.as_str().ok().map(str::to_string)
 }
 
-/// What a file looked like when last read: a change in either means it was replaced.
-type Stamp = Option<(SystemTime, u64)>;
+/// What a file looked like when last read: modification time, status-change time, size and
+/// inode. A change in any means it was rewritten or replaced; the status-change time catches a
+/// copy that preserved the old modification time (`cp -p`, some secret managers).
+type Stamp = Option<(SystemTime, i64, i64, u64, u64)>;
 
 fn stamp(path: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
+    Some((
+        m.modified().ok()?,
+        m.ctime(),
+        m.ctime_nsec(),
+        m.len(),
+        m.ino(),
+    ))
 }
 
 struct Loaded {
