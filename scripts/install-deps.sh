@@ -8,6 +8,9 @@ command -v ovsdb-server >/dev/null || need+=(openvswitch-common openvswitch-swit
 command -v ovn-nbctl >/dev/null || need+=(ovn-central ovn-common)
 [ -f /usr/share/ovn/ovn-nb.ovsschema ] || need+=(ovn-common)
 command -v protoc >/dev/null || need+=(protobuf-compiler)
+# The TLS tests make certificates with ovs-pki (openvswitch-common) and probe with openssl.
+command -v ovs-pki >/dev/null || need+=(openvswitch-common)
+command -v openssl >/dev/null || need+=(openssl)
 python3 -c 'import ovs' 2>/dev/null || need+=(python3-openvswitch)
 python3 -c 'import ovsdbapp' 2>/dev/null || need+=(python3-ovsdbapp)
 /usr/bin/python3 -c 'import ovsdbapp' 2>/dev/null || need+=(python3-ovsdbapp)

@@ -20,10 +20,12 @@ const MAX_MESSAGE: usize = 1 << 30;
 
 #[derive(Debug, Error)]
 pub enum ClientError {
-    #[error("bad endpoint {0:?}: expected tcp:HOST:PORT or unix:PATH")]
+    #[error("bad endpoint {0:?}: expected tcp:HOST:PORT, ssl:HOST:PORT or unix:PATH")]
     BadEndpoint(String),
     #[error("cannot connect to {0}: {1}")]
     Connect(String, std::io::Error),
+    #[error("{0}: ssl: endpoints need --private-key, --certificate and --ca-cert")]
+    NoTls(String),
     #[error("connection closed")]
     Closed,
     #[error("no reply within {0:?}")]
@@ -44,6 +46,13 @@ pub struct Notification {
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value, ClientError>>>>>;
 
+/// The client TLS configuration for `ssl:` endpoints, set once from the command line.
+static TLS: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+
+pub fn set_tls(config: Arc<rustls::ClientConfig>) {
+    let _ = TLS.set(config);
+}
+
 /// One connection to one endpoint.
 pub struct Client {
     endpoint: String,
@@ -55,9 +64,27 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `tcp:HOST:PORT` or `unix:PATH`.
+    /// Connects to `tcp:HOST:PORT`, `ssl:HOST:PORT` or `unix:PATH`.
     pub async fn connect(endpoint: &str) -> Result<Client, ClientError> {
-        if let Some(addr) = endpoint.strip_prefix("tcp:") {
+        if let Some(addr) = endpoint.strip_prefix("ssl:") {
+            let config = TLS
+                .get()
+                .cloned()
+                .ok_or_else(|| ClientError::NoTls(endpoint.to_string()))?;
+            let stream = tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| ClientError::Connect(endpoint.to_string(), e))?;
+            stream.set_nodelay(true).ok();
+            let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
+            let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                .map_err(|_| ClientError::BadEndpoint(endpoint.to_string()))?;
+            let stream = tokio_rustls::TlsConnector::from(config)
+                .connect(name, stream)
+                .await
+                .map_err(|e| ClientError::Connect(endpoint.to_string(), e))?;
+            let (r, w) = tokio::io::split(stream);
+            Ok(Client::start(endpoint, r, w))
+        } else if let Some(addr) = endpoint.strip_prefix("tcp:") {
             let stream = tokio::net::TcpStream::connect(addr)
                 .await
                 .map_err(|e| ClientError::Connect(endpoint.to_string(), e))?;

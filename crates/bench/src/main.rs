@@ -29,7 +29,8 @@ use workload::{
         halyard-bench --db tcp:127.0.0.1:6641 --pid 1234 --json bulk --switches 1000 --ports-per-switch 100"
 )]
 struct Cli {
-    /// Endpoints, comma-separated: tcp:HOST:PORT or unix:PATH. Clients are spread round-robin.
+    /// Endpoints, comma-separated: tcp:HOST:PORT, ssl:HOST:PORT or unix:PATH. Clients are
+    /// spread round-robin.
     #[arg(
         long,
         global = true,
@@ -52,6 +53,15 @@ struct Cli {
     /// Print the report as one JSON object instead of a table.
     #[arg(long, global = true)]
     json: bool,
+    /// PEM private key for ssl: endpoints (as for ovsdb-client).
+    #[arg(long, short = 'p', global = true)]
+    private_key: Option<std::path::PathBuf>,
+    /// PEM certificate for ssl: endpoints.
+    #[arg(long, short = 'c', global = true)]
+    certificate: Option<std::path::PathBuf>,
+    /// PEM CA certificate the servers' certificates are verified against.
+    #[arg(long = "ca-cert", short = 'C', global = true)]
+    ca_cert: Option<std::path::PathBuf>,
     #[command(subcommand)]
     workload: Workload,
 }
@@ -127,6 +137,24 @@ fn main() -> ExitCode {
     if cli.db.is_empty() {
         eprintln!("halyard-bench: --db needs at least one endpoint");
         return ExitCode::from(2);
+    }
+    if let (Some(private_key), Some(certificate), Some(ca_cert)) =
+        (&cli.private_key, &cli.certificate, &cli.ca_cert)
+    {
+        let settings = halyard_server::TlsSettings {
+            private_key: private_key.clone(),
+            certificate: certificate.clone(),
+            ca_cert: ca_cert.clone(),
+            protocols: None,
+            ciphers: None,
+        };
+        match halyard_server::tls::build(&settings) {
+            Ok(c) => client::set_tls(c.client),
+            Err(e) => {
+                eprintln!("halyard-bench: {e}");
+                return ExitCode::from(2);
+            }
+        }
     }
     let common = Common::new(
         cli.db.clone(),

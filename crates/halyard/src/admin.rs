@@ -9,6 +9,11 @@ use serde_json::Value;
 use tonic::transport::Channel;
 
 async fn connect(addr: &str) -> Result<MemberClient<Channel>> {
+    if halyard_raft::split_addr(addr).0 {
+        // TLS: the member transport's own connector, with the files given on the command line.
+        return halyard_raft::member_client(addr).map_err(|e| anyhow!("{e}"));
+    }
+    let addr = halyard_raft::split_addr(addr).1;
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .with_context(|| format!("bad member address {addr:?} (expected HOST:PORT)"))?
         .connect_timeout(std::time::Duration::from_secs(3))

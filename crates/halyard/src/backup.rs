@@ -2,7 +2,7 @@
 //! file `ovsdb-client backup` writes — `ovsdb-tool` and `ovsdb-server` open it, and
 //! `halyard create-cluster --from` restores it.
 //!
-//! It is an ordinary OVSDB client of any member (tcp or unix remote): `get_schema`, then one
+//! It is an ordinary OVSDB client of any member (tcp, ssl or unix remote): `get_schema`, then one
 //! `transact` that selects every table, so the copy is one consistent, linearizable snapshot.
 //! The file holds two records: the schema, then one transaction inserting every row with its
 //! UUID (`_is_diff` true, as `ovsdb-client backup` writes it).
@@ -22,8 +22,9 @@ const TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(clap::Args, Debug)]
 pub struct BackupArgs {
-    /// OVSDB remote of any member: `tcp:HOST:PORT` or `unix:PATH`.
-    #[arg(long, value_name = "tcp:HOST:PORT|unix:PATH")]
+    /// OVSDB remote of any member: `tcp:HOST:PORT`, `ssl:HOST:PORT` (with --private-key,
+    /// --certificate, --ca-cert) or `unix:PATH`.
+    #[arg(long, value_name = "tcp:HOST:PORT|ssl:HOST:PORT|unix:PATH")]
     pub remote: String,
     /// Database to back up (default: the only one the member serves besides _Server).
     #[arg(long, value_name = "NAME")]
@@ -73,10 +74,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
 }
 
 /// Runs `halyard backup`.
-pub fn run(args: BackupArgs) -> Result<std::process::ExitCode> {
+pub fn run(
+    args: BackupArgs,
+    tls: Option<halyard_server::TlsSettings>,
+) -> Result<std::process::ExitCode> {
     let rt = tokio::runtime::Runtime::new()?;
     let (schema, data) = rt.block_on(async {
-        tokio::time::timeout(TIMEOUT, fetch(&args.remote, args.db.as_deref()))
+        tokio::time::timeout(TIMEOUT, fetch(&args.remote, args.db.as_deref(), tls))
             .await
             .with_context(|| format!("{}: no complete answer within {TIMEOUT:?}", args.remote))?
     })?;
@@ -99,7 +103,11 @@ pub fn run(args: BackupArgs) -> Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-async fn fetch(remote: &str, db: Option<&str>) -> Result<(Value, Value)> {
+async fn fetch(
+    remote: &str,
+    db: Option<&str>,
+    tls: Option<halyard_server::TlsSettings>,
+) -> Result<(Value, Value)> {
     let framer = halyard_server::framing::Framer::new(MAX_REPLY);
     // Generic over the stream (TCP or unix): a closure could serve only one type.
     fn client<S>(stream: S, framer: halyard_server::framing::Framer) -> Client<S> {
@@ -114,13 +122,30 @@ async fn fetch(remote: &str, db: Option<&str>) -> Result<(Value, Value)> {
             .await
             .with_context(|| format!("cannot connect to {remote}"))?;
         backup_over(client(stream, framer), db).await
+    } else if let Some(addr) = remote.strip_prefix("ssl:") {
+        let Some(settings) = tls else {
+            bail!("{remote}: ssl: remotes need --private-key, --certificate and --ca-cert");
+        };
+        let config = halyard_server::tls::build(&settings)?.client;
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("cannot connect to {remote}"))?;
+        // As for members, the server is verified against the CA, not by name.
+        let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .with_context(|| format!("bad host in {remote}"))?;
+        let stream = tokio_rustls::TlsConnector::from(config)
+            .connect(name, stream)
+            .await
+            .with_context(|| format!("{remote}: TLS handshake failed"))?;
+        backup_over(client(stream, framer), db).await
     } else if let Some(path) = remote.strip_prefix("unix:") {
         let stream = tokio::net::UnixStream::connect(path)
             .await
             .with_context(|| format!("cannot connect to {remote}"))?;
         backup_over(client(stream, framer), db).await
     } else {
-        bail!("--remote must be tcp:HOST:PORT or unix:PATH, not {remote:?}")
+        bail!("--remote must be tcp:HOST:PORT, ssl:HOST:PORT or unix:PATH, not {remote:?}")
     }
 }
 

@@ -28,6 +28,8 @@ pub struct Cli {
         default_value = "info,openraft=warn"
     )]
     pub log: String,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -53,7 +55,8 @@ pub enum Command {
         /// new cluster starts with; repeat for several databases. See `halyard backup`.
         #[arg(long, value_name = "FILE")]
         from: Vec<PathBuf>,
-        /// HOST:PORT other members use to reach this one for Raft (not a client port).
+        /// HOST:PORT other members use to reach this one for Raft (not a client port);
+        /// `ssl:HOST:PORT` for TLS between members (then every member must use ssl:).
         #[arg(long)]
         raft_addr: String,
     },
@@ -69,10 +72,11 @@ pub enum Command {
     JoinCluster {
         #[arg(long)]
         data_dir: PathBuf,
-        /// HOST:PORT other members use to reach this one for Raft.
+        /// HOST:PORT other members use to reach this one for Raft (`ssl:HOST:PORT` for TLS).
         #[arg(long)]
         raft_addr: String,
-        /// Raft HOST:PORT of an existing member (any; repeat to give several).
+        /// Raft address of an existing member (any; repeat to give several), ssl: if the
+        /// cluster's are.
         #[arg(long = "peer", required = true)]
         peers: Vec<String>,
     },
@@ -127,7 +131,8 @@ pub enum Command {
     Serve {
         #[arg(long)]
         data_dir: PathBuf,
-        /// Where clients connect: `ptcp:PORT[:IP]` or `punix:PATH`; repeat for several.
+        /// Where clients connect: `ptcp:PORT[:IP]`, `pssl:PORT[:IP]` or `punix:PATH`; repeat
+        /// for several.
         #[arg(long = "remote", required = true)]
         remotes: Vec<String>,
         /// Election timeout in milliseconds (ovsdb-server's --election-timer).
@@ -154,6 +159,83 @@ pub enum Command {
         #[command(flatten)]
         ops: crate::ops::OpsArgs,
     },
+}
+
+/// ovsdb-server's SSL options: for `serve` (`pssl:` remotes, `ssl:` Raft addresses) and for
+/// the commands that talk to members at `ssl:` Raft addresses (`status`, `leave`, `kick`,
+/// `transfer-leadership`) or to an `ssl:` client remote (`backup`).
+#[derive(clap::Args)]
+#[command(next_help_heading = "TLS (ovsdb-server's SSL options)")]
+pub struct TlsArgs {
+    /// PEM private key (as `ovs-pki` writes NAME-privkey.pem) for pssl: remotes and ssl: Raft.
+    #[arg(long, short = 'p', value_name = "FILE", global = true)]
+    private_key: Option<PathBuf>,
+    /// PEM certificate for the private key (NAME-cert.pem), signed by the CA peers trust.
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
+    certificate: Option<PathBuf>,
+    /// PEM CA certificate clients and members must be signed by (e.g. switchca/cacert.pem).
+    #[arg(long = "ca-cert", short = 'C', value_name = "FILE", global = true)]
+    ca_cert: Option<PathBuf>,
+    /// TLS versions to allow, e.g. `TLSv1.2,TLSv1.3` (TLSv1 and TLSv1.1 are not supported).
+    #[arg(long, value_name = "PROTOCOLS", global = true)]
+    ssl_protocols: Option<String>,
+    /// OpenSSL cipher string selecting TLS 1.2 suites, e.g. `HIGH:!aNULL:!MD5`.
+    #[arg(long, value_name = "CIPHERS", global = true)]
+    ssl_ciphers: Option<String>,
+    /// Not supported: give the CA certificate with --ca-cert.
+    #[arg(long, value_name = "FILE", global = true)]
+    bootstrap_ca_cert: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The settings, if any TLS option was given; all three files are needed together.
+    fn settings(&self) -> Result<Option<halyard_server::TlsSettings>> {
+        if let Some(p) = &self.bootstrap_ca_cert {
+            bail!(
+                "--bootstrap-ca-cert {}: not supported by Halyard; copy the CA certificate to \
+                 the member and give it with --ca-cert",
+                p.display()
+            );
+        }
+        let given = [
+            self.private_key.is_some(),
+            self.certificate.is_some(),
+            self.ca_cert.is_some(),
+        ];
+        if given.iter().all(|g| !g) {
+            if self.ssl_protocols.is_some() || self.ssl_ciphers.is_some() {
+                bail!("--ssl-protocols and --ssl-ciphers need --private-key, --certificate and --ca-cert");
+            }
+            return Ok(None);
+        }
+        let (Some(private_key), Some(certificate), Some(ca_cert)) = (
+            self.private_key.clone(),
+            self.certificate.clone(),
+            self.ca_cert.clone(),
+        ) else {
+            bail!("TLS needs all of --private-key, --certificate and --ca-cert");
+        };
+        Ok(Some(halyard_server::TlsSettings {
+            private_key,
+            certificate,
+            ca_cert,
+            protocols: self.ssl_protocols.clone(),
+            ciphers: self.ssl_ciphers.clone(),
+        }))
+    }
+}
+
+/// The front end's TLS loader as the member-to-member transport asks for it.
+struct PeerTlsFromLoader(Arc<halyard_server::TlsLoader>);
+
+impl halyard_raft::PeerTls for PeerTlsFromLoader {
+    fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        self.0.server_config()
+    }
+
+    fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        self.0.client_config()
+    }
 }
 
 /// Front-end limits (defaults documented in halyard-server's config module).
@@ -183,6 +265,15 @@ pub struct ServerArgs {
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     crate::vlog::init(&cli.log)?;
+    let tls = cli.tls.settings()?;
+    // The commands that dial members use the same files as `serve`.
+    let dial_tls = |tls: Option<halyard_server::TlsSettings>| -> Result<()> {
+        if let Some(settings) = tls {
+            let loader = halyard_server::TlsLoader::new(settings).context("TLS settings")?;
+            halyard_raft::set_peer_tls(Arc::new(PeerTlsFromLoader(loader)));
+        }
+        Ok(())
+    };
     match cli.command {
         Command::CreateCluster {
             data_dir,
@@ -190,8 +281,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             from,
             raft_addr,
         } => create_cluster(&data_dir, &schema, &from, &raft_addr),
-        Command::Status(args) => crate::status::run(args),
-        Command::Backup(args) => crate::backup::run(args),
+        Command::Status(args) => {
+            dial_tls(tls)?;
+            crate::status::run(args)
+        }
+        Command::Backup(args) => crate::backup::run(args, tls),
         Command::JoinCluster {
             data_dir,
             raft_addr,
@@ -201,6 +295,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             for p in &peers {
                 check_raft_addr(p).context("--peer")?;
             }
+            halyard_raft::check_same_transport(&raft_addr, peers.iter().map(String::as_str))
+                .map_err(|e| anyhow::anyhow!("--raft-addr and --peer: {e}"))?;
             let id = Member::join_cluster(&data_dir, &raft_addr, &peers)?;
             println!(
                 "prepared {} to join through {}: member {} at {}; it joins when `halyard serve --data-dir {}` starts",
@@ -212,9 +308,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Leave { peer } => admin(crate::admin::leave(&peer)),
-        Command::Kick { peer, member } => admin(crate::admin::kick(&peer, &member)),
+        Command::Leave { peer } => {
+            dial_tls(tls)?;
+            admin(crate::admin::leave(&peer))
+        }
+        Command::Kick { peer, member } => {
+            dial_tls(tls)?;
+            admin(crate::admin::kick(&peer, &member))
+        }
         Command::TransferLeadership { peer, member } => {
+            dial_tls(tls)?;
             admin(crate::admin::transfer(&peer, member.as_deref()))
         }
         Command::Serve {
@@ -241,7 +344,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 ..MemberConfig::default()
             };
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(serve(&data_dir, remotes, config, server, ops))
+            rt.block_on(serve(&data_dir, remotes, config, server, tls, ops))
         }
     }
 }
@@ -265,9 +368,13 @@ fn read_schema(path: &Path) -> Result<Value> {
 }
 
 fn check_raft_addr(addr: &str) -> Result<()> {
-    match addr.rsplit_once(':') {
+    let (_, host_port) = halyard_raft::split_addr(addr);
+    match host_port.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
-        _ => bail!("--raft-addr must be HOST:PORT (for example 10.0.0.1:6643), not {addr:?}"),
+        _ => bail!(
+            "--raft-addr must be HOST:PORT, tcp:HOST:PORT or ssl:HOST:PORT (for example \
+             ssl:10.0.0.1:6643), not {addr:?}"
+        ),
     }
 }
 
@@ -302,8 +409,17 @@ async fn serve(
     remotes: Vec<String>,
     config: MemberConfig,
     args: ServerArgs,
+    tls: Option<halyard_server::TlsSettings>,
     ops_args: crate::ops::OpsArgs,
 ) -> Result<ExitCode> {
+    let tls = match tls {
+        Some(settings) => {
+            let loader = halyard_server::TlsLoader::new(settings).context("TLS settings")?;
+            halyard_raft::set_peer_tls(Arc::new(PeerTlsFromLoader(loader.clone())));
+            Some(loader)
+        }
+        None => None,
+    };
     let member = Member::start(data_dir, config).await.map_err(|e| {
         // The storage error says a repair option exists; name the flag that sets it.
         let hint = match &e {
@@ -329,6 +445,7 @@ async fn serve(
         backlog_limit: args.backlog_limit_bytes,
         max_connections: args.max_connections,
         input_limit: args.max_input_bytes,
+        tls,
         ..Default::default()
     }
     .with_probe_interval_ms(args.inactivity_probe);

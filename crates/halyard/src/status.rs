@@ -36,7 +36,8 @@ pub const MAX_MATCH_STALL_MS: u64 = 5000;
 
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
-    /// Raft address of a member (`tcp:HOST:PORT` or `HOST:PORT`; repeat for several). Any
+    /// Raft address of a member (`tcp:HOST:PORT`, `HOST:PORT`, or `ssl:HOST:PORT` with
+    /// --private-key, --certificate and --ca-cert; repeat for several). Any
     /// member will do: the others are found through it.
     #[arg(long = "remote", value_name = "tcp:HOST:PORT")]
     pub remotes: Vec<String>,
@@ -109,14 +110,19 @@ pub fn run(args: StatusArgs) -> Result<ExitCode> {
     })
 }
 
-/// `tcp:HOST:PORT` or `HOST:PORT` → `HOST:PORT`.
+/// `tcp:HOST:PORT` or `HOST:PORT` → `HOST:PORT`; `ssl:HOST:PORT` stays as it is (members
+/// name each other so in their membership).
 fn normalize(remote: &str) -> Result<String> {
-    let addr = remote.strip_prefix("tcp:").unwrap_or(remote);
+    let (tls, addr) = halyard_raft::split_addr(remote);
     match addr.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
-            Ok(addr.to_string())
-        }
-        _ => bail!("--remote takes a member's Raft address, tcp:HOST:PORT, not {remote:?}"),
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(if tls {
+            remote.to_string()
+        } else {
+            addr.to_string()
+        }),
+        _ => bail!(
+            "--remote takes a member's Raft address, tcp:HOST:PORT or ssl:HOST:PORT, not {remote:?}"
+        ),
     }
 }
 

@@ -39,5 +39,10 @@ pub mod pb {
 pub use command::{Batch, Command, CommandKind, Outcome};
 pub use config::MemberConfig;
 pub use locks::LockEvent;
-pub use member::{AdminError, Identity, Member, MemberError, MemberStatus};
+pub use member::{
+    check_same_transport, AdminError, Identity, Member, MemberError, MemberStatus, MIXED_TLS,
+};
+pub use network::{
+    client as member_client, set_peer_tls, split_addr, ClientError, PeerTls, PEER_HANDSHAKE_TIMEOUT,
+};
 pub use state::{ApplyObserver, DbState, ReplicatedState};

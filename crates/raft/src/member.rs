@@ -73,6 +73,27 @@ pub enum MemberError {
     Bind { addr: String, reason: String },
     #[error("could not join the cluster through {peers:?}: {reason}")]
     Join { peers: Vec<String>, reason: String },
+    /// Some members' Raft addresses are `ssl:` and others plain.
+    #[error("{0}")]
+    MixedTls(String),
+}
+
+/// Starts the refusal of a membership that mixes `ssl:` and plain Raft addresses (a joiner
+/// that gets it in a reply gives up instead of retrying).
+pub const MIXED_TLS: &str = "a cluster cannot mix ssl: and plain (tcp:) Raft addresses";
+
+/// Refuses `others` unless all are `ssl:` exactly when `own` is.
+pub fn check_same_transport<'a>(
+    own: &str,
+    others: impl IntoIterator<Item = &'a str>,
+) -> Result<(), String> {
+    let (tls, _) = crate::network::split_addr(own);
+    for other in others {
+        if crate::network::split_addr(other).0 != tls {
+            return Err(format!("{MIXED_TLS}: {own} and {other}"));
+        }
+    }
+    Ok(())
 }
 
 /// Failures of membership and leadership administration.
@@ -200,6 +221,8 @@ impl Member {
         raft_addr: &str,
         peers: &[String],
     ) -> Result<Identity, MemberError> {
+        check_same_transport(raft_addr, peers.iter().map(String::as_str))
+            .map_err(MemberError::MixedTls)?;
         let (_store, meta) = Self::fresh_data_dir(data_dir)?;
         let identity = Identity::new(Uuid::nil(), raft_addr);
         meta.put_blocking(META_JOIN, &peers.to_vec())?;
@@ -284,14 +307,28 @@ impl Member {
         Ok(member)
     }
 
-    /// Starts the gRPC service other members call, on this member's Raft address.
+    /// Starts the gRPC service other members call, on this member's Raft address (over TLS
+    /// for an `ssl:` address). Refuses a stored membership that mixes `ssl:` and plain.
     async fn serve_peers(self: Arc<Self>) -> Result<(), MemberError> {
         let addr = self.identity.raft_addr.clone();
         let bind_err = |reason: String| MemberError::Bind {
             addr: addr.clone(),
             reason,
         };
-        let sock = tokio::net::lookup_host(&addr)
+        let peers = self.peers();
+        check_same_transport(&addr, peers.iter().map(|(_, a)| a.as_str()))
+            .map_err(MemberError::MixedTls)?;
+        let (tls, host_port) = crate::network::split_addr(&addr);
+        let tls = match (tls, crate::network::peer_tls()) {
+            (false, _) => None,
+            (true, Some(t)) => Some(t),
+            (true, None) => {
+                return Err(bind_err(
+                    "an ssl: Raft address needs --private-key, --certificate and --ca-cert".into(),
+                ))
+            }
+        };
+        let sock = tokio::net::lookup_host(host_port)
             .await
             .map_err(|e| bind_err(e.to_string()))?
             .next()
@@ -299,20 +336,34 @@ impl Member {
         let listener = tokio::net::TcpListener::bind(sock)
             .await
             .map_err(|e| bind_err(e.to_string()))?;
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let service = crate::service::server(self.clone());
-        tokio::spawn(async move {
-            if let Err(e) = tonic::transport::Server::builder()
+        let builder = || {
+            tonic::transport::Server::builder()
                 .initial_stream_window_size(crate::network::STREAM_WINDOW)
                 .initial_connection_window_size(crate::network::CONNECTION_WINDOW)
                 .add_service(service)
-                .serve_with_incoming(incoming)
-                .await
-            {
-                tracing::error!("member-to-member service stopped: {e}");
+        };
+        match tls {
+            None => {
+                let incoming =
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+                let server = builder();
+                tokio::spawn(async move {
+                    if let Err(e) = server.serve_with_incoming(incoming).await {
+                        tracing::error!("member-to-member service stopped: {e}");
+                    }
+                });
             }
-        });
+            Some(tls) => {
+                let incoming = crate::service::tls_incoming(listener, tls);
+                let server = builder();
+                tokio::spawn(async move {
+                    if let Err(e) = server.serve_with_incoming(incoming).await {
+                        tracing::error!("member-to-member service stopped: {e}");
+                    }
+                });
+            }
+        }
         tracing::info!(%addr, node = format_args!("{:016x}", self.identity.node_id), "serving member-to-member traffic");
         Ok(())
     }
@@ -343,6 +394,8 @@ impl Member {
                                 targets.insert(0, reply.leader_addr);
                             }
                             last_error = "peer is not the leader".into();
+                        } else if reply.error.starts_with(MIXED_TLS) {
+                            return Err(MemberError::MixedTls(reply.error));
                         } else if !reply.error.is_empty() {
                             last_error = reply.error;
                         } else {
@@ -605,6 +658,7 @@ impl Member {
         if self.raft.metrics().borrow().state != ServerState::Leader {
             return Err(self.not_leader());
         }
+        check_same_transport(&self.identity.raft_addr, [addr]).map_err(AdminError::Raft)?;
         tracing::info!(node = format_args!("{node:016x}"), %addr, "adding member as learner");
         self.raft
             .add_learner(node, BasicNode::new(addr), true)

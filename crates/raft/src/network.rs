@@ -17,6 +17,13 @@
 //! AppendEntries (a heartbeat), so the follower keeps hearing from its leader and calls no
 //! election. Votes and heartbeats are never queued behind a transfer: they are separate calls
 //! (HTTP/2 streams) on the connection.
+//!
+//! Addresses. A member's Raft address is `HOST:PORT` or `tcp:HOST:PORT` (plain gRPC) or
+//! `ssl:HOST:PORT` (gRPC over TLS, as with `ovsdb-tool create-cluster`). Over TLS both members
+//! authenticate with the key, certificate and CA given to `serve` ([`PeerTls`]); the handshake
+//! is ours (a connector here, an accept loop in the member) rather than tonic's, so that the
+//! peer is verified against the CA alone, as Open vSwitch does, and rotated files apply to the
+//! next connection.
 
 use std::time::Duration;
 
@@ -53,10 +60,49 @@ fn transfer_deadline(bytes: usize) -> Duration {
     TRANSFER_BASE + Duration::from_secs(TRANSFER_SECS_PER_MB * (bytes as u64 / 1_000_000))
 }
 
-/// A client for the member at `addr` (`HOST:PORT`). One lazily connecting HTTP/2 channel per
-/// address is shared by every caller (Raft RPCs, forwarded writes, read barriers, admin), so a
-/// forwarded write or a read barrier never pays for a new connection.
-pub fn client(addr: &str) -> Result<MemberClient<Channel>, tonic::transport::Error> {
+/// The TLS configurations members use between themselves (built from `serve`'s
+/// `--private-key`, `--certificate`, `--ca-cert`), asked for at each new connection so a
+/// rotated certificate is used from then on.
+pub trait PeerTls: Send + Sync + 'static {
+    /// For accepting a member: requires a certificate signed by the CA.
+    fn server_config(&self) -> std::sync::Arc<rustls::ServerConfig>;
+    /// For dialling a member: presents our certificate and verifies the peer's chain.
+    fn client_config(&self) -> std::sync::Arc<rustls::ClientConfig>;
+}
+
+static PEER_TLS: std::sync::OnceLock<std::sync::Arc<dyn PeerTls>> = std::sync::OnceLock::new();
+
+/// Installs the process's member TLS configuration (once, before the member starts).
+pub fn set_peer_tls(tls: std::sync::Arc<dyn PeerTls>) {
+    let _ = PEER_TLS.set(tls);
+}
+
+pub(crate) fn peer_tls() -> Option<std::sync::Arc<dyn PeerTls>> {
+    PEER_TLS.get().cloned()
+}
+
+/// Whether a Raft address asks for TLS, and its `HOST:PORT`.
+pub fn split_addr(addr: &str) -> (bool, &str) {
+    if let Some(rest) = addr.strip_prefix("ssl:") {
+        (true, rest)
+    } else {
+        (false, addr.strip_prefix("tcp:").unwrap_or(addr))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+    #[error("{0}: an ssl: member address needs --private-key, --certificate and --ca-cert")]
+    NoTls(String),
+}
+
+/// A client for the member at `addr` (see the module header for its forms). One lazily
+/// connecting HTTP/2 channel per address is shared by every caller (Raft RPCs, forwarded
+/// writes, read barriers, admin), so a forwarded write or a read barrier never pays for a new
+/// connection.
+pub fn client(addr: &str) -> Result<MemberClient<Channel>, ClientError> {
     static CHANNELS: std::sync::OnceLock<
         std::sync::Mutex<std::collections::HashMap<String, Channel>>,
     > = std::sync::OnceLock::new();
@@ -65,7 +111,8 @@ pub fn client(addr: &str) -> Result<MemberClient<Channel>, tonic::transport::Err
     let channel = match channels.get(addr) {
         Some(c) => c.clone(),
         None => {
-            let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
+            let (tls, host_port) = split_addr(addr);
+            let endpoint = Endpoint::from_shared(format!("http://{host_port}"))?
                 .connect_timeout(CONNECT_TIMEOUT)
                 .tcp_nodelay(true)
                 // HTTP/2's default 64 KiB windows make a MB-sized request wait for a window
@@ -74,13 +121,71 @@ pub fn client(addr: &str) -> Result<MemberClient<Channel>, tonic::transport::Err
                 .initial_connection_window_size(CONNECTION_WINDOW)
                 .http2_keep_alive_interval(Duration::from_secs(5))
                 .keep_alive_while_idle(true);
-            let c = endpoint.connect_lazy();
+            let c = if tls {
+                let config = peer_tls().ok_or_else(|| ClientError::NoTls(addr.to_string()))?;
+                endpoint.connect_with_connector_lazy(tls_connector(host_port.to_string(), config))
+            } else {
+                endpoint.connect_lazy()
+            };
             channels.insert(addr.to_string(), c.clone());
             c
         }
     };
     Ok(MemberClient::new(channel).max_decoding_message_size(usize::MAX))
 }
+
+/// Dials `host_port` and runs the client side of the TLS handshake, each bounded by
+/// [`CONNECT_TIMEOUT`] and [`PEER_HANDSHAKE_TIMEOUT`].
+fn tls_connector(
+    host_port: String,
+    tls: std::sync::Arc<dyn PeerTls>,
+) -> impl tower::Service<
+    tonic::transport::Uri,
+    Response = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    Error = std::io::Error,
+    Future = impl Send,
+> + Send
+       + Clone
+       + 'static {
+    tower::service_fn(move |_uri: tonic::transport::Uri| {
+        let host_port = host_port.clone();
+        let tls = tls.clone();
+        async move {
+            let timed_out = |what: &str| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("{what} {host_port} timed out"),
+                )
+            };
+            let tcp =
+                tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&host_port))
+                    .await
+                    .map_err(|_| timed_out("connecting to"))??;
+            let _ = tcp.set_nodelay(true);
+            // The name only has to be well formed: the peer is verified against the CA.
+            let host = host_port
+                .rsplit_once(':')
+                .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+                .unwrap_or(&host_port);
+            let name =
+                rustls::pki_types::ServerName::try_from(host.to_string()).unwrap_or_else(|_| {
+                    rustls::pki_types::ServerName::try_from("halyard-member").expect("valid name")
+                });
+            let connector = tokio_rustls::TlsConnector::from(tls.client_config());
+            let stream = tokio::time::timeout(PEER_HANDSHAKE_TIMEOUT, connector.connect(name, tcp))
+                .await
+                .map_err(|_| timed_out("TLS handshake with"))?
+                .map_err(|e| {
+                    tracing::warn!(peer = %host_port, "TLS handshake with member failed: {e}");
+                    e
+                })?;
+            Ok(hyper_util::rt::TokioIo::new(stream))
+        }
+    })
+}
+
+/// How long a member-to-member TLS handshake may take, either side.
+pub const PEER_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// When each peer last answered a Raft RPC (the leader's view of who is alive, for lock leases).
 #[derive(Default)]
@@ -357,5 +462,31 @@ impl RaftNetwork<TypeConfig> for Peer {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         self.call(Rpc::Vote, &rpc, &option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_forms() {
+        assert_eq!(split_addr("ssl:10.0.0.1:6643"), (true, "10.0.0.1:6643"));
+        assert_eq!(split_addr("tcp:10.0.0.1:6643"), (false, "10.0.0.1:6643"));
+        assert_eq!(split_addr("10.0.0.1:6643"), (false, "10.0.0.1:6643"));
+        let own = "ssl:10.0.0.1:6643";
+        assert!(crate::member::check_same_transport(own, ["ssl:10.0.0.2:6643"]).is_ok());
+        let e =
+            crate::member::check_same_transport(own, ["ssl:10.0.0.2:1", "10.0.0.3:1"]).unwrap_err();
+        assert!(e.starts_with(crate::member::MIXED_TLS), "{e}");
+        assert!(e.contains("10.0.0.3:1"), "{e}");
+        assert!(crate::member::check_same_transport("tcp:a:1", ["b:2", "tcp:c:3"]).is_ok());
+    }
+
+    #[tokio::test]
+    async fn ssl_address_without_tls_settings_is_a_clear_error() {
+        // No test in this binary installs member TLS.
+        let e = client("ssl:127.0.0.1:1").unwrap_err().to_string();
+        assert!(e.contains("needs --private-key"), "{e}");
     }
 }

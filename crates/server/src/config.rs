@@ -32,6 +32,8 @@ pub const DEFAULT_INPUT_LIMIT: usize = 512 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// Key, certificate and CA for `pssl:` listeners; a `pssl:` remote without it is refused.
+    pub tls: Option<std::sync::Arc<crate::tls::TlsLoader>>,
     /// Idle time on a TCP session before the server sends an echo probe, and again before it
     /// gives up on the client. `None` disables probing. Unix-socket sessions are never probed.
     pub probe_interval: Option<Duration>,
@@ -48,6 +50,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {
+            tls: None,
             probe_interval: Some(DEFAULT_PROBE_INTERVAL),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             backlog_limit: DEFAULT_BACKLOG_LIMIT,

@@ -26,6 +26,7 @@ pub mod remotes;
 mod server;
 pub mod server_db;
 mod session;
+pub mod tls;
 
 pub use backend::{
     ApplyHook, Backend, BackendError, DbView, LockEvent, ServerDbStatus, SessionKey, TxnHistory,
@@ -34,3 +35,4 @@ pub use config::ServerConfig;
 pub use hub::FrontEndStats;
 pub use server::{Server, ServerError};
 pub use session::SessionOptions;
+pub use tls::{TlsError, TlsLoader, TlsSettings};

@@ -1,7 +1,8 @@
 //! Passive remotes, named as ovsdb-server's `--remote` option names them (`lib/stream.c`,
-//! docs/ovsdb-protocol.md §1.1): `ptcp:PORT[:IP]` and `punix:PATH`. `ptcp:` binds IPv4 only
-//! unless the IP says otherwise; an IPv6 address is written in brackets (`ptcp:6641:[::1]`).
-//! `ptcp:` with no port listens on the OVSDB port 6640, as ovsdb-server does.
+//! docs/ovsdb-protocol.md §1.1): `ptcp:PORT[:IP]`, `pssl:PORT[:IP]` and `punix:PATH`. `ptcp:` and
+//! `pssl:` bind IPv4 only unless the IP says otherwise; an IPv6 address is written in brackets
+//! (`ptcp:6641:[::1]`). With no port they listen on the OVSDB port 6640, as ovsdb-server does.
+//! A `pssl:` listener accepts TCP connections; the TLS handshake is the server's (see `tls`).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -17,17 +18,20 @@ pub const OVSDB_PORT: u16 = 6640;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Remote {
     Tcp(SocketAddr),
+    Ssl(SocketAddr),
     Unix(PathBuf),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RemoteError {
-    #[error("{0}: unknown remote type (expected \"ptcp:PORT[:IP]\" or \"punix:PATH\")")]
+    #[error(
+        "{0}: unknown remote type (expected \"ptcp:PORT[:IP]\", \"pssl:PORT[:IP]\" or \"punix:PATH\")"
+    )]
     UnknownType(String),
-    #[error("{0}: active remotes (tcp:, unix:, ssl:) cannot be listened on; use ptcp: or punix:")]
+    #[error(
+        "{0}: active remotes (tcp:, unix:, ssl:) cannot be listened on; use ptcp:, pssl: or punix:"
+    )]
     Active(String),
-    #[error("{0}: SSL remotes are not supported yet")]
-    Ssl(String),
     #[error("{0}: bad port number {1:?}")]
     BadPort(String, String),
     #[error("{0}: bad IP address {1:?} (write IPv6 addresses in brackets, e.g. [::1])")]
@@ -45,7 +49,7 @@ impl FromStr for Remote {
             return Err(RemoteError::UnknownType(err_name()));
         };
         match kind {
-            "ptcp" => {
+            "ptcp" | "pssl" => {
                 let (port, ip) = match rest.split_once(':') {
                     Some((p, ip)) => (p, Some(ip)),
                     None => (rest, None),
@@ -75,7 +79,12 @@ impl FromStr for Remote {
                         parsed
                     }
                 };
-                Ok(Remote::Tcp(SocketAddr::new(ip, port)))
+                let addr = SocketAddr::new(ip, port);
+                Ok(if kind == "ptcp" {
+                    Remote::Tcp(addr)
+                } else {
+                    Remote::Ssl(addr)
+                })
             }
             "punix" => {
                 if rest.is_empty() {
@@ -83,7 +92,6 @@ impl FromStr for Remote {
                 }
                 Ok(Remote::Unix(PathBuf::from(rest)))
             }
-            "pssl" => Err(RemoteError::Ssl(err_name())),
             "tcp" | "unix" | "ssl" => Err(RemoteError::Active(err_name())),
             _ => Err(RemoteError::UnknownType(err_name())),
         }
@@ -95,6 +103,8 @@ impl fmt::Display for Remote {
         match self {
             Remote::Tcp(a) if a.is_ipv6() => write!(f, "ptcp:{}:[{}]", a.port(), a.ip()),
             Remote::Tcp(a) => write!(f, "ptcp:{}:{}", a.port(), a.ip()),
+            Remote::Ssl(a) if a.is_ipv6() => write!(f, "pssl:{}:[{}]", a.port(), a.ip()),
+            Remote::Ssl(a) => write!(f, "pssl:{}:{}", a.port(), a.ip()),
             Remote::Unix(p) => write!(f, "punix:{}", p.display()),
         }
     }
@@ -104,6 +114,8 @@ impl fmt::Display for Remote {
 #[derive(Debug)]
 pub enum Listener {
     Tcp(TcpListener),
+    /// Accepts TCP connections that must then complete a TLS handshake.
+    Ssl(TcpListener),
     Unix(UnixListener, PathBuf),
 }
 
@@ -111,6 +123,8 @@ pub enum Listener {
 #[derive(Debug)]
 pub enum Connection {
     Tcp(TcpStream),
+    /// Not yet through its TLS handshake.
+    Ssl(TcpStream),
     Unix(UnixStream),
 }
 
@@ -120,6 +134,7 @@ impl Remote {
     pub async fn bind(&self) -> std::io::Result<Listener> {
         match self {
             Remote::Tcp(addr) => Ok(Listener::Tcp(TcpListener::bind(addr).await?)),
+            Remote::Ssl(addr) => Ok(Listener::Ssl(TcpListener::bind(addr).await?)),
             Remote::Unix(path) => {
                 remove_stale_socket(path);
                 Ok(Listener::Unix(UnixListener::bind(path)?, path.clone()))
@@ -146,25 +161,34 @@ impl Listener {
                 Ok(a) => Remote::Tcp(a).to_string(),
                 Err(_) => "ptcp:?".into(),
             },
+            Listener::Ssl(l) => match l.local_addr() {
+                Ok(a) => Remote::Ssl(a).to_string(),
+                Err(_) => "pssl:?".into(),
+            },
             Listener::Unix(_, p) => Remote::Unix(p.clone()).to_string(),
         }
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
         match self {
-            Listener::Tcp(l) => l.local_addr().ok(),
+            Listener::Tcp(l) | Listener::Ssl(l) => l.local_addr().ok(),
             Listener::Unix(..) => None,
         }
     }
 
     /// Accepts one connection; the string names the peer for log lines (`tcp:IP:PORT` or
-    /// `unix#N` like ovsdb-server).
+    /// `ssl:IP:PORT`, `unix:PATH`, like ovsdb-server).
     pub async fn accept(&self) -> std::io::Result<(Connection, String)> {
         match self {
             Listener::Tcp(l) => {
                 let (s, peer) = l.accept().await?;
                 let _ = s.set_nodelay(true);
                 Ok((Connection::Tcp(s), format!("tcp:{peer}")))
+            }
+            Listener::Ssl(l) => {
+                let (s, peer) = l.accept().await?;
+                let _ = s.set_nodelay(true);
+                Ok((Connection::Ssl(s), format!("ssl:{peer}")))
             }
             Listener::Unix(l, p) => {
                 let (s, _) = l.accept().await?;
@@ -199,6 +223,11 @@ mod tests {
                 Remote::Tcp("127.0.0.1:0".parse().unwrap()),
             ),
             ("ptcp:", Remote::Tcp("0.0.0.0:6640".parse().unwrap())),
+            ("pssl:6641", Remote::Ssl("0.0.0.0:6641".parse().unwrap())),
+            (
+                "pssl:6641:[::1]",
+                Remote::Ssl("[::1]:6641".parse().unwrap()),
+            ),
             ("ptcp:6641:[::]", Remote::Tcp("[::]:6641".parse().unwrap())),
             (
                 "ptcp:6641:[::1]",
@@ -220,7 +249,6 @@ mod tests {
                 RemoteError::Active("tcp:127.0.0.1:6641".into()),
             ),
             ("unix:/x", RemoteError::Active("unix:/x".into())),
-            ("pssl:6641", RemoteError::Ssl("pssl:6641".into())),
             (
                 "ptcp:70000",
                 RemoteError::BadPort("ptcp:70000".into(), "70000".into()),
@@ -256,6 +284,7 @@ mod tests {
         for s in [
             "ptcp:6641:127.0.0.1",
             "ptcp:6641:[::1]",
+            "pssl:6641:127.0.0.1",
             "punix:/tmp/x.sock",
         ] {
             assert_eq!(s.parse::<Remote>().unwrap().to_string(), s);

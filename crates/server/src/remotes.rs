@@ -497,6 +497,12 @@ async fn bind(
         .target
         .parse()
         .map_err(|e: crate::listener::RemoteError| e.to_string())?;
+    if matches!(remote, Remote::Ssl(_)) && ctx.config.tls.is_none() {
+        return Err(format!(
+            "{}: SSL listener without --private-key, --certificate and --ca-cert",
+            w.target
+        ));
+    }
     let listener = remote
         .bind()
         .await

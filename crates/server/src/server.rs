@@ -25,6 +25,8 @@ pub enum ServerError {
         remote: String,
         source: std::io::Error,
     },
+    #[error("{0}: pssl: remotes need --private-key, --certificate and --ca-cert")]
+    TlsMissing(String),
     #[error("no remotes to listen on")]
     NoRemotes,
     #[error(transparent)]
@@ -111,6 +113,11 @@ impl Server {
                     spec?;
                 }
                 None => parsed.push((r.clone(), r.parse::<Remote>()?)),
+            }
+        }
+        if let Some((_, r)) = parsed.iter().find(|(_, r)| matches!(r, Remote::Ssl(_))) {
+            if self.ctx.config.tls.is_none() {
+                return Err(ServerError::TlsMissing(r.to_string()));
             }
         }
         let mut listeners = Vec::with_capacity(parsed.len());
@@ -263,6 +270,15 @@ pub(crate) async fn accept_loop(
         tokio::spawn(async move {
             match conn {
                 Connection::Tcp(s) => session::serve(ctx, s, peer, options, tag).await,
+                Connection::Ssl(s) => {
+                    if let Some((s, identity)) = handshake(&ctx, s, &peer).await {
+                        let options = SessionOptions {
+                            identity,
+                            ..options
+                        };
+                        session::serve(ctx, s, peer, options, tag).await
+                    }
+                }
                 // ovsdb-server never probes unix-socket clients.
                 Connection::Unix(s) => {
                     let options = SessionOptions {
@@ -275,4 +291,48 @@ pub(crate) async fn accept_loop(
             drop(permit);
         });
     }
+}
+
+/// The server side of a TLS handshake on an accepted connection, bounded by
+/// [`HANDSHAKE_TIMEOUT`](crate::tls::HANDSHAKE_TIMEOUT). Returns the stream and the subject CN
+/// of the client's certificate, or `None` (logged) if the client did not complete it.
+async fn handshake(
+    ctx: &Ctx,
+    stream: tokio::net::TcpStream,
+    peer: &str,
+) -> Option<(
+    tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    Option<String>,
+)> {
+    let tls = ctx.config.tls.as_ref()?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
+    let limit = crate::tls::HANDSHAKE_TIMEOUT;
+    let s = match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(
+                "{peer}: TLS handshake failed: {}",
+                crate::tls::describe_handshake_error(&e)
+            );
+            return None;
+        }
+        Err(_) => {
+            tracing::warn!(
+                "{peer}: TLS handshake not completed within {} s, disconnecting",
+                limit.as_secs()
+            );
+            return None;
+        }
+    };
+    let identity = s
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| crate::tls::common_name(c));
+    tracing::info!(
+        "{peer}: TLS session established, client certificate CN {:?}",
+        identity.as_deref().unwrap_or("")
+    );
+    Some((s, identity))
 }

@@ -399,6 +399,11 @@ impl Session {
                         ));
                     }
                 }
+                // A TLS client that goes away without close_notify (a killed process, or one
+                // that just closes its socket, as many do) has closed its connection: no error.
+                Event::Read(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return End::Eof
+                }
                 Event::Read(Err(e)) => return End::ReadError(e),
                 Event::Timer => {
                     let backlog = self.shared.out.backlog();

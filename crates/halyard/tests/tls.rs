@@ -1,0 +1,885 @@
+//! TLS for clients (`pssl:` remotes) and between members (`ssl:` Raft addresses), with real
+//! certificates from the real `ovs-pki` and the real OVS/OVN clients and `openssl s_client`:
+//! - a 3-member cluster with `ssl:` Raft addresses serves `ovn-nbctl` and `ovsdb-client` over
+//!   `ssl:` through every member; a plaintext client and a client whose certificate comes from
+//!   another CA are refused with a log line; the Raft port speaks TLS (and nothing else);
+//! - rotation: the server's key and certificate files replaced by a newly signed pair are used
+//!   by the next connection (its serial is seen), while a session opened before keeps working;
+//! - bad input (a stalled handshake, garbage bytes, an expired certificate, a wrong CA) gives a
+//!   clear log line each and the member keeps serving a good client meanwhile;
+//! - `halyard status` reaches members at `ssl:` addresses with the same options, and
+//!   `halyard backup` reads a member over `ssl:`;
+//! - `--ssl-protocols` and `--ssl-ciphers` restrict what a client can negotiate;
+//! - a would-be member with a certificate from another CA cannot join (either side refuses);
+//! - a cluster mixing `ssl:` and plain Raft addresses is refused at `join-cluster`, and TLS
+//!   options that cannot be honoured are refused at `serve`.
+
+mod cluster_common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use cluster_common::*;
+
+const T: Duration = Duration::from_secs(60);
+
+/// A PKI made with `ovs-pki` (switch CA) in a directory, and certificates signed by it.
+struct Pki {
+    dir: PathBuf,
+}
+
+/// A private key and certificate pair.
+#[derive(Clone)]
+struct Cert {
+    key: String,
+    cert: String,
+}
+
+impl Pki {
+    /// `ovs-pki --dir=DIR/NAME init`.
+    fn init(parent: &Path, name: &str) -> Pki {
+        let dir = parent.join(name);
+        let out = ovs_pki(parent, &[&format!("--dir={}", dir.display()), "init"]);
+        assert!(out.status.success(), "ovs-pki init: {out:?}");
+        Pki { dir }
+    }
+
+    fn ca(&self) -> String {
+        self.dir.join("switchca/cacert.pem").display().to_string()
+    }
+
+    /// `ovs-pki req+sign NAME switch` in the PKI's parent directory.
+    fn sign(&self, name: &str) -> Cert {
+        let parent = self.dir.parent().unwrap();
+        let out = ovs_pki(
+            parent,
+            &[
+                &format!("--dir={}", self.dir.display()),
+                "req+sign",
+                name,
+                "switch",
+            ],
+        );
+        assert!(out.status.success(), "ovs-pki req+sign {name}: {out:?}");
+        Cert {
+            key: parent
+                .join(format!("{name}-privkey.pem"))
+                .display()
+                .to_string(),
+            cert: parent
+                .join(format!("{name}-cert.pem"))
+                .display()
+                .to_string(),
+        }
+    }
+
+    /// A certificate for NAME signed by this CA but valid only in January 2020.
+    fn sign_expired(&self, name: &str) -> Cert {
+        let parent = self.dir.parent().unwrap();
+        let out = ovs_pki(
+            parent,
+            &[&format!("--dir={}", self.dir.display()), "req", name],
+        );
+        assert!(out.status.success(), "ovs-pki req {name}: {out:?}");
+        let req = parent.join(format!("{name}-req.pem"));
+        let cert = parent.join(format!("{name}-cert.pem"));
+        let out = Command::new("openssl")
+            .current_dir(self.dir.join("switchca"))
+            .args(["ca", "-config", "ca.cnf", "-batch"])
+            .args([
+                "-startdate",
+                "20200101000000Z",
+                "-enddate",
+                "20200102000000Z",
+            ])
+            .arg("-in")
+            .arg(&req)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl ca: {out:?}");
+        Cert {
+            key: parent
+                .join(format!("{name}-privkey.pem"))
+                .display()
+                .to_string(),
+            cert: cert.display().to_string(),
+        }
+    }
+}
+
+fn ovs_pki(cwd: &Path, args: &[&str]) -> Output {
+    Command::new("timeout")
+        .current_dir(cwd)
+        .arg("120")
+        .arg("ovs-pki")
+        .arg(format!("--log={}", cwd.join("ovs-pki.log").display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The serial number (hex, as `openssl x509 -serial` prints it) of a PEM certificate file.
+fn serial_of_file(cert: &str) -> String {
+    let out = run_ok(
+        "openssl",
+        &["x509", "-noout", "-serial", "-in", cert],
+        Duration::from_secs(10),
+    );
+    out.trim().trim_start_matches("serial=").to_string()
+}
+
+/// Connects with `openssl s_client` (presenting `client`, trusting `ca`) and returns its output
+/// and the serial of the certificate the server presented.
+fn s_client(port: u16, client: &Cert, ca: &str) -> (String, Option<String>) {
+    s_client_with(port, client, ca, &[])
+}
+
+fn s_client_with(port: u16, client: &Cert, ca: &str, extra: &[&str]) -> (String, Option<String>) {
+    let out = Command::new("timeout")
+        .args(["20", "openssl", "s_client", "-connect"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(extra)
+        .args(["-cert", &client.cert, "-key", &client.key, "-CAfile", ca])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The server certificate block, then its serial.
+    let pem: String = {
+        let start = text.find("-----BEGIN CERTIFICATE-----");
+        let end = text.find("-----END CERTIFICATE-----");
+        match (start, end) {
+            (Some(s), Some(e)) => text[s..e + "-----END CERTIFICATE-----".len()].to_string(),
+            _ => return (text, None),
+        }
+    };
+    let mut child = Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(pem.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let serial = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_string();
+    (text, Some(serial))
+}
+
+/// A Halyard cluster whose members talk TLS between themselves (`ssl:` Raft addresses) and
+/// serve clients on `pssl:` (and on `ptcp:`, which the shared helpers use to wait for them).
+struct TlsCluster {
+    dir: tempfile::TempDir,
+    pki: Pki,
+    members: Vec<Member>,
+    ssl_ports: Vec<u16>,
+    certs: Vec<Cert>,
+    /// A client certificate signed by the cluster's CA.
+    client: Cert,
+    /// More `serve` options for every member.
+    extra: Vec<String>,
+}
+
+impl TlsCluster {
+    fn start(n: usize) -> TlsCluster {
+        TlsCluster::start_with(n, &[])
+    }
+
+    fn start_with(n: usize, extra: &[&str]) -> TlsCluster {
+        let dir = tempfile::Builder::new()
+            .prefix("halyard-tls-")
+            .tempdir()
+            .unwrap();
+        let pki = Pki::init(dir.path(), "pki");
+        let client = pki.sign("client");
+        let mut c = TlsCluster {
+            dir,
+            pki,
+            members: Vec::new(),
+            ssl_ports: Vec::new(),
+            certs: Vec::new(),
+            client,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        for _ in 0..n {
+            c.add_member();
+        }
+        c
+    }
+
+    fn add_member(&mut self) {
+        let index = self.members.len() + 1;
+        let cert = self.pki.sign(&format!("m{index}"));
+        let data_dir = self.dir.path().join(format!("m{index}"));
+        let raft_addr = format!("ssl:127.0.0.1:{}", free_port());
+        let mut args: Vec<String> = vec!["--data-dir".into(), data_dir.display().to_string()];
+        if index == 1 {
+            args.insert(0, "create-cluster".into());
+            args.extend(["--schema".into(), NB_SCHEMA.into()]);
+        } else {
+            args.insert(0, "join-cluster".into());
+            args.extend(["--peer".into(), self.members[0].raft_addr.clone()]);
+        }
+        args.extend(["--raft-addr".into(), raft_addr.clone()]);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_ok(halyard_bin(), &argv, T);
+        let ssl_port = free_port();
+        let mut serve_args = vec![
+            "--remote".to_string(),
+            format!("pssl:{ssl_port}:127.0.0.1"),
+            "--private-key".into(),
+            cert.key.clone(),
+            "--certificate".into(),
+            cert.cert.clone(),
+            "--ca-cert".into(),
+            self.pki.ca(),
+        ];
+        serve_args.extend(self.extra.iter().cloned());
+        let mut m = Member {
+            index,
+            port: free_port(),
+            raft_addr,
+            data_dir,
+            log: self.dir.path().join(format!("m{index}.log")),
+            serve_args,
+            proc: None,
+        };
+        m.start_and_wait("OVN_Northbound", UP_TIMEOUT);
+        self.members.push(m);
+        self.ssl_ports.push(ssl_port);
+        self.certs.push(cert);
+    }
+
+    fn log(&self, index: usize) -> String {
+        std::fs::read_to_string(&self.members[index - 1].log).unwrap_or_default()
+    }
+
+    /// Waits until member `index`'s log has a line containing every one of `words` and
+    /// returns that line.
+    fn wait_log_line(&self, index: usize, words: &[&str]) -> String {
+        wait_until(
+            &format!("a log line with {words:?} on m{index}"),
+            Duration::from_secs(30),
+            || {
+                self.log(index)
+                    .lines()
+                    .find(|l| words.iter().all(|w| l.contains(w)))
+                    .map(str::to_string)
+            },
+        )
+    }
+}
+
+impl Drop for TlsCluster {
+    fn drop(&mut self) {
+        for m in &mut self.members {
+            m.kill();
+        }
+        if std::thread::panicking() || std::env::var_os("HALYARD_KEEP").is_some() {
+            let path = self.dir.path().to_path_buf();
+            let kept = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+            let _ = kept.keep();
+            eprintln!("cluster directory kept: {}", path.display());
+        }
+    }
+}
+
+/// `ovn-nbctl` over `ssl:` to `port` with `client`'s key and certificate, trusting `ca`.
+fn nbctl(port: u16, client: &Cert, ca: &str, args: &[&str]) -> Output {
+    let db = format!("--db=ssl:127.0.0.1:{port}");
+    let mut argv = vec![
+        "-p",
+        &client.key,
+        "-c",
+        &client.cert,
+        "-C",
+        ca,
+        db.as_str(),
+        "--timeout=20",
+    ];
+    argv.extend_from_slice(args);
+    run("ovn-nbctl", &argv, Duration::from_secs(40))
+}
+
+fn nbctl_ok(port: u16, client: &Cert, ca: &str, args: &[&str]) -> String {
+    let out = nbctl(port, client, ca, args);
+    assert!(
+        out.status.success(),
+        "ovn-nbctl {args:?} on {port}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn tls_cluster_serves_real_clients_through_every_member() {
+    let c = TlsCluster::start(3);
+    let ca = c.pki.ca();
+
+    // The members formed one cluster over TLS: every member lists the three ssl: addresses.
+    for m in &c.members {
+        let ctl = m.data_dir.join("halyard.ctl").display().to_string();
+        let status = run_ok(
+            "ovs-appctl",
+            &["-t", &ctl, "cluster/status", "OVN_Northbound"],
+            Duration::from_secs(20),
+        );
+        for other in &c.members {
+            assert!(
+                status.contains(&other.raft_addr),
+                "m{} does not list {}:\n{status}",
+                m.index,
+                other.raft_addr
+            );
+        }
+    }
+
+    // `halyard status` reaches every member over TLS with a certificate of the PKI, and
+    // refuses clearly without one.
+    let status = run(
+        halyard_bin(),
+        &[
+            "status",
+            "--remote",
+            &c.members[1].raft_addr,
+            "--private-key",
+            &c.client.key,
+            "--certificate",
+            &c.client.cert,
+            "--ca-cert",
+            &ca,
+            "--json",
+        ],
+        T,
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&status.stdout)
+        .unwrap_or_else(|e| panic!("status output: {e}: {status:?}"));
+    assert_eq!(status.status.code(), Some(0), "{doc:#}");
+    let text = doc.to_string();
+    for m in &c.members {
+        assert!(text.contains(&m.raft_addr), "{doc:#}");
+    }
+    let status = run(
+        halyard_bin(),
+        &["status", "--remote", &c.members[1].raft_addr],
+        T,
+    );
+    let out = String::from_utf8_lossy(&status.stdout).into_owned()
+        + &String::from_utf8_lossy(&status.stderr);
+    assert_ne!(status.status.code(), Some(0), "{out}");
+    assert!(out.contains("needs --private-key"), "{out}");
+
+    // ovn-nbctl writes through every member, and every member shows every write.
+    for (i, port) in c.ssl_ports.iter().enumerate() {
+        nbctl_ok(*port, &c.client, &ca, &["ls-add", &format!("sw{}", i + 1)]);
+    }
+    for port in &c.ssl_ports {
+        let listed = wait_until("every switch on every member", T, || {
+            let l = nbctl_ok(*port, &c.client, &ca, &["ls-list"]);
+            (l.contains("(sw1)") && l.contains("(sw2)") && l.contains("(sw3)")).then_some(l)
+        });
+        assert_eq!(listed.lines().count(), 3, "{listed}");
+    }
+
+    // ovsdb-client over ssl: too.
+    for port in &c.ssl_ports {
+        let remote = format!("ssl:127.0.0.1:{port}");
+        let common = [
+            "-p",
+            c.client.key.as_str(),
+            "-c",
+            c.client.cert.as_str(),
+            "-C",
+            ca.as_str(),
+            "--timeout=20",
+        ];
+        let mut argv = common.to_vec();
+        argv.extend(["list-dbs", &remote]);
+        let dbs = run_ok("ovsdb-client", &argv, Duration::from_secs(40));
+        assert!(dbs.lines().any(|l| l == "OVN_Northbound"), "{dbs}");
+        let mut argv = common.to_vec();
+        argv.extend(["dump", &remote, "OVN_Northbound", "Logical_Switch", "name"]);
+        let dump = run_ok("ovsdb-client", &argv, Duration::from_secs(40));
+        assert!(dump.contains("sw3"), "{dump}");
+    }
+    // `halyard backup` over ssl: writes a database file ovsdb-tool reads.
+    let backup = c.dir.path().join("nb-backup.db").display().to_string();
+    run_ok(
+        halyard_bin(),
+        &[
+            "backup",
+            "--remote",
+            &format!("ssl:127.0.0.1:{}", c.ssl_ports[2]),
+            "-p",
+            &c.client.key,
+            "-c",
+            &c.client.cert,
+            "-C",
+            &ca,
+            "-o",
+            &backup,
+        ],
+        T,
+    );
+    let names = run_ok(
+        "ovsdb-tool",
+        &[
+            "query",
+            &backup,
+            r#"["OVN_Northbound",{"op":"select","table":"Logical_Switch","where":[],"columns":["name"]}]"#,
+        ],
+        T,
+    );
+    assert!(names.contains("sw1") && names.contains("sw3"), "{names}");
+
+    // The session's identity is the certificate's CN, logged at accept.
+    c.wait_log_line(1, &["TLS session established", "CN \"client id:"]);
+
+    // A plaintext client on a pssl: port is refused.
+    let plain = run(
+        "ovn-nbctl",
+        &[
+            &format!("--db=tcp:127.0.0.1:{}", c.ssl_ports[0]),
+            "--timeout=5",
+            "ls-list",
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(!plain.status.success(), "a plaintext client was served");
+    c.wait_log_line(1, &["TLS handshake failed", "not a TLS client"]);
+
+    // A client whose certificate another CA signed is refused (it trusts our CA, so the
+    // refusal is the server's).
+    let other = Pki::init(c.dir.path(), "other-pki");
+    let stranger = other.sign("stranger");
+    let refused = nbctl(c.ssl_ports[1], &stranger, &ca, &["ls-list"]);
+    assert!(
+        !refused.status.success(),
+        "a client certificate from another CA was accepted"
+    );
+    let line = c.wait_log_line(2, &["TLS handshake failed", "invalid peer certificate"]);
+    assert!(line.contains("UnknownIssuer"), "{line}");
+
+    // The Raft port speaks TLS with the member's certificate (openssl s_client completes a
+    // handshake and sees m1's serial) and nothing in clear: a plaintext gRPC call gets nothing.
+    let raft_port: u16 = c.members[0]
+        .raft_addr
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (text, serial) = s_client(raft_port, &c.client, &ca);
+    assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
+    assert!(
+        text.contains("TLSv1.3") || text.contains("TLSv1.2"),
+        "{text}"
+    );
+    assert_eq!(
+        serial.as_deref(),
+        Some(serial_of_file(&c.certs[0].cert).as_str())
+    );
+    assert!(
+        raft_status(&format!("127.0.0.1:{raft_port}")).is_none(),
+        "the Raft port answered plaintext gRPC"
+    );
+    // A peer that is not a member of the PKI cannot talk to the Raft port either.
+    // (With TLS 1.3 the client may finish before the server's alert reaches it: the server's
+    // log says it refused.)
+    let _ = s_client(raft_port, &stranger, &ca);
+    c.wait_log_line(
+        1,
+        &["member-to-member TLS handshake failed", "UnknownIssuer"],
+    );
+}
+
+/// Replaces `dst` with the contents of `src` atomically (as a certificate manager does).
+fn replace_file(src: &str, dst: &str) {
+    let tmp = format!("{dst}.new");
+    std::fs::copy(src, &tmp).unwrap();
+    std::fs::rename(&tmp, dst).unwrap();
+}
+
+#[test]
+fn rotated_certificate_is_used_by_new_connections_and_old_sessions_keep_working() {
+    let c = TlsCluster::start(1);
+    let ca = c.pki.ca();
+    let port = c.ssl_ports[0];
+    let old_serial = serial_of_file(&c.certs[0].cert);
+    let (_, seen) = s_client(port, &c.client, &ca);
+    assert_eq!(seen.as_deref(), Some(old_serial.as_str()));
+
+    // An old session: ovsdb-client monitoring Logical_Switch names over ssl:.
+    let monitor_out = c.dir.path().join("monitor.out");
+    let mut monitor = {
+        let mut cmd = Command::new("ovsdb-client");
+        cmd.args(["-p", &c.client.key, "-c", &c.client.cert, "-C", &ca])
+            .arg("monitor")
+            .arg(format!("ssl:127.0.0.1:{port}"))
+            .args(["OVN_Northbound", "Logical_Switch", "name"]);
+        Proc::spawn("ovsdb-client monitor", cmd, &monitor_out)
+    };
+    nbctl_ok(port, &c.client, &ca, &["ls-add", "before"]);
+    wait_until("the monitor sees `before`", T, || {
+        std::fs::read_to_string(&monitor_out)
+            .ok()
+            .filter(|t| t.contains("before"))
+    });
+
+    // Rotation: a newly signed pair replaces the files in place.
+    let new = c.pki.sign("m1-renewed");
+    let new_serial = serial_of_file(&new.cert);
+    assert_ne!(new_serial, old_serial);
+    replace_file(&new.key, &c.certs[0].key);
+    replace_file(&new.cert, &c.certs[0].cert);
+
+    let seen = wait_until("a new connection sees the new certificate", T, || {
+        let (_, s) = s_client(port, &c.client, &ca);
+        s.filter(|s| *s == new_serial)
+    });
+    assert_eq!(seen, new_serial);
+    c.wait_log_line(1, &["TLS: reloaded", &format!("serial {}", new_serial)]);
+    // Clients work with the new certificate, and the old session still gets updates.
+    nbctl_ok(port, &c.client, &ca, &["ls-add", "after"]);
+    wait_until("the old session sees `after`", T, || {
+        std::fs::read_to_string(&monitor_out)
+            .ok()
+            .filter(|t| t.contains("after"))
+    });
+    assert!(monitor.is_running(), "the old session ended");
+    monitor.kill();
+
+    // A broken replacement (a key that does not match the certificate) is logged and the
+    // current certificate stays in use.
+    let stray = c.pki.sign("stray");
+    replace_file(&stray.key, &c.certs[0].key);
+    // Files are checked when connections are accepted, at most once a RELOAD_CHECK_INTERVAL.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, seen) = s_client(port, &c.client, &ca);
+    assert_eq!(seen.as_deref(), Some(new_serial.as_str()));
+    c.wait_log_line(1, &["cannot be used", "keeping the previous ones"]);
+    nbctl_ok(port, &c.client, &ca, &["ls-list"]);
+}
+
+#[test]
+fn bad_tls_input_is_logged_and_the_member_keeps_serving() {
+    let c = TlsCluster::start(1);
+    let ca = c.pki.ca();
+    let port = c.ssl_ports[0];
+
+    // A client that connects and never starts its handshake.
+    let stalled = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // Garbage instead of a ClientHello.
+    let mut garbage = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    garbage
+        .write_all(b"GET / HTTP/1.0\r\n\r\n{\"method\":\"list_dbs\"}")
+        .unwrap();
+    garbage
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = garbage.read_to_end(&mut buf);
+    c.wait_log_line(1, &["TLS handshake failed", "not a TLS client"]);
+
+    // Meanwhile (the stalled connection still open) a good client is served.
+    nbctl_ok(port, &c.client, &ca, &["ls-add", "served"]);
+
+    // An expired client certificate.
+    let expired = c.pki.sign_expired("expired");
+    let out = nbctl(port, &expired, &ca, &["ls-list"]);
+    assert!(!out.status.success(), "an expired certificate was accepted");
+    let line = c.wait_log_line(1, &["TLS handshake failed", "expired"]);
+    assert!(line.contains("invalid peer certificate"), "{line}");
+
+    // A certificate from another CA.
+    let other = Pki::init(c.dir.path(), "other-pki");
+    let stranger = other.sign("stranger");
+    let out = nbctl(port, &stranger, &ca, &["ls-list"]);
+    assert!(
+        !out.status.success(),
+        "a certificate from another CA was accepted"
+    );
+    c.wait_log_line(1, &["TLS handshake failed", "UnknownIssuer"]);
+
+    // The stalled handshake is cut after HANDSHAKE_TIMEOUT.
+    let started = Instant::now();
+    c.wait_log_line(1, &["TLS handshake not completed within"]);
+    let mut stalled = stalled;
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut one = [0u8; 1];
+    assert_eq!(
+        stalled.read(&mut one).unwrap_or(0),
+        0,
+        "the stalled connection was not closed"
+    );
+    assert!(started.elapsed() < Duration::from_secs(40));
+
+    // Still serving.
+    let l = nbctl_ok(port, &c.client, &ca, &["ls-list"]);
+    assert!(l.contains("(served)"), "{l}");
+}
+
+#[test]
+fn mixed_clusters_and_unusable_tls_options_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n).display().to_string();
+
+    // join-cluster with an ssl: address through a plain member, and the other way round.
+    for (own, peer) in [
+        ("ssl:127.0.0.1:1", "127.0.0.1:2"),
+        ("tcp:127.0.0.1:1", "ssl:127.0.0.1:2"),
+    ] {
+        let out = run(
+            halyard_bin(),
+            &[
+                "join-cluster",
+                "--data-dir",
+                &d("j"),
+                "--raft-addr",
+                own,
+                "--peer",
+                peer,
+            ],
+            T,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{own} joined through {peer}");
+        assert!(err.contains("cannot mix ssl: and plain"), "{err}");
+    }
+
+    // A member whose Raft address is ssl: but that is given no key: a clear startup error.
+    run_ok(
+        halyard_bin(),
+        &[
+            "create-cluster",
+            "--data-dir",
+            &d("m"),
+            "--schema",
+            NB_SCHEMA,
+            "--raft-addr",
+            &format!("ssl:127.0.0.1:{}", free_port()),
+        ],
+        T,
+    );
+    let serve = |extra: &[&str]| {
+        let mut argv = vec!["serve", "--data-dir"];
+        let data = d("m");
+        argv.push(&data);
+        argv.extend_from_slice(extra);
+        let out = run(halyard_bin(), &argv, T);
+        assert!(!out.status.success(), "serve {extra:?} started");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = serve(&["--remote", "ptcp:0:127.0.0.1"]);
+    assert!(
+        err.contains("needs --private-key, --certificate and --ca-cert"),
+        "{err}"
+    );
+
+    let pki = Pki::init(dir.path(), "pki");
+    let m = pki.sign("m");
+    let ca = pki.ca();
+    let tls = ["-p", &m.key, "-c", &m.cert, "-C", &ca];
+    let with = |more: &[&str]| -> Vec<String> {
+        tls.iter()
+            .chain(more.iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
+    for (more, want) in [
+        (
+            vec![
+                "--remote",
+                "ptcp:0:127.0.0.1",
+                "--ssl-protocols",
+                "TLSv1,TLSv1.1",
+            ],
+            "not supported",
+        ),
+        (
+            vec![
+                "--remote",
+                "ptcp:0:127.0.0.1",
+                "--ssl-ciphers",
+                "RC4-MD5:DES-CBC3-SHA",
+            ],
+            "selects no cipher suite",
+        ),
+        (
+            vec![
+                "--remote",
+                "ptcp:0:127.0.0.1",
+                "--ssl-ciphers",
+                "MEDIUM:!HIGH",
+            ],
+            "selects no cipher suite",
+        ),
+        (
+            vec![
+                "--remote",
+                "ptcp:0:127.0.0.1",
+                "--bootstrap-ca-cert",
+                "/tmp/x.pem",
+            ],
+            "not supported",
+        ),
+    ] {
+        let args = with(&more);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = serve(&argv);
+        assert!(err.contains(want), "{more:?}: {err}");
+    }
+    // A pssl: remote without key material.
+    let err = serve(&["--remote", "pssl:0:127.0.0.1"]);
+    assert!(
+        err.contains("needs --private-key") || err.contains("pssl:"),
+        "{err}"
+    );
+    // A key that does not belong to the certificate.
+    let other = pki.sign("other");
+    let err = serve(&[
+        "-p",
+        &other.key,
+        "-c",
+        &m.cert,
+        "-C",
+        &ca,
+        "--remote",
+        "pssl:0:127.0.0.1",
+    ]);
+    assert!(err.contains("do not go together"), "{err}");
+}
+
+#[test]
+fn member_with_a_certificate_from_another_ca_cannot_join() {
+    let c = TlsCluster::start(1);
+    // A would-be member whose key, certificate and CA come from another PKI.
+    let other = Pki::init(c.dir.path(), "other-pki");
+    let intruder = other.sign("intruder");
+    let data_dir = c.dir.path().join("intruder");
+    let raft_addr = format!("ssl:127.0.0.1:{}", free_port());
+    run_ok(
+        halyard_bin(),
+        &[
+            "join-cluster",
+            "--data-dir",
+            &data_dir.display().to_string(),
+            "--raft-addr",
+            &raft_addr,
+            "--peer",
+            &c.members[0].raft_addr,
+        ],
+        T,
+    );
+    let log = c.dir.path().join("intruder.log");
+    let serve = |ca: &str| {
+        let mut cmd = Command::new(halyard_bin());
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--remote", &format!("ptcp:{}:127.0.0.1", free_port())])
+            .args(["--private-key", &intruder.key])
+            .args(["--certificate", &intruder.cert])
+            .args(["--ca-cert", ca]);
+        Proc::spawn("intruder", cmd, &log)
+    };
+    let intruder_line = |words: &[&str]| {
+        wait_until(&format!("{words:?} in the intruder's log"), T, || {
+            std::fs::read_to_string(&log).ok().and_then(|t| {
+                t.lines()
+                    .find(|l| words.iter().all(|w| l.contains(w)))
+                    .map(str::to_string)
+            })
+        })
+    };
+    // Trusting its own CA, the intruder refuses the member's certificate (the joiner verifies
+    // the member it dials).
+    let mut p = serve(&other.ca());
+    intruder_line(&["TLS handshake with member failed", "UnknownIssuer"]);
+    c.wait_log_line(1, &["member-to-member TLS handshake failed", "UnknownCA"]);
+    p.kill();
+    // Trusting our CA, its own certificate is refused by the member.
+    let mut p = serve(&c.pki.ca());
+    c.wait_log_line(
+        1,
+        &["member-to-member TLS handshake failed", "UnknownIssuer"],
+    );
+    p.kill();
+    // The cluster still has one member and still serves.
+    let ctl = c.members[0]
+        .data_dir
+        .join("halyard.ctl")
+        .display()
+        .to_string();
+    let status = run_ok(
+        "ovs-appctl",
+        &["-t", &ctl, "cluster/status", "OVN_Northbound"],
+        Duration::from_secs(20),
+    );
+    assert!(!status.contains(&raft_addr), "{status}");
+    nbctl_ok(
+        c.ssl_ports[0],
+        &c.client,
+        &c.pki.ca(),
+        &["ls-add", "still-here"],
+    );
+}
+
+#[test]
+fn ssl_protocols_and_ciphers_are_applied() {
+    let c = TlsCluster::start_with(
+        1,
+        &[
+            "--ssl-protocols",
+            "TLSv1,TLSv1.1,TLSv1.2",
+            "--ssl-ciphers",
+            "ECDHE-RSA-AES128-GCM-SHA256",
+        ],
+    );
+    let ca = c.pki.ca();
+    let port = c.ssl_ports[0];
+    // ovsdb-server 3.1's protocol list: TLSv1 and TLSv1.1 are dropped with a warning.
+    c.wait_log_line(1, &["ignoring TLSv1, TLSv1.1"]);
+    let (text, serial) = s_client(port, &c.client, &ca);
+    assert!(serial.is_some(), "{text}");
+    assert!(
+        text.contains("TLSv1.2") && text.contains("ECDHE-RSA-AES128-GCM-SHA256"),
+        "{text}"
+    );
+    // TLS 1.3 was not allowed, nor another TLS 1.2 suite.
+    let (text, serial) = s_client_with(port, &c.client, &ca, &["-tls1_3"]);
+    assert!(serial.is_none(), "{text}");
+    c.wait_log_line(1, &["TLS handshake failed", "peer is incompatible"]);
+    let (text, serial) = s_client_with(
+        port,
+        &c.client,
+        &ca,
+        &["-tls1_2", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384"],
+    );
+    assert!(serial.is_none(), "{text}");
+    assert!(
+        !c.log(1).contains("no suite Halyard supports matches"),
+        "a supported suite was reported unknown"
+    );
+    // OVN's tools with their default options still connect.
+    nbctl_ok(port, &c.client, &ca, &["ls-add", "sw"]);
+}
