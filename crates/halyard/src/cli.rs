@@ -453,15 +453,8 @@ async fn serve(
         Arc::new(backend),
         server_config,
     )?);
-    crate::trim::spawn(server.clone());
-    let ops = crate::ops::Ops::start(
-        member.clone(),
-        server.clone(),
-        remotes.clone(),
-        data_dir,
-        &ops_args,
-    )
-    .await?;
+    let ops = crate::ops::Ops::start(member.clone(), server.clone(), data_dir, &ops_args).await?;
+    crate::trim::spawn(ops.clone());
     tokio::select! {
         r = server.run(remotes) => r.context("serving clients")?,
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),

@@ -29,12 +29,13 @@ pub struct OpsArgs {
 pub struct Ops {
     pub member: Arc<Member>,
     pub server: Arc<Server>,
-    /// The `--remote` options as given (`ovsdb-server/list-remotes`).
-    pub remotes: Vec<String>,
     pub health_max_lag: u64,
     /// Set by the control socket's `exit` (and after `cluster/leave`).
     pub exit: Notify,
     pub unixctl_path: PathBuf,
+    /// `ovsdb-server/memory-trim-on-compaction`: return free memory to the system after each
+    /// snapshot (off by default, as in ovsdb-server).
+    pub trim_on_compaction: std::sync::atomic::AtomicBool,
 }
 
 impl Ops {
@@ -43,7 +44,6 @@ impl Ops {
     pub async fn start(
         member: Arc<Member>,
         server: Arc<Server>,
-        remotes: Vec<String>,
         data_dir: &Path,
         args: &OpsArgs,
     ) -> Result<Arc<Ops>> {
@@ -58,17 +58,17 @@ impl Ops {
         let ops = Arc::new(Ops {
             member: member.clone(),
             server: server.clone(),
-            remotes,
             health_max_lag: args.health_max_lag,
             exit: Notify::new(),
             unixctl_path: unixctl_path.clone(),
+            trim_on_compaction: std::sync::atomic::AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&ops);
         member.set_status_extra(Arc::new(move || match weak.upgrade() {
             Some(ops) => serde_json::json!({
                 "connections": ops.server.session_count(),
                 "monitors": ops.server.stats().monitors,
-                "remotes": ops.remotes,
+                "remotes": ops.server.remotes(),
                 "version": env!("CARGO_PKG_VERSION"),
             }),
             None => serde_json::json!({}),

@@ -1,7 +1,9 @@
 //! Giving memory back after a burst of client input. mimalloc keeps freed pages for reuse; after
 //! clients sent (or started and abandoned) messages of hundreds of MB, the member kept that
 //! much RSS for good. When the bytes held for incomplete messages fall back from a burst, the
-//! allocator is asked to return its free memory to the system.
+//! allocator is asked to return its free memory to the system. With
+//! `ovsdb-server/memory-trim-on-compaction on` (what kube-ovn and ovn-ctl sites turn on) it is
+//! also asked after every snapshot, as ovsdb-server calls `malloc_trim` after compaction.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,12 +15,26 @@ const BURST_BYTES: usize = 64 * 1024 * 1024;
 /// Over: at most this much held.
 const CALM_BYTES: usize = 1024 * 1024;
 
-pub fn spawn(server: Arc<halyard_server::Server>) {
+pub fn spawn(ops: Arc<crate::ops::Ops>) {
     tokio::spawn(async move {
         let mut peak = 0usize;
+        let snapshot = |ops: &crate::ops::Ops| ops.member.metrics().borrow().snapshot;
+        let mut last_snapshot = snapshot(&ops);
         loop {
             tokio::time::sleep(CHECK_EVERY).await;
-            let held = server.stats().input_bytes;
+            let now = snapshot(&ops);
+            if now != last_snapshot {
+                last_snapshot = now;
+                if ops
+                    .trim_on_compaction
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::debug!("snapshot taken; returning free memory");
+                    // SAFETY: as below.
+                    unsafe { libmimalloc_sys::mi_collect(true) };
+                }
+            }
+            let held = ops.server.stats().input_bytes;
             peak = peak.max(held);
             if peak >= BURST_BYTES && held <= CALM_BYTES {
                 tracing::info!(peak, "client input burst over; returning free memory");

@@ -28,6 +28,9 @@ struct Spec {
     max: usize,
 }
 
+/// The ovsdb-server release whose behaviour Halyard reproduces (`version`).
+const OVSDB_SERVER_VERSION: &str = "3.1.0";
+
 const COMMANDS: &[Spec] = &[
     Spec {
         name: "cluster/change-election-timer",
@@ -84,6 +87,12 @@ const COMMANDS: &[Spec] = &[
         max: 0,
     },
     Spec {
+        name: "ovsdb-server/add-remote",
+        usage: "REMOTE",
+        min: 1,
+        max: 1,
+    },
+    Spec {
         name: "ovsdb-server/compact",
         usage: "",
         min: 0,
@@ -106,6 +115,24 @@ const COMMANDS: &[Spec] = &[
         usage: "",
         min: 0,
         max: 0,
+    },
+    Spec {
+        name: "ovsdb-server/memory-trim-on-compaction",
+        usage: "on|off",
+        min: 1,
+        max: 1,
+    },
+    Spec {
+        name: "ovsdb-server/reconnect",
+        usage: "",
+        min: 0,
+        max: 0,
+    },
+    Spec {
+        name: "ovsdb-server/remove-remote",
+        usage: "REMOTE",
+        min: 1,
+        max: 1,
     },
     Spec {
         name: "version",
@@ -261,7 +288,44 @@ async fn execute(ops: &Ops, method: &str, params: &[Value]) -> Answer {
     let member = &ops.member;
     match method {
         "list-commands" => Ok(list_commands()).into(),
-        "version" => Ok(format!("halyard (Halyard) {}", env!("CARGO_PKG_VERSION"))).into(),
+        // The last word is what ovs-lib's `stop_daemon` compares with 2.5.90 to decide that
+        // `ovs-appctl exit` is understood: the ovsdb-server version Halyard answers like.
+        "version" => Ok(format!(
+            "ovsdb-server (Halyard {}) {OVSDB_SERVER_VERSION}",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .into(),
+        "ovsdb-server/add-remote" => ops
+            .server
+            .add_remote(&args[0])
+            .map(|()| String::new())
+            .into(),
+        "ovsdb-server/remove-remote" => ops
+            .server
+            .remove_remote(&args[0])
+            .map(|()| String::new())
+            .into(),
+        "ovsdb-server/reconnect" => {
+            let n = ops.server.reconnect();
+            tracing::info!("ovsdb-server/reconnect: closed {n} client session(s)");
+            Ok(String::new()).into()
+        }
+        "ovsdb-server/memory-trim-on-compaction" => match args[0].as_str() {
+            "on" | "off" => {
+                let on = args[0] == "on";
+                let was = ops
+                    .trim_on_compaction
+                    .swap(on, std::sync::atomic::Ordering::Relaxed);
+                if was != on {
+                    tracing::info!(
+                        "memory trimming after compaction {}.",
+                        if on { "enabled" } else { "disabled" }
+                    );
+                }
+                Ok(String::new()).into()
+            }
+            _ => Err("invalid argument".to_string()).into(),
+        },
         "exit" => Answer {
             reply: Ok(String::new()),
             exit: true,
@@ -272,11 +336,13 @@ async fn execute(ops: &Ops, method: &str, params: &[Value]) -> Answer {
             names.sort();
             Ok(names.iter().map(|n| format!("{n}\n")).collect()).into()
         }
-        "ovsdb-server/list-remotes" => {
-            let mut remotes = ops.remotes.clone();
-            remotes.sort();
-            Ok(remotes.iter().map(|r| format!("{r}\n")).collect()).into()
-        }
+        "ovsdb-server/list-remotes" => Ok(ops
+            .server
+            .remotes()
+            .iter()
+            .map(|r| format!("{r}\n"))
+            .collect())
+        .into(),
         "ovsdb-server/get-db-storage-status" => {
             if args[0] == SERVER_DB || member.db_names().contains(&args[0]) {
                 Ok("status: ok".to_string()).into()

@@ -135,7 +135,57 @@ fn cluster_commands_through_real_ovs_appctl() {
         "status: ok\n"
     );
     let version = appctl(&fctl, &["version"]).ok("version").to_string();
-    assert!(version.starts_with("halyard (Halyard) "), "{version}");
+    assert!(version.starts_with("ovsdb-server (Halyard "), "{version}");
+    // ovs-lib's stop_daemon takes the last word and uses `ovs-appctl exit` when it is at least
+    // 2.5.90: run its own version_geq on it.
+    let last = version.split_whitespace().last().unwrap().to_string();
+    let geq = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            ". /usr/share/openvswitch/scripts/ovs-lib && version_geq {last} 2.5.90"
+        ))
+        .status()
+        .unwrap();
+    assert!(geq.success(), "ovs-lib does not accept version {last}");
+
+    // The commands kube-ovn and ovn-ctl sites call.
+    assert_eq!(
+        appctl(&fctl, &["ovsdb-server/memory-trim-on-compaction", "on"]).ok("trim on"),
+        ""
+    );
+    assert_ne!(
+        appctl(&fctl, &["ovsdb-server/memory-trim-on-compaction", "maybe"]).code,
+        Some(0),
+        "an invalid argument is an error"
+    );
+    let port = free_port();
+    let extra = format!("ptcp:{port}:127.0.0.1");
+    appctl(&fctl, &["ovsdb-server/add-remote", &extra]).ok("add-remote");
+    let extra_client = format!("tcp:127.0.0.1:{port}");
+    let nbctl_status = |db: &str, args: &[&str]| {
+        let d = format!("--db={db}");
+        let mut all = vec![d.as_str(), "--timeout=3"];
+        all.extend_from_slice(args);
+        run("ovn-nbctl", &all).code == Some(0)
+    };
+    wait_for(Duration::from_secs(5), "the added remote to listen", || {
+        nbctl_status(&extra_client, &["--no-leader-only", "show"]).then_some(())
+    });
+    assert!(appctl(&fctl, &["ovsdb-server/list-remotes"])
+        .ok("list-remotes")
+        .contains(&extra));
+    appctl(&fctl, &["ovsdb-server/reconnect"]).ok("reconnect");
+    appctl(&fctl, &["ovsdb-server/remove-remote", &extra]).ok("remove-remote");
+    wait_for(
+        Duration::from_secs(5),
+        "the removed remote to close",
+        || (!nbctl_status(&extra_client, &["--no-leader-only", "show"])).then_some(()),
+    );
+    assert_ne!(
+        appctl(&fctl, &["ovsdb-server/remove-remote", &extra]).code,
+        Some(0),
+        "removing it twice: no such remote"
+    );
     let commands = appctl(&fctl, &["list-commands"])
         .ok("list-commands")
         .to_string();
