@@ -188,6 +188,61 @@ pub struct TlsArgs {
 }
 
 impl TlsArgs {
+    /// The options given as `db:DB,TABLE,COLUMN` (with the others as given), if any is: `serve`
+    /// follows them in the database (see `halyard_server::remotes::DbTlsOptions`).
+    fn from_db(&self) -> Result<Option<halyard_server::remotes::DbTlsOptions>> {
+        let parse = |v: Option<String>| -> Result<Option<halyard_server::remotes::OptionValue>> {
+            v.map(|v| halyard_server::remotes::OptionValue::parse(&v))
+                .transpose()
+                .map_err(Into::into)
+        };
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
+        let opts = halyard_server::remotes::DbTlsOptions {
+            private_key: parse(path(&self.private_key))?,
+            certificate: parse(path(&self.certificate))?,
+            ca_cert: parse(path(&self.ca_cert))?,
+            protocols: parse(self.ssl_protocols.clone())?,
+            ciphers: parse(self.ssl_ciphers.clone())?,
+        };
+        let any_db = [
+            &opts.private_key,
+            &opts.certificate,
+            &opts.ca_cert,
+            &opts.protocols,
+            &opts.ciphers,
+        ]
+        .iter()
+        .any(|o| o.as_ref().is_some_and(|o| o.is_db()));
+        Ok(any_db.then_some(opts))
+    }
+
+    /// The command line's own settings: key, certificate and CA given as files (a `db:`
+    /// protocols or ciphers option is left to the database, see [`TlsArgs::from_db`]).
+    fn file_settings(&self) -> Result<Option<halyard_server::TlsSettings>> {
+        let is_db = |v: Option<String>| v.is_some_and(|v| v.starts_with("db:"));
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
+        if is_db(path(&self.private_key))
+            || is_db(path(&self.certificate))
+            || is_db(path(&self.ca_cert))
+        {
+            return Ok(None);
+        }
+        let mut files = TlsArgs {
+            private_key: self.private_key.clone(),
+            certificate: self.certificate.clone(),
+            ca_cert: self.ca_cert.clone(),
+            ssl_protocols: self.ssl_protocols.clone().filter(|v| !v.starts_with("db:")),
+            ssl_ciphers: self.ssl_ciphers.clone().filter(|v| !v.starts_with("db:")),
+            bootstrap_ca_cert: self.bootstrap_ca_cert.clone(),
+        };
+        if files.private_key.is_none() && files.certificate.is_none() && files.ca_cert.is_none() {
+            // Only db: protocols/ciphers (what ovn-ctl passes without certificates): no TLS.
+            files.ssl_protocols = None;
+            files.ssl_ciphers = None;
+        }
+        files.settings()
+    }
+
     /// The settings, if any TLS option was given; all three files are needed together.
     fn settings(&self) -> Result<Option<halyard_server::TlsSettings>> {
         if let Some(p) = &self.bootstrap_ca_cert {
@@ -344,7 +399,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 ..MemberConfig::default()
             };
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(serve(&data_dir, remotes, config, server, tls, ops))
+            let _ = tls;
+            let tls = cli.tls.file_settings()?;
+            let tls_from_db = cli.tls.from_db()?;
+            rt.block_on(serve(
+                &data_dir,
+                remotes,
+                config,
+                server,
+                (tls, tls_from_db),
+                ops,
+            ))
         }
     }
 }
@@ -409,7 +474,10 @@ async fn serve(
     remotes: Vec<String>,
     config: MemberConfig,
     args: ServerArgs,
-    tls: Option<halyard_server::TlsSettings>,
+    (tls, tls_from_db): (
+        Option<halyard_server::TlsSettings>,
+        Option<halyard_server::remotes::DbTlsOptions>,
+    ),
     ops_args: crate::ops::OpsArgs,
 ) -> Result<ExitCode> {
     let tls = match tls {
@@ -446,6 +514,7 @@ async fn serve(
         max_connections: args.max_connections,
         input_limit: args.max_input_bytes,
         tls,
+        tls_from_db,
         ..Default::default()
     }
     .with_probe_interval_ms(args.inactivity_probe);

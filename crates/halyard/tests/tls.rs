@@ -883,3 +883,62 @@ fn ssl_protocols_and_ciphers_are_applied() {
     // OVN's tools with their default options still connect.
     nbctl_ok(port, &c.client, &ca, &["ls-add", "sw"]);
 }
+
+/// `ovn-ctl`'s command line: listeners and every SSL option from the database
+/// (`--remote=db:...,connections`, `--private-key=db:OVN_Northbound,SSL,private_key`...), no
+/// command-line certificate. `ovn-nbctl set-ssl` + `set-connection pssl:PORT` over the unix
+/// socket, then a TLS client with the CA's certificate works; a plaintext one is refused.
+#[test]
+fn ssl_options_and_listeners_from_the_database_like_ovn_ctl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(tmp.path(), "pki");
+    let server = pki.sign("server");
+    let client = pki.sign("client");
+    let db = "OVN_Northbound";
+    let args: Vec<String> = vec![
+        "--remote".into(),
+        format!("db:{db},NB_Global,connections"),
+        format!("--private-key=db:{db},SSL,private_key"),
+        format!("--certificate=db:{db},SSL,certificate"),
+        format!("--ca-cert=db:{db},SSL,ca_cert"),
+        format!("--ssl-protocols=db:{db},SSL,ssl_protocols"),
+        format!("--ssl-ciphers=db:{db},SSL,ssl_ciphers"),
+    ];
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cluster = Cluster::start(3, &[NB_SCHEMA], &argv);
+    cluster.wait_leader(Duration::from_secs(60));
+    let plain = cluster.members[0].remote();
+    let nb = |a: &[&str]| {
+        let d = format!("--db={plain}");
+        let mut all = vec![d.as_str(), "--timeout=20"];
+        all.extend_from_slice(a);
+        run_ok("ovn-nbctl", &all, Duration::from_secs(30))
+    };
+    nb(&["init"]);
+    nb(&["set-ssl", &server.key, &server.cert, &pki.ca()]);
+    let port = free_port();
+    nb(&["set-connection", &format!("pssl:{port}:127.0.0.1")]);
+    let out = wait_until(
+        "the pssl: listener from the database",
+        Duration::from_secs(10),
+        || {
+            let out = nbctl(port, &client, &pki.ca(), &["--no-leader-only", "show"]);
+            out.status.success().then_some(out)
+        },
+    );
+    assert!(out.status.success());
+    nbctl_ok(port, &client, &pki.ca(), &["ls-add", "over-tls"]);
+    assert!(nb(&["ls-list"]).contains("over-tls"));
+    // A client that does not speak TLS is refused on that port.
+    let refused = run(
+        "ovn-nbctl",
+        &[
+            &format!("--db=tcp:127.0.0.1:{port}"),
+            "--timeout=3",
+            "--no-leader-only",
+            "show",
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(!refused.status.success(), "a plaintext client was served");
+}

@@ -33,6 +33,10 @@ pub const DEFAULT_INPUT_LIMIT: usize = 512 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Key, certificate and CA for `pssl:` listeners; a `pssl:` remote without it is refused.
+    /// TLS options given as `db:DB,TABLE,COLUMN` (as `ovn-ctl` gives them): followed live
+    /// from the database; a loader is made (or its settings replaced) once the key, certificate
+    /// and CA resolve. See `remotes::DbTlsOptions`.
+    pub tls_from_db: Option<crate::remotes::DbTlsOptions>,
     pub tls: Option<std::sync::Arc<crate::tls::TlsLoader>>,
     /// Idle time on a TCP session before the server sends an echo probe, and again before it
     /// gives up on the client. `None` disables probing. Unix-socket sessions are never probed.
@@ -51,6 +55,7 @@ impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {
             tls: None,
+            tls_from_db: None,
             probe_interval: Some(DEFAULT_PROBE_INTERVAL),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             backlog_limit: DEFAULT_BACKLOG_LIMIT,

@@ -91,6 +91,136 @@ impl std::fmt::Display for DbColumn {
     }
 }
 
+/// A table of a database: (database, table).
+type DbTable = (String, String);
+
+/// One TLS option as given: a value (a file name, a protocol list...) or `db:DB,TABLE,COLUMN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptionValue {
+    Given(String),
+    Db(DbColumn),
+}
+
+impl OptionValue {
+    /// `db:` names become [`OptionValue::Db`]; anything else is taken as it is.
+    pub fn parse(value: &str) -> Result<OptionValue, DbColumnError> {
+        match DbColumn::parse(value) {
+            Some(spec) => Ok(OptionValue::Db(spec?)),
+            None => Ok(OptionValue::Given(value.to_string())),
+        }
+    }
+
+    pub fn is_db(&self) -> bool {
+        matches!(self, OptionValue::Db(_))
+    }
+}
+
+/// ovsdb-server's SSL options when at least one is given as `db:` (`ovn-ctl` passes
+/// `--private-key=db:OVN_Northbound,SSL,private_key` and so on, and `ovn-nbctl set-ssl` fills
+/// the row). Resolved like `query_db_string`; a TLS configuration is built once the key,
+/// certificate and CA all resolve, and rebuilt when a value changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DbTlsOptions {
+    pub private_key: Option<OptionValue>,
+    pub certificate: Option<OptionValue>,
+    pub ca_cert: Option<OptionValue>,
+    pub protocols: Option<OptionValue>,
+    pub ciphers: Option<OptionValue>,
+}
+
+impl DbTlsOptions {
+    fn all(&self) -> [&Option<OptionValue>; 5] {
+        [
+            &self.private_key,
+            &self.certificate,
+            &self.ca_cert,
+            &self.protocols,
+            &self.ciphers,
+        ]
+    }
+
+    /// The settings the options name now (`Ok(None)`: key, certificate or CA not set yet), and
+    /// the tables they read.
+    fn resolve(
+        &self,
+        backend: &dyn crate::Backend,
+    ) -> Result<(Option<crate::tls::TlsSettings>, Vec<DbTable>), DbColumnError> {
+        let mut watched = Vec::new();
+        let mut values: Vec<Option<String>> = Vec::new();
+        for opt in self.all() {
+            values.push(match opt {
+                None => None,
+                Some(OptionValue::Given(v)) => Some(v.clone()),
+                Some(OptionValue::Db(spec)) => {
+                    watched.push((spec.db.clone(), spec.table.clone()));
+                    query_string(backend, spec)?
+                }
+            });
+        }
+        let settings = match (&values[0], &values[1], &values[2]) {
+            (Some(k), Some(c), Some(ca)) => Some(crate::tls::TlsSettings {
+                private_key: k.into(),
+                certificate: c.into(),
+                ca_cert: ca.into(),
+                protocols: values[3].clone(),
+                ciphers: values[4].clone(),
+            }),
+            _ => None,
+        };
+        Ok((settings, watched))
+    }
+}
+
+/// Builds or updates the TLS configuration from `db:` options (see [`DbTlsOptions`]).
+fn follow_tls(
+    ctx: &Arc<Ctx>,
+    opts: &DbTlsOptions,
+    watched: &mut Vec<(String, String)>,
+    reported: &mut Option<String>,
+) {
+    let mut report = |text: String| {
+        if reported.as_ref() != Some(&text) {
+            tracing::warn!("{text}");
+            *reported = Some(text);
+        }
+    };
+    let settings = match opts.resolve(ctx.backend.as_ref()) {
+        Ok((settings, tables)) => {
+            watched.extend(tables);
+            settings
+        }
+        Err(e) => {
+            report(format!("TLS options: {e}"));
+            return;
+        }
+    };
+    let Some(settings) = settings else {
+        return; // `set-ssl` not run yet: SSL listeners refuse connections meanwhile.
+    };
+    let current = ctx.tls();
+    if current.as_ref().is_some_and(|l| l.settings() == settings) {
+        return;
+    }
+    let result = match &current {
+        Some(loader) => loader.replace(settings.clone()),
+        None => crate::tls::TlsLoader::new(settings.clone()).map(|loader| {
+            *ctx.tls.write().unwrap_or_else(|e| e.into_inner()) = Some(loader);
+        }),
+    };
+    match result {
+        Ok(()) => {
+            *reported = None;
+            tracing::info!(
+                "TLS: using {} and {} (CA {}) from the database",
+                settings.private_key.display(),
+                settings.certificate.display(),
+                settings.ca_cert.display()
+            );
+        }
+        Err(e) => report(format!("TLS options from the database cannot be used: {e}")),
+    }
+}
+
 /// One listener the rows ask for: its remote name and the options of its sessions (the probe
 /// is `None` for "the server's default", `Some(0)` for "never").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,6 +430,7 @@ pub(crate) async fn run(
     let mut reported: BTreeMap<String, String> = BTreeMap::new();
     let mut written: BTreeMap<(String, uuid::Uuid), Value> = BTreeMap::new();
     let mut last_status: Option<tokio::time::Instant> = None;
+    let mut tls_reported: Option<String> = None;
     loop {
         // Registered before the rows are read, so a change made meanwhile is not missed.
         let changed = ctx.hub.remotes_changed.notified();
@@ -339,6 +470,9 @@ pub(crate) async fn run(
                     watched.push((spec.db.clone(), spec.table.clone()));
                 }
             }
+        }
+        if let Some(opts) = &ctx.config.tls_from_db {
+            follow_tls(&ctx, opts, &mut watched, &mut tls_reported);
         }
         ctx.hub.watch_tables(watched);
 
@@ -497,7 +631,7 @@ async fn bind(
         .target
         .parse()
         .map_err(|e: crate::listener::RemoteError| e.to_string())?;
-    if matches!(remote, Remote::Ssl(_)) && ctx.config.tls.is_none() {
+    if matches!(remote, Remote::Ssl(_)) && ctx.tls().is_none() {
         return Err(format!(
             "{}: SSL listener without --private-key, --certificate and --ca-cert",
             w.target

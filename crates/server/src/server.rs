@@ -50,6 +50,7 @@ impl Server {
         let input = crate::input_budget::InputBudget::new(config.input_limit);
         let server = Server {
             ctx: Arc::new(Ctx {
+                tls: std::sync::RwLock::new(config.tls.clone()),
                 input,
                 backend,
                 config,
@@ -116,7 +117,7 @@ impl Server {
             }
         }
         if let Some((_, r)) = parsed.iter().find(|(_, r)| matches!(r, Remote::Ssl(_))) {
-            if self.ctx.config.tls.is_none() {
+            if self.ctx.config.tls.is_none() && self.ctx.config.tls_from_db.is_none() {
                 return Err(ServerError::TlsMissing(r.to_string()));
             }
         }
@@ -304,7 +305,13 @@ async fn handshake(
     tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
     Option<String>,
 )> {
-    let tls = ctx.config.tls.as_ref()?;
+    let Some(tls) = ctx.tls() else {
+        tracing::warn!(
+            "{peer}: SSL connection refused: no TLS key, certificate and CA yet (the db: options \
+             have not resolved)"
+        );
+        return None;
+    };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
     let limit = crate::tls::HANDSHAKE_TIMEOUT;
     let s = match tokio::time::timeout(limit, acceptor.accept(stream)).await {

@@ -48,6 +48,15 @@ pub(crate) struct Ctx {
     pub server_db: Arc<ServerDb>,
     pub server_id: Uuid,
     pub input: Arc<crate::input_budget::InputBudget>,
+    /// The TLS configuration in use: the command line's, or the one built from `db:` options
+    /// once they resolve (replaced when they change).
+    pub tls: std::sync::RwLock<Option<Arc<crate::tls::TlsLoader>>>,
+}
+
+impl Ctx {
+    pub(crate) fn tls(&self) -> Option<Arc<crate::tls::TlsLoader>> {
+        self.tls.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 /// A lock as this session sees it.
