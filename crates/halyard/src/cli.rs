@@ -190,7 +190,7 @@ pub struct TlsArgs {
 impl TlsArgs {
     /// The options given as `db:DB,TABLE,COLUMN` (with the others as given), if any is: `serve`
     /// follows them in the database (see `halyard_server::remotes::DbTlsOptions`).
-    fn from_db(&self) -> Result<Option<halyard_server::remotes::DbTlsOptions>> {
+    fn db_options(&self) -> Result<Option<halyard_server::remotes::DbTlsOptions>> {
         let parse = |v: Option<String>| -> Result<Option<halyard_server::remotes::OptionValue>> {
             v.map(|v| halyard_server::remotes::OptionValue::parse(&v))
                 .transpose()
@@ -217,7 +217,7 @@ impl TlsArgs {
     }
 
     /// The command line's own settings: key, certificate and CA given as files (a `db:`
-    /// protocols or ciphers option is left to the database, see [`TlsArgs::from_db`]).
+    /// protocols or ciphers option is left to the database, see [`TlsArgs::db_options`]).
     fn file_settings(&self) -> Result<Option<halyard_server::TlsSettings>> {
         let is_db = |v: Option<String>| v.is_some_and(|v| v.starts_with("db:"));
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
@@ -401,7 +401,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let rt = tokio::runtime::Runtime::new()?;
             let _ = tls;
             let tls = cli.tls.file_settings()?;
-            let tls_from_db = cli.tls.from_db()?;
+            let tls_from_db = cli.tls.db_options()?;
             rt.block_on(serve(
                 &data_dir,
                 remotes,
