@@ -35,7 +35,10 @@ pub(crate) async fn run(member: Weak<Member>) {
     drop(m);
     let started = Instant::now();
     let mut patience = timer + jitter(timer / 4);
-    let mut last_nudge: Option<Instant> = None;
+    // After a nudge, the next one waits a fresh random time: with a fixed interval, every
+    // voter that lost contact nudged in the same rhythm, their candidacies kept splitting the
+    // vote, and a 5-member cluster once went 6 s and 8 terms without a leader.
+    let mut next_nudge: Option<Instant> = None;
     loop {
         tokio::time::sleep(tick).await;
         let Some(m) = member.upgrade() else { return };
@@ -44,7 +47,7 @@ pub(crate) async fn run(member: Weak<Member>) {
             continue;
         }
         let silence = m.leader_contact().unwrap_or(started).elapsed();
-        if silence < patience || last_nudge.is_some_and(|t| t.elapsed() < timer / 2) {
+        if silence < patience || next_nudge.is_some_and(|t| Instant::now() < t) {
             continue;
         }
         tracing::info!(
@@ -55,7 +58,7 @@ pub(crate) async fn run(member: Weak<Member>) {
         if let Err(e) = m.raft().trigger().elect().await {
             tracing::warn!("could not call an election: {e}");
         }
-        last_nudge = Some(Instant::now());
+        next_nudge = Some(Instant::now() + timer / 2 + jitter(timer));
         patience = timer + jitter(timer / 4);
     }
 }
