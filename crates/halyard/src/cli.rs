@@ -154,6 +154,10 @@ pub enum Command {
         /// without committing them, so the suite can show that its checker catches lost writes.
         #[arg(long, hide = true)]
         unsafe_ack_before_commit: bool,
+        /// TESTS ONLY: bytes of commands in one Raft log entry (default 1 MiB), to write logs
+        /// with the huge entries of earlier releases.
+        #[arg(long, hide = true, default_value_t = halyard_raft::config::MAX_ENTRY_BYTES)]
+        max_entry_bytes: usize,
         #[command(flatten)]
         server: ServerArgs,
         #[command(flatten)]
@@ -383,6 +387,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             snapshot_every,
             repair_log_tail,
             unsafe_ack_before_commit,
+            max_entry_bytes,
             server,
             ops,
         } => {
@@ -396,6 +401,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 snapshot_every,
                 repair_log_tail,
                 unsafe_ack_before_commit,
+                max_entry_bytes,
                 ..MemberConfig::default()
             };
             let rt = tokio::runtime::Runtime::new()?;

@@ -306,3 +306,77 @@ fn five_members_take_a_large_load_through_a_follower() {
     let elections = max_term(&mut cluster) - term_before;
     assert!(elections <= 1, "{elections} elections\n{}", cluster.logs());
 }
+
+/// Members restart on a log holding entries as large as releases before command splitting
+/// wrote them (one 24 MB entry, written with the hidden `--max-entry-bytes`): a follower that
+/// was down while it was written catches up on it after the restart, every member serves the
+/// row, and the cluster commits again. Such a data directory once stayed wedged after restarts.
+#[test]
+fn members_restart_on_a_log_with_huge_entries() {
+    let huge = (64 * 1024 * 1024).to_string();
+    let mut cluster = Cluster::start(3, &[nb_schema()], &["--max-entry-bytes", &huge]);
+    let leader = cluster.wait_leader(Duration::from_secs(20));
+    let late = follower_of(&mut cluster);
+    cluster.member(late).kill();
+    let writer = (1..=3).find(|i| *i != late).unwrap();
+    let map: Vec<Value> = (0..24u8)
+        .map(|k| {
+            json!([
+                format!("k{k:02}"),
+                ((b'a' + k) as char).to_string().repeat(1_000_000)
+            ])
+        })
+        .collect();
+    let mut rpc = Rpc::connect(&cluster.member(writer).addr(), REPLY_TIMEOUT).unwrap();
+    rpc.transact(
+        DB,
+        vec![json!({"op": "insert", "table": "Logical_Switch",
+                    "row": {"name": "old-format", "external_ids": ["map", map.clone()]}})],
+    )
+    .unwrap_or_else(|e| panic!("24 MB transaction: {e}\n{}", cluster.logs()));
+    drop(rpc);
+    println!("one 24 MB entry written through m{writer} (leader m{leader}); m{late} was down");
+    for i in 1..=3 {
+        cluster.member(i).kill();
+    }
+    // Back with the default entry size, the late follower first.
+    for i in std::iter::once(late).chain((1..=3).filter(|i| *i != late)) {
+        cluster.member(i).serve_args.clear();
+        cluster.member(i).start();
+    }
+    for i in 1..=3 {
+        cluster.member(i).wait_ready(DB, Duration::from_secs(120));
+    }
+    cluster.wait_leader(Duration::from_secs(60));
+    let expected = json!(["map", map]);
+    for i in 1..=3 {
+        let addr = cluster.member(i).addr();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let mut rpc = Rpc::connect(&addr, REPLY_TIMEOUT).unwrap();
+            let r = rpc.transact(
+                DB,
+                vec![json!({"op": "select", "table": "Logical_Switch",
+                            "where": [["name", "==", "old-format"]], "columns": ["external_ids"]})],
+            );
+            if let Ok(r) = r {
+                if let Some(row) = r[0]["rows"].as_array().and_then(|rows| rows.first()) {
+                    assert!(row["external_ids"] == expected, "m{i} serves other data");
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "m{i} never served the row\n{}",
+                cluster.logs()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+    let mut rpc = Rpc::connect(&cluster.member(late).addr(), REPLY_TIMEOUT).unwrap();
+    rpc.transact(
+        DB,
+        vec![json!({"op": "insert", "table": "Logical_Switch", "row": {"name": "after"}})],
+    )
+    .unwrap_or_else(|e| panic!("a write after the restart: {e}\n{}", cluster.logs()));
+}

@@ -76,6 +76,33 @@ impl Pki {
         }
     }
 
+    /// `ovs-pki -u req+sign NAME switch`: the certificate's CN is exactly NAME (without `-u`
+    /// ovs-pki appends an id, and RBAC compares the whole CN with the chassis name).
+    fn sign_unique(&self, name: &str) -> Cert {
+        let parent = self.dir.parent().unwrap();
+        let out = ovs_pki(
+            parent,
+            &[
+                &format!("--dir={}", self.dir.display()),
+                "-u",
+                "req+sign",
+                name,
+                "switch",
+            ],
+        );
+        assert!(out.status.success(), "ovs-pki -u req+sign {name}: {out:?}");
+        Cert {
+            key: parent
+                .join(format!("{name}-privkey.pem"))
+                .display()
+                .to_string(),
+            cert: parent
+                .join(format!("{name}-cert.pem"))
+                .display()
+                .to_string(),
+        }
+    }
+
     /// A certificate for NAME signed by this CA but valid only in January 2020.
     fn sign_expired(&self, name: &str) -> Cert {
         let parent = self.dir.parent().unwrap();
@@ -941,4 +968,144 @@ fn ssl_options_and_listeners_from_the_database_like_ovn_ctl() {
         Duration::from_secs(20),
     );
     assert!(!refused.status.success(), "a plaintext client was served");
+}
+
+/// Southbound RBAC over TLS, as the charms deploy it: listeners and SSL options from the
+/// database, a `role=ovn-controller` connection, the RBAC rows ovn-northd writes. `ovn-sbctl`
+/// with chassis hv1's certificate may update hv1's `Chassis` row and gets ovsdb-server's exact
+/// error for hv2's, through every member; the same requests against a real ovsdb-server with the
+/// same certificates and rows give the same answers.
+#[test]
+fn southbound_rbac_over_tls_matches_ovsdb_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(tmp.path(), "pki");
+    let server = pki.sign("server");
+    let hv1 = pki.sign_unique("hv1");
+    let db = "OVN_Southbound";
+    let db_options: Vec<String> = vec![
+        format!("--remote=db:{db},SB_Global,connections"),
+        format!("--private-key=db:{db},SSL,private_key"),
+        format!("--certificate=db:{db},SSL,certificate"),
+        format!("--ca-cert=db:{db},SSL,ca_cert"),
+    ];
+    let rbac_rows =
+        std::fs::read_to_string(repo_root().join("crates/ovsdb/tests/rbac/northd-rbac.json"))
+            .unwrap();
+    // The same setup through a privileged (plain) remote of either server.
+    let setup = |plain: &str, port: u16| {
+        let sb = |a: &[&str]| {
+            let d = format!("--db={plain}");
+            let mut all = vec![d.as_str(), "--timeout=20"];
+            all.extend_from_slice(a);
+            run_ok("ovn-sbctl", &all, Duration::from_secs(30))
+        };
+        sb(&["init"]);
+        sb(&["set-ssl", &server.key, &server.cert, &pki.ca()]);
+        sb(&[
+            "set-connection",
+            "role=ovn-controller",
+            &format!("pssl:{port}:127.0.0.1"),
+        ]);
+        sb(&["chassis-add", "hv1", "geneve", "192.0.2.1"]);
+        sb(&["chassis-add", "hv2", "geneve", "192.0.2.2"]);
+        let txn = format!("[\"{db}\",{}", rbac_rows.trim().trim_start_matches('['));
+        run_ok(
+            "ovsdb-client",
+            &["transact", plain, &txn],
+            Duration::from_secs(30),
+        );
+    };
+    // What hv1 is answered, over TLS on `port`: (own row, other row).
+    let ca = pki.ca();
+    let as_hv1 = |port: u16| -> (String, String) {
+        let sb = |a: &[&str]| {
+            let d = format!("--db=ssl:127.0.0.1:{port}");
+            let mut all = vec![
+                "-p",
+                hv1.key.as_str(),
+                "-c",
+                hv1.cert.as_str(),
+                "-C",
+                ca.as_str(),
+                d.as_str(),
+                "--timeout=20",
+                "--no-leader-only",
+            ];
+            all.extend_from_slice(a);
+            run("ovn-sbctl", &all, Duration::from_secs(30))
+        };
+        let last_line = |o: &Output| {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let line = text.lines().last().unwrap_or_default().to_string();
+            format!("exit {:?}: {line}", o.status.code())
+        };
+        let own = sb(&["set", "Chassis", "hv1", "external_ids:owner=hv1"]);
+        let other = sb(&["set", "Chassis", "hv2", "external_ids:owner=hv1"]);
+        (last_line(&own), last_line(&other))
+    };
+
+    // The real ovsdb-server.
+    let real = tempfile::tempdir().unwrap();
+    let db_file = real.path().join("sb.db");
+    run_ok(
+        "ovsdb-tool",
+        &["create", db_file.to_str().unwrap(), SB_SCHEMA],
+        Duration::from_secs(20),
+    );
+    let sock = real.path().join("sb.sock");
+    let mut cmd = Command::new("ovsdb-server");
+    cmd.arg(format!("--remote=punix:{}", sock.display()))
+        .args(&db_options)
+        .arg(format!("--unixctl={}", real.path().join("ctl").display()))
+        .args(["--no-chdir", "-vconsole:off"])
+        .arg(format!("--log-file={}", real.path().join("log").display()))
+        .arg(&db_file);
+    let _real = Proc::spawn("ovsdb-server", cmd, &real.path().join("stderr"));
+    let real_plain = format!("unix:{}", sock.display());
+    wait_until("ovsdb-server", Duration::from_secs(10), || {
+        run(
+            "ovn-sbctl",
+            &[&format!("--db={real_plain}"), "--timeout=2", "show"],
+            Duration::from_secs(10),
+        )
+        .status
+        .success()
+        .then_some(())
+    });
+    let real_port = free_port();
+    setup(&real_plain, real_port);
+    wait_until(
+        "ovsdb-server's pssl: listener",
+        Duration::from_secs(10),
+        || std::net::TcpStream::connect(("127.0.0.1", real_port)).ok(),
+    );
+    let theirs = as_hv1(real_port);
+    assert!(
+        theirs.0.starts_with("exit Some(0)"),
+        "ovsdb-server refused hv1's own row: {theirs:?}"
+    );
+    assert!(
+        theirs.1.contains("RBAC rules for client \\\"hv1\\\""),
+        "ovsdb-server's answer changed: {theirs:?}"
+    );
+
+    // Halyard: three members; each binds the same pssl: address in turn (one machine), so
+    // each is checked while it holds the port.
+    let args: Vec<&str> = db_options.iter().map(String::as_str).collect();
+    let mut cluster = Cluster::start(3, &[SB_SCHEMA], &args);
+    cluster.wait_leader(Duration::from_secs(60));
+    let port = free_port();
+    setup(&cluster.members[0].remote(), port);
+    wait_until("the pssl: listener", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    let ours = as_hv1(port);
+    assert_eq!(
+        ours, theirs,
+        "Halyard's RBAC answers differ from ovsdb-server's"
+    );
 }

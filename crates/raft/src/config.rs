@@ -72,6 +72,11 @@ pub struct MemberConfig {
     /// write is answered from a dry run on a copy of the state and never proposed, so the fault
     /// suite can show its checker catches acknowledged writes that were not committed.
     pub unsafe_ack_before_commit: bool,
+    /// Bytes of commands in one log entry, at most ([`MAX_ENTRY_BYTES`]). Only tests change it
+    /// (`halyard serve --max-entry-bytes`, hidden), to write logs with entries as large as
+    /// those of releases before commands were split, and check that members still start on
+    /// them and replicate them.
+    pub max_entry_bytes: usize,
 }
 
 impl Default for MemberConfig {
@@ -86,6 +91,7 @@ impl Default for MemberConfig {
             lock_lease: DEFAULT_LOCK_LEASE,
             repair_log_tail: false,
             unsafe_ack_before_commit: false,
+            max_entry_bytes: MAX_ENTRY_BYTES,
         }
     }
 }

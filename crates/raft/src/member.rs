@@ -265,7 +265,7 @@ impl Member {
         )
         .await
         .map_err(|e| MemberError::Raft(e.to_string()))?;
-        let proposer = Proposer::start(raft.clone());
+        let proposer = Proposer::start(raft.clone(), config.max_entry_bytes);
         let forwarder = Forwarder::start(config.write_wait);
         let (reads, reads_rx) = ReadIndexer::new();
         let cluster_id = std::sync::RwLock::new(identity.cluster_id);

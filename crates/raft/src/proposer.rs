@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use crate::batch_queue::{next_batch, split_by_bytes, BatchQueue, Request};
 
 use crate::command::{self, Batch, Command};
-use crate::config::{MAX_ENTRY_BYTES, QUEUE_BYTES};
+use crate::config::QUEUE_BYTES;
 use crate::types::Raft;
 
 /// Commands waiting to be proposed, at most.
@@ -42,9 +42,10 @@ pub struct Proposer {
 }
 
 impl Proposer {
-    pub fn start(raft: Raft) -> Proposer {
+    /// `max_entry_bytes`: `MemberConfig::max_entry_bytes` (`MAX_ENTRY_BYTES` by default).
+    pub fn start(raft: Raft, max_entry_bytes: usize) -> Proposer {
         let (queue, rx) = BatchQueue::new(QUEUE_LEN, QUEUE_BYTES);
-        tokio::spawn(run(raft, rx));
+        tokio::spawn(run(raft, rx, max_entry_bytes));
         Proposer { queue }
     }
 
@@ -66,7 +67,7 @@ impl Proposer {
     }
 }
 
-async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>) {
+async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>, max_entry_bytes: usize) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(slot) = next_batch(&mut rx, &slots, &mut batch, MAX_BATCH).await {
@@ -75,13 +76,13 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>) {
         let mut dones = Vec::with_capacity(batch.len());
         for (n, (cmd, done)) in batch.drain(..).enumerate() {
             pieces.extend(
-                command::split(cmd, MAX_ENTRY_BYTES)
+                command::split(cmd, max_entry_bytes)
                     .into_iter()
                     .map(|p| (n, p)),
             );
             dones.push(done);
         }
-        let entries = split_by_bytes(pieces, MAX_ENTRY_BYTES, |(_, c)| c.payload_bytes());
+        let entries = split_by_bytes(pieces, max_entry_bytes, |(_, c)| c.payload_bytes());
         // The entries holding each command's pieces (contiguous: pieces stay in order).
         let mut spans: Vec<(usize, usize)> = vec![(usize::MAX, 0); dones.len()];
         let mut proposed = Vec::with_capacity(entries.len());
