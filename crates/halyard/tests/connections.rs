@@ -7,7 +7,6 @@
 mod cluster_common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use cluster_common::*;
@@ -160,6 +159,27 @@ fn set_connection_opens_listeners_on_every_member_and_del_connection_closes_them
     assert!(!answers(&tcp), "the TCP listener is still open");
 }
 
+/// Adds a Southbound `Connection` row for `target` with one more `column=value`.
+fn add_connection(db: &str, target: &str, option: &str) {
+    sbctl_ok(
+        db,
+        &[
+            "--",
+            "--id=@c",
+            "create",
+            "Connection",
+            &format!("target=\"{target}\""),
+            option,
+            "--",
+            "add",
+            "SB_Global",
+            ".",
+            "connections",
+            "@c",
+        ],
+    );
+}
+
 /// A `read_only` Connection (a Southbound column), and one with an RBAC `role`: reads answer, every write fails with
 /// ovsdb-server's error, the same text as a real ovsdb-server gives through its own read-only
 /// connection.
@@ -170,72 +190,16 @@ fn a_read_only_connection_refuses_writes_like_ovsdb_server() {
     let m1 = cluster.members[0].remote();
     sbctl_ok(&m1, &["init"]);
     sbctl_ok(&m1, &["chassis-add", "ch0", "geneve", "192.0.2.1"]);
-    let add_ro = |db: &str, target: &str| {
-        sbctl_ok(
-            db,
-            &[
-                "--",
-                "--id=@c",
-                "create",
-                "Connection",
-                &format!("target=\"{target}\""),
-                "read_only=true",
-                "--",
-                "add",
-                "SB_Global",
-                ".",
-                "connections",
-                "@c",
-            ],
-        );
-    };
+    let add_ro = |db: &str, target: &str| add_connection(db, target, "read_only=true");
     add_ro(&m1, "punix:ro.sock");
-    let add_role = |db: &str, target: &str| {
-        sbctl_ok(
-            db,
-            &[
-                "--",
-                "--id=@c",
-                "create",
-                "Connection",
-                &format!("target=\"{target}\""),
-                "role=ovn-controller",
-                "--",
-                "add",
-                "SB_Global",
-                ".",
-                "connections",
-                "@c",
-            ],
-        );
-    };
+    let add_role = |db: &str, target: &str| add_connection(db, target, "role=ovn-controller");
     add_role(&m1, "punix:rbac.sock");
 
     // The real server, given the same row (its relative names are under its rundir, so the
     // row names an absolute path there).
     let real = tempfile::tempdir().unwrap();
-    let db_file = real.path().join("sb.db");
-    run_ok(
-        "ovsdb-tool",
-        &["create", db_file.to_str().unwrap(), SB_SCHEMA],
-        Duration::from_secs(20),
-    );
-    let real_sock = real.path().join("sb.sock");
-    let mut cmd = Command::new("ovsdb-server");
-    cmd.args([
-        &format!("--remote=punix:{}", real_sock.display()),
-        &format!("--remote={SB_REMOTE}"),
-        &format!("--unixctl={}", real.path().join("ctl").display()),
-        "--no-chdir",
-        "-vconsole:off",
-        &format!("--log-file={}", real.path().join("log").display()),
-        db_file.to_str().unwrap(),
-    ]);
-    let _server = Proc::spawn("ovsdb-server", cmd, &real.path().join("stderr"));
-    let real_db = format!("unix:{}", real_sock.display());
-    wait_until("ovsdb-server", Duration::from_secs(10), || {
-        sb_answers(&real_db).then_some(())
-    });
+    let (_server, real_db) =
+        real_ovsdb_server(real.path(), SB_SCHEMA, &[format!("--remote={SB_REMOTE}")]);
     sbctl_ok(&real_db, &["init"]);
     sbctl_ok(&real_db, &["chassis-add", "ch0", "geneve", "192.0.2.1"]);
     let real_ro = real.path().join("ro.sock");

@@ -53,44 +53,23 @@ impl Pki {
 
     /// `ovs-pki req+sign NAME switch` in the PKI's parent directory.
     fn sign(&self, name: &str) -> Cert {
-        let parent = self.dir.parent().unwrap();
-        let out = ovs_pki(
-            parent,
-            &[
-                &format!("--dir={}", self.dir.display()),
-                "req+sign",
-                name,
-                "switch",
-            ],
-        );
-        assert!(out.status.success(), "ovs-pki req+sign {name}: {out:?}");
-        Cert {
-            key: parent
-                .join(format!("{name}-privkey.pem"))
-                .display()
-                .to_string(),
-            cert: parent
-                .join(format!("{name}-cert.pem"))
-                .display()
-                .to_string(),
-        }
+        self.sign_with(name, &[])
     }
 
     /// `ovs-pki -u req+sign NAME switch`: the certificate's CN is exactly NAME (without `-u`
     /// ovs-pki appends an id, and RBAC compares the whole CN with the chassis name).
     fn sign_unique(&self, name: &str) -> Cert {
+        self.sign_with(name, &["-u"])
+    }
+
+    fn sign_with(&self, name: &str, flags: &[&str]) -> Cert {
         let parent = self.dir.parent().unwrap();
-        let out = ovs_pki(
-            parent,
-            &[
-                &format!("--dir={}", self.dir.display()),
-                "-u",
-                "req+sign",
-                name,
-                "switch",
-            ],
-        );
-        assert!(out.status.success(), "ovs-pki -u req+sign {name}: {out:?}");
+        let dir = format!("--dir={}", self.dir.display());
+        let mut args = vec![dir.as_str()];
+        args.extend_from_slice(flags);
+        args.extend(["req+sign", name, "switch"]);
+        let out = ovs_pki(parent, &args);
+        assert!(out.status.success(), "ovs-pki {args:?}: {out:?}");
         Cert {
             key: parent
                 .join(format!("{name}-privkey.pem"))
@@ -1050,32 +1029,7 @@ fn southbound_rbac_over_tls_matches_ovsdb_server() {
 
     // The real ovsdb-server.
     let real = tempfile::tempdir().unwrap();
-    let db_file = real.path().join("sb.db");
-    run_ok(
-        "ovsdb-tool",
-        &["create", db_file.to_str().unwrap(), SB_SCHEMA],
-        Duration::from_secs(20),
-    );
-    let sock = real.path().join("sb.sock");
-    let mut cmd = Command::new("ovsdb-server");
-    cmd.arg(format!("--remote=punix:{}", sock.display()))
-        .args(&db_options)
-        .arg(format!("--unixctl={}", real.path().join("ctl").display()))
-        .args(["--no-chdir", "-vconsole:off"])
-        .arg(format!("--log-file={}", real.path().join("log").display()))
-        .arg(&db_file);
-    let _real = Proc::spawn("ovsdb-server", cmd, &real.path().join("stderr"));
-    let real_plain = format!("unix:{}", sock.display());
-    wait_until("ovsdb-server", Duration::from_secs(10), || {
-        run(
-            "ovn-sbctl",
-            &[&format!("--db={real_plain}"), "--timeout=2", "show"],
-            Duration::from_secs(10),
-        )
-        .status
-        .success()
-        .then_some(())
-    });
+    let (_real, real_plain) = real_ovsdb_server(real.path(), SB_SCHEMA, &db_options);
     let real_port = free_port();
     setup(&real_plain, real_port);
     wait_until(

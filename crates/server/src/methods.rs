@@ -15,6 +15,37 @@ use crate::monitor::{Monitor, MonitorVersion};
 use crate::server_db::{ServerTxn, SERVER_DB};
 use crate::session::{Done, LockEntry, Session};
 
+/// The elapsed time the engine is given for each run of a transaction that this process
+/// re-runs while a `wait` blocks it: ovsdb-server runs a transaction first with elapsed 0
+/// (see `TxnEnv`), then with the time since it arrived.
+struct RunClock {
+    start: tokio::time::Instant,
+    first: bool,
+}
+
+impl RunClock {
+    fn new() -> RunClock {
+        RunClock {
+            start: tokio::time::Instant::now(),
+            first: true,
+        }
+    }
+
+    /// The elapsed milliseconds for the next run.
+    fn next_run(&mut self) -> u64 {
+        if std::mem::take(&mut self.first) {
+            0
+        } else {
+            self.start.elapsed().as_millis() as u64
+        }
+    }
+
+    /// When the run that was given `elapsed` reaches `ms` more.
+    fn at(&self, elapsed: u64, ms: u64) -> tokio::time::Instant {
+        self.start + Duration::from_millis(elapsed.saturating_add(ms))
+    }
+}
+
 /// How often a read-only session's transaction blocked on a `wait` is run again.
 const READ_ONLY_WAIT_POLL: Duration = Duration::from_millis(100);
 
@@ -175,16 +206,10 @@ impl Session {
         let ctx = self.ctx.clone();
         let shared = self.shared.clone();
         async move {
-            let start = tokio::time::Instant::now();
-            let mut first_run = true;
+            let mut clock = RunClock::new();
             loop {
                 ctx.backend.read_barrier().await?;
-                let elapsed = if first_run {
-                    0
-                } else {
-                    start.elapsed().as_millis() as u64
-                };
-                first_run = false;
+                let elapsed = clock.next_run();
                 let mut outcome = None;
                 ctx.backend.with_db(&db, &mut |view: &DbView<'_>| {
                     let has_lock = |name: &str| shared.has_lock(name);
@@ -218,17 +243,10 @@ impl Session {
         let ctx = self.ctx.clone();
         let shared = self.shared.clone();
         async move {
-            let start = tokio::time::Instant::now();
-            let mut first_run = true;
+            let mut clock = RunClock::new();
             loop {
                 let refreshed = ctx.hub.server_db_refreshed.notified();
-                // ovsdb-server runs a transaction first with elapsed 0 (see `TxnEnv`).
-                let elapsed = if first_run {
-                    0
-                } else {
-                    start.elapsed().as_millis() as u64
-                };
-                first_run = false;
+                let elapsed = clock.next_run();
                 let outcome = {
                     let has_lock = |name: &str| shared.has_lock(name);
                     let txn = ServerTxn {
@@ -240,7 +258,7 @@ impl Session {
                 match outcome {
                     Ok(result) => return Ok(result),
                     Err(Some(ms)) => {
-                        let at = start + Duration::from_millis(elapsed.saturating_add(ms));
+                        let at = clock.at(elapsed, ms);
                         let _ = tokio::time::timeout_at(at, refreshed).await;
                     }
                     Err(None) => refreshed.await,

@@ -85,6 +85,30 @@ impl DbColumn {
     }
 }
 
+impl DbColumn {
+    /// The column this names in `schema`.
+    fn column_in<'s>(
+        &self,
+        schema: &'s ovsdb::DatabaseSchema,
+    ) -> Result<&'s ovsdb::ColumnSchema, DbColumnError> {
+        let table = schema
+            .tables
+            .iter()
+            .find(|t| t.name == self.table)
+            .ok_or_else(|| DbColumnError::NoTable {
+                name: self.name(),
+                table: self.table.clone(),
+            })?;
+        table
+            .column(&self.column)
+            .ok_or_else(|| DbColumnError::NoColumn {
+                name: self.name(),
+                table: self.table.clone(),
+                column: self.column.clone(),
+            })
+    }
+}
+
 impl std::fmt::Display for DbColumn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.name())
@@ -270,21 +294,7 @@ pub fn query_string(
 
 fn query_db_string(db: &ovsdb::Database, spec: &DbColumn) -> Result<Option<String>, DbColumnError> {
     let schema = db.schema();
-    let table = schema
-        .tables
-        .iter()
-        .find(|t| t.name == spec.table)
-        .ok_or_else(|| DbColumnError::NoTable {
-            name: spec.name(),
-            table: spec.table.clone(),
-        })?;
-    let column = table
-        .column(&spec.column)
-        .ok_or_else(|| DbColumnError::NoColumn {
-            name: spec.name(),
-            table: spec.table.clone(),
-            column: spec.column.clone(),
-        })?;
+    let column = spec.column_in(schema)?;
     if column.type_.key.atomic != ovsdb::AtomicType::String || column.type_.value.is_some() {
         return Err(DbColumnError::NotString {
             name: spec.name(),
@@ -307,21 +317,7 @@ fn query_db(
     spec: &DbColumn,
 ) -> Result<(Vec<DbListener>, Vec<String>), DbColumnError> {
     let schema = db.schema();
-    let table = schema
-        .tables
-        .iter()
-        .find(|t| t.name == spec.table)
-        .ok_or_else(|| DbColumnError::NoTable {
-            name: spec.name(),
-            table: spec.table.clone(),
-        })?;
-    let column = table
-        .column(&spec.column)
-        .ok_or_else(|| DbColumnError::NoColumn {
-            name: spec.name(),
-            table: spec.table.clone(),
-            column: spec.column.clone(),
-        })?;
+    let column = spec.column_in(schema)?;
     let ty = &column.type_;
     let mut found: Vec<DbListener> = Vec::new();
     let mut add = |l: DbListener| {

@@ -688,3 +688,36 @@ pub fn nb_topology_rotating(dir: &Path, members: &[String]) -> Output {
         ],
     )
 }
+
+/// A real standalone ovsdb-server on `schema` in `dir` (a fresh database), with a unix socket
+/// and `extra` options (e.g. `--remote=db:...` and SSL options as `ovn-ctl` passes them).
+/// Returns the process (killed on drop) and the `unix:` remote, once it answers `list_dbs`.
+pub fn real_ovsdb_server(dir: &Path, schema: &str, extra: &[String]) -> (Proc, String) {
+    let db_file = dir.join("real.db");
+    run_ok(
+        "ovsdb-tool",
+        &["create", db_file.to_str().unwrap(), schema],
+        Duration::from_secs(20),
+    );
+    let sock = dir.join("real.sock");
+    let mut cmd = Command::new("ovsdb-server");
+    cmd.arg(format!("--remote=punix:{}", sock.display()))
+        .args(extra)
+        .arg(format!("--unixctl={}", dir.join("real.ctl").display()))
+        .args(["--no-chdir", "-vconsole:off"])
+        .arg(format!("--log-file={}", dir.join("real.log").display()))
+        .arg(&db_file);
+    let proc = Proc::spawn("ovsdb-server", cmd, &dir.join("real.stderr"));
+    let remote = format!("unix:{}", sock.display());
+    wait_until("ovsdb-server to answer", Duration::from_secs(10), || {
+        run(
+            "ovsdb-client",
+            &["--timeout=2", "list-dbs", &remote],
+            Duration::from_secs(10),
+        )
+        .status
+        .success()
+        .then_some(())
+    });
+    (proc, remote)
+}
