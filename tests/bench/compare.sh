@@ -99,7 +99,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== starting a 3-member Halyard cluster (ports $((hbase + 1))-$((hbase + 3)))"
-HALYARD_BIN=$halyard bash "$root/scripts/cluster.sh" start "$work/halyard" 3 "$hbase" >"$work/halyard-start.log" 2>&1 ||
+OVN=0 HALYARD_BIN=$halyard bash "$root/scripts/cluster.sh" start "$work/halyard" 3 "$hbase" >"$work/halyard-start.log" 2>&1 ||
   { cat "$work/halyard-start.log" >&2; exit 1; }
 echo "== starting a 3-member ovsdb-server cluster (ports $((rbase + 1))-$((rbase + 3)))"
 "$ref" start "$work/ref" "$rbase" 3 >/dev/null

@@ -1,12 +1,14 @@
 //! Reads through any member are linearizable as real OVN tools use them: `ovn-nbctl` reads the
 //! initial contents of its `monitor_cond_since`, so a write acknowledged through one member
 //! must be in what another member sends next (a read barrier before the initial reply).
-//! Uses the repo's own `scripts/cluster.sh`.
+//! Uses the repo's own `scripts/cluster.sh` (the README's first command), which also starts a
+//! Southbound cluster and `ovn-northd`: a switch added through one Northbound member shows up
+//! as logical flows through another Southbound member.
 
 use std::net::TcpListener;
 use std::process::Command;
 
-/// A base port with base+1..=base+3 and base+11..=base+13 free right now.
+/// A base port with the script's ports (base+1..=3, +11..=13, +21..=23, +31..=33) free now.
 fn free_base() -> u16 {
     for _ in 0..200 {
         let probe = TcpListener::bind("127.0.0.1:0")
@@ -14,12 +16,14 @@ fn free_base() -> u16 {
             .local_addr()
             .unwrap()
             .port();
-        let base = probe.saturating_sub(20);
+        let base = probe.saturating_sub(40);
         if !(20000..=60000).contains(&base) {
             continue;
         }
         let all_free = (1..=3)
             .chain(11..=13)
+            .chain(21..=23)
+            .chain(31..=33)
             .all(|d| TcpListener::bind(("127.0.0.1", base + d)).is_ok());
         if all_free {
             return base;
@@ -86,5 +90,31 @@ fn a_write_through_one_member_is_read_through_the_others_at_once() {
             seen.contains(&format!("({port})")),
             "{port} acknowledged through :{writer} but missing through :{reader}:\n{seen}"
         );
+    }
+
+    // ovn-northd turned sw0 into logical flows; any Southbound member serves them.
+    let sb = format!("--db=tcp:127.0.0.1:{}", base + 22);
+    let started = std::time::Instant::now();
+    loop {
+        let out = Command::new("ovn-sbctl")
+            .args([
+                sb.as_str(),
+                "--timeout=10",
+                "--no-leader-only",
+                "lflow-list",
+                "sw0",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        if out.status.success() && text.contains("ls_in_check_port_sec") {
+            eprintln!("logical flows of sw0 after {:?}", started.elapsed());
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no logical flows for sw0 through the Southbound: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
