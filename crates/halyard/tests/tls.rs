@@ -201,6 +201,8 @@ struct TlsCluster {
     client: Cert,
     /// More `serve` options for every member.
     extra: Vec<String>,
+    /// The databases the cluster is created with.
+    schemas: Vec<String>,
 }
 
 impl TlsCluster {
@@ -209,6 +211,10 @@ impl TlsCluster {
     }
 
     fn start_with(n: usize, extra: &[&str]) -> TlsCluster {
+        TlsCluster::start_schemas(n, extra, &[NB_SCHEMA])
+    }
+
+    fn start_schemas(n: usize, extra: &[&str], schemas: &[&str]) -> TlsCluster {
         let dir = tempfile::Builder::new()
             .prefix("halyard-tls-")
             .tempdir()
@@ -223,6 +229,7 @@ impl TlsCluster {
             certs: Vec::new(),
             client,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            schemas: schemas.iter().map(|s| s.to_string()).collect(),
         };
         for _ in 0..n {
             c.add_member();
@@ -238,7 +245,9 @@ impl TlsCluster {
         let mut args: Vec<String> = vec!["--data-dir".into(), data_dir.display().to_string()];
         if index == 1 {
             args.insert(0, "create-cluster".into());
-            args.extend(["--schema".into(), NB_SCHEMA.into()]);
+            for schema in &self.schemas {
+                args.extend(["--schema".into(), schema.clone()]);
+            }
         } else {
             args.insert(0, "join-cluster".into());
             args.extend(["--peer".into(), self.members[0].raft_addr.clone()]);
@@ -1061,5 +1070,80 @@ fn southbound_rbac_over_tls_matches_ovsdb_server() {
     assert_eq!(
         ours, theirs,
         "Halyard's RBAC answers differ from ovsdb-server's"
+    );
+}
+
+/// The OVN control plane over TLS: `ovn-northd` reaches a Northbound and Southbound cluster
+/// (one Halyard cluster serving both, `ssl:` Raft) only over `ssl:` with its own certificate,
+/// and a switch added with `ovn-nbctl` over TLS becomes logical flows read with `ovn-sbctl`
+/// over TLS through another member.
+#[test]
+fn ovn_northd_over_tls() {
+    let c = TlsCluster::start_schemas(3, &[], &[NB_SCHEMA, SB_SCHEMA]);
+    let northd_cert = c.pki.sign("northd");
+    let all = c
+        .ssl_ports
+        .iter()
+        .map(|p| format!("ssl:127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let ca = c.pki.ca();
+    let tls_args = |cert: &Cert| {
+        vec![
+            "-p".to_string(),
+            cert.key.clone(),
+            "-c".to_string(),
+            cert.cert.clone(),
+            "-C".to_string(),
+            ca.clone(),
+        ]
+    };
+    let ctl = |prog: &str, db: &str, args: &[&str]| {
+        let mut argv = tls_args(&c.client);
+        argv.push(format!("--db={db}"));
+        argv.push("--timeout=20".to_string());
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        run_ok(prog, &argv, Duration::from_secs(30))
+    };
+    let first = format!("ssl:127.0.0.1:{}", c.ssl_ports[0]);
+    let second = format!("ssl:127.0.0.1:{}", c.ssl_ports[1]);
+    ctl("ovn-nbctl", &first, &["init"]);
+    ctl("ovn-sbctl", &first, &["init"]);
+    let mut cmd = Command::new("ovn-northd");
+    cmd.args(tls_args(&northd_cert))
+        .arg(format!("--ovnnb-db={all}"))
+        .arg(format!("--ovnsb-db={all}"))
+        .arg("--no-chdir")
+        .arg(format!(
+            "--unixctl={}",
+            c.dir.path().join("northd.ctl").display()
+        ))
+        .arg(format!(
+            "--log-file={}",
+            c.dir.path().join("northd.log").display()
+        ))
+        .arg("-vconsole:off");
+    let _northd = Proc::spawn("ovn-northd", cmd, &c.dir.path().join("northd.stderr"));
+    ctl("ovn-nbctl", &first, &["ls-add", "sw-tls"]);
+    wait_until(
+        "logical flows of sw-tls over TLS",
+        Duration::from_secs(30),
+        || {
+            // Until ovn-northd has made the datapath, lflow-list does not know the name.
+            let mut argv = tls_args(&c.client);
+            argv.extend([
+                format!("--db={second}"),
+                "--timeout=20".to_string(),
+                "--no-leader-only".to_string(),
+                "lflow-list".to_string(),
+                "sw-tls".to_string(),
+            ]);
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            let out = run("ovn-sbctl", &argv, Duration::from_secs(30));
+            String::from_utf8_lossy(&out.stdout)
+                .contains("ls_in_")
+                .then_some(())
+        },
     );
 }
