@@ -8,6 +8,9 @@ command -v ovsdb-server >/dev/null || need+=(openvswitch-common openvswitch-swit
 command -v ovn-nbctl >/dev/null || need+=(ovn-central ovn-common)
 [ -f /usr/share/ovn/ovn-nb.ovsschema ] || need+=(ovn-common)
 command -v protoc >/dev/null || need+=(protobuf-compiler)
+# A real hypervisor in the end-to-end tests: ovn-controller with ovs-vswitchd (userspace datapath).
+command -v ovn-controller >/dev/null || need+=(ovn-host)
+command -v ip >/dev/null || need+=(iproute2)
 # The TLS tests make certificates with ovs-pki (openvswitch-common) and probe with openssl.
 command -v ovs-pki >/dev/null || need+=(openvswitch-common)
 command -v openssl >/dev/null || need+=(openssl)

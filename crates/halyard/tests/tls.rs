@@ -1147,3 +1147,275 @@ fn ovn_northd_over_tls() {
         },
     );
 }
+
+/// A hypervisor on this machine: an `ovsdb-server` with the vswitch schema, `ovs-vswitchd` with
+/// the userspace datapath in its own network namespace, and `ovn-controller` (host namespace)
+/// pointed at `sb_remote` with the given TLS files. Everything is stopped on drop.
+struct Hypervisor {
+    dir: PathBuf,
+    netns: String,
+    procs: Vec<Proc>,
+}
+
+impl Hypervisor {
+    fn start(dir: &Path, name: &str, sb_remote: &str, tls: &[String]) -> Hypervisor {
+        std::fs::create_dir_all(dir).unwrap();
+        let netns = format!("hv-{name}-{}", std::process::id());
+        run_ok("ip", &["netns", "add", &netns], T);
+        let mut hv = Hypervisor {
+            dir: dir.to_path_buf(),
+            netns,
+            procs: Vec::new(),
+        };
+        run_ok(
+            "ip",
+            &["netns", "exec", &hv.netns, "ip", "link", "set", "lo", "up"],
+            T,
+        );
+        let conf = dir.join("conf.db");
+        run_ok(
+            "ovsdb-tool",
+            &[
+                "create",
+                conf.to_str().unwrap(),
+                "/usr/share/openvswitch/vswitch.ovsschema",
+            ],
+            T,
+        );
+        let sock = format!("unix:{}", dir.join("db.sock").display());
+        let mut cmd = Command::new("ovsdb-server");
+        cmd.arg(&conf)
+            .arg(format!("--remote=p{sock}"))
+            .arg(format!(
+                "--unixctl={}",
+                dir.join("ovsdb-server.ctl").display()
+            ))
+            .arg(format!(
+                "--log-file={}",
+                dir.join("ovsdb-server.log").display()
+            ))
+            .args(["--no-chdir", "-vconsole:off"]);
+        hv.procs.push(Proc::spawn(
+            "hv ovsdb-server",
+            cmd,
+            &dir.join("ovsdb-server.stderr"),
+        ));
+        wait_until("the hypervisor's ovsdb-server", T, || {
+            run(
+                "ovs-vsctl",
+                &[&format!("--db={sock}"), "--timeout=2", "--no-wait", "init"],
+                T,
+            )
+            .status
+            .success()
+            .then_some(())
+        });
+        // Two userspace datapaths in one namespace collide on their tap devices.
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &hv.netns, "ovs-vswitchd", &sock])
+            .env("OVS_RUNDIR", dir)
+            .arg(format!(
+                "--unixctl={}",
+                dir.join("ovs-vswitchd.ctl").display()
+            ))
+            .arg(format!(
+                "--log-file={}",
+                dir.join("ovs-vswitchd.log").display()
+            ))
+            .args(["--no-chdir", "-vconsole:off"]);
+        hv.procs.push(Proc::spawn(
+            "hv ovs-vswitchd",
+            cmd,
+            &dir.join("ovs-vswitchd.stderr"),
+        ));
+        run_ok(
+            "ovs-vsctl",
+            &[
+                &format!("--db={sock}"),
+                "--no-wait",
+                "set",
+                "open",
+                ".",
+                &format!("external_ids:system-id={name}"),
+                &format!("external_ids:ovn-remote={sb_remote}"),
+                "external_ids:ovn-encap-type=geneve",
+                "external_ids:ovn-encap-ip=127.0.0.1",
+                "external_ids:ovn-bridge-datapath-type=netdev",
+            ],
+            T,
+        );
+        let mut cmd = Command::new("ovn-controller");
+        cmd.arg(&sock)
+            .args(tls)
+            .env("OVN_RUNDIR", dir)
+            .env("OVS_RUNDIR", dir)
+            .arg(format!(
+                "--log-file={}",
+                dir.join("ovn-controller.log").display()
+            ))
+            .args(["--no-chdir", "-vconsole:off"]);
+        hv.procs.push(Proc::spawn(
+            "ovn-controller",
+            cmd,
+            &dir.join("ovn-controller.stderr"),
+        ));
+        hv
+    }
+
+    /// Binds logical port `port` to an internal interface of br-int.
+    fn bind(&self, port: &str) {
+        let sock = format!("--db=unix:{}", self.dir.join("db.sock").display());
+        let logs = || {
+            [
+                "ovn-controller.log",
+                "ovn-controller.stderr",
+                "ovs-vswitchd.log",
+            ]
+            .iter()
+            .map(|f| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+        };
+        let started = Instant::now();
+        wait_until("br-int", Duration::from_secs(40), || {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no br-int after 30 s:\n{}",
+                logs()
+            );
+            run("ovs-vsctl", &[&sock, "br-exists", "br-int"], T)
+                .status
+                .success()
+                .then_some(())
+        });
+        run_ok(
+            "ovs-vsctl",
+            &[
+                &sock,
+                "--timeout=20",
+                "add-port",
+                "br-int",
+                port,
+                "--",
+                "set",
+                "interface",
+                port,
+                "type=internal",
+                &format!("external_ids:iface-id={port}"),
+            ],
+            Duration::from_secs(30),
+        );
+    }
+}
+
+impl Drop for Hypervisor {
+    fn drop(&mut self) {
+        for p in self.procs.iter_mut().rev() {
+            p.kill();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
+    }
+}
+
+/// The whole OVN control plane over TLS with Southbound RBAC on, as the charms deploy it:
+/// Halyard NB and SB clusters, `ovn-northd`, and a real hypervisor whose `ovn-controller`
+/// reaches the Southbound only through a `role=ovn-controller` `pssl:` connection with chassis
+/// hv1's certificate. A logical port bound on hv1 comes up (`ovn-nbctl lsp-get-up` says `up`):
+/// every write ovn-controller makes (its Chassis, Encap, Port_Binding) passed the RBAC check.
+#[test]
+fn ovn_controller_over_tls_with_rbac_brings_a_port_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(tmp.path(), "pki");
+    let server = pki.sign("server");
+    let hv1 = pki.sign_unique("hv1");
+    let sb_args: Vec<String> = vec![
+        "--remote=db:OVN_Southbound,SB_Global,connections".into(),
+        "--private-key=db:OVN_Southbound,SSL,private_key".into(),
+        "--certificate=db:OVN_Southbound,SSL,certificate".into(),
+        "--ca-cert=db:OVN_Southbound,SSL,ca_cert".into(),
+    ];
+    let sb_argv: Vec<&str> = sb_args.iter().map(String::as_str).collect();
+    let mut nb = Cluster::start(3, &[NB_SCHEMA], &[]);
+    let mut sb = Cluster::start(3, &[SB_SCHEMA], &sb_argv);
+    nb.wait_leader(Duration::from_secs(60));
+    sb.wait_leader(Duration::from_secs(60));
+    let nb_remote = nb.remote_list();
+    let sb_plain = sb.remote_list();
+    let ctl = |prog: &str, db: &str, args: &[&str]| {
+        let d = format!("--db={db}");
+        let mut all = vec![d.as_str(), "--timeout=30"];
+        all.extend_from_slice(args);
+        run_ok(prog, &all, Duration::from_secs(40))
+    };
+    ctl("ovn-nbctl", &nb_remote, &["init"]);
+    ctl("ovn-sbctl", &sb_plain, &["init"]);
+    ctl(
+        "ovn-sbctl",
+        &sb_plain,
+        &["set-ssl", &server.key, &server.cert, &pki.ca()],
+    );
+    let port = free_port();
+    ctl(
+        "ovn-sbctl",
+        &sb_plain,
+        &[
+            "set-connection",
+            "role=ovn-controller",
+            &format!("pssl:{port}:127.0.0.1"),
+        ],
+    );
+    let mut cmd = Command::new("ovn-northd");
+    cmd.arg(format!("--ovnnb-db={nb_remote}"))
+        .arg(format!("--ovnsb-db={sb_plain}"))
+        .arg("--no-chdir")
+        .arg(format!(
+            "--unixctl={}",
+            tmp.path().join("northd.ctl").display()
+        ))
+        .arg(format!(
+            "--log-file={}",
+            tmp.path().join("northd.log").display()
+        ))
+        .arg("-vconsole:off");
+    let _northd = Proc::spawn("ovn-northd", cmd, &tmp.path().join("northd.stderr"));
+    // ovn-northd writes the RBAC rows ovn-controller is checked against.
+    wait_until("ovn-northd's RBAC rows", Duration::from_secs(30), || {
+        ctl(
+            "ovn-sbctl",
+            &sb_plain,
+            &["--bare", "--columns=name", "list", "RBAC_Role"],
+        )
+        .contains("ovn-controller")
+        .then_some(())
+    });
+    ctl(
+        "ovn-nbctl",
+        &nb_remote,
+        &["ls-add", "sw0", "--", "lsp-add", "sw0", "p1"],
+    );
+    let tls = vec![
+        format!("--private-key={}", hv1.key),
+        format!("--certificate={}", hv1.cert),
+        format!("--ca-cert={}", pki.ca()),
+    ];
+    let hv = Hypervisor::start(
+        &tmp.path().join("hv1"),
+        "hv1",
+        &format!("ssl:127.0.0.1:{port}"),
+        &tls,
+    );
+    hv.bind("p1");
+    let started = Instant::now();
+    wait_until("lsp-get-up p1 == up", Duration::from_secs(60), || {
+        (ctl("ovn-nbctl", &nb_remote, &["lsp-get-up", "p1"]).trim() == "up").then_some(())
+    });
+    eprintln!("p1 up {:?} after binding", started.elapsed());
+    let chassis = ctl(
+        "ovn-sbctl",
+        &sb_plain,
+        &["--bare", "--columns=chassis", "list", "Port_Binding", "p1"],
+    );
+    assert!(!chassis.trim().is_empty(), "p1 is not bound to a chassis");
+}
