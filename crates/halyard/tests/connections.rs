@@ -287,3 +287,47 @@ fn a_read_only_connection_refuses_writes_like_ovsdb_server() {
     }
     assert!(!sbctl_ok(&m1, &["show"]).contains("ch1"));
 }
+
+/// `Connection.inactivity_probe` applies to the sessions of that listener: a client that never
+/// answers the echo probe is dropped after about two probe intervals (probe, then give up),
+/// here 1 s each instead of the default 5 s.
+#[test]
+fn a_connections_inactivity_probe_applies_to_its_sessions() {
+    use std::io::Read;
+    let mut cluster = Cluster::start(3, &[NB_SCHEMA], &["--remote", DB_REMOTE]);
+    cluster.wait_leader(Duration::from_secs(60));
+    let m1 = cluster.members[0].remote();
+    nbctl_ok(&m1, &["init"]);
+    let port = free_port();
+    nbctl_ok(
+        &m1,
+        &[
+            "--inactivity-probe=1000",
+            "set-connection",
+            &format!("ptcp:{port}:127.0.0.1"),
+        ],
+    );
+    let tcp = format!("tcp:127.0.0.1:{port}");
+    wait_until("the listener", Duration::from_secs(5), || {
+        answers(&tcp).then_some(())
+    });
+    let mut silent = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    // The echo probe arrives, is not answered, and the server closes the connection.
+    loop {
+        match silent.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => continue,
+        }
+    }
+    let after = started.elapsed();
+    eprintln!("silent client dropped after {after:?}");
+    assert!(
+        after >= Duration::from_millis(1500) && after < Duration::from_secs(6),
+        "dropped after {after:?}, expected about 2 s (2 x 1000 ms)"
+    );
+}
