@@ -10,8 +10,10 @@ use std::time::Duration;
 
 /// How often the input held by sessions is looked at.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
-/// A burst: at least this much input held at once.
-const BURST_BYTES: usize = 64 * 1024 * 1024;
+/// A burst: at least this much input held at once, as seen by the once-a-second sample (a burst
+/// that fills the input budget can be cut short by the limit between two samples, so the bar is
+/// well below it).
+const BURST_BYTES: usize = 16 * 1024 * 1024;
 /// Over: at most this much held.
 const CALM_BYTES: usize = 1024 * 1024;
 
