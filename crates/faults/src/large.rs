@@ -190,6 +190,7 @@ pub async fn large_client(id: usize, plan: LargePlan, shared: &Shared) -> Vec<La
         };
         let status = match reply {
             Ok(result) if first_error(&result).is_none() => Status::Ok,
+            Ok(result) if crate::workload::is_retryable(&result) => Status::Info,
             Ok(_) => Status::Fail,
             Err(_) => Status::Info,
         };

@@ -107,6 +107,7 @@ pub async fn set_client(id: usize, shared: &Shared) -> Vec<SetEvent> {
         let ops = vec![json!({"op": "insert", "table": "Element", "row": {"value": value}})];
         let status = match transact(client, ops, shared.op_timeout).await {
             Ok(result) if first_error(&result).is_none() => Status::Ok,
+            Ok(result) if is_retryable(&result) => Status::Info,
             // The transaction was executed and aborted: it did not take effect.
             Ok(_) => Status::Fail,
             Err(_) => Status::Info,
@@ -206,6 +207,18 @@ pub async fn register_client(
     events
 }
 
+/// The server's retryable answer (`timed out` ... "retry it": no leader committed it in time).
+/// The write may still be committed by a later leader, so it is indeterminate, never a failure
+/// (docs/protocol-notes.md).
+pub fn is_retryable(result: &Value) -> bool {
+    result.as_array().and_then(|r| r.first()).is_some_and(|r| {
+        r["error"] == "timed out"
+            && r["details"]
+                .as_str()
+                .is_some_and(|d| d.ends_with("retry it"))
+    })
+}
+
 /// Turns a reply into an outcome. Anything unexpected is indeterminate, never a definite
 /// success or failure.
 fn classify(op: RegisterOp, reply: Result<Value, ClientError>) -> (Status, Option<i64>) {
@@ -213,6 +226,12 @@ fn classify(op: RegisterOp, reply: Result<Value, ClientError>) -> (Status, Optio
         return (Status::Info, None);
     };
     let results = result.as_array().cloned().unwrap_or_default();
+    // The server's retryable answer (`timed out` ... "retry it", no leader committed it in
+    // time): the write may still be committed by a later leader, so it is indeterminate, not a
+    // failure (docs/protocol-notes.md).
+    if is_retryable(&result) {
+        return (Status::Info, None);
+    }
     match op {
         RegisterOp::Read => match results
             .first()
@@ -345,6 +364,20 @@ pub async fn final_read(name: &str, addr: SocketAddr, within: Duration) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retryable_answer_is_indeterminate() {
+        let retry = json!([{"error": "timed out",
+            "details": "no leader could commit the write within 30s; retry it"}, null]);
+        assert_eq!(
+            classify(RegisterOp::Cas(1, 2), Ok(retry.clone())),
+            (Status::Info, None)
+        );
+        assert_eq!(
+            classify(RegisterOp::Write(1), Ok(retry)),
+            (Status::Info, None)
+        );
+    }
 
     #[test]
     fn cas_outcomes() {
