@@ -50,19 +50,10 @@ impl Standalone {
             &dir.join(format!("{name}.log")),
         );
         let remote = format!("tcp:127.0.0.1:{port}");
-        wait_until(
+        wait_answers(
             &format!("ovsdb-server {name}"),
+            &remote,
             Duration::from_secs(60),
-            || {
-                run(
-                    "ovsdb-client",
-                    &["--timeout=2", "list-dbs", &remote],
-                    Duration::from_secs(10),
-                )
-                .status
-                .success()
-                .then_some(())
-            },
         );
         Standalone {
             _proc: proc,

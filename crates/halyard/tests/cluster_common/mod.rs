@@ -709,15 +709,20 @@ pub fn real_ovsdb_server(dir: &Path, schema: &str, extra: &[String]) -> (Proc, S
         .arg(&db_file);
     let proc = Proc::spawn("ovsdb-server", cmd, &dir.join("real.stderr"));
     let remote = format!("unix:{}", sock.display());
-    wait_until("ovsdb-server to answer", Duration::from_secs(10), || {
+    wait_answers("ovsdb-server", &remote, Duration::from_secs(10));
+    (proc, remote)
+}
+
+/// Waits until the OVSDB server at `remote` answers `list_dbs` (`ovsdb-client list-dbs`).
+pub fn wait_answers(what: &str, remote: &str, limit: Duration) {
+    wait_until(&format!("{what} to answer"), limit, || {
         run(
             "ovsdb-client",
-            &["--timeout=2", "list-dbs", &remote],
+            &["--timeout=2", "list-dbs", remote],
             Duration::from_secs(10),
         )
         .status
         .success()
         .then_some(())
     });
-    (proc, remote)
 }
