@@ -147,9 +147,29 @@ fn s_client(port: u16, client: &Cert, ca: &str) -> (String, Option<String>) {
 }
 
 fn s_client_with(port: u16, client: &Cert, ca: &str, extra: &[&str]) -> (String, Option<String>) {
-    let out = Command::new("timeout")
-        .args(["20", "openssl", "s_client", "-connect"])
-        .arg(format!("127.0.0.1:{port}"))
+    s_client_in(&[], &format!("127.0.0.1:{port}"), client, ca, extra)
+}
+
+/// `openssl s_client` to `addr`, run behind `prefix` (e.g. `ip netns exec NS`): its output and
+/// the serial of the certificate the server presented.
+fn s_client_in(
+    prefix: &[&str],
+    addr: &str,
+    client: &Cert,
+    ca: &str,
+    extra: &[&str],
+) -> (String, Option<String>) {
+    let (program, before) = match prefix.split_first() {
+        Some((p, rest)) => (*p, rest),
+        None => ("timeout", &[][..]),
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(before);
+    if !prefix.is_empty() {
+        cmd.arg("timeout");
+    }
+    let out = cmd
+        .args(["20", "openssl", "s_client", "-connect", addr])
         .args(extra)
         .args(["-cert", &client.cert, "-key", &client.key, "-CAfile", ca])
         .stdin(Stdio::null())
@@ -1418,4 +1438,268 @@ fn ovn_controller_over_tls_with_rbac_brings_a_port_up() {
         &["--bare", "--columns=chassis", "list", "Port_Binding", "p1"],
     );
     assert!(!chassis.trim().is_empty(), "p1 is not bound to a chassis");
+}
+
+/// The deployment the charms and MicroOVN make with `ovn-ctl` on three hosts, each member in a
+/// network namespace of its own (so every member binds the same listener address, as hosts
+/// do): `ssl:` Raft addresses with file certificates, client listeners only from the
+/// `Connection` table (`--remote=db:...,connections`, plus the `punix:` socket ovn-ctl always
+/// gives), `--ssl-protocols`/`--ssl-ciphers` from the `SSL` row. `set-ssl` and
+/// `set-connection pssl:` over the Unix socket open the TLS port on every member; NB and SB
+/// clients with default options write and read through every one of them; a plaintext client
+/// and a certificate from another CA are refused; the Raft port speaks TLS with each member's
+/// certificate; the `SSL` row's protocols apply; `del-connection` closes the port everywhere.
+#[test]
+fn ovn_ctl_deployment_over_tls_with_listeners_only_from_the_database() {
+    use halyard_faults::netns::{member_ip, Net};
+    const NB_PORT: u16 = 6641;
+    const SB_PORT: u16 = 6642;
+    const RAFT_PORT: u16 = 6643;
+
+    let dir = tempfile::Builder::new()
+        .prefix("halyard-tls-hosts-")
+        .tempdir()
+        .unwrap();
+    let pki = Pki::init(dir.path(), "pki");
+    let ca = pki.ca();
+    let client = pki.sign("client");
+    // Declared before the processes, so they are killed before the namespaces go.
+    let mut net = Net::create(&format!("t{}", std::process::id() % 100_000))
+        .expect("network namespaces (the tests run as root)");
+    let client_ns = net.ns_name("cl");
+    let raft: Vec<String> = (1..=3)
+        .map(|i| format!("ssl:{}:{RAFT_PORT}", member_ip(i)))
+        .collect();
+    let mut members: Vec<Proc> = Vec::new();
+    let mut sockets: Vec<String> = Vec::new();
+    let mut certs: Vec<Cert> = Vec::new();
+    for i in 1..=3 {
+        let ns = net.add_host(&format!("m{i}"), member_ip(i)).unwrap();
+        let cert = pki.sign(&format!("m{i}"));
+        let data = dir.path().join(format!("m{i}"));
+        let data_arg = data.display().to_string();
+        if i == 1 {
+            run_ok(
+                halyard_bin(),
+                &[
+                    "create-cluster",
+                    "--data-dir",
+                    &data_arg,
+                    "--schema",
+                    NB_SCHEMA,
+                    "--schema",
+                    SB_SCHEMA,
+                    "--raft-addr",
+                    &raft[0],
+                ],
+                T,
+            );
+        } else {
+            run_ok(
+                halyard_bin(),
+                &[
+                    "join-cluster",
+                    "--data-dir",
+                    &data_arg,
+                    "--raft-addr",
+                    &raft[i - 1],
+                    "--peer",
+                    &raft[0],
+                ],
+                T,
+            );
+        }
+        let sock = data.join("db.sock").display().to_string();
+        let mut cmd = Command::new("ip");
+        cmd.current_dir(&data)
+            .args(["netns", "exec", &ns, halyard_bin(), "serve", "--data-dir"])
+            .arg(&data)
+            .arg(format!("--remote=punix:{sock}"))
+            .arg("--remote=db:OVN_Northbound,NB_Global,connections")
+            .arg("--remote=db:OVN_Southbound,SB_Global,connections")
+            .args(["--private-key", &cert.key, "--certificate", &cert.cert])
+            .args(["--ca-cert", &ca])
+            .arg("--ssl-protocols=db:OVN_Northbound,SSL,ssl_protocols")
+            .arg("--ssl-ciphers=db:OVN_Northbound,SSL,ssl_ciphers")
+            .env("HALYARD_LOG", "info,openraft=warn");
+        members.push(Proc::spawn(
+            &format!("halyard m{i}"),
+            cmd,
+            &dir.path().join(format!("m{i}.log")),
+        ));
+        sockets.push(format!("unix:{sock}"));
+        certs.push(cert);
+    }
+    let logs = || {
+        (1..=3)
+            .map(|i| std::fs::read_to_string(dir.path().join(format!("m{i}.log"))).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    };
+    // Every member answers on its Unix socket as a leader-only client wants (default options).
+    for (i, sock) in sockets.iter().enumerate() {
+        let db = format!("--db={sock}");
+        let ready = wait_until_or(Duration::from_secs(60), || {
+            run("ovn-nbctl", &[&db, "--timeout=5", "show"], T)
+                .status
+                .success()
+                .then_some(())
+        });
+        assert!(ready.is_some(), "m{} never served:\n{}", i + 1, logs());
+    }
+    let unix_ctl = |prog: &str, args: &[&str]| {
+        let db = format!("--db={}", sockets[0]);
+        let mut all = vec![db.as_str(), "--timeout=20"];
+        all.extend_from_slice(args);
+        run_ok(prog, &all, T)
+    };
+    for prog in ["ovn-nbctl", "ovn-sbctl"] {
+        unix_ctl(prog, &["init"]);
+        unix_ctl(prog, &["set-ssl", &certs[0].key, &certs[0].cert, &ca]);
+    }
+    unix_ctl("ovn-nbctl", &["set-connection", &format!("pssl:{NB_PORT}")]);
+    unix_ctl("ovn-sbctl", &["set-connection", &format!("pssl:{SB_PORT}")]);
+
+    // A client on the clients' host, with a certificate of the PKI and default options.
+    let tls_ctl = |prog: &str, who: &Cert, addr: String, args: &[&str]| {
+        let db = format!("--db={addr}");
+        let mut all = vec![
+            "netns",
+            "exec",
+            client_ns.as_str(),
+            prog,
+            "-p",
+            who.key.as_str(),
+            "-c",
+            who.cert.as_str(),
+            "-C",
+            ca.as_str(),
+            db.as_str(),
+            "--timeout=5",
+        ];
+        all.extend_from_slice(args);
+        run("ip", &all, T)
+    };
+    let nb = |i: usize| format!("ssl:{}:{NB_PORT}", member_ip(i));
+    let sb = |i: usize| format!("ssl:{}:{SB_PORT}", member_ip(i));
+    for i in 1..=3 {
+        // The first call also waits for the listener to open on that member.
+        let sw = format!("sw{i}");
+        let added = wait_until_or(Duration::from_secs(10), || {
+            let out = tls_ctl("ovn-nbctl", &client, nb(i), &["ls-add", &sw]);
+            out.status.success().then_some(())
+        });
+        assert!(added.is_some(), "NB over TLS at m{i}:\n{}", logs());
+        let ch = format!("ch{i}");
+        let ip = format!("192.0.2.{i}");
+        let out = wait_until_or(Duration::from_secs(10), || {
+            let out = tls_ctl("ovn-sbctl", &client, sb(i), &["chassis-add", &ch, "geneve", &ip]);
+            out.status.success().then_some(out)
+        });
+        assert!(out.is_some(), "SB over TLS at m{i}:\n{}", logs());
+    }
+    for i in 1..=3 {
+        let out = tls_ctl("ovn-nbctl", &client, nb(i), &["ls-list"]);
+        let listed = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            (1..=3).all(|k| listed.contains(&format!("(sw{k})"))),
+            "m{i} lists {listed:?} ({out:?})"
+        );
+        let out = tls_ctl(
+            "ovn-sbctl",
+            &client,
+            sb(i),
+            &["--bare", "--columns=name", "list", "Chassis"],
+        );
+        let listed = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            (1..=3).all(|k| listed.contains(&format!("ch{k}"))),
+            "m{i} lists chassis {listed:?} ({out:?})"
+        );
+    }
+
+    // Refused: a plaintext client, and a certificate another CA signed.
+    let plain = run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &client_ns,
+            "ovn-nbctl",
+            &format!("--db=tcp:{}:{NB_PORT}", member_ip(2)),
+            "--timeout=3",
+            "ls-list",
+        ],
+        T,
+    );
+    assert!(!plain.status.success(), "a plaintext client was served");
+    let other = Pki::init(dir.path(), "other-pki");
+    let stranger = other.sign("stranger");
+    let refused = tls_ctl("ovn-nbctl", &stranger, nb(3), &["ls-list"]);
+    assert!(
+        !refused.status.success(),
+        "a certificate from another CA was accepted"
+    );
+
+    // Each Raft port speaks TLS with its member's certificate.
+    let prefix = ["ip", "netns", "exec", client_ns.as_str()];
+    for i in 1..=3 {
+        let addr = format!("{}:{RAFT_PORT}", member_ip(i));
+        let (text, serial) = s_client_in(&prefix, &addr, &client, &ca, &[]);
+        assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
+        assert_eq!(
+            serial.as_deref(),
+            Some(serial_of_file(&certs[i - 1].cert).as_str()),
+            "m{i}'s Raft port"
+        );
+        // Before the SSL row restricts them, clients may use TLS 1.3.
+        let addr = format!("{}:{NB_PORT}", member_ip(i));
+        let (text, serial) = s_client_in(&prefix, &addr, &client, &ca, &["-tls1_3"]);
+        assert!(serial.is_some(), "m{i} refused TLS 1.3: {text}");
+    }
+
+    // The SSL row's protocols apply on every member: TLS 1.2 only.
+    unix_ctl(
+        "ovn-nbctl",
+        &["set-ssl", &certs[0].key, &certs[0].cert, &ca, "TLSv1.2"],
+    );
+    for i in 1..=3 {
+        let addr = format!("{}:{NB_PORT}", member_ip(i));
+        let refused = wait_until_or(Duration::from_secs(10), || {
+            let (_, serial) = s_client_in(&prefix, &addr, &client, &ca, &["-tls1_3"]);
+            serial.is_none().then_some(())
+        });
+        assert!(refused.is_some(), "m{i} still speaks TLS 1.3");
+        let (text, serial) = s_client_in(&prefix, &addr, &client, &ca, &["-tls1_2"]);
+        assert!(serial.is_some(), "m{i}: {text}");
+    }
+
+    // del-connection closes the listener on every member.
+    unix_ctl("ovn-nbctl", &["del-connection"]);
+    for i in 1..=3 {
+        let closed = wait_until_or(Duration::from_secs(10), || {
+            let out = tls_ctl("ovn-nbctl", &client, nb(i), &["--timeout=2", "ls-list"]);
+            (!out.status.success()).then_some(())
+        });
+        assert!(closed.is_some(), "m{i} still serves NB over TLS");
+        // The Southbound listener stays.
+        let out = tls_ctl("ovn-sbctl", &client, sb(i), &["show"]);
+        assert!(out.status.success(), "m{i} lost its SB listener: {out:?}");
+    }
+    drop(members);
+    net.destroy();
+}
+
+/// Polls `f` every 200 ms until it returns `Some`, or gives `None` after `limit`.
+fn wait_until_or<V>(limit: Duration, mut f: impl FnMut() -> Option<V>) -> Option<V> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

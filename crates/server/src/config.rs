@@ -26,6 +26,11 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// pipelining clients are not slowed down).
 pub const READ_PAUSE_BYTES: usize = 64 * 1024;
 
+/// Messages queued together for a session are gathered into writes of up to this many bytes:
+/// few system calls (and, over TLS, few full records instead of one per message). The buffer
+/// exists only while a batch is written, so idle sessions hold none. Larger messages go alone.
+pub const WRITE_GATHER_BYTES: usize = 64 * 1024;
+
 /// Bytes all sessions together may hold for messages they have not received whole; the session
 /// whose read would pass it is closed (see `input_budget`). Eight largest messages.
 pub const DEFAULT_INPUT_LIMIT: usize = 512 * 1024 * 1024;

@@ -185,14 +185,13 @@ impl Outbox {
                 notified.await;
                 continue;
             }
-            let mut written = 0;
-            for msg in &batch {
-                if let Err(e) = w.write_all(msg).await {
+            let written: usize = batch.iter().map(Vec::len).sum();
+            for chunk in gather(&batch, crate::config::WRITE_GATHER_BYTES) {
+                if let Err(e) = w.write_all(&chunk).await {
                     tracing::info!("{}: send error: {e}", self.peer);
                     self.finish();
                     return;
                 }
-                written += msg.len();
             }
             if let Err(e) = w.flush().await {
                 tracing::info!("{}: send error: {e}", self.peer);
@@ -219,5 +218,66 @@ impl Outbox {
         drop(inner);
         self.session_wake.notify_one();
         self.written_wake.notify_waiters();
+    }
+}
+
+/// Splits `batch` into the writes to make: runs of consecutive messages concatenated up to
+/// `limit` bytes (copied), and any message that would not fit with its neighbours on its own
+/// (not copied). Concatenating keeps the bytes in order, so framing is unchanged.
+fn gather(batch: &[Vec<u8>], limit: usize) -> Vec<std::borrow::Cow<'_, [u8]>> {
+    use std::borrow::Cow;
+    let mut out: Vec<Cow<'_, [u8]>> = Vec::new();
+    // The run being gathered: batch[first..next], `len` bytes.
+    let (mut first, mut len) = (0, 0);
+    for (next, msg) in batch.iter().enumerate() {
+        if len + msg.len() > limit && next > first {
+            out.push(joined(&batch[first..next]));
+            (first, len) = (next, 0);
+        }
+        len += msg.len();
+    }
+    if first < batch.len() {
+        out.push(joined(&batch[first..]));
+    }
+    fn joined(run: &[Vec<u8>]) -> Cow<'_, [u8]> {
+        match run {
+            [one] => Cow::Borrowed(one),
+            _ => Cow::Owned(run.concat()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gather;
+
+    fn sizes(batch: &[Vec<u8>], limit: usize) -> Vec<(usize, bool)> {
+        gather(batch, limit)
+            .iter()
+            .map(|c| (c.len(), matches!(c, std::borrow::Cow::Owned(_))))
+            .collect()
+    }
+
+    #[test]
+    fn small_messages_are_gathered_up_to_the_limit_in_order() {
+        let batch: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 30]).collect();
+        assert_eq!(
+            sizes(&batch, 100),
+            vec![(90, true), (90, true), (90, true), (30, false)]
+        );
+        let joined: Vec<u8> = gather(&batch, 100).iter().flat_map(|c| c.to_vec()).collect();
+        assert_eq!(joined, batch.concat());
+    }
+
+    #[test]
+    fn a_lone_or_large_message_is_written_without_a_copy() {
+        assert_eq!(sizes(&[vec![1; 10]], 100), vec![(10, false)]);
+        let batch = vec![vec![1; 10], vec![2; 500], vec![3; 10], vec![4; 10]];
+        assert_eq!(
+            sizes(&batch, 100),
+            vec![(10, false), (500, false), (20, true)]
+        );
+        assert!(gather(&[], 100).is_empty());
     }
 }
