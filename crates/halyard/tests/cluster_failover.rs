@@ -578,3 +578,39 @@ fn a_leader_cut_off_from_its_quorum_steps_down() {
         Duration::from_secs(40),
     );
 }
+
+/// The failure that matters for `ovn-northd`: the leader dies with the session that holds a
+/// lock, and a session on another member waits for it. The new leader knows its predecessor's
+/// owners stood down half an election timer after losing their quorum, so it hands the lock
+/// over that long after its election instead of after a whole lock lease (5 s).
+#[test]
+fn a_lock_held_through_a_killed_leader_passes_to_a_waiter_within_two_election_timers() {
+    let mut cluster = Cluster::start(3, &[NB_SCHEMA], &["--strict-leader"]);
+    let leader = strict_leader(&mut cluster);
+    let other = if leader == 1 { 2 } else { 1 };
+    let mut owner =
+        Rpc::connect(&cluster.members[leader - 1].addr(), Duration::from_secs(30)).unwrap();
+    assert_eq!(
+        owner.call("lock", json!(["northd"])).unwrap(),
+        json!({"locked": true})
+    );
+    let mut waiter =
+        Rpc::connect(&cluster.members[other - 1].addr(), Duration::from_secs(30)).unwrap();
+    assert_eq!(
+        waiter.call("lock", json!(["northd"])).unwrap(),
+        json!({"locked": false})
+    );
+    let killed = Instant::now();
+    cluster.members[leader - 1].kill();
+    let msg = waiter.next_message().expect("the lock, or an error");
+    let took = killed.elapsed();
+    assert_eq!(msg["method"], "locked", "{msg}");
+    assert_eq!(msg["params"], json!(["northd"]), "{msg}");
+    eprintln!("the waiter got the lock {took:?} after the leader holding it was killed");
+    // An election (under about 1.5 timers) plus the stand-down and its margin (0.7 timer): well
+    // under the lock lease, which is what it took before.
+    assert!(
+        took < Duration::from_millis(4500),
+        "the lock passed only after {took:?}"
+    );
+}

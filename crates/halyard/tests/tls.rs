@@ -1532,7 +1532,9 @@ fn ovn_ctl_deployment_over_tls_with_listeners_only_from_the_database() {
     }
     let logs = || {
         (1..=3)
-            .map(|i| std::fs::read_to_string(dir.path().join(format!("m{i}.log"))).unwrap_or_default())
+            .map(|i| {
+                std::fs::read_to_string(dir.path().join(format!("m{i}.log"))).unwrap_or_default()
+            })
             .collect::<Vec<_>>()
             .join("\n----\n")
     };
@@ -1593,7 +1595,12 @@ fn ovn_ctl_deployment_over_tls_with_listeners_only_from_the_database() {
         let ch = format!("ch{i}");
         let ip = format!("192.0.2.{i}");
         let out = wait_until_or(Duration::from_secs(10), || {
-            let out = tls_ctl("ovn-sbctl", &client, sb(i), &["chassis-add", &ch, "geneve", &ip]);
+            let out = tls_ctl(
+                "ovn-sbctl",
+                &client,
+                sb(i),
+                &["chassis-add", &ch, "geneve", &ip],
+            );
             out.status.success().then_some(out)
         });
         assert!(out.is_some(), "SB over TLS at m{i}:\n{}", logs());

@@ -97,6 +97,15 @@ impl Default for MemberConfig {
 }
 
 impl MemberConfig {
+    /// How long a leader may go without its quorum's acknowledgement before it tells its own
+    /// lock owners they lost their locks: half the election timer (ten heartbeats). A new
+    /// leader then expires its predecessor's locks this long (plus a margin) after its
+    /// election instead of a whole lock lease (see `lease`), so a standby `ovn-northd` takes
+    /// over within about two election timers of the leader's death.
+    pub fn lock_standdown(&self) -> Duration {
+        Duration::from_millis(self.election_timeout_ms / 2)
+    }
+
     pub(crate) fn raft_config(&self, cluster_name: String) -> openraft::Config {
         openraft::Config {
             cluster_name,

@@ -101,11 +101,13 @@ impl Outbox {
     }
 
     /// Queues a notification that another session's reply must not overtake. Returns its
-    /// sequence number for [`Outbox::wait_written`] when it goes out at once; None when
-    /// earlier output is still unwritten, as ovsdb-server then leaves it in the session's
-    /// backlog too and does not hold other sessions back for it.
+    /// sequence number for [`Outbox::wait_written`] when it goes out at once; None when a
+    /// backlog of earlier output is still unwritten, as ovsdb-server then leaves it in the
+    /// session's backlog too and does not hold other sessions back for it. "A backlog" is more
+    /// than a read pause's worth: the last small message may have reached the socket (and the
+    /// client) a moment before the writer accounts for it, and that is no backlog.
     pub(crate) fn push_notice(&self, msg: &Value) -> Option<u64> {
-        let idle = self.lock().bytes == 0;
+        let idle = self.lock().bytes <= crate::config::READ_PAUSE_BYTES;
         if !self.push(msg) || !idle {
             return None;
         }
@@ -266,7 +268,10 @@ mod tests {
             sizes(&batch, 100),
             vec![(90, true), (90, true), (90, true), (30, false)]
         );
-        let joined: Vec<u8> = gather(&batch, 100).iter().flat_map(|c| c.to_vec()).collect();
+        let joined: Vec<u8> = gather(&batch, 100)
+            .iter()
+            .flat_map(|c| c.to_vec())
+            .collect();
         assert_eq!(joined, batch.concat());
     }
 

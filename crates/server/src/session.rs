@@ -177,12 +177,18 @@ impl SessionShared {
 
 /// Updates the entry and queues the `locked` or `stolen` notification. The entry stays after
 /// `stolen` whatever the lock mode: ovsdb-server still wants an `unlock` before a new `lock`.
+/// An event that does not change the entry sends nothing: a member cut off from its quorum
+/// tells its owners `stolen` before the leader expires their locks, and the expiry, applied
+/// later, must not tell them twice.
 pub(crate) fn apply_lock_event(
     out: &Outbox,
     name: &str,
     entry: &mut LockEntry,
     event: LockEvent,
 ) -> Option<u64> {
+    if entry.owned == (event == LockEvent::Locked) {
+        return None;
+    }
     let method = match event {
         LockEvent::Locked => {
             entry.owned = true;

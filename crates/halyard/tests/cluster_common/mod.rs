@@ -648,6 +648,25 @@ impl Rpc {
         }
     }
 
+    /// The next message that is not an `echo` probe (answered): a notification, typically.
+    pub fn next_message(&mut self) -> Result<Value, String> {
+        loop {
+            let v = match self.reader.next() {
+                Some(Ok(v)) => v,
+                Some(Err(e)) => return Err(format!("receive: {e}")),
+                None => return Err("connection closed".into()),
+            };
+            if v.get("method") == Some(&json!("echo")) {
+                let reply = json!({"result": v["params"], "error": null, "id": v["id"]});
+                self.writer
+                    .write_all(reply.to_string().as_bytes())
+                    .map_err(|e| format!("send: {e}"))?;
+                continue;
+            }
+            return Ok(v);
+        }
+    }
+
     /// `transact` on `db`; `Err` also when an operation failed (the last element is an error).
     pub fn transact(&mut self, db: &str, ops: Vec<Value>) -> Result<Value, String> {
         let mut params = vec![json!(db)];
