@@ -1,5 +1,5 @@
 //! Membership and leadership administration from the command line: `leave`, `kick`,
-//! `transfer-leadership`. Each talks to a member's Raft address over the member-to-member gRPC
+//! `promote`, `transfer-leadership`. Each talks to a member's Raft address over the member-to-member gRPC
 //! service and follows the "not leader" hints to the leader.
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -61,6 +61,8 @@ fn resolve(status: &Value, member: &str) -> Result<(u64, String)> {
 enum Op {
     Remove(u64),
     Transfer(u64),
+    /// Make the non-voting member (id, Raft address) a voter.
+    Promote(u64, String),
 }
 
 /// Sends the operation to `addr`, following "not leader" hints to the leader.
@@ -68,13 +70,29 @@ async fn at_leader(addr: &str, op: Op) -> Result<String> {
     let mut target = addr.to_string();
     for _ in 0..10 {
         let mut client = connect(&target).await?;
-        let reply = match op {
-            Op::Remove(node_id) => client.remove(pb::RemoveRequest { node_id }).await,
+        let reply = match &op {
+            Op::Remove(node_id) => client.remove(pb::RemoveRequest { node_id: *node_id }).await,
             Op::Transfer(node_id) => {
                 client
-                    .transfer_leadership(pb::TransferRequest { node_id })
+                    .transfer_leadership(pb::TransferRequest { node_id: *node_id })
                     .await
             }
+            Op::Promote(node_id, raft_addr) => client
+                .join(pb::JoinRequest {
+                    node_id: *node_id,
+                    raft_addr: raft_addr.clone(),
+                    server_id: String::new(),
+                    non_voting: false,
+                })
+                .await
+                .map(|r| {
+                    r.map(|j| pb::AdminReply {
+                        not_leader: j.not_leader,
+                        leader_addr: j.leader_addr,
+                        message: format!("{node_id:016x} is a voter"),
+                        error: j.error,
+                    })
+                }),
         }
         .map_err(|s| anyhow!("{target}: {}", s.message()))?
         .into_inner();
@@ -130,6 +148,20 @@ pub async fn leave(peer: &str) -> Result<String> {
         }
     }
     at_leader(peer, Op::Remove(id)).await
+}
+
+/// `halyard promote --peer ADDR MEMBER`: the non-voting MEMBER becomes a voter.
+pub async fn promote(peer: &str, member: &str) -> Result<String> {
+    let status = member_status(peer).await?;
+    let (id, addr) = resolve(&status, member)?;
+    let voter = status["members"]
+        .as_array()
+        .and_then(|ms| ms.iter().find(|m| m["address"] == addr.as_str()))
+        .is_some_and(|m| m["voter"] == true);
+    if voter {
+        bail!("{member:?} ({id:016x}) is already a voter");
+    }
+    at_leader(peer, Op::Promote(id, addr)).await
 }
 
 /// `halyard transfer-leadership --peer ADDR [MEMBER]`.

@@ -64,7 +64,10 @@ pub enum Command {
     ///
     /// Like `ovsdb-tool join-cluster`, this returns at once; the member asks to be added when
     /// `halyard serve` starts on it, catches up (from a snapshot if needed) as a non-voting
-    /// learner, then becomes a voter. `serve` logs the progress.
+    /// learner, then becomes a voter. `serve` logs the progress. With `--non-voting` it stays
+    /// a non-voting member: it replicates the log and serves clients like any member (reads,
+    /// monitors, forwarded writes) but is not part of the quorum (`halyard promote` makes it a
+    /// voter later).
     #[command(
         after_help = "Example:\n  halyard join-cluster --data-dir /var/lib/halyard/nb \\\n    \
         --raft-addr 10.0.0.2:6643 --peer 10.0.0.1:6643"
@@ -79,6 +82,9 @@ pub enum Command {
         /// cluster's are.
         #[arg(long = "peer", required = true)]
         peers: Vec<String>,
+        /// Join as a non-voting member (serves clients, does not vote).
+        #[arg(long)]
+        non_voting: bool,
     },
     /// Show every member of the cluster: role, term, leader, indexes, lag, health.
     ///
@@ -108,6 +114,14 @@ pub enum Command {
         after_help = "Example:\n  halyard kick --peer 10.0.0.1:6643 10.0.0.3:6643\n  halyard kick --peer 10.0.0.1:6643 3f2a"
     )]
     Kick {
+        /// Raft HOST:PORT of any live member.
+        #[arg(long)]
+        peer: String,
+        member: String,
+    },
+    /// Make the non-voting MEMBER (id prefix, server id prefix or Raft address) a voter.
+    #[command(after_help = "Example:\n  halyard promote --peer 10.0.0.1:6643 10.0.0.4:6643")]
+    Promote {
         /// Raft HOST:PORT of any live member.
         #[arg(long)]
         peer: String,
@@ -349,6 +363,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             data_dir,
             raft_addr,
             peers,
+            non_voting,
         } => {
             check_raft_addr(&raft_addr)?;
             for p in &peers {
@@ -356,7 +371,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             halyard_raft::check_same_transport(&raft_addr, peers.iter().map(String::as_str))
                 .map_err(|e| anyhow::anyhow!("--raft-addr and --peer: {e}"))?;
-            let id = Member::join_cluster(&data_dir, &raft_addr, &peers)?;
+            let id = if non_voting {
+                Member::join_cluster_non_voting(&data_dir, &raft_addr, &peers)?
+            } else {
+                Member::join_cluster(&data_dir, &raft_addr, &peers)?
+            };
             println!(
                 "prepared {} to join through {}: member {} at {}; it joins when `halyard serve --data-dir {}` starts",
                 data_dir.display(),
@@ -374,6 +393,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Kick { peer, member } => {
             dial_tls(tls)?;
             admin(crate::admin::kick(&peer, &member))
+        }
+        Command::Promote { peer, member } => {
+            dial_tls(tls)?;
+            admin(crate::admin::promote(&peer, &member))
         }
         Command::TransferLeadership { peer, member } => {
             dial_tls(tls)?;

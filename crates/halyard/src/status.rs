@@ -332,7 +332,9 @@ fn assess(
                         lag.unwrap_or(0)
                     ));
                 }
-                if voter == Some(false) {
+                // A learner that joined with --non-voting is healthy as one; any other is a
+                // member catching up before it votes.
+                if voter == Some(false) && doc["non_voting"] != true {
                     reasons.push("learner: catching up before it votes".into());
                 }
                 if entry.is_none() {

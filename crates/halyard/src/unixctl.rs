@@ -435,7 +435,13 @@ pub fn cluster_status(member: &Member, db: &str) -> String {
     }
     out.push_str(&format!("Server ID: {} ({sid})\n", short(&sid)));
     out.push_str(&format!("Address: tcp:{}\n", identity.raft_addr));
-    let state = if identity.cluster_id.is_nil() || (in_membership && !voter) {
+    let state = if member.is_non_voting() {
+        if connected {
+            "cluster member (non-voting)"
+        } else {
+            "disconnected from the cluster (non-voting)"
+        }
+    } else if identity.cluster_id.is_nil() || (in_membership && !voter) {
         "joining cluster"
     } else if !in_membership {
         "left cluster"

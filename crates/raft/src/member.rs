@@ -39,6 +39,8 @@ pub struct Identity {
 const META_IDENTITY: &str = "identity";
 /// Raft addresses of existing members a `join-cluster` member asks to be added (cleared once in).
 const META_JOIN: &str = "join";
+/// Present (true) when `join-cluster --non-voting` prepared the data directory.
+const META_JOIN_NON_VOTING: &str = "join_non_voting";
 /// The schema(s) a freshly created cluster still has to propose (cleared once committed).
 const META_BOOTSTRAP: &str = "bootstrap";
 
@@ -144,6 +146,9 @@ pub struct Member {
     /// This process's run of the member: lock requests carry it so that a restart can expire
     /// the previous run's locks without touching its own.
     incarnation: Uuid,
+    /// Joined with `--non-voting`: while a learner, it is a non-voting member by design, not a
+    /// member catching up before it votes.
+    non_voting: bool,
     contact: Arc<crate::network::PeerContact>,
     last_leader_contact: std::sync::Mutex<Option<Instant>>,
     raft: Raft,
@@ -221,11 +226,34 @@ impl Member {
         raft_addr: &str,
         peers: &[String],
     ) -> Result<Identity, MemberError> {
+        Self::prepare_join(data_dir, raft_addr, peers, false)
+    }
+
+    /// `halyard join-cluster --non-voting`: as [`Member::join_cluster`], for a member that
+    /// replicates the log and serves clients (reads, monitors, forwarded writes) without
+    /// voting, so clients can be spread over more machines without making the quorum larger.
+    pub fn join_cluster_non_voting(
+        data_dir: &Path,
+        raft_addr: &str,
+        peers: &[String],
+    ) -> Result<Identity, MemberError> {
+        Self::prepare_join(data_dir, raft_addr, peers, true)
+    }
+
+    fn prepare_join(
+        data_dir: &Path,
+        raft_addr: &str,
+        peers: &[String],
+        non_voting: bool,
+    ) -> Result<Identity, MemberError> {
         check_same_transport(raft_addr, peers.iter().map(String::as_str))
             .map_err(MemberError::MixedTls)?;
         let (_store, meta) = Self::fresh_data_dir(data_dir)?;
         let identity = Identity::new(Uuid::nil(), raft_addr);
         meta.put_blocking(META_JOIN, &peers.to_vec())?;
+        if non_voting {
+            meta.put_blocking(META_JOIN_NON_VOTING, &true)?;
+        }
         meta.put_blocking(META_IDENTITY, &identity)?;
         Ok(identity)
     }
@@ -269,10 +297,12 @@ impl Member {
         let forwarder = Forwarder::start(config.write_wait);
         let (reads, reads_rx) = ReadIndexer::new();
         let cluster_id = std::sync::RwLock::new(identity.cluster_id);
+        let non_voting: bool = meta.get(META_JOIN_NON_VOTING)?.unwrap_or(false);
         let member = Arc::new(Member {
             identity,
             cluster_id,
             incarnation: Uuid::new_v4(),
+            non_voting,
             contact,
             last_leader_contact: std::sync::Mutex::new(None),
             raft,
@@ -291,9 +321,10 @@ impl Member {
         }
         let join: Option<Vec<String>> = meta.get(META_JOIN)?;
         if let Some(peers) = join {
-            let cluster_id = member.join(&peers).await?;
+            let cluster_id = member.join(&peers, member.non_voting).await?;
             *member.cluster_id.write().unwrap() = cluster_id;
             meta.put(META_IDENTITY, &member.identity()).await?;
+            // META_JOIN_NON_VOTING stays: it says what this member is while a learner.
             meta.remove(META_JOIN).await?;
             tracing::info!(cluster = %cluster_id, "joined the cluster; restart not needed");
         }
@@ -370,11 +401,12 @@ impl Member {
 
     /// Asks the peers (any member; followers point to the leader) to add this member, retrying
     /// until one accepts. Returns the cluster id.
-    async fn join(&self, peers: &[String]) -> Result<Uuid, MemberError> {
+    async fn join(&self, peers: &[String], non_voting: bool) -> Result<Uuid, MemberError> {
         let req = crate::pb::JoinRequest {
             node_id: self.identity.node_id,
             raft_addr: self.identity.raft_addr.clone(),
             server_id: self.identity.server_id.to_string(),
+            non_voting,
         };
         let mut targets: Vec<String> = peers.to_vec();
         let mut last_error = String::from("no peer answered");
@@ -653,17 +685,38 @@ impl Member {
     }
 
     /// Adds a member: first as a learner that catches up (from a snapshot if the log was
-    /// compacted), then as a voter. One change at a time, as openraft's joint consensus allows.
-    pub async fn add_member(&self, node: NodeId, addr: &str) -> Result<(), AdminError> {
+    /// compacted), then, if `voter`, as a voter. One change at a time, as openraft's joint
+    /// consensus allows. A non-voting member stays a learner; adding it again as a voter
+    /// promotes it. A voter is never demoted by a (retried) non-voting request.
+    pub async fn add_member(
+        &self,
+        node: NodeId,
+        addr: &str,
+        voter: bool,
+    ) -> Result<(), AdminError> {
         if self.raft.metrics().borrow().state != ServerState::Leader {
             return Err(self.not_leader());
         }
         check_same_transport(&self.identity.raft_addr, [addr]).map_err(AdminError::Raft)?;
-        tracing::info!(node = format_args!("{node:016x}"), %addr, "adding member as learner");
-        self.raft
-            .add_learner(node, BasicNode::new(addr), true)
-            .await
-            .map_err(|e| AdminError::Raft(e.to_string()))?;
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        let known = membership.membership().get_node(&node).is_some();
+        if known && membership.membership().voter_ids().any(|v| v == node) {
+            return Ok(());
+        }
+        if !known {
+            tracing::info!(node = format_args!("{node:016x}"), %addr, voter, "adding member as learner");
+            self.raft
+                .add_learner(node, BasicNode::new(addr), true)
+                .await
+                .map_err(|e| AdminError::Raft(e.to_string()))?;
+        }
+        if !voter {
+            tracing::info!(
+                node = format_args!("{node:016x}"),
+                "member is a non-voting member"
+            );
+            return Ok(());
+        }
         let mut voters: std::collections::BTreeSet<NodeId> = self
             .raft
             .metrics()
@@ -694,11 +747,17 @@ impl Member {
             .membership()
             .clone();
         let mut voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
-        if !voters.remove(&node) && membership.get_node(&node).is_none() {
+        if membership.get_node(&node).is_none() {
             return Err(AdminError::UnknownMember(node));
         }
+        let change = if voters.remove(&node) {
+            openraft::ChangeMembers::ReplaceAllVoters(voters)
+        } else {
+            // A non-voting member (learner): only its node goes.
+            openraft::ChangeMembers::RemoveNodes([node].into())
+        };
         self.raft
-            .change_membership(voters, false)
+            .change_membership(change, false)
             .await
             .map_err(|e| AdminError::Raft(e.to_string()))?;
         Ok(format!("removed {node:016x}"))
@@ -776,6 +835,7 @@ impl Member {
             "cluster_id": self.identity().cluster_id.to_string(),
             "address": self.identity.raft_addr,
             "role": format!("{:?}", m.state).to_lowercase(),
+            "non_voting": self.is_non_voting(),
             "term": m.current_term,
             "leader": m.current_leader.map(|l| format!("{l:016x}")),
             "leader_address": leader_addr,
@@ -1007,6 +1067,16 @@ impl Member {
         self.propose(CommandKind::ExpireMember { member, keep })
             .await
             .map(|_| ())
+    }
+
+    /// A learner that joined with `--non-voting` (and was not promoted since).
+    pub fn is_non_voting(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let me = self.identity.node_id;
+        self.non_voting
+            && membership.get_node(&me).is_some()
+            && !membership.voter_ids().any(|v| v == me)
     }
 
     pub(crate) fn incarnation(&self) -> Uuid {

@@ -119,7 +119,11 @@ impl pb::member_server::Member for Service {
 
     async fn join(&self, req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinReply>, Status> {
         let req = req.into_inner();
-        let reply = match self.member.add_member(req.node_id, &req.raft_addr).await {
+        let reply = match self
+            .member
+            .add_member(req.node_id, &req.raft_addr, !req.non_voting)
+            .await
+        {
             Ok(()) => pb::JoinReply {
                 cluster_id: self.member.identity().cluster_id.to_string(),
                 ..Default::default()

@@ -380,13 +380,14 @@ impl Cluster {
             serve_args: serve_args.iter().map(|s| s.to_string()).collect(),
         };
         for _ in 0..n {
-            cluster.add_member_with(schemas);
+            cluster.add_member_with(schemas, &[]);
         }
         cluster
     }
 
-    /// Prepares, starts and waits for one more member (the first creates the cluster).
-    fn add_member_with(&mut self, schemas: &[&str]) -> usize {
+    /// Prepares, starts and waits for one more member (the first creates the cluster); `join`
+    /// are more `join-cluster` options.
+    fn add_member_with(&mut self, schemas: &[&str], join: &[&str]) -> usize {
         let index = self.members.len() + 1;
         let data_dir = self.dir.path().join(format!("m{index}"));
         let raft_addr = format!("127.0.0.1:{}", free_port());
@@ -409,6 +410,7 @@ impl Cluster {
                 .find(|m| m.proc.is_some())
                 .expect("a running member");
             args.extend(["--peer".to_string(), peer.raft_addr.clone()]);
+            args.extend(join.iter().map(|a| a.to_string()));
         }
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         run_ok(halyard_bin(), &argv, Duration::from_secs(60));
@@ -428,7 +430,12 @@ impl Cluster {
 
     /// `join-cluster` + `serve` one more member (while the cluster runs).
     pub fn add_member(&mut self) -> usize {
-        self.add_member_with(&[])
+        self.add_member_with(&[], &[])
+    }
+
+    /// `join-cluster --non-voting` + `serve` one more member.
+    pub fn add_non_voting_member(&mut self) -> usize {
+        self.add_member_with(&[], &["--non-voting"])
     }
 
     pub fn member(&mut self, index: usize) -> &mut Member {
