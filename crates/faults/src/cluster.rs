@@ -107,6 +107,12 @@ impl Cluster {
     /// Adds a new member: namespace, `create-cluster` (first) or `join-cluster` through the
     /// current members, `serve`; waits until it is a voter and answers clients.
     pub async fn add_member(&mut self) -> Result<usize> {
+        self.add_member_as(false).await
+    }
+
+    /// Adds a member as [`Cluster::add_member`] does; `non_voting`: with `join-cluster
+    /// --non-voting`, and waits until it is in the membership as a learner (not a voter).
+    pub async fn add_member_as(&mut self, non_voting: bool) -> Result<usize> {
         let index = self.members.len() + 1;
         let ns = self.net.add_host(&format!("m{index}"), member_ip(index))?;
         let data_dir = self.dir.join(format!("m{index}"));
@@ -138,6 +144,9 @@ impl Cluster {
                 args.push("--peer".into());
                 args.push(p.clone());
             }
+            if non_voting {
+                args.push("--non-voting".into());
+            }
         }
         let out = Command::new(&self.bin)
             .args(&args)
@@ -165,7 +174,7 @@ impl Cluster {
             if let Some(status) = self.leader_status().await {
                 let voter = status["members"].as_array().is_some_and(|ms| {
                     ms.iter()
-                        .any(|m| m["address"] == addr.as_str() && m["voter"] == true)
+                        .any(|m| m["address"] == addr.as_str() && m["voter"] == !non_voting)
                 });
                 if voter
                     && crate::workload::list_dbs(self.member(index).client_addr())
@@ -176,7 +185,12 @@ impl Cluster {
                 }
             }
             if Instant::now() > deadline {
-                bail!("member m{index} did not become a voter serving {DB} within 90 s (see {}/m{index}.log)", self.dir.display());
+                let what = if non_voting {
+                    "a non-voting member"
+                } else {
+                    "a voter"
+                };
+                bail!("member m{index} did not become {what} serving {DB} within 90 s (see {}/m{index}.log)", self.dir.display());
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -273,6 +287,27 @@ impl Cluster {
     pub fn resume(&mut self, index: usize) {
         self.signal(index, libc::SIGCONT);
         self.member_mut(index).paused = false;
+    }
+
+    /// `halyard promote` of the non-voting member `index` (run from the client namespace,
+    /// through a live member).
+    pub async fn promote(&mut self, index: usize, through: usize) -> Result<String> {
+        let target = self.member(index).raft_addr();
+        let peer = self.member(through).raft_addr();
+        let bin = self.bin.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(bin)
+                .args(["promote", "--peer", &peer, &target])
+                .output()
+        })
+        .await??;
+        if !out.status.success() {
+            bail!(
+                "halyard promote failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
     /// `halyard kick` (run from the client namespace, through a live member), then stops it.

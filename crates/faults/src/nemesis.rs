@@ -1,8 +1,9 @@
 //! The faults injected while the workloads run, at the process and network level: SIGKILL of
 //! the leader, a follower or every member at once (then a restart), SIGSTOP/SIGCONT, partitions made with iptables in
 //! the members' namespaces (the leader isolated in a minority, a "bridge" where two halves each
-//! see one middle member but not each other), and a membership change (a new member joins, an
-//! old one is kicked).
+//! see one middle member but not each other), a membership change (a new member joins, an
+//! old one is kicked), and a non-voting member that joins, is cut off, killed, restarted and
+//! promoted.
 
 use std::time::Duration;
 
@@ -24,10 +25,13 @@ pub enum Fault {
     /// A new member joins when there are 3 members or fewer than at the start; otherwise a
     /// follower is kicked (and stopped).
     Membership,
+    /// A non-voting member joins (clients use it at once), is cut off from every other member,
+    /// then killed and restarted, then promoted to a voter.
+    NonVoting,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 8] = [
+    pub const ALL: [Fault; 9] = [
         Fault::KillLeader,
         Fault::KillFollower,
         Fault::KillAll,
@@ -36,6 +40,7 @@ impl Fault {
         Fault::IsolateLeader,
         Fault::Bridge,
         Fault::Membership,
+        Fault::NonVoting,
     ];
 }
 
@@ -161,6 +166,28 @@ pub async fn inject(
                 let out = cluster.kick(victim, leader).await?;
                 format!("membership: kicked m{victim} ({out})")
             }
+        }
+        Fault::NonVoting => {
+            let new = cluster.add_member_as(true).await?;
+            set_targets(cluster, shared);
+            let others: Vec<usize> = cluster
+                .in_cluster()
+                .into_iter()
+                .filter(|i| *i != new)
+                .collect();
+            for o in &others {
+                cluster.cut(new, *o)?;
+            }
+            tokio::time::sleep(hold / 2).await;
+            cluster.heal_all()?;
+            cluster.kill(new);
+            tokio::time::sleep(hold / 2).await;
+            cluster.spawn(new)?;
+            let out = cluster.promote(new, leader).await?;
+            format!(
+                "non-voting m{new} joined, was cut off from {others:?} then killed for {:?} each, restarted, promoted ({out})",
+                hold / 2
+            )
         }
     };
     Ok(what)

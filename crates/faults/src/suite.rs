@@ -39,8 +39,8 @@ pub struct Options {
 }
 
 /// What the short run injects, in order: every kind of fault once (the membership change twice:
-/// a member joins, then one is kicked).
-pub const QUICK_SCHEDULE: [Fault; 9] = [
+/// after the non-voting member's promotion one member is kicked, then one joins).
+pub const QUICK_SCHEDULE: [Fault; 10] = [
     Fault::KillLeader,
     Fault::KillFollower,
     Fault::KillAll,
@@ -48,6 +48,7 @@ pub const QUICK_SCHEDULE: [Fault; 9] = [
     Fault::PauseFollower,
     Fault::IsolateLeader,
     Fault::Bridge,
+    Fault::NonVoting,
     Fault::Membership,
     Fault::Membership,
 ];
