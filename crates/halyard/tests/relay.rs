@@ -2,7 +2,8 @@
 //! `relay:OVN_Southbound:<every Halyard member>` takes Halyard as its source. Through the relay
 //! `ovn-sbctl` reads what was written on a member and writes (the relay forwards transactions
 //! to its source); when the member the relay follows is killed, it moves to another and keeps
-//! serving new writes.
+//! serving new writes. (`ovn-sbctl` needs `--no-leader-only` at a relay, as with any relay:
+//! `_Server` there says it is not a leader; `ovn-controller` does not ask for one.)
 
 mod cluster_common;
 
@@ -14,7 +15,9 @@ const T: Duration = Duration::from_secs(60);
 
 fn sbctl(remote: &str, args: &[&str]) -> std::process::Output {
     let db = format!("--db={remote}");
-    let mut all = vec![db.as_str(), "--timeout=20"];
+    // A relay is never the leader (ovsdb-server's relays say so in `_Server`): as with a relay
+    // of ovsdb-server, leader-only clients are told to look elsewhere.
+    let mut all = vec![db.as_str(), "--timeout=20", "--no-leader-only"];
     all.extend_from_slice(args);
     run("ovn-sbctl", &all, T)
 }
