@@ -118,6 +118,19 @@ enum Workload {
         #[arg(long, default_value_t = 1)]
         clients: usize,
     },
+    /// Southbound reconnection storm (database OVN_Southbound): FLOWS Logical_Flow rows loaded
+    /// in transactions of BATCH, then CLIENTS monitor_cond_since requests at once; time until
+    /// each client has the whole table, RSS after, one write's fan-out.
+    Storm {
+        #[arg(long, default_value_t = 50_000)]
+        flows: u64,
+        #[arg(long, default_value_t = 100)]
+        datapaths: u64,
+        #[arg(long, default_value_t = 2_000)]
+        batch: u64,
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+    },
     /// Large rows: ROWS Logical_Switch rows, PER_TXN per transaction, each with an
     /// external_ids value of VALUE_LEN characters; rows/s and the longest gap between acks.
     BulkLarge {
@@ -237,6 +250,20 @@ fn main() -> ExitCode {
                     },
                 )
                 .await
+            }
+            Workload::Storm {
+                flows,
+                datapaths,
+                batch,
+                clients,
+            } => {
+                let opts = workload::storm::StormOpts {
+                    flows,
+                    datapaths: datapaths.max(1),
+                    batch: batch.max(1),
+                    clients,
+                };
+                workload::storm::run(&common, &opts).await
             }
             Workload::BulkLarge {
                 rows,

@@ -31,6 +31,20 @@ pub struct Report {
     pub rss: Vec<RssDelta>,
     pub monitor: Option<MonitorFigures>,
     pub bulk: Option<BulkFigures>,
+    pub storm: Option<StormFigures>,
+}
+
+#[derive(Serialize, Debug, Default)]
+pub struct StormFigures {
+    pub flows: u64,
+    pub load_s: f64,
+    pub load_rows_per_s: f64,
+    /// Clients that received the whole table.
+    pub clients_served: u64,
+    /// From the storm's start until the last client had its initial contents.
+    pub last_client_s: f64,
+    /// From sending one more flow until each monitor read its update.
+    pub fan_out: Summary,
 }
 
 #[derive(Serialize, Debug, Default)]
@@ -177,6 +191,22 @@ impl Report {
                     format!("{bpr:.0} bytes"),
                 );
             }
+        }
+        if let Some(st) = &self.storm {
+            row(
+                &mut out,
+                "load",
+                format!(
+                    "{} flows in {:.2} s ({:.0} rows/s)",
+                    st.flows, st.load_s, st.load_rows_per_s
+                ),
+            );
+            row(
+                &mut out,
+                "clients with their initial contents",
+                format!("{} (last after {:.2} s)", st.clients_served, st.last_client_s),
+            );
+            summary_row(&mut out, "one write's fan-out", &st.fan_out);
         }
         for r in &self.rss {
             let fmt = |v: Option<u64>| {

@@ -6,6 +6,7 @@ pub mod bulk;
 pub mod bulk_large;
 pub mod monitor;
 pub mod read;
+pub mod storm;
 pub mod write;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
