@@ -204,7 +204,10 @@ impl Report {
             row(
                 &mut out,
                 "clients with their initial contents",
-                format!("{} (last after {:.2} s)", st.clients_served, st.last_client_s),
+                format!(
+                    "{} (last after {:.2} s)",
+                    st.clients_served, st.last_client_s
+                ),
             );
             summary_row(&mut out, "one write's fan-out", &st.fan_out);
         }

@@ -138,6 +138,18 @@ fn describe() {
         "Bytes queued to clients (replies, monitor updates) not yet written."
     );
     describe_gauge!(
+        "halyard_ovsdb_monitor_initial_built",
+        "Monitor requests whose initial contents were serialised (since start)."
+    );
+    describe_gauge!(
+        "halyard_ovsdb_monitor_initial_shared",
+        "Monitor requests answered with initial contents serialised for an identical request at the same version (since start)."
+    );
+    describe_gauge!(
+        "halyard_ovsdb_monitor_initial_cached_bytes",
+        "Bytes of serialised initial contents kept for reuse (latest version of each database only)."
+    );
+    describe_gauge!(
         "halyard_ovsdb_input_bytes",
         "Bytes received from clients in messages not yet complete (bounded by --max-input-bytes)."
     );
@@ -222,6 +234,9 @@ fn sample(
     gauge!("halyard_ovsdb_monitors").set(front_end.monitors as f64);
     gauge!("halyard_ovsdb_backlog_bytes").set(front_end.backlog_bytes as f64);
     gauge!("halyard_ovsdb_input_bytes").set(front_end.input_bytes as f64);
+    gauge!("halyard_ovsdb_monitor_initial_built").set(front_end.initial_built as f64);
+    gauge!("halyard_ovsdb_monitor_initial_shared").set(front_end.initial_shared as f64);
+    gauge!("halyard_ovsdb_monitor_initial_cached_bytes").set(front_end.initial_cached_bytes as f64);
     member.with_state(|s| {
         for (name, d) in &s.dbs {
             let rows: usize =

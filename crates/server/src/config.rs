@@ -31,6 +31,10 @@ pub const READ_PAUSE_BYTES: usize = 64 * 1024;
 /// exists only while a batch is written, so idle sessions hold none. Larger messages go alone.
 pub const WRITE_GATHER_BYTES: usize = 64 * 1024;
 
+/// Bytes of monitors' initial contents a member keeps serialised for reuse, over all databases
+/// (only the latest version of each database is kept; see `Hub::initial_contents`).
+pub const INITIAL_CACHE_BYTES: usize = 512 * 1024 * 1024;
+
 /// Bytes all sessions together may hold for messages they have not received whole; the session
 /// whose read would pass it is closed (see `input_budget`). Eight largest messages.
 pub const DEFAULT_INPUT_LIMIT: usize = 512 * 1024 * 1024;

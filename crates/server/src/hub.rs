@@ -34,6 +34,20 @@ pub struct Hub {
     /// The configured remotes: the command line's, then `ovsdb-server/add-remote` and
     /// `remove-remote` (`--remote` names, `db:` ones included).
     remotes: Mutex<Vec<String>>,
+    /// Monitors' initial contents, serialised once per database version and distinct request
+    /// (see [`Hub::initial_contents`]).
+    initial: Mutex<HashMap<String, InitialCache>>,
+    initial_built: std::sync::atomic::AtomicU64,
+    initial_shared: std::sync::atomic::AtomicU64,
+}
+
+/// The initial contents built at one version (last transaction id) of one database.
+#[derive(Default)]
+struct InitialCache {
+    txn: uuid::Uuid,
+    bytes: usize,
+    /// By the monitor's fingerprint: the monitor and its serialised initial contents.
+    built: HashMap<u64, Vec<(Arc<ovsdb::monitor::Monitor>, Arc<[u8]>)>>,
 }
 
 /// How long a lock reply waits for other sessions' notifications at most; they normally take
@@ -61,6 +75,51 @@ impl Hub {
         let all =
             futures::future::join_all(pending.iter().map(|(s, seq)| s.out.wait_written(*seq)));
         let _ = tokio::time::timeout(LOCK_NOTICE_WAIT, all).await;
+    }
+
+    /// The serialised initial contents of `compiled` on `db` at version `txn` (its last applied
+    /// transaction): built with `build` the first time, then shared by every request for the
+    /// same thing at the same version. In a reconnection storm every `ovn-controller` asks for
+    /// the same tables; ovsdb-server serialises them once per monitor group too. Versions older
+    /// than `txn` are dropped; past `INITIAL_CACHE_BYTES` a build is not kept.
+    pub(crate) fn initial_contents(
+        &self,
+        db: &str,
+        txn: uuid::Uuid,
+        compiled: &Arc<ovsdb::monitor::Monitor>,
+        fingerprint: u64,
+        build: impl FnOnce() -> Vec<u8>,
+    ) -> Arc<[u8]> {
+        let mut all = lock(&self.initial);
+        let cache = all.entry(db.to_string()).or_default();
+        if cache.txn != txn {
+            *cache = InitialCache {
+                txn,
+                ..Default::default()
+            };
+        }
+        if let Some((_, bytes)) = cache
+            .built
+            .get(&fingerprint)
+            .and_then(|g| g.iter().find(|(m, _)| **m == **compiled))
+        {
+            self.initial_shared
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return bytes.clone();
+        }
+        // Built under the lock: the other requests of a storm wait for this build and share it.
+        let bytes: Arc<[u8]> = Arc::from(build());
+        self.initial_built
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if cache.bytes + bytes.len() <= crate::config::INITIAL_CACHE_BYTES {
+            cache.bytes += bytes.len();
+            cache
+                .built
+                .entry(fingerprint)
+                .or_default()
+                .push((compiled.clone(), bytes.clone()));
+        }
+        bytes
     }
 
     /// Sets the tables whose changes must wake the `db:` remotes task.
@@ -204,6 +263,13 @@ impl Hub {
             .collect();
         let mut stats = FrontEndStats {
             sessions: sessions.len(),
+            initial_built: self
+                .initial_built
+                .load(std::sync::atomic::Ordering::Relaxed),
+            initial_shared: self
+                .initial_shared
+                .load(std::sync::atomic::Ordering::Relaxed),
+            initial_cached_bytes: lock(&self.initial).values().map(|c| c.bytes).sum(),
             ..FrontEndStats::default()
         };
         for s in sessions {
@@ -223,6 +289,11 @@ pub struct FrontEndStats {
     pub backlog_bytes: usize,
     /// Bytes received from clients in messages not yet complete (all sessions).
     pub input_bytes: usize,
+    /// Monitors' initial contents serialised, and served from an earlier serialisation.
+    pub initial_built: u64,
+    pub initial_shared: u64,
+    /// Bytes of serialised initial contents kept for reuse.
+    pub initial_cached_bytes: usize,
 }
 
 impl ApplyHook for Hub {
@@ -251,6 +322,7 @@ impl ApplyHook for Hub {
     }
 
     fn database_replaced(&self, db: &str) {
+        lock(&self.initial).remove(db);
         self.remotes_changed.notify_one();
         let sessions: Vec<Arc<SessionShared>> = lock(&self.sessions)
             .values()

@@ -657,21 +657,46 @@ impl MonitorSetup {
         if st.monitors.iter().any(|m| m.id == self.mon_id) {
             return Err(syntax_error("duplicate monitor ID", &self.mon_id));
         }
-        let result = match (self.version, since) {
-            (MonitorVersion::V3, Some(changes)) => json!([
-                true,
-                last_id.to_string(),
-                compiled.since(changes.iter().map(|(_, c)| &**c))
-            ]),
-            (MonitorVersion::V3, None) => {
-                json!([false, last_id.to_string(), compiled.initial(db_state)])
+        let fingerprint = crate::monitor::fingerprint(&compiled);
+        let compiled = std::sync::Arc::new(compiled);
+        match (self.version, since) {
+            (MonitorVersion::V3, Some(changes)) => {
+                let result = json!([
+                    true,
+                    last_id.to_string(),
+                    compiled.since(changes.iter().map(|(_, c)| &**c))
+                ]);
+                self.shared.out.push(&reply(self.id.clone(), result));
             }
-            _ => compiled.initial(db_state),
-        };
-        self.shared.out.push(&reply(self.id.clone(), result));
+            // `_Server` has no transaction ids to tell its versions apart: not shared.
+            (version, _) if last_id.is_nil() => {
+                let initial = compiled.initial(db_state);
+                let result = if version == MonitorVersion::V3 {
+                    json!([false, last_id.to_string(), initial])
+                } else {
+                    initial
+                };
+                self.shared.out.push(&reply(self.id.clone(), result));
+            }
+            (version, _) => {
+                let initial =
+                    self.hub
+                        .initial_contents(&self.db, last_id, &compiled, fingerprint, || {
+                            crate::jsonrpc::encode(&compiled.initial(db_state))
+                        });
+                let since = (version == MonitorVersion::V3).then_some(last_id);
+                self.shared
+                    .out
+                    .push_chunks(crate::monitor::initial_reply(&self.id, since, initial));
+            }
+        }
         let first_on_db = !st.monitors.iter().any(|m| m.db == self.db);
-        st.monitors
-            .push(Monitor::new(self.mon_id.clone(), self.db.clone(), compiled));
+        st.monitors.push(Monitor::shared(
+            self.mon_id.clone(),
+            self.db.clone(),
+            compiled,
+            fingerprint,
+        ));
         drop(st);
         if first_on_db {
             self.hub.set_monitoring(&self.db, &self.shared, true);

@@ -31,7 +31,7 @@ pub struct Monitor {
     fingerprint: u64,
 }
 
-fn fingerprint(m: &ovsdb::monitor::Monitor) -> u64 {
+pub(crate) fn fingerprint(m: &ovsdb::monitor::Monitor) -> u64 {
     // The engine's monitor has no `Hash` (conditions hold reals); its `Debug` text names every
     // field, in a fixed order (B-trees and vectors).
     let mut h = std::hash::DefaultHasher::new();
@@ -42,10 +42,19 @@ fn fingerprint(m: &ovsdb::monitor::Monitor) -> u64 {
 impl Monitor {
     pub fn new(id: Value, db: String, compiled: ovsdb::monitor::Monitor) -> Monitor {
         let fingerprint = fingerprint(&compiled);
+        Monitor::shared(id, db, Arc::new(compiled), fingerprint)
+    }
+
+    pub(crate) fn shared(
+        id: Value,
+        db: String,
+        compiled: Arc<ovsdb::monitor::Monitor>,
+        fingerprint: u64,
+    ) -> Monitor {
         Monitor {
             id,
             db,
-            compiled: Arc::new(compiled),
+            compiled,
             fingerprint,
         }
     }
@@ -100,6 +109,36 @@ impl Monitor {
     }
 }
 
+/// The reply to a monitor request whose result is the initial contents `initial`, already
+/// serialised and shared with other sessions: `jsonrpc::encode(&reply(id, result))` byte for
+/// byte, where `result` is `initial` itself, or `[false, "<last_id>", initial]` for
+/// `monitor_cond_since` (`found` false: the whole contents).
+pub(crate) fn initial_reply(
+    id: &Value,
+    since_last_id: Option<Uuid>,
+    initial: Arc<[u8]>,
+) -> Vec<crate::outbox::Chunk> {
+    use crate::outbox::Chunk;
+    let mut head = Vec::with_capacity(96);
+    head.extend_from_slice(br#"{"id":"#);
+    head.extend_from_slice(&jsonrpc::encode(id));
+    head.extend_from_slice(br#","result":"#);
+    let tail: &[u8] = match since_last_id {
+        Some(last) => {
+            head.extend_from_slice(b"[false,\"");
+            head.extend_from_slice(last.to_string().as_bytes());
+            head.extend_from_slice(b"\",");
+            br#"],"error":null}"#
+        }
+        None => br#","error":null}"#,
+    };
+    vec![
+        Chunk::Owned(head),
+        Chunk::Shared(initial),
+        Chunk::Owned(tail.to_vec()),
+    ]
+}
+
 /// The `<table-updates>` of one applied transaction, serialised once per distinct monitor and
 /// shared by every monitor asking for the same thing.
 pub(crate) struct SharedUpdates<'c> {
@@ -146,6 +185,29 @@ impl<'c> SharedUpdates<'c> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn initial_replies_with_shared_contents_equal_the_value_path_byte_for_byte() {
+        let initial =
+            json!({"A": {"0000000a-0000-0000-0000-000000000000": {"initial": {"s": "x\"y"}}}});
+        let shared: Arc<[u8]> = Arc::from(jsonrpc::encode(&initial));
+        let last = Uuid::from_u128(7);
+        for id in [json!(1), json!("a\"b"), json!(null), json!([1, {"k": 2}])] {
+            for since in [None, Some(last)] {
+                let chunks = initial_reply(&id, since, shared.clone());
+                let got: Vec<u8> = chunks.iter().flat_map(|c| c.as_ref().to_vec()).collect();
+                let result = match since {
+                    Some(l) => json!([false, l.to_string(), initial.clone()]),
+                    None => initial.clone(),
+                };
+                let want = jsonrpc::encode(&jsonrpc::reply(id.clone(), result));
+                assert_eq!(
+                    String::from_utf8(got).unwrap(),
+                    String::from_utf8(want).unwrap()
+                );
+            }
+        }
+    }
 
     #[test]
     fn encoded_notifications_equal_the_value_path_byte_for_byte() {

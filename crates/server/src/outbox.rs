@@ -4,7 +4,7 @@
 //! thread) without blocking, and one writer task drains the queue into the socket.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -20,8 +20,25 @@ pub(crate) enum CloseKind {
     Abort,
 }
 
+/// Bytes queued for the socket: a message of its own, or a part of one that other sessions
+/// share (a monitor's initial contents, serialised once for every identical request).
+#[derive(Clone)]
+pub(crate) enum Chunk {
+    Owned(Vec<u8>),
+    Shared(Arc<[u8]>),
+}
+
+impl AsRef<[u8]> for Chunk {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(v) => v,
+            Chunk::Shared(a) => a,
+        }
+    }
+}
+
 struct Inner {
-    queue: VecDeque<Vec<u8>>,
+    queue: VecDeque<Chunk>,
     /// Queued plus taken by the writer but not yet written.
     bytes: usize,
     closing: Option<CloseKind>,
@@ -73,11 +90,17 @@ impl Outbox {
 
     /// Queues a message already encoded as JSON text.
     pub(crate) fn push_encoded(&self, bytes: Vec<u8>) -> bool {
+        self.push_chunks(vec![Chunk::Owned(bytes)])
+    }
+
+    /// Queues one message made of `chunks`, together (nothing queued by another thread can come
+    /// between them).
+    pub(crate) fn push_chunks(&self, chunks: Vec<Chunk>) -> bool {
         let mut inner = self.lock();
         if inner.closing.is_some() || inner.done {
             return false;
         }
-        let len = bytes.len();
+        let len: usize = chunks.iter().map(|c| c.as_ref().len()).sum();
         if inner.bytes > 0 && inner.bytes + len > self.limit {
             tracing::warn!(
                 "{}: send backlog of {} bytes would exceed the limit of {} bytes, disconnecting",
@@ -93,8 +116,8 @@ impl Outbox {
             return false;
         }
         inner.bytes += len;
-        inner.pushed += 1;
-        inner.queue.push_back(bytes);
+        inner.pushed += chunks.len() as u64;
+        inner.queue.extend(chunks);
         drop(inner);
         self.writer_wake.notify_one();
         true
@@ -174,7 +197,7 @@ impl Outbox {
     pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(&self, mut w: W) {
         loop {
             let notified = self.writer_wake.notified();
-            let batch: Vec<Vec<u8>> = {
+            let batch: Vec<Chunk> = {
                 let mut inner = self.lock();
                 match inner.closing {
                     Some(CloseKind::Abort) => break,
@@ -187,7 +210,7 @@ impl Outbox {
                 notified.await;
                 continue;
             }
-            let written: usize = batch.iter().map(Vec::len).sum();
+            let written: usize = batch.iter().map(|c| c.as_ref().len()).sum();
             for chunk in gather(&batch, crate::config::WRITE_GATHER_BYTES) {
                 if let Err(e) = w.write_all(&chunk).await {
                     tracing::info!("{}: send error: {e}", self.peer);
@@ -226,25 +249,30 @@ impl Outbox {
 /// Splits `batch` into the writes to make: runs of consecutive messages concatenated up to
 /// `limit` bytes (copied), and any message that would not fit with its neighbours on its own
 /// (not copied). Concatenating keeps the bytes in order, so framing is unchanged.
-fn gather(batch: &[Vec<u8>], limit: usize) -> Vec<std::borrow::Cow<'_, [u8]>> {
+fn gather<C: AsRef<[u8]>>(batch: &[C], limit: usize) -> Vec<std::borrow::Cow<'_, [u8]>> {
     use std::borrow::Cow;
     let mut out: Vec<Cow<'_, [u8]>> = Vec::new();
     // The run being gathered: batch[first..next], `len` bytes.
     let (mut first, mut len) = (0, 0);
     for (next, msg) in batch.iter().enumerate() {
-        if len + msg.len() > limit && next > first {
+        let n = msg.as_ref().len();
+        if len + n > limit && next > first {
             out.push(joined(&batch[first..next]));
             (first, len) = (next, 0);
         }
-        len += msg.len();
+        len += n;
     }
     if first < batch.len() {
         out.push(joined(&batch[first..]));
     }
-    fn joined(run: &[Vec<u8>]) -> Cow<'_, [u8]> {
+    fn joined<C: AsRef<[u8]>>(run: &[C]) -> Cow<'_, [u8]> {
         match run {
-            [one] => Cow::Borrowed(one),
-            _ => Cow::Owned(run.concat()),
+            [one] => Cow::Borrowed(one.as_ref()),
+            _ => Cow::Owned(
+                run.iter()
+                    .flat_map(|c| c.as_ref().iter().copied())
+                    .collect(),
+            ),
         }
     }
     out
@@ -283,6 +311,6 @@ mod tests {
             sizes(&batch, 100),
             vec![(10, false), (500, false), (20, true)]
         );
-        assert!(gather(&[], 100).is_empty());
+        assert!(gather::<Vec<u8>>(&[], 100).is_empty());
     }
 }

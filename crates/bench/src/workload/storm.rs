@@ -200,7 +200,10 @@ pub async fn run(common: &Common, opts: &StormOpts) -> Report {
             })
         })
         .collect();
-    match loader.transact(&common.database, &ops, common.timeout).await {
+    match loader
+        .transact(&common.database, &ops, common.timeout)
+        .await
+    {
         Ok(_) => {
             for w in waits {
                 match w.await {
