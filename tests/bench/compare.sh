@@ -17,7 +17,9 @@
 #   WORK          directory for clusters, logs and JSON results (default: a fresh mktemp -d)
 #   CLIENTS       write/read clients (default 32), MONITORS (default 30)
 #   ONLY          comma-separated loads to run (default: all of
-#                 write-followers,write-leader,read,monitor,bulk,bulk-large), e.g. ONLY=bulk-large
+#                 latency-leader,latency-follower,write-followers,write-leader,read,monitor,bulk,
+#                 bulk-large), e.g. ONLY=bulk-large, or ONLY=latency-leader,latency-follower for the
+#                 one-writer latency loads (one client, one row per transaction: issue 12)
 #   LARGE_ROWS    rows of the bulk-large load (default 20000; 100 per transaction, 16,000-character
 #                 external_ids values, 8 clients through the leader: issue 14)
 set -euo pipefail
@@ -36,9 +38,9 @@ for arg in "$@"; do
 done
 
 if [ "$long" = 1 ]; then
-  write_s=60 read_s=30 monitor_s=60 switches=1000
+  write_s=60 read_s=30 monitor_s=60 switches=1000 latency_s=60
 else
-  write_s=8 read_s=4 monitor_s=8 switches=1000
+  write_s=8 read_s=4 monitor_s=8 switches=1000 latency_s=10
 fi
 clients=${CLIENTS:-32} monitors=${MONITORS:-30} ports_per_switch=100
 
@@ -114,7 +116,8 @@ role_of() {
   done
   echo unknown
 }
-# endpoints SYSTEM: sets $leader, $followers, $all, $pids for SYSTEM (halyard|ref).
+# endpoints SYSTEM: sets $leader, $followers, $all, $pids for SYSTEM (halyard|ref); $follower is
+# the first follower.
 endpoints() {
   local sys=$1 base ctl pidf i
   leader="" followers="" all="" pids=""
@@ -134,6 +137,7 @@ endpoints() {
       *) followers=${followers:+$followers,}$ep ;;
       esac
     done
+    follower=${followers%%,*}
     [ -n "$leader" ] && return
     sleep 0.5
   done
@@ -163,6 +167,7 @@ run() {
   for a in "$@"; do
     a=${a//@LEADER@/$leader}
     a=${a//@FOLLOWERS@/$followers}
+    a=${a//@FOLLOWER@/$follower}
     a=${a//@ALL@/$all}
     args+=("$a")
   done
@@ -170,7 +175,7 @@ run() {
   # shellcheck disable=SC2086
   if "$bench" --json --label "$name/$sys" $pids "${args[@]}" >"$work/results/$name.$sys.json" \
     2>"$work/results/$name.$sys.err"; then
-    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("ok=%d errors=%d %.0f/s p99=%.2fms" % (r["ok"], r["errors"], r["throughput_per_s"], r["latency"]["p99_ms"]))' \
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); l=r["latency"]; print("ok=%d errors=%d %.0f/s p50=%.3fms p99=%.2fms" % (r["ok"], r["errors"], r["throughput_per_s"], l["p50_ms"], l["p99_ms"]))' \
       "$work/results/$name.$sys.json"
   else
     echo "FAILED (see $work/results/$name.$sys.err)"
@@ -180,6 +185,10 @@ run() {
 
 echo "== machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) before the loads (other processes share the cores)"
 echo "== loads (clients=$clients, monitors=$monitors; each load runs against Halyard, then ovsdb-server)"
+# One writer at a time, as ovn-northd, ovn-nbctl and ovsdbapp commit: one client, one row per
+# transaction, at the leader and at one follower.
+for sys in halyard ref; do run latency-leader "$sys" --db @LEADER@ latency --duration "$latency_s"; done
+for sys in halyard ref; do run latency-follower "$sys" --db @FOLLOWER@ latency --duration "$latency_s"; done
 for sys in halyard ref; do run write-followers "$sys" --db @FOLLOWERS@ write --clients "$clients" --duration "$write_s"; done
 for sys in halyard ref; do run write-leader "$sys" --db @LEADER@ write --clients "$clients" --duration "$write_s"; done
 for sys in halyard ref; do run read "$sys" --db @ALL@ read --clients "$clients" --duration "$read_s"; done
@@ -225,6 +234,8 @@ def get(r, *path):
     return r
 rows = []
 def fig(label, name, path, unit, target=None, fmt="{:.1f}"):
+    if load(name, "halyard") is None and load(name, "ref") is None:
+        return  # a load not selected by ONLY
     h, r = get(merged(name, "halyard"), *path), get(merged(name, "ref"), *path)
     ratio = (h / r) if (h is not None and r not in (None, 0)) else None
     verdict = ""
@@ -236,6 +247,12 @@ def fig(label, name, path, unit, target=None, fmt="{:.1f}"):
         verdict = f"{'PASS' if ok else 'MISS'} ({text})"
     show = lambda v: "-" if v is None else fmt.format(v)
     rows.append((label, show(h), show(r), "-" if ratio is None else f"{ratio:.2f}x", unit, verdict))
+fig("1 writer: p50 at the leader", "latency-leader", ["latency", "p50_ms"], "ms", ("<=", 0.5, "issue 12: <= 1/2"), "{:.3f}")
+fig("1 writer: p99 at the leader", "latency-leader", ["latency", "p99_ms"], "ms", ("<=", 1.0, "issue 12: no worse"), "{:.3f}")
+fig("1 writer: mean at the leader", "latency-leader", ["latency", "mean_ms"], "ms", None, "{:.3f}")
+fig("1 writer: p50 at a follower", "latency-follower", ["latency", "p50_ms"], "ms", ("<=", 0.5, "issue 12: <= 1/2"), "{:.3f}")
+fig("1 writer: p99 at a follower", "latency-follower", ["latency", "p99_ms"], "ms", ("<=", 1.0, "issue 12: no worse"), "{:.3f}")
+fig("1 writer: mean at a follower", "latency-follower", ["latency", "mean_ms"], "ms", None, "{:.3f}")
 fig("writes through followers", "write-followers", ["throughput_per_s"], "txn/s", (">=", 10, "issue 6: >= 10x"))
 fig("  (issue 4 target)", "write-followers", ["throughput_per_s"], "txn/s", (">=", 5, "issue 4: >= 5x"))
 fig("p99 write latency (followers)", "write-followers", ["latency", "p99_ms"], "ms", ("<=", 0.2, "issue 6: <= 1/5"), "{:.2f}")

@@ -78,6 +78,20 @@ enum Workload {
         /// Stop after this many transactions in total.
         #[arg(long)]
         count: Option<u64>,
+        /// Transactions each client sends first, left out of the figures.
+        #[arg(long, default_value_t = 0)]
+        warmup: u64,
+    },
+    /// Latency of one writer at a time (ovn-northd, ovn-nbctl): `write` with one client, after
+    /// a warm-up; p50/p99/mean are the figures that matter.
+    Latency {
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        #[arg(long)]
+        count: Option<u64>,
+        /// Transactions sent first, left out of the figures.
+        #[arg(long, default_value_t = 200)]
+        warmup: u64,
     },
     /// Read-only transactions: select one port by name or by _uuid.
     Read {
@@ -190,6 +204,7 @@ fn main() -> ExitCode {
                 clients,
                 duration,
                 count,
+                warmup,
             } => {
                 workload::write::run(
                     &common,
@@ -197,6 +212,23 @@ fn main() -> ExitCode {
                         clients,
                         duration: secs(duration),
                         count,
+                        warmup,
+                    },
+                )
+                .await
+            }
+            Workload::Latency {
+                duration,
+                count,
+                warmup,
+            } => {
+                workload::write::run(
+                    &common,
+                    &WriteOpts {
+                        clients: 1,
+                        duration: secs(duration),
+                        count,
+                        warmup,
                     },
                 )
                 .await

@@ -21,6 +21,9 @@ pub struct WriteOpts {
     pub duration: Duration,
     /// Stop after this many transactions in total (whichever of this and `duration` comes first).
     pub count: Option<u64>,
+    /// Transactions each client sends before the measured run and leaves out of every figure
+    /// (first connections, page faults and allocations of both sides are not what is measured).
+    pub warmup: u64,
 }
 
 #[derive(Default)]
@@ -63,6 +66,16 @@ pub async fn run(common: &Common, opts: &WriteOpts) -> Report {
                     .map_err(|e| e.to_string())?;
                 let switch =
                     create_switch(&client, &common, &format!("{}-ls{i}", common.prefix)).await?;
+                for w in 0..opts.warmup {
+                    let ops = nb::lsp_add(&switch, &format!("{}-warm{i}-{w}", common.prefix), w);
+                    let result = client
+                        .transact(&common.database, &ops, common.timeout)
+                        .await
+                        .map_err(|e| format!("warm-up transaction: {e}"))?;
+                    if let Some(e) = nb::txn_error(&result) {
+                        return Err(format!("warm-up transaction: {e}"));
+                    }
+                }
                 Ok::<_, String>((client, switch))
             }
             .await;
@@ -134,7 +147,7 @@ pub async fn run(common: &Common, opts: &WriteOpts) -> Report {
     let elapsed = start.elapsed();
     let gap = longest_gap(start, &mut all.acks);
     Report {
-        workload: "write".into(),
+        workload: if opts.clients == 1 { "latency" } else { "write" }.into(),
         label: common.label.clone(),
         endpoints: common.endpoints.clone(),
         clients: opts.clients,
