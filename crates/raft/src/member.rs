@@ -507,7 +507,12 @@ impl Member {
             origin: self.identity.node_id,
             kind,
         };
-        let applied = self.shared.wait_for(id);
+        // Answered from this member's own apply of the command, which implies it is committed
+        // and gives read-your-writes here. That usually comes before the proposer's or the
+        // leader's answer (which follow the leader's apply, then a hop through the Raft task or
+        // back over gRPC), so the two are raced: the acknowledgement is the first of them, and an
+        // error from the proposal path still leads to a retry unless the apply already came.
+        let mut applied = self.shared.wait_for(id);
         let deadline = Instant::now() + self.config.write_wait;
         let mut backoff = Duration::from_millis(10);
         loop {
@@ -518,11 +523,17 @@ impl Member {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let leader = match self.known_leader() {
                 Some(addr) => Err(ProposeError::NotLeader(Some(addr))),
-                None => tokio::time::timeout(remaining, self.proposer.propose(cmd.clone()))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(ProposeError::Raft("no commit within the write wait".into()))
-                    }),
+                None => {
+                    let proposed =
+                        tokio::time::timeout(remaining, self.proposer.propose(cmd.clone()));
+                    tokio::select! {
+                        biased;
+                        outcome = &mut applied => return outcome.map_err(|_| MemberError::ShuttingDown),
+                        r = proposed => r.unwrap_or_else(|_| {
+                            Err(ProposeError::Raft("no commit within the write wait".into()))
+                        }),
+                    }
+                }
             };
             match leader {
                 Ok(()) => break,
@@ -530,13 +541,16 @@ impl Member {
                     let forwarded = tokio::time::timeout(
                         remaining,
                         self.forwarder.forward(&leader, cmd.clone()),
-                    )
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(ForwardError::Failed(
-                            "no answer within the write wait".into(),
-                        ))
-                    });
+                    );
+                    let forwarded = tokio::select! {
+                        biased;
+                        outcome = &mut applied => return outcome.map_err(|_| MemberError::ShuttingDown),
+                        r = forwarded => r.unwrap_or_else(|_| {
+                            Err(ForwardError::Failed(
+                                "no answer within the write wait".into(),
+                            ))
+                        }),
+                    };
                     match forwarded {
                         Ok(()) => break,
                         Err(ForwardError::NotLeader(next)) => tracing::debug!(
@@ -557,8 +571,10 @@ impl Member {
             }
             // Retry when the backoff ends, or as soon as a (new) leader is known: after a
             // failover the pause clients see is then the election, not the election plus a
-            // backoff.
+            // backoff. A retried command that was committed after all is answered by its apply.
             tokio::select! {
+                biased;
+                outcome = &mut applied => return outcome.map_err(|_| MemberError::ShuttingDown),
                 _ = tokio::time::sleep(backoff) => {}
                 _ = self.leader_changed() => {}
             }

@@ -147,7 +147,12 @@ pub async fn run(common: &Common, opts: &WriteOpts) -> Report {
     let elapsed = start.elapsed();
     let gap = longest_gap(start, &mut all.acks);
     Report {
-        workload: if opts.clients == 1 { "latency" } else { "write" }.into(),
+        workload: if opts.clients == 1 {
+            "latency"
+        } else {
+            "write"
+        }
+        .into(),
         label: common.label.clone(),
         endpoints: common.endpoints.clone(),
         clients: opts.clients,
