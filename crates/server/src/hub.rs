@@ -46,9 +46,12 @@ pub struct Hub {
 struct InitialCache {
     txn: uuid::Uuid,
     bytes: usize,
-    /// By the monitor's fingerprint: the monitor and its serialised initial contents.
-    built: HashMap<u64, Vec<(Arc<ovsdb::monitor::Monitor>, Arc<[u8]>)>>,
+    /// By the monitor's fingerprint: the monitors and their serialised initial contents.
+    built: HashMap<u64, Vec<BuiltInitial>>,
 }
+
+/// A distinct monitor and its serialised initial contents.
+type BuiltInitial = (Arc<ovsdb::monitor::Monitor>, Arc<[u8]>);
 
 /// How long a lock reply waits for other sessions' notifications at most; they normally take
 /// microseconds, this only bounds a peer whose socket stopped taking data meanwhile.

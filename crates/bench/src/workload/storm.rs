@@ -30,7 +30,7 @@ const ZERO_UUID: &str = "00000000-0000-0000-0000-000000000000";
 fn flow(prefix: &str, k: u64, datapath: &Value) -> Value {
     json!({"op": "insert", "table": "Logical_Flow", "row": {
         "logical_datapath": datapath,
-        "pipeline": if k % 2 == 0 { "ingress" } else { "egress" },
+        "pipeline": if k.is_multiple_of(2) { "ingress" } else { "egress" },
         "table_id": (k % 24) as i64,
         "priority": (k % 1000) as i64,
         "match": format!("inport == \"{prefix}-lp{k}\" && eth.src == 00:00:00:{:02x}:{:02x}:{:02x} && ip4.dst == 10.{}.{}.{}", (k >> 16) & 255, (k >> 8) & 255, k & 255, (k >> 16) & 255, (k >> 8) & 255, k & 255),
