@@ -16,21 +16,10 @@
 # Needs root (network namespaces). Environment: HALYARD_BIN (default: release build in
 # CARGO_TARGET_DIR), REF_CLUSTER, WORK (default: mktemp -d), HVS (3), WRITES (30), KILLS (3).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/halyard-target}
-build=1 keep=0
-for arg in "$@"; do
-  case $arg in
-  --skip-build) build=0 ;;
-  --keep) keep=1 ;;
-  -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
-  *) echo "ovn-stack.sh: unknown option $arg" >&2; exit 2 ;;
-  esac
-done
+. "$(dirname "$0")/lib.sh"
+bench_options '2,17p' "$@"
+find_ref_cluster
 hvs=${HVS:-3} writes=${WRITES:-30} kills=${KILLS:-3}
-ref=${REF_CLUSTER:-$root/../shared/tools/ref-cluster.sh}
-[ -f "$ref" ] || ref=/work/shared/tools/ref-cluster.sh
-[ -f "$ref" ] || { echo "ovn-stack.sh: ref-cluster.sh not found (set REF_CLUSTER)" >&2; exit 2; }
 bash "$root/scripts/install-deps.sh"
 if [ "$build" = 1 ] && [ -z "${HALYARD_BIN:-}" ]; then
   echo "== building halyard (release)"

@@ -12,21 +12,10 @@
 # Environment: HALYARD_BIN, BENCH_BIN (default: release builds in CARGO_TARGET_DIR), REF_CLUSTER,
 # WORK (default: mktemp -d), FLOWS (50000), CLIENTS (100).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/halyard-target}
-build=1 keep=0
-for arg in "$@"; do
-  case $arg in
-  --skip-build) build=0 ;;
-  --keep) keep=1 ;;
-  -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
-  *) echo "storm.sh: unknown option $arg" >&2; exit 2 ;;
-  esac
-done
+. "$(dirname "$0")/lib.sh"
+bench_options '2,13p' "$@"
+find_ref_cluster
 flows=${FLOWS:-50000} clients=${CLIENTS:-100}
-ref=${REF_CLUSTER:-$root/../shared/tools/ref-cluster.sh}
-[ -f "$ref" ] || ref=/work/shared/tools/ref-cluster.sh
-[ -f "$ref" ] || { echo "storm.sh: ref-cluster.sh not found (set REF_CLUSTER)" >&2; exit 2; }
 bash "$root/scripts/install-deps.sh"
 if [ "$build" = 1 ]; then
   echo "== building halyard and halyard-bench (release)"

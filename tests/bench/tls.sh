@@ -10,18 +10,8 @@
 # Environment: HALYARD_BIN, BENCH_BIN (default: release builds in CARGO_TARGET_DIR), WORK (default:
 # a fresh mktemp -d), CLIENTS (default 32), WRITE_S (default 8), READ_S (default 4).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/halyard-target}
-
-build=1 keep=0
-for arg in "$@"; do
-  case $arg in
-  --skip-build) build=0 ;;
-  --keep) keep=1 ;;
-  -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
-  *) echo "tls.sh: unknown option $arg" >&2; exit 2 ;;
-  esac
-done
+. "$(dirname "$0")/lib.sh"
+bench_options '2,12p' "$@"
 clients=${CLIENTS:-32} write_s=${WRITE_S:-8} read_s=${READ_S:-4}
 for tool in ovsdb-server ovsdb-tool ovsdb-client ovs-pki python3; do
   command -v "$tool" >/dev/null || { echo "tls.sh: $tool not installed (scripts/install-deps.sh)" >&2; exit 2; }

@@ -292,18 +292,23 @@ impl Cluster {
     /// `halyard promote` of the non-voting member `index` (run from the client namespace,
     /// through a live member).
     pub async fn promote(&mut self, index: usize, through: usize) -> Result<String> {
+        self.admin("promote", index, through).await
+    }
+
+    /// `halyard COMMAND --peer THROUGH MEMBER` from the client namespace; its output.
+    async fn admin(&self, command: &'static str, index: usize, through: usize) -> Result<String> {
         let target = self.member(index).raft_addr();
         let peer = self.member(through).raft_addr();
         let bin = self.bin.clone();
         let out = tokio::task::spawn_blocking(move || {
             Command::new(bin)
-                .args(["promote", "--peer", &peer, &target])
+                .args([command, "--peer", &peer, &target])
                 .output()
         })
         .await??;
         if !out.status.success() {
             bail!(
-                "halyard promote failed: {}",
+                "halyard {command} failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
@@ -312,24 +317,10 @@ impl Cluster {
 
     /// `halyard kick` (run from the client namespace, through a live member), then stops it.
     pub async fn kick(&mut self, index: usize, through: usize) -> Result<String> {
-        let target = self.member(index).raft_addr();
-        let peer = self.member(through).raft_addr();
-        let bin = self.bin.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            Command::new(bin)
-                .args(["kick", "--peer", &peer, &target])
-                .output()
-        })
-        .await??;
-        if !out.status.success() {
-            bail!(
-                "halyard kick failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+        let out = self.admin("kick", index, through).await?;
         self.member_mut(index).removed = true;
         self.kill(index);
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        Ok(out)
     }
 
     /// Cuts the links between members `a` and `b` (rules in `a`'s namespace, both directions).

@@ -633,18 +633,7 @@ impl Rpc {
             .write_all(msg.to_string().as_bytes())
             .map_err(|e| format!("send: {e}"))?;
         loop {
-            let v = match self.reader.next() {
-                Some(Ok(v)) => v,
-                Some(Err(e)) => return Err(format!("receive: {e}")),
-                None => return Err("connection closed".into()),
-            };
-            if v.get("method") == Some(&json!("echo")) {
-                let reply = json!({"result": v["params"], "error": null, "id": v["id"]});
-                self.writer
-                    .write_all(reply.to_string().as_bytes())
-                    .map_err(|e| format!("send: {e}"))?;
-                continue;
-            }
+            let v = self.next_message()?;
             if v.get("id") == Some(&json!(id)) {
                 if !v["error"].is_null() {
                     return Err(v["error"].to_string());
