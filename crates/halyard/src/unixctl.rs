@@ -406,6 +406,15 @@ fn short(node_hex: &str) -> &str {
     &node_hex[..node_hex.len().min(4)]
 }
 
+/// A Raft address as ovsdb-server prints it: always with its `tcp:` or `ssl:` scheme.
+fn with_scheme(addr: &str) -> String {
+    if addr.starts_with("tcp:") || addr.starts_with("ssl:") {
+        addr.to_string()
+    } else {
+        format!("tcp:{addr}")
+    }
+}
+
 fn node_hex(id: u64) -> String {
     format!("{id:016x}")
 }
@@ -434,7 +443,7 @@ pub fn cluster_status(member: &Member, db: &str) -> String {
         out.push_str(&format!("Cluster ID: {} ({cid})\n", short(&cid)));
     }
     out.push_str(&format!("Server ID: {} ({sid})\n", short(&sid)));
-    out.push_str(&format!("Address: tcp:{}\n", identity.raft_addr));
+    out.push_str(&format!("Address: {}\n", with_scheme(&identity.raft_addr)));
     let state = if identity.cluster_id.is_nil() || (in_membership && !voter) {
         "joining cluster"
     } else if !in_membership {
@@ -451,10 +460,10 @@ pub fn cluster_status(member: &Member, db: &str) -> String {
             if !membership.voter_ids().any(|v| v == *id) {
                 let h = node_hex(*id);
                 out.push_str(&format!(
-                    "Adding server {} ({} at tcp:{}) (catchup)\n",
+                    "Adding server {} ({} at {}) (catchup)\n",
                     short(&h),
                     short(&h),
-                    node.addr
+                    with_scheme(&node.addr)
                 ));
             }
         }
@@ -501,7 +510,12 @@ pub fn cluster_status(member: &Member, db: &str) -> String {
             continue;
         }
         let h = node_hex(*id);
-        let mut line = format!("    {} ({} at tcp:{})", short(&h), short(&h), node.addr);
+        let mut line = format!(
+            "    {} ({} at {})",
+            short(&h),
+            short(&h),
+            with_scheme(&node.addr)
+        );
         if *id == me {
             line.push_str(" (self)");
         }

@@ -125,8 +125,7 @@ pub struct MemberStatus {
 }
 
 impl Identity {
-    fn new(cluster_id: Uuid, raft_addr: &str) -> Identity {
-        let server_id = Uuid::new_v4();
+    fn new(cluster_id: Uuid, server_id: Uuid, raft_addr: &str) -> Identity {
         Identity {
             cluster_id,
             server_id,
@@ -176,11 +175,23 @@ impl Member {
         schemas: &[Value],
         raft_addr: &str,
     ) -> Result<Identity, MemberError> {
+        Self::create_cluster_as(data_dir, schemas, raft_addr, Uuid::new_v4(), Uuid::new_v4())
+    }
+
+    /// [`Member::create_cluster`] with the cluster and server ids given, for a member that
+    /// takes over the identity `ovsdb-tool create-cluster` wrote into a database file.
+    pub fn create_cluster_as(
+        data_dir: &Path,
+        schemas: &[Value],
+        raft_addr: &str,
+        cluster_id: Uuid,
+        server_id: Uuid,
+    ) -> Result<Identity, MemberError> {
         for s in schemas {
             ovsdb::DatabaseSchema::from_json(s).map_err(|e| MemberError::Schema(e.to_string()))?;
         }
         let (_store, meta) = Self::fresh_data_dir(data_dir)?;
-        let identity = Identity::new(Uuid::new_v4(), raft_addr);
+        let identity = Identity::new(cluster_id, server_id, raft_addr);
         let texts: Vec<String> = schemas.iter().map(|s| s.to_string()).collect();
         meta.put_blocking(META_BOOTSTRAP, &texts)?;
         meta.put_blocking(META_IDENTITY, &identity)?;
@@ -221,10 +232,21 @@ impl Member {
         raft_addr: &str,
         peers: &[String],
     ) -> Result<Identity, MemberError> {
+        Self::join_cluster_as(data_dir, raft_addr, peers, Uuid::new_v4())
+    }
+
+    /// [`Member::join_cluster`] with the server id given (the one `ovsdb-tool join-cluster`
+    /// wrote into a database file).
+    pub fn join_cluster_as(
+        data_dir: &Path,
+        raft_addr: &str,
+        peers: &[String],
+        server_id: Uuid,
+    ) -> Result<Identity, MemberError> {
         check_same_transport(raft_addr, peers.iter().map(String::as_str))
             .map_err(MemberError::MixedTls)?;
         let (_store, meta) = Self::fresh_data_dir(data_dir)?;
-        let identity = Identity::new(Uuid::nil(), raft_addr);
+        let identity = Identity::new(Uuid::nil(), server_id, raft_addr);
         meta.put_blocking(META_JOIN, &peers.to_vec())?;
         meta.put_blocking(META_IDENTITY, &identity)?;
         Ok(identity)
