@@ -42,7 +42,9 @@ const SOURCE_FILE: &str = "ovsdb-file.json";
 
 /// Is `argv0` (the name the process was started under) `ovsdb-server`?
 pub fn invoked_as_ovsdb_server(argv0: &OsString) -> bool {
-    Path::new(argv0).file_name().is_some_and(|n| n == "ovsdb-server")
+    Path::new(argv0)
+        .file_name()
+        .is_some_and(|n| n == "ovsdb-server")
 }
 
 /// What the command line asked for.
@@ -422,9 +424,10 @@ fn run(opts: Options) -> Result<ExitCode> {
     }
     let source = read_source(&paths.db)?;
     let data_dir = prepare(&paths.db, &source)?;
-    let unixctl = paths.unixctl.clone().unwrap_or_else(|| {
-        rundir().join(format!("ovsdb-server.{}.ctl", std::process::id()))
-    });
+    let unixctl = paths
+        .unixctl
+        .clone()
+        .unwrap_or_else(|| rundir().join(format!("ovsdb-server.{}.ctl", std::process::id())));
     let (server, mut ops) = crate::cli::serve_defaults();
     ops.unixctl = Some(unixctl);
     let config = MemberConfig::default();
@@ -663,9 +666,9 @@ fn read_source(db: &Path) -> Result<Source> {
         );
     }
     let field = |name: &str| -> Result<&str> {
-        header[name].as_str().with_context(|| {
-            format!("{}: the cluster header has no {name:?}", db.display())
-        })
+        header[name]
+            .as_str()
+            .with_context(|| format!("{}: the cluster header has no {name:?}", db.display()))
     };
     let uuid = |name: &str| -> Result<Uuid> {
         Uuid::parse_str(field(name)?)
@@ -682,7 +685,12 @@ fn read_source(db: &Path) -> Result<Source> {
     }
     let remotes: Vec<String> = header["remote_addresses"]
         .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default();
     if remotes.is_empty() {
         bail!(
@@ -699,7 +707,10 @@ fn read_source(db: &Path) -> Result<Source> {
 
 /// The data directory for `db`, created from the file on the first start and reused after.
 fn prepare(db: &Path, source: &Source) -> Result<PathBuf> {
-    let mut name = db.file_name().context("database file has no name")?.to_owned();
+    let mut name = db
+        .file_name()
+        .context("database file has no name")?
+        .to_owned();
     name.push(DATA_DIR_SUFFIX);
     let data_dir = db.with_file_name(&name);
     let marker = data_dir.join(SOURCE_FILE);
@@ -777,13 +788,8 @@ fn prepare(db: &Path, source: &Source) -> Result<PathBuf> {
     });
     std::fs::write(tmp.join(SOURCE_FILE), recorded.to_string())
         .with_context(|| format!("cannot write into {}", tmp.display()))?;
-    std::fs::rename(&tmp, &data_dir).with_context(|| {
-        format!(
-            "cannot rename {} to {}",
-            tmp.display(),
-            data_dir.display()
-        )
-    })?;
+    std::fs::rename(&tmp, &data_dir)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), data_dir.display()))?;
     Ok(data_dir)
 }
 
@@ -898,7 +904,9 @@ mod daemon {
             drop(write);
             let mut byte = [0u8; 1];
             let mut f = std::fs::File::from(read);
-            let ok = std::io::Read::read(&mut f, &mut byte).map(|n| n == 1).unwrap_or(false);
+            let ok = std::io::Read::read(&mut f, &mut byte)
+                .map(|n| n == 1)
+                .unwrap_or(false);
             // The server printed why it failed on the shared stderr.
             std::process::exit(if ok { 0 } else { 1 });
         }
@@ -929,7 +937,23 @@ mod daemon {
             if pid == 0 {
                 return Ok(notify.take());
             }
-            notify = None;
+            if notify.take().is_some() {
+                // The monitor prints nothing: let go of the starter's terminal (or pipes, which
+                // a starter may read to their end) at once.
+                if let Ok(null) = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/dev/null")
+                {
+                    // SAFETY: dup2 onto the standard descriptors, which stay open.
+                    unsafe {
+                        libc::dup2(null.as_raw_fd(), 0);
+                        libc::dup2(null.as_raw_fd(), 1);
+                        libc::dup2(null.as_raw_fd(), 2);
+                    }
+                }
+                forget_starter();
+            }
             let mut status = 0;
             loop {
                 // SAFETY: waiting for our own child.
@@ -937,7 +961,9 @@ mod daemon {
                 if r == pid {
                     break;
                 }
-                if r < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                if r < 0
+                    && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+                {
                     std::process::exit(1);
                 }
             }

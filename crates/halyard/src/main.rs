@@ -27,7 +27,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> std::process::ExitCode {
     // Started through a symlink named ovsdb-server: take ovsdb-server's command line.
     let mut args = std::env::args_os();
-    if args.next().is_some_and(|a| dropin::invoked_as_ovsdb_server(&a)) {
+    if args
+        .next()
+        .is_some_and(|a| dropin::invoked_as_ovsdb_server(&a))
+    {
         let args: Result<Vec<String>, _> = args.map(|a| a.into_string()).collect();
         let Ok(args) = args else {
             eprintln!("ovsdb-server: an argument is not valid UTF-8");
