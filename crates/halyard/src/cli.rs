@@ -99,7 +99,7 @@ pub enum Command {
     /// Remove the member at PEER from its cluster (a leader hands leadership over first).
     #[command(after_help = "Example:\n  halyard leave --peer 10.0.0.3:6643")]
     Leave {
-        /// Raft HOST:PORT of the member that leaves.
+        /// Raft HOST:PORT of the member that leaves (or its client address, tcp:HOST:PORT or unix:PATH).
         #[arg(long)]
         peer: String,
     },
@@ -108,7 +108,7 @@ pub enum Command {
         after_help = "Example:\n  halyard kick --peer 10.0.0.1:6643 10.0.0.3:6643\n  halyard kick --peer 10.0.0.1:6643 3f2a"
     )]
     Kick {
-        /// Raft HOST:PORT of any live member.
+        /// Raft HOST:PORT of any live member (or its client address, tcp:HOST:PORT or unix:PATH).
         #[arg(long)]
         peer: String,
         member: String,
@@ -118,7 +118,7 @@ pub enum Command {
         after_help = "Example:\n  halyard transfer-leadership --peer 10.0.0.1:6643 10.0.0.2:6643"
     )]
     TransferLeadership {
-        /// Raft HOST:PORT of any live member.
+        /// Raft HOST:PORT of any live member (or its client address, tcp:HOST:PORT or unix:PATH).
         #[arg(long)]
         peer: String,
         member: Option<String>,
@@ -385,15 +385,24 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Leave { peer } => {
             dial_tls(tls)?;
-            admin(crate::admin::leave(&peer))
+            admin(async move {
+                let peer = crate::status::member_address(&peer).await?;
+                crate::admin::leave(&peer).await
+            })
         }
         Command::Kick { peer, member } => {
             dial_tls(tls)?;
-            admin(crate::admin::kick(&peer, &member))
+            admin(async move {
+                let peer = crate::status::member_address(&peer).await?;
+                crate::admin::kick(&peer, &member).await
+            })
         }
         Command::TransferLeadership { peer, member } => {
             dial_tls(tls)?;
-            admin(crate::admin::transfer(&peer, member.as_deref()))
+            admin(async move {
+                let peer = crate::status::member_address(&peer).await?;
+                crate::admin::transfer(&peer, member.as_deref()).await
+            })
         }
         Command::Serve {
             data_dir,

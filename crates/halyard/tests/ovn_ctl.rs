@@ -305,6 +305,24 @@ fn three_hosts_under_ovn_ctl() {
         }
     }
 
+    // `halyard status` pointed at a member's client addresses finds its Raft side.
+    let nb_sock = format!(
+        "unix:{}",
+        site.hosts[1].rundir().join("ovnnb_db.sock").display()
+    );
+    let nb_tcp = format!("tcp:127.0.0.1:{}", site.hosts[2].nb_port);
+    for remote in [nb_sock.as_str(), nb_tcp.as_str()] {
+        let out =
+            run(Command::new(common::halyard_bin()).args(["status", "--json", "--remote", remote]));
+        assert!(
+            out.status.success(),
+            "halyard status --remote {remote}: {out:?}"
+        );
+        let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(doc["verdict"], "healthy", "{doc:#}");
+        assert_eq!(doc["members"].as_array().unwrap().len(), 3, "{doc:#}");
+    }
+
     // ovn-nbctl and ovn-sbctl with default options (the host's Unix socket) at every member.
     for i in 0..3 {
         site.ok(i, "ovn-nbctl", &["ls-add", &format!("sw{i}")]);
