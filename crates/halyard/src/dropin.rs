@@ -661,7 +661,7 @@ fn read_source(db: &Path) -> Result<Source> {
         bail!(
             "{} has Raft log records: it belongs to a member ovsdb-server has run. Halyard takes \
              over files that ovsdb-tool create-cluster/join-cluster just made; move a running \
-             ovsdb-server cluster with `halyard create-cluster --from` (docs/migration)",
+             ovsdb-server cluster with `halyard create-cluster --from` (docs/replacing-ovsdb-server.md)",
             db.display()
         );
     }
