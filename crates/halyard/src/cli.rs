@@ -440,7 +440,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 server,
                 (tls, tls_from_db),
                 ops,
-                Box::new(|| {}),
+                Box::new(|_| {}),
             ))
         }
     }
@@ -513,7 +513,7 @@ pub(crate) async fn serve(
         Option<halyard_server::remotes::DbTlsOptions>,
     ),
     ops_args: crate::ops::OpsArgs,
-    ready: Box<dyn FnOnce() + Send>,
+    ready: Box<dyn FnOnce(Arc<Member>) + Send>,
 ) -> Result<ExitCode> {
     let tls = match tls {
         Some(settings) => {
@@ -560,7 +560,10 @@ pub(crate) async fn serve(
     let ops = crate::ops::Ops::start(member.clone(), server.clone(), data_dir, &ops_args).await?;
     crate::trim::spawn(ops.clone());
     tokio::select! {
-        r = server.run_notify(remotes, ready) => r.context("serving clients")?,
+        r = server.run_notify(remotes, {
+            let member = member.clone();
+            move || ready(member)
+        }) => r.context("serving clients")?,
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),
         _ = terminate() => tracing::info!("terminated; shutting down"),
         _ = ops.exit_requested() => tracing::info!("exit requested on the control socket; shutting down"),

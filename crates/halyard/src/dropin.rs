@@ -34,6 +34,11 @@ const STANDALONE_RAFT_ADDR: &str = "tcp:127.0.0.1:0";
 /// spin.
 const MONITOR_RESTART_INTERVAL: Duration = Duration::from_secs(10);
 
+/// `--detach`: how long a started member may wait to hear its leader before the starter is
+/// told it runs (see `run`): long enough for a restarted member to be reached again after a
+/// failover, short enough that a whole cluster started one member at a time is not held up.
+const READY_WAIT_FOR_LEADER: Duration = Duration::from_secs(5);
+
 /// Beside the database file: the sub-directory holding this member's Halyard state.
 const DATA_DIR_SUFFIX: &str = ".halyard";
 
@@ -433,14 +438,26 @@ fn run(opts: Options) -> Result<ExitCode> {
     let config = MemberConfig::default();
     let pidfile = paths.pidfile.clone();
     let pid_guard = PidfileGuard(pidfile.clone());
-    let ready = Box::new(move || {
-        if let Some(p) = &pidfile {
-            if let Err(e) = write_pidfile(p) {
-                tracing::error!(pidfile = %p.display(), "cannot write the pidfile: {e}");
+    let ready = Box::new(move |member: std::sync::Arc<Member>| {
+        tokio::spawn(async move {
+            // What the starter does next (ovn-ctl: `ovn-nbctl init`, `ovsdb-client wait ...
+            // connected`) wants a member in contact with its leader; a member that cannot find
+            // one (the rest of its cluster is still down) is reported started anyway.
+            let deadline = Instant::now() + READY_WAIT_FOR_LEADER;
+            while !member.connected() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-        }
-        daemon.ready(log.as_ref());
-        tracing::info!("ovsdb-server started (Halyard)");
+            if let Some(p) = &pidfile {
+                if let Err(e) = write_pidfile(p) {
+                    tracing::error!(pidfile = %p.display(), "cannot write the pidfile: {e}");
+                }
+            }
+            daemon.ready(log.as_ref());
+            tracing::info!(
+                connected = member.connected(),
+                "ovsdb-server started (Halyard)"
+            );
+        });
     });
     tracing::info!(
         file = %paths.db.display(),

@@ -385,7 +385,9 @@ async fn execute(ops: &Ops, method: &str, params: &[Value]) -> Answer {
                     },
                     Err(e) => Err(e).into(),
                 },
-                "cluster/change-election-timer" => change_election_timer(member, &args[1]).into(),
+                "cluster/change-election-timer" => {
+                    change_election_timer(member, &args[1]).await.into()
+                }
                 _ => unreachable!("every command in COMMANDS is handled"),
             }
         }
@@ -732,9 +734,9 @@ async fn leave(member: &Member) -> Result<(), String> {
 }
 
 /// `cluster/change-election-timer DB MS`: validated exactly as ovsdb-server does (same order,
-/// same texts). openraft 0.9 fixes the election timeout when a member starts, so a valid change
-/// is refused with the way to make it.
-fn change_election_timer(member: &Member, value: &str) -> Result<String, String> {
+/// same texts; it limits an increase to double the current timer, not a decrease), then
+/// committed through the log, so every member runs with it (and keeps it across restarts).
+async fn change_election_timer(member: &Member, value: &str) -> Result<String, String> {
     if member.metrics().borrow().state != openraft::ServerState::Leader {
         return Err("election timer must be changed through leader.".into());
     }
@@ -759,11 +761,12 @@ fn change_election_timer(member: &Member, value: &str) -> Result<String, String>
     if requested > current * 2 {
         return Err("election timer increase should not exceed the current value x 2.".into());
     }
-    Err(format!(
-        "election timer cannot be changed at run time: this Halyard (openraft 0.9) reads it at start. \
-         Restart each member with `halyard serve --election-timer {requested}`, followers first, \
-         one at a time (members with different timers work together meanwhile)."
-    ))
+    member
+        .set_election_timer(requested)
+        .await
+        .map_err(|e| format!("election timer change failed: {e}"))?;
+    tracing::info!(from = current, to = requested, "election timer changed");
+    Ok("change of election timer initiated.".into())
 }
 
 /// `memory/show`: counts that explain the member's memory use, `key:value` sorted by key.

@@ -408,6 +408,101 @@ fn three_hosts_under_ovn_ctl() {
     assert_eq!(chassis, BTreeSet::from(["ch0", "ch1", "ch2"]));
     assert!(Path::new(&format!("/proc/{restarted}")).exists());
 
+    // cluster/change-election-timer, for real: committed through the log, shown on every
+    // member, limited to doubling per call, in effect for the next election, kept across a
+    // restart.
+    let nb_status = |i: usize| {
+        let ctl = site.hosts[i].rundir().join("ovnnb_db.ctl");
+        site.tool(
+            i,
+            "ovs-appctl",
+            &[
+                "-t",
+                ctl.to_str().unwrap(),
+                "cluster/status",
+                "OVN_Northbound",
+            ],
+        )
+    };
+    let nb_leader = || {
+        wait_for(Duration::from_secs(30), "an NB leader", || {
+            (0..3).find(|i| {
+                let out = nb_status(*i);
+                out.status.success() && out.stdout.contains("Role: leader\n")
+            })
+        })
+    };
+    let leader = nb_leader();
+    let lctl = site.hosts[leader].rundir().join("ovnnb_db.ctl");
+    let lctl = lctl.to_str().unwrap();
+    let change = |ms: &str| {
+        site.tool(
+            leader,
+            "ovs-appctl",
+            &[
+                "-t",
+                lctl,
+                "cluster/change-election-timer",
+                "OVN_Northbound",
+                ms,
+            ],
+        )
+    };
+    assert_eq!(
+        change("2000").ok("change-election-timer 2000"),
+        "change of election timer initiated.\n"
+    );
+    let too_much = change("4001");
+    assert_eq!(
+        too_much.stderr.lines().next(),
+        Some("election timer increase should not exceed the current value x 2."),
+        "{too_much:?}"
+    );
+    assert_eq!(
+        change("4000").ok("change-election-timer 4000"),
+        "change of election timer initiated.\n"
+    );
+    for i in 0..3 {
+        wait_for(
+            Duration::from_secs(30),
+            "the new timer on every member",
+            || {
+                let out = nb_status(i);
+                out.stdout.contains("Election timer: 4000\n").then_some(())
+            },
+        );
+    }
+    // The leader dies: no election starts before 0.75 x 4000 ms of silence (with the
+    // default 1000 ms timer one starts within a second).
+    let dead = site.hosts[leader].pid("nb").unwrap();
+    unsafe { libc::kill(dead, libc::SIGKILL) };
+    let killed_at = std::time::Instant::now();
+    let new_leader = wait_for(Duration::from_secs(60), "a new NB leader", || {
+        (0..3)
+            .filter(|i| *i != leader)
+            .find(|i| nb_status(*i).stdout.contains("Role: leader\n"))
+    });
+    let failover = killed_at.elapsed();
+    println!("failover with a 4000 ms election timer: {failover:?}");
+    assert!(
+        failover >= Duration::from_millis(2900),
+        "elected after {failover:?}"
+    );
+    // Back under ovn-ctl (its pidfile names a dead process): the timer survived.
+    let opts = site.hosts[leader].options((leader != 0).then_some(h0), None);
+    site.ovn_ctl(leader, &opts, "start_nb_ovsdb");
+    wait_for(
+        Duration::from_secs(30),
+        "the restarted member to rejoin",
+        || {
+            let out = nb_status(leader);
+            (out.stdout.contains("Election timer: 4000\n")
+                && out.stdout.contains("Role: follower\n"))
+            .then_some(())
+        },
+    );
+    site.ok(new_leader, "ovn-nbctl", &["ls-add", "after-failover"]);
+
     for i in 0..3 {
         site.ovn_ctl(i, &[], "stop_ovsdb");
         let status = site.ovn_ctl(i, &[], "status_ovsdb");

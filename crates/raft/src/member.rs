@@ -323,6 +323,7 @@ impl Member {
         tokio::spawn(crate::divergence::run(Arc::downgrade(&member)));
         tokio::spawn(crate::nudge::run(Arc::downgrade(&member)));
         tokio::spawn(crate::check_quorum::run(Arc::downgrade(&member)));
+        tokio::spawn(crate::election_timer::run(Arc::downgrade(&member)));
         tokio::spawn(crate::compaction::run(Arc::downgrade(&member)));
         tokio::spawn(crate::progress::run(Arc::downgrade(&member)));
         tokio::spawn(crate::read_index::run(Arc::downgrade(&member), reads_rx));
@@ -812,7 +813,7 @@ impl Member {
             "millis_since_leader_contact": self.last_leader_contact.lock().unwrap().map(|t| t.elapsed().as_millis() as u64),
             "connected": self.connected(),
             "digest": self.shared.digests.latest().map(|(index, d)| serde_json::json!({"index": index, "value": format!("{d:016x}")})),
-            "election_timer_ms": self.config.election_timeout_ms,
+            "election_timer_ms": self.election_timeout_ms(),
             "proposal_queue": self.proposal_queue_len(),
             "forward_queue": self.forward_queue_len(),
             "read_queue": self.read_queue_len(),
@@ -841,7 +842,15 @@ impl Member {
 
     /// The election timeout this member runs with (openraft 0.9 fixes it at start).
     pub fn election_timeout_ms(&self) -> u64 {
-        self.config.election_timeout_ms
+        self.with_state(|s| s.election_timer_ms)
+            .unwrap_or(self.config.election_timeout_ms)
+    }
+
+    /// `cluster/change-election-timer`: commits the new timer, which every member then runs with
+    /// (see `election_timer`). The caller checks the value as ovsdb-server does.
+    pub async fn set_election_timer(&self, ms: u64) -> Result<(), MemberError> {
+        self.propose(CommandKind::SetElectionTimer { ms }).await?;
+        Ok(())
     }
 
     /// Builds a snapshot now (and lets openraft purge the log behind it). Returns the index the
