@@ -16,10 +16,6 @@ use openraft::ServerState;
 
 use crate::member::Member;
 
-/// How often the task looks at the member: often enough against the smallest timer
-/// ovsdb-server allows (100 ms).
-const CHECK_EVERY: Duration = Duration::from_millis(10);
-
 /// A random wait in [0.75, 1) times `timer_ms`.
 fn draw(timer_ms: u64) -> Duration {
     let low = timer_ms * 3 / 4;
@@ -38,7 +34,7 @@ pub(crate) async fn run(member: Weak<Member>) {
     let mut wait = Duration::ZERO;
     let mut since = Instant::now();
     loop {
-        tokio::time::sleep(CHECK_EVERY).await;
+        tokio::time::sleep(crate::config::AGREED_TIMER_CHECK).await;
         let Some(m) = member.upgrade() else { return };
         let agreed = m
             .with_state(|s| s.election_timer_ms)
