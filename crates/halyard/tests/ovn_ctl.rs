@@ -561,3 +561,33 @@ fn command_line() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(out.stderr.contains("/nonexistent/db"), "{}", out.stderr);
 }
+
+/// ovn-ctl's standalone mode (no cluster address): ovn-ctl makes the file with `ovsdb-tool
+/// create` and Halyard serves it as a one-member cluster, across a restart.
+#[test]
+fn standalone_under_ovn_ctl() {
+    let site = Site::new();
+    let h = &site.hosts[0];
+    let opts = vec![
+        "--db-nb-create-insecure-remote=yes".to_string(),
+        "--db-nb-addr=127.0.0.1".into(),
+        format!("--db-nb-port={}", h.nb_port),
+    ];
+    site.ovn_ctl(0, &opts, "start_nb_ovsdb");
+    let file = h.dbdir().join("ovnnb_db.db");
+    site.ok(
+        0,
+        "ovsdb-tool",
+        &["db-is-standalone", file.to_str().unwrap()],
+    );
+    site.ok(0, "ovn-nbctl", &["ls-add", "standalone-sw"]);
+    let tcp = format!("tcp:127.0.0.1:{}", h.nb_port);
+    let list = site.ok(0, "ovn-nbctl", &["--db", &tcp, "ls-list"]);
+    assert!(names(&list).contains("standalone-sw"), "{list}");
+    let out = site.ovn_ctl(0, &[], "stop_nb_ovsdb");
+    assert!(!out.contains("Killing"), "{out}");
+    site.ovn_ctl(0, &opts, "start_nb_ovsdb");
+    let list = site.ok(0, "ovn-nbctl", &["ls-list"]);
+    assert!(names(&list).contains("standalone-sw"), "{list}");
+    site.ovn_ctl(0, &[], "stop_nb_ovsdb");
+}
