@@ -259,6 +259,10 @@ impl Backend for MemberBackend {
         self.member.status().is_leader
     }
 
+    fn raft_address(&self) -> Option<String> {
+        Some(self.member.identity().raft_addr)
+    }
+
     fn server_rows(&self) -> Vec<ServerDbStatus> {
         let status = self.member.status();
         // Strict mode reports what ovsdb-server would; active-active keeps saying "go ahead"

@@ -35,14 +35,22 @@ pub struct BackupArgs {
 }
 
 /// A minimal JSON-RPC client: one request at a time, answers the server's echo probes.
-struct Client<S> {
+pub(crate) struct Client<S> {
     stream: S,
     framer: halyard_server::framing::Framer,
     next_id: u64,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
-    async fn call(&mut self, method: &str, params: Value) -> Result<Value> {
+    pub(crate) fn new(stream: S) -> Client<S> {
+        Client {
+            stream,
+            framer: halyard_server::framing::Framer::new(MAX_REPLY),
+            next_id: 0,
+        }
+    }
+
+    pub(crate) async fn call(&mut self, method: &str, params: Value) -> Result<Value> {
         let id = self.next_id;
         self.next_id += 1;
         let req = json!({"id": id, "method": method, "params": params});

@@ -105,7 +105,7 @@ pub enum Command {
     /// Remove the member at PEER from its cluster (a leader hands leadership over first).
     #[command(after_help = "Example:\n  halyard leave --peer 10.0.0.3:6643")]
     Leave {
-        /// Raft HOST:PORT of the member that leaves.
+        /// Raft HOST:PORT of the member that leaves (or its client address, tcp:HOST:PORT or unix:PATH).
         #[arg(long)]
         peer: String,
     },
@@ -114,7 +114,7 @@ pub enum Command {
         after_help = "Example:\n  halyard kick --peer 10.0.0.1:6643 10.0.0.3:6643\n  halyard kick --peer 10.0.0.1:6643 3f2a"
     )]
     Kick {
-        /// Raft HOST:PORT of any live member.
+        /// Raft HOST:PORT of any live member (or its client address, tcp:HOST:PORT or unix:PATH).
         #[arg(long)]
         peer: String,
         member: String,
@@ -132,7 +132,7 @@ pub enum Command {
         after_help = "Example:\n  halyard transfer-leadership --peer 10.0.0.1:6643 10.0.0.2:6643"
     )]
     TransferLeadership {
-        /// Raft HOST:PORT of any live member.
+        /// Raft HOST:PORT of any live member (or its client address, tcp:HOST:PORT or unix:PATH).
         #[arg(long)]
         peer: String,
         member: Option<String>,
@@ -184,31 +184,32 @@ pub enum Command {
 /// `transfer-leadership`) or to an `ssl:` client remote (`backup`).
 #[derive(clap::Args)]
 #[command(next_help_heading = "TLS (ovsdb-server's SSL options)")]
+#[derive(Default)]
 pub struct TlsArgs {
     /// PEM private key (as `ovs-pki` writes NAME-privkey.pem) for pssl: remotes and ssl: Raft.
     #[arg(long, short = 'p', value_name = "FILE", global = true)]
-    private_key: Option<PathBuf>,
+    pub(crate) private_key: Option<PathBuf>,
     /// PEM certificate for the private key (NAME-cert.pem), signed by the CA peers trust.
     #[arg(long, short = 'c', value_name = "FILE", global = true)]
-    certificate: Option<PathBuf>,
+    pub(crate) certificate: Option<PathBuf>,
     /// PEM CA certificate clients and members must be signed by (e.g. switchca/cacert.pem).
     #[arg(long = "ca-cert", short = 'C', value_name = "FILE", global = true)]
-    ca_cert: Option<PathBuf>,
+    pub(crate) ca_cert: Option<PathBuf>,
     /// TLS versions to allow, e.g. `TLSv1.2,TLSv1.3` (TLSv1 and TLSv1.1 are not supported).
     #[arg(long, value_name = "PROTOCOLS", global = true)]
-    ssl_protocols: Option<String>,
+    pub(crate) ssl_protocols: Option<String>,
     /// OpenSSL cipher string selecting TLS 1.2 suites, e.g. `HIGH:!aNULL:!MD5`.
     #[arg(long, value_name = "CIPHERS", global = true)]
-    ssl_ciphers: Option<String>,
+    pub(crate) ssl_ciphers: Option<String>,
     /// Not supported: give the CA certificate with --ca-cert.
     #[arg(long, value_name = "FILE", global = true)]
-    bootstrap_ca_cert: Option<PathBuf>,
+    pub(crate) bootstrap_ca_cert: Option<PathBuf>,
 }
 
 impl TlsArgs {
     /// The options given as `db:DB,TABLE,COLUMN` (with the others as given), if any is: `serve`
     /// follows them in the database (see `halyard_server::remotes::DbTlsOptions`).
-    fn db_options(&self) -> Result<Option<halyard_server::remotes::DbTlsOptions>> {
+    pub(crate) fn db_options(&self) -> Result<Option<halyard_server::remotes::DbTlsOptions>> {
         let parse = |v: Option<String>| -> Result<Option<halyard_server::remotes::OptionValue>> {
             v.map(|v| halyard_server::remotes::OptionValue::parse(&v))
                 .transpose()
@@ -236,7 +237,7 @@ impl TlsArgs {
 
     /// The command line's own settings: key, certificate and CA given as files (a `db:`
     /// protocols or ciphers option is left to the database, see [`TlsArgs::db_options`]).
-    fn file_settings(&self) -> Result<Option<halyard_server::TlsSettings>> {
+    pub(crate) fn file_settings(&self) -> Result<Option<halyard_server::TlsSettings>> {
         let is_db = |v: Option<String>| v.is_some_and(|v| v.starts_with("db:"));
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
         if is_db(path(&self.private_key))
@@ -309,6 +310,21 @@ impl halyard_raft::PeerTls for PeerTlsFromLoader {
     fn client_config(&self) -> Arc<rustls::ClientConfig> {
         self.0.client_config()
     }
+}
+
+/// `serve`'s operator options at their defaults, for runs not started by `halyard serve`.
+#[derive(Parser)]
+struct ServeDefaults {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    ops: crate::ops::OpsArgs,
+}
+
+/// The front-end and operations options `halyard serve` runs with when none is given.
+pub(crate) fn serve_defaults() -> (ServerArgs, crate::ops::OpsArgs) {
+    let d = ServeDefaults::parse_from(["halyard"]);
+    (d.server, d.ops)
 }
 
 /// Front-end limits (defaults documented in halyard-server's config module).
@@ -388,11 +404,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Leave { peer } => {
             dial_tls(tls)?;
-            admin(crate::admin::leave(&peer))
+            admin(async move {
+                let peer = crate::status::member_address(&peer).await?;
+                crate::admin::leave(&peer).await
+            })
         }
         Command::Kick { peer, member } => {
             dial_tls(tls)?;
-            admin(crate::admin::kick(&peer, &member))
+            admin(async move {
+                let peer = crate::status::member_address(&peer).await?;
+                crate::admin::kick(&peer, &member).await
+            })
         }
         Command::Promote { peer, member } => {
             dial_tls(tls)?;
@@ -400,7 +422,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::TransferLeadership { peer, member } => {
             dial_tls(tls)?;
-            admin(crate::admin::transfer(&peer, member.as_deref()))
+            admin(async move {
+                let peer = crate::status::member_address(&peer).await?;
+                crate::admin::transfer(&peer, member.as_deref()).await
+            })
         }
         Command::Serve {
             data_dir,
@@ -438,6 +463,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 server,
                 (tls, tls_from_db),
                 ops,
+                Box::new(|_| {}),
             ))
         }
     }
@@ -498,7 +524,9 @@ fn create_cluster(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(
+/// Runs a member until it is told to stop; `ready` is called once the control socket listens
+/// and every command-line remote is bound.
+pub(crate) async fn serve(
     data_dir: &Path,
     remotes: Vec<String>,
     config: MemberConfig,
@@ -508,6 +536,7 @@ async fn serve(
         Option<halyard_server::remotes::DbTlsOptions>,
     ),
     ops_args: crate::ops::OpsArgs,
+    ready: Box<dyn FnOnce(Arc<Member>) + Send>,
 ) -> Result<ExitCode> {
     let tls = match tls {
         Some(settings) => {
@@ -554,7 +583,10 @@ async fn serve(
     let ops = crate::ops::Ops::start(member.clone(), server.clone(), data_dir, &ops_args).await?;
     crate::trim::spawn(ops.clone());
     tokio::select! {
-        r = server.run(remotes) => r.context("serving clients")?,
+        r = server.run_notify(remotes, {
+            let member = member.clone();
+            move || ready(member)
+        }) => r.context("serving clients")?,
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),
         _ = terminate() => tracing::info!("terminated; shutting down"),
         _ = ops.exit_requested() => tracing::info!("exit requested on the control socket; shutting down"),

@@ -8,6 +8,7 @@ mod admin;
 mod backend;
 mod backup;
 mod cli;
+mod dropin;
 mod http;
 mod metrics;
 mod migrate;
@@ -24,6 +25,19 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    // Started through a symlink named ovsdb-server: take ovsdb-server's command line.
+    let mut args = std::env::args_os();
+    if args
+        .next()
+        .is_some_and(|a| dropin::invoked_as_ovsdb_server(&a))
+    {
+        let args: Result<Vec<String>, _> = args.map(|a| a.into_string()).collect();
+        let Ok(args) = args else {
+            eprintln!("ovsdb-server: an argument is not valid UTF-8");
+            return std::process::ExitCode::from(1);
+        };
+        return dropin::main(args);
+    }
     let cli = cli::Cli::parse();
     match cli::run(cli) {
         Ok(code) => code,

@@ -36,9 +36,10 @@ pub const MAX_MATCH_STALL_MS: u64 = 5000;
 
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
-    /// Raft address of a member (`tcp:HOST:PORT`, `HOST:PORT`, or `ssl:HOST:PORT` with
-    /// --private-key, --certificate and --ca-cert; repeat for several). Any
-    /// member will do: the others are found through it.
+    /// Address of a member: its Raft address (`tcp:HOST:PORT`, `HOST:PORT`, or
+    /// `ssl:HOST:PORT` with --private-key, --certificate and --ca-cert) or one of its plain
+    /// client addresses (`tcp:HOST:6641`, `unix:PATH`); repeat for several. Any member will
+    /// do: the others are found through it.
     #[arg(long = "remote", value_name = "tcp:HOST:PORT")]
     pub remotes: Vec<String>,
     /// The control socket of a local member (`halyard serve --unixctl`, by default
@@ -62,11 +63,10 @@ pub struct StatusArgs {
 pub fn run(args: StatusArgs) -> Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let mut seeds = args
-            .remotes
-            .iter()
-            .map(|r| normalize(r))
-            .collect::<Result<Vec<_>>>()?;
+        let mut seeds = Vec::new();
+        for r in &args.remotes {
+            seeds.push(member_address(r).await?);
+        }
         let mut control_error = None;
         match &args.control {
             None if seeds.is_empty() => {
@@ -108,6 +108,54 @@ pub fn run(args: StatusArgs) -> Result<ExitCode> {
             }
         }
     })
+}
+
+/// How long a client address gets to name its member's Raft address.
+const CLIENT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The Raft address of the member at `remote` (as the member names itself when found through
+/// a client address, else normalized, see [`normalize`]), which may be its Raft address or
+/// one of its client addresses (`tcp:HOST:PORT`, `unix:PATH`): a client
+/// address is asked with Halyard's `halyard_raft_address` JSON-RPC method. A TCP address that
+/// does not answer that way is taken for a Raft address.
+pub async fn member_address(remote: &str) -> Result<String> {
+    if let Some(path) = remote.strip_prefix("unix:") {
+        let lookup = async {
+            let stream = tokio::net::UnixStream::connect(path)
+                .await
+                .with_context(|| format!("cannot connect to {remote}"))?;
+            crate::backup::Client::new(stream)
+                .call("halyard_raft_address", json!([]))
+                .await
+        };
+        let addr = tokio::time::timeout(CLIENT_LOOKUP_TIMEOUT, lookup)
+            .await
+            .with_context(|| format!("{remote}: no answer within {CLIENT_LOOKUP_TIMEOUT:?}"))?
+            .with_context(|| format!("{remote} did not name its member's Raft address"))?;
+        let addr = addr
+            .as_str()
+            .with_context(|| format!("{remote}: bad answer {addr}"))?;
+        normalize(addr)?;
+        // As the member names itself, which is how the membership lists it.
+        return Ok(addr.to_string());
+    }
+    let (tls, host_port) = halyard_raft::split_addr(remote);
+    if !tls {
+        let lookup = async {
+            let stream = tokio::net::TcpStream::connect(host_port).await?;
+            crate::backup::Client::new(stream)
+                .call("halyard_raft_address", json!([]))
+                .await
+        };
+        if let Ok(Ok(Value::String(addr))) =
+            tokio::time::timeout(CLIENT_LOOKUP_TIMEOUT, lookup).await
+        {
+            tracing::debug!(client = %remote, raft = %addr, "found the member's Raft address through its client address");
+            normalize(&addr)?;
+            return Ok(addr);
+        }
+    }
+    normalize(remote)
 }
 
 /// `tcp:HOST:PORT` or `HOST:PORT` → `HOST:PORT`; `ssl:HOST:PORT` stays as it is (members

@@ -385,7 +385,9 @@ async fn execute(ops: &Ops, method: &str, params: &[Value]) -> Answer {
                     },
                     Err(e) => Err(e).into(),
                 },
-                "cluster/change-election-timer" => change_election_timer(member, &args[1]).into(),
+                "cluster/change-election-timer" => {
+                    change_election_timer(member, &args[1]).await.into()
+                }
                 _ => unreachable!("every command in COMMANDS is handled"),
             }
         }
@@ -404,6 +406,15 @@ fn list_commands() -> String {
 /// The first four hex digits of a server id: the short id ovsdb-server prints.
 fn short(node_hex: &str) -> &str {
     &node_hex[..node_hex.len().min(4)]
+}
+
+/// A Raft address as ovsdb-server prints it: always with its `tcp:` or `ssl:` scheme.
+fn with_scheme(addr: &str) -> String {
+    if addr.starts_with("tcp:") || addr.starts_with("ssl:") {
+        addr.to_string()
+    } else {
+        format!("tcp:{addr}")
+    }
 }
 
 fn node_hex(id: u64) -> String {
@@ -434,7 +445,7 @@ pub fn cluster_status(member: &Member, db: &str) -> String {
         out.push_str(&format!("Cluster ID: {} ({cid})\n", short(&cid)));
     }
     out.push_str(&format!("Server ID: {} ({sid})\n", short(&sid)));
-    out.push_str(&format!("Address: tcp:{}\n", identity.raft_addr));
+    out.push_str(&format!("Address: {}\n", with_scheme(&identity.raft_addr)));
     let state = if member.is_non_voting() {
         if connected {
             "cluster member (non-voting)"
@@ -457,10 +468,10 @@ pub fn cluster_status(member: &Member, db: &str) -> String {
             if !membership.voter_ids().any(|v| v == *id) {
                 let h = node_hex(*id);
                 out.push_str(&format!(
-                    "Adding server {} ({} at tcp:{}) (catchup)\n",
+                    "Adding server {} ({} at {}) (catchup)\n",
                     short(&h),
                     short(&h),
-                    node.addr
+                    with_scheme(&node.addr)
                 ));
             }
         }
@@ -507,7 +518,12 @@ pub fn cluster_status(member: &Member, db: &str) -> String {
             continue;
         }
         let h = node_hex(*id);
-        let mut line = format!("    {} ({} at tcp:{})", short(&h), short(&h), node.addr);
+        let mut line = format!(
+            "    {} ({} at {})",
+            short(&h),
+            short(&h),
+            with_scheme(&node.addr)
+        );
         if *id == me {
             line.push_str(" (self)");
         }
@@ -724,9 +740,9 @@ async fn leave(member: &Member) -> Result<(), String> {
 }
 
 /// `cluster/change-election-timer DB MS`: validated exactly as ovsdb-server does (same order,
-/// same texts). openraft 0.9 fixes the election timeout when a member starts, so a valid change
-/// is refused with the way to make it.
-fn change_election_timer(member: &Member, value: &str) -> Result<String, String> {
+/// same texts; it limits an increase to double the current timer, not a decrease), then
+/// committed through the log, so every member runs with it (and keeps it across restarts).
+async fn change_election_timer(member: &Member, value: &str) -> Result<String, String> {
     if member.metrics().borrow().state != openraft::ServerState::Leader {
         return Err("election timer must be changed through leader.".into());
     }
@@ -751,11 +767,12 @@ fn change_election_timer(member: &Member, value: &str) -> Result<String, String>
     if requested > current * 2 {
         return Err("election timer increase should not exceed the current value x 2.".into());
     }
-    Err(format!(
-        "election timer cannot be changed at run time: this Halyard (openraft 0.9) reads it at start. \
-         Restart each member with `halyard serve --election-timer {requested}`, followers first, \
-         one at a time (members with different timers work together meanwhile)."
-    ))
+    member
+        .set_election_timer(requested)
+        .await
+        .map_err(|e| format!("election timer change failed: {e}"))?;
+    tracing::info!(from = current, to = requested, "election timer changed");
+    Ok("change of election timer initiated.".into())
 }
 
 /// `memory/show`: counts that explain the member's memory use, `key:value` sorted by key.

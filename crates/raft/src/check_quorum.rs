@@ -26,7 +26,6 @@ use crate::member::Member;
 
 pub(crate) async fn run(member: Weak<Member>) {
     let Some(m) = member.upgrade() else { return };
-    let timer = Duration::from_millis(m.config().election_timeout_ms);
     let tick = Duration::from_millis(m.config().heartbeat_ms);
     let me = m.identity().node_id;
     drop(m);
@@ -34,6 +33,7 @@ pub(crate) async fn run(member: Weak<Member>) {
     loop {
         tokio::time::sleep(tick).await;
         let Some(m) = member.upgrade() else { return };
+        let timer = Duration::from_millis(m.election_timeout_ms());
         let metrics = m.metrics().borrow().clone();
         if metrics.state != ServerState::Leader
             || last_step_down.is_some_and(|t| t.elapsed() < timer)

@@ -81,6 +81,11 @@ pub enum CommandKind {
         count: u32,
         data: String,
     },
+    /// `cluster/change-election-timer`: every member's election timer becomes `ms` from this
+    /// log position on (kept in snapshots, so it survives restarts).
+    SetElectionTimer {
+        ms: u64,
+    },
 }
 
 impl Command {
@@ -100,7 +105,7 @@ impl Command {
                 }
                 CommandKind::Lock { name, .. } | CommandKind::Unlock { name, .. } => name.len(),
                 CommandKind::SessionsClosed { sessions } => sessions.len() * 16,
-                CommandKind::ExpireMember { .. } => 0,
+                CommandKind::ExpireMember { .. } | CommandKind::SetElectionTimer { .. } => 0,
                 CommandKind::Part { data, .. } => data.len(),
             }
     }

@@ -17,6 +17,10 @@ pub const DEFAULT_HEARTBEAT_MS: u64 = 50;
 pub fn heartbeat_for(election_timeout_ms: u64) -> u64 {
     (election_timeout_ms / 20).max(10)
 }
+/// How often a member whose cluster agreed on another election timer
+/// (`cluster/change-election-timer`, which openraft 0.9 cannot take at run time) checks whether
+/// to call an election itself: often against the smallest timer ovsdb-server allows (100 ms).
+pub const AGREED_TIMER_CHECK: Duration = Duration::from_millis(10);
 /// Build a snapshot every this many applied log entries; the log before it is then purged.
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 20_000;
 /// Log entries kept behind the latest snapshot so slightly lagging followers catch up from the

@@ -34,16 +34,17 @@ use crate::types::NodeId;
 pub(crate) async fn run(member: Weak<Member>) {
     let Some(m) = member.upgrade() else { return };
     let lease = m.config().lock_lease;
-    let standdown = m.config().lock_standdown();
+    let configured = m.config().lock_standdown();
     let me = m.identity().node_id;
     let incarnation = m.incarnation();
     drop(m);
-    // Short enough that the stand-down and the fast path happen close to their times (each
-    // check reads the metrics and the lock table's holders: cheap).
-    let tick = (standdown / 10)
-        .min(lease / 4)
-        .max(Duration::from_millis(10));
-    let margin = tick + standdown / 10 + Duration::from_millis(50);
+    // `cluster/change-election-timer` may replace the configured timer with an agreed one; while
+    // members may disagree (a change being applied), owners stand down on the shorter of the
+    // two and a new leader waits for the longer.
+    let standdowns = |m: &Member| {
+        let agreed = Duration::from_millis(m.election_timeout_ms() / 2);
+        (configured.min(agreed), configured.max(agreed))
+    };
 
     // Expire what the previous incarnation held, retrying until a leader commits it.
     loop {
@@ -63,6 +64,16 @@ pub(crate) async fn run(member: Weak<Member>) {
     let mut predecessor: Option<NodeId> = None;
     let mut revoked: BTreeSet<(String, Uuid)> = BTreeSet::new();
     loop {
+        let (standdown, wait) = {
+            let Some(m) = member.upgrade() else { return };
+            standdowns(&m)
+        };
+        // Short enough that the stand-down and the fast path happen close to their times (each
+        // check reads the metrics and the lock table's holders: cheap).
+        let tick = (standdown / 10)
+            .min(lease / 4)
+            .max(Duration::from_millis(10));
+        let margin = tick + wait / 10 + Duration::from_millis(50);
         tokio::time::sleep(tick).await;
         let Some(m) = member.upgrade() else { return };
         let status = m.status();
@@ -80,7 +91,7 @@ pub(crate) async fn run(member: Weak<Member>) {
                 let contact = m.peer_contact(node);
                 let expire = if Some(node) == predecessor
                     && contact.is_none_or(|t| t < since)
-                    && since.elapsed() > standdown + margin
+                    && since.elapsed() > wait + margin
                 {
                     true
                 } else {

@@ -15,6 +15,7 @@ pub mod command;
 mod compaction;
 pub mod config;
 pub mod divergence;
+mod election_timer;
 mod forwarder;
 mod lease;
 pub mod locks;

@@ -127,8 +127,7 @@ pub struct MemberStatus {
 }
 
 impl Identity {
-    fn new(cluster_id: Uuid, raft_addr: &str) -> Identity {
-        let server_id = Uuid::new_v4();
+    fn new(cluster_id: Uuid, server_id: Uuid, raft_addr: &str) -> Identity {
         Identity {
             cluster_id,
             server_id,
@@ -181,11 +180,23 @@ impl Member {
         schemas: &[Value],
         raft_addr: &str,
     ) -> Result<Identity, MemberError> {
+        Self::create_cluster_as(data_dir, schemas, raft_addr, Uuid::new_v4(), Uuid::new_v4())
+    }
+
+    /// [`Member::create_cluster`] with the cluster and server ids given, for a member that
+    /// takes over the identity `ovsdb-tool create-cluster` wrote into a database file.
+    pub fn create_cluster_as(
+        data_dir: &Path,
+        schemas: &[Value],
+        raft_addr: &str,
+        cluster_id: Uuid,
+        server_id: Uuid,
+    ) -> Result<Identity, MemberError> {
         for s in schemas {
             ovsdb::DatabaseSchema::from_json(s).map_err(|e| MemberError::Schema(e.to_string()))?;
         }
         let (_store, meta) = Self::fresh_data_dir(data_dir)?;
-        let identity = Identity::new(Uuid::new_v4(), raft_addr);
+        let identity = Identity::new(cluster_id, server_id, raft_addr);
         let texts: Vec<String> = schemas.iter().map(|s| s.to_string()).collect();
         meta.put_blocking(META_BOOTSTRAP, &texts)?;
         meta.put_blocking(META_IDENTITY, &identity)?;
@@ -226,7 +237,7 @@ impl Member {
         raft_addr: &str,
         peers: &[String],
     ) -> Result<Identity, MemberError> {
-        Self::prepare_join(data_dir, raft_addr, peers, false)
+        Self::prepare_join(data_dir, raft_addr, peers, Uuid::new_v4(), false)
     }
 
     /// `halyard join-cluster --non-voting`: as [`Member::join_cluster`], for a member that
@@ -237,19 +248,31 @@ impl Member {
         raft_addr: &str,
         peers: &[String],
     ) -> Result<Identity, MemberError> {
-        Self::prepare_join(data_dir, raft_addr, peers, true)
+        Self::prepare_join(data_dir, raft_addr, peers, Uuid::new_v4(), true)
+    }
+
+    /// [`Member::join_cluster`] with the server id given (the one `ovsdb-tool join-cluster`
+    /// wrote into a database file).
+    pub fn join_cluster_as(
+        data_dir: &Path,
+        raft_addr: &str,
+        peers: &[String],
+        server_id: Uuid,
+    ) -> Result<Identity, MemberError> {
+        Self::prepare_join(data_dir, raft_addr, peers, server_id, false)
     }
 
     fn prepare_join(
         data_dir: &Path,
         raft_addr: &str,
         peers: &[String],
+        server_id: Uuid,
         non_voting: bool,
     ) -> Result<Identity, MemberError> {
         check_same_transport(raft_addr, peers.iter().map(String::as_str))
             .map_err(MemberError::MixedTls)?;
         let (_store, meta) = Self::fresh_data_dir(data_dir)?;
-        let identity = Identity::new(Uuid::nil(), raft_addr);
+        let identity = Identity::new(Uuid::nil(), server_id, raft_addr);
         meta.put_blocking(META_JOIN, &peers.to_vec())?;
         if non_voting {
             meta.put_blocking(META_JOIN_NON_VOTING, &true)?;
@@ -332,6 +355,7 @@ impl Member {
         tokio::spawn(crate::divergence::run(Arc::downgrade(&member)));
         tokio::spawn(crate::nudge::run(Arc::downgrade(&member)));
         tokio::spawn(crate::check_quorum::run(Arc::downgrade(&member)));
+        tokio::spawn(crate::election_timer::run(Arc::downgrade(&member)));
         tokio::spawn(crate::compaction::run(Arc::downgrade(&member)));
         tokio::spawn(crate::progress::run(Arc::downgrade(&member)));
         tokio::spawn(crate::read_index::run(Arc::downgrade(&member), reads_rx));
@@ -866,7 +890,7 @@ impl Member {
             "millis_since_leader_contact": self.last_leader_contact.lock().unwrap().map(|t| t.elapsed().as_millis() as u64),
             "connected": self.connected(),
             "digest": self.shared.digests.latest().map(|(index, d)| serde_json::json!({"index": index, "value": format!("{d:016x}")})),
-            "election_timer_ms": self.config.election_timeout_ms,
+            "election_timer_ms": self.election_timeout_ms(),
             "proposal_queue": self.proposal_queue_len(),
             "forward_queue": self.forward_queue_len(),
             "read_queue": self.read_queue_len(),
@@ -895,7 +919,15 @@ impl Member {
 
     /// The election timeout this member runs with (openraft 0.9 fixes it at start).
     pub fn election_timeout_ms(&self) -> u64 {
-        self.config.election_timeout_ms
+        self.with_state(|s| s.election_timer_ms)
+            .unwrap_or(self.config.election_timeout_ms)
+    }
+
+    /// `cluster/change-election-timer`: commits the new timer, which every member then runs with
+    /// (see `election_timer`). The caller checks the value as ovsdb-server does.
+    pub async fn set_election_timer(&self, ms: u64) -> Result<(), MemberError> {
+        self.propose(CommandKind::SetElectionTimer { ms }).await?;
+        Ok(())
     }
 
     /// Builds a snapshot now (and lets openraft purge the log behind it). Returns the index the

@@ -30,7 +30,7 @@ fn jitter(max: Duration) -> Duration {
 
 pub(crate) async fn run(member: Weak<Member>) {
     let Some(m) = member.upgrade() else { return };
-    let timer = Duration::from_millis(m.config().election_timeout_ms);
+    let mut timer = Duration::from_millis(m.election_timeout_ms());
     let tick = Duration::from_millis(m.config().heartbeat_ms);
     drop(m);
     let started = Instant::now();
@@ -42,6 +42,12 @@ pub(crate) async fn run(member: Weak<Member>) {
     loop {
         tokio::time::sleep(tick).await;
         let Some(m) = member.upgrade() else { return };
+        // The timer the cluster agreed on (`cluster/change-election-timer`) rules here too.
+        let agreed = Duration::from_millis(m.election_timeout_ms());
+        if agreed != timer {
+            timer = agreed;
+            patience = timer + jitter(timer / 4);
+        }
         let status = m.status();
         if status.state == ServerState::Leader || !m.is_voter() {
             continue;

@@ -81,6 +81,9 @@ pub struct ReplicatedState {
     recent_order: VecDeque<Uuid>,
     /// Commands split into pieces (`CommandKind::Part`) whose last piece is not applied yet.
     parts: BTreeMap<Uuid, Assembly>,
+    /// The election timer the cluster agreed on (`cluster/change-election-timer`); None until
+    /// one is set, when each member runs with its configured one.
+    pub election_timer_ms: Option<u64>,
     /// Counts applied data or schema changes on this member, so a transaction blocked on a
     /// `wait` is re-run only when one happens: the applied index also moves for the blocked
     /// proposal itself, and waking on that re-proposed it in a loop (thousands of entries a
@@ -179,6 +182,19 @@ struct SnapshotImage {
     /// Format 2: the split commands being assembled, so that a member installing the snapshot
     /// can complete them from the pieces after it.
     parts: Vec<(Uuid, Assembly)>,
+    /// Format 3: the election timer set through the log.
+    election_timer_ms: Option<u64>,
+}
+
+/// Format 2 (before the replicated election timer): the same fields without it.
+#[derive(Deserialize)]
+struct SnapshotImageV2 {
+    format: u32,
+    dbs: Vec<SnapshotDb>,
+    locks: LockTable,
+    recent: Vec<(Uuid, Outcome)>,
+    digest: u64,
+    parts: Vec<(Uuid, Assembly)>,
 }
 
 /// Format 1 (before split commands): the same fields without `parts`.
@@ -191,7 +207,7 @@ struct SnapshotImageV1 {
     digest: u64,
 }
 
-const SNAPSHOT_FORMAT: u32 = 2;
+const SNAPSHOT_FORMAT: u32 = 3;
 
 /// The contents of a snapshot, detached from the live state (see
 /// [`ReplicatedState::snapshot_source`]).
@@ -201,6 +217,7 @@ pub struct SnapshotSource {
     recent: Vec<(Uuid, Outcome)>,
     digest: u64,
     parts: Vec<(Uuid, Assembly)>,
+    election_timer_ms: Option<u64>,
 }
 
 impl SnapshotSource {
@@ -222,6 +239,7 @@ impl SnapshotSource {
             recent: self.recent,
             digest: self.digest,
             parts: self.parts,
+            election_timer_ms: self.election_timer_ms,
         };
         bincode::serialize(&image).expect("in-memory serialisation cannot fail")
     }
@@ -305,6 +323,10 @@ impl ReplicatedState {
             }
             CommandKind::ExpireMember { member, keep } => {
                 self.locks.release_member(*member, *keep, &mut events);
+                Outcome::Done
+            }
+            CommandKind::SetElectionTimer { ms } => {
+                self.election_timer_ms = Some(*ms);
                 Outcome::Done
             }
             CommandKind::Part { .. } => unreachable!("pieces are assembled above"),
@@ -654,6 +676,7 @@ impl ReplicatedState {
                 .collect(),
             digest: self.digest,
             parts: self.parts.iter().map(|(id, a)| (*id, a.clone())).collect(),
+            election_timer_ms: self.election_timer_ms,
         }
     }
 
@@ -673,6 +696,19 @@ impl ReplicatedState {
                     recent: v1.recent,
                     digest: v1.digest,
                     parts: Vec::new(),
+                    election_timer_ms: None,
+                }
+            }
+            2 => {
+                let v2: SnapshotImageV2 = bincode::deserialize(bytes)?;
+                SnapshotImage {
+                    format: v2.format,
+                    dbs: v2.dbs,
+                    locks: v2.locks,
+                    recent: v2.recent,
+                    digest: v2.digest,
+                    parts: v2.parts,
+                    election_timer_ms: None,
                 }
             }
             SNAPSHOT_FORMAT => bincode::deserialize(bytes)?,
@@ -718,6 +754,7 @@ impl ReplicatedState {
             recent,
             recent_order,
             parts: image.parts.into_iter().collect(),
+            election_timer_ms: image.election_timer_ms,
             data_version: 0,
         })
     }
@@ -879,6 +916,17 @@ mod tests {
         let b = ReplicatedState::restore(&a.snapshot()).unwrap();
         assert_eq!(a.snapshot(), b.snapshot());
         assert_eq!(b.locks.owner("L"), Some(Uuid::from_u128(7)));
+    }
+
+    #[test]
+    fn the_election_timer_is_replicated_and_kept_in_snapshots() {
+        let mut a = replay(&log());
+        assert_eq!(a.election_timer_ms, None);
+        a.apply(&cmd(9998, CommandKind::SetElectionTimer { ms: 2000 }), None);
+        assert_eq!(a.election_timer_ms, Some(2000));
+        let b = ReplicatedState::restore(&a.snapshot()).unwrap();
+        assert_eq!(b.election_timer_ms, Some(2000));
+        assert_eq!(a.snapshot(), b.snapshot());
     }
 
     #[test]

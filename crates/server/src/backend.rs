@@ -191,4 +191,10 @@ pub trait Backend: Send + Sync + 'static {
     fn is_raft_leader(&self) -> bool {
         false
     }
+
+    /// This member's Raft (member-to-member) address, which the `halyard_raft_address` method
+    /// tells a client, so that tools given a client address can reach the member's Raft side.
+    fn raft_address(&self) -> Option<String> {
+        None
+    }
 }

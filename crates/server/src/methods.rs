@@ -96,6 +96,12 @@ impl Session {
             "monitor_cond_change" => self.monitor_cond_change(id, params),
             "monitor_cancel" => self.monitor_cancel(id, params),
             "convert" => self.convert(id, params),
+            // Halyard's own: where this member's Raft side listens (`halyard status --remote
+            // tcp:HOST:CLIENT_PORT` finds the member through its client address).
+            "halyard_raft_address" => match self.ctx.backend.raft_address() {
+                Some(addr) => self.send(reply(id, Value::String(addr))),
+                None => self.send(unknown_method(id)),
+            },
             _ => self.send(unknown_method(id)),
         }
     }

@@ -135,7 +135,18 @@ impl Server {
     /// Binds `remotes` (`ptcp:PORT[:IP]`, `punix:PATH`, `db:DB,TABLE,COLUMN`) and serves them,
     /// following `db:` rows and `add-remote`/`remove-remote`, until the task is dropped.
     pub async fn run(&self, remotes: Vec<String>) -> Result<(), ServerError> {
+        self.run_notify(remotes, || {}).await
+    }
+
+    /// [`Server::run`], calling `bound` once every command-line listener is bound (a daemon
+    /// reports itself started only then, so that clients started after it can connect).
+    pub async fn run_notify(
+        &self,
+        remotes: Vec<String>,
+        bound: impl FnOnce(),
+    ) -> Result<(), ServerError> {
         let listeners = self.bind_named(&remotes).await?;
+        bound();
         self.ctx.hub.set_remotes(remotes);
         crate::remotes::run(self.ctx.clone(), listeners, self.connections.clone()).await;
         Ok(())

@@ -1,0 +1,79 @@
+//! The election timer the cluster agreed on (`cluster/change-election-timer`), applied.
+//!
+//! openraft 0.9 reads its election timeout once, when the node is built. Until the cluster's
+//! log sets a timer (or while it equals this member's configured one), openraft's own timer
+//! runs unchanged. Once a different one is committed, this task switches openraft's elections
+//! off and calls them itself: a voter that has heard no leader for a random time between 0.75
+//! and 1 times the agreed timer (the span openraft is configured with, see `config`) starts
+//! one, and a candidate whose election has not produced a leader in that time starts the next.
+//! Every member applies the same log entry, so all run with the new timer from its position on;
+//! it is in snapshots, so a restarted member keeps it.
+
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+use openraft::ServerState;
+
+use crate::member::Member;
+
+/// A random wait in [0.75, 1) times `timer_ms`.
+fn draw(timer_ms: u64) -> Duration {
+    let low = timer_ms * 3 / 4;
+    let span = (timer_ms - low).max(1);
+    // A v4 UUID is 122 random bits: enough randomness without another dependency.
+    let r = (uuid::Uuid::new_v4().as_u128() as u64) % span;
+    Duration::from_millis(low + r)
+}
+
+pub(crate) async fn run(member: Weak<Member>) {
+    let Some(m) = member.upgrade() else { return };
+    let configured = m.config().election_timeout_ms;
+    drop(m);
+    // Some(timer) while this task, not openraft, calls elections.
+    let mut driving: Option<u64> = None;
+    let mut wait = Duration::ZERO;
+    let mut since = Instant::now();
+    loop {
+        tokio::time::sleep(crate::config::AGREED_TIMER_CHECK).await;
+        let Some(m) = member.upgrade() else { return };
+        let agreed = m
+            .with_state(|s| s.election_timer_ms)
+            .filter(|t| *t != configured);
+        if agreed != driving {
+            let on = agreed.is_none();
+            m.raft().runtime_config().elect(on);
+            tracing::info!(
+                election_timer_ms = agreed.unwrap_or(configured),
+                "election timer in effect"
+            );
+            driving = agreed;
+            if let Some(t) = agreed {
+                wait = draw(t);
+                since = Instant::now();
+            }
+        }
+        let Some(timer) = driving else { continue };
+        let state = m.metrics().borrow().state;
+        if !matches!(state, ServerState::Follower | ServerState::Candidate) || !m.is_voter() {
+            since = Instant::now();
+            continue;
+        }
+        if let Some(heard) = m.leader_contact() {
+            if heard > since {
+                since = heard;
+            }
+        }
+        if since.elapsed() >= wait {
+            tracing::info!(
+                silent_ms = since.elapsed().as_millis() as u64,
+                election_timer_ms = timer,
+                "no leader heard within the election timer: starting an election"
+            );
+            if let Err(e) = m.raft().trigger().elect().await {
+                tracing::warn!("could not start an election: {e}");
+            }
+            since = Instant::now();
+            wait = draw(timer);
+        }
+    }
+}
