@@ -10,7 +10,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{free_port, run, wait_for, Output, NB_SCHEMA};
@@ -342,6 +342,41 @@ fn three_hosts_under_ovn_ctl() {
         let list = site.ok(i, "ovn-nbctl", &["ls-list"]);
         assert_eq!(names(&list), all, "host{i}: {list}");
     }
+
+    // ovn-northd on top, given every member's socket as ovn-ctl's start_northd gives them: the
+    // logical flows of a switch appear through another host's Southbound member.
+    let sockets = |file: &str| {
+        (0..3)
+            .map(|i| format!("unix:{}", site.hosts[i].rundir().join(file).display()))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let northd_log = site.hosts[0].rundir().join("northd-test.log");
+    let mut northd = Command::new("ovn-northd")
+        .arg(format!("--ovnnb-db={}", sockets("ovnnb_db.sock")))
+        .arg(format!("--ovnsb-db={}", sockets("ovnsb_db.sock")))
+        .arg(format!(
+            "--unixctl={}",
+            site.hosts[0].rundir().join("northd-test.ctl").display()
+        ))
+        .arg(format!("--log-file={}", northd_log.display()))
+        .args(["--no-chdir", "-vconsole:off"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ovn-northd");
+    let flows = wait_for(
+        Duration::from_secs(30),
+        "ovn-northd's logical flows for sw0 through host2's Southbound",
+        || {
+            let out = site.tool(2, "ovn-sbctl", &["lflow-list", "sw0"]);
+            (out.status.success() && out.stdout.contains("ls_in_")).then_some(out.stdout)
+        },
+    );
+    assert!(flows.lines().count() > 20, "{flows}");
+    let _ = northd.kill();
+    let _ = northd.wait();
 
     // Stop one NB member gracefully (`ovs-appctl exit` through its control socket), write
     // while it is down, start it again: it comes back with its data and catches up.
