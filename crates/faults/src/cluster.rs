@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use halyard_raft::pb;
 use halyard_raft::pb::member_client::MemberClient;
-use serde_json::Value;
+use halyard_raft::MemberReport;
 
 use crate::netns::{member_ip, Net};
 
@@ -172,10 +172,7 @@ impl Cluster {
         let addr = self.member(index).raft_addr();
         loop {
             if let Some(status) = self.leader_status().await {
-                let voter = status["members"].as_array().is_some_and(|ms| {
-                    ms.iter()
-                        .any(|m| m["address"] == addr.as_str() && m["voter"] == !non_voting)
-                });
+                let voter = status.peer_at(&addr).is_some_and(|m| m.voter != non_voting);
                 if voter
                     && crate::workload::list_dbs(self.member(index).client_addr())
                         .await
@@ -364,8 +361,8 @@ impl Cluster {
         Ok(())
     }
 
-    /// The status document of member `index` (over its Raft port), if it answers in time.
-    pub async fn status(&self, index: usize) -> Option<Value> {
+    /// The report of member `index` (over its Raft port), if it answers in time.
+    pub async fn status(&self, index: usize) -> Option<MemberReport> {
         member_status(&self.member(index).raft_addr()).await
     }
 
@@ -378,9 +375,8 @@ impl Cluster {
                 continue;
             }
             if let Some(s) = self.status(i).await {
-                let term = s["term"].as_u64().unwrap_or(0);
-                if s["role"] == "leader" && best.is_none_or(|(t, _)| term > t) {
-                    best = Some((term, i));
+                if s.is_leader() && best.is_none_or(|(t, _)| s.term > t) {
+                    best = Some((s.term, i));
                 }
             }
         }
@@ -401,7 +397,7 @@ impl Cluster {
         }
     }
 
-    async fn leader_status(&self) -> Option<Value> {
+    async fn leader_status(&self) -> Option<MemberReport> {
         let l = self.leader().await?;
         self.status(l).await
     }
@@ -422,8 +418,8 @@ impl Drop for Cluster {
     }
 }
 
-/// A member's status document through the member-to-member gRPC service.
-pub async fn member_status(raft_addr: &str) -> Option<Value> {
+/// A member's report of itself through the member-to-member gRPC service.
+pub async fn member_status(raft_addr: &str) -> Option<MemberReport> {
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{raft_addr}"))
         .ok()?
         .connect_timeout(Duration::from_secs(1))

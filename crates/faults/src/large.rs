@@ -464,8 +464,8 @@ pub async fn watch_leader(shared: &Shared, watch: &LeaderWatch, election_timer_m
                 let Some(s) = member_status(&addr.to_string()).await else {
                     return;
                 };
-                let quorum_age = s["millis_since_quorum_ack"].as_u64();
-                if s["role"] == "leader" && quorum_age.is_some_and(|age| age <= election_timer_ms) {
+                let quorum_age = s.millis_since_quorum_ack;
+                if s.is_leader() && quorum_age.is_some_and(|age| age <= election_timer_ms) {
                     seen.lock().unwrap().push(start.elapsed().as_nanos() as u64);
                 }
             });

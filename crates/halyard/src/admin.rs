@@ -5,7 +5,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use halyard_raft::pb;
 use halyard_raft::pb::member_client::MemberClient;
-use serde_json::Value;
+use halyard_raft::MemberReport;
 use tonic::transport::Channel;
 
 async fn connect(addr: &str) -> Result<MemberClient<Channel>> {
@@ -24,42 +24,27 @@ async fn connect(addr: &str) -> Result<MemberClient<Channel>> {
     Ok(MemberClient::new(channel))
 }
 
-/// The member's own status document (see `Member::status_json`).
-pub async fn member_status(addr: &str) -> Result<Value> {
+/// The member's report of itself (see `Member::report`).
+pub async fn member_status(addr: &str) -> Result<MemberReport> {
     let reply = connect(addr)
         .await?
         .status(pb::Empty {})
         .await
         .map_err(|s| anyhow!("{addr}: {}", s.message()))?;
-    serde_json::from_str(&reply.into_inner().json).context("undecodable status")
+    serde_json::from_str(&reply.into_inner().json)
+        .with_context(|| format!("{addr}: undecodable status report"))
 }
 
-/// Resolves MEMBER (a node id or server id prefix, or a Raft address) against the membership.
-fn resolve(status: &Value, member: &str) -> Result<(u64, String)> {
-    let members = status["members"].as_array().cloned().unwrap_or_default();
-    let matches: Vec<&Value> = members
-        .iter()
-        .filter(|m| {
-            m["address"].as_str() == Some(member)
-                || m["id"].as_str().is_some_and(|id| id.starts_with(member))
-                || m["server_id"]
-                    .as_str()
-                    .is_some_and(|id| id.starts_with(member))
-        })
-        .collect();
-    match matches.as_slice() {
-        [m] => {
-            let id = u64::from_str_radix(m["id"].as_str().unwrap_or_default(), 16)
-                .context("bad member id")?;
-            Ok((id, m["address"].as_str().unwrap_or_default().to_string()))
-        }
-        [] => bail!("unknown server {member:?}: no member has that id prefix or address"),
-        _ => bail!("{member:?} matches several members; give more of the id or the address"),
-    }
+/// Resolves MEMBER against the membership (see `MemberReport::find_member`).
+fn resolve(status: &MemberReport, member: &str) -> Result<(u64, String)> {
+    let m = status.find_member(member)?;
+    Ok((m.id, m.address.clone()))
 }
 
 enum Op {
     Remove(u64),
+    /// The member asked leaves (it hands leadership over first if it leads).
+    Leave,
     Transfer(u64),
     /// Make the non-voting member (id, Raft address) a voter.
     Promote(u64, String),
@@ -72,6 +57,7 @@ async fn at_leader(addr: &str, op: Op) -> Result<String> {
         let mut client = connect(&target).await?;
         let reply = match &op {
             Op::Remove(node_id) => client.remove(pb::RemoveRequest { node_id: *node_id }).await,
+            Op::Leave => client.leave(pb::Empty {}).await,
             Op::Transfer(node_id) => {
                 client
                     .transfer_leadership(pb::TransferRequest { node_id: *node_id })
@@ -119,46 +105,17 @@ pub async fn kick(peer: &str, member: &str) -> Result<String> {
     at_leader(peer, Op::Remove(id)).await
 }
 
-/// `halyard leave --peer ADDR`: removes the member at ADDR. A leader first hands leadership to
-/// another member so the cluster does not wait for an election timeout.
+/// `halyard leave --peer ADDR`: the member at ADDR leaves (`Member::leave`, the same as its
+/// `cluster/leave`).
 pub async fn leave(peer: &str) -> Result<String> {
-    let status = member_status(peer).await?;
-    let id = u64::from_str_radix(status["id"].as_str().unwrap_or_default(), 16)
-        .context("bad member id")?;
-    if status["role"] == "leader" {
-        let others: Vec<&Value> = status["members"]
-            .as_array()
-            .map(|m| {
-                m.iter()
-                    .filter(|m| m["id"] != status["id"] && m["voter"] == true)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(next) = others.first() {
-            let next_id = u64::from_str_radix(next["id"].as_str().unwrap_or_default(), 16)?;
-            at_leader(peer, Op::Transfer(next_id)).await?;
-            // Wait until someone else leads, then remove this member through it.
-            for _ in 0..50 {
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                let now = member_status(peer).await?;
-                if now["role"] != "leader" && now["leader"].is_string() {
-                    break;
-                }
-            }
-        }
-    }
-    at_leader(peer, Op::Remove(id)).await
+    at_leader(peer, Op::Leave).await
 }
 
 /// `halyard promote --peer ADDR MEMBER`: the non-voting MEMBER becomes a voter.
 pub async fn promote(peer: &str, member: &str) -> Result<String> {
     let status = member_status(peer).await?;
     let (id, addr) = resolve(&status, member)?;
-    let voter = status["members"]
-        .as_array()
-        .and_then(|ms| ms.iter().find(|m| m["address"] == addr.as_str()))
-        .is_some_and(|m| m["voter"] == true);
-    if voter {
+    if status.peer(id).is_some_and(|m| m.voter) {
         bail!("{member:?} ({id:016x}) is already a voter");
     }
     at_leader(peer, Op::Promote(id, addr)).await

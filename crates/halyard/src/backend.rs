@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use halyard_raft::{ApplyObserver, DbState, Member, MemberError, Outcome};
+use halyard_raft::{ApplyObserver, DbState, Member, MemberError, Outcome, Transaction};
 use halyard_server::backend::{
-    ApplyHook, Backend, BackendError, DbView, LockEvent, ServerDbStatus, SessionKey, TxnHistory,
+    ApplyHook, Backend, BackendError, DbView, LockEvent, ServerDbStatus, SessionKey, Transacted,
+    TxnHistory,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -117,6 +118,7 @@ fn backend_error(e: MemberError) -> BackendError {
         e @ (MemberError::NoLeader(_)
         | MemberError::NoReadIndex(_)
         | MemberError::ApplyTimeout(_)
+        | MemberError::BehindReadIndex { .. }
         | MemberError::ShuttingDown) => BackendError::Retry(format!("{e}; retry it")),
         other => BackendError::Internal(other.to_string()),
     }
@@ -148,12 +150,12 @@ impl Backend for MemberBackend {
             lock_sessions: self.lock_sessions.clone(),
         }));
         // `_Server` shows the role, connectivity and applied index: refresh it when they move.
-        let mut metrics = self.member.metrics();
+        let mut changes = self.member.subscribe_changes();
         let mut applied = self.member.subscribe_applied();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    r = metrics.changed() => if r.is_err() { break },
+                    alive = changes.changed() => if !alive { break },
                     r = applied.changed() => if r.is_err() { break },
                 }
                 hook.server_status_changed();
@@ -167,16 +169,23 @@ impl Backend for MemberBackend {
         ops: Vec<Value>,
         session: SessionKey,
         rbac: Option<ovsdb::RbacIdentityBuf>,
-    ) -> BoxFuture<'static, Result<Value, BackendError>> {
+        wait_elapsed_ms: u64,
+    ) -> BoxFuture<'static, Result<Transacted, BackendError>> {
         let member = self.member.clone();
         async move {
-            // Timed for /metrics; a write on a follower is forwarded to the leader.
+            // Timed for /metrics (each run of a blocked transaction counts); a write on a
+            // follower is forwarded to the leader.
             let kind = crate::metrics::TxnKind::of(&ops);
             let forwarded = !member.status().is_leader;
             let started = std::time::Instant::now();
-            let result = member.transact(&db, ops, session.0, rbac).await;
+            let result = member
+                .transact(&db, ops, session.0, rbac, wait_elapsed_ms)
+                .await;
             crate::metrics::transaction(kind, forwarded, started.elapsed(), result.is_ok());
-            result.map_err(backend_error)
+            match result.map_err(backend_error)? {
+                Transaction::Done(result) => Ok(Transacted::Done(result)),
+                Transaction::Blocked { retry_in_ms } => Ok(Transacted::Blocked { retry_in_ms }),
+            }
         }
         .boxed()
     }
@@ -300,8 +309,12 @@ mod tests {
     fn retryable_member_errors_keep_their_kind() {
         for e in [
             MemberError::NoLeader(Duration::from_secs(10)),
-            MemberError::NoReadIndex("no leader known".into()),
+            MemberError::NoReadIndex(halyard_raft::ReadIndexError::NoLeader),
             MemberError::ApplyTimeout(Duration::from_secs(10)),
+            MemberError::BehindReadIndex {
+                index: 7,
+                wait: Duration::from_secs(10),
+            },
             MemberError::ShuttingDown,
         ] {
             let text = e.to_string();
@@ -311,7 +324,7 @@ mod tests {
             }
         }
         assert!(matches!(
-            backend_error(MemberError::Raft("x".into())),
+            backend_error(MemberError::UnexpectedOutcome("x".into())),
             BackendError::Internal(_)
         ));
     }

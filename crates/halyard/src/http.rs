@@ -88,12 +88,12 @@ pub async fn health_report(ops: &Ops) -> (bool, String) {
     let leader_last = if status.is_leader {
         Ok(status.last_log_index.unwrap_or(0))
     } else {
-        match member.status_json()["leader_address"].as_str() {
+        match member.report().leader_address {
             Some(addr) => {
-                match tokio::time::timeout(LEADER_QUERY_TIMEOUT, crate::admin::member_status(addr))
+                match tokio::time::timeout(LEADER_QUERY_TIMEOUT, crate::admin::member_status(&addr))
                     .await
                 {
-                    Ok(Ok(s)) => Ok(s["last_log_index"].as_u64().unwrap_or(0)),
+                    Ok(Ok(s)) => Ok(s.last_log_index.unwrap_or(0)),
                     Ok(Err(e)) => Err(format!("cannot ask the leader for its log: {e:#}")),
                     Err(_) => Err(format!(
                         "the leader at {addr} did not answer within {LEADER_QUERY_TIMEOUT:?}"

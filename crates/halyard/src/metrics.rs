@@ -9,7 +9,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use halyard_raft::Member;
+use halyard_raft::{Member, MemberReport, Role};
 use halyard_server::FrontEndStats;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -166,55 +166,52 @@ pub fn watch_member(member: Arc<Member>, front_end: Arc<dyn Fn() -> FrontEndStat
         return;
     }
     tokio::spawn(async move {
-        let mut rx = member.metrics();
+        let mut changes = member.subscribe_changes();
         let mut last_leader: Option<Option<u64>> = None;
         let mut last_snapshot = None;
         loop {
-            let m = rx.borrow_and_update().clone();
-            if last_leader.is_some_and(|l| l != m.current_leader) {
+            let r = member.report();
+            if last_leader.is_some_and(|l| l != r.leader) {
                 metrics::counter!("halyard_raft_leader_changes_total").increment(1);
             }
-            last_leader = Some(m.current_leader);
-            if last_snapshot.is_some() && m.snapshot != last_snapshot.unwrap() {
+            last_leader = Some(r.leader);
+            if last_snapshot.is_some_and(|s| s != r.snapshot_index) {
                 metrics::counter!("halyard_raft_snapshots_total").increment(1);
             }
-            last_snapshot = Some(m.snapshot);
-            sample(&member, &m, front_end());
+            last_snapshot = Some(r.snapshot_index);
+            sample(&member, &r, front_end());
             tokio::select! {
-                r = rx.changed() => if r.is_err() { break },
+                alive = changes.changed() => if !alive { break },
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }
     });
 }
 
-fn sample(
-    member: &Member,
-    m: &openraft::RaftMetrics<u64, openraft::BasicNode>,
-    front_end: FrontEndStats,
-) {
+fn sample(member: &Member, r: &MemberReport, front_end: FrontEndStats) {
     use metrics::gauge;
-    let status = member.status();
-    gauge!("halyard_raft_term").set(m.current_term as f64);
-    for role in ["leader", "follower", "candidate", "learner", "shutdown"] {
-        let is = format!("{:?}", m.state).to_lowercase() == role;
-        gauge!("halyard_raft_role", "role" => role).set(if is { 1.0 } else { 0.0 });
+    gauge!("halyard_raft_term").set(r.term as f64);
+    for role in [
+        Role::Leader,
+        Role::Follower,
+        Role::Candidate,
+        Role::Learner,
+        Role::Shutdown,
+    ] {
+        let is = r.role == role;
+        gauge!("halyard_raft_role", "role" => role.as_str()).set(if is { 1.0 } else { 0.0 });
     }
-    gauge!("halyard_raft_is_leader").set(if status.is_leader { 1.0 } else { 0.0 });
-    gauge!("halyard_raft_has_leader").set(if status.connected { 1.0 } else { 0.0 });
-    let last = m.last_log_index.unwrap_or(0);
-    let applied = status.applied_index;
+    gauge!("halyard_raft_is_leader").set(if r.is_leader() { 1.0 } else { 0.0 });
+    gauge!("halyard_raft_has_leader").set(if r.connected { 1.0 } else { 0.0 });
+    let last = r.last_log_index.unwrap_or(0);
+    let applied = r.applied_index;
     gauge!("halyard_raft_last_log_index").set(last as f64);
     gauge!("halyard_raft_applied_index").set(applied as f64);
-    let committed = crate::unixctl::committed_index(m)
-        .unwrap_or(applied)
-        .max(applied);
-    gauge!("halyard_raft_committed_index").set(committed as f64);
+    gauge!("halyard_raft_committed_index").set(r.commit_index as f64);
     gauge!("halyard_raft_apply_lag_entries").set(last.saturating_sub(applied) as f64);
-    gauge!("halyard_raft_snapshot_index").set(m.snapshot.map(|l| l.index).unwrap_or(0) as f64);
-    let membership = m.membership_config.membership();
-    let voters = membership.voter_ids().count();
-    let nodes = membership.nodes().count();
+    gauge!("halyard_raft_snapshot_index").set(r.snapshot_index.unwrap_or(0) as f64);
+    let voters = r.voters().count();
+    let nodes = r.members.len();
     gauge!("halyard_raft_members", "kind" => "voter").set(voters as f64);
     gauge!("halyard_raft_members", "kind" => "learner").set(nodes.saturating_sub(voters) as f64);
     gauge!("halyard_raft_proposal_queue").set(member.proposal_queue_len() as f64);
@@ -223,10 +220,10 @@ fn sample(
     gauge!("halyard_raft_split_command_bytes").set(member.incomplete_command_bytes() as f64);
     gauge!("halyard_raft_read_queue").set(member.read_queue_len() as f64);
     gauge!("halyard_raft_election_timer_ms").set(member.election_timeout_ms() as f64);
-    if let Some(replication) = &m.replication {
-        for (peer, matched) in replication {
-            let index = matched.map(|l| l.index).unwrap_or(0);
-            gauge!("halyard_raft_replication_match_index", "peer" => format!("{peer:016x}"))
+    if r.is_leader() {
+        for p in r.members.iter().filter(|p| p.id != r.id) {
+            let index = p.match_index.unwrap_or(0);
+            gauge!("halyard_raft_replication_match_index", "peer" => format!("{:016x}", p.id))
                 .set(index as f64);
         }
     }

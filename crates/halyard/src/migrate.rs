@@ -137,10 +137,17 @@ pub async fn apply_staged(member: &Member, data_dir: &Path) -> Result<()> {
             continue;
         }
         let n = import.ops.len();
-        let result = member
-            .transact(&import.db, import.ops, Uuid::new_v4(), None)
+        // Inserts only, no `wait`: one run.
+        let result = match member
+            .transact(&import.db, import.ops, Uuid::new_v4(), None, 0)
             .await
-            .with_context(|| format!("importing the rows of {}", import.db))?;
+            .with_context(|| format!("importing the rows of {}", import.db))?
+        {
+            halyard_raft::Transaction::Done(result) => result,
+            halyard_raft::Transaction::Blocked { .. } => {
+                bail!("importing the rows of {}: blocked on a wait", import.db)
+            }
+        };
         if let Some(e) = first_error(&result) {
             bail!(
                 "importing the rows of {} failed: {e} (the import stays in {} for another try)",

@@ -1,5 +1,5 @@
 //! The operations side of a running member: what the control socket (`unixctl`), the HTTP
-//! endpoint (`http`) and `halyard status` (through `Member::status_json`) report beyond the
+//! endpoint (`http`) and `halyard status` (through `Member::report`) report beyond the
 //! OVSDB protocol. One [`Ops`] per `halyard serve` process.
 
 use std::path::{Path, PathBuf};

@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use halyard_raft::{MemberReport, PeerReport};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -245,8 +246,8 @@ impl Report {
     }
 }
 
-/// Asks `addr` for its status document, or says why it could not.
-async fn ask(addr: &str) -> Result<Value, String> {
+/// Asks `addr` for its report, or says why it could not.
+async fn ask(addr: &str) -> Result<MemberReport, String> {
     match tokio::time::timeout(QUERY_TIMEOUT, crate::admin::member_status(addr)).await {
         Ok(Ok(doc)) => Ok(doc),
         Ok(Err(e)) => Err(format!("{e:#}")),
@@ -256,19 +257,17 @@ async fn ask(addr: &str) -> Result<Value, String> {
 
 async fn gather(seeds: &[String], max_lag: u64) -> Report {
     // address -> answer; the seeds first, then every member any answer names.
-    let mut answers: BTreeMap<String, Result<Value, String>> = BTreeMap::new();
+    let mut answers: BTreeMap<String, Result<MemberReport, String>> = BTreeMap::new();
     let mut pending: Vec<String> = seeds.to_vec();
     while !pending.is_empty() {
         let batch: Vec<String> = std::mem::take(&mut pending);
         let results = futures::future::join_all(batch.iter().map(|a| ask(a))).await;
         for (addr, result) in batch.into_iter().zip(results) {
-            if let Ok(doc) = &result {
-                for m in doc["members"].as_array().into_iter().flatten() {
-                    if let Some(a) = m["address"].as_str() {
-                        if !answers.contains_key(a) && !pending.iter().any(|p| p == a) && a != addr
-                        {
-                            pending.push(a.to_string());
-                        }
+            if let Ok(report) = &result {
+                for m in &report.members {
+                    let a = &m.address;
+                    if !answers.contains_key(a) && !pending.contains(a) && *a != addr {
+                        pending.push(a.clone());
                     }
                 }
             }
@@ -280,18 +279,18 @@ async fn gather(seeds: &[String], max_lag: u64) -> Report {
 }
 
 /// The membership as the freshest answer (highest term, then longest log) knows it.
-fn membership(answers: &BTreeMap<String, Result<Value, String>>) -> Vec<Value> {
+fn membership(answers: &BTreeMap<String, Result<MemberReport, String>>) -> Vec<PeerReport> {
     answers
         .values()
         .filter_map(|r| r.as_ref().ok())
-        .max_by_key(|d| (d["term"].as_u64(), d["last_log_index"].as_u64()))
-        .and_then(|d| d["members"].as_array().cloned())
+        .max_by_key(|d| (d.term, d.last_log_index))
+        .map(|d| d.members.clone())
         .unwrap_or_default()
 }
 
 fn assess(
     seeds: &[String],
-    answers: &BTreeMap<String, Result<Value, String>>,
+    answers: &BTreeMap<String, Result<MemberReport, String>>,
     max_lag: u64,
 ) -> Report {
     let members = membership(answers);
@@ -299,20 +298,13 @@ fn assess(
     let leader = answers
         .values()
         .filter_map(|r| r.as_ref().ok())
-        .filter(|d| d["role"] == "leader")
-        .max_by_key(|d| d["term"].as_u64())
-        .cloned();
-    let leader_last = leader.as_ref().and_then(|l| l["last_log_index"].as_u64());
-    let leader_commit = leader.as_ref().and_then(quorum_commit);
+        .filter(|d| d.is_leader())
+        .max_by_key(|d| d.term);
+    let leader_last = leader.and_then(|l| l.last_log_index);
     // Every address: the membership's, plus seeds that are not (or no longer) in it.
-    let mut addrs: Vec<(Option<Value>, String)> = members
+    let mut addrs: Vec<(Option<&PeerReport>, String)> = members
         .iter()
-        .map(|m| {
-            (
-                Some(m.clone()),
-                m["address"].as_str().unwrap_or_default().to_string(),
-            )
-        })
+        .map(|m| (Some(m), m.address.clone()))
         .collect();
     for a in answers.keys() {
         if !addrs.iter().any(|(_, x)| x == a) {
@@ -325,50 +317,42 @@ fn assess(
     let mut all_healthy = true;
     let mut named_unhealthy = false;
     for (entry, addr) in &addrs {
-        let voter = entry.as_ref().map(|e| e["voter"] == true);
+        let voter = entry.map(|e| e.voter);
         let mut reasons: Vec<String> = Vec::new();
         let row = match answers.get(addr) {
             Some(Ok(doc)) => {
-                let applied = doc["applied_index"].as_u64().unwrap_or(0);
+                let applied = doc.applied_index;
                 let lag = leader_last.map(|l| l.saturating_sub(applied));
-                let contact = if doc["role"] == "leader" {
-                    doc["millis_since_quorum_ack"].as_u64()
+                let contact = if doc.is_leader() {
+                    doc.millis_since_quorum_ack
                 } else {
-                    doc["millis_since_leader_contact"].as_u64()
+                    doc.millis_since_leader_contact
                 };
-                if doc["running"] == false {
+                if !doc.running {
                     reasons.push("raft stopped on a fatal error".into());
                 }
-                if doc["connected"] == false || doc["leader"].is_null() {
+                if !doc.connected || doc.leader.is_none() {
                     reasons.push("not in contact with a leader".into());
                 }
-                if let (Some(l), Some(ld)) = (doc["leader"].as_str(), leader.as_ref()) {
-                    if Some(l) != ld["id"].as_str() {
+                if let (Some(l), Some(ld)) = (doc.leader, leader) {
+                    if l != ld.id {
                         reasons.push(format!(
                             "follows {} but {} leads",
-                            &l[..4],
-                            &ld["id"].as_str().unwrap_or("????")[..4]
+                            &hex(l)[..4],
+                            &hex(ld.id)[..4]
                         ));
                     }
                 }
-                let in_leader_view = leader.as_ref().and_then(|l| {
-                    l["members"]
-                        .as_array()?
-                        .iter()
-                        .find(|m| m["address"].as_str() == Some(addr.as_str()))
-                        .cloned()
-                });
+                let in_leader_view = leader.and_then(|l| l.peer_at(addr));
                 let stalled = in_leader_view
-                    .as_ref()
-                    .and_then(|m| m["match_stalled_ms"].as_u64())
+                    .and_then(|m| m.match_stalled_ms)
                     .filter(|ms| *ms > MAX_MATCH_STALL_MS);
                 if let Some(ms) = stalled {
                     reasons.push(format!(
                         "replication stalled: its match index {} has not advanced for {} s \
                          while the leader's log is at {}",
                         in_leader_view
-                            .as_ref()
-                            .and_then(|m| m["match_index"].as_u64())
+                            .and_then(|m| m.match_index)
                             .map_or("none".to_string(), |i| i.to_string()),
                         ms / 1000,
                         leader_last.unwrap_or(0)
@@ -382,36 +366,31 @@ fn assess(
                 }
                 // A learner that joined with --non-voting is healthy as one; any other is a
                 // member catching up before it votes.
-                if voter == Some(false) && doc["non_voting"] != true {
+                if voter == Some(false) && !doc.non_voting {
                     reasons.push("learner: catching up before it votes".into());
                 }
                 if entry.is_none() {
                     reasons.push("not in the cluster's membership".into());
                 }
-                let committed = if doc["role"] == "leader" {
-                    leader_commit.or(doc["committed_index"].as_u64())
-                } else {
-                    doc["committed_index"].as_u64()
-                };
                 json!({
-                    "id": doc["id"], "server_id": doc["server_id"], "address": addr, "reachable": true,
-                    "voter": voter, "role": doc["role"], "term": doc["term"], "leader": doc["leader"],
-                    "vote": doc["vote"], "last_log_index": doc["last_log_index"], "committed_index": committed,
+                    "id": hex(doc.id), "server_id": doc.server_id, "address": addr, "reachable": true,
+                    "voter": voter, "role": doc.role, "term": doc.term, "leader": doc.leader.map(hex),
+                    "vote": doc.vote.map(hex), "last_log_index": doc.last_log_index, "commit_index": doc.commit_index,
                     "applied_index": applied, "lag": lag, "last_contact_ms": contact,
-                    "connections": doc["connections"], "election_timer_ms": doc["election_timer_ms"],
-                    "databases": doc["databases"], "status": doc,
+                    "connections": doc.extra.get("connections"), "election_timer_ms": doc.election_timer_ms,
+                    "databases": doc.databases, "status": doc,
                 })
             }
             Some(Err(e)) => {
                 reasons.push(format!("unreachable: {e}"));
                 json!({
-                    "id": entry.as_ref().map(|e| e["id"].clone()), "address": addr, "reachable": false,
+                    "id": entry.map(|e| hex(e.id)), "address": addr, "reachable": false,
                     "voter": voter, "error": e,
                 })
             }
             None => {
                 reasons.push("unreachable: not asked".into());
-                json!({"id": entry.as_ref().map(|e| e["id"].clone()), "address": addr, "reachable": false, "voter": voter})
+                json!({"id": entry.map(|e| hex(e.id)), "address": addr, "reachable": false, "voter": voter})
             }
         };
         let healthy = reasons.is_empty();
@@ -443,12 +422,13 @@ fn assess(
     let cluster_id = answers
         .values()
         .filter_map(|r| r.as_ref().ok())
-        .find_map(|d| d["cluster_id"].as_str())
-        .map(str::to_string);
+        .map(|d| d.cluster_id)
+        .find(|id| !id.is_nil())
+        .map(|id| id.to_string());
     let doc = json!({
         "cluster_id": cluster_id,
         "verdict": verdict,
-        "leader": leader.as_ref().map(|l| json!({"id": l["id"], "address": l["address"], "term": l["term"]})),
+        "leader": leader.map(|l| json!({"id": hex(l.id), "address": l.address, "term": l.term})),
         "voters": voters,
         "healthy_voters": voters_healthy,
         "members": rows,
@@ -459,26 +439,8 @@ fn assess(
     }
 }
 
-/// On the leader's document: the highest index a majority of voters holds.
-fn quorum_commit(leader: &Value) -> Option<u64> {
-    let last = leader["last_log_index"].as_u64()?;
-    let mut matched: Vec<u64> = leader["members"]
-        .as_array()?
-        .iter()
-        .filter(|m| m["voter"] == true)
-        .map(|m| {
-            if m["id"] == leader["id"] {
-                last
-            } else {
-                m["match_index"].as_u64().unwrap_or(0)
-            }
-        })
-        .collect();
-    if matched.is_empty() {
-        return None;
-    }
-    matched.sort_unstable_by(|a, b| b.cmp(a));
-    Some(matched[matched.len() / 2])
+fn hex(id: u64) -> String {
+    format!("{id:016x}")
 }
 
 fn short(v: &Value) -> String {
@@ -541,7 +503,7 @@ fn table(doc: &Value) -> String {
             rel(&m["leader"]),
             rel(&m["vote"]),
             num(&m["last_log_index"]),
-            num(&m["committed_index"]),
+            num(&m["commit_index"]),
             num(&m["applied_index"]),
             num(&m["lag"]),
             contact,
@@ -589,13 +551,20 @@ fn table(doc: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
-    fn member_doc(id: &str, addr: &str, role: &str, applied: u64, members: Value) -> Value {
-        json!({
-            "id": id, "address": addr, "role": role, "term": 3, "leader": "aaaa000000000001",
-            "connected": true, "running": true, "last_log_index": 100, "applied_index": applied,
-            "committed_index": applied, "cluster_id": "c", "members": members,
-        })
+    fn member_doc(id: &str, addr: &str, role: &str, applied: u64, members: Value) -> MemberReport {
+        serde_json::from_value(json!({
+            "id": id, "server_id": Uuid::new_v4(), "cluster_id": Uuid::new_v4(), "address": addr,
+            "role": role, "non_voting": false, "term": 3, "leader": "aaaa000000000001",
+            "leader_address": "a1", "vote": null, "vote_committed": true, "last_log_index": 100,
+            "commit_index": applied, "applied_index": applied, "snapshot_index": null,
+            "purged_index": null, "millis_since_quorum_ack": 10, "millis_since_leader_contact": 10,
+            "connected": true, "digest": null, "election_timer_ms": 1000, "proposal_queue": 0,
+            "forward_queue": 0, "read_queue": 0, "databases": [], "running": true,
+            "members": members,
+        }))
+        .expect("a whole report")
     }
 
     #[test]
@@ -608,7 +577,7 @@ mod tests {
                 {"id": "cccc000000000003", "address": "a3", "voter": true, "match_index": 100},
             ])
         };
-        let answers = |stalled: Option<u64>| -> BTreeMap<String, Result<Value, String>> {
+        let answers = |stalled: Option<u64>| -> BTreeMap<String, Result<MemberReport, String>> {
             [
                 (
                     "a1",

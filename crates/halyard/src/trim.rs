@@ -20,7 +20,7 @@ const CALM_BYTES: usize = 1024 * 1024;
 pub fn spawn(ops: Arc<crate::ops::Ops>) {
     tokio::spawn(async move {
         let mut peak = 0usize;
-        let snapshot = |ops: &crate::ops::Ops| ops.member.metrics().borrow().snapshot;
+        let snapshot = |ops: &crate::ops::Ops| ops.member.snapshot_index();
         let mut last_snapshot = snapshot(&ops);
         loop {
             tokio::time::sleep(CHECK_EVERY).await;

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use halyard_raft::Member;
+use halyard_raft::{Member, MemberReport, Role};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -378,7 +378,7 @@ async fn execute(ops: &Ops, method: &str, params: &[Value]) -> Answer {
                 }
                 "cluster/sid" => Ok(member.identity().server_id.to_string()).into(),
                 "cluster/kick" => kick(member, &args[1]).await.into(),
-                "cluster/leave" => match leave(member).await {
+                "cluster/leave" => match member.leave().await.map_err(|e| e.to_string()) {
                     Ok(()) => Answer {
                         reply: Ok(String::new()),
                         exit: true,
@@ -425,121 +425,100 @@ fn node_hex(id: u64) -> String {
 /// Halyard does not have (election history, disconnection count) are left out rather than
 /// invented.
 pub fn cluster_status(member: &Member, db: &str) -> String {
-    let m = member.metrics().borrow().clone();
-    let status = member.status_json();
-    let identity = member.identity();
-    let me = identity.node_id;
-    let sid = identity.server_id.to_string();
-    let membership = m.membership_config.membership();
-    let in_membership = membership.get_node(&me).is_some();
-    let voter = membership.voter_ids().any(|v| v == me);
-    let connected = member.status().connected;
+    let r = member.report();
+    let me = r.id;
+    let sid = r.server_id.to_string();
+    let in_membership = r.peer(me).is_some();
+    let voter = r.peer(me).is_some_and(|p| p.voter);
 
     let mut out = String::new();
     out.push_str(&format!("{}\n", short(&sid)));
     out.push_str(&format!("Name: {db}\n"));
-    if identity.cluster_id.is_nil() {
+    if r.cluster_id.is_nil() {
         out.push_str("Cluster ID: not yet known\n");
     } else {
-        let cid = identity.cluster_id.to_string();
+        let cid = r.cluster_id.to_string();
         out.push_str(&format!("Cluster ID: {} ({cid})\n", short(&cid)));
     }
     out.push_str(&format!("Server ID: {} ({sid})\n", short(&sid)));
-    out.push_str(&format!("Address: {}\n", with_scheme(&identity.raft_addr)));
-    let state = if member.is_non_voting() {
-        if connected {
+    out.push_str(&format!("Address: {}\n", with_scheme(&r.address)));
+    let state = if r.non_voting {
+        if r.connected {
             "cluster member (non-voting)"
         } else {
             "disconnected from the cluster (non-voting)"
         }
-    } else if identity.cluster_id.is_nil() || (in_membership && !voter) {
+    } else if r.cluster_id.is_nil() || (in_membership && !voter) {
         "joining cluster"
     } else if !in_membership {
         "left cluster"
-    } else if !connected {
+    } else if !r.connected {
         "disconnected from the cluster (election timeout)"
     } else {
         "cluster member"
     };
     out.push_str(&format!("Status: {state}\n"));
-    let is_leader = m.state == openraft::ServerState::Leader;
+    let is_leader = r.is_leader();
     if is_leader {
-        for (id, node) in membership.nodes() {
-            if !membership.voter_ids().any(|v| v == *id) {
-                let h = node_hex(*id);
-                out.push_str(&format!(
-                    "Adding server {} ({} at {}) (catchup)\n",
-                    short(&h),
-                    short(&h),
-                    with_scheme(&node.addr)
-                ));
-            }
+        for p in r.members.iter().filter(|p| !p.voter) {
+            let h = node_hex(p.id);
+            out.push_str(&format!(
+                "Adding server {} ({} at {}) (catchup)\n",
+                short(&h),
+                short(&h),
+                with_scheme(&p.address)
+            ));
         }
     }
-    let role = match m.state {
-        openraft::ServerState::Leader => "leader",
-        openraft::ServerState::Candidate => "candidate",
+    let role = match r.role {
         // A learner is a member catching up before it votes: ovsdb-server's joining follower.
-        openraft::ServerState::Follower | openraft::ServerState::Learner => "follower",
-        openraft::ServerState::Shutdown => "shutdown",
+        Role::Learner => Role::Follower,
+        role => role,
     };
-    out.push_str(&format!("Role: {role}\n"));
-    out.push_str(&format!("Term: {}\n", m.current_term));
+    out.push_str(&format!("Role: {}\n", role.as_str()));
+    out.push_str(&format!("Term: {}\n", r.term));
     let who = |id: Option<u64>| match id {
         Some(id) if id == me => "self".to_string(),
         Some(id) => short(&node_hex(id)).to_string(),
         None => "unknown".to_string(),
     };
-    out.push_str(&format!("Leader: {}\n", who(m.current_leader)));
-    out.push_str(&format!("Vote: {}\n", who(m.vote.leader_id().voted_for())));
+    out.push_str(&format!("Leader: {}\n", who(r.leader)));
+    out.push_str(&format!("Vote: {}\n", who(r.vote)));
     out.push('\n');
-    out.push_str(&format!(
-        "Election timer: {}\n",
-        member.election_timeout_ms()
-    ));
-    let first = m.purged.map(|l| l.index + 1).unwrap_or(0);
-    let end = m.last_log_index.map(|i| i + 1).unwrap_or(0);
+    out.push_str(&format!("Election timer: {}\n", r.election_timer_ms));
+    let first = r.purged_index.map(|i| i + 1).unwrap_or(0);
+    let end = r.last_log_index.map(|i| i + 1).unwrap_or(0);
     out.push_str(&format!("Log: [{first}, {end}]\n"));
-    let applied = member.status().applied_index;
-    let committed = committed_index(&m).unwrap_or(applied).max(applied);
-    let last = m.last_log_index.unwrap_or(0);
+    let last = r.last_log_index.unwrap_or(0);
     out.push_str(&format!(
         "Entries not yet committed: {}\n",
-        last.saturating_sub(committed)
+        last.saturating_sub(r.commit_index)
     ));
     out.push_str(&format!(
         "Entries not yet applied: {}\n",
-        committed.saturating_sub(applied)
+        r.commit_index.saturating_sub(r.applied_index)
     ));
-    out.push_str(&format!("Connections:{}\n", connections(&m, &status, me)));
+    out.push_str(&format!("Connections:{}\n", connections(&r)));
     out.push_str("Servers:\n");
-    for (id, node) in membership.nodes() {
-        if !membership.voter_ids().any(|v| v == *id) {
-            continue;
-        }
-        let h = node_hex(*id);
+    for p in r.voters() {
+        let h = node_hex(p.id);
         let mut line = format!(
             "    {} ({} at {})",
             short(&h),
             short(&h),
-            with_scheme(&node.addr)
+            with_scheme(&p.address)
         );
-        if *id == me {
+        if p.id == me {
             line.push_str(" (self)");
         }
-        if m.state == openraft::ServerState::Candidate
-            && m.vote.leader_id().voted_for() == Some(*id)
-        {
+        if r.role == Role::Candidate && r.vote == Some(p.id) {
             line.push_str(&format!(" (voted for {})", short(&h)));
         }
         if is_leader {
-            let matched = if *id == me {
-                m.last_log_index
+            let matched = if p.id == me {
+                r.last_log_index
             } else {
-                m.replication
-                    .as_ref()
-                    .and_then(|r| r.get(id).cloned().flatten())
-                    .map(|l| l.index)
+                p.match_index
             };
             let next = matched.map(|i| i + 1).unwrap_or(0);
             line.push_str(&format!(
@@ -547,8 +526,8 @@ pub fn cluster_status(member: &Member, db: &str) -> String {
                 matched.unwrap_or(0)
             ));
         }
-        if *id != me {
-            if let Some(ms) = last_contact_ms(&status, &h) {
+        if p.id != me {
+            if let Some(ms) = r.last_contact_ms(p.id) {
                 line.push_str(&format!(" last msg {ms} ms ago"));
             }
         }
@@ -558,67 +537,19 @@ pub fn cluster_status(member: &Member, db: &str) -> String {
     out
 }
 
-/// On the leader, the highest index a quorum of voters has (the commit index); elsewhere
-/// unknown (openraft 0.9 reports only the applied index to followers' metrics).
-pub fn committed_index(m: &openraft::RaftMetrics<u64, openraft::BasicNode>) -> Option<u64> {
-    let replication = m.replication.as_ref()?;
-    let membership = m.membership_config.membership();
-    let mut matched: Vec<u64> = membership
-        .voter_ids()
-        .map(|v| {
-            if v == m.id {
-                m.last_log_index.unwrap_or(0)
-            } else {
-                replication
-                    .get(&v)
-                    .cloned()
-                    .flatten()
-                    .map(|l| l.index)
-                    .unwrap_or(0)
-            }
-        })
-        .collect();
-    if matched.is_empty() {
-        return None;
-    }
-    matched.sort_unstable_by(|a, b| b.cmp(a));
-    Some(matched[matched.len() / 2])
-}
-
-/// When this member last heard from the member with id `hex` (as its status reports it).
-fn last_contact_ms(status: &Value, hex: &str) -> Option<u64> {
-    if status["leader"].as_str() == Some(hex) {
-        if let Some(ms) = status["millis_since_leader_contact"].as_u64() {
-            return Some(ms);
-        }
-    }
-    status["members"]
-        .as_array()?
-        .iter()
-        .find(|m| m["id"].as_str() == Some(hex))?["last_contact_ms"]
-        .as_u64()
-}
-
 /// ovsdb-server's `Connections:` list: `->id` for the peers this member sends to, `<-id` for
 /// the peer it hears from, each in parentheses while it is not in contact (no message within
 /// an election timeout).
-fn connections(
-    m: &openraft::RaftMetrics<u64, openraft::BasicNode>,
-    status: &Value,
-    me: u64,
-) -> String {
-    let timeout = status["election_timer_ms"].as_u64().unwrap_or(1000);
+fn connections(r: &MemberReport) -> String {
     let mut out = String::new();
-    let membership = m.membership_config.membership();
-    for (id, _) in membership.nodes() {
-        if *id == me {
-            continue;
-        }
-        let h = node_hex(*id);
-        let fresh = last_contact_ms(status, &h).is_some_and(|ms| ms < timeout);
-        let dir = if m.state == openraft::ServerState::Leader {
+    for p in r.members.iter().filter(|p| p.id != r.id) {
+        let h = node_hex(p.id);
+        let fresh = r
+            .last_contact_ms(p.id)
+            .is_some_and(|ms| ms < r.election_timer_ms);
+        let dir = if r.is_leader() {
             "->"
-        } else if m.current_leader == Some(*id) {
+        } else if r.leader == Some(p.id) {
             "<-"
         } else {
             continue;
@@ -650,9 +581,12 @@ async fn compact(member: &Member, db: Option<&String>) -> Result<String, String>
 }
 
 /// `cluster/kick DB SERVER`: SERVER is a server id prefix or a Raft address (with or without
-/// `tcp:`), as in ovsdb-server.
+/// `tcp:`), as in ovsdb-server (see `MemberReport::find_member`).
 async fn kick(member: &Member, server: &str) -> Result<String, String> {
-    let node = resolve_member(member, server).ok_or_else(|| "unknown server".to_string())?;
+    let node = match member.report().find_member(server) {
+        Ok(p) => p.id,
+        Err(_) => return Err("unknown server".to_string()),
+    };
     match member.remove_through_leader(node).await {
         Ok(true) => Ok("started removal".into()),
         Ok(false) => Ok("sent removal request to leader".into()),
@@ -660,90 +594,11 @@ async fn kick(member: &Member, server: &str) -> Result<String, String> {
     }
 }
 
-/// The node id of the unique member whose id starts with `server` (dashes ignored, so a full
-/// server UUID works) or whose Raft address is `server`.
-fn resolve_member(member: &Member, server: &str) -> Option<u64> {
-    let m = member.metrics().borrow().clone();
-    let addr = server.strip_prefix("tcp:").unwrap_or(server);
-    let prefix: String = server
-        .chars()
-        .filter(|c| *c != '-')
-        .collect::<String>()
-        .to_ascii_lowercase();
-    let me = member.identity();
-    let my_sid: String = me
-        .server_id
-        .to_string()
-        .chars()
-        .filter(|c| *c != '-')
-        .collect();
-    let matches: Vec<u64> = m
-        .membership_config
-        .membership()
-        .nodes()
-        .filter(|(id, node)| {
-            let hex = node_hex(**id);
-            let by_id = !prefix.is_empty()
-                && prefix.chars().all(|c| c.is_ascii_hexdigit())
-                && (if **id == me.node_id {
-                    my_sid.starts_with(&prefix)
-                } else {
-                    prefix.len() <= 16 && hex.starts_with(&prefix)
-                });
-            by_id || node.addr == addr
-        })
-        .map(|(id, _)| *id)
-        .collect();
-    match matches.as_slice() {
-        [one] => Some(*one),
-        _ => None,
-    }
-}
-
-/// `cluster/leave DB`: removes this member through the leader. A leader first hands
-/// leadership to another voter, so the cluster elects nobody on a timeout. Once out, the
-/// process exits: a Halyard member serves no database outside its cluster.
-async fn leave(member: &Member) -> Result<(), String> {
-    let me = member.identity().node_id;
-    let m = member.metrics().borrow().clone();
-    if m.state == openraft::ServerState::Leader {
-        let next = m
-            .membership_config
-            .membership()
-            .voter_ids()
-            .find(|v| *v != me);
-        if let Some(next) = next {
-            member
-                .transfer_leadership(Some(next))
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut metrics = member.metrics();
-            let stepped_down = tokio::time::timeout(
-                Duration::from_millis(member.election_timeout_ms() * 10),
-                metrics.wait_for(|m| m.current_leader.is_some_and(|l| l != me)),
-            )
-            .await;
-            if !matches!(stepped_down, Ok(Ok(_))) {
-                return Err("leadership could not be handed over; try again".into());
-            }
-        }
-    }
-    let mut last = String::new();
-    for _ in 0..20 {
-        match member.remove_through_leader(me).await {
-            Ok(_) => return Ok(()),
-            Err(e) => last = e.to_string(),
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    Err(last)
-}
-
 /// `cluster/change-election-timer DB MS`: validated exactly as ovsdb-server does (same order,
 /// same texts; it limits an increase to double the current timer, not a decrease), then
 /// committed through the log, so every member runs with it (and keeps it across restarts).
 async fn change_election_timer(member: &Member, value: &str) -> Result<String, String> {
-    if member.metrics().borrow().state != openraft::ServerState::Leader {
+    if !member.status().is_leader {
         return Err("election timer must be changed through leader.".into());
     }
     let current = member.election_timeout_ms();
@@ -777,7 +632,7 @@ async fn change_election_timer(member: &Member, value: &str) -> Result<String, S
 
 /// `memory/show`: counts that explain the member's memory use, `key:value` sorted by key.
 fn memory_show(ops: &Ops) -> String {
-    let m = ops.member.metrics().borrow().clone();
+    let r = ops.member.report();
     let (rows, cells) = ops.member.with_state(|s| {
         let mut rows = 0usize;
         let mut cells = 0usize;
@@ -790,8 +645,8 @@ fn memory_show(ops: &Ops) -> String {
         }
         (rows, cells)
     });
-    let raft_log = match (m.last_log_index, m.purged) {
-        (Some(last), Some(p)) => last - p.index,
+    let raft_log = match (r.last_log_index, r.purged_index) {
+        (Some(last), Some(p)) => last - p,
         (Some(last), None) => last + 1,
         _ => 0,
     };

@@ -20,7 +20,7 @@ use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use openraft::raft::VoteRequest;
-use openraft::{CommittedLeaderId, LogId, ServerState, Vote};
+use openraft::{CommittedLeaderId, LogId, Vote};
 
 use crate::member::Member;
 
@@ -34,21 +34,18 @@ pub(crate) async fn run(member: Weak<Member>) {
         tokio::time::sleep(tick).await;
         let Some(m) = member.upgrade() else { return };
         let timer = Duration::from_millis(m.election_timeout_ms());
-        let metrics = m.metrics().borrow().clone();
-        if metrics.state != ServerState::Leader
-            || last_step_down.is_some_and(|t| t.elapsed() < timer)
-        {
+        let v = m.view();
+        if !v.is_leader() || last_step_down.is_some_and(|t| t.elapsed() < timer) {
             continue;
         }
-        let membership = metrics.membership_config.membership();
-        let Some(other) = membership.voter_ids().find(|id| *id != me) else {
+        let Some(other) = v.voters().into_iter().find(|id| *id != me) else {
             continue; // the only voter is always its own quorum
         };
-        let silent = metrics.millis_since_quorum_ack.map(Duration::from_millis);
+        let silent = v.millis_since_quorum_ack().map(Duration::from_millis);
         if silent.is_none_or(|s| s <= timer * 2) {
             continue;
         }
-        let term = metrics.current_term;
+        let term = v.term();
         tracing::warn!(
             term,
             silent_ms = silent.map(|s| s.as_millis() as u64),
@@ -57,8 +54,8 @@ pub(crate) async fn run(member: Weak<Member>) {
         // The log check compares the request with this member's own last log id; giving exactly
         // that passes it without claiming anything about `other`'s log. A leader's last entry is
         // its own (at the latest its blank entry of this term).
-        let last_log_id = metrics
-            .last_log_index
+        let last_log_id = v
+            .last_log_index()
             .map(|index| LogId::new(CommittedLeaderId::new(term, me), index));
         let request = VoteRequest {
             vote: Vote::new(term + 1, other),

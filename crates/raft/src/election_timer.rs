@@ -53,7 +53,7 @@ pub(crate) async fn run(member: Weak<Member>) {
             }
         }
         let Some(timer) = driving else { continue };
-        let state = m.metrics().borrow().state;
+        let state = m.view().state();
         if !matches!(state, ServerState::Follower | ServerState::Candidate) || !m.is_voter() {
             since = Instant::now();
             continue;

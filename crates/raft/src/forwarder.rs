@@ -29,8 +29,14 @@ pub const MAX_IN_FLIGHT: usize = 8;
 pub enum ForwardError {
     /// The receiver is not the leader; the leader it knows of, if any.
     NotLeader(Option<String>),
-    /// The call failed (unreachable, timed out) or the leader could not commit it.
-    Failed(String),
+    /// The leader could not be called (connection refused, no answer within the write wait).
+    Unreachable { addr: String, reason: String },
+    /// The leader took the command and could not commit it (the reason it gave).
+    Rejected(String),
+    /// The leader answered a batch with the wrong number of replies (a bug on one side).
+    BadReply(String),
+    /// This member's forwarding task is gone (shutting down).
+    Stopped,
 }
 
 impl std::fmt::Display for ForwardError {
@@ -38,7 +44,11 @@ impl std::fmt::Display for ForwardError {
         match self {
             ForwardError::NotLeader(Some(addr)) => write!(f, "not the leader (leader: {addr})"),
             ForwardError::NotLeader(None) => write!(f, "not the leader (no leader known)"),
-            ForwardError::Failed(e) => f.write_str(e),
+            ForwardError::Unreachable { addr, reason } => {
+                write!(f, "forwarding to {addr}: {reason}")
+            }
+            ForwardError::Rejected(e) | ForwardError::BadReply(e) => f.write_str(e),
+            ForwardError::Stopped => f.write_str("the forwarder stopped"),
         }
     }
 }
@@ -63,7 +73,7 @@ impl Forwarder {
     pub async fn forward(&self, addr: &str, cmd: Command) -> Result<(), ForwardError> {
         let bytes = cmd.payload_bytes();
         (self.queue.submit((addr.to_string(), cmd), bytes).await)
-            .unwrap_or_else(|| Err(ForwardError::Failed("forwarder stopped".into())))
+            .unwrap_or(Err(ForwardError::Stopped))
     }
 
     /// Commands waiting for the next batch.
@@ -120,7 +130,7 @@ async fn send(addr: String, group: Vec<Pending>, timeout: Duration) {
             }
         }
         Ok(replies) => {
-            let e = ForwardError::Failed(format!(
+            let e = ForwardError::BadReply(format!(
                 "{addr} answered {} of {} forwarded commands",
                 replies.len(),
                 dones.len()
@@ -142,8 +152,11 @@ async fn call(
     cmds: &[Command],
     timeout: Duration,
 ) -> Result<Vec<pb::ForwardReply>, ForwardError> {
-    let mut client =
-        crate::network::client(addr).map_err(|e| ForwardError::Failed(e.to_string()))?;
+    let unreachable = |reason: String| ForwardError::Unreachable {
+        addr: addr.to_string(),
+        reason,
+    };
+    let mut client = crate::network::client(addr).map_err(|e| unreachable(e.to_string()))?;
     let mut req = tonic::Request::new(pb::Payload {
         data: crate::network::encode(&cmds),
     });
@@ -151,7 +164,7 @@ async fn call(
     let reply = client
         .forward(req)
         .await
-        .map_err(|s| ForwardError::Failed(format!("forwarding to {addr}: {}", s.message())))?;
+        .map_err(|s| unreachable(s.message().to_string()))?;
     Ok(reply.into_inner().replies)
 }
 
@@ -161,7 +174,7 @@ fn outcome(reply: pb::ForwardReply) -> Result<(), ForwardError> {
             Some(reply.leader_addr).filter(|a| !a.is_empty()),
         ))
     } else if !reply.error.is_empty() {
-        Err(ForwardError::Failed(reply.error))
+        Err(ForwardError::Rejected(reply.error))
     } else {
         Ok(())
     }

@@ -24,7 +24,6 @@ use std::collections::BTreeSet;
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
-use openraft::ServerState;
 use uuid::Uuid;
 
 use crate::locks::LockEvent;
@@ -79,7 +78,7 @@ pub(crate) async fn run(member: Weak<Member>) {
         let status = m.status();
 
         // Leader: expire the lock requests of silent members.
-        if status.state == ServerState::Leader {
+        if status.is_leader {
             let since = *leader_since.get_or_insert_with(|| {
                 predecessor = followed
                     .filter(|(id, term)| *id != me && term + 1 == status.term)
@@ -129,7 +128,7 @@ pub(crate) async fn run(member: Weak<Member>) {
         // ours of its, and it expires our locks only after a whole lease, so our owners stand
         // down first and two owners never overlap (clock rates aside).
         // A leader uses the stand-down time, which the fast path relies on.
-        let limit = if status.state == ServerState::Leader {
+        let limit = if status.is_leader {
             standdown
         } else {
             lease / 2

@@ -2,7 +2,7 @@
 //!
 //! Owns the command format (`command`), the deterministic replicated state (`state`, `locks`,
 //! `txn_env`), the openraft type configuration and state machine, and the member (`member`):
-//! proposing, forwarding, read barriers. It knows nothing of JSON-RPC sessions: the front end
+//! proposing, forwarding, read barriers, and what it reports about itself (`report`). It knows nothing of JSON-RPC sessions: the front end
 //! observes applied changes through [`state::ApplyObserver`].
 //!
 //! openraft 0.9 (stable, storage-v2) is used rather than a 0.10 pre-release: its API is settled
@@ -25,6 +25,7 @@ mod nudge;
 mod progress;
 mod proposer;
 mod read_index;
+pub mod report;
 mod service;
 pub mod state;
 mod state_machine;
@@ -41,9 +42,11 @@ pub use command::{Batch, Command, CommandKind, Outcome};
 pub use config::MemberConfig;
 pub use locks::LockEvent;
 pub use member::{
-    check_same_transport, AdminError, Identity, Member, MemberError, MemberStatus, MIXED_TLS,
+    check_same_transport, AdminError, Changes, Identity, Member, MemberError, MemberStatus,
+    ReadIndexError, Transaction, MIXED_TLS,
 };
 pub use network::{
     client as member_client, set_peer_tls, split_addr, ClientError, PeerTls, PEER_HANDSHAKE_TIMEOUT,
 };
+pub use report::{FindError, MemberReport, PeerReport, Role};
 pub use state::{ApplyObserver, DbState, ReplicatedState};

@@ -18,8 +18,6 @@
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
-use openraft::ServerState;
-
 use crate::member::Member;
 
 /// A random duration in `[0, max)`, different in every member and every call.
@@ -49,7 +47,7 @@ pub(crate) async fn run(member: Weak<Member>) {
             patience = timer + jitter(timer / 4);
         }
         let status = m.status();
-        if status.state == ServerState::Leader || !m.is_voter() {
+        if status.is_leader || !m.is_voter() {
             continue;
         }
         let silence = m.leader_contact().unwrap_or(started).elapsed();

@@ -9,8 +9,6 @@ use std::collections::HashMap;
 use std::sync::{Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use openraft::ServerState;
-
 use crate::member::Member;
 use crate::types::NodeId;
 
@@ -53,16 +51,16 @@ pub(crate) async fn run(member: Weak<Member>) {
     loop {
         tokio::time::sleep(tick).await;
         let Some(m) = member.upgrade() else { return };
-        let metrics = m.metrics().borrow().clone();
+        let v = m.view();
         let progress = m.progress();
-        match (metrics.state, metrics.replication.as_ref()) {
-            (ServerState::Leader, Some(replication)) => {
+        match v.replication().filter(|_| v.is_leader()) {
+            Some(replication) => {
                 let now = Instant::now();
                 for (node, matched) in replication {
-                    progress.sample(*node, matched.map(|l| l.index), metrics.last_log_index, now);
+                    progress.sample(node, matched, v.last_log_index(), now);
                 }
             }
-            _ => progress.clear(),
+            None => progress.clear(),
         }
     }
 }

@@ -30,8 +30,24 @@ pub const MAX_IN_FLIGHT: usize = 8;
 pub enum ProposeError {
     /// This member is not the leader; the leader's Raft address if known.
     NotLeader(Option<String>),
-    /// Raft refused or stopped.
-    Raft(String),
+    /// openraft refused the entry (the reason it gave).
+    Rejected(String),
+    /// No commit within the write wait.
+    Timeout,
+    /// The proposer or openraft stopped (shutting down).
+    Stopped,
+}
+
+impl std::fmt::Display for ProposeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProposeError::NotLeader(Some(addr)) => write!(f, "not the leader (leader: {addr})"),
+            ProposeError::NotLeader(None) => f.write_str("not the leader (no leader known)"),
+            ProposeError::Rejected(e) => f.write_str(e),
+            ProposeError::Timeout => f.write_str("no commit within the write wait"),
+            ProposeError::Stopped => f.write_str("raft stopped"),
+        }
+    }
 }
 
 type Proposal = Request<Command, Result<(), ProposeError>>;
@@ -52,8 +68,7 @@ impl Proposer {
     /// Proposes `cmd` (batched with others); resolves once the entry holding it is committed.
     pub async fn propose(&self, cmd: Command) -> Result<(), ProposeError> {
         let bytes = cmd.payload_bytes();
-        (self.queue.submit(cmd, bytes).await)
-            .unwrap_or_else(|| Err(ProposeError::Raft("proposer stopped".into())))
+        (self.queue.submit(cmd, bytes).await).unwrap_or(Err(ProposeError::Stopped))
     }
 
     /// Commands waiting for the next entry.
@@ -107,10 +122,10 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>, max_entry_bytes: usiz
                         Ok(Err(ClientWriteError::ForwardToLeader(f))) => {
                             Err(ProposeError::NotLeader(f.leader_node.map(|n| n.addr)))
                         }
-                        Ok(Err(e)) => Err(ProposeError::Raft(e.to_string())),
-                        Err(_) => Err(ProposeError::Raft("raft stopped".into())),
+                        Ok(Err(e)) => Err(ProposeError::Rejected(e.to_string())),
+                        Err(_) => Err(ProposeError::Stopped),
                     },
-                    Err(fatal) => Err(ProposeError::Raft(fatal.to_string())),
+                    Err(fatal) => Err(ProposeError::Rejected(fatal.to_string())),
                 });
             }
             // A command is committed when every entry holding a piece of it is.

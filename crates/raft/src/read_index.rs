@@ -13,15 +13,15 @@ use std::sync::Weak;
 use tokio::sync::mpsc;
 
 use crate::batch_queue::{BatchQueue, Request};
-use crate::member::{Member, MemberError};
+use crate::member::{Member, MemberError, ReadIndexError};
 
 /// Reads waiting for a read index, at most (back-pressure on readers).
 pub const QUEUE_LEN: usize = 16 * 1024;
 
-type Waiter = Request<(), Result<u64, String>>;
+type Waiter = Request<(), Result<u64, ReadIndexError>>;
 
 pub(crate) struct ReadIndexer {
-    queue: BatchQueue<(), Result<u64, String>>,
+    queue: BatchQueue<(), Result<u64, ReadIndexError>>,
 }
 
 impl ReadIndexer {

@@ -38,7 +38,7 @@ impl pb::member_server::Member for Service {
         // disk took over a second, and the election nudge then took a live leader for silent
         // and called an election. Only a request from the leader this member follows (or a
         // newer one) counts.
-        if rpc.vote.is_committed() && rpc.vote >= self.member.raft().metrics().borrow().vote {
+        if rpc.vote.is_committed() && rpc.vote >= self.member.view().vote() {
             self.member.heard_from_leader();
         }
         let result = self.member.raft().append_entries(rpc).await;
@@ -93,7 +93,7 @@ impl pb::member_server::Member for Service {
                         reply.not_leader = true;
                         reply.leader_addr = addr.unwrap_or_default();
                     }
-                    Err(ProposeError::Raft(e)) => reply.error = e,
+                    Err(e) => reply.error = e.to_string(),
                 }
                 reply
             })
@@ -163,8 +163,18 @@ impl pb::member_server::Member for Service {
         )))
     }
 
+    async fn leave(&self, _req: Request<pb::Empty>) -> Result<Response<pb::AdminReply>, Status> {
+        let me = self.member.identity().node_id;
+        Ok(Response::new(admin_reply(
+            self.member
+                .leave()
+                .await
+                .map(|()| format!("{me:016x} left the cluster")),
+        )))
+    }
+
     async fn status(&self, _req: Request<pb::Empty>) -> Result<Response<pb::StatusReply>, Status> {
-        let json = self.member.status_json().to_string();
+        let json = serde_json::to_string(&self.member.report()).expect("a report serialises");
         Ok(Response::new(pb::StatusReply { json }))
     }
 }

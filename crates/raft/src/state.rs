@@ -84,11 +84,6 @@ pub struct ReplicatedState {
     /// The election timer the cluster agreed on (`cluster/change-election-timer`); None until
     /// one is set, when each member runs with its configured one.
     pub election_timer_ms: Option<u64>,
-    /// Counts applied data or schema changes on this member, so a transaction blocked on a
-    /// `wait` is re-run only when one happens: the applied index also moves for the blocked
-    /// proposal itself, and waking on that re-proposed it in a loop (thousands of entries a
-    /// second). Local only: neither replicated nor in the digest.
-    pub data_version: u64,
 }
 
 /// Transactions whose operations are at least this large are applied in two steps, the
@@ -480,7 +475,6 @@ impl ReplicatedState {
         let mut env = ApplyEnv::new(id, Uuid::nil(), &self.locks, 0);
         match state.db.convert(Arc::new(schema), &mut env) {
             Ok(converted) => {
-                self.data_version += 1;
                 // Diffs do not span schemas: the history starts again from the conversion.
                 *state = DbState {
                     db: converted,
@@ -554,7 +548,6 @@ impl ReplicatedState {
                 .get_mut(db)
                 .expect("the transaction ran on this database");
             let changes = Arc::new(changes);
-            self.data_version += 1;
             state.last_txn_id = id;
             state.history.push(id, changes.clone());
             if let Some(obs) = observer {
@@ -755,7 +748,6 @@ impl ReplicatedState {
             recent_order,
             parts: image.parts.into_iter().collect(),
             election_timer_ms: image.election_timer_ms,
-            data_version: 0,
         })
     }
 }

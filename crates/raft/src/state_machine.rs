@@ -26,9 +26,6 @@ pub struct Shared {
     observer: RwLock<Option<Arc<dyn ApplyObserver>>>,
     waiters: Mutex<HashMap<Uuid, oneshot::Sender<Outcome>>>,
     applied_index: watch::Sender<u64>,
-    /// Bumped after applying entries that changed data (see `ReplicatedState::data_version`)
-    /// and after installing a snapshot.
-    data_changed: watch::Sender<u64>,
     pub digests: crate::divergence::Recent,
     /// Bytes of commands applied since the last snapshot was started (see `compaction`).
     applied_bytes: std::sync::atomic::AtomicU64,
@@ -47,7 +44,6 @@ impl Shared {
             observer: RwLock::new(None),
             waiters: Mutex::new(HashMap::new()),
             applied_index: watch::channel(index).0,
-            data_changed: watch::channel(0).0,
             digests: Default::default(),
             applied_bytes: Default::default(),
         })
@@ -78,11 +74,6 @@ impl Shared {
 
     pub fn subscribe_applied(&self) -> watch::Receiver<u64> {
         self.applied_index.subscribe()
-    }
-
-    /// Changes whenever applied entries changed some database's data or schema.
-    pub fn subscribe_data_changed(&self) -> watch::Receiver<u64> {
-        self.data_changed.subscribe()
     }
 
     /// Bytes of commands applied since the last snapshot was started.
@@ -137,7 +128,6 @@ impl StateMachine {
         let mut outcomes = Vec::new();
         let mut last_index = None;
         let observer = self.shared.observer.read().unwrap().clone();
-        let data_before = self.shared.state.read().unwrap().data_version;
         for entry in entries {
             let log_id = *entry.get_log_id();
             let _span =
@@ -186,11 +176,6 @@ impl StateMachine {
             self.shared.digests.record(log_id.index, digest);
             last_index = Some(log_id.index);
             outcomes.push(outcome);
-        }
-        if self.shared.state.read().unwrap().data_version != data_before {
-            self.shared
-                .data_changed
-                .send_modify(|v| *v = v.wrapping_add(1));
         }
         if let Some(index) = last_index {
             self.shared.applied_index.send_replace(index);
@@ -299,9 +284,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             *self.shared.applied.write().unwrap() =
                 (meta.last_log_id, meta.last_membership.clone());
         }
-        self.shared
-            .data_changed
-            .send_modify(|v| *v = v.wrapping_add(1));
         if let Some(index) = meta.last_log_id.map(|l| l.index) {
             self.shared.applied_index.send_replace(index);
         }

@@ -120,6 +120,16 @@ pub trait ApplyHook: Send + Sync {
     fn server_status_changed(&self);
 }
 
+/// What one run of a transaction gave.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Transacted {
+    /// The reply's `result` array (committed, failed or read).
+    Done(Value),
+    /// A `wait` does not hold yet: nothing was changed. `retry_in_ms`: when its own timeout
+    /// passes, counted from the elapsed time the run was given (`None`: it has none).
+    Blocked { retry_in_ms: Option<u64> },
+}
+
 /// The replicated databases as the front end uses them. Object safe.
 pub trait Backend: Send + Sync + 'static {
     /// The data databases (not `_Server`), sorted by name.
@@ -133,20 +143,23 @@ pub trait Backend: Send + Sync + 'static {
     /// Installs the hook. Called once, before any session exists.
     fn set_apply_hook(&self, hook: Arc<dyn ApplyHook>);
 
-    /// Submits one `transact` (`ops` are the params after the database name). Resolves to
-    /// the reply's `result` array once the transaction has been applied on *this* member and
-    /// the apply hook has run for it, so the monitor updates it caused are queued on every
-    /// session before the front end can queue the reply. Read-only transactions may resolve
-    /// without an apply (after a read barrier). A transaction that changed nothing resolves
-    /// too, without a hook call. Dropping the future abandons the wait for the reply, not
-    /// necessarily the transaction.
+    /// Runs one `transact` (`ops` are the params after the database name) once, with
+    /// `wait_elapsed_ms` as the time its `wait` operations have waited (see `trigger`, which
+    /// re-runs a blocked one). Resolves to the reply's `result` array once the transaction has
+    /// been applied on *this* member and the apply hook has run for it, so the monitor updates
+    /// it caused are queued on every session before the front end can queue the reply.
+    /// Read-only transactions may resolve without an apply (after a read barrier). A
+    /// transaction that changed nothing resolves too, without a hook call; a blocked one
+    /// resolves to [`Transacted::Blocked`]. Dropping the future abandons the wait for the
+    /// reply, not necessarily the transaction.
     fn transact(
         &self,
         db: String,
         ops: Vec<Value>,
         session: SessionKey,
         rbac: Option<ovsdb::RbacIdentityBuf>,
-    ) -> BoxFuture<'static, Result<Value, BackendError>>;
+        wait_elapsed_ms: u64,
+    ) -> BoxFuture<'static, Result<Transacted, BackendError>>;
 
     /// Resolves once this member has applied everything committed before the call (a read
     /// index), so state read afterwards is not older than any write acknowledged anywhere.

@@ -22,6 +22,9 @@ pub struct Hub {
     pub(crate) status_changed: Notify,
     /// Woken after every `_Server` refresh, for `_Server` transactions parked on a `wait`.
     pub(crate) server_db_refreshed: Notify,
+    /// Woken after every applied change to a replicated database (and its replacement), for
+    /// transactions parked on a `wait` (see `trigger`).
+    pub(crate) data_changed: Notify,
     /// `locked`/`stolen` notifications queued and maybe not written yet: a `lock`, `steal` or
     /// `unlock` reply waits for them (see [`Hub::lock_notices_written`]).
     lock_notices: Mutex<Vec<(Weak<SessionShared>, u64)>>,
@@ -308,6 +311,7 @@ impl ApplyHook for Hub {
         changes: &ovsdb::ChangeSet,
     ) {
         self.fan_out(db, txn_id, changes);
+        self.data_changed.notify_waiters();
         if self.touches_remote_tables(db, changes) {
             self.remotes_changed.notify_one();
         }
@@ -326,6 +330,7 @@ impl ApplyHook for Hub {
 
     fn database_replaced(&self, db: &str) {
         lock(&self.initial).remove(db);
+        self.data_changed.notify_waiters();
         self.remotes_changed.notify_one();
         let sessions: Vec<Arc<SessionShared>> = lock(&self.sessions)
             .values()

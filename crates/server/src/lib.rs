@@ -27,9 +27,11 @@ mod server;
 pub mod server_db;
 mod session;
 pub mod tls;
+mod trigger;
 
 pub use backend::{
-    ApplyHook, Backend, BackendError, DbView, LockEvent, ServerDbStatus, SessionKey, TxnHistory,
+    ApplyHook, Backend, BackendError, DbView, LockEvent, ServerDbStatus, SessionKey, Transacted,
+    TxnHistory,
 };
 pub use config::ServerConfig;
 pub use hub::FrontEndStats;

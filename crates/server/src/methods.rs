@@ -2,52 +2,16 @@
 //! §2): argument checks with ovsdb-server's exact error replies, and dispatch to the backend,
 //! the `_Server` database or the session's monitors.
 
-use std::time::Duration;
-
 use futures::future::{AbortHandle, Abortable};
 use futures::FutureExt;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::backend::{BackendError, DbView};
+use crate::backend::{BackendError, DbView, Transacted};
 use crate::jsonrpc::{self, error_object, error_reply, reply, syntax_error};
 use crate::monitor::{Monitor, MonitorVersion};
 use crate::server_db::{ServerTxn, SERVER_DB};
 use crate::session::{Done, LockEntry, Session};
-
-/// The elapsed time the engine is given for each run of a transaction that this process
-/// re-runs while a `wait` blocks it: ovsdb-server runs a transaction first with elapsed 0
-/// (see `TxnEnv`), then with the time since it arrived.
-struct RunClock {
-    start: tokio::time::Instant,
-    first: bool,
-}
-
-impl RunClock {
-    fn new() -> RunClock {
-        RunClock {
-            start: tokio::time::Instant::now(),
-            first: true,
-        }
-    }
-
-    /// The elapsed milliseconds for the next run.
-    fn next_run(&mut self) -> u64 {
-        if std::mem::take(&mut self.first) {
-            0
-        } else {
-            self.start.elapsed().as_millis() as u64
-        }
-    }
-
-    /// When the run that was given `elapsed` reaches `ms` more.
-    fn at(&self, elapsed: u64, ms: u64) -> tokio::time::Instant {
-        self.start + Duration::from_millis(elapsed.saturating_add(ms))
-    }
-}
-
-/// How often a read-only session's transaction blocked on a `wait` is run again.
-const READ_ONLY_WAIT_POLL: Duration = Duration::from_millis(100);
 
 /// Whether `s` is an OVSDB `<id>`: a letter or `_`, then letters, digits or `_`.
 pub fn is_id(s: &str) -> bool {
@@ -175,10 +139,7 @@ impl Session {
         } else if self.shared.options.read_only && !ovsdb::is_read_only_transaction(&ops) {
             self.read_only_transact(db.clone(), ops)
         } else {
-            let rbac = self.shared.options.rbac();
-            self.ctx
-                .backend
-                .transact(db.clone(), ops, self.shared.key, rbac)
+            self.replicated_transact(db.clone(), ops)
         };
         let (handle, reg) = AbortHandle::new_pair();
         self.pending_ids
@@ -198,12 +159,29 @@ impl Session {
         );
     }
 
+    /// `transact` on a replicated database, re-run while a `wait` blocks it.
+    fn replicated_transact(
+        &self,
+        db: String,
+        ops: Vec<Value>,
+    ) -> futures::future::BoxFuture<'static, Result<Value, BackendError>> {
+        let ctx = self.ctx.clone();
+        let (key, rbac) = (self.shared.key, self.shared.options.rbac());
+        async move {
+            crate::trigger::until_unblocked(&ctx.hub.data_changed, |elapsed| {
+                ctx.backend
+                    .transact(db.clone(), ops.clone(), key, rbac.clone(), elapsed)
+            })
+            .await
+        }
+        .boxed()
+    }
+
     /// A transaction that may write, from a session of a read-only listener
     /// (`Connection.read_only`): run here on a copy of the current state, after a read barrier,
     /// so its reads are current and its first write op fails as ovsdb-server fails it ("not
     /// allowed ... read only mode"); nothing reaches the log. A `wait` before that op that does
-    /// not hold yet blocks as it would in ovsdb-server: the transaction is run again every
-    /// [`READ_ONLY_WAIT_POLL`] until the wait holds or its own timeout passes.
+    /// not hold yet blocks as it would in ovsdb-server (see `trigger`).
     fn read_only_transact(
         &self,
         db: String,
@@ -212,36 +190,42 @@ impl Session {
         let ctx = self.ctx.clone();
         let shared = self.shared.clone();
         async move {
-            let mut clock = RunClock::new();
-            loop {
-                ctx.backend.read_barrier().await?;
-                let elapsed = clock.next_run();
-                let mut outcome = None;
-                ctx.backend.with_db(&db, &mut |view: &DbView<'_>| {
-                    let has_lock = |name: &str| shared.has_lock(name);
-                    let mut env = crate::server_db::Env {
-                        has_lock: &has_lock,
-                        wait_elapsed_ms: elapsed,
-                    };
-                    let mut copy = view.db.clone();
-                    outcome = Some(copy.transact_read_only(&ops, &mut env));
-                });
-                match outcome {
-                    Some(o) if o.blocked => tokio::time::sleep(READ_ONLY_WAIT_POLL).await,
-                    Some(o) => return Ok(o.result),
-                    // No such database: the backend gives the error a client expects.
-                    None => {
-                        let rbac = shared.options.rbac();
-                        return ctx.backend.transact(db, ops, shared.key, rbac).await;
+            crate::trigger::until_unblocked(&ctx.hub.data_changed, |elapsed| {
+                let (ctx, shared, db, ops) = (ctx.clone(), shared.clone(), db.clone(), ops.clone());
+                async move {
+                    ctx.backend.read_barrier().await?;
+                    let mut outcome = None;
+                    ctx.backend.with_db(&db, &mut |view: &DbView<'_>| {
+                        let has_lock = |name: &str| shared.has_lock(name);
+                        let mut env = crate::server_db::Env {
+                            has_lock: &has_lock,
+                            wait_elapsed_ms: elapsed,
+                        };
+                        let mut copy = view.db.clone();
+                        outcome = Some(copy.transact_read_only(&ops, &mut env));
+                    });
+                    match outcome {
+                        Some(o) if o.blocked => Ok(Transacted::Blocked {
+                            retry_in_ms: o.retry_in_ms,
+                        }),
+                        Some(o) => Ok(Transacted::Done(o.result)),
+                        // No such database: the backend gives the error a client expects.
+                        None => {
+                            let rbac = shared.options.rbac();
+                            ctx.backend
+                                .transact(db, ops, shared.key, rbac, elapsed)
+                                .await
+                        }
                     }
                 }
-            }
+            })
+            .await
         }
         .boxed()
     }
 
-    /// `transact` on `_Server`, answered by this process. A `wait` that does not hold yet is
-    /// re-run after every refresh of `_Server`, or when the engine says its timeout passes.
+    /// `transact` on `_Server`, answered by this process, re-run after every refresh of
+    /// `_Server` while a `wait` blocks it.
     fn server_transact(
         &self,
         ops: Vec<Value>,
@@ -249,27 +233,19 @@ impl Session {
         let ctx = self.ctx.clone();
         let shared = self.shared.clone();
         async move {
-            let mut clock = RunClock::new();
-            loop {
-                let refreshed = ctx.hub.server_db_refreshed.notified();
-                let elapsed = clock.next_run();
-                let outcome = {
-                    let has_lock = |name: &str| shared.has_lock(name);
-                    let txn = ServerTxn {
-                        has_lock: &has_lock,
-                        wait_elapsed_ms: elapsed,
-                    };
-                    ctx.server_db.transact(&ops, &txn)
+            crate::trigger::until_unblocked(&ctx.hub.server_db_refreshed, |elapsed| {
+                let has_lock = |name: &str| shared.has_lock(name);
+                let txn = ServerTxn {
+                    has_lock: &has_lock,
+                    wait_elapsed_ms: elapsed,
                 };
-                match outcome {
-                    Ok(result) => return Ok(result),
-                    Err(Some(ms)) => {
-                        let at = clock.at(elapsed, ms);
-                        let _ = tokio::time::timeout_at(at, refreshed).await;
-                    }
-                    Err(None) => refreshed.await,
-                }
-            }
+                let outcome = match ctx.server_db.transact(&ops, &txn) {
+                    Ok(result) => Transacted::Done(result),
+                    Err(retry_in_ms) => Transacted::Blocked { retry_in_ms },
+                };
+                async move { Ok(outcome) }
+            })
+            .await
         }
         .boxed()
     }

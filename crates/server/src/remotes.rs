@@ -589,7 +589,8 @@ async fn write_status(
         }
         let result = ctx
             .backend
-            .transact(spec.db.clone(), ops, crate::SessionKey::random(), None)
+            // No `wait` in it: one run.
+            .transact(spec.db.clone(), ops, crate::SessionKey::random(), None, 0)
             .await;
         if let Err(e) = result {
             tracing::debug!("could not write listener status: {e}");

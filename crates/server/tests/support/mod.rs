@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -14,11 +14,10 @@ use futures::FutureExt;
 use halyard_server::framing::Framer;
 use halyard_server::{
     ApplyHook, Backend, BackendError, DbView, LockEvent, Server, ServerConfig, ServerDbStatus,
-    SessionKey, TxnHistory,
+    SessionKey, Transacted, TxnHistory,
 };
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
-use tokio::sync::Notify;
 use uuid::Uuid;
 
 pub const TEST_SCHEMA: &str = r#"{"name":"T","version":"1.0.0","tables":{"A":{"columns":{"s":{"type":"string"},"n":{"type":"integer"}}}}}"#;
@@ -50,17 +49,16 @@ pub struct TestBackend {
     state: RwLock<State>,
     hook: Mutex<Option<Arc<dyn ApplyHook>>>,
     index: AtomicI64,
-    committed: Notify,
     /// Sessions the front end reported closed, in order.
     pub closed: Mutex<Vec<SessionKey>>,
     pub cid: Uuid,
     pub sid: Uuid,
-    me: Weak<TestBackend>,
 }
 
 struct Env<'a> {
     session: SessionKey,
     locks: &'a BTreeMap<String, VecDeque<(SessionKey, bool)>>,
+    wait_elapsed_ms: u64,
 }
 
 impl ovsdb::TxnEnv for Env<'_> {
@@ -74,16 +72,15 @@ impl ovsdb::TxnEnv for Env<'_> {
             .is_some_and(|(s, _)| *s == self.session)
     }
     fn wait_elapsed_ms(&self) -> u64 {
-        0
+        self.wait_elapsed_ms
     }
 }
 
 impl TestBackend {
     pub fn new(schemas: &[&str]) -> Arc<TestBackend> {
-        let b = Arc::new_cyclic(|me| TestBackend {
+        let b = Arc::new(TestBackend {
             cid: Uuid::new_v4(),
             sid: Uuid::new_v4(),
-            me: me.clone(),
             ..Default::default()
         });
         {
@@ -113,15 +110,25 @@ impl TestBackend {
         db: &str,
         ops: &[Value],
         session: SessionKey,
-    ) -> Result<(Value, bool), BackendError> {
+        wait_elapsed_ms: u64,
+    ) -> Result<Transacted, BackendError> {
         let mut st = self.state.write().unwrap();
         let State { dbs, locks } = &mut *st;
         let d = dbs
             .get_mut(db)
             .ok_or_else(|| BackendError::UnknownDatabase(db.into()))?;
-        let out = d.db.transact(ops, &mut Env { session, locks });
+        let out = d.db.transact(
+            ops,
+            &mut Env {
+                session,
+                locks,
+                wait_elapsed_ms,
+            },
+        );
         if out.blocked {
-            return Ok((out.result, true));
+            return Ok(Transacted::Blocked {
+                retry_in_ms: out.retry_in_ms,
+            });
         }
         if let Some(changes) = out.changes {
             let id = Uuid::new_v4();
@@ -133,9 +140,8 @@ impl TestBackend {
                 h.applied(db, &d.db, id, &changes);
                 h.server_status_changed();
             }
-            self.committed.notify_waiters();
         }
-        Ok((out.result, false))
+        Ok(Transacted::Done(out.result))
     }
 
     /// Replaces `db` by an empty database with the same schema, as a conversion or a snapshot
@@ -203,24 +209,11 @@ impl Backend for TestBackend {
         ops: Vec<Value>,
         session: SessionKey,
         _rbac: Option<ovsdb::RbacIdentityBuf>,
-    ) -> BoxFuture<'static, Result<Value, BackendError>> {
-        // The fixture applies at once; a blocked `wait` is re-run after each commit.
-        let me = self.me.upgrade().expect("fixture alive");
-        let first = self.apply(&db, &ops, session);
-        async move {
-            let mut res = first?;
-            while res.1 {
-                let committed = me.committed.notified();
-                tokio::pin!(committed);
-                committed.as_mut().enable();
-                res = me.apply(&db, &ops, session)?;
-                if res.1 {
-                    committed.await;
-                }
-            }
-            Ok(res.0)
-        }
-        .boxed()
+        wait_elapsed_ms: u64,
+    ) -> BoxFuture<'static, Result<Transacted, BackendError>> {
+        // The fixture applies at once; the front end re-runs a blocked `wait`.
+        let result = self.apply(&db, &ops, session, wait_elapsed_ms);
+        async move { result }.boxed()
     }
 
     fn read_barrier(&self) -> BoxFuture<'static, Result<(), BackendError>> {
