@@ -519,11 +519,6 @@ impl From<f64> for Atom {
     }
 }
 
-#[allow(dead_code)]
-pub(crate) fn tag_of(e: &OvsdbError) -> ErrorTag {
-    e.tag
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

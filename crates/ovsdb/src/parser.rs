@@ -109,11 +109,6 @@ impl<'a, J: JsonLike<'a>> Parser<J> {
         }
     }
 
-    #[allow(dead_code)]
-    pub(crate) fn has_error(&self) -> bool {
-        self.error.is_some()
-    }
-
     /// A required member.
     pub(crate) fn required(&mut self, name: &'static str, kind: Kind) -> Option<J> {
         self.member(name, kind, false)

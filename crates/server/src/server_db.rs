@@ -1,5 +1,5 @@
-//! The reserved `_Server` database (ovsdb-server's `ovsdb/_server.ovsschema`, protocol
-//! reference §6): one `Database` row per database this member serves, plus the row for
+//! The reserved `_Server` database (ovsdb-server's `ovsdb/_server.ovsschema`,
+//! docs/ovsdb-protocol.md §6): one `Database` row per database this member serves, plus the row for
 //! `_Server` itself. It is a real engine database owned by this process. Each refresh from
 //! [`Backend::server_rows`](crate::Backend::server_rows) is committed as an ordinary
 //! transaction, so `_Server` monitors get `modify` updates exactly like data monitors, and

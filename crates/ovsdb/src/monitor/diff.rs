@@ -1,5 +1,5 @@
-//! The `modify` diff of `<row-update2>` (ovsdb-server's `ovsdb_datum_diff`, protocol
-//! reference §2.6): for a column whose type has `max > 1` the diff is the symmetric
+//! The `modify` diff of `<row-update2>` (ovsdb-server's `ovsdb_datum_diff`,
+//! docs/ovsdb-protocol.md §2.6): for a column whose type has `max > 1` the diff is the symmetric
 //! difference of the sets (for maps: removed keys with their old value, added keys and
 //! keys whose value changed with the new value), which the client XORs into its copy;
 //! for any other column (scalars, optional scalars, `max 1` maps) it is the new value.
