@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::error::{ErrorTag, OvsdbError};
+use crate::error::OvsdbError;
 use crate::json::JsonLike;
 use crate::schema::{AtomicType, BaseType};
 
