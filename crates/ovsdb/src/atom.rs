@@ -522,6 +522,7 @@ impl From<f64> for Atom {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorTag;
     use serde_json::json;
 
     #[test]
