@@ -633,17 +633,19 @@ async fn change_election_timer(member: &Member, value: &str) -> Result<String, S
 /// `memory/show`: counts that explain the member's memory use, `key:value` sorted by key.
 fn memory_show(ops: &Ops) -> String {
     let r = ops.member.report();
-    let (rows, cells) = ops.member.with_state(|s| {
-        let mut rows = 0usize;
-        let mut cells = 0usize;
+    let (rows, cells, atoms, history, history_atoms) = ops.member.with_state(|s| {
+        let (mut rows, mut cells, mut atoms, mut history, mut history_atoms) = (0, 0, 0, 0, 0);
         for d in s.dbs.values() {
             for table in &d.db.schema().tables {
                 let n = d.db.row_count(&table.name);
                 rows += n;
                 cells += n * table.columns.len();
             }
+            atoms += d.atoms();
+            history += d.history.len();
+            history_atoms += d.history.atoms();
         }
-        (rows, cells)
+        (rows, cells, atoms, history, history_atoms)
     });
     let raft_log = match (r.last_log_index, r.purged_index) {
         (Some(last), Some(p)) => last - p,
@@ -651,7 +653,10 @@ fn memory_show(ops: &Ops) -> String {
         _ => 0,
     };
     let mut pairs = [
+        ("atoms", atoms.to_string()),
         ("cells", cells.to_string()),
+        ("txn-history", history.to_string()),
+        ("txn-history-atoms", history_atoms.to_string()),
         ("raft-log", raft_log.to_string()),
         ("rows", rows.to_string()),
         ("monitors", ops.server.stats().monitors.to_string()),

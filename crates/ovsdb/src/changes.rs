@@ -41,4 +41,24 @@ impl ChangeSet {
     pub fn len(&self) -> usize {
         self.tables.values().map(BTreeMap::len).sum()
     }
+
+    /// Atoms held by the rows before and after (what ovsdb-server bounds its transaction
+    /// history by).
+    pub fn atoms(&self) -> usize {
+        self.iter()
+            .map(|(_, _, c)| {
+                c.old.as_ref().map_or(0, Row::atoms) + c.new.as_ref().map_or(0, Row::atoms)
+            })
+            .sum()
+    }
+
+    /// How the database's atom count moves when this change set is applied.
+    pub fn atoms_delta(&self) -> isize {
+        self.iter()
+            .map(|(_, _, c)| {
+                c.new.as_ref().map_or(0, Row::atoms) as isize
+                    - c.old.as_ref().map_or(0, Row::atoms) as isize
+            })
+            .sum()
+    }
 }

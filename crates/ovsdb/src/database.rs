@@ -488,6 +488,15 @@ impl Database {
     }
 
     /// Number of rows in `table`.
+    /// Atoms in every row of every table (see [`Row::atoms`]).
+    pub fn atoms(&self) -> usize {
+        self.tables
+            .iter()
+            .flat_map(|t| t.rows.unordered())
+            .map(|(_, r)| r.atoms())
+            .sum()
+    }
+
     pub fn row_count(&self, table: &str) -> usize {
         self.schema
             .table_index(table)

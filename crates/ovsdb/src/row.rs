@@ -38,6 +38,11 @@ impl Row {
         &self.0.version
     }
 
+    /// Atoms in its columns (each map pair counts once, as ovsdb-server counts them).
+    pub fn atoms(&self) -> usize {
+        self.0.columns.iter().map(Datum::len).sum()
+    }
+
     /// All column datums, in schema column order.
     pub fn columns(&self) -> &[Datum] {
         &self.0.columns

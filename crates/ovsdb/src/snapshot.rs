@@ -7,20 +7,29 @@
 //! element count followed by the atoms (keys, then values for maps), each encoded by the
 //! column's atomic type: integer = zigzag varint, real = 8 bytes little-endian, boolean =
 //! 1 byte, string = varint length + UTF-8, uuid = 16 bytes. Counts are varints.
+//!
+//! A change set (one committed transaction, kept for `monitor_cond_since`) uses the same row
+//! encoding: magic `HYCS`, then per schema table the number of changed rows, and per changed
+//! row its UUID, a flags byte (1: the old row follows, 2: the new row follows, so 3 is a
+//! modification), then those rows as above.
 
 use std::sync::Arc;
 
 use uuid::Uuid;
 
 use crate::atom::Atom;
+use crate::changes::{ChangeSet, RowChange};
 use crate::database::{Database, Rows};
 use crate::datum::Datum;
 use crate::error::{ErrorTag, OvsdbError};
 use crate::row::Row;
-use crate::schema::{AtomicType, ColumnType, DatabaseSchema};
+use crate::schema::{AtomicType, ColumnType, DatabaseSchema, TableSchema};
 
 const MAGIC: &[u8; 4] = b"HYDB";
 const FORMAT: u8 = 1;
+const CHANGES_MAGIC: &[u8; 4] = b"HYCS";
+const OLD_ROW: u8 = 1;
+const NEW_ROW: u8 = 2;
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -52,19 +61,85 @@ pub(crate) fn encode(db: &Database) -> Vec<u8> {
         put_varint(&mut out, rows.len() as u64);
         for (u, row) in rows.sorted() {
             out.extend_from_slice(u.as_bytes());
-            out.extend_from_slice(row.version().as_bytes());
-            for d in row.columns() {
-                put_varint(&mut out, d.len() as u64);
-                for k in d.keys() {
-                    put_atom(&mut out, k);
-                }
-                for v in d.values() {
-                    put_atom(&mut out, v);
-                }
+            put_row(&mut out, row);
+        }
+    }
+    out
+}
+
+/// A row's `_version` and columns (its UUID is written by the caller).
+fn put_row(out: &mut Vec<u8>, row: &Row) {
+    out.extend_from_slice(row.version().as_bytes());
+    for d in row.columns() {
+        put_varint(out, d.len() as u64);
+        for k in d.keys() {
+            put_atom(out, k);
+        }
+        for v in d.values() {
+            put_atom(out, v);
+        }
+    }
+}
+
+fn encode_changes(schema: &DatabaseSchema, changes: &ChangeSet) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(CHANGES_MAGIC);
+    for ts in &schema.tables {
+        let Some(rows) = changes.table(&ts.name) else {
+            put_varint(&mut out, 0);
+            continue;
+        };
+        put_varint(&mut out, rows.len() as u64);
+        for (u, change) in rows {
+            out.extend_from_slice(u.as_bytes());
+            let flags = change.old.as_ref().map_or(0, |_| OLD_ROW)
+                | change.new.as_ref().map_or(0, |_| NEW_ROW);
+            out.push(flags);
+            for row in [&change.old, &change.new].into_iter().flatten() {
+                put_row(&mut out, row);
             }
         }
     }
     out
+}
+
+fn decode_changes(schema: &DatabaseSchema, bytes: &[u8]) -> Result<ChangeSet, OvsdbError> {
+    let mut r = Reader { b: bytes, pos: 0 };
+    if r.take(4)? != CHANGES_MAGIC {
+        return Err(bad("bad change set magic"));
+    }
+    let mut changes = ChangeSet::default();
+    for ts in &schema.tables {
+        let n = r.varint()? as usize;
+        if n == 0 {
+            continue;
+        }
+        let table = changes.tables.entry(ts.name.clone()).or_default();
+        for _ in 0..n {
+            let u = r.uuid()?;
+            let flags = r.take(1)?[0];
+            if flags == 0 || flags > (OLD_ROW | NEW_ROW) {
+                return Err(bad("change flags"));
+            }
+            let old = if flags & OLD_ROW != 0 {
+                Some(r.row(ts, u)?)
+            } else {
+                None
+            };
+            let new = if flags & NEW_ROW != 0 {
+                Some(r.row(ts, u)?)
+            } else {
+                None
+            };
+            if table.insert(u, RowChange { old, new }).is_some() {
+                return Err(bad("duplicate changed row"));
+            }
+        }
+    }
+    if r.pos != bytes.len() {
+        return Err(bad("trailing bytes"));
+    }
+    Ok(changes)
 }
 
 struct Reader<'a> {
@@ -156,6 +231,16 @@ impl<'a> Reader<'a> {
         .map_err(|_| bad("duplicate elements"))?;
         Ok(d)
     }
+
+    /// A row of `table` with UUID `u`, as [`put_row`] wrote it.
+    fn row(&mut self, table: &TableSchema, u: Uuid) -> Result<Row, OvsdbError> {
+        let v = self.uuid()?;
+        let mut cols = Vec::with_capacity(table.columns.len());
+        for c in &table.columns {
+            cols.push(self.datum(&c.type_)?);
+        }
+        Ok(Row::new(u, v, cols))
+    }
 }
 
 pub(crate) fn decode(schema: Arc<DatabaseSchema>, bytes: &[u8]) -> Result<Database, OvsdbError> {
@@ -172,12 +257,8 @@ pub(crate) fn decode(schema: Arc<DatabaseSchema>, bytes: &[u8]) -> Result<Databa
         let mut rows = Rows::default();
         for _ in 0..n {
             let u = r.uuid()?;
-            let v = r.uuid()?;
-            let mut cols = Vec::with_capacity(ts.columns.len());
-            for c in &ts.columns {
-                cols.push(r.datum(&c.type_)?);
-            }
-            if rows.insert(u, Row::new(u, v, cols)).is_some() {
+            let row = r.row(ts, u)?;
+            if rows.insert(u, row).is_some() {
                 return Err(bad("duplicate row"));
             }
         }
@@ -201,5 +282,18 @@ impl Database {
         bytes: &[u8],
     ) -> Result<Database, OvsdbError> {
         decode(schema, bytes)
+    }
+}
+
+impl ChangeSet {
+    /// The change set in the snapshot's row encoding (see the module header), for keeping the
+    /// `monitor_cond_since` history in snapshots. Tables not in `schema` are left out.
+    pub fn encode(&self, schema: &DatabaseSchema) -> Vec<u8> {
+        encode_changes(schema, self)
+    }
+
+    /// Reads back [`ChangeSet::encode`] output for the same schema.
+    pub fn decode(schema: &DatabaseSchema, bytes: &[u8]) -> Result<ChangeSet, OvsdbError> {
+        decode_changes(schema, bytes)
     }
 }

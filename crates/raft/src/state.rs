@@ -13,8 +13,9 @@ use crate::command::{Command, CommandKind, Outcome};
 use crate::locks::{Events, LockEvent, LockTable};
 use crate::txn_env::ApplyEnv;
 
-/// How many recent transactions each database keeps for `monitor_cond_since` (ovsdb-server
-/// keeps at most 100).
+/// How many recent transactions each database keeps for `monitor_cond_since` at most (as
+/// ovsdb-server; it also keeps no more atoms in them than the database holds, see
+/// [`History::push`]).
 pub const HISTORY_LEN: usize = 100;
 /// How many recent command ids are remembered so a command re-sent after a leader change is
 /// applied once. Must comfortably exceed the commands that can be in flight across an election.
@@ -33,23 +34,58 @@ pub trait ApplyObserver: Send + Sync {
 }
 
 /// Recent committed transactions of one database, oldest first.
+/// The recent transactions of one database, oldest first. Kept in snapshots, so that clients
+/// of a restarted member (or of one that installed a snapshot) resume with `found: true`.
 #[derive(Default)]
 pub struct History {
-    entries: VecDeque<(Uuid, Arc<ChangeSet>)>,
+    entries: VecDeque<(Uuid, Arc<ChangeSet>, usize)>,
+    /// Atoms in all entries.
+    atoms: usize,
 }
 
 impl History {
     /// The changes committed after `txn_id`, or `None` if it is not in the history.
     pub fn since(&self, txn_id: &Uuid) -> Option<Vec<(Uuid, Arc<ChangeSet>)>> {
-        let pos = self.entries.iter().position(|(id, _)| id == txn_id)?;
-        Some(self.entries.iter().skip(pos + 1).cloned().collect())
+        let pos = self.entries.iter().position(|(id, _, _)| id == txn_id)?;
+        Some(
+            self.entries
+                .iter()
+                .skip(pos + 1)
+                .map(|(id, c, _)| (*id, c.clone()))
+                .collect(),
+        )
     }
 
-    fn push(&mut self, id: Uuid, changes: Arc<ChangeSet>) {
-        if self.entries.len() == HISTORY_LEN {
-            self.entries.pop_front();
+    /// Adds a transaction, then drops the oldest ones while there are more than
+    /// [`HISTORY_LEN`] or they hold more atoms than the database (`db_atoms`), always keeping
+    /// the newest: ovsdb-server's bound (`ovsdb_txn_history_run`), so the history never costs
+    /// more memory (or snapshot bytes) than the data.
+    fn push(&mut self, id: Uuid, changes: Arc<ChangeSet>, db_atoms: usize) {
+        let atoms = changes.atoms();
+        self.atoms += atoms;
+        self.entries.push_back((id, changes, atoms));
+        while self.entries.len() > 1 && (self.entries.len() > HISTORY_LEN || self.atoms > db_atoms)
+        {
+            let (_, _, gone) = self.entries.pop_front().expect("more than one entry");
+            self.atoms -= gone;
         }
-        self.entries.push_back((id, changes));
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Atoms in all its change sets.
+    pub fn atoms(&self) -> usize {
+        self.atoms
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (Uuid, &Arc<ChangeSet>)> {
+        self.entries.iter().map(|(id, c, _)| (*id, c))
     }
 }
 
@@ -58,9 +94,32 @@ pub struct DbState {
     /// The id of the last transaction that changed this database (all zeros before the first).
     pub last_txn_id: Uuid,
     pub history: History,
+    /// Atoms in the database, kept up to date from each change set (for the history's bound).
+    atoms: usize,
 }
 
 impl DbState {
+    fn new(db: Database, last_txn_id: Uuid) -> DbState {
+        DbState {
+            atoms: db.atoms(),
+            db,
+            last_txn_id,
+            history: History::default(),
+        }
+    }
+
+    /// Atoms in the database (as ovsdb-server's `memory/show` counts them).
+    pub fn atoms(&self) -> usize {
+        self.atoms
+    }
+
+    /// Records a committed transaction that changed this database.
+    fn record(&mut self, id: Uuid, changes: Arc<ChangeSet>) {
+        self.atoms = self.atoms.saturating_add_signed(changes.atoms_delta());
+        self.last_txn_id = id;
+        self.history.push(id, changes, self.atoms);
+    }
+
     /// The changes after `txn_id`: empty when it is the latest, `None` when it is unknown.
     pub fn changes_since(&self, txn_id: &Uuid) -> Option<Vec<(Uuid, Arc<ChangeSet>)>> {
         if *txn_id == self.last_txn_id {
@@ -165,6 +224,30 @@ struct SnapshotDb {
     schema: String,
     data: Vec<u8>,
     last_txn_id: Uuid,
+    /// Format 4: the transaction history, oldest first, each change set as
+    /// `ChangeSet::encode` writes it.
+    history: Vec<(Uuid, Vec<u8>)>,
+}
+
+/// A database in formats 1 to 3 (no history).
+#[derive(Deserialize)]
+struct SnapshotDbV3 {
+    name: String,
+    schema: String,
+    data: Vec<u8>,
+    last_txn_id: Uuid,
+}
+
+impl From<SnapshotDbV3> for SnapshotDb {
+    fn from(d: SnapshotDbV3) -> SnapshotDb {
+        SnapshotDb {
+            name: d.name,
+            schema: d.schema,
+            data: d.data,
+            last_txn_id: d.last_txn_id,
+            history: Vec::new(),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -181,11 +264,23 @@ struct SnapshotImage {
     election_timer_ms: Option<u64>,
 }
 
+/// Format 3 (before the history was kept): databases without it.
+#[derive(Deserialize)]
+struct SnapshotImageV3 {
+    format: u32,
+    dbs: Vec<SnapshotDbV3>,
+    locks: LockTable,
+    recent: Vec<(Uuid, Outcome)>,
+    digest: u64,
+    parts: Vec<(Uuid, Assembly)>,
+    election_timer_ms: Option<u64>,
+}
+
 /// Format 2 (before the replicated election timer): the same fields without it.
 #[derive(Deserialize)]
 struct SnapshotImageV2 {
     format: u32,
-    dbs: Vec<SnapshotDb>,
+    dbs: Vec<SnapshotDbV3>,
     locks: LockTable,
     recent: Vec<(Uuid, Outcome)>,
     digest: u64,
@@ -196,18 +291,18 @@ struct SnapshotImageV2 {
 #[derive(Deserialize)]
 struct SnapshotImageV1 {
     format: u32,
-    dbs: Vec<SnapshotDb>,
+    dbs: Vec<SnapshotDbV3>,
     locks: LockTable,
     recent: Vec<(Uuid, Outcome)>,
     digest: u64,
 }
 
-const SNAPSHOT_FORMAT: u32 = 3;
+const SNAPSHOT_FORMAT: u32 = 4;
 
 /// The contents of a snapshot, detached from the live state (see
 /// [`ReplicatedState::snapshot_source`]).
 pub struct SnapshotSource {
-    dbs: Vec<(String, Database, Uuid)>,
+    dbs: Vec<(String, Database, Uuid, Vec<(Uuid, Arc<ChangeSet>)>)>,
     locks: LockTable,
     recent: Vec<(Uuid, Outcome)>,
     digest: u64,
@@ -223,11 +318,15 @@ impl SnapshotSource {
             dbs: self
                 .dbs
                 .into_iter()
-                .map(|(name, db, last_txn_id)| SnapshotDb {
+                .map(|(name, db, last_txn_id, history)| SnapshotDb {
                     name,
                     schema: db.schema().to_json().to_string(),
                     data: db.snapshot(),
                     last_txn_id,
+                    history: history
+                        .iter()
+                        .map(|(id, c)| (*id, c.encode(db.schema())))
+                        .collect(),
                 })
                 .collect(),
             locks: self.locks,
@@ -431,12 +530,7 @@ impl ReplicatedState {
             Ok(schema) => {
                 let name = schema.name().to_string();
                 if let std::collections::btree_map::Entry::Vacant(slot) = self.dbs.entry(name) {
-                    let db = Database::new(Arc::new(schema));
-                    slot.insert(DbState {
-                        db,
-                        last_txn_id: Uuid::nil(),
-                        history: History::default(),
-                    });
+                    slot.insert(DbState::new(Database::new(Arc::new(schema)), Uuid::nil()));
                     if let Some(obs) = observer {
                         obs.databases_changed();
                     }
@@ -476,11 +570,7 @@ impl ReplicatedState {
         match state.db.convert(Arc::new(schema), &mut env) {
             Ok(converted) => {
                 // Diffs do not span schemas: the history starts again from the conversion.
-                *state = DbState {
-                    db: converted,
-                    last_txn_id: id,
-                    history: History::default(),
-                };
+                *state = DbState::new(converted, id);
                 if let Some(obs) = observer {
                     obs.database_replaced(db);
                     obs.databases_changed();
@@ -548,8 +638,7 @@ impl ReplicatedState {
                 .get_mut(db)
                 .expect("the transaction ran on this database");
             let changes = Arc::new(changes);
-            state.last_txn_id = id;
-            state.history.push(id, changes.clone());
+            state.record(id, changes.clone());
             if let Some(obs) = observer {
                 obs.applied(db, &state.db, id, &changes);
             }
@@ -644,9 +733,8 @@ impl ReplicatedState {
         outcome
     }
 
-    /// A compact image of the whole state; equal states give identical bytes. The transaction
-    /// history is not included: after a restart or snapshot install, `monitor_cond_since` with an
-    /// older id answers `found=false` and sends the full contents, which clients handle.
+    /// A compact image of the whole state, the transaction history included (so clients of a
+    /// restarted member resume with `found: true`); equal states give identical bytes.
     pub fn snapshot(&self) -> Vec<u8> {
         self.snapshot_source().encode()
     }
@@ -659,7 +747,10 @@ impl ReplicatedState {
             dbs: self
                 .dbs
                 .iter()
-                .map(|(name, s)| (name.clone(), s.db.clone(), s.last_txn_id))
+                .map(|(name, s)| {
+                    let history = s.history.iter().map(|(id, c)| (id, c.clone())).collect();
+                    (name.clone(), s.db.clone(), s.last_txn_id, history)
+                })
                 .collect(),
             locks: self.locks.clone(),
             recent: self
@@ -684,7 +775,7 @@ impl ReplicatedState {
                 let v1: SnapshotImageV1 = bincode::deserialize(bytes)?;
                 SnapshotImage {
                     format: v1.format,
-                    dbs: v1.dbs,
+                    dbs: v1.dbs.into_iter().map(SnapshotDb::from).collect(),
                     locks: v1.locks,
                     recent: v1.recent,
                     digest: v1.digest,
@@ -696,12 +787,24 @@ impl ReplicatedState {
                 let v2: SnapshotImageV2 = bincode::deserialize(bytes)?;
                 SnapshotImage {
                     format: v2.format,
-                    dbs: v2.dbs,
+                    dbs: v2.dbs.into_iter().map(SnapshotDb::from).collect(),
                     locks: v2.locks,
                     recent: v2.recent,
                     digest: v2.digest,
                     parts: v2.parts,
                     election_timer_ms: None,
+                }
+            }
+            3 => {
+                let v3: SnapshotImageV3 = bincode::deserialize(bytes)?;
+                SnapshotImage {
+                    format: v3.format,
+                    dbs: v3.dbs.into_iter().map(SnapshotDb::from).collect(),
+                    locks: v3.locks,
+                    recent: v3.recent,
+                    digest: v3.digest,
+                    parts: v3.parts,
+                    election_timer_ms: v3.election_timer_ms,
                 }
             }
             SNAPSHOT_FORMAT => bincode::deserialize(bytes)?,
@@ -719,20 +822,18 @@ impl ReplicatedState {
                     db: d.name.clone(),
                     source,
                 })?;
-            let db = Database::from_snapshot(Arc::new(schema), &d.data).map_err(|source| {
-                RestoreError::Db {
-                    db: d.name.clone(),
-                    source,
-                }
-            })?;
-            dbs.insert(
-                d.name,
-                DbState {
-                    db,
-                    last_txn_id: d.last_txn_id,
-                    history: History::default(),
-                },
-            );
+            let db_err = |source| RestoreError::Db {
+                db: d.name.clone(),
+                source,
+            };
+            let schema = Arc::new(schema);
+            let db = Database::from_snapshot(schema.clone(), &d.data).map_err(db_err)?;
+            let mut state = DbState::new(db, d.last_txn_id);
+            for (id, bytes) in &d.history {
+                let changes = ChangeSet::decode(&schema, bytes).map_err(db_err)?;
+                state.history.push(*id, Arc::new(changes), usize::MAX);
+            }
+            dbs.insert(d.name, state);
         }
         let mut recent = BTreeMap::new();
         let mut recent_order = VecDeque::new();
@@ -1069,9 +1170,16 @@ mod tests {
         let s = replay(&log());
         let src = s.snapshot_source();
         #[derive(Serialize)]
+        struct Db1 {
+            name: String,
+            schema: String,
+            data: Vec<u8>,
+            last_txn_id: Uuid,
+        }
+        #[derive(Serialize)]
         struct V1 {
             format: u32,
-            dbs: Vec<SnapshotDb>,
+            dbs: Vec<Db1>,
             locks: LockTable,
             recent: Vec<(Uuid, Outcome)>,
             digest: u64,
@@ -1081,7 +1189,7 @@ mod tests {
             dbs: src
                 .dbs
                 .iter()
-                .map(|(name, db, last)| SnapshotDb {
+                .map(|(name, db, last, _)| Db1 {
                     name: name.clone(),
                     schema: db.schema().to_json().to_string(),
                     data: db.snapshot(),
@@ -1093,7 +1201,12 @@ mod tests {
             digest: src.digest,
         };
         let restored = ReplicatedState::restore(&bincode::serialize(&v1).unwrap()).unwrap();
-        assert_eq!(restored.snapshot(), s.snapshot());
+        // Everything but the history, which format 1 did not keep.
+        assert!(restored.dbs["T"].history.is_empty());
+        assert!(restored.dbs["T"].db == s.dbs["T"].db);
+        assert_eq!(restored.dbs["T"].last_txn_id, s.dbs["T"].last_txn_id);
+        assert_eq!(restored.digest, s.digest);
+        assert_eq!(restored.locks, s.locks);
     }
 
     #[test]
@@ -1101,9 +1214,91 @@ mod tests {
         let s = replay(&log());
         let d = &s.dbs["T"];
         assert_eq!(d.changes_since(&d.last_txn_id).unwrap().len(), 0);
-        let since_120 = d.changes_since(&Uuid::from_u128(120)).unwrap();
-        assert!(!since_120.is_empty());
+        let (oldest, _) = d.history.iter().next().unwrap();
+        let since_oldest = d.changes_since(&oldest).unwrap();
+        assert_eq!(since_oldest.len(), d.history.len() - 1);
+        // Each transaction of this log rewrites every row of A, so a change set holds more
+        // atoms than the database: the atom bound keeps only the newest.
+        assert_eq!(d.history.len(), 1);
+        assert!(d.changes_since(&Uuid::from_u128(100)).is_none());
         assert!(d.changes_since(&Uuid::from_u128(424242)).is_none());
+    }
+
+    #[test]
+    fn the_history_survives_a_snapshot() {
+        // Inserts only: every change set is smaller than the database, so all are kept.
+        let mut log = vec![cmd(
+            1,
+            CommandKind::CreateDb {
+                schema: SCHEMA.into(),
+            },
+        )];
+        for i in 0..20u128 {
+            log.push(txn(
+                100 + i,
+                &format!(r#"[{{"op":"insert","table":"A","row":{{"name":"a{i}","n":{i}}}}}]"#),
+            ));
+        }
+        let s = replay(&log);
+        assert_eq!(s.dbs["T"].history.len(), 20);
+        let bytes = s.snapshot();
+        let r = ReplicatedState::restore(&bytes).unwrap();
+        assert_eq!(
+            r.snapshot(),
+            bytes,
+            "restoring and snapshotting again is the identity"
+        );
+        let (before, after) = (&s.dbs["T"], &r.dbs["T"]);
+        assert!(!before.history.is_empty());
+        assert_eq!(after.history.len(), before.history.len());
+        for (id, _) in before.history.iter() {
+            let want = before.changes_since(&id).unwrap();
+            let got = after.changes_since(&id).expect("known after the restore");
+            assert_eq!(got.len(), want.len());
+            for ((a, ca), (b, cb)) in got.iter().zip(&want) {
+                assert_eq!(a, b);
+                assert_eq!(**ca, **cb);
+            }
+        }
+    }
+
+    #[test]
+    fn the_history_holds_no_more_atoms_than_the_database_and_keeps_the_newest() {
+        let change = |atoms: usize| {
+            let row = ovsdb::Row::new(
+                Uuid::from_u128(1),
+                Uuid::from_u128(2),
+                vec![
+                    ovsdb::Datum::from_set((0..atoms as i64).map(ovsdb::Atom::Integer).collect())
+                        .unwrap(),
+                ],
+            );
+            let mut c = ChangeSet::default();
+            c.tables.entry("t".into()).or_default().insert(
+                Uuid::from_u128(1),
+                ovsdb::RowChange {
+                    old: None,
+                    new: Some(row),
+                },
+            );
+            Arc::new(c)
+        };
+        let mut h = History::default();
+        for i in 0..10u128 {
+            h.push(Uuid::from_u128(i), change(10), 35);
+        }
+        // 3 entries of 10 atoms fit in a database of 35.
+        assert_eq!(h.len(), 3);
+        assert!(h.since(&Uuid::from_u128(7)).is_some());
+        assert!(h.since(&Uuid::from_u128(6)).is_none());
+        // One larger than the whole database is still kept, alone: the newest always is.
+        h.push(Uuid::from_u128(10), change(100), 35);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h.since(&Uuid::from_u128(10)).unwrap().len(), 0);
+        for i in 11..300u128 {
+            h.push(Uuid::from_u128(i), change(1), usize::MAX);
+        }
+        assert_eq!(h.len(), HISTORY_LEN);
     }
 }
 
