@@ -301,8 +301,11 @@ const SNAPSHOT_FORMAT: u32 = 4;
 
 /// The contents of a snapshot, detached from the live state (see
 /// [`ReplicatedState::snapshot_source`]).
+/// One database as a snapshot source holds it: name, data, last transaction id, history.
+type SourceDb = (String, Database, Uuid, Vec<(Uuid, Arc<ChangeSet>)>);
+
 pub struct SnapshotSource {
-    dbs: Vec<(String, Database, Uuid, Vec<(Uuid, Arc<ChangeSet>)>)>,
+    dbs: Vec<SourceDb>,
     locks: LockTable,
     recent: Vec<(Uuid, Outcome)>,
     digest: u64,
