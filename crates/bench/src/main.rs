@@ -145,6 +145,27 @@ enum Workload {
         #[arg(long, default_value_t = 100)]
         clients: usize,
     },
+    /// Conditional monitoring as ovn-controller does it (database OVN_Southbound): one
+    /// monitor_cond session per chassis with per-chassis conditions; the subscription, a
+    /// condition change, a port binding's and a new flow's fan-out, and spurious updates.
+    Condmon {
+        #[arg(long, default_value_t = 1_000)]
+        chassis: usize,
+        #[arg(long, default_value_t = 100)]
+        datapaths: u64,
+        #[arg(long, default_value_t = 20_000)]
+        flows: u64,
+        #[arg(long, default_value_t = 2)]
+        ports_per_chassis: u64,
+        #[arg(long, default_value_t = 2_000)]
+        batch: u64,
+        /// Sessions measured one at a time for a condition change and a port binding.
+        #[arg(long, default_value_t = 50)]
+        samples: usize,
+        /// Flows written one at a time for the fan-out.
+        #[arg(long, default_value_t = 20)]
+        writes: usize,
+    },
     /// Large rows: ROWS Logical_Switch rows, PER_TXN per transaction, each with an
     /// external_ids value of VALUE_LEN characters; rows/s and the longest gap between acks.
     BulkLarge {
@@ -296,6 +317,26 @@ fn main() -> ExitCode {
                     clients,
                 };
                 workload::storm::run(&common, &opts).await
+            }
+            Workload::Condmon {
+                chassis,
+                datapaths,
+                flows,
+                ports_per_chassis,
+                batch,
+                samples,
+                writes,
+            } => {
+                let opts = workload::condmon::CondMonOpts {
+                    chassis: chassis.max(1),
+                    datapaths: datapaths.max(1),
+                    flows,
+                    ports_per_chassis: ports_per_chassis.max(1),
+                    batch: batch.max(1),
+                    samples,
+                    writes,
+                };
+                workload::condmon::run(&common, &opts).await
             }
             Workload::BulkLarge {
                 rows,

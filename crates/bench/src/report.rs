@@ -32,6 +32,28 @@ pub struct Report {
     pub monitor: Option<MonitorFigures>,
     pub bulk: Option<BulkFigures>,
     pub storm: Option<StormFigures>,
+    pub condmon: Option<CondMonFigures>,
+}
+
+/// `condmon`: conditional monitoring as ovn-controller does it.
+#[derive(Serialize, Debug, Default)]
+pub struct CondMonFigures {
+    pub chassis: usize,
+    pub flows: u64,
+    pub datapaths: u64,
+    pub load_s: f64,
+    /// Sessions whose monitor_cond was answered with their datapath's flows.
+    pub sessions_subscribed: u64,
+    /// From the subscription's start until the last session had its initial contents.
+    pub subscribe_last_s: f64,
+    /// monitor_cond_change adding a datapath, until its flows arrived (one session at a time).
+    pub cond_change: Summary,
+    /// A Port_Binding bound to a chassis, until that chassis's session had it.
+    pub bind: Summary,
+    /// One new flow, until every session with its datapath local had it (the slowest, per write).
+    pub flow_fan_out: Summary,
+    /// Updates that reached sessions whose conditions do not match (must be 0).
+    pub spurious_updates: u64,
 }
 
 #[derive(Serialize, Debug, Default)]
@@ -210,6 +232,28 @@ impl Report {
                 ),
             );
             summary_row(&mut out, "one write's fan-out", &st.fan_out);
+        }
+        if let Some(c) = &self.condmon {
+            row(
+                &mut out,
+                "load",
+                format!(
+                    "{} chassis, {} datapaths, {} flows in {:.2} s",
+                    c.chassis, c.datapaths, c.flows, c.load_s
+                ),
+            );
+            row(
+                &mut out,
+                "sessions subscribed",
+                format!(
+                    "{} (last after {:.2} s)",
+                    c.sessions_subscribed, c.subscribe_last_s
+                ),
+            );
+            summary_row(&mut out, "condition change", &c.cond_change);
+            summary_row(&mut out, "port binding's update", &c.bind);
+            summary_row(&mut out, "new flow's fan-out", &c.flow_fan_out);
+            row(&mut out, "spurious updates", c.spurious_updates);
         }
         for r in &self.rss {
             let fmt = |v: Option<u64>| {

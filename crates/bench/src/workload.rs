@@ -4,6 +4,7 @@
 
 pub mod bulk;
 pub mod bulk_large;
+pub mod condmon;
 pub mod monitor;
 pub mod read;
 pub mod storm;

@@ -56,6 +56,12 @@ pub const MAX_FORWARD_BYTES: usize = 8 * 1024 * 1024;
 /// the last one, besides every `snapshot_every` entries: a member restarting re-applies the
 /// log after its snapshot in one go, so the log must stay bounded in bytes, not only in entries.
 pub const SNAPSHOT_EVERY_BYTES: u64 = 256 * 1024 * 1024;
+/// Encoded bytes of `monitor_cond_since` history a snapshot keeps per database, newest
+/// transactions first: enough for clients a few transactions behind to resume with
+/// `found: true` after a restart, without making every snapshot (written and sent to
+/// followers) carry up to 100 transactions of large rows. A history entry larger than this is
+/// not kept in snapshots.
+pub const HISTORY_SNAPSHOT_BYTES: usize = 16 * 1024 * 1024;
 /// sled page cache for the Raft log and snapshots. The databases themselves live in memory.
 pub const DEFAULT_STORAGE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 

@@ -326,10 +326,7 @@ impl SnapshotSource {
                     schema: db.schema().to_json().to_string(),
                     data: db.snapshot(),
                     last_txn_id,
-                    history: history
-                        .iter()
-                        .map(|(id, c)| (*id, c.encode(db.schema())))
-                        .collect(),
+                    history: newest_encoded(&history, db.schema()),
                 })
                 .collect(),
             locks: self.locks,
@@ -340,6 +337,26 @@ impl SnapshotSource {
         };
         bincode::serialize(&image).expect("in-memory serialisation cannot fail")
     }
+}
+
+/// The newest history entries, encoded, that fit in `HISTORY_SNAPSHOT_BYTES` together,
+/// oldest first.
+fn newest_encoded(
+    history: &[(Uuid, Arc<ChangeSet>)],
+    schema: &DatabaseSchema,
+) -> Vec<(Uuid, Vec<u8>)> {
+    let mut kept = Vec::new();
+    let mut bytes = 0;
+    for (id, changes) in history.iter().rev() {
+        let encoded = changes.encode(schema);
+        bytes += encoded.len();
+        if bytes > crate::config::HISTORY_SNAPSHOT_BYTES {
+            break;
+        }
+        kept.push((*id, encoded));
+    }
+    kept.reverse();
+    kept
 }
 
 #[derive(Debug, thiserror::Error)]

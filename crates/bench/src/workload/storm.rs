@@ -27,7 +27,8 @@ pub struct StormOpts {
 
 const ZERO_UUID: &str = "00000000-0000-0000-0000-000000000000";
 
-fn flow(prefix: &str, k: u64, datapath: &Value) -> Value {
+/// One `Logical_Flow` insert (number `k`) on `datapath`, shaped like ovn-northd's.
+pub(super) fn flow(prefix: &str, k: u64, datapath: &Value) -> Value {
     json!({"op": "insert", "table": "Logical_Flow", "row": {
         "logical_datapath": datapath,
         "pipeline": if k.is_multiple_of(2) { "ingress" } else { "egress" },
