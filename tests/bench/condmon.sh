@@ -46,14 +46,14 @@ condmon() {
     condmon --chassis "$chassis" --flows "$flows" --datapaths "$datapaths" >"$work/$name.json"
 }
 
-h_base=48640
+h_base=28640
 HALYARD_BIN=$bin SCHEMA=$SB_SCHEMA bash "$root/scripts/cluster.sh" start "$work/h" 3 $h_base >/dev/null
 h_dbs="tcp:127.0.0.1:$((h_base + 1)),tcp:127.0.0.1:$((h_base + 2)),tcp:127.0.0.1:$((h_base + 3))"
 echo "== Halyard: $chassis chassis, $flows flows, $datapaths datapaths"
 condmon halyard "$h_dbs" $(cat "$work"/h/m*.pid)
 HALYARD_BIN=$bin bash "$root/scripts/cluster.sh" stop "$work/h" >/dev/null
 
-r_base=49640
+r_base=29640
 SCHEMA=$SB_SCHEMA bash "$ref" start "$work/r" $r_base 3 >/dev/null
 r_dbs="tcp:127.0.0.1:$((r_base + 1)),tcp:127.0.0.1:$((r_base + 2)),tcp:127.0.0.1:$((r_base + 3))"
 echo "== ovsdb-server: $chassis chassis, $flows flows, $datapaths datapaths"

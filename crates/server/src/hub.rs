@@ -51,6 +51,8 @@ struct InitialCache {
     bytes: usize,
     /// By the monitor's fingerprint: the monitors and their serialised initial contents.
     built: HashMap<u64, Vec<BuiltInitial>>,
+    /// Fingerprints asked for once at this version: a build is kept only when asked for again.
+    seen: std::collections::HashSet<u64>,
 }
 
 /// A distinct monitor and its serialised initial contents.
@@ -86,8 +88,11 @@ impl Hub {
     /// The serialised initial contents of `compiled` on `db` at version `txn` (its last applied
     /// transaction): built with `build` the first time, then shared by every request for the
     /// same thing at the same version. In a reconnection storm every `ovn-controller` asks for
-    /// the same tables; ovsdb-server serialises them once per monitor group too. Versions older
-    /// than `txn` are dropped; past `INITIAL_CACHE_BYTES` a build is not kept.
+    /// the same tables; ovsdb-server serialises them once per monitor group too. A build is
+    /// kept only from the second request for it on: with conditional monitoring (one condition
+    /// per chassis) no two requests are alike, and keeping every one held hundreds of MB per
+    /// member for nothing after 1,000 `ovn-controller`s subscribed. Versions older than `txn`
+    /// are dropped; past `INITIAL_CACHE_BYTES` a build is not kept.
     pub(crate) fn initial_contents(
         &self,
         db: &str,
@@ -117,7 +122,8 @@ impl Hub {
         let bytes: Arc<[u8]> = Arc::from(build());
         self.initial_built
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if cache.bytes + bytes.len() <= crate::config::INITIAL_CACHE_BYTES {
+        let again = !cache.seen.insert(fingerprint);
+        if again && cache.bytes + bytes.len() <= crate::config::INITIAL_CACHE_BYTES {
             cache.bytes += bytes.len();
             cache
                 .built
@@ -346,5 +352,51 @@ impl ApplyHook for Hub {
 
     fn server_status_changed(&self) {
         self.status_changed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn monitor(table: &str) -> Arc<ovsdb::monitor::Monitor> {
+        let schema = ovsdb::DatabaseSchema::from_json(&serde_json::json!({
+            "name": "D", "version": "1.0.0", "tables": {
+                "A": {"columns": {"x": {"type": "integer"}}},
+                "B": {"columns": {"y": {"type": "integer"}}}}}))
+        .unwrap();
+        let requests = serde_json::json!({ table: [{}] });
+        Arc::new(
+            ovsdb::monitor::Monitor::new(&schema, ovsdb::monitor::MonitorVersion::V2, &requests)
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn initial_contents_are_kept_from_the_second_request_and_then_shared() {
+        let hub = Hub::default();
+        let builds = AtomicUsize::new(0);
+        let txn = uuid::Uuid::from_u128(1);
+        let get = |m: &Arc<ovsdb::monitor::Monitor>, fp: u64| {
+            hub.initial_contents("D", txn, m, fp, || {
+                builds.fetch_add(1, Ordering::SeqCst);
+                vec![b'x'; 100]
+            })
+        };
+        let (a, b) = (monitor("A"), monitor("B"));
+        // A request nobody else makes (one chassis's conditions) is built and not kept.
+        get(&b, 2);
+        assert_eq!(hub.stats().initial_cached_bytes, 0);
+        // The same request again is kept, and every later one shares that build.
+        get(&a, 1);
+        let second = get(&a, 1);
+        let third = get(&a, 1);
+        assert!(Arc::ptr_eq(&second, &third));
+        assert_eq!(builds.load(Ordering::SeqCst), 3);
+        assert_eq!(hub.stats().initial_cached_bytes, 100);
+        // A new version starts afresh.
+        hub.initial_contents("D", uuid::Uuid::from_u128(2), &a, 1, || vec![b'y'; 10]);
+        assert_eq!(hub.stats().initial_cached_bytes, 0);
     }
 }
