@@ -26,6 +26,8 @@ mod progress;
 mod proposer;
 mod read_index;
 pub mod report;
+#[cfg(feature = "in-process")]
+pub mod router;
 mod service;
 pub mod state;
 mod state_machine;

@@ -96,6 +96,9 @@ pub enum ClientError {
     Transport(#[from] tonic::transport::Error),
     #[error("{0}: an ssl: member address needs --private-key, --certificate and --ca-cert")]
     NoTls(String),
+    /// `mem:` addresses exist only in test builds with the in-process network.
+    #[error("{0}: mem: addresses are the in-process test network's, not a real member's")]
+    Mem(String),
 }
 
 /// A client for the member at `addr` (see the module header for its forms). One lazily
@@ -110,6 +113,11 @@ pub fn client(addr: &str) -> Result<MemberClient<Channel>, ClientError> {
     let mut channels = channels.lock().unwrap();
     let channel = match channels.get(addr) {
         Some(c) => c.clone(),
+        None if addr.starts_with("mem:") => {
+            let c = mem_channel(addr)?;
+            channels.insert(addr.to_string(), c.clone());
+            c
+        }
         None => {
             let (tls, host_port) = split_addr(addr);
             let endpoint = Endpoint::from_shared(format!("http://{host_port}"))?
@@ -132,6 +140,25 @@ pub fn client(addr: &str) -> Result<MemberClient<Channel>, ClientError> {
         }
     };
     Ok(MemberClient::new(channel).max_decoding_message_size(usize::MAX))
+}
+
+/// A channel to the in-process member `mem:NAME` (see `router`).
+#[cfg(feature = "in-process")]
+fn mem_channel(addr: &str) -> Result<Channel, ClientError> {
+    let name = addr["mem:".len()..].to_string();
+    let connector = tower::service_fn(move |_uri: tonic::transport::Uri| {
+        let name = name.clone();
+        async move { crate::router::connect(&name).map(hyper_util::rt::TokioIo::new) }
+    });
+    Ok(Endpoint::from_static("http://in-process.invalid")
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .connect_with_connector_lazy(connector))
+}
+
+#[cfg(not(feature = "in-process"))]
+fn mem_channel(addr: &str) -> Result<Channel, ClientError> {
+    Err(ClientError::Mem(addr.to_string()))
 }
 
 /// Dials `host_port` and runs the client side of the TLS handshake, each bounded by

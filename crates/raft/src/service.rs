@@ -83,6 +83,8 @@ impl pb::member_server::Member for Service {
                 .map(|cmd| self.member.propose_forwarded(cmd)),
         )
         .await;
+        #[cfg(feature = "in-process")]
+        crate::router::pause_point(&self.member.identity().raft_addr, "forward-committed").await;
         let replies = results
             .into_iter()
             .map(|r| {

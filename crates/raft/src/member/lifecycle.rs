@@ -225,6 +225,9 @@ impl Member {
         let peers = self.peers();
         check_same_transport(&addr, peers.iter().map(|(_, a)| a.as_str()))
             .map_err(MemberError::MixedTls)?;
+        if let Some(name) = addr.strip_prefix("mem:") {
+            return self.serve_in_process(name);
+        }
         let (tls, host_port) = crate::network::split_addr(&addr);
         let tls = match (tls, crate::network::peer_tls()) {
             (false, _) => None,
@@ -273,6 +276,30 @@ impl Member {
         }
         tracing::info!(%addr, node = format_args!("{:016x}", self.identity.node_id), "serving member-to-member traffic");
         Ok(())
+    }
+
+    /// The member-to-member service on the in-process network (see `router`).
+    #[cfg(feature = "in-process")]
+    fn serve_in_process(self: &Arc<Self>, name: &str) -> Result<(), MemberError> {
+        let server = tonic::transport::Server::builder()
+            .initial_stream_window_size(crate::network::STREAM_WINDOW)
+            .initial_connection_window_size(crate::network::CONNECTION_WINDOW)
+            .add_service(crate::service::server(self.clone()));
+        let incoming = crate::router::listen(name);
+        tokio::spawn(async move {
+            if let Err(e) = server.serve_with_incoming(incoming).await {
+                tracing::error!("in-process member-to-member service stopped: {e}");
+            }
+        });
+        Ok(())
+    }
+
+    #[cfg(not(feature = "in-process"))]
+    fn serve_in_process(self: &Arc<Self>, name: &str) -> Result<(), MemberError> {
+        Err(MemberError::Bind {
+            addr: format!("mem:{name}"),
+            reason: "mem: addresses are the in-process test network's, not a real member's".into(),
+        })
     }
 
     /// Asks the peers (any member; followers point to the leader) to add this member, retrying
