@@ -6,12 +6,10 @@
 //! ovsdb-server and the replies and the close/stay-open outcome must be the same; after each one
 //! the member must still serve a fresh client.
 
-mod common;
-
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use common::*;
+use halyard_testkit::single::*;
 use serde_json::{json, Value};
 
 /// What the peer did with a sequence of raw messages.

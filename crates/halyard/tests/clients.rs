@@ -5,14 +5,12 @@
 //! steps are run against a real ovsdb-server 3.1 and the outputs must be equal (UUIDs, which are
 //! random, are replaced by what they refer to).
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use halyard_testkit::single::*;
 use serde_json::{json, Value};
 
 /// Replaces every `["uuid", X]` by `["uuid", "#n"]`, n counting first appearances, and sorts

@@ -13,11 +13,9 @@
 //! - The real ovsdb-server cluster (ref-cluster.sh): ovn-nbctl and ovsdbapp fail at a follower
 //!   and succeed at the leader.
 
-mod cluster_common;
-
 use std::time::Duration;
 
-use cluster_common::*;
+use halyard_testkit::cluster::*;
 
 const T: Duration = Duration::from_secs(120);
 

@@ -4,12 +4,10 @@
 //! same requests (RFC 7047 §4-5 and the ovsdb-server extensions in docs/ovsdb-protocol.md).
 //! One cluster and one real server per schema serve every step, to keep the run short.
 
-mod cluster_common;
-
 use std::time::{Duration, Instant};
 
-use cluster_common::common::{canonical, OvsdbServer, RecvError, Rpc};
-use cluster_common::*;
+use halyard_testkit::cluster::*;
+use halyard_testkit::single::{canonical, OvsdbServer, RecvError, Rpc};
 use serde_json::{json, Value};
 
 #[path = "../../ovsdb/tests/differential/normalise.rs"]

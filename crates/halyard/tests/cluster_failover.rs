@@ -13,15 +13,13 @@
 //! The load is raw JSON-RPC `transact` inserts, one connection per thread; a thread whose
 //! member dies moves on to the next member, as an IDL client would.
 
-mod cluster_common;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use cluster_common::*;
+use halyard_testkit::cluster::*;
 use serde_json::json;
 
 const DB: &str = "OVN_Northbound";

@@ -2,11 +2,9 @@
 //! transaction history is kept in snapshots, so a client of a restarted member whose last
 //! transaction the snapshot covers gets only the changes since, not the whole database.
 
-mod cluster_common;
-
 use std::time::Duration;
 
-use cluster_common::*;
+use halyard_testkit::cluster::*;
 use serde_json::json;
 
 const NB: &str = "OVN_Northbound";

@@ -13,12 +13,10 @@
 //!
 //! Each load prints rows/s and the longest gap between acknowledgements.
 
-mod cluster_common;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cluster_common::*;
+use halyard_testkit::cluster::*;
 use serde_json::{json, Value};
 
 const DB: &str = "OVN_Northbound";

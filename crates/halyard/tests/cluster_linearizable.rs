@@ -5,11 +5,9 @@
 //! made to lag behind (SIGSTOP while A's write commits, SIGCONT just before the read), which
 //! is what a loaded follower looks like.
 
-mod cluster_common;
-
 use std::time::{Duration, Instant};
 
-use cluster_common::*;
+use halyard_testkit::cluster::*;
 use serde_json::{json, Value};
 
 const DB: &str = "OVN_Northbound";

@@ -10,11 +10,9 @@
 //!   commit (with four voters they could not); both come back and catch up;
 //! - `halyard promote` makes it a voter; `halyard kick` removes another non-voting member.
 
-mod cluster_common;
-
 use std::time::Duration;
 
-use cluster_common::*;
+use halyard_testkit::cluster::*;
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(60);

@@ -11,13 +11,11 @@
 //!   the other becomes active within a bound (the dead member's locks expire after the lock
 //!   lease; the time taken is printed).
 
-mod cluster_common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cluster_common::*;
+use halyard_testkit::cluster::*;
 
 const T: Duration = Duration::from_secs(180);
 

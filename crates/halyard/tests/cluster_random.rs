@@ -21,12 +21,10 @@
 //! * a row written with a bad value has only that one bad column, and a `W` row only one column
 //!   that can lose its weak reference, since 3.1 names the first bad column in its hash order.
 
-mod cluster_common;
-
 use std::time::Instant;
 
-use cluster_common::common::{OvsdbServer, Rpc};
-use cluster_common::*;
+use halyard_testkit::cluster::*;
+use halyard_testkit::single::{OvsdbServer, Rpc};
 use serde_json::{json, Value};
 
 #[path = "../../ovsdb/tests/differential/normalise.rs"]

@@ -3,12 +3,10 @@
 //! members, and the survivor answers a write and a read after its write wait
 //! (`serve --write-wait-ms`); once the others are back it serves again.
 
-mod cluster_common;
-
 use std::time::{Duration, Instant};
 
-use cluster_common::common::Rpc;
-use cluster_common::*;
+use halyard_testkit::cluster::*;
+use halyard_testkit::single::Rpc;
 use serde_json::{json, Value};
 
 const WRITE_WAIT_MS: u64 = 1500;

@@ -4,12 +4,10 @@
 //! serves the rest, and a `read_only` connection refuses writes with ovsdb-server's exact
 //! error (compared with a real ovsdb-server given the same rows).
 
-mod cluster_common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use cluster_common::*;
+use halyard_testkit::cluster::*;
 
 const DB_REMOTE: &str = "db:OVN_Northbound,NB_Global,connections";
 const SB_REMOTE: &str = "db:OVN_Southbound,SB_Global,connections";

@@ -9,15 +9,13 @@
 //! would leave it): the member must refuse to start with a clear error and a non-zero exit, and
 //! never serve a database silently missing or altering entries.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use halyard_testkit::single::*;
 use serde_json::{json, Value};
 
 const WRITERS: usize = 4;

@@ -6,15 +6,13 @@
 //! the waiter is told `locked`, or two `ovn-northd`s would both be active. After the partition
 //! heals, the old owner waits behind the new one. Needs root, `ip` and `iptables`.
 
-mod cluster_common;
-
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use cluster_common::{halyard_bin, Rpc};
 use halyard_faults::cluster::Cluster;
 use halyard_faults::netns::Net;
+use halyard_testkit::cluster::{halyard_bin, Rpc};
 use serde_json::{json, Value};
 
 const SCHEMA: &str = include_str!("../../../tests/faults/faults.ovsschema");

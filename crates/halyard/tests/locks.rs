@@ -2,11 +2,9 @@
 //! ovsdb-server 3.1, and every session must receive the same replies and notifications
 //! (docs/ovsdb-protocol.md §2.10).
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use halyard_testkit::single::*;
 use serde_json::{json, Value};
 
 /// Everything `c` receives until it has been quiet for `quiet`, but the inactivity probes

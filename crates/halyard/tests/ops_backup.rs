@@ -4,12 +4,10 @@
 //! * `halyard create-cluster --from` takes a clustered (with a snapshot and diff entries) or a
 //!   standalone ovsdb-server database file and serves the same contents and UUIDs.
 
-mod ops_common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use ops_common::*;
+use halyard_testkit::ops::*;
 
 /// Builds tests/ovn/nb-topology.sh's topology against `remote`.
 fn topology(remote: &str) {

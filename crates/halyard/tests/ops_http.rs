@@ -1,11 +1,9 @@
 //! `--http`: `/metrics` in the Prometheus text format and `/health` for load balancers, on a
 //! real 3-member cluster, healthy and after it lost its quorum.
 
-mod ops_common;
-
 use std::time::Duration;
 
-use ops_common::*;
+use halyard_testkit::ops::*;
 
 /// The value of an unlabelled sample `name` in a Prometheus text exposition.
 fn sample(text: &str, name: &str) -> Option<f64> {

@@ -2,11 +2,9 @@
 //! member's control socket (real ovs-appctl), join a fresh member at the same Raft address, and
 //! `halyard status` shows a healthy 3-member cluster with the data on the newcomer.
 
-mod ops_common;
-
 use std::time::Duration;
 
-use ops_common::*;
+use halyard_testkit::ops::*;
 
 #[test]
 fn replace_a_dead_member() {

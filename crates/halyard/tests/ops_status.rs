@@ -1,11 +1,9 @@
 //! `halyard status`: the whole cluster from any member (table and JSON), through a Raft
 //! address or a control socket, and its verdicts and exit status when members die.
 
-mod ops_common;
-
 use std::time::Duration;
 
-use ops_common::*;
+use halyard_testkit::ops::*;
 use serde_json::Value;
 
 fn status_json(args: &[&str]) -> (Option<i32>, Value) {

@@ -2,11 +2,9 @@
 //! the cluster/* and ovsdb-server/* commands, generic errors with ovsdb-server's texts and
 //! ovs-appctl's exit status 2, membership changes (kick, leave) and `exit`.
 
-mod ops_common;
-
 use std::time::Duration;
 
-use ops_common::*;
+use halyard_testkit::ops::*;
 
 /// The cluster/status labels OVN tooling greps, in ovsdb-server's order.
 fn assert_layout(text: &str, role: &str, servers: usize) {

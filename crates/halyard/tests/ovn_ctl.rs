@@ -6,14 +6,12 @@
 //! schema through `upgrade_cluster` (`ovsdb-client convert`), reports status and stops and
 //! restarts a member through its pidfile and control socket.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{free_port, run, wait_for, Output, NB_SCHEMA};
+use halyard_testkit::single::{free_port, run, wait_for, Output, NB_SCHEMA};
 use serde_json::Value;
 
 const OVN_CTL: &str = "/usr/share/ovn/scripts/ovn-ctl";
@@ -114,7 +112,8 @@ impl Site {
         let tmp = tempfile::tempdir().unwrap();
         let bin = tmp.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
-        std::os::unix::fs::symlink(common::halyard_bin(), bin.join("ovsdb-server")).unwrap();
+        std::os::unix::fs::symlink(halyard_testkit::halyard_bin(), bin.join("ovsdb-server"))
+            .unwrap();
         let hosts = (0..3)
             .map(|i| Host {
                 dir: tmp.path().join(format!("host{i}")),
@@ -312,8 +311,8 @@ fn three_hosts_under_ovn_ctl() {
     );
     let nb_tcp = format!("tcp:127.0.0.1:{}", site.hosts[2].nb_port);
     for remote in [nb_sock.as_str(), nb_tcp.as_str()] {
-        let out =
-            run(Command::new(common::halyard_bin()).args(["status", "--json", "--remote", remote]));
+        let out = run(Command::new(halyard_testkit::halyard_bin())
+            .args(["status", "--json", "--remote", remote]));
         assert!(
             out.status.success(),
             "halyard status --remote {remote}: {out:?}"

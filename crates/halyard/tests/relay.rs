@@ -5,11 +5,9 @@
 //! serving new writes. (`ovn-sbctl` needs `--no-leader-only` at a relay, as with any relay:
 //! `_Server` there says it is not a leader; `ovn-controller` does not ask for one.)
 
-mod cluster_common;
-
 use std::time::Duration;
 
-use cluster_common::*;
+use halyard_testkit::cluster::*;
 
 const T: Duration = Duration::from_secs(60);
 

@@ -14,15 +14,13 @@
 //! - a cluster mixing `ssl:` and plain Raft addresses is refused at `join-cluster`, and TLS
 //!   options that cannot be honoured are refused at `serve`.
 
-mod cluster_common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use cluster_common::*;
+use halyard_testkit::cluster::*;
 
 const T: Duration = Duration::from_secs(60);
 

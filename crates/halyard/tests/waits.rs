@@ -5,11 +5,9 @@
 //! blocked wait at the smallest timeout of the transaction, even one of a wait that held.
 //! Timings are compared coarsely: "still blocked after 2.5 s" or "answered after ~X ms".
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use halyard_testkit::single::*;
 use serde_json::{json, Value};
 
 const DB: &str = "OVN_Northbound";

@@ -6,7 +6,6 @@
 //! Every server lives in its own temporary directory and is killed when its handle is dropped,
 //! so a failing test leaves no process behind. The machine running the tests is shared and slow:
 //! every wait polls with a generous deadline instead of sleeping for a fixed time.
-#![allow(dead_code)]
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -247,7 +246,7 @@ fn answers_list_dbs(port: u16, db: &str) -> bool {
 }
 
 pub fn halyard_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_halyard")
+    crate::halyard_bin()
 }
 
 /// A single-member Halyard cluster started by `halyard create-cluster` + `halyard serve` with

@@ -5,7 +5,6 @@
 //! assertion does not leave members running. Ports come from the kernel (bind to port 0), since
 //! several agents run tests on this machine at the same time. Every wait polls with a generous
 //! bound: the machine is loaded.
-#![allow(dead_code)]
 
 use std::fs::OpenOptions;
 use std::io::{BufReader, Write};
@@ -17,9 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 // The basic helpers are shared with the single-member tests rather than written again.
-#[path = "../common/mod.rs"]
-pub mod common;
-pub use common::{free_port, halyard_bin, repo_root};
+pub use crate::single::{free_port, halyard_bin, repo_root};
 
 pub const NB_SCHEMA: &str = "/usr/share/ovn/ovn-nb.ovsschema";
 pub const SB_SCHEMA: &str = "/usr/share/ovn/ovn-sb.ovsschema";

@@ -4,7 +4,6 @@
 //! poll for readiness (the machine is shared and slow: no fixed sleeps).
 //!
 //! Every process is killed when its handle is dropped, so a failing test leaves none behind.
-#![allow(dead_code)]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -12,12 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 // The basic helpers are shared with the single-member tests rather than written again.
-#[path = "../common/mod.rs"]
-mod common;
-pub use common::{free_port, halyard_bin, repo_root, wait_for};
-// Not every test binary that includes this module reads select results.
-#[allow(unused_imports)]
-pub use common::sorted_column;
+pub use crate::single::{free_port, halyard_bin, repo_root, sorted_column, wait_for};
 
 pub const NB_SCHEMA: &str = "/usr/share/ovn/ovn-nb.ovsschema";
 pub const NB: &str = "OVN_Northbound";
