@@ -2,23 +2,14 @@
 //! requests sent to a Halyard member and to a real ovsdb-server give the same answers, the data
 //! is converted, and the real `ovsdb-client convert` works.
 
-use std::io::Write;
-use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use halyard_testkit::single::{free_port, wait_for, Rpc};
 use serde_json::{json, Value};
 
 const OLD: &str =
     r#"{"name":"Test","version":"1.0.0","tables":{"A":{"columns":{"x":{"type":"integer"}}}}}"#;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Proc(Child);
 
@@ -29,25 +20,16 @@ impl Drop for Proc {
     }
 }
 
-fn connect(port: u16) -> TcpStream {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
-            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server on port {port} did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn connect(port: u16) -> Rpc {
+    wait_for(Duration::from_secs(60), "the server to listen", || {
+        Rpc::connect_timeout(port, Duration::from_secs(1)).ok()
+    })
 }
 
-fn rpc(s: &mut TcpStream, msg: Value) -> Value {
-    s.write_all(msg.to_string().as_bytes()).unwrap();
-    let mut de = serde_json::Deserializer::from_reader(s.try_clone().unwrap()).into_iter::<Value>();
-    de.next().expect("connection closed").expect("bad JSON")
+fn rpc(s: &mut Rpc, msg: Value) -> Value {
+    s.send(&msg).unwrap();
+    s.next_message(Duration::from_secs(30))
+        .expect("a reply within 30 s")
 }
 
 fn halyard(dir: &std::path::Path) -> (Proc, u16) {

@@ -7,8 +7,8 @@
 //! bound: the machine is loaded.
 
 use std::fs::OpenOptions;
-use std::io::{BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -75,30 +75,7 @@ pub fn run_ok(prog: &str, args: &[&str], limit: Duration) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
-/// Pipes `input` through tests/ovn/normalize.py MODE.
-pub fn normalize(mode: &str, input: &str) -> String {
-    let mut child = Command::new("python3")
-        .arg(asset("tests/ovn/normalize.py"))
-        .arg(mode)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "normalize.py {mode}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+pub use crate::single::normalize;
 
 /// Polls `f` until it returns `Some`, or panics with `what` after `limit`.
 pub fn wait_until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
@@ -592,72 +569,47 @@ impl Drop for RefCluster {
 }
 
 /// A minimal synchronous OVSDB JSON-RPC client (answers the server's `echo` probes).
+/// A blocking JSON-RPC session for the cluster tests: [`crate::single::Rpc`] with a read
+/// deadline per call and errors as text.
 pub struct Rpc {
-    writer: TcpStream,
-    reader: serde_json::StreamDeserializer<
-        'static,
-        serde_json::de::IoRead<BufReader<TcpStream>>,
-        Value,
-    >,
-    next_id: u64,
+    inner: crate::single::Rpc,
+    timeout: Duration,
 }
 
 impl Rpc {
     pub fn connect(addr: &str, timeout: Duration) -> std::io::Result<Rpc> {
         let sock: std::net::SocketAddr = addr.parse().expect("HOST:PORT");
-        let stream = TcpStream::connect_timeout(&sock, Duration::from_secs(5))?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(timeout))?;
-        let reader =
-            serde_json::Deserializer::from_reader(BufReader::new(stream.try_clone()?)).into_iter();
         Ok(Rpc {
-            writer: stream,
-            reader,
-            next_id: 1,
+            inner: crate::single::Rpc::connect_addr(sock, Duration::from_secs(5))?,
+            timeout,
         })
     }
 
     pub fn set_timeout(&mut self, timeout: Duration) {
-        let _ = self.writer.set_read_timeout(Some(timeout));
+        self.timeout = timeout;
     }
 
     /// Sends a request and waits for its reply; `Err` carries the JSON-RPC error or an I/O error.
     pub fn call(&mut self, method: &str, params: Value) -> Result<Value, String> {
-        let id = self.next_id;
-        self.next_id += 1;
-        let msg = json!({"method": method, "params": params, "id": id});
-        self.writer
-            .write_all(msg.to_string().as_bytes())
+        let id = self.inner.next_id();
+        self.inner
+            .send(&json!({"method": method, "params": params, "id": id}))
             .map_err(|e| format!("send: {e}"))?;
-        loop {
-            let v = self.next_message()?;
-            if v.get("id") == Some(&json!(id)) {
-                if !v["error"].is_null() {
-                    return Err(v["error"].to_string());
-                }
-                return Ok(v["result"].clone());
-            }
-            // Notifications (update, locked, stolen...) are not used by these tests.
+        let v = self
+            .inner
+            .reply_to(&json!(id), self.timeout)
+            .map_err(|e| format!("receive: {e:?}"))?;
+        if !v["error"].is_null() {
+            return Err(v["error"].to_string());
         }
+        Ok(v["result"].clone())
     }
 
     /// The next message that is not an `echo` probe (answered): a notification, typically.
     pub fn next_message(&mut self) -> Result<Value, String> {
-        loop {
-            let v = match self.reader.next() {
-                Some(Ok(v)) => v,
-                Some(Err(e)) => return Err(format!("receive: {e}")),
-                None => return Err("connection closed".into()),
-            };
-            if v.get("method") == Some(&json!("echo")) {
-                let reply = json!({"result": v["params"], "error": null, "id": v["id"]});
-                self.writer
-                    .write_all(reply.to_string().as_bytes())
-                    .map_err(|e| format!("send: {e}"))?;
-                continue;
-            }
-            return Ok(v);
-        }
+        self.inner
+            .next_message(self.timeout)
+            .map_err(|e| format!("receive: {e:?}"))
     }
 
     /// `transact` on `db`; `Err` also when an operation failed (the last element is an error).

@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 // The basic helpers are shared with the single-member tests rather than written again.
 pub use crate::single::{free_port, halyard_bin, repo_root, sorted_column, wait_for};
@@ -48,43 +48,15 @@ pub fn run(program: &str, args: &[&str]) -> Out {
 
 pub fn run_in(program: &str, args: &[&str], dir: Option<&Path>) -> Out {
     let mut cmd = Command::new(program);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args(args);
     if let Some(d) = dir {
         cmd.current_dir(d);
     }
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = stdout.read_to_end(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = stderr.read_to_end(&mut s);
-        s
-    });
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{program} {args:?} did not finish within {COMMAND_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let out = crate::single::run_input(&mut cmd, b"", COMMAND_TIMEOUT);
     Out {
-        code: status.code(),
-        stdout: String::from_utf8_lossy(&out_t.join().unwrap()).into_owned(),
-        stderr: String::from_utf8_lossy(&err_t.join().unwrap()).into_owned(),
+        code: out.status.code(),
+        stdout: out.stdout,
+        stderr: out.stderr,
     }
 }
 
@@ -350,24 +322,4 @@ impl Drop for OvsdbServer {
     }
 }
 
-/// `python3 tests/ovn/normalize.py MODE` over `text`.
-pub fn normalize(mode: &str, text: &str) -> String {
-    use std::io::Write;
-    let script = repo_root().join("tests/ovn/normalize.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .arg(mode)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "normalize.py {mode} failed");
-    String::from_utf8(out.stdout).unwrap()
-}
+pub use crate::single::normalize;

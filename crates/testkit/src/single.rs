@@ -467,10 +467,15 @@ pub enum RecvError {
     BadJson(String),
 }
 
-/// A raw JSON-RPC session over TCP.
+/// Largest message a test client accepts (initial contents after bulk loads).
+const MAX_MESSAGE: usize = 1 << 30;
+
+/// The one raw JSON-RPC client of the tests, over TCP: messages are cut by the server's own
+/// framing (`halyard_server::framing::Framer`: JSON values back to back, RFC 7047), so a test
+/// and the server agree on where a message ends.
 pub struct Rpc {
     pub stream: TcpStream,
-    buf: Vec<u8>,
+    framer: halyard_server::framing::Framer,
     next_id: u64,
 }
 
@@ -481,14 +486,30 @@ impl Rpc {
     }
 
     pub fn connect_timeout(port: u16, timeout: Duration) -> std::io::Result<Rpc> {
-        let addr = ([127, 0, 0, 1], port).into();
+        Rpc::connect_addr(([127, 0, 0, 1], port).into(), timeout)
+    }
+
+    pub fn connect_addr(addr: std::net::SocketAddr, timeout: Duration) -> std::io::Result<Rpc> {
         let stream = TcpStream::connect_timeout(&addr, timeout)?;
         stream.set_nodelay(true)?;
         Ok(Rpc {
             stream,
-            buf: Vec::new(),
+            framer: halyard_server::framing::Framer::new(MAX_MESSAGE),
             next_id: 1,
         })
+    }
+
+    /// A fresh request id.
+    pub fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id - 1
+    }
+
+    /// A complete message already received, if any.
+    fn buffered(&mut self) -> Result<Option<Value>, RecvError> {
+        self.framer
+            .next_message()
+            .map_err(|e| RecvError::BadJson(e.to_string()))
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -503,15 +524,8 @@ impl Rpc {
     pub fn recv(&mut self, timeout: Duration) -> Result<Value, RecvError> {
         let deadline = Instant::now() + timeout;
         loop {
-            let mut it = serde_json::Deserializer::from_slice(&self.buf).into_iter::<Value>();
-            match it.next() {
-                Some(Ok(v)) => {
-                    let used = it.byte_offset();
-                    self.buf.drain(..used);
-                    return Ok(v);
-                }
-                Some(Err(e)) if !e.is_eof() => return Err(RecvError::BadJson(e.to_string())),
-                _ => {}
+            if let Some(v) = self.buffered()? {
+                return Ok(v);
             }
             let now = Instant::now();
             if now >= deadline {
@@ -521,7 +535,7 @@ impl Rpc {
             let mut chunk = [0u8; 65536];
             match self.stream.read(&mut chunk) {
                 Ok(0) => return Err(RecvError::Closed),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => self.framer.buffer_mut().extend_from_slice(&chunk[..n]),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     return Err(RecvError::Timeout)
                 }
@@ -534,8 +548,7 @@ impl Rpc {
     /// Sends a request with a fresh numeric id and returns the reply with that id, skipping
     /// notifications (and answering echo probes) meanwhile.
     pub fn call(&mut self, method: &str, params: Value) -> Result<Value, RecvError> {
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.next_id();
         self.send(&json!({"id": id, "method": method, "params": params}))
             .map_err(|_| RecvError::Closed)?;
         self.reply_to(&json!(id), Duration::from_secs(60))
@@ -546,15 +559,32 @@ impl Rpc {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let msg = self.recv(left)?;
-            if msg["method"] == "echo" && msg["id"] == "echo" {
-                let _ = self.send(&json!({"id": "echo", "result": msg["params"], "error": null}));
-                continue;
-            }
+            let msg = self.next_message(left)?;
             if &msg["id"] == id && msg.get("method").is_none() {
                 return Ok(msg);
             }
         }
+    }
+
+    /// The next message that is not an `echo` probe (those are answered, as the IDLs do).
+    pub fn next_message(&mut self, timeout: Duration) -> Result<Value, RecvError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let msg = self.recv(deadline.saturating_duration_since(Instant::now()))?;
+            if !self.answer_echo(&msg)? {
+                return Ok(msg);
+            }
+        }
+    }
+
+    /// Answers `msg` if it is the server's `echo` probe; whether it was.
+    fn answer_echo(&mut self, msg: &Value) -> Result<bool, RecvError> {
+        if msg["method"] != "echo" || msg.get("result").is_some() {
+            return Ok(false);
+        }
+        let reply = json!({"id": msg["id"], "result": msg["params"], "error": null});
+        self.send(&reply).map_err(|_| RecvError::Closed)?;
+        Ok(true)
     }
 
     /// `transact` on `db` with `ops`; returns the `result` array (panics on a top-level error).
@@ -604,7 +634,7 @@ impl Rpc {
                     closed = true;
                     break;
                 }
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => self.framer.buffer_mut().extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => {
@@ -615,23 +645,9 @@ impl Rpc {
         }
         self.stream.set_nonblocking(false).unwrap();
         let mut out = Vec::new();
-        loop {
-            let mut it = serde_json::Deserializer::from_slice(&self.buf).into_iter::<Value>();
-            match it.next() {
-                Some(Ok(v)) => {
-                    let used = it.byte_offset();
-                    self.buf.drain(..used);
-                    if v["method"] == "echo" && v["id"] == "echo" {
-                        let reply = json!({"id": "echo", "result": v["params"], "error": null});
-                        if self.send(&reply).is_err() {
-                            return Err(RecvError::Closed);
-                        }
-                    } else {
-                        out.push(v);
-                    }
-                }
-                Some(Err(e)) if !e.is_eof() => return Err(RecvError::BadJson(e.to_string())),
-                _ => break,
+        while let Some(v) = self.buffered()? {
+            if !self.answer_echo(&v)? {
+                out.push(v);
             }
         }
         if closed {
