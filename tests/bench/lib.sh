@@ -26,3 +26,41 @@ find_ref_cluster() {
   [ -f "$ref" ] || ref=/work/shared/tools/ref-cluster.sh
   [ -f "$ref" ] || { echo "$(basename "$0"): ref-cluster.sh not found (set REF_CLUSTER)" >&2; exit 2; }
 }
+
+# sb_bench_setup NAME: what the Southbound benchmarks (storm.sh, condmon.sh) share: installs
+# what they need, builds (unless --skip-build), sets `bin`, `bench`, `work` (WORK, else a fresh
+# /tmp/halyard-NAME.*) and SB_SCHEMA, raises the file limit, and stops both clusters
+# (`$work/h`, `$work/r`) on exit.
+sb_bench_setup() {
+  bash "$root/scripts/install-deps.sh" >/dev/null
+  if [ "$build" = 1 ]; then
+    echo "== building halyard and halyard-bench (release)"
+    cargo build -q --release -p halyard -p halyard-bench --manifest-path "$root/Cargo.toml"
+  fi
+  bin=${HALYARD_BIN:-$CARGO_TARGET_DIR/release/halyard}
+  bench=${BENCH_BIN:-$CARGO_TARGET_DIR/release/halyard-bench}
+  work=${WORK:-$(mktemp -d "/tmp/halyard-$1.XXXXXX")}
+  mkdir -p "$work"
+  SB_SCHEMA=/usr/share/ovn/ovn-sb.ovsschema
+  ulimit -n 65536 2>/dev/null || true
+  trap sb_bench_cleanup EXIT
+}
+
+sb_bench_cleanup() {
+  HALYARD_BIN=$bin bash "$root/scripts/cluster.sh" stop "$work/h" >/dev/null 2>&1 || true
+  bash "$ref" stop "$work/r" >/dev/null 2>&1 || true
+  [ "$keep" = 1 ] && echo "kept: $work" || rm -rf "$work"
+}
+
+# sb_bench NAME DB_LIST PIDS... -- WORKLOAD ARGS...: halyard-bench against the Southbound
+# endpoints DB_LIST, reporting the RSS of PIDS, its JSON report in $work/NAME.json.
+sb_bench() {
+  local name=$1 dbs=$2 args=() p eps
+  shift 2
+  while [ "$1" != "--" ]; do args+=(--pid "$1"); shift; done
+  shift
+  IFS=, read -r -a eps <<<"$dbs"
+  for p in "${eps[@]}"; do args+=(--db "$p"); done
+  "$bench" "${args[@]}" --database OVN_Southbound --timeout 600 --label "$name" --json "$@" \
+    >"$work/$name.json"
+}

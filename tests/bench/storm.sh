@@ -16,47 +16,20 @@ set -euo pipefail
 bench_options '2,13p' "$@"
 find_ref_cluster
 flows=${FLOWS:-50000} clients=${CLIENTS:-100}
-bash "$root/scripts/install-deps.sh"
-if [ "$build" = 1 ]; then
-  echo "== building halyard and halyard-bench (release)"
-  cargo build -q --release -p halyard -p halyard-bench --manifest-path "$root/Cargo.toml"
-fi
-bin=${HALYARD_BIN:-$CARGO_TARGET_DIR/release/halyard}
-bench=${BENCH_BIN:-$CARGO_TARGET_DIR/release/halyard-bench}
-work=${WORK:-$(mktemp -d /tmp/halyard-storm.XXXXXX)}
-mkdir -p "$work"
-SB_SCHEMA=/usr/share/ovn/ovn-sb.ovsschema
-ulimit -n 65536 2>/dev/null || true
-cleanup() {
-  HALYARD_BIN=$bin bash "$root/scripts/cluster.sh" stop "$work/h" >/dev/null 2>&1 || true
-  bash "$ref" stop "$work/r" >/dev/null 2>&1 || true
-  [ "$keep" = 1 ] && echo "kept: $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-
-# storm NAME DB_LIST PIDS...
-storm() {
-  local name=$1 dbs=$2 args=() p
-  shift 2
-  for p in "$@"; do args+=(--pid "$p"); done
-  IFS=, read -r -a eps <<<"$dbs"
-  for p in "${eps[@]}"; do args+=(--db "$p"); done
-  "$bench" "${args[@]}" --database OVN_Southbound --timeout 600 --label "$name" --json \
-    storm --flows "$flows" --clients "$clients" >"$work/$name.json"
-}
+sb_bench_setup storm
 
 h_base=46640
 HALYARD_BIN=$bin SCHEMA=$SB_SCHEMA bash "$root/scripts/cluster.sh" start "$work/h" 3 $h_base >/dev/null
 h_dbs="tcp:127.0.0.1:$((h_base + 1)),tcp:127.0.0.1:$((h_base + 2)),tcp:127.0.0.1:$((h_base + 3))"
 echo "== Halyard: $flows flows, $clients clients"
-storm halyard "$h_dbs" $(cat "$work"/h/m*.pid)
+sb_bench halyard "$h_dbs" $(cat "$work"/h/m*.pid) -- storm --flows "$flows" --clients "$clients"
 HALYARD_BIN=$bin bash "$root/scripts/cluster.sh" stop "$work/h" >/dev/null
 
 r_base=47640
 SCHEMA=$SB_SCHEMA bash "$ref" start "$work/r" $r_base 3 >/dev/null
 r_dbs="tcp:127.0.0.1:$((r_base + 1)),tcp:127.0.0.1:$((r_base + 2)),tcp:127.0.0.1:$((r_base + 3))"
 echo "== ovsdb-server: $flows flows, $clients clients"
-storm ovsdb-server "$r_dbs" $(cat "$work"/r/s*.pid)
+sb_bench ovsdb-server "$r_dbs" $(cat "$work"/r/s*.pid) -- storm --flows "$flows" --clients "$clients"
 
 python3 - "$work/halyard.json" "$work/ovsdb-server.json" <<'PY'
 import json, sys
