@@ -2,11 +2,11 @@
 //! ovsdb-server (OVN Northbound schema) and checks the JSON report: the figures must add up to
 //! what the server actually holds afterwards.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use halyard_testkit::single::free_port;
 use serde_json::Value;
 
 const SCHEMA: &str = "/usr/share/ovn/ovn-nb.ovsschema";
@@ -22,14 +22,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start_server(name: &str) -> Server {

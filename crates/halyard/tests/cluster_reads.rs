@@ -5,31 +5,11 @@
 //! Southbound cluster and `ovn-northd`: a switch added through one Northbound member shows up
 //! as logical flows through another Southbound member.
 
-use std::net::TcpListener;
 use std::process::Command;
 
 /// A base port with the script's ports (base+1..=3, +11..=13, +21..=23, +31..=33) free now.
 fn free_base() -> u16 {
-    for _ in 0..200 {
-        let probe = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let base = probe.saturating_sub(40);
-        if !(20000..=60000).contains(&base) {
-            continue;
-        }
-        let all_free = (1..=3)
-            .chain(11..=13)
-            .chain(21..=23)
-            .chain(31..=33)
-            .all(|d| TcpListener::bind(("127.0.0.1", base + d)).is_ok());
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no free port range");
+    halyard_testkit::single::free_ports(33) - 1
 }
 
 struct Cluster {

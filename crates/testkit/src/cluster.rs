@@ -8,7 +8,6 @@
 
 use std::fs::OpenOptions;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -16,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 // The basic helpers are shared with the single-member tests rather than written again.
-pub use crate::single::{free_port, halyard_bin, repo_root};
+pub use crate::single::{free_port, free_ports, halyard_bin, repo_root};
 
 pub const NB_SCHEMA: &str = "/usr/share/ovn/ovn-nb.ovsschema";
 pub const SB_SCHEMA: &str = "/usr/share/ovn/ovn-sb.ovsschema";
@@ -29,17 +28,7 @@ pub fn asset(rel: &str) -> PathBuf {
 
 /// A base port B such that B+1..=B+n and B+11..=B+10+n are free (ref-cluster.sh's layout).
 pub fn free_base_port(n: u16) -> u16 {
-    for _ in 0..200 {
-        let base = free_port().saturating_sub(20);
-        let ports: Vec<u16> = (1..=n).chain(11..=10 + n).map(|i| base + i).collect();
-        if ports
-            .iter()
-            .all(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        {
-            return base;
-        }
-    }
-    panic!("no free port range found");
+    crate::single::free_ports(10 + n) - 1
 }
 
 /// Runs `prog args` with a hard time limit (coreutils `timeout`, SIGKILL after a grace period).

@@ -30,13 +30,42 @@ pub fn repo_root() -> PathBuf {
         .unwrap()
 }
 
-/// A port that was free a moment ago (bound to 127.0.0.1:0, then released).
+/// Ports handed out come from here: below Linux's ephemeral range (32768-60999), so no
+/// outgoing connection (the members' own, the clients') can take one between the test choosing
+/// it and the server binding it, which an ephemeral port chosen by binding port 0 could (a
+/// member of a test cluster then failed to bind and never joined).
+const PORT_RANGE: std::ops::Range<u32> = 20_000..32_000;
+
+/// A port that is free now and that no other caller in this process has been given; each test
+/// process starts at its own offset in the range so parallel test binaries rarely meet.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_ports(1)
+}
+
+/// The first of `len` consecutive ports, all free now and given to no other caller in this
+/// process (see [`free_port`]).
+pub fn free_ports(len: u16) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = PORT_RANGE.end - PORT_RANGE.start;
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id().wrapping_mul(7919)) % span,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    let len = u32::from(len.max(1));
+    for _ in 0..span {
+        let first = NEXT.fetch_add(len, Ordering::SeqCst) % span;
+        if first + len > span {
+            continue;
+        }
+        let start = (PORT_RANGE.start + first) as u16;
+        if (start..start + len as u16).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return start;
+        }
+    }
+    panic!("no {len} free ports in {PORT_RANGE:?}");
 }
 
 /// Polls `f` every 50 ms until it returns `Some`, or panics after `timeout` naming `what`.
