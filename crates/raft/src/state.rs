@@ -949,13 +949,17 @@ mod tests {
         )
     }
 
-    fn log() -> Vec<Command> {
-        let mut log = vec![cmd(
+    fn create_db() -> Command {
+        cmd(
             1,
             CommandKind::CreateDb {
                 schema: SCHEMA.into(),
             },
-        )];
+        )
+    }
+
+    fn log() -> Vec<Command> {
+        let mut log = vec![create_db()];
         for i in 0..50u128 {
             log.push(txn(
                 100 + i,
@@ -1247,12 +1251,7 @@ mod tests {
     #[test]
     fn the_history_survives_a_snapshot() {
         // Inserts only: every change set is smaller than the database, so all are kept.
-        let mut log = vec![cmd(
-            1,
-            CommandKind::CreateDb {
-                schema: SCHEMA.into(),
-            },
-        )];
+        let mut log = vec![create_db()];
         for i in 0..20u128 {
             log.push(txn(
                 100 + i,
