@@ -10,32 +10,35 @@
 #   tests/bench/storm.sh [--skip-build] [--keep]
 #
 # Environment: HALYARD_BIN, BENCH_BIN (default: release builds in CARGO_TARGET_DIR), REF_CLUSTER,
-# WORK (default: mktemp -d), FLOWS (50000), CLIENTS (100).
+# WORK (default: mktemp -d), FLOWS (50000), CLIENTS (100), BATCH (rows per load transaction, 2000;
+# 20000 or more for ovn-northd-sized transactions).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 bench_options '2,13p' "$@"
 find_ref_cluster
-flows=${FLOWS:-50000} clients=${CLIENTS:-100}
+flows=${FLOWS:-50000} clients=${CLIENTS:-100} batch=${BATCH:-2000}
 sb_bench_setup storm
 
-h_base=46640
+h_base=24640
 HALYARD_BIN=$bin SCHEMA=$SB_SCHEMA bash "$root/scripts/cluster.sh" start "$work/h" 3 $h_base >/dev/null
 h_dbs="tcp:127.0.0.1:$((h_base + 1)),tcp:127.0.0.1:$((h_base + 2)),tcp:127.0.0.1:$((h_base + 3))"
 echo "== Halyard: $flows flows, $clients clients"
-sb_bench halyard "$h_dbs" $(cat "$work"/h/m*.pid) -- storm --flows "$flows" --clients "$clients"
+sb_bench halyard "$h_dbs" $(cat "$work"/h/m*.pid) -- storm --flows "$flows" --clients "$clients" --batch "$batch"
 HALYARD_BIN=$bin bash "$root/scripts/cluster.sh" stop "$work/h" >/dev/null
 
-r_base=47640
+r_base=25640
 SCHEMA=$SB_SCHEMA bash "$ref" start "$work/r" $r_base 3 >/dev/null
 r_dbs="tcp:127.0.0.1:$((r_base + 1)),tcp:127.0.0.1:$((r_base + 2)),tcp:127.0.0.1:$((r_base + 3))"
 echo "== ovsdb-server: $flows flows, $clients clients"
-sb_bench ovsdb-server "$r_dbs" $(cat "$work"/r/s*.pid) -- storm --flows "$flows" --clients "$clients"
+sb_bench ovsdb-server "$r_dbs" $(cat "$work"/r/s*.pid) -- storm --flows "$flows" --clients "$clients" --batch "$batch"
 
 python3 - "$work/halyard.json" "$work/ovsdb-server.json" <<'PY'
 import json, sys
 h, r = (json.load(open(p)) for p in sys.argv[1:3])
-def rss(rep):
-    return " / ".join(f"{(x['after_kib'] or 0) / 1024:.0f}" for x in rep["rss"]) + " MB"
+def rss(rep, key="after_kib"):
+    return " / ".join(f"{(x[key] or 0) / 1024:.0f}" for x in rep["rss"]) + " MB"
+def cpu(st):
+    return " / ".join(f"{c:.1f}" if c is not None else "?" for c in st["server_cpu_s"]) + " s"
 def line(label, hv, rv, unit, fmt="{:.2f}"):
     ratio = (hv / rv) if rv else float("nan")
     print(f"  {label:<44} {fmt.format(hv):>10} {fmt.format(rv):>10} {unit:<5} {ratio:6.2f}x")
@@ -49,9 +52,16 @@ print(f"  clients served: Halyard {hs['clients_served']}, ovsdb-server {rs['clie
 for name, rep in (("Halyard", h), ("ovsdb-server", r)):
     for text, n in rep["error_samples"].items():
         print(f"    {name} error: {n} x {text}")
+print(f"  RSS of the members, peak during the storm: Halyard {rss(h, 'peak_kib')}, ovsdb-server {rss(r, 'peak_kib')}")
 print(f"  RSS of the members after the storm: Halyard {rss(h)}, ovsdb-server {rss(r)}")
+print(f"  CPU of the members during the storm: Halyard {cpu(hs)}, ovsdb-server {cpu(rs)}")
+for name, st in (("Halyard", hs), ("ovsdb-server", rs)):
+    # The load tool shares the cores: if it used a core for most of the storm, it is the limit.
+    busy = (st["client_cpu_s"] or 0) / st["last_client_s"] if st["last_client_s"] else 0
+    print(f"  load tool's CPU during the {name} storm: {st['client_cpu_s'] or 0:.1f} s"
+          f" ({busy:.0%} of one core){'  (the client may be the bottleneck)' if busy > 0.8 else ''}")
 last = hs["last_client_s"] / rs["last_client_s"] if rs["last_client_s"] else float("nan")
-hr = max(x["after_kib"] or 0 for x in h["rss"]); rr = max(x["after_kib"] or 0 for x in r["rss"])
+hr = max(x["peak_kib"] or 0 for x in h["rss"]); rr = max(x["peak_kib"] or 0 for x in r["rss"])
 print(f"  target: last client in <= 0.20x ovsdb-server's: {last:.2f}x {'PASS' if last <= 0.2 else 'MISS'}")
-print(f"  target: largest member RSS <= 0.5x ovsdb-server's: {hr / rr:.2f}x {'PASS' if hr <= rr / 2 else 'MISS'}")
+print(f"  target: largest member's peak RSS <= 0.5x ovsdb-server's: {hr / rr:.2f}x {'PASS' if hr <= rr / 2 else 'MISS'}")
 PY

@@ -53,6 +53,49 @@ pub fn set_tls(config: Arc<rustls::ClientConfig>) {
     let _ = TLS.set(config);
 }
 
+/// The two halves of a connection to an endpoint.
+pub type Reader = Box<dyn AsyncRead + Unpin + Send>;
+pub type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// Opens a connection to `tcp:HOST:PORT`, `ssl:HOST:PORT` or `unix:PATH`.
+pub async fn open(endpoint: &str) -> Result<(Reader, Writer), ClientError> {
+    if let Some(addr) = endpoint.strip_prefix("ssl:") {
+        let config = TLS
+            .get()
+            .cloned()
+            .ok_or_else(|| ClientError::NoTls(endpoint.to_string()))?;
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| ClientError::Connect(endpoint.to_string(), e))?;
+        stream.set_nodelay(true).ok();
+        let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(|_| ClientError::BadEndpoint(endpoint.to_string()))?;
+        let stream = tokio_rustls::TlsConnector::from(config)
+            .connect(name, stream)
+            .await
+            .map_err(|e| ClientError::Connect(endpoint.to_string(), e))?;
+        let (r, w) = tokio::io::split(stream);
+        Ok((Box::new(r), Box::new(w)))
+    } else if let Some(addr) = endpoint.strip_prefix("tcp:") {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| ClientError::Connect(endpoint.to_string(), e))?;
+        // Requests are single small writes whose latency is measured: never delay them.
+        stream.set_nodelay(true).ok();
+        let (r, w) = stream.into_split();
+        Ok((Box::new(r), Box::new(w)))
+    } else if let Some(path) = endpoint.strip_prefix("unix:") {
+        let stream = tokio::net::UnixStream::connect(path)
+            .await
+            .map_err(|e| ClientError::Connect(endpoint.to_string(), e))?;
+        let (r, w) = stream.into_split();
+        Ok((Box::new(r), Box::new(w)))
+    } else {
+        Err(ClientError::BadEndpoint(endpoint.to_string()))
+    }
+}
+
 /// One connection to one endpoint.
 pub struct Client {
     endpoint: String,
@@ -64,55 +107,20 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `tcp:HOST:PORT`, `ssl:HOST:PORT` or `unix:PATH`.
-    pub async fn connect(endpoint: &str) -> Result<Client, ClientError> {
-        if let Some(addr) = endpoint.strip_prefix("ssl:") {
-            let config = TLS
-                .get()
-                .cloned()
-                .ok_or_else(|| ClientError::NoTls(endpoint.to_string()))?;
-            let stream = tokio::net::TcpStream::connect(addr)
-                .await
-                .map_err(|e| ClientError::Connect(endpoint.to_string(), e))?;
-            stream.set_nodelay(true).ok();
-            let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
-            let name = rustls::pki_types::ServerName::try_from(host.to_string())
-                .map_err(|_| ClientError::BadEndpoint(endpoint.to_string()))?;
-            let stream = tokio_rustls::TlsConnector::from(config)
-                .connect(name, stream)
-                .await
-                .map_err(|e| ClientError::Connect(endpoint.to_string(), e))?;
-            let (r, w) = tokio::io::split(stream);
-            Ok(Client::start(endpoint, r, w))
-        } else if let Some(addr) = endpoint.strip_prefix("tcp:") {
-            let stream = tokio::net::TcpStream::connect(addr)
-                .await
-                .map_err(|e| ClientError::Connect(endpoint.to_string(), e))?;
-            // Requests are single small writes whose latency is measured: never delay them.
-            stream.set_nodelay(true).ok();
-            let (r, w) = stream.into_split();
-            Ok(Client::start(endpoint, r, w))
-        } else if let Some(path) = endpoint.strip_prefix("unix:") {
-            let stream = tokio::net::UnixStream::connect(path)
-                .await
-                .map_err(|e| ClientError::Connect(endpoint.to_string(), e))?;
-            let (r, w) = stream.into_split();
-            Ok(Client::start(endpoint, r, w))
-        } else {
-            Err(ClientError::BadEndpoint(endpoint.to_string()))
-        }
-    }
-
-    fn start<R, W>(endpoint: &str, reader: R, writer: W) -> Client
-    where
-        R: AsyncRead + Unpin + Send + 'static,
-        W: AsyncWrite + Unpin + Send + 'static,
-    {
+    /// A client on a connection (from `open`); `leftover` is what an exchange before this client
+    /// already read from it past its own end.
+    pub fn on_stream(endpoint: &str, reader: Reader, writer: Writer, leftover: &[u8]) -> Client {
         let (out, out_rx) = mpsc::unbounded_channel();
         let (note_tx, note_rx) = mpsc::unbounded_channel();
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
         tokio::spawn(write_loop(writer, out_rx));
-        let reader = tokio::spawn(read_loop(reader, pending.clone(), out.clone(), note_tx));
+        let reader = tokio::spawn(read_loop(
+            reader,
+            leftover.to_vec(),
+            pending.clone(),
+            out.clone(),
+            note_tx,
+        ));
         Client {
             endpoint: endpoint.to_string(),
             out,
@@ -202,16 +210,24 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 
 async fn read_loop<R: AsyncRead + Unpin>(
     mut reader: R,
+    leftover: Vec<u8>,
     pending: Pending,
     out: mpsc::UnboundedSender<Vec<u8>>,
     notes: mpsc::UnboundedSender<Notification>,
 ) {
     let mut splitter = Splitter::new(MAX_MESSAGE);
     let mut chunk = vec![0u8; 256 * 1024];
+    splitter.extend(&leftover);
+    let mut first = true;
     let error = loop {
-        let n = match reader.read(&mut chunk).await {
-            Ok(0) | Err(_) => break ClientError::Closed,
-            Ok(n) => n,
+        // What was left over from an earlier exchange is split before anything is read.
+        let n = if std::mem::take(&mut first) {
+            0
+        } else {
+            match reader.read(&mut chunk).await {
+                Ok(0) | Err(_) => break ClientError::Closed,
+                Ok(n) => n,
+            }
         };
         let at = Instant::now();
         splitter.extend(&chunk[..n]);

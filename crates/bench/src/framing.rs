@@ -50,6 +50,17 @@ impl Splitter {
     /// The next complete value's bytes, if the buffer holds one.
     pub fn next_value(&mut self) -> Result<Option<Vec<u8>>, FramingError> {
         while self.pos < self.buf.len() {
+            if self.in_string && !self.escaped {
+                // Most of a large reply is string contents: jump to the next quote or backslash
+                // instead of looking at every byte, so the client keeps up with a storm's replies.
+                match memchr::memchr2(b'"', b'\\', &self.buf[self.pos..]) {
+                    Some(at) => self.pos += at,
+                    None => {
+                        self.pos = self.buf.len();
+                        break;
+                    }
+                }
+            }
             let b = self.buf[self.pos];
             self.pos += 1;
             if self.in_string {
@@ -76,9 +87,13 @@ impl Splitter {
                 b'}' | b']' if self.depth > 0 => {
                     self.depth -= 1;
                     if self.depth == 0 {
+                        // The value keeps the buffer it was received in and the buffer starts
+                        // afresh with what follows: a storm's reply of tens of MB is not copied
+                        // (fresh pages for a copy cost the client more than everything else).
                         let start = self.start.take().unwrap_or(0);
-                        let value = self.buf[start..self.pos].to_vec();
-                        self.buf.drain(..self.pos);
+                        let rest = self.buf.split_off(self.pos);
+                        let mut value = std::mem::replace(&mut self.buf, rest);
+                        value.drain(..start);
                         self.pos = 0;
                         return Ok(Some(value));
                     }

@@ -2,8 +2,10 @@
 //! JSON-RPC (RFC 7047) with OVN Northbound-shaped transactions. See docs/performance.md.
 
 mod client;
+mod cpu;
 mod framing;
 mod nb;
+mod reply_scan;
 mod report;
 mod rss;
 mod stats;

@@ -67,6 +67,9 @@ pub struct StormFigures {
     pub last_client_s: f64,
     /// From sending one more flow until each monitor read its update.
     pub fan_out: Summary,
+    /// CPU seconds used during the storm by this load tool and by each `--pid` (same order).
+    pub client_cpu_s: Option<f64>,
+    pub server_cpu_s: Vec<Option<f64>>,
 }
 
 #[derive(Serialize, Debug, Default)]
@@ -232,6 +235,20 @@ impl Report {
                 ),
             );
             summary_row(&mut out, "one write's fan-out", &st.fan_out);
+            let secs = |v: Option<f64>| v.map_or("?".into(), |s| format!("{s:.1} s"));
+            row(
+                &mut out,
+                "CPU during the storm",
+                format!(
+                    "load tool {}; servers {}",
+                    secs(st.client_cpu_s),
+                    st.server_cpu_s
+                        .iter()
+                        .map(|c| secs(*c))
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                ),
+            );
         }
         if let Some(c) = &self.condmon {
             row(
@@ -263,11 +280,12 @@ impl Report {
                 &mut out,
                 &format!("RSS pid {}", r.pid),
                 format!(
-                    "{} -> {} ({})",
+                    "{} -> {} ({}), peak {}",
                     fmt(r.before_kib),
                     fmt(r.after_kib),
                     r.delta_kib()
-                        .map_or("?".into(), |d| format!("{:+.1} MiB", d as f64 / 1024.0))
+                        .map_or("?".into(), |d| format!("{:+.1} MiB", d as f64 / 1024.0)),
+                    fmt(r.peak_kib)
                 ),
             );
         }
@@ -307,11 +325,15 @@ mod tests {
                 pid: 1,
                 before_kib: Some(1024),
                 after_kib: Some(2048),
+                peak_kib: Some(3072),
             }],
             ..Default::default()
         };
         let t = r.table();
         assert!(t.contains("RSS per row per process      300 bytes"), "{t}");
-        assert!(t.contains("1.0 MiB -> 2.0 MiB (+1.0 MiB)"), "{t}");
+        assert!(
+            t.contains("1.0 MiB -> 2.0 MiB (+1.0 MiB), peak 3.0 MiB"),
+            "{t}"
+        );
     }
 }

@@ -12,7 +12,7 @@ pub mod write;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::client::{Client, ClientError};
+use crate::client::{self, Client, ClientError};
 
 #[derive(Clone, Debug)]
 pub struct Common {
@@ -58,9 +58,18 @@ impl Common {
 
 /// Connects, retrying for up to `within` (a member may be restarting).
 pub async fn connect_retrying(endpoint: &str, within: Duration) -> Result<Client, ClientError> {
+    let (r, w) = open_retrying(endpoint, within).await?;
+    Ok(Client::on_stream(endpoint, r, w, &[]))
+}
+
+/// A raw connection to `endpoint`, retried as `connect_retrying` does.
+pub async fn open_retrying(
+    endpoint: &str,
+    within: Duration,
+) -> Result<(client::Reader, client::Writer), ClientError> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        match Client::connect(endpoint).await {
+        match client::open(endpoint).await {
             Ok(c) => return Ok(c),
             Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,

@@ -6,13 +6,20 @@
 //! Measured: the load's rows/s; per client, from the request to the reply holding the whole
 //! table (p50, max); the RSS of every `--pid` after the storm; then one more flow's fan-out to
 //! every client (`update3`).
+//!
+//! Each client counts the rows of its reply as the bytes arrive, without keeping them
+//! (`reply_scan`), and the CPU the load tool used during the storm is reported next to the
+//! servers', so a figure can be checked not to be the client's own work.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{connect_retrying, Common};
-use crate::client::Client;
+use super::{connect_retrying, open_retrying, Common};
+use crate::client::{Client, Reader, Writer};
+use crate::cpu::CpuProbe;
+use crate::reply_scan::{ReplyScanner, Scanned};
 use crate::report::{Errors, Report, StormFigures};
 use crate::rss::RssProbe;
 use crate::stats::Samples;
@@ -124,22 +131,28 @@ pub async fn run(common: &Common, opts: &StormOpts) -> Report {
     // Every client connected first; then the requests go out together.
     let mut clients = Vec::new();
     for i in 0..opts.clients {
-        match connect_retrying(common.endpoint(i), common.timeout).await {
+        match open_retrying(common.endpoint(i), common.timeout).await {
             Ok(c) => clients.push((i, c)),
             Err(e) => errors.add(e.to_string()),
         }
     }
     let rss = RssProbe::start(&common.pids);
+    let cpu = CpuProbe::start(&common.pids);
     let start = Instant::now();
     let storm: Vec<_> = clients
         .into_iter()
-        .map(|(i, c)| {
+        .map(|(i, (r, w))| {
             let params = monitor_params(common, i);
+            let endpoint = common.endpoint(i).to_string();
             let timeout = common.timeout;
             tokio::spawn(async move {
-                let r = c.call("monitor_cond_since", params, timeout).await;
-                let took = start.elapsed();
-                (c, r, took)
+                let subscribed = tokio::time::timeout(
+                    timeout,
+                    subscribe(&endpoint, r, w, params, "Logical_Flow"),
+                )
+                .await
+                .unwrap_or_else(|_| Err(format!("no reply within {timeout:?}")));
+                (subscribed, start.elapsed())
             })
         })
         .collect();
@@ -149,12 +162,7 @@ pub async fn run(common: &Common, opts: &StormOpts) -> Report {
     let expected = opts.flows as usize;
     for t in storm {
         match t.await {
-            Ok((c, Ok(reply), d)) => {
-                let rows = reply
-                    .get(2)
-                    .and_then(|u| u.get("Logical_Flow"))
-                    .and_then(Value::as_object)
-                    .map_or(0, |m| m.len());
+            Ok((Ok((c, rows)), d)) => {
                 if rows < expected {
                     errors.add(format!(
                         "initial contents with {rows} flows, {expected} expected"
@@ -165,11 +173,12 @@ pub async fn run(common: &Common, opts: &StormOpts) -> Report {
                     monitors.push(c);
                 }
             }
-            Ok((_, Err(e), _)) => errors.add(format!("monitor_cond_since: {e}")),
+            Ok((Err(e), _)) => errors.add(format!("monitor_cond_since: {e}")),
             Err(e) => errors.add(e.to_string()),
         }
     }
     let rss_after = rss.finish();
+    let (client_cpu_s, server_cpu_s) = cpu.finish();
 
     // One more flow: how long until every monitor has it.
     let notes: Vec<_> = monitors
@@ -230,6 +239,64 @@ pub async fn run(common: &Common, opts: &StormOpts) -> Report {
         clients_served: done,
         last_client_s: last.as_secs_f64(),
         fan_out: fan_out.summary(),
+        client_cpu_s,
+        server_cpu_s,
     });
     report
+}
+
+/// Sends the `monitor_cond_since` request on a fresh connection and reads its reply, counting
+/// the rows of `table` as they arrive; then the connection becomes an ordinary client (for the
+/// fan-out's update), with whatever followed the reply.
+async fn subscribe(
+    endpoint: &str,
+    mut r: Reader,
+    mut w: Writer,
+    params: Value,
+    table: &str,
+) -> Result<(Client, usize), String> {
+    let request = json!({"id": 1, "method": "monitor_cond_since", "params": params});
+    w.write_all(&serde_json::to_vec(&request).expect("a JSON value serialises"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut scanner = ReplyScanner::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = r.read(&mut buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("connection closed".into());
+        }
+        let mut at = 0;
+        while at < n {
+            let (used, message) = scanner.scan(&buf[at..n]).map_err(|e| e.to_string())?;
+            at += used;
+            let rows = match message {
+                None => continue,
+                Some(Scanned::Large { result: false, .. }) => {
+                    return Err("a large reply without a result".into())
+                }
+                Some(Scanned::Large { rows, .. }) => {
+                    rows.iter().find(|(t, _)| t == table).map_or(0, |(_, n)| *n)
+                }
+                Some(Scanned::Small(bytes)) => {
+                    let msg: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+                    if msg["method"] == "echo" {
+                        let reply =
+                            json!({"id": msg["id"], "result": msg["params"], "error": null});
+                        w.write_all(&serde_json::to_vec(&reply).expect("a JSON value serialises"))
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        continue;
+                    }
+                    if !msg["error"].is_null() {
+                        return Err(msg["error"].to_string());
+                    }
+                    msg["result"][2][table]
+                        .as_object()
+                        .map_or(0, |rows| rows.len())
+                }
+            };
+            return Ok((Client::on_stream(endpoint, r, w, &buf[at..n]), rows));
+        }
+    }
 }
