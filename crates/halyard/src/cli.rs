@@ -546,7 +546,12 @@ pub(crate) async fn serve(
         }
         None => None,
     };
-    let member = Member::start(data_dir, config).await.map_err(|e| {
+    let raft_runtime = RaftRuntime::new()?;
+    let member = raft_runtime
+        .spawn(Member::start(data_dir.to_path_buf(), config))
+        .await
+        .context("the member's runtime stopped while the member started")?;
+    let member = member.map_err(|e| {
         // The storage error says a repair option exists; name the flag that sets it.
         let hint = match &e {
             halyard_raft::MemberError::Storage(halyard_storage::StorageError::CorruptLogTail { .. }) => {
@@ -594,6 +599,41 @@ pub(crate) async fn serve(
     ops.cleanup();
     member.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The runtime a member's Raft work runs on, apart from the client sessions' (see
+/// `halyard_raft::config::RAFT_RUNTIME_THREADS`). Everything the member spawns while it starts
+/// (openraft, the peer service, its background tasks) stays on it.
+struct RaftRuntime(Option<tokio::runtime::Runtime>);
+
+impl RaftRuntime {
+    fn new() -> Result<RaftRuntime> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(halyard_raft::config::RAFT_RUNTIME_THREADS)
+            .thread_name("raft")
+            .enable_all()
+            .build()
+            .context("starting the member's runtime")?;
+        Ok(RaftRuntime(Some(rt)))
+    }
+
+    fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.0.as_ref().expect("running").spawn(f)
+    }
+}
+
+impl Drop for RaftRuntime {
+    fn drop(&mut self) {
+        // Dropped inside the sessions' runtime, where blocking on its tasks is not allowed; the
+        // member was shut down (or never started) by then.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 async fn terminate() {

@@ -62,6 +62,13 @@ pub const SNAPSHOT_EVERY_BYTES: u64 = 256 * 1024 * 1024;
 /// followers) carry up to 100 transactions of large rows. A history entry larger than this is
 /// not kept in snapshots.
 pub const HISTORY_SNAPSHOT_BYTES: usize = 16 * 1024 * 1024;
+/// Worker threads of the runtime a member's Raft work runs on (`halyard serve`), apart from the
+/// client sessions' runtime: openraft's core and replication, the peer service, the proposer,
+/// the forwarder, leases and applying. With a runtime of their own, a storm of client sessions
+/// writing monitor replies cannot queue a heartbeat behind them: the OS scheduler shares the
+/// cores between the two runtimes' threads, and tokio has no priorities within one. Two, so an
+/// apply that holds one thread (`block_in_place`) leaves the other to openraft's core.
+pub const RAFT_RUNTIME_THREADS: usize = 2;
 /// sled page cache for the Raft log and snapshots. The databases themselves live in memory.
 pub const DEFAULT_STORAGE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 

@@ -210,12 +210,31 @@ impl Outbox {
                 notified.await;
                 continue;
             }
-            let written: usize = batch.iter().map(|c| c.as_ref().len()).sum();
             for chunk in gather(&batch, crate::config::WRITE_GATHER_BYTES) {
-                if let Err(e) = w.write_all(&chunk).await {
-                    tracing::info!("{}: send error: {e}", self.peer);
-                    self.finish();
-                    return;
+                // Every write the socket takes is counted off the backlog at once, so the
+                // session's inactivity probe sees a client reading a long reply (a storm's
+                // initial contents take many seconds) as alive, as ovsdb-server's
+                // jsonrpc_session_run counts a shrinking backlog as activity.
+                let mut rest: &[u8] = &chunk;
+                while !rest.is_empty() {
+                    let n = match w.write(rest).await {
+                        Ok(0) => Err(std::io::ErrorKind::WriteZero.into()),
+                        Ok(n) => Ok(n),
+                        Err(e) => Err(e),
+                    };
+                    let n = match n {
+                        Ok(n) => n,
+                        Err(e) => {
+                            tracing::info!("{}: send error: {e}", self.peer);
+                            self.finish();
+                            return;
+                        }
+                    };
+                    rest = &rest[n..];
+                    self.lock().bytes -= n;
+                    if !rest.is_empty() {
+                        self.session_wake.notify_one();
+                    }
                 }
             }
             if let Err(e) = w.flush().await {
@@ -223,11 +242,7 @@ impl Outbox {
                 self.finish();
                 return;
             }
-            {
-                let mut inner = self.lock();
-                inner.bytes -= written;
-                inner.written += batch.len() as u64;
-            }
+            self.lock().written += batch.len() as u64;
             self.session_wake.notify_one();
             self.written_wake.notify_waiters();
         }
@@ -281,6 +296,41 @@ fn gather<C: AsRef<[u8]>>(batch: &[C], limit: usize) -> Vec<std::borrow::Cow<'_,
 #[cfg(test)]
 mod tests {
     use super::gather;
+
+    /// A client reading a long reply slowly is seen making progress long before the reply is
+    /// written: the inactivity probe must not take it for dead (a storm's initial contents).
+    #[tokio::test]
+    async fn the_backlog_shrinks_while_a_large_message_is_written() {
+        use tokio::io::AsyncReadExt;
+        let out = std::sync::Arc::new(super::Outbox::new(usize::MAX, "test".into()));
+        let (w, mut r) = tokio::io::duplex(64 * 1024);
+        let writer = tokio::spawn({
+            let out = out.clone();
+            async move { out.run_writer(w).await }
+        });
+        let total = 8 << 20;
+        assert!(out.push_encoded(vec![b' '; total]));
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut read = 0;
+        while read < total / 4 {
+            read += r.read(&mut buf).await.unwrap();
+        }
+        let backlog = out.backlog();
+        assert!(
+            backlog < total,
+            "backlog {backlog} after {read} bytes were read"
+        );
+        assert!(
+            backlog >= total - read - 64 * 1024,
+            "backlog {backlog}, read {read}"
+        );
+        while read < total {
+            read += r.read(&mut buf).await.unwrap();
+        }
+        out.close(super::CloseKind::Flush);
+        writer.await.unwrap();
+        assert_eq!(out.backlog(), 0);
+    }
 
     fn sizes(batch: &[Vec<u8>], limit: usize) -> Vec<(usize, bool)> {
         gather(batch, limit)

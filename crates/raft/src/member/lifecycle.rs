@@ -134,7 +134,11 @@ impl Member {
     }
 
     /// `halyard serve`: opens the member in `data_dir` and starts its Raft node.
-    pub async fn start(data_dir: &Path, config: MemberConfig) -> Result<Arc<Member>, MemberError> {
+    pub async fn start(
+        data_dir: impl AsRef<Path>,
+        config: MemberConfig,
+    ) -> Result<Arc<Member>, MemberError> {
+        let data_dir = data_dir.as_ref();
         let store = halyard_storage::Store::<TypeConfig>::open_with(
             data_dir,
             &halyard_storage::StoreOptions {
