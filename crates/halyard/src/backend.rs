@@ -166,7 +166,7 @@ impl Backend for MemberBackend {
     fn transact(
         &self,
         db: String,
-        ops: Vec<Value>,
+        ops: Arc<Vec<Value>>,
         session: SessionKey,
         rbac: Option<ovsdb::RbacIdentityBuf>,
         wait_elapsed_ms: u64,
@@ -179,7 +179,7 @@ impl Backend for MemberBackend {
             let forwarded = !member.status().is_leader;
             let started = std::time::Instant::now();
             let result = member
-                .transact(&db, ops, session.0, rbac, wait_elapsed_ms)
+                .transact(&db, &ops, session.0, rbac, wait_elapsed_ms)
                 .await;
             crate::metrics::transaction(kind, forwarded, started.elapsed(), result.is_ok());
             match result.map_err(backend_error)? {

@@ -139,7 +139,7 @@ pub async fn apply_staged(member: &Member, data_dir: &Path) -> Result<()> {
         let n = import.ops.len();
         // Inserts only, no `wait`: one run.
         let result = match member
-            .transact(&import.db, import.ops, Uuid::new_v4(), None, 0)
+            .transact(&import.db, &import.ops, Uuid::new_v4(), None, 0)
             .await
             .with_context(|| format!("importing the rows of {}", import.db))?
         {

@@ -114,7 +114,7 @@ impl Cluster {
 
 async fn insert(m: &Member, name: &str) -> Value {
     let ops = vec![json!({"op": "insert", "table": "T", "row": {"name": name}})];
-    match m.transact(DB, ops, Uuid::new_v4(), None, 0).await.unwrap() {
+    match m.transact(DB, &ops, Uuid::new_v4(), None, 0).await.unwrap() {
         Transaction::Done(result) => {
             assert!(result[0]["uuid"].is_array(), "{result}");
             result

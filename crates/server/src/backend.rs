@@ -143,7 +143,8 @@ pub trait Backend: Send + Sync + 'static {
     /// Installs the hook. Called once, before any session exists.
     fn set_apply_hook(&self, hook: Arc<dyn ApplyHook>);
 
-    /// Runs one `transact` (`ops` are the params after the database name) once, with
+    /// Runs one `transact` (`ops` are the params after the database name; shared, so a
+    /// blocked transaction run again, or one of 100,000 rows, is not copied) once, with
     /// `wait_elapsed_ms` as the time its `wait` operations have waited (see `trigger`, which
     /// re-runs a blocked one). Resolves to the reply's `result` array once the transaction has
     /// been applied on *this* member and the apply hook has run for it, so the monitor updates
@@ -155,7 +156,7 @@ pub trait Backend: Send + Sync + 'static {
     fn transact(
         &self,
         db: String,
-        ops: Vec<Value>,
+        ops: Arc<Vec<Value>>,
         session: SessionKey,
         rbac: Option<ovsdb::RbacIdentityBuf>,
         wait_elapsed_ms: u64,

@@ -165,6 +165,7 @@ impl Session {
         db: String,
         ops: Vec<Value>,
     ) -> futures::future::BoxFuture<'static, Result<Value, BackendError>> {
+        let ops = std::sync::Arc::new(ops);
         let ctx = self.ctx.clone();
         let (key, rbac) = (self.shared.key, self.shared.options.rbac());
         async move {
@@ -213,7 +214,7 @@ impl Session {
                         None => {
                             let rbac = shared.options.rbac();
                             ctx.backend
-                                .transact(db, ops, shared.key, rbac, elapsed)
+                                .transact(db, std::sync::Arc::new(ops), shared.key, rbac, elapsed)
                                 .await
                         }
                     }

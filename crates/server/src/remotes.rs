@@ -590,7 +590,13 @@ async fn write_status(
         let result = ctx
             .backend
             // No `wait` in it: one run.
-            .transact(spec.db.clone(), ops, crate::SessionKey::random(), None, 0)
+            .transact(
+                spec.db.clone(),
+                std::sync::Arc::new(ops),
+                crate::SessionKey::random(),
+                None,
+                0,
+            )
             .await;
         if let Err(e) = result {
             tracing::debug!("could not write listener status: {e}");

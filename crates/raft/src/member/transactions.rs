@@ -238,7 +238,7 @@ impl Member {
     pub async fn transact(
         &self,
         db: &str,
-        ops: Vec<Value>,
+        ops: &[Value],
         session: Uuid,
         rbac: Option<ovsdb::RbacIdentityBuf>,
         wait_elapsed_ms: u64,
@@ -248,21 +248,21 @@ impl Member {
         }
         let id = Uuid::new_v4();
         // A transaction with `abort` never commits (ovsdb-client query sends one): read it locally.
-        let read_only = ovsdb::is_read_only_transaction(&ops);
+        let read_only = ovsdb::is_read_only_transaction(ops);
         // See `MemberConfig::unsafe_ack_before_commit` (the fault suite's broken mode).
         if !read_only && self.config.unsafe_ack_before_commit {
             return Ok(Transaction::Done(self.with_state(|s| {
                 let mut env = crate::txn_env::ApplyEnv::new(id, session, &s.locks, 0);
-                s.dbs[db].db.clone().transact(&ops, &mut env).result
+                s.dbs[db].db.clone().transact(ops, &mut env).result
             })));
         }
         let outcome = if read_only {
             self.read_barrier().await?;
-            self.execute_locally(db, &ops, session, wait_elapsed_ms)
+            self.execute_locally(db, ops, session, wait_elapsed_ms)
         } else {
             let kind = CommandKind::Transact {
                 db: db.to_string(),
-                ops: serde_json::to_string(&ops).expect("JSON values serialise"),
+                ops: serde_json::to_string(ops).expect("JSON values serialise"),
                 session,
                 wait_elapsed_ms: Some(wait_elapsed_ms),
                 rbac,

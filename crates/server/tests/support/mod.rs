@@ -206,7 +206,7 @@ impl Backend for TestBackend {
     fn transact(
         &self,
         db: String,
-        ops: Vec<Value>,
+        ops: Arc<Vec<Value>>,
         session: SessionKey,
         _rbac: Option<ovsdb::RbacIdentityBuf>,
         wait_elapsed_ms: u64,
