@@ -333,6 +333,36 @@ fn initial_contents() {
     assert_eq!(empty.initial(&f.db), json!({}));
 }
 
+/// The text a storm's clients share is built row by row; it must be the very bytes of the
+/// `Value` the other paths send, for every version, condition and selection.
+#[test]
+fn initial_contents_as_text_are_the_bytes_of_the_value() {
+    let mut f = Fixture::with_c_rows();
+    f.tx(json!([{"op": "insert", "table": "A", "row": {}}]));
+    let requests = [
+        json!({"C": {"columns": ["x", "tags"]}}),
+        json!({"C": {"columns": ["x", "tags"], "where": [["x", "!=", 2]]}}),
+        json!({"C": {"where": [["x", "==", 9]]}, "A": {}}),
+        json!({"A": {}, "C": {}}),
+        json!({"C": {"columns": ["x"], "select": {"initial": false}}}),
+        json!({"A": {"select": {"initial": false}}, "C": [{"columns": ["tag"]}]}),
+    ];
+    for v in [V1, V2, V3] {
+        for req in &requests {
+            let Ok(m) = Monitor::new(f.db.schema(), v, req) else {
+                assert!(v == V1 && req.to_string().contains("where"), "{v:?} {req}");
+                continue; // v1 has no conditions
+            };
+            let value = m.initial(&f.db);
+            assert_eq!(
+                String::from_utf8(m.initial_json(&f.db)).unwrap(),
+                serde_json::to_string(&value).unwrap(),
+                "{v:?} {req}"
+            );
+        }
+    }
+}
+
 #[test]
 fn select_flags_per_table_and_per_column() {
     let mut f = Fixture::with_c_rows();

@@ -665,7 +665,7 @@ impl MonitorSetup {
                 let initial =
                     self.hub
                         .initial_contents(&self.db, last_id, &compiled, fingerprint, || {
-                            crate::jsonrpc::encode(&compiled.initial(db_state))
+                            compiled.initial_json(db_state)
                         });
                 let since = (version == MonitorVersion::V3).then_some(last_id);
                 self.shared
