@@ -70,6 +70,8 @@ pub struct StormFigures {
     /// CPU seconds used during the storm by this load tool and by each `--pid` (same order).
     pub client_cpu_s: Option<f64>,
     pub server_cpu_s: Vec<Option<f64>>,
+    /// Opening every client's connection, before the storm.
+    pub connect_s: f64,
 }
 
 #[derive(Serialize, Debug, Default)]
@@ -225,6 +227,11 @@ impl Report {
                     "{} flows in {:.2} s ({:.0} rows/s)",
                     st.flows, st.load_s, st.load_rows_per_s
                 ),
+            );
+            row(
+                &mut out,
+                "clients connected in",
+                format!("{:.2} s", st.connect_s),
             );
             row(
                 &mut out,

@@ -493,17 +493,37 @@ impl Session {
                     let err = crate::session::backend_error(&e, &method, None);
                     return Done::Reply(error_reply(id, err));
                 }
-                let mut outcome = None;
-                backend.with_db(&db, &mut |v: &DbView<'_>| {
-                    let since = last_txn.and_then(|t| {
-                        if t == v.last_txn_id {
-                            Some(Vec::new())
-                        } else {
-                            v.history.since(&t)
-                        }
-                    });
-                    outcome = Some(setup.register(v.db, v.last_txn_id, since));
-                });
+                // Registering may take seconds (building a large database's initial contents,
+                // or waiting for another session's build of them to share it): on the blocking
+                // pool, so this session meanwhile reads (a reply to the server's inactivity
+                // probe) and writes, and the runtime's other sessions are not held up. (Run on
+                // the session's own task, a storm of 1,000 clients held both of a member's
+                // session threads for two builds, and sessions that could not read their
+                // client's probe reply were closed.)
+                let outcome = {
+                    let db = db.clone();
+                    let registered = tokio::task::spawn_blocking(move || {
+                        let mut outcome = None;
+                        backend.with_db(&db, &mut |v: &DbView<'_>| {
+                            let since = last_txn.and_then(|t| {
+                                if t == v.last_txn_id {
+                                    Some(Vec::new())
+                                } else {
+                                    v.history.since(&t)
+                                }
+                            });
+                            outcome = Some(setup.register(v.db, v.last_txn_id, since));
+                        });
+                        outcome
+                    })
+                    .await;
+                    match registered {
+                        Ok(outcome) => outcome,
+                        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                        // The runtime is shutting down.
+                        Err(_) => return Done::Cancelled,
+                    }
+                };
                 match outcome {
                     Some(Ok(())) => Done::Cancelled,
                     Some(Err(e)) => Done::Reply(error_reply(id, e)),

@@ -47,6 +47,8 @@ struct Inner {
     /// Messages queued and messages written so far (see [`Outbox::push_notice`]).
     pushed: u64,
     written: u64,
+    /// Bytes the socket has taken so far.
+    sent: u64,
 }
 
 pub(crate) struct Outbox {
@@ -69,6 +71,7 @@ impl Outbox {
                 done: false,
                 pushed: 0,
                 written: 0,
+                sent: 0,
             }),
             limit,
             peer,
@@ -159,6 +162,11 @@ impl Outbox {
         }
     }
 
+    /// Bytes the socket has taken since the session started.
+    pub(crate) fn sent(&self) -> u64 {
+        self.lock().sent
+    }
+
     /// Bytes not yet written to the socket.
     pub(crate) fn backlog(&self) -> usize {
         self.lock().bytes
@@ -231,7 +239,11 @@ impl Outbox {
                         }
                     };
                     rest = &rest[n..];
-                    self.lock().bytes -= n;
+                    {
+                        let mut inner = self.lock();
+                        inner.bytes -= n;
+                        inner.sent += n as u64;
+                    }
                     if !rest.is_empty() {
                         self.session_wake.notify_one();
                     }

@@ -344,8 +344,12 @@ impl Session {
         let mut last_rx = Instant::now();
         let mut probe_sent: Option<Instant> = None;
         // Output draining counts as activity too (as in ovsdb-server's jsonrpc_session_run): a
-        // client busy reading a large monitor reply sends nothing, yet is alive.
-        let mut backlog_mark = self.shared.out.backlog();
+        // client busy reading a large monitor reply sends nothing, yet is alive (and this
+        // session may not read its answer to the probe while that reply fills the backlog).
+        // Progress is the bytes the socket took since the last check, less the probe's own: a
+        // dead client's kernel may still take the few bytes of an echo.
+        let mut sent_mark = self.shared.out.sent();
+        let mut probe_bytes = 0u64;
         loop {
             if self.shared.out.is_closed() {
                 return End::Closed;
@@ -421,18 +425,21 @@ impl Session {
                 }
                 Event::Read(Err(e)) => return End::ReadError(e),
                 Event::Timer => {
-                    let backlog = self.shared.out.backlog();
-                    if backlog < backlog_mark {
-                        backlog_mark = backlog;
+                    let sent = self.shared.out.sent();
+                    let progressed = sent - sent_mark > probe_bytes;
+                    sent_mark = sent;
+                    probe_bytes = 0;
+                    if progressed {
                         last_rx = Instant::now();
                         probe_sent = None;
                         continue;
                     }
-                    backlog_mark = backlog;
                     if probe_sent.is_some() {
                         return End::Probe;
                     }
-                    self.shared.out.push(&jsonrpc::echo_probe());
+                    let probe = jsonrpc::encode(&jsonrpc::echo_probe());
+                    probe_bytes = probe.len() as u64;
+                    self.shared.out.push_encoded(probe);
                     probe_sent = Some(Instant::now());
                 }
             }
