@@ -346,9 +346,12 @@ impl Session {
         // Output draining counts as activity too (as in ovsdb-server's jsonrpc_session_run): a
         // client busy reading a large monitor reply sends nothing, yet is alive (and this
         // session may not read its answer to the probe while that reply fills the backlog).
-        // Progress is the bytes the socket took since the last check, less the probe's own: a
-        // dead client's kernel may still take the few bytes of an echo.
+        // Progress is bytes the socket took since the last check, less the probe's own (a dead
+        // client's kernel may still take the few bytes of an echo), while output was waiting
+        // then or is still waiting now. A reply written at once is no sign of life, as in
+        // ovsdb-server, where only a draining backlog counts: the request before it was one.
         let mut sent_mark = self.shared.out.sent();
+        let mut waiting_at_mark = self.shared.out.backlog();
         let mut probe_bytes = 0u64;
         loop {
             if self.shared.out.is_closed() {
@@ -426,10 +429,12 @@ impl Session {
                 Event::Read(Err(e)) => return End::ReadError(e),
                 Event::Timer => {
                     let sent = self.shared.out.sent();
-                    let progressed = sent - sent_mark > probe_bytes;
+                    let waiting = waiting_at_mark > 0 || self.shared.out.backlog() > 0;
+                    let progressed = waiting && sent - sent_mark > probe_bytes;
                     sent_mark = sent;
                     probe_bytes = 0;
                     if progressed {
+                        waiting_at_mark = self.shared.out.backlog();
                         last_rx = Instant::now();
                         probe_sent = None;
                         continue;
@@ -440,6 +445,7 @@ impl Session {
                     let probe = jsonrpc::encode(&jsonrpc::echo_probe());
                     probe_bytes = probe.len() as u64;
                     self.shared.out.push_encoded(probe);
+                    waiting_at_mark = self.shared.out.backlog();
                     probe_sent = Some(Instant::now());
                 }
             }

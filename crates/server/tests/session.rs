@@ -280,6 +280,38 @@ async fn inactivity_probe_timing() {
     assert_eq!(start.elapsed().as_secs(), 23);
 }
 
+/// A client reading a long reply (a storm's initial contents) sends nothing and reads far more
+/// slowly than the probe's 10 s, yet is alive: the session stays while its reply drains, as in
+/// ovsdb-server, and closes once the client stops reading.
+#[tokio::test(start_paused = true)]
+async fn a_client_reading_a_long_reply_slowly_is_not_taken_for_dead() {
+    let (_b, s) = server();
+    let mut c = connect_with_buffer(&s, true, 4096);
+    let total = 2 << 20;
+    c.send(json!({"id": 1, "method": "echo", "params": ["w".repeat(total)]}))
+        .await;
+    let mut got = 0;
+    for second in 0..40 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let n = c.read_some(4096).await;
+        assert!(n > 0, "closed after {second} s and {got} bytes");
+        got += n;
+    }
+    // It stops reading: the reply stops draining, and the probe is not answered.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    loop {
+        let n = c.read_some(64 * 1024).await;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    assert!(
+        got < total,
+        "the session should have been closed, got all {got} bytes"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn no_probe_on_unix_sessions() {
     let (_b, s) = server();

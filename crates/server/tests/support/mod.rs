@@ -397,6 +397,18 @@ impl Client {
         m["result"].clone()
     }
 
+    /// Reads at most `max` bytes (kept for `recv`); 0 on EOF.
+    pub async fn read_some(&mut self, max: usize) -> usize {
+        let mut chunk = vec![0u8; max];
+        match self.rd.read(&mut chunk).await {
+            Ok(n) => {
+                self.framer.buffer_mut().extend_from_slice(&chunk[..n]);
+                n
+            }
+            Err(_) => 0,
+        }
+    }
+
     /// True if the server closed the connection (EOF), skipping any messages before it.
     pub async fn closed(&mut self) -> bool {
         loop {
