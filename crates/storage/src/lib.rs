@@ -36,7 +36,8 @@
 //!
 //! Snapshot and metadata records are verified when read. sled's own errors
 //! are [`StorageError::Sled`] (a database held by another open store is
-//! [`StorageError::Locked`]); nothing panics on bad bytes. Everything converts
+//! [`StorageError::Locked`], after waiting [`DEFAULT_LOCK_WAIT`] for it); nothing
+//! panics on bad bytes. Everything converts
 //! to openraft's `StorageError` / `StorageIOError`.
 
 pub mod error;
@@ -59,4 +60,4 @@ pub use integrity::LogCheck;
 pub use log_store::{LogReader, LogStore};
 pub use meta_store::MetaStore;
 pub use snapshot_store::{SnapshotStore, StoredSnapshot};
-pub use store::{Store, StoreOptions, DEFAULT_CACHE_CAPACITY_BYTES};
+pub use store::{Store, StoreOptions, DEFAULT_CACHE_CAPACITY_BYTES, DEFAULT_LOCK_WAIT};

@@ -2,6 +2,7 @@
 
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use openraft::RaftTypeConfig;
 use serde::de::DeserializeOwned;
@@ -23,6 +24,14 @@ pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 /// otherwise: what bounds one AppendEntries request.
 pub const DEFAULT_REPLICATION_READ_BYTES: u64 = 2 * 1024 * 1024;
 
+/// How long an open waits for the database's lock before it reports
+/// [`StorageError::Locked`]. sled 0.34 releases its lock file only when the
+/// last of its background I/O tasks lets go of the file, a moment after the
+/// database was dropped; a member restarted within the same process (and a
+/// tool run right after a member stopped) must not take that moment for
+/// another live owner.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(2);
+
 /// How to open a [`Store`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreOptions {
@@ -36,6 +45,8 @@ pub struct StoreOptions {
     /// AppendEntries request, whose whole round trip (transfer, the follower's write and
     /// fsync) must fit in openraft's per-request deadline of one heartbeat interval.
     pub replication_read_bytes: u64,
+    /// How long to wait for a lock held by someone else before giving up.
+    pub lock_wait: Duration,
 }
 
 impl Default for StoreOptions {
@@ -44,6 +55,7 @@ impl Default for StoreOptions {
             cache_capacity_bytes: DEFAULT_CACHE_CAPACITY_BYTES,
             repair: false,
             replication_read_bytes: DEFAULT_REPLICATION_READ_BYTES,
+            lock_wait: DEFAULT_LOCK_WAIT,
         }
     }
 }
@@ -86,20 +98,16 @@ where
     /// Opens with explicit options (e.g. `repair`).
     pub fn open_with(path: impl AsRef<Path>, options: &StoreOptions) -> Result<Self, StorageError> {
         let path = path.as_ref().to_path_buf();
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(&path)
-            .cache_capacity(options.cache_capacity_bytes)
-            .open()
-            .map_err(|e| match e {
-                // sled 0.34 reports a held lock only through this message.
-                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                    StorageError::Locked {
-                        path: path.display().to_string(),
-                        detail: io.to_string(),
-                    }
-                }
-                e => StorageError::Sled(e),
-            })?;
+            .cache_capacity(options.cache_capacity_bytes);
+        let db = open_waiting_for_lock(&config, options.lock_wait).map_err(|e| match e {
+            OpenError::Locked(io) => StorageError::Locked {
+                path: path.display().to_string(),
+                detail: io.to_string(),
+            },
+            OpenError::Sled(e) => StorageError::Sled(e),
+        })?;
         let log = db.open_tree(TREE_LOG)?;
         let state = db.open_tree(TREE_RAFT_STATE)?;
         let snapshot = db.open_tree(TREE_SNAPSHOT)?;
@@ -195,4 +203,27 @@ fn check_high_water<C: RaftTypeConfig>(
     );
     mark.write(last)
         .map_err(|e| StorageError::Background(format!("rewriting the high-water mark: {e}")))
+}
+
+enum OpenError {
+    Locked(std::io::Error),
+    Sled(sled::Error),
+}
+
+/// Opens `config`, retrying while its lock is held, for at most `wait`.
+fn open_waiting_for_lock(config: &sled::Config, wait: Duration) -> Result<sled::Db, OpenError> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            // sled 0.34 reports a held lock only through this message.
+            Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
+                if Instant::now() >= deadline {
+                    return Err(OpenError::Locked(io));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(OpenError::Sled(e)),
+        }
+    }
 }

@@ -145,6 +145,7 @@ impl Member {
                 cache_capacity_bytes: config.storage_cache_bytes,
                 repair: config.repair_log_tail,
                 replication_read_bytes: crate::config::REPLICATION_BATCH_BYTES,
+                ..Default::default()
             },
         )?;
         let meta = store.meta_store();

@@ -33,9 +33,25 @@ async fn populate(dir: &Path, committed: Option<u64>) {
 
 /// Edits the database with sled directly, behind the store's back.
 fn with_raw_tree(dir: &Path, tree: &str, edit: impl FnOnce(&sled::Tree)) {
-    let db = sled::open(dir).unwrap();
+    let db = raw_open(dir);
     edit(&db.open_tree(tree).unwrap());
     db.flush().unwrap();
+}
+
+/// sled without the store; like the store's own open, it waits for the lock
+/// that a just-dropped store's background I/O may still hold for a moment.
+fn raw_open(dir: &Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + crate::store::DEFAULT_LOCK_WAIT;
+    loop {
+        match sled::open(dir) {
+            Ok(db) => return db,
+            Err(e) if std::time::Instant::now() < deadline => {
+                assert!(e.to_string().contains("could not acquire lock"), "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("open {}: {e}", dir.display()),
+        }
+    }
 }
 
 fn flip_byte(tree: &sled::Tree, key: &[u8], at: usize) {
@@ -190,7 +206,7 @@ async fn a_corrupt_entry_in_the_middle_is_refused_even_with_repair() {
         }
     }
     // Nothing was truncated by the refused repair.
-    let raw = sled::open(dir.path()).unwrap();
+    let raw = raw_open(dir.path());
     assert_eq!(raw.open_tree(TREE_LOG).unwrap().len(), 10);
 }
 
