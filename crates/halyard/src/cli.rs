@@ -452,7 +452,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 max_entry_bytes,
                 ..MemberConfig::default()
             };
-            let rt = tokio::runtime::Runtime::new()?;
+            let rt = crate::trim::runtime_builder(None).build()?;
             let _ = tls;
             let tls = cli.tls.file_settings()?;
             let tls_from_db = cli.tls.db_options()?;
@@ -608,10 +608,8 @@ struct RaftRuntime(Option<tokio::runtime::Runtime>);
 
 impl RaftRuntime {
     fn new() -> Result<RaftRuntime> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(halyard_raft::config::RAFT_RUNTIME_THREADS)
+        let rt = crate::trim::runtime_builder(Some(halyard_raft::config::RAFT_RUNTIME_THREADS))
             .thread_name("raft")
-            .enable_all()
             .build()
             .context("starting the member's runtime")?;
         Ok(RaftRuntime(Some(rt)))

@@ -464,7 +464,7 @@ fn run(opts: Options) -> Result<ExitCode> {
         data_dir = %data_dir.display(),
         "serving the database file as ovsdb-server"
     );
-    let rt = tokio::runtime::Runtime::new()?;
+    let rt = crate::trim::runtime_builder(None).build()?;
     let code = rt.block_on(crate::cli::serve(
         &data_dir,
         opts.remotes.clone(),

@@ -5,6 +5,8 @@
 //! `ovsdb-server/memory-trim-on-compaction on` (what kube-ovn and ovn-ctl sites turn on) it is
 //! also asked after every snapshot, as ovsdb-server calls `malloc_trim` after compaction.
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,19 +34,84 @@ pub fn spawn(ops: Arc<crate::ops::Ops>) {
                     .load(std::sync::atomic::Ordering::Relaxed)
                 {
                     tracing::debug!("snapshot taken; returning free memory");
-                    // SAFETY: as below.
-                    unsafe { libmimalloc_sys::mi_collect(true) };
+                    return_free_memory();
                 }
             }
+            nudge_workers();
             let held = ops.server.stats().input_bytes;
             peak = peak.max(held);
             if peak >= BURST_BYTES && held <= CALM_BYTES {
                 tracing::info!(peak, "client input burst over; returning free memory");
-                // SAFETY: mi_collect only walks the allocator's own free lists; it may be
-                // called from any thread at any time.
-                unsafe { libmimalloc_sys::mi_collect(true) };
+                return_free_memory();
                 peak = 0;
             }
         }
     });
+}
+
+/// Bumped each time free memory is to be returned to the system.
+static COLLECT_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static COLLECTED_EPOCH: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Asks every thread of the member's runtimes to return its free memory. mimalloc returns a
+/// thread's free pages only from that thread: a collect run on the one thread that noticed the
+/// burst left the buffers the other workers had allocated (and freed) resident, so RSS came back
+/// or not depending on which worker the check ran on.
+fn return_free_memory() {
+    COLLECT_EPOCH.fetch_add(1, Ordering::Relaxed);
+    NUDGES_LEFT.store(NUDGES, Ordering::Relaxed);
+    collect_if_asked();
+    nudge_workers();
+}
+
+/// Seconds after a request during which idle workers are woken to return their memory.
+const NUDGES: u64 = 5;
+static NUDGES_LEFT: AtomicU64 = AtomicU64::new(0);
+
+/// Workers of this (the sessions') runtime that are parked run the park hook only when they
+/// next wake: for a few seconds after a request, give each of them something to wake for. The
+/// Raft runtime's workers wake at every heartbeat and need no nudge.
+fn nudge_workers() {
+    if NUDGES_LEFT
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_err()
+    {
+        return;
+    }
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    for _ in 0..2 * workers {
+        tokio::spawn(async {
+            collect_if_asked();
+            tokio::task::yield_now().await;
+            collect_if_asked();
+        });
+    }
+}
+
+/// Runs on a runtime worker when it is about to wait for work (`on_thread_park`): it returns its
+/// own free memory once per request.
+fn collect_if_asked() {
+    let epoch = COLLECT_EPOCH.load(Ordering::Relaxed);
+    COLLECTED_EPOCH.with(|seen| {
+        if seen.get() != epoch {
+            seen.set(epoch);
+            // SAFETY: mi_collect only walks the calling thread's heap and the allocator's own
+            // free lists; it may be called from any thread at any time.
+            unsafe { libmimalloc_sys::mi_collect(true) };
+        }
+    });
+}
+
+/// A runtime whose workers return their free memory when asked (see [`return_free_memory`]):
+/// the client sessions' runtime and the member's Raft runtime are built with it.
+pub fn runtime_builder(worker_threads: Option<usize>) -> tokio::runtime::Builder {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = worker_threads {
+        b.worker_threads(n);
+    }
+    b.enable_all().on_thread_park(collect_if_asked);
+    b
 }
