@@ -18,4 +18,4 @@ bash tests/faults/run.sh --quick
 echo "== fault suite, broken server mode: the checker must report anomalies"
 bash tests/faults/run.sh --expect-anomalies --unsafe-ack-before-commit
 echo "== cargo test"
-cargo test --workspace 2>&1 | tee "${TMPDIR:-/tmp}/halyard-test.log"
+cargo test --workspace --no-fail-fast 2>&1 | tee "${TMPDIR:-/tmp}/halyard-test.log"
