@@ -10,13 +10,13 @@
 //! number of fsyncs is therefore the number of disk round trips, not the
 //! number of appends.
 //!
-//! Measured caveat: openraft 0.9.25's `RaftCore` awaits each append's
-//! callback before it issues the next append (`append_to_log`), so under 0.9
-//! batches hold one append each and the fsync count equals the number of
-//! `append` calls; throughput then comes from openraft putting many entries in
-//! one call (followers catching up) or from the application batching commands
-//! into one entry. The batching pays off as soon as appends overlap (openraft
-//! 0.10 pipelines log I/O).
+//! Upstream openraft 0.9.25's `RaftCore` awaits each append's callback
+//! before it issues the next append (`append_to_log`), so batches held one
+//! append each. With Halyard's patch (`vendor/openraft/HALYARD-PATCH.md`) a
+//! leader's own appends are not awaited: the proposer's entries in flight
+//! (up to `MAX_IN_FLIGHT`) share flushes here. A follower's appends are still
+//! awaited one by one (it must answer each AppendEntries after its flush);
+//! there throughput comes from openraft putting many entries in one call.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -8,8 +8,9 @@
 //!   fsyncs; 187 MiB on disk for 97.7 MiB of payload (JSON envelope ~10%,
 //!   the rest sled's space amplification); RSS 76 MiB;
 //! - single-member openraft, 64 concurrent clients: 26.9 s, ~3,700 writes/s,
-//!   one fsync per write (openraft 0.9 awaits each append's flush before the
-//!   next, see `flusher`); 206 MiB on disk; RSS 148 MiB.
+//!   one fsync per write (upstream openraft 0.9 awaited each append's flush
+//!   before the next; measured before the patch described in `flusher`);
+//!   206 MiB on disk; RSS 148 MiB.
 
 use std::collections::BTreeMap;
 use std::path::Path;
