@@ -114,6 +114,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_caller_goes_alone_only_when_nothing_is_in_flight() {
+        let idle = Idle::default();
+        let alone = idle.take().expect("nothing in flight");
+        assert!(
+            idle.take().is_none(),
+            "a second caller while the first is in flight"
+        );
+        drop(alone);
+        let batch = idle.busy();
+        assert!(idle.take().is_none(), "a caller while a batch is in flight");
+        let second = idle.busy();
+        drop(batch);
+        assert!(idle.take().is_none(), "one batch still in flight");
+        drop(second);
+        assert!(idle.take().is_some());
+    }
+
+    #[test]
     fn groups_stay_under_the_byte_bound_and_keep_order() {
         let sizes = [10, 20, 70, 5, 200, 1, 1, 99, 100];
         let groups = split_by_bytes(sizes, 100, |n| *n);
@@ -160,5 +178,37 @@ mod tests {
         done.send(()).unwrap();
         big.await.unwrap().unwrap();
         assert_eq!(queue.queued_bytes(), 0);
+    }
+}
+
+/// Whether a batching task (proposer, forwarder) has anything in flight, so that a caller may
+/// skip it when it has not: with one writer at a time there is nothing to batch with, and the
+/// hop through the task is pure latency.
+#[derive(Clone, Default)]
+pub(crate) struct Idle(Arc<std::sync::atomic::AtomicUsize>);
+
+/// Held while something is in flight; dropping it ends that.
+pub(crate) struct Busy(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Idle {
+    /// Marks a batch in flight (the batching task's own).
+    pub(crate) fn busy(&self) -> Busy {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Busy(self.0.clone())
+    }
+
+    /// Marks one caller's command in flight if nothing else is; `None` when something is.
+    pub(crate) fn take(&self) -> Option<Busy> {
+        use std::sync::atomic::Ordering;
+        self.0
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| Busy(self.0.clone()))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }

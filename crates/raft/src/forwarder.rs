@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::batch_queue::{next_batch, split_by_bytes, BatchQueue, Request};
+use crate::batch_queue::{next_batch, split_by_bytes, BatchQueue, Idle, Request};
 use crate::config::{MAX_FORWARD_BYTES, QUEUE_BYTES};
 
 use crate::command::Command;
@@ -59,19 +59,42 @@ type Pending = Request<(String, Command), Result<(), ForwardError>>;
 #[derive(Clone)]
 pub struct Forwarder {
     queue: BatchQueue<(String, Command), Result<(), ForwardError>>,
+    idle: Idle,
+    timeout: Duration,
 }
 
 impl Forwarder {
     /// Starts the forwarding task; each call waits at most `timeout` for the leader's answer.
     pub fn start(timeout: Duration) -> Forwarder {
         let (queue, rx) = BatchQueue::new(QUEUE_LEN, QUEUE_BYTES);
-        tokio::spawn(run(rx, timeout));
-        Forwarder { queue }
+        let idle = Idle::default();
+        tokio::spawn(run(rx, timeout, idle.clone()));
+        Forwarder {
+            queue,
+            idle,
+            timeout,
+        }
     }
 
     /// Has the member at `addr` propose `cmd`; resolves once it is committed there.
+    ///
+    /// When nothing else is being forwarded (one writer at a time), the caller makes the call
+    /// itself instead of going through the batching task (two task hops, nothing to batch with).
     pub async fn forward(&self, addr: &str, cmd: Command) -> Result<(), ForwardError> {
         let bytes = cmd.payload_bytes();
+        if bytes <= MAX_FORWARD_BYTES && self.queue.queued() == 0 {
+            if let Some(_alone) = self.idle.take() {
+                return match call(addr, std::slice::from_ref(&cmd), self.timeout).await? {
+                    replies if replies.len() == 1 => {
+                        outcome(replies.into_iter().next().expect("one reply"))
+                    }
+                    replies => Err(ForwardError::BadReply(format!(
+                        "{addr} answered {} of 1 forwarded command",
+                        replies.len()
+                    ))),
+                };
+            }
+        }
         (self.queue.submit((addr.to_string(), cmd), bytes).await)
             .unwrap_or(Err(ForwardError::Stopped))
     }
@@ -87,10 +110,11 @@ impl Forwarder {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Pending>, timeout: Duration) {
+async fn run(mut rx: mpsc::Receiver<Pending>, timeout: Duration, idle: Idle) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(slot) = next_batch(&mut rx, &slots, &mut batch, MAX_BATCH).await {
+        let busy = idle.busy();
         // Normally every command goes to the same leader; after a leader change a batch may
         // mix the old and the new address. One call carries at most MAX_FORWARD_BYTES (or one
         // larger command), so a few huge commands do not make one enormous message.
@@ -114,6 +138,7 @@ async fn run(mut rx: mpsc::Receiver<Pending>, timeout: Duration) {
             futures::future::join_all(groups.into_iter().map(|(addr, g)| send(addr, g, timeout)))
                 .await;
             drop(slot);
+            drop(busy);
         });
     }
 }

@@ -11,7 +11,7 @@
 use openraft::error::ClientWriteError;
 use tokio::sync::mpsc;
 
-use crate::batch_queue::{next_batch, split_by_bytes, BatchQueue, Request};
+use crate::batch_queue::{next_batch, split_by_bytes, BatchQueue, Idle, Request};
 
 use crate::command::{self, Batch, Command};
 use crate::config::QUEUE_BYTES;
@@ -55,19 +55,38 @@ type Proposal = Request<Command, Result<(), ProposeError>>;
 #[derive(Clone)]
 pub struct Proposer {
     queue: BatchQueue<Command, Result<(), ProposeError>>,
+    raft: Raft,
+    idle: Idle,
+    max_entry_bytes: usize,
 }
 
 impl Proposer {
     /// `max_entry_bytes`: `MemberConfig::max_entry_bytes` (`MAX_ENTRY_BYTES` by default).
     pub fn start(raft: Raft, max_entry_bytes: usize) -> Proposer {
         let (queue, rx) = BatchQueue::new(QUEUE_LEN, QUEUE_BYTES);
-        tokio::spawn(run(raft, rx, max_entry_bytes));
-        Proposer { queue }
+        let idle = Idle::default();
+        tokio::spawn(run(raft.clone(), rx, max_entry_bytes, idle.clone()));
+        Proposer {
+            queue,
+            raft,
+            idle,
+            max_entry_bytes,
+        }
     }
 
     /// Proposes `cmd` (batched with others); resolves once the entry holding it is committed.
+    ///
+    /// When nothing else is being proposed (one writer at a time: ovn-northd, ovn-nbctl), the
+    /// caller hands its command to openraft itself: going through the batching task would cost
+    /// a task hop and gain nothing, as there is nothing to batch with.
     pub async fn propose(&self, cmd: Command) -> Result<(), ProposeError> {
         let bytes = cmd.payload_bytes();
+        if bytes <= self.max_entry_bytes && self.queue.queued() == 0 {
+            if let Some(_alone) = self.idle.take() {
+                let proposed = self.raft.client_write_ff(Batch(vec![cmd])).await;
+                return committed(proposed).await;
+            }
+        }
         (self.queue.submit(cmd, bytes).await).unwrap_or(Err(ProposeError::Stopped))
     }
 
@@ -82,10 +101,11 @@ impl Proposer {
     }
 }
 
-async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>, max_entry_bytes: usize) {
+async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>, max_entry_bytes: usize, idle: Idle) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(slot) = next_batch(&mut rx, &slots, &mut batch, MAX_BATCH).await {
+        let busy = idle.busy();
         // Pieces tagged with the number of the command they belong to.
         let mut pieces: Vec<(usize, Command)> = Vec::new();
         let mut dones = Vec::with_capacity(batch.len());
@@ -116,17 +136,7 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>, max_entry_bytes: usiz
         tokio::spawn(async move {
             let mut results = Vec::with_capacity(proposed.len());
             for p in proposed {
-                results.push(match p {
-                    Ok(committed) => match committed.await {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err(ClientWriteError::ForwardToLeader(f))) => {
-                            Err(ProposeError::NotLeader(f.leader_node.map(|n| n.addr)))
-                        }
-                        Ok(Err(e)) => Err(ProposeError::Rejected(e.to_string())),
-                        Err(_) => Err(ProposeError::Stopped),
-                    },
-                    Err(fatal) => Err(ProposeError::Rejected(fatal.to_string())),
-                });
+                results.push(committed(p).await);
             }
             // A command is committed when every entry holding a piece of it is.
             for (done, (first, last)) in dones.into_iter().zip(spans) {
@@ -138,6 +148,29 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>, max_entry_bytes: usiz
                 let _ = done.send(result);
             }
             drop(slot);
+            drop(busy);
         });
+    }
+}
+
+/// Waits for one entry handed to openraft to be committed.
+async fn committed<F, T, E>(
+    proposed: Result<F, openraft::error::Fatal<crate::types::NodeId>>,
+) -> Result<(), ProposeError>
+where
+    F: std::future::Future<
+        Output = Result<Result<T, ClientWriteError<crate::types::NodeId, openraft::BasicNode>>, E>,
+    >,
+{
+    match proposed {
+        Ok(committed) => match committed.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ProposeError::NotLeader(f.leader_node.map(|n| n.addr)))
+            }
+            Ok(Err(e)) => Err(ProposeError::Rejected(e.to_string())),
+            Err(_) => Err(ProposeError::Stopped),
+        },
+        Err(fatal) => Err(ProposeError::Rejected(fatal.to_string())),
     }
 }
