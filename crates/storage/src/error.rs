@@ -28,6 +28,10 @@ pub enum StorageError {
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
 
+    /// Reading or writing the log's segment files (or syncing a file) failed.
+    #[error("raft log files: {0}")]
+    Io(#[from] std::io::Error),
+
     /// The log (with its purged prefix) ends below the committed index recorded outside sled:
     /// sled lost entries this member had committed.
     #[error(
@@ -123,6 +127,7 @@ impl StorageError {
             | StorageError::CorruptRecord { .. }
             | StorageError::LostCommittedEntries { .. } => ErrorVerb::Read,
             StorageError::Sled(_)
+            | StorageError::Io(_)
             | StorageError::Locked { .. }
             | StorageError::Encode { .. }
             | StorageError::Background(_) => ErrorVerb::Write,

@@ -1,9 +1,9 @@
 //! Group commit for log appends: one background thread makes appended entries
 //! durable with a single `fsync` per batch and only then tells openraft.
 //!
-//! `append` writes its entries into sled (in memory, visible to readers at
+//! `append` writes its entries into the log's segment files (visible to readers at
 //! once) and queues openraft's `LogFlushed` callback here. The thread takes
-//! every callback queued so far, flushes the whole database once, and
+//! every callback queued so far, syncs the segments written once (`fdatasync`), and
 //! completes those callbacks in order. Because each callback is queued only
 //! after its entries were written, that one flush covers all of them; appends
 //! that arrive while a flush is running form the next batch. Under load the
@@ -95,13 +95,21 @@ pub(crate) struct Flusher<T: Completion> {
 }
 
 impl<T: Completion> Flusher<T> {
-    pub(crate) fn start(db: sled::Db) -> Result<Self, StorageError> {
+    /// Starts the thread. `sync` makes every write so far durable (the log's segments); `at_exit`
+    /// runs once the queue is closed and drained (the store's last flush at shutdown).
+    pub(crate) fn start(
+        sync: impl Fn() -> std::io::Result<()> + Send + 'static,
+        at_exit: impl FnOnce() + Send + 'static,
+    ) -> Result<Self, StorageError> {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let counters = Arc::new(Counters::default());
         let thread_counters = counters.clone();
         let thread = std::thread::Builder::new()
             .name("halyard-log-flush".into())
-            .spawn(move || run(db, rx, &thread_counters))
+            .spawn(move || {
+                run(&sync, rx, &thread_counters);
+                at_exit();
+            })
             .map_err(|e| StorageError::Background(format!("cannot start log flusher: {e}")))?;
         Ok(Flusher {
             tx: Some(tx),
@@ -133,31 +141,30 @@ impl<T: Completion> Flusher<T> {
     }
 }
 
-fn run<T: Completion>(db: sled::Db, mut rx: mpsc::Receiver<T>, counters: &Counters) {
+fn run<T: Completion>(
+    sync: &dyn Fn() -> std::io::Result<()>,
+    mut rx: mpsc::Receiver<T>,
+    counters: &Counters,
+) {
     let mut batch = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while let Ok(more) = rx.try_recv() {
             batch.push(more);
         }
-        let result = db.flush();
+        let result = sync();
         counters.flushes.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = &result {
-            tracing::error!(error = %e, appends = batch.len(), "flushing the raft log failed");
+            tracing::error!(error = %e, appends = batch.len(), "syncing the raft log failed");
         }
         for callback in batch.drain(..) {
             let r = match &result {
-                Ok(_) => Ok(()),
-                Err(e) => Err(std::io::Error::other(e.to_string())),
+                Ok(()) => Ok(()),
+                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
             };
             callback.complete(r);
             counters.completed.fetch_add(1, Ordering::Relaxed);
         }
-    }
-    // The log store is going away (shutdown): make the unflushed writes of
-    // `save_committed` and `purge` durable too.
-    if let Err(e) = db.flush() {
-        tracing::error!(error = %e, "final flush of the raft log failed");
     }
 }
 

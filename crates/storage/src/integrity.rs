@@ -1,7 +1,7 @@
 //! The open-time check of the Raft log and Raft state.
 //!
-//! Every log entry is read back and checked (checksum, decoding, key/index
-//! agreement) and the indexes must be contiguous. Then:
+//! Every segment of the log ([`crate::log_files`]) is read back, every entry checked
+//! (framing, checksum, decoding, index agreement), and the indexes must be contiguous. Then:
 //! - all entries good: open proceeds;
 //! - the damage is confined to the tail (no good entry after the first bad
 //!   one): refuse with [`StorageError::CorruptLogTail`] naming the first bad
@@ -20,9 +20,13 @@
 use openraft::{LogId, RaftLogId, RaftTypeConfig, Vote};
 use serde::de::DeserializeOwned;
 
+use std::path::Path;
+
 use crate::error::{Corruption, StorageError};
-use crate::layout::{self, KEY_COMMITTED, KEY_LAST_PURGED, KEY_VOTE};
+use crate::layout::{KEY_COMMITTED, KEY_LAST_PURGED, KEY_VOTE};
+use crate::log_files::{self, SegmentScan};
 use crate::log_store::{decode_entry, read_state, write_state};
+use crate::sled_files::SledFiles;
 
 /// What the check found, for the open-time log line and for tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +35,9 @@ pub struct LogCheck {
     pub first_index: Option<u64>,
     /// Index of the last entry kept, if any.
     pub last_index: Option<u64>,
-    /// Entries left over at or below the last purged index by a purge that
-    /// was interrupted, and removed now.
+    /// Entries at or below the last purged index still on disk, skipped: a purge deletes a
+    /// segment only once all its entries are purged, and one interrupted after its marker
+    /// leaves whole segments, deleted now.
     pub finished_purge: u64,
     /// Damaged tail entries removed because `repair` was requested.
     pub repaired: u64,
@@ -41,14 +46,19 @@ pub struct LogCheck {
 struct FirstBad {
     index: u64,
     reason: Corruption,
+    /// Segment (position in the scan list) and offset where the damage starts.
+    segment: usize,
+    offset: u64,
 }
 
+/// Checks the log's segments in `dir` against the Raft state; returns what it found and the
+/// segments to open (damage refused, or cut off when `repair`).
 pub(crate) fn check_log<C>(
-    db: &sled::Db,
-    log: &sled::Tree,
+    dir: &Path,
+    sled: &SledFiles,
     state: &sled::Tree,
     repair: bool,
-) -> Result<LogCheck, StorageError>
+) -> Result<(LogCheck, Vec<SegmentScan>), StorageError>
 where
     C: RaftTypeConfig,
     C::Entry: DeserializeOwned,
@@ -56,72 +66,94 @@ where
     let _: Option<Vote<C::NodeId>> = read_state(state, KEY_VOTE)?;
     let committed: Option<LogId<C::NodeId>> = read_state(state, KEY_COMMITTED)?;
     let last_purged: Option<LogId<C::NodeId>> = read_state(state, KEY_LAST_PURGED)?;
+    let purged = last_purged.as_ref().map(|p| p.index);
 
-    let mut finished_purge = 0;
-    if let Some(purged) = &last_purged {
-        let mut batch = sled::Batch::default();
-        for item in log.range(..=layout::log_key(purged.index)) {
-            let (key, _) = item?;
-            batch.remove(key);
-            finished_purge += 1;
-        }
-        if finished_purge > 0 {
-            tracing::warn!(
-                entries = finished_purge,
-                up_to = purged.index,
-                "finishing an interrupted log purge"
-            );
-            log.apply_batch(batch)?;
-        }
+    let mut scans = Vec::new();
+    for (_, path) in log_files::list_segments(dir)? {
+        scans.push(log_files::scan_segment(&path)?);
     }
 
+    let mut finished_purge = 0;
     let mut first_index = None;
     let mut last_good: Option<(u64, LogId<C::NodeId>)> = None;
     let mut first_bad: Option<FirstBad> = None;
     let mut bad_count = 0u64;
-    let mut prev_index: Option<u64> = last_purged.as_ref().map(|p| p.index);
-    for item in log.iter() {
-        let (key, value) = item?;
-        match decode_entry::<C>(&key, &value) {
-            Ok((index, entry)) => {
-                if let Some(bad) = first_bad {
-                    return Err(StorageError::CorruptLogEntry {
-                        index: bad.index,
-                        reason: bad.reason,
-                    });
+    let mut prev_index: Option<u64> = purged;
+    for (n, scan) in scans.iter().enumerate() {
+        if purged.is_some_and(|p| !scan.frames.is_empty() && scan.frames.iter().all(|f| f.index <= p))
+            && scan.damage.is_none()
+        {
+            // Left by a purge that stopped between its marker and deleting this segment.
+            finished_purge += scan.frames.len() as u64;
+            continue;
+        }
+        for frame in &scan.frames {
+            match decode_entry::<C>(&frame.index.to_be_bytes(), &frame.record) {
+                Ok((index, _)) if purged.is_some_and(|p| index <= p) && first_bad.is_none() => {
+                    finished_purge += 1;
                 }
-                if let Some(prev) = prev_index {
-                    if index != prev + 1 {
-                        return Err(StorageError::LogGap {
-                            after: prev,
-                            next: index,
+                Ok((index, entry)) => {
+                    if let Some(bad) = first_bad {
+                        return Err(StorageError::CorruptLogEntry {
+                            index: bad.index,
+                            reason: bad.reason,
+                        });
+                    }
+                    if let Some(prev) = prev_index {
+                        if index != prev + 1 {
+                            return Err(StorageError::LogGap {
+                                after: prev,
+                                next: index,
+                            });
+                        }
+                    }
+                    first_index.get_or_insert(index);
+                    last_good = Some((index, entry.get_log_id().clone()));
+                    prev_index = Some(index);
+                }
+                Err(reason) => {
+                    bad_count += 1;
+                    if first_bad.is_none() {
+                        // Position, not the stored index: the index itself may be the damage.
+                        first_bad = Some(FirstBad {
+                            index: prev_index.map_or(0, |p| p + 1),
+                            reason,
+                            segment: n,
+                            offset: frame.offset,
                         });
                     }
                 }
-                first_index.get_or_insert(index);
-                last_good = Some((index, entry.get_log_id().clone()));
-                prev_index = Some(index);
             }
-            Err(reason) => {
-                bad_count += 1;
-                if first_bad.is_none() {
-                    // A key that is not a log index has no position; report it
-                    // as sitting just after the last good entry.
-                    let index =
-                        layout::log_index(&key).unwrap_or_else(|| prev_index.map_or(0, |p| p + 1));
-                    first_bad = Some(FirstBad { index, reason });
-                }
+        }
+        if let Some(reason) = &scan.damage {
+            let bad = FirstBad {
+                index: prev_index.map_or(0, |p| p + 1),
+                reason: reason.clone(),
+                segment: n,
+                offset: scan.end,
+            };
+            if scan.good_after_damage {
+                let bad = first_bad.unwrap_or(bad);
+                return Err(StorageError::CorruptLogEntry {
+                    index: bad.index,
+                    reason: bad.reason,
+                });
             }
+            bad_count += 1;
+            first_bad.get_or_insert(bad);
         }
     }
 
     let Some(bad) = first_bad else {
-        return Ok(LogCheck {
-            first_index,
-            last_index: last_good.as_ref().map(|(i, _)| *i),
-            finished_purge,
-            repaired: 0,
-        });
+        return Ok((
+            LogCheck {
+                first_index,
+                last_index: last_good.as_ref().map(|(i, _)| *i),
+                finished_purge,
+                repaired: 0,
+            },
+            scans,
+        ));
     };
 
     let committed_lost = committed.as_ref().is_some_and(|c| c.index >= bad.index);
@@ -135,24 +167,26 @@ where
         });
     }
 
-    let after_good = last_good.as_ref().map_or(0, |(i, _)| i + 1);
-    let mut doomed = std::collections::BTreeSet::new();
-    for item in log.range(layout::log_key(after_good)..) {
-        doomed.insert(item?.0);
+    // Cut the damaged segment at the damage and delete the segments after it.
+    let later = scans.split_off(bad.segment + 1);
+    let mut repaired = 0u64;
+    for scan in &later {
+        repaired += (scan.frames.len() as u64).max(1);
+        std::fs::remove_file(&scan.path)?;
     }
-    // Keys that are not 8 bytes long sort anywhere; they go too.
-    for item in log.iter() {
-        let (key, _) = item?;
-        if layout::log_index(&key).is_none() {
-            doomed.insert(key);
-        }
+    let cut = scans.last_mut().expect("the damaged segment");
+    repaired += cut.frames.iter().filter(|f| f.offset >= bad.offset).count() as u64;
+    if cut.damage.is_some() {
+        repaired += 1;
     }
-    let repaired = doomed.len() as u64;
-    let mut batch = sled::Batch::default();
-    for key in doomed {
-        batch.remove(key);
-    }
-    log.apply_batch(batch)?;
+    cut.frames.retain(|f| f.offset < bad.offset);
+    cut.end = bad.offset;
+    cut.damage = None;
+    cut.good_after_damage = false;
+    let file = std::fs::OpenOptions::new().write(true).open(&cut.path)?;
+    file.set_len(bad.offset)?;
+    file.sync_all()?;
+    log_files::sync_dir(dir)?;
     if committed_lost {
         // openraft would try to re-apply committed entries that no longer exist.
         let kept = last_good.as_ref().map(|(_, id)| id.clone()).or(last_purged);
@@ -163,7 +197,7 @@ where
             }
         }
     }
-    db.flush()?;
+    sled.flush()?;
     tracing::error!(
         first_bad = bad.index,
         removed = repaired,
@@ -173,10 +207,13 @@ where
         "REPAIRED the raft log by truncating its corrupt tail; the removed entries are lost on \
          this member and will be re-replicated by the leader if they were committed"
     );
-    Ok(LogCheck {
-        first_index,
-        last_index: last_good.as_ref().map(|(i, _)| *i),
-        finished_purge,
-        repaired,
-    })
+    Ok((
+        LogCheck {
+            first_index,
+            last_index: last_good.as_ref().map(|(i, _)| *i),
+            finished_purge,
+            repaired,
+        },
+        scans,
+    ))
 }

@@ -1,19 +1,23 @@
 //! The Raft log, vote and committed log id: openraft's storage-v2
-//! `RaftLogStorage` and `RaftLogReader` on sled.
+//! `RaftLogStorage` and `RaftLogReader`. Entries live in segment files
+//! ([`crate::log_files`]); vote, committed and last purged ids in sled.
 //!
 //! Durability, operation by operation:
 //! - `append`: entries are written at once (readable immediately) and reported
-//!   to openraft through `LogFlushed` only after an fsync covering them, done
+//!   to openraft through `LogFlushed` only after an `fdatasync` covering them, done
 //!   by the batching [`crate::flusher`].
-//! - `save_vote`, `truncate`: flushed before returning (a vote must never be
-//!   forgotten; a truncation must not resurrect entries under later appends).
-//! - `save_committed`, `purge`: written but not flushed; openraft allows both to
-//!   be lost at a crash (the committed id is re-learned from the leader, purged
-//!   entries simply reappear), and sled recovers a prefix of the writes, so the
-//!   next flush makes them durable in order.
+//! - `save_vote`: the log's segments and then the vote are synced before returning (a vote
+//!   must never be forgotten; and a member that leads again must not count unsynced entries
+//!   of an earlier term as its own durable copy, see `vendor/openraft/HALYARD-PATCH.md`).
+//! - `truncate`: cut and synced before returning (a truncation must not resurrect entries
+//!   under later appends).
+//! - `purge`: the marker is synced before segments are deleted.
+//! - `save_committed`: written but not flushed; openraft allows it to be lost at a crash (the
+//!   committed id is re-learned from the leader).
 
 use std::fmt::Debug;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::ops::{Bound, RangeBounds};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
@@ -27,7 +31,9 @@ use serde::Serialize;
 use crate::error::{Corruption, StorageError};
 use crate::flusher::{FlushMetrics, FlushStats, Flusher};
 use crate::layout::{self, KEY_COMMITTED, KEY_LAST_PURGED, KEY_VOTE, TREE_LOG, TREE_RAFT_STATE};
+use crate::log_files::LogFiles;
 use crate::record;
+use crate::sled_files::SledFiles;
 
 type RaftResult<T, C> = Result<T, openraft::StorageError<<C as RaftTypeConfig>::NodeId>>;
 
@@ -35,9 +41,9 @@ type RaftResult<T, C> = Result<T, openraft::StorageError<<C as RaftTypeConfig>::
 /// give it to `openraft::Raft::new`. Dropping it waits for the last queued
 /// flush to finish.
 pub struct LogStore<C: RaftTypeConfig> {
-    db: sled::Db,
-    log: sled::Tree,
+    sled: SledFiles,
     state: sled::Tree,
+    files: Arc<LogFiles>,
     flusher: Flusher<LogFlushed<C>>,
     high_water: crate::high_water::HighWater,
     read_budget: u64,
@@ -45,7 +51,7 @@ pub struct LogStore<C: RaftTypeConfig> {
 
 /// A read-only view of the log for openraft's replication tasks. Cheap to clone.
 pub struct LogReader<C: RaftTypeConfig> {
-    log: sled::Tree,
+    files: Arc<LogFiles>,
     /// Bytes one `limited_get_log_entries` returns at most (the first entry always).
     read_budget: u64,
     _types: PhantomData<fn() -> C>,
@@ -54,7 +60,7 @@ pub struct LogReader<C: RaftTypeConfig> {
 impl<C: RaftTypeConfig> Clone for LogReader<C> {
     fn clone(&self) -> Self {
         LogReader {
-            log: self.log.clone(),
+            files: self.files.clone(),
             read_budget: self.read_budget,
             _types: PhantomData,
         }
@@ -67,17 +73,28 @@ where
     C::Entry: Serialize + DeserializeOwned,
 {
     pub(crate) fn new(
-        db: sled::Db,
-        log: sled::Tree,
+        sled: SledFiles,
         state: sled::Tree,
+        files: Arc<LogFiles>,
         high_water: crate::high_water::HighWater,
         read_budget: u64,
     ) -> Result<Self, StorageError> {
-        let flusher = Flusher::start(db.clone())?;
+        let sync_files = files.clone();
+        let exit_files = files.clone();
+        let exit_sled = sled.clone();
+        let flusher = Flusher::start(
+            move || sync_files.sync(),
+            move || {
+                // Shutdown: make the unflushed committed id durable too.
+                if let Err(e) = exit_files.sync().map_err(StorageError::from).and_then(|()| exit_sled.flush()) {
+                    tracing::error!(error = %e, "final flush of the raft log failed");
+                }
+            },
+        )?;
         Ok(LogStore {
-            db,
-            log,
+            sled,
             state,
+            files,
             flusher,
             high_water,
             read_budget,
@@ -98,45 +115,35 @@ where
     /// A reader that does not borrow the store (same as `get_log_reader`).
     pub fn reader(&self) -> LogReader<C> {
         LogReader {
-            log: self.log.clone(),
+            files: self.files.clone(),
             read_budget: self.read_budget,
             _types: PhantomData,
         }
     }
 
-    fn write_entries<I>(&self, entries: I) -> Result<Option<u64>, StorageError>
+    fn write_entries<I>(&self, entries: I) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = C::Entry>,
     {
-        // One `insert` per entry, in index order, rather than one `apply_batch`: sled 0.34 writes
-        // a batch with extra log records and buffer writes of its own (measured: 2.5 times the
-        // I/O-pool context switches of an insert and a flush, the cost of every replicated
-        // write on every member). Atomicity is not needed: sled recovers a prefix of its writes,
-        // and a prefix of appended entries is a valid log, none of which openraft was told is
-        // durable before the flush that follows.
-        let mut last = None;
+        let mut records = Vec::new();
         for entry in entries {
             let index = entry.get_log_id().index;
             let key = layout::log_key(index);
-            self.log
-                .insert(key, record::encode(&key, &entry, "log entry")?)?;
-            last = Some(index);
+            records.push((index, record::encode(&key, &entry, "log entry")?));
         }
-        Ok(last)
+        self.files.append(&records)
     }
 
-    fn remove_range(&self, range: impl RangeBounds<u64>) -> Result<u64, StorageError> {
-        let mut batch = sled::Batch::default();
-        let mut n = 0;
-        if let Some(keys) = key_range(range) {
-            for item in self.log.range(keys) {
-                let (key, _) = item?;
-                batch.remove(key);
-                n += 1;
-            }
-        }
-        self.log.apply_batch(batch)?;
-        Ok(n)
+    /// Runs blocking file work off the Raft task.
+    async fn blocking(
+        &self,
+        work: impl FnOnce(&LogFiles, &SledFiles) -> Result<(), StorageError> + Send + 'static,
+    ) -> Result<(), StorageError> {
+        let files = self.files.clone();
+        let sled = self.sled.clone();
+        tokio::task::spawn_blocking(move || work(&files, &sled))
+            .await
+            .map_err(|e| StorageError::Background(format!("raft log task: {e}")))?
     }
 }
 
@@ -199,40 +206,25 @@ fn corrupt_entry(key: &[u8], reason: Corruption) -> StorageError {
     }
 }
 
-/// A range of sled keys, as `Tree::range` takes it.
-type KeyRange = (Bound<[u8; 8]>, Bound<[u8; 8]>);
-
-/// sled key bounds for a range of indexes; `None` when the range is empty.
-fn key_range(range: impl RangeBounds<u64>) -> Option<KeyRange> {
+/// Inclusive index bounds of a range; `None` when the range is empty.
+fn index_bounds(range: impl RangeBounds<u64>) -> Option<(u64, u64)> {
     let start = match range.start_bound() {
         Bound::Included(&s) => s,
         Bound::Excluded(&s) => s.checked_add(1)?,
         Bound::Unbounded => 0,
     };
     let end = match range.end_bound() {
-        Bound::Included(&e) => Bound::Included(e),
-        Bound::Excluded(&e) => {
-            if e == 0 {
-                return None;
-            }
-            Bound::Included(e - 1)
-        }
-        Bound::Unbounded => Bound::Unbounded,
+        Bound::Included(&e) => e,
+        Bound::Excluded(&e) => e.checked_sub(1)?,
+        Bound::Unbounded => u64::MAX,
     };
-    match end {
-        Bound::Included(e) if e < start => None,
-        Bound::Included(e) => Some((
-            Bound::Included(layout::log_key(start)),
-            Bound::Included(layout::log_key(e)),
-        )),
-        _ => Some((Bound::Included(layout::log_key(start)), Bound::Unbounded)),
-    }
+    (start <= end).then_some((start, end))
 }
 
 /// The entries of `range` in order, stopping after the entry that brings the stored bytes read
 /// to `budget` or more (so at least one entry whenever the range has one).
 fn read_entries<C>(
-    log: &sled::Tree,
+    files: &LogFiles,
     range: impl RangeBounds<u64>,
     budget: u64,
 ) -> Result<Vec<C::Entry>, StorageError>
@@ -240,19 +232,14 @@ where
     C: RaftTypeConfig,
     C::Entry: DeserializeOwned,
 {
-    let Some(keys) = key_range(range) else {
+    let Some((from, to)) = index_bounds(range) else {
         return Ok(Vec::new());
     };
     let mut entries = Vec::new();
-    let mut bytes = 0u64;
-    for item in log.range(keys) {
-        let (key, value) = item?;
-        let (_, entry) = decode_entry::<C>(&key, &value).map_err(|r| corrupt_entry(&key, r))?;
+    for (index, rec) in files.read(from, to, budget)? {
+        let key = layout::log_key(index);
+        let (_, entry) = decode_entry::<C>(&key, &rec).map_err(|r| corrupt_entry(&key, r))?;
         entries.push(entry);
-        bytes += value.len() as u64;
-        if bytes >= budget {
-            break;
-        }
     }
     Ok(entries)
 }
@@ -266,7 +253,7 @@ where
         &mut self,
         range: RB,
     ) -> RaftResult<Vec<C::Entry>, C> {
-        read_entries::<C>(&self.log, range, u64::MAX)
+        read_entries::<C>(&self.files, range, u64::MAX)
             .map_err(|e| e.into_raft(ErrorSubject::Logs, ErrorVerb::Read))
     }
 
@@ -280,7 +267,7 @@ where
         start: u64,
         end: u64,
     ) -> RaftResult<Vec<C::Entry>, C> {
-        read_entries::<C>(&self.log, start..end, self.read_budget)
+        read_entries::<C>(&self.files, start..end, self.read_budget)
             .map_err(|e| e.into_raft(ErrorSubject::Logs, ErrorVerb::Read))
     }
 }
@@ -309,10 +296,12 @@ where
         let read = |e: StorageError| e.into_raft(ErrorSubject::Logs, ErrorVerb::Read);
         let last_purged_log_id: Option<LogId<C::NodeId>> =
             read_state(&self.state, KEY_LAST_PURGED).map_err(read)?;
-        let last_log_id = match self.log.last().map_err(|e| read(e.into()))? {
-            Some((key, value)) => {
-                let (_, entry) =
-                    decode_entry::<C>(&key, &value).map_err(|r| read(corrupt_entry(&key, r)))?;
+        let last_log_id = match self.files.last_index() {
+            Some(index) => {
+                let entries = read_entries::<C>(&self.files, index..=index, u64::MAX).map_err(read)?;
+                let entry = entries.first().ok_or_else(|| {
+                    read(StorageError::Background(format!("log entry {index} vanished")))
+                })?;
                 Some(entry.get_log_id().clone())
             }
             None => last_purged_log_id.clone(),
@@ -330,8 +319,12 @@ where
     async fn save_vote(&mut self, vote: &Vote<C::NodeId>) -> RaftResult<(), C> {
         let write = |e: StorageError| e.into_raft(ErrorSubject::Vote, ErrorVerb::Write);
         write_state(&self.state, KEY_VOTE, vote).map_err(write)?;
-        self.db.flush_async().await.map_err(|e| write(e.into()))?;
-        Ok(())
+        self.blocking(|files, sled| {
+            files.sync()?;
+            sled.flush()
+        })
+        .await
+        .map_err(write)
     }
 
     async fn read_vote(&mut self) -> RaftResult<Option<Vote<C::NodeId>>, C> {
@@ -375,18 +368,24 @@ where
     async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> RaftResult<(), C> {
         let write =
             |e: StorageError| e.into_raft(ErrorSubject::Log(log_id.clone()), ErrorVerb::Delete);
-        self.remove_range(log_id.index..).map_err(&write)?;
-        self.db.flush_async().await.map_err(|e| write(e.into()))?;
-        Ok(())
+        let index = log_id.index;
+        self.blocking(move |files, _| Ok(files.truncate(index)?))
+            .await
+            .map_err(write)
     }
 
     async fn purge(&mut self, log_id: LogId<C::NodeId>) -> RaftResult<(), C> {
         let write =
             |e: StorageError| e.into_raft(ErrorSubject::Log(log_id.clone()), ErrorVerb::Delete);
-        // The marker goes first: a crash between the two writes leaves entries
-        // at or below it, which opening the store removes (see `integrity`).
+        // The marker is durable first: a crash before the segments are gone leaves entries at
+        // or below it, which opening the store skips (see `integrity`).
         write_state(&self.state, KEY_LAST_PURGED, &log_id).map_err(&write)?;
-        self.remove_range(..=log_id.index).map_err(write)?;
-        Ok(())
+        let index = log_id.index;
+        self.blocking(move |files, sled| {
+            sled.flush()?;
+            Ok(files.purge(index)?)
+        })
+        .await
+        .map_err(write)
     }
 }

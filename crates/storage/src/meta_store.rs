@@ -8,16 +8,17 @@ use serde::Serialize;
 use crate::error::StorageError;
 use crate::layout::TREE_META;
 use crate::record;
+use crate::sled_files::SledFiles;
 
 /// Typed get/put of small values by string key. Cheap to clone.
 #[derive(Clone)]
 pub struct MetaStore {
-    db: sled::Db,
+    db: SledFiles,
     tree: sled::Tree,
 }
 
 impl MetaStore {
-    pub(crate) fn new(db: sled::Db, tree: sled::Tree) -> Self {
+    pub(crate) fn new(db: SledFiles, tree: sled::Tree) -> Self {
         MetaStore { db, tree }
     }
 
@@ -43,8 +44,7 @@ impl MetaStore {
         value: &T,
     ) -> Result<(), StorageError> {
         self.write(key, value)?;
-        self.db.flush_async().await?;
-        Ok(())
+        self.db.flush_async().await
     }
 
     /// [`MetaStore::put`] for callers outside an async runtime.
@@ -54,15 +54,13 @@ impl MetaStore {
         value: &T,
     ) -> Result<(), StorageError> {
         self.write(key, value)?;
-        self.db.flush()?;
-        Ok(())
+        self.db.flush()
     }
 
     /// Removes `key`; durable when this returns.
     pub async fn remove(&self, key: &str) -> Result<(), StorageError> {
         self.tree.remove(key.as_bytes())?;
-        self.db.flush_async().await?;
-        Ok(())
+        self.db.flush_async().await
     }
 
     fn write<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), StorageError> {

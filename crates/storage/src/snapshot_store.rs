@@ -11,6 +11,7 @@ use openraft::{RaftTypeConfig, SnapshotMeta};
 use crate::error::{Corruption, StorageError};
 use crate::layout::{KEY_SNAPSHOT, TREE_SNAPSHOT};
 use crate::record;
+use crate::sled_files::SledFiles;
 
 /// A snapshot as stored: what openraft knows about it and the state machine's bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +23,7 @@ pub struct StoredSnapshot<C: RaftTypeConfig> {
 /// Saves and loads the latest snapshot. Cheap to clone; hand a clone to the
 /// background task that builds snapshots.
 pub struct SnapshotStore<C: RaftTypeConfig> {
-    db: sled::Db,
+    db: SledFiles,
     tree: sled::Tree,
     _types: PhantomData<fn() -> C>,
 }
@@ -46,7 +47,7 @@ fn corrupt(reason: Corruption) -> StorageError {
 }
 
 impl<C: RaftTypeConfig> SnapshotStore<C> {
-    pub(crate) fn new(db: sled::Db, tree: sled::Tree) -> Self {
+    pub(crate) fn new(db: SledFiles, tree: sled::Tree) -> Self {
         SnapshotStore {
             db,
             tree,
@@ -75,8 +76,7 @@ impl<C: RaftTypeConfig> SnapshotStore<C> {
     fn write_record(&self, unsealed: Vec<u8>) -> Result<(), StorageError> {
         self.tree
             .insert(KEY_SNAPSHOT, record::seal_buffer(KEY_SNAPSHOT, unsealed))?;
-        self.db.flush()?;
-        Ok(())
+        self.db.flush()
     }
 
     /// Replaces the stored snapshot; it is durable when this returns. The

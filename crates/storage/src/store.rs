@@ -1,6 +1,8 @@
-//! Opening the sled database once and handing out the stores built on it.
+//! Opening a member's storage once (sled database and log segments) and handing out the
+//! stores built on it.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -10,7 +12,10 @@ use serde::Serialize;
 
 use crate::error::StorageError;
 use crate::integrity::{self, LogCheck};
-use crate::layout::{TREE_LOG, TREE_META, TREE_RAFT_STATE, TREE_SNAPSHOT};
+use crate::layout::{TREE_META, TREE_RAFT_STATE, TREE_SNAPSHOT};
+use crate::log_files::{self, LogFiles};
+use crate::log_migration;
+use crate::sled_files::SledFiles;
 use crate::log_store::LogStore;
 use crate::meta_store::MetaStore;
 use crate::snapshot_store::SnapshotStore;
@@ -60,15 +65,16 @@ impl Default for StoreOptions {
     }
 }
 
-/// One member's durable storage: the sled database, checked on open.
+/// One member's durable storage: the sled database and the log's segment files, checked on
+/// open.
 ///
 /// The database stays locked while the `Store` or anything it handed out
 /// (log store, readers, snapshot and meta stores) is alive; drop them all
 /// before opening the same path again.
 pub struct Store<C: RaftTypeConfig> {
-    db: sled::Db,
+    sled: SledFiles,
     path: PathBuf,
-    log: sled::Tree,
+    files: Arc<LogFiles>,
     state: sled::Tree,
     snapshot: sled::Tree,
     meta: sled::Tree,
@@ -108,17 +114,23 @@ where
             },
             OpenError::Sled(e) => StorageError::Sled(e),
         })?;
-        let log = db.open_tree(TREE_LOG)?;
+        let sled = SledFiles::new(db, &path);
+        log_migration::migrate(&sled, &path)?;
+        let db = sled.db();
         let state = db.open_tree(TREE_RAFT_STATE)?;
         let snapshot = db.open_tree(TREE_SNAPSHOT)?;
         let meta = db.open_tree(TREE_META)?;
-        let check = integrity::check_log::<C>(&db, &log, &state, options.repair)?;
+        let log_dir = path.join(log_files::DIR);
+        let (check, scans) = integrity::check_log::<C>(&log_dir, &sled, &state, options.repair)?;
         check_high_water::<C>(&path, &state, &check, options.repair)?;
+        let purged: Option<openraft::LogId<C::NodeId>> =
+            crate::log_store::read_state(&state, crate::layout::KEY_LAST_PURGED)?;
+        let files = Arc::new(LogFiles::open(&log_dir, scans, purged.map(|p| p.index))?);
         tracing::info!(path = %path.display(), ?check, "opened raft storage");
         Ok(Store {
-            db,
+            sled,
             path,
-            log,
+            files,
             state,
             snapshot,
             meta,
@@ -132,9 +144,9 @@ where
     /// instance; each starts its own flusher thread.
     pub fn log_store(&self) -> Result<LogStore<C>, StorageError> {
         LogStore::new(
-            self.db.clone(),
-            self.log.clone(),
+            self.sled.clone(),
             self.state.clone(),
+            self.files.clone(),
             crate::high_water::HighWater::new(&self.path),
             self.replication_read_bytes,
         )
@@ -142,12 +154,12 @@ where
 
     /// The snapshot store for the state machine.
     pub fn snapshot_store(&self) -> SnapshotStore<C> {
-        SnapshotStore::new(self.db.clone(), self.snapshot.clone())
+        SnapshotStore::new(self.sled.clone(), self.snapshot.clone())
     }
 
     /// The metadata keyspace for the state machine.
     pub fn meta_store(&self) -> MetaStore {
-        MetaStore::new(self.db.clone(), self.meta.clone())
+        MetaStore::new(self.sled.clone(), self.meta.clone())
     }
 
     /// What the open-time log check found (and repaired).
@@ -159,15 +171,16 @@ where
         &self.path
     }
 
-    /// Bytes the database occupies on disk (sled's own accounting).
+    /// Bytes the store occupies on disk: sled's own accounting plus the log's segments
+    /// (their preallocated size).
     pub fn size_on_disk(&self) -> Result<u64, StorageError> {
-        Ok(self.db.size_on_disk()?)
+        Ok(self.sled.db().size_on_disk()? + self.files.size_on_disk()?)
     }
 
     /// Makes every write so far durable.
     pub fn flush(&self) -> Result<(), StorageError> {
-        self.db.flush()?;
-        Ok(())
+        self.files.sync()?;
+        self.sled.flush()
     }
 }
 

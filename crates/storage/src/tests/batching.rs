@@ -53,7 +53,7 @@ async fn a_completion_fires_only_after_its_write_reached_the_file() {
         .flush_every_ms(None)
         .open()
         .unwrap();
-    let flusher = Flusher::<Probe>::start(db.clone()).unwrap();
+    let flusher = Flusher::<Probe>::start(sync_sled(db.clone()), || {}).unwrap();
     let marker = b"halyard-durability-marker-7f3a9c1e".to_vec();
     db.insert(b"k", marker.clone()).unwrap();
     // Control: sled keeps the write in memory until flushed, so the check
@@ -87,7 +87,7 @@ async fn queued_appends_share_flushes_and_complete_in_order() {
         .flush_every_ms(None)
         .open()
         .unwrap();
-    let flusher = Flusher::<Probe>::start(db.clone()).unwrap();
+    let flusher = Flusher::<Probe>::start(sync_sled(db.clone()), || {}).unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
     let n = 2000;
     let mut waits = Vec::new();
@@ -134,4 +134,9 @@ async fn queued_appends_share_flushes_and_complete_in_order() {
         "the {} appends queued behind the first must share one flush",
         n - 1
     );
+}
+
+/// The flusher's sync step as a plain sled flush, so the probe can see what it wrote out.
+fn sync_sled(db: sled::Db) -> impl Fn() -> std::io::Result<()> + Send + 'static {
+    move || db.flush().map(drop).map_err(std::io::Error::other)
 }

@@ -1,6 +1,6 @@
-//! Damaged records, written deliberately through sled, are detected when the
-//! store is opened (or the record is read); `repair` truncates only a damaged
-//! tail.
+//! Damaged records, written deliberately into the log's segment files or through sled, are
+//! detected when the store is opened (or the record is read); `repair` truncates only a
+//! damaged tail.
 
 use std::path::Path;
 
@@ -13,6 +13,7 @@ use super::fixture::{normal_entry, TestConfig};
 use crate::layout::{
     self, KEY_LAST_PURGED, KEY_VOTE, TREE_LOG, TREE_META, TREE_RAFT_STATE, TREE_SNAPSHOT,
 };
+use crate::log_files;
 use crate::{record, Corruption, StorageError, Store, StoreOptions};
 
 const CACHE: u64 = 1 << 20;
@@ -54,6 +55,41 @@ fn raw_open(dir: &Path) -> sled::Db {
     }
 }
 
+/// The one segment file of a small log.
+fn segment_path(dir: &Path) -> std::path::PathBuf {
+    let segments = log_files::list_segments(&dir.join(log_files::DIR)).unwrap();
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    segments[0].1.clone()
+}
+
+/// Rewrites the log's segment behind the store's back: `edit` gets its frames as
+/// (index in the frame header, sealed record).
+fn with_raw_log(dir: &Path, edit: impl FnOnce(&mut Vec<(u64, Vec<u8>)>)) {
+    let path = segment_path(dir);
+    let scan = log_files::scan_segment(&path).unwrap();
+    let mut frames: Vec<_> = scan.frames.into_iter().map(|f| (f.index, f.record)).collect();
+    edit(&mut frames);
+    let mut bytes = Vec::new();
+    for (index, record) in &frames {
+        log_files::encode_frame(&mut bytes, *index, record);
+    }
+    std::fs::write(&path, bytes).unwrap();
+}
+
+fn record_of(frames: &mut [(u64, Vec<u8>)], index: u64) -> &mut Vec<u8> {
+    &mut frames.iter_mut().find(|(i, _)| *i == index).unwrap().1
+}
+
+fn flip_frame(frames: &mut [(u64, Vec<u8>)], index: u64, at: usize) {
+    let r = record_of(frames, index);
+    let at = at.min(r.len() - 1);
+    r[at] ^= 0x40;
+}
+
+fn remove_frame(frames: &mut Vec<(u64, Vec<u8>)>, index: u64) {
+    frames.retain(|(i, _)| *i != index);
+}
+
 fn flip_byte(tree: &sled::Tree, key: &[u8], at: usize) {
     let mut v = tree.get(key).unwrap().unwrap().to_vec();
     let at = at.min(v.len() - 1);
@@ -89,9 +125,7 @@ async fn last_index(store: &Store<TestConfig>) -> Option<u64> {
 async fn a_flipped_byte_in_the_last_entry_refuses_to_open_and_repair_truncates_it() {
     let dir = tempfile::tempdir().unwrap();
     populate(dir.path(), Some(5)).await;
-    with_raw_tree(dir.path(), TREE_LOG, |t| {
-        flip_byte(t, &layout::log_key(9), 20)
-    });
+    with_raw_log(dir.path(), |f| flip_frame(f, 9, 20));
 
     let err = open(dir.path())
         .err()
@@ -134,11 +168,10 @@ async fn a_flipped_byte_in_the_last_entry_refuses_to_open_and_repair_truncates_i
 async fn a_torn_tail_of_several_entries_is_reported_from_its_first_index() {
     let dir = tempfile::tempdir().unwrap();
     populate(dir.path(), None).await;
-    with_raw_tree(dir.path(), TREE_LOG, |t| {
+    with_raw_log(dir.path(), |f| {
         for i in [7u64, 8, 9] {
-            let key = layout::log_key(i);
-            let v = t.get(key).unwrap().unwrap();
-            t.insert(key, &v[..v.len() / 2]).unwrap();
+            let r = record_of(f, i);
+            r.truncate(r.len() / 2);
         }
     });
     match open(dir.path()) {
@@ -159,11 +192,11 @@ async fn a_torn_tail_of_several_entries_is_reported_from_its_first_index() {
 async fn repairing_into_committed_entries_lowers_the_committed_id() {
     let dir = tempfile::tempdir().unwrap();
     populate(dir.path(), Some(8)).await;
-    with_raw_tree(dir.path(), TREE_LOG, |t| {
-        flip_byte(t, &layout::log_key(6), 0);
-        t.remove(layout::log_key(7)).unwrap();
-        t.insert(layout::log_key(8), &b"x"[..]).unwrap();
-        flip_byte(t, &layout::log_key(9), 3);
+    with_raw_log(dir.path(), |f| {
+        flip_frame(f, 6, 0);
+        remove_frame(f, 7);
+        *record_of(f, 8) = b"x".to_vec();
+        flip_frame(f, 9, 3);
     });
     let err = open(dir.path()).err().unwrap();
     assert!(
@@ -193,9 +226,7 @@ async fn repairing_into_committed_entries_lowers_the_committed_id() {
 async fn a_corrupt_entry_in_the_middle_is_refused_even_with_repair() {
     let dir = tempfile::tempdir().unwrap();
     populate(dir.path(), None).await;
-    with_raw_tree(dir.path(), TREE_LOG, |t| {
-        flip_byte(t, &layout::log_key(4), 30)
-    });
+    with_raw_log(dir.path(), |f| flip_frame(f, 4, 30));
     for result in [open(dir.path()), open_repair(dir.path())] {
         match result {
             Err(StorageError::CorruptLogEntry {
@@ -206,17 +237,15 @@ async fn a_corrupt_entry_in_the_middle_is_refused_even_with_repair() {
         }
     }
     // Nothing was truncated by the refused repair.
-    let raw = raw_open(dir.path());
-    assert_eq!(raw.open_tree(TREE_LOG).unwrap().len(), 10);
+    let scan = log_files::scan_segment(&segment_path(dir.path())).unwrap();
+    assert_eq!(scan.frames.len(), 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_entry_is_a_gap() {
     let dir = tempfile::tempdir().unwrap();
     populate(dir.path(), None).await;
-    with_raw_tree(dir.path(), TREE_LOG, |t| {
-        t.remove(layout::log_key(5)).unwrap();
-    });
+    with_raw_log(dir.path(), |f| remove_frame(f, 5));
     for result in [open(dir.path()), open_repair(dir.path())] {
         assert!(
             matches!(result, Err(StorageError::LogGap { after: 4, next: 6 })),
@@ -231,9 +260,9 @@ async fn a_valid_record_under_the_wrong_index_is_detected() {
     let dir = tempfile::tempdir().unwrap();
     populate(dir.path(), None).await;
     // Same bytes, other key: the checksum covers the key.
-    with_raw_tree(dir.path(), TREE_LOG, |t| {
-        let v = t.get(layout::log_key(3)).unwrap().unwrap();
-        t.insert(layout::log_key(9), v).unwrap();
+    with_raw_log(dir.path(), |f| {
+        let v = record_of(f, 3).clone();
+        *record_of(f, 9) = v;
     });
     assert!(matches!(
         open(dir.path()),
@@ -244,10 +273,9 @@ async fn a_valid_record_under_the_wrong_index_is_detected() {
         })
     ));
     // A well-sealed record whose entry claims another index.
-    with_raw_tree(dir.path(), TREE_LOG, |t| {
+    with_raw_log(dir.path(), |f| {
         let key = layout::log_key(9);
-        let rec = record::encode(&key, &normal_entry(1, 3, "k", json!(3)), "test").unwrap();
-        t.insert(key, rec).unwrap();
+        *record_of(f, 9) = record::encode(&key, &normal_entry(1, 3, "k", json!(3)), "test").unwrap();
     });
     assert!(matches!(
         open(dir.path()),
@@ -328,4 +356,120 @@ async fn corrupt_snapshot_and_meta_records_are_typed_errors_on_read() {
     let raft: openraft::StorageError<u64> =
         store.meta_store().get::<u64>("sid").unwrap_err().into();
     assert!(raft.to_string().contains("checksum mismatch"), "{raft}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_torn_inside_the_last_frame_is_a_corrupt_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    populate(dir.path(), Some(5)).await;
+    let path = segment_path(dir.path());
+    let scan = log_files::scan_segment(&path).unwrap();
+    let last = scan.frames.last().unwrap();
+    // The crash kept the header and part of the last entry's record.
+    let cut = last.offset + log_files::FRAME_HEADER as u64 + 7;
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(cut).unwrap();
+    drop(file);
+    match open(dir.path()) {
+        Err(StorageError::CorruptLogTail {
+            index: 9,
+            last_good: Some(8),
+            count: 1,
+            committed: false,
+            reason: Corruption::TooShort { .. },
+        }) => {}
+        other => panic!("unexpected: {:?}", other.err()),
+    }
+    {
+        let store = open_repair(dir.path()).unwrap();
+        assert_eq!(store.log_check().repaired, 1);
+        let mut log = store.log_store().unwrap();
+        assert_eq!(last_index(&store).await, Some(8));
+        // The log goes on from the cut.
+        log.blocking_append([normal_entry(2, 9, "k", json!("again"))])
+            .await
+            .unwrap();
+    }
+    let store = open(dir.path()).unwrap();
+    let mut log = store.log_store().unwrap();
+    let entries = log.try_get_log_entries(..).await.unwrap();
+    assert_eq!(entries.len(), 10);
+    assert_eq!(entries[9].log_id, log_id(2, 0, 9));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncation_leaves_nothing_of_the_removed_entries_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    populate(dir.path(), None).await;
+    {
+        let store = open(dir.path()).unwrap();
+        let mut log = store.log_store().unwrap();
+        log.truncate(log_id(1, 0, 5)).await.unwrap();
+        // Shorter than the entries they replace: frames of the old 6..9 would line up after
+        // them if the cut left their bytes.
+        log.blocking_append([normal_entry(2, 5, "", json!(null))])
+            .await
+            .unwrap();
+    }
+    let store = open(dir.path()).unwrap();
+    assert_eq!(store.log_check().last_index, Some(5));
+    let mut log = store.log_store().unwrap();
+    let entries = log.try_get_log_entries(..).await.unwrap();
+    assert_eq!(entries.len(), 6);
+    assert_eq!(entries[5].log_id, log_id(2, 0, 5));
+}
+
+/// A store written by a version that kept the log in sled's `raft_log` tree.
+fn old_format_store(dir: &Path, entries: u64) {
+    let db = raw_open(dir);
+    let log = db.open_tree(TREE_LOG).unwrap();
+    for i in 0..entries {
+        let key = layout::log_key(i);
+        let rec = record::encode(&key, &normal_entry(1, i, "k", json!(i)), "test").unwrap();
+        log.insert(key, rec).unwrap();
+    }
+    db.flush().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_kept_in_sled_by_an_earlier_version_moves_into_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    old_format_store(dir.path(), 10);
+    {
+        let store = open(dir.path()).unwrap();
+        assert_eq!(store.log_check().first_index, Some(0));
+        assert_eq!(store.log_check().last_index, Some(9));
+        let mut log = store.log_store().unwrap();
+        let entries = log.try_get_log_entries(..).await.unwrap();
+        assert_eq!(entries.len(), 10);
+        assert_eq!(entries[3], normal_entry(1, 3, "k", json!(3)));
+    }
+    // The old tree is gone, the segments hold the log.
+    let db = raw_open(dir.path());
+    assert!(!db.tree_names().iter().any(|n| n == TREE_LOG.as_bytes()));
+    drop(db);
+    assert_eq!(
+        log_files::scan_segment(&segment_path(dir.path()))
+            .unwrap()
+            .frames
+            .len(),
+        10
+    );
+    let store = open(dir.path()).unwrap();
+    assert_eq!(store.log_check().last_index, Some(9));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_in_a_log_kept_in_sled_is_still_found_after_the_move() {
+    let dir = tempfile::tempdir().unwrap();
+    old_format_store(dir.path(), 10);
+    with_raw_tree(dir.path(), TREE_LOG, |t| flip_byte(t, &layout::log_key(9), 20));
+    assert!(matches!(
+        open(dir.path()),
+        Err(StorageError::CorruptLogTail { index: 9, last_good: Some(8), .. })
+    ));
+    // Moved once: the refusal is about the segment now, and repair works on it.
+    assert!(dir.path().join(log_files::DIR).is_dir());
+    let store = open_repair(dir.path()).unwrap();
+    assert_eq!(store.log_check().last_index, Some(8));
 }

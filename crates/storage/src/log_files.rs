@@ -1,0 +1,482 @@
+//! The Raft log's own files: append-only segments made durable with `fdatasync`.
+//!
+//! Why not sled: sled 0.34 makes a write "durable" with `sync_file_range`, which neither
+//! flushes the device's write cache nor commits the file's size, and it writes any value over
+//! 128 KiB (a large transaction) to a blob file it never syncs at all. An acknowledged entry
+//! could therefore vanish on all members at once in a site-wide power cut. Here every batch of
+//! appends ends with `fdatasync` of the segments it wrote (and of the directory when a segment
+//! is created), and sled keeps only the small records (vote, committed, purged) and snapshots,
+//! synced through [`crate::sled_files`].
+//!
+//! # Format
+//! `<store>/log/<first index, 20 digits>.seg`, each preallocated to [`SEGMENT_BYTES`] (an
+//! `fdatasync` that need not grow the file is cheaper), holding frames
+//! `[payload length: u32 LE][index: u64 BE][record]`, where `record` is the crate's sealed record
+//! (`record`: format byte and CRC-32 over the index and the payload). A zero header ends a
+//! segment's data (preallocated space reads as zeros). Indexes are contiguous within a segment;
+//! an append that does not follow the last entry starts a new segment.
+//!
+//! # Crash safety
+//! A sync covers everything written before it, so after a crash the log is an acknowledged
+//! prefix followed by at most one damaged or partial tail, which the open-time check
+//! ([`crate::integrity`]) reports or, with repair, cuts off. Truncation cuts the file
+//! (`set_len`) and syncs before returning, so a later, shorter append can never be followed by
+//! a stale frame of the entries it replaced.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::error::{Corruption, StorageError};
+
+/// Space a segment is given when created; a segment whose data reaches it is closed and the next
+/// append starts a new one. Entries are never split, so a segment can end above this.
+pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// `[len: u32][index: u64]` before each record.
+pub(crate) const FRAME_HEADER: usize = 12;
+
+/// The log directory inside a store.
+pub(crate) const DIR: &str = "log";
+
+/// One frame as found on disk.
+pub(crate) struct Frame {
+    pub offset: u64,
+    pub index: u64,
+    pub record: Vec<u8>,
+}
+
+/// What reading a segment from the start found.
+pub(crate) struct SegmentScan {
+    pub path: PathBuf,
+    pub frames: Vec<Frame>,
+    /// Where the good frames end: the first damaged byte, or the zero header ending the data.
+    pub end: u64,
+    /// The frame at `end` could not be read (torn, oversized, or garbage instead of a zero header).
+    pub damage: Option<Corruption>,
+    /// A well-formed frame (valid checksum) exists somewhere after the damage.
+    pub good_after_damage: bool,
+}
+
+pub(crate) fn segment_name(first_index: u64) -> String {
+    format!("{first_index:020}.seg")
+}
+
+/// The segment files of `dir` in index order (by name).
+pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if let Some(first) = name.strip_suffix(".seg").and_then(|n| n.parse::<u64>().ok()) {
+            out.push((first, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn frame_at(bytes: &[u8], at: usize) -> Result<Option<(u64, &[u8])>, Corruption> {
+    let rest = &bytes[at.min(bytes.len())..];
+    if rest.len() < FRAME_HEADER {
+        if rest.iter().all(|b| *b == 0) {
+            return Ok(None);
+        }
+        return Err(Corruption::TooShort {
+            len: rest.len(),
+            header: FRAME_HEADER,
+        });
+    }
+    let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+    let index = u64::from_be_bytes(rest[4..12].try_into().expect("8 bytes"));
+    if len == 0 && index == 0 {
+        return Ok(None);
+    }
+    let Some(record) = rest.get(FRAME_HEADER..FRAME_HEADER + len) else {
+        return Err(Corruption::TooShort {
+            len: rest.len() - FRAME_HEADER,
+            header: len,
+        });
+    };
+    Ok(Some((index, record)))
+}
+
+/// Reads a whole segment. Frames are returned with their records unchecked beyond framing; the
+/// caller decodes (and so checksums) them.
+pub(crate) fn scan_segment(path: &Path) -> io::Result<SegmentScan> {
+    let bytes = fs::read(path)?;
+    let mut frames = Vec::new();
+    let mut at = 0usize;
+    let damage = loop {
+        match frame_at(&bytes, at) {
+            Ok(None) => break None,
+            Ok(Some((index, record))) => {
+                frames.push(Frame {
+                    offset: at as u64,
+                    index,
+                    record: record.to_vec(),
+                });
+                at += FRAME_HEADER + record.len();
+            }
+            Err(reason) => break Some(reason),
+        }
+    };
+    // A zero header ends the data; anything but zeros after it is damage too (a header that
+    // read as zeros in front of data that did not).
+    let damage = damage.or_else(|| {
+        let tail = &bytes[at.min(bytes.len())..];
+        tail.iter()
+            .any(|b| *b != 0)
+            .then(|| Corruption::Undecodable("data after the end-of-segment marker".into()))
+    });
+    let good_after_damage = damage.is_some() && valid_frame_after(&bytes, at + 1);
+    Ok(SegmentScan {
+        path: path.to_path_buf(),
+        frames,
+        end: at as u64,
+        damage,
+        good_after_damage,
+    })
+}
+
+/// Whether a frame with a valid checksum starts anywhere at or after `from` (only on the error
+/// path: tells a torn tail from damage in the middle of good entries).
+fn valid_frame_after(bytes: &[u8], from: usize) -> bool {
+    (from..bytes.len()).any(|at| match frame_at(bytes, at) {
+        Ok(Some((index, record))) => {
+            !record.is_empty() && crate::record::unseal(&index.to_be_bytes(), record).is_ok()
+        }
+        _ => false,
+    })
+}
+
+/// Writes a frame into `buf`.
+pub(crate) fn encode_frame(buf: &mut Vec<u8>, index: u64, record: &[u8]) {
+    let len = u32::try_from(record.len()).expect("a log entry under 4 GiB");
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(&index.to_be_bytes());
+    buf.extend_from_slice(record);
+}
+
+fn preallocate(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain syscall on a file descriptor we own; no memory is passed.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, SEGMENT_BYTES as libc::off_t) };
+    match rc {
+        0 => Ok(()),
+        // Filesystems without fallocate: the file simply grows as it is written.
+        libc::EOPNOTSUPP | libc::EINVAL => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Creates `dir/<first>.seg`, preallocated, and makes its name durable.
+pub(crate) fn create_segment(dir: &Path, first: u64) -> io::Result<(PathBuf, File)> {
+    let path = dir.join(segment_name(first));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    preallocate(&file)?;
+    file.sync_all()?;
+    sync_dir(dir)?;
+    Ok((path, file))
+}
+
+struct Segment {
+    path: PathBuf,
+    file: Arc<File>,
+    first: u64,
+    /// `(offset, frame length)` of entry `first + i`.
+    frames: Vec<(u64, u32)>,
+    /// Where the next frame goes.
+    end: u64,
+}
+
+impl Segment {
+    fn last(&self) -> Option<u64> {
+        (!self.frames.is_empty()).then(|| self.first + self.frames.len() as u64 - 1)
+    }
+}
+
+#[derive(Default)]
+struct Segments {
+    /// By first index.
+    map: BTreeMap<u64, Segment>,
+}
+
+/// The open log: the segments and where each entry is. Shared by the log store (the only
+/// writer), its readers and the flusher.
+pub(crate) struct LogFiles {
+    dir: PathBuf,
+    segments: RwLock<Segments>,
+    /// Files written since their last sync.
+    dirty: Mutex<Vec<Arc<File>>>,
+}
+
+/// An entry read back: its index and sealed record.
+pub(crate) type RawEntry = (u64, Vec<u8>);
+
+impl LogFiles {
+    /// Opens the checked segments: `scans` are the kept segments in order (damage already
+    /// refused or cut off by the caller), `purged` the last purged index (entries at or below it
+    /// are not served).
+    pub(crate) fn open(
+        dir: &Path,
+        scans: Vec<SegmentScan>,
+        purged: Option<u64>,
+    ) -> Result<LogFiles, StorageError> {
+        let mut map = BTreeMap::new();
+        for scan in scans {
+            let file = OpenOptions::new().read(true).write(true).open(&scan.path)?;
+            let mut frames: Vec<(u64, u32)> = scan
+                .frames
+                .iter()
+                .map(|f| (f.offset, (FRAME_HEADER + f.record.len()) as u32))
+                .collect();
+            let mut first = match scan.frames.first() {
+                Some(f) => f.index,
+                None => {
+                    // An empty segment (created, never written): drop it.
+                    drop(file);
+                    fs::remove_file(&scan.path)?;
+                    continue;
+                }
+            };
+            if let Some(p) = purged {
+                let skip = (p + 1).saturating_sub(first).min(frames.len() as u64) as usize;
+                frames.drain(..skip);
+                first += skip as u64;
+                if frames.is_empty() {
+                    drop(file);
+                    fs::remove_file(&scan.path)?;
+                    continue;
+                }
+            }
+            map.insert(
+                first,
+                Segment {
+                    path: scan.path,
+                    file: Arc::new(file),
+                    first,
+                    frames,
+                    end: scan.end,
+                },
+            );
+        }
+        sync_dir(dir)?;
+        Ok(LogFiles {
+            dir: dir.to_path_buf(),
+            segments: RwLock::new(Segments { map }),
+            dirty: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Bytes of the segment files on disk.
+    pub(crate) fn size_on_disk(&self) -> io::Result<u64> {
+        let segs = self.segments.read().expect("log lock");
+        let mut total = 0;
+        for seg in segs.map.values() {
+            total += seg.file.metadata()?.len();
+        }
+        Ok(total)
+    }
+
+    pub(crate) fn last_index(&self) -> Option<u64> {
+        let segs = self.segments.read().expect("log lock");
+        segs.map.values().next_back().and_then(Segment::last)
+    }
+
+    /// Writes `entries` (index, sealed record) after the last entry; readable at once, durable
+    /// after the next [`LogFiles::sync`].
+    pub(crate) fn append(&self, entries: &[(u64, Vec<u8>)]) -> Result<(), StorageError> {
+        let mut segs = self.segments.write().expect("log lock");
+        let mut buf = Vec::new();
+        let mut i = 0;
+        while i < entries.len() {
+            let (index, _) = entries[i];
+            let need_new = match segs.map.values().next_back() {
+                None => true,
+                Some(s) => s.last() != Some(index - 1) || s.end >= SEGMENT_BYTES,
+            };
+            if need_new {
+                let (path, file) = create_segment(&self.dir, index)?;
+                segs.map.insert(
+                    index,
+                    Segment {
+                        path,
+                        file: Arc::new(file),
+                        first: index,
+                        frames: Vec::new(),
+                        end: 0,
+                    },
+                );
+            }
+            let seg = segs.map.values_mut().next_back().expect("a segment");
+            // One write for the run of entries that fits this segment.
+            buf.clear();
+            let start = seg.end;
+            while i < entries.len() {
+                let (index, record) = &entries[i];
+                if seg.last().is_some_and(|l| *index != l + 1)
+                    || (start + buf.len() as u64 >= SEGMENT_BYTES && !buf.is_empty())
+                {
+                    break;
+                }
+                let at = start + buf.len() as u64;
+                encode_frame(&mut buf, *index, record);
+                seg.frames
+                    .push((at, (FRAME_HEADER + record.len()) as u32));
+                i += 1;
+            }
+            if let Err(e) = seg.file.write_all_at(&buf, start) {
+                // Forget the frames that may not be there; the caller fails the append.
+                seg.frames.retain(|(off, _)| *off < start);
+                return Err(e.into());
+            }
+            seg.end = start + buf.len() as u64;
+            let file = seg.file.clone();
+            let mut dirty = self.dirty.lock().expect("dirty lock");
+            if !dirty.iter().any(|f| Arc::ptr_eq(f, &file)) {
+                dirty.push(file);
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes every append so far durable.
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        let files = std::mem::take(&mut *self.dirty.lock().expect("dirty lock"));
+        for (n, f) in files.iter().enumerate() {
+            if let Err(e) = f.sync_data() {
+                // Keep them dirty: a later sync must try again before anything is acknowledged.
+                self.dirty.lock().expect("dirty lock").extend(files[n..].iter().cloned());
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sealed records of `from..=to` in order, stopping after the one that brings the bytes
+    /// read to `budget` or more.
+    pub(crate) fn read(&self, from: u64, to: u64, budget: u64) -> io::Result<Vec<RawEntry>> {
+        let segs = self.segments.read().expect("log lock");
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        let start_key = segs
+            .map
+            .range(..=from)
+            .next_back()
+            .map(|(k, _)| *k)
+            .unwrap_or(from);
+        for seg in segs.map.range(start_key..).map(|(_, s)| s) {
+            let Some(last) = seg.last() else { continue };
+            if seg.first > to {
+                break;
+            }
+            let lo = from.max(seg.first);
+            let hi = to.min(last);
+            if lo > hi {
+                continue;
+            }
+            // One read for the run, cut at the byte budget.
+            let (first_off, _) = seg.frames[(lo - seg.first) as usize];
+            let mut n = 0usize;
+            let mut run = 0u64;
+            for i in lo..=hi {
+                let (_, len) = seg.frames[(i - seg.first) as usize];
+                run += len as u64;
+                n += 1;
+                if bytes + run >= budget {
+                    break;
+                }
+            }
+            let mut buf = vec![0u8; run as usize];
+            seg.file.read_exact_at(&mut buf, first_off)?;
+            let mut at = 0usize;
+            for k in 0..n {
+                let index = lo + k as u64;
+                let (_, len) = seg.frames[(index - seg.first) as usize];
+                let frame = &buf[at..at + len as usize];
+                let stored = u64::from_be_bytes(frame[4..12].try_into().expect("8 bytes"));
+                if stored != index {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "log segment {}: frame for index {index} says {stored}",
+                            seg.path.display()
+                        ),
+                    ));
+                }
+                out.push((index, frame[FRAME_HEADER..].to_vec()));
+                at += len as usize;
+            }
+            bytes += run;
+            if bytes >= budget {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes entries `index..` and syncs.
+    pub(crate) fn truncate(&self, index: u64) -> io::Result<()> {
+        let mut segs = self.segments.write().expect("log lock");
+        let doomed: Vec<u64> = segs.map.range(index..).map(|(k, _)| *k).collect();
+        for k in doomed {
+            let seg = segs.map.remove(&k).expect("listed");
+            fs::remove_file(&seg.path)?;
+        }
+        if let Some(seg) = segs.map.values_mut().next_back() {
+            if seg.last().is_some_and(|l| l >= index) {
+                let keep = (index - seg.first) as usize;
+                let (cut, _) = seg.frames[keep];
+                seg.frames.truncate(keep);
+                seg.end = cut;
+                // Cutting the file (and giving the space back) leaves zeros after the last
+                // frame: nothing of the removed entries can be read as a continuation later.
+                seg.file.set_len(cut)?;
+                preallocate(&seg.file)?;
+                seg.file.sync_all()?;
+            }
+        }
+        sync_dir(&self.dir)
+    }
+
+    /// Forgets entries up to `index`; deletes the segments holding only such entries. The
+    /// caller has made the purge marker durable first, so a crash in between leaves entries
+    /// the open-time check skips.
+    pub(crate) fn purge(&self, index: u64) -> io::Result<()> {
+        let mut segs = self.segments.write().expect("log lock");
+        let keys: Vec<u64> = segs.map.range(..=index).map(|(k, _)| *k).collect();
+        let mut removed = false;
+        for k in keys {
+            let seg = segs.map.remove(&k).expect("listed");
+            if seg.last().is_some_and(|l| l > index) {
+                // Partly purged: keep the file, serve from index + 1.
+                let skip = (index + 1 - seg.first) as usize;
+                let mut seg = seg;
+                seg.frames.drain(..skip);
+                seg.first = index + 1;
+                segs.map.insert(seg.first, seg);
+            } else {
+                fs::remove_file(&seg.path)?;
+                removed = true;
+            }
+        }
+        if removed {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+}
