@@ -1,12 +1,12 @@
-//! Durability of a single member (halyard's raft log on sled): under a write load of
+//! Durability of a single member (halyard's raft log in its segment files): under a write load of
 //! single-insert transactions from several raw JSON-RPC clients, `kill -9` the member and
 //! restart it on the same data directory. Every acknowledged transaction must be there with the
 //! UUID it was acknowledged with, nothing that was never attempted may appear, and the database
 //! must equal a replay of the acknowledged transactions (plus in-flight ones that made it) on a
 //! real ovsdb-server. The second round restarts from a snapshot plus log tail.
 //!
-//! Then the log on disk is damaged deliberately (through sled, as a torn or bit-flipped write
-//! would leave it): the member must refuse to start with a clear error and a non-zero exit, and
+//! Then the log on disk is damaged deliberately (in its segment files, as a torn or
+//! bit-flipped write would leave it): the member must refuse to start with a clear error and a non-zero exit, and
 //! never serve a database silently missing or altering entries.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -271,26 +271,55 @@ fn kill9_under_write_load_keeps_every_acknowledged_transaction() {
     assert_eq!(rows_by_name(h.port).len(), n);
 }
 
-/// Damages the raft log inside the (stopped) member's sled database, the way the storage layer
-/// sees a torn or bit-flipped write: `edit` gets the log tree and the sorted log keys.
-fn damage_log(data_dir: &Path, edit: impl FnOnce(&sled::Tree, &[sled::IVec])) {
-    let db = sled::open(data_dir).expect("open the member's sled database");
-    let log = db.open_tree("raft_log").unwrap();
-    let keys: Vec<sled::IVec> = log.iter().keys().map(|k| k.unwrap()).collect();
+/// Damages the raft log of a stopped member in its segment files (`<data dir>/log/*.seg`, frames
+/// `[length: u32 LE][index: u64 BE][sealed record]`), the way the storage layer sees a torn or
+/// bit-flipped write: `edit` gets every frame in log order as (index, record).
+fn damage_log(data_dir: &Path, edit: impl FnOnce(&mut [(u64, Vec<u8>)])) {
+    let mut paths: Vec<_> = std::fs::read_dir(data_dir.join("log"))
+        .expect("the member's log directory")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    paths.sort();
+    let mut frames = Vec::new();
+    let mut per_segment = Vec::new();
+    for path in &paths {
+        let bytes = std::fs::read(path).unwrap();
+        let mut at = 0;
+        let mut n = 0;
+        while at + 12 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            let index = u64::from_be_bytes(bytes[at + 4..at + 12].try_into().unwrap());
+            if len == 0 && index == 0 {
+                break;
+            }
+            frames.push((index, bytes[at + 12..at + 12 + len].to_vec()));
+            at += 12 + len;
+            n += 1;
+        }
+        per_segment.push(n);
+    }
     assert!(
-        keys.len() >= 3,
+        frames.len() >= 3,
         "too few log entries to damage: {}",
-        keys.len()
+        frames.len()
     );
-    edit(&log, &keys);
-    db.flush().unwrap();
+    edit(&mut frames);
+    let mut frames = frames.into_iter();
+    for (path, n) in paths.iter().zip(per_segment) {
+        let mut bytes = Vec::new();
+        for (index, record) in frames.by_ref().take(n) {
+            bytes.extend_from_slice(&(record.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&index.to_be_bytes());
+            bytes.extend_from_slice(&record);
+        }
+        std::fs::write(path, bytes).unwrap();
+    }
 }
 
-fn flip_byte(tree: &sled::Tree, key: &[u8], at: usize) {
-    let mut v = tree.get(key).unwrap().unwrap().to_vec();
-    let at = at.min(v.len() - 1);
-    v[at] ^= 0x40;
-    tree.insert(key, v).unwrap();
+fn flip_byte(record: &mut [u8], at: usize) {
+    let at = at.min(record.len() - 1);
+    record[at] ^= 0x40;
 }
 
 /// Starts `serve` on a damaged data dir and expects it to exit non-zero without ever serving;
@@ -344,11 +373,10 @@ fn a_damaged_log_tail_or_entry_is_refused_with_a_clear_error() {
 
     // A torn write: the last entry cut in half.
     let mut saved = None;
-    damage_log(&h.data_dir, |log, keys| {
-        let last = keys.last().unwrap();
-        let v = log.get(last).unwrap().unwrap();
-        saved = Some((last.clone(), v.clone()));
-        log.insert(last, &v[..v.len() / 2]).unwrap();
+    damage_log(&h.data_dir, |frames| {
+        let last = frames.last_mut().unwrap();
+        saved = Some(last.1.clone());
+        last.1.truncate(last.1.len() / 2);
     });
     let msg = expect_refusal(&mut h);
     assert!(
@@ -363,9 +391,9 @@ fn a_damaged_log_tail_or_entry_is_refused_with_a_clear_error() {
     );
 
     // Put the entry back: the member starts and serves exactly what was acknowledged.
-    let (key, value) = saved.unwrap();
-    damage_log(&h.data_dir, |log, _| {
-        log.insert(key, value).unwrap();
+    let value = saved.unwrap();
+    damage_log(&h.data_dir, |frames| {
+        frames.last_mut().unwrap().1 = value;
     });
     h.serve();
     let rows = rows_by_name(h.port);
@@ -376,8 +404,8 @@ fn a_damaged_log_tail_or_entry_is_refused_with_a_clear_error() {
     h.kill9();
 
     // A flipped byte in the last entry (checksum mismatch).
-    damage_log(&h.data_dir, |log, keys| {
-        flip_byte(log, keys.last().unwrap(), 20)
+    damage_log(&h.data_dir, |frames| {
+        flip_byte(&mut frames.last_mut().unwrap().1, 20)
     });
     let msg = expect_refusal(&mut h);
     assert!(
@@ -424,8 +452,9 @@ fn a_damaged_log_tail_or_entry_is_refused_with_a_clear_error() {
     h.kill9();
 
     // A damaged entry with good entries after it is not a torn write: refused, not repairable.
-    damage_log(&h.data_dir, |log, keys| {
-        flip_byte(log, &keys[keys.len() / 2], 20)
+    damage_log(&h.data_dir, |frames| {
+        let middle = frames.len() / 2;
+        flip_byte(&mut frames[middle].1, 20)
     });
     let msg = expect_refusal(&mut h);
     assert!(
@@ -455,24 +484,26 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Flips 32 bytes of sled's `db` file at the last place the `pad` of row `seq` was written.
-fn damage_sled_file(data_dir: &Path, seq: usize) {
-    let path = data_dir.join("db");
-    let mut bytes = std::fs::read(&path).expect("sled's db file");
+/// Flips 32 bytes of the log's segment files at the last place the `pad` of row `seq` was
+/// written: damage below the framing, as a disk would do it.
+fn damage_log_file(data_dir: &Path, seq: usize) {
     let pad = row_for(0, seq)["pad"].as_str().unwrap().to_string();
-    let at = bytes
-        .windows(pad.len())
-        .rposition(|w| w == pad.as_bytes())
-        .unwrap_or_else(|| panic!("row {seq} not found in {}", path.display()));
-    for b in &mut bytes[at..at + 32] {
-        *b ^= 0x55;
+    for entry in std::fs::read_dir(data_dir.join("log")).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        if let Some(at) = bytes.windows(pad.len()).rposition(|w| w == pad.as_bytes()) {
+            for b in &mut bytes[at..at + 32] {
+                *b ^= 0x55;
+            }
+            std::fs::write(&path, bytes).unwrap();
+            return;
+        }
     }
-    std::fs::write(&path, bytes).unwrap();
+    panic!("row {seq} not found in the log segments");
 }
 
-/// Starts `serve` on damaged bytes. sled quietly recovers a prefix of its own writes after such
-/// damage, so the committed high-water mark kept outside sled must make the member refuse
-/// (non-zero exit, an error naming the loss and the repair flag). Should it ever serve, it must at
+/// Starts `serve` on damaged bytes: the member must refuse (non-zero exit, an error naming the
+/// damage and the remedy: the repair flag for a tail, a rebuild from a peer otherwise). Should it ever serve, it must at
 /// least serve a prefix of the acknowledged history — never a hole or altered rows — but a
 /// silent prefix is a failure: acknowledged writes would be gone without a word.
 fn refusal_or_prefix(h: &mut Halyard, acked: &BTreeMap<String, String>, what: &str) {
@@ -498,8 +529,8 @@ fn refusal_or_prefix(h: &mut Halyard, acked: &BTreeMap<String, String>, what: &s
             "{what}: refused without naming the corruption:\n{log}"
         );
         assert!(
-            log.contains("--repair-log-tail"),
-            "{what}: the refusal does not name the repair flag:\n{log}"
+            log.contains("--repair-log-tail") || log.contains("restore this member from a peer"),
+            "{what}: the refusal does not name the remedy:\n{log}"
         );
         eprintln!("{what}: refused to start ({status})");
         return;
@@ -531,11 +562,9 @@ fn refusal_or_prefix(h: &mut Halyard, acked: &BTreeMap<String, String>, what: &s
     h.kill9();
 }
 
-/// Damage below the storage crate's own checks: bytes of sled's data file. sled stops its
-/// recovery at the first damaged message and keeps the prefix before it; the committed
-/// high-water mark must turn that into a refusal to start.
+/// Damage below the framing: bytes of a log segment file, in the last entry and in the middle.
 #[test]
-fn damaged_sled_file_bytes_are_refused_not_served_short() {
+fn damaged_log_file_bytes_are_refused_not_served_short() {
     let tmp = tempfile::tempdir().unwrap();
     let schema = write_schema(tmp.path(), &load_schema());
     let mut h = Halyard::start(&schema);
@@ -544,11 +573,11 @@ fn damaged_sled_file_bytes_are_refused_not_served_short() {
     let backup = tmp.path().join("backup");
     copy_dir(&h.data_dir, &backup);
 
-    damage_sled_file(&h.data_dir, 39);
+    damage_log_file(&h.data_dir, 39);
     refusal_or_prefix(&mut h, &acked, "the last write damaged");
 
     std::fs::remove_dir_all(&h.data_dir).unwrap();
     copy_dir(&backup, &h.data_dir);
-    damage_sled_file(&h.data_dir, 20);
+    damage_log_file(&h.data_dir, 20);
     refusal_or_prefix(&mut h, &acked, "a write in the middle damaged");
 }

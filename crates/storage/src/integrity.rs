@@ -80,7 +80,8 @@ where
     let mut bad_count = 0u64;
     let mut prev_index: Option<u64> = purged;
     for (n, scan) in scans.iter().enumerate() {
-        if purged.is_some_and(|p| !scan.frames.is_empty() && scan.frames.iter().all(|f| f.index <= p))
+        if purged
+            .is_some_and(|p| !scan.frames.is_empty() && scan.frames.iter().all(|f| f.index <= p))
             && scan.damage.is_none()
         {
             // Left by a purge that stopped between its marker and deleting this segment.

@@ -1,19 +1,18 @@
-//! Durable Raft storage for Halyard on sled: openraft 0.9 storage-v2 log
-//! storage ([`LogStore`]), the latest snapshot ([`SnapshotStore`]) and a small
-//! metadata keyspace ([`MetaStore`]), all in one sled database opened by
-//! [`Store::open`]. Generic over the openraft type config `C`; entries, votes
+//! Durable Raft storage for Halyard: openraft 0.9 storage-v2 log storage
+//! ([`LogStore`]) with the entries in segment files of its own (module `log_files`) and the
+//! vote, committed and purged ids in sled; the latest snapshot ([`SnapshotStore`]) and a small
+//! metadata keyspace ([`MetaStore`]) in sled; all opened together by [`Store::open`]. Generic over the openraft type config `C`; entries, votes
 //! and log ids are stored as JSON (`C::Entry: Serialize + DeserializeOwned`),
 //! self-describing so application commands holding `serde_json::Value`
 //! round-trip.
 //!
 //! # Durability
 //! An `append` is reported to openraft (`LogFlushed::log_io_completed`) only
-//! after an fsync that covers it; one background thread batches the fsyncs of
-//! all appends queued meanwhile ([`flusher`]). The vote, a truncation, a
-//! snapshot and a metadata `put` are flushed before their call returns. The
-//! committed log id and purges are written without their own flush (openraft
-//! tolerates losing them); sled recovers a prefix of the writes, so they
-//! become durable with the next flush, in order.
+//! after an `fdatasync` that covers it; one background thread batches the syncs of
+//! all appends queued meanwhile ([`flusher`]). The vote, a truncation, a purge marker, a
+//! snapshot and a metadata `put` are synced before their call returns; sled's own flush is
+//! followed by an `fsync` of its files, which sled 0.34 does not do (module `sled_files`). The
+//! committed log id is written without a flush (openraft tolerates losing it).
 //!
 //! # Integrity
 //! Every record carries a format byte and a CRC-32 of its key and bytes
@@ -30,8 +29,8 @@
 //! - a damaged vote / committed / purged record fails with
 //!   [`StorageError::CorruptRecord`] and is never repaired.
 //!
-//! - sled itself can silently recover a prefix of its writes after damage to its files; a
-//!   committed-index high-water mark kept outside sled ([`high_water`]) catches that:
+//! - a log that ends short of what was committed (lost segment data, or damage sled recovered
+//!   from silently); a committed-index high-water mark kept beside the log ([`high_water`]) catches that:
 //!   [`StorageError::LostCommittedEntries`] (repairable: the member then catches up from peers).
 //!
 //! Snapshot and metadata records are verified when read. sled's own errors

@@ -73,7 +73,10 @@ pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        if let Some(first) = name.strip_suffix(".seg").and_then(|n| n.parse::<u64>().ok()) {
+        if let Some(first) = name
+            .strip_suffix(".seg")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
             out.push((first, path));
         }
     }
@@ -335,8 +338,7 @@ impl LogFiles {
                 }
                 let at = start + buf.len() as u64;
                 encode_frame(&mut buf, *index, record);
-                seg.frames
-                    .push((at, (FRAME_HEADER + record.len()) as u32));
+                seg.frames.push((at, (FRAME_HEADER + record.len()) as u32));
                 i += 1;
             }
             if let Err(e) = seg.file.write_all_at(&buf, start) {
@@ -360,7 +362,10 @@ impl LogFiles {
         for (n, f) in files.iter().enumerate() {
             if let Err(e) = f.sync_data() {
                 // Keep them dirty: a later sync must try again before anything is acknowledged.
-                self.dirty.lock().expect("dirty lock").extend(files[n..].iter().cloned());
+                self.dirty
+                    .lock()
+                    .expect("dirty lock")
+                    .extend(files[n..].iter().cloned());
                 return Err(e);
             }
         }

@@ -43,7 +43,9 @@ pub(crate) fn migrate(sled: &SledFiles, store_dir: &Path) -> Result<(), StorageE
             let (key, value) = item?;
             // A key that is not an index keeps its place; its checksum will not match.
             let index = layout::log_index(&key).unwrap_or_else(|| last.map_or(0, |l| l + 1));
-            let full = current.as_ref().is_some_and(|(_, end)| *end >= SEGMENT_BYTES);
+            let full = current
+                .as_ref()
+                .is_some_and(|(_, end)| *end >= SEGMENT_BYTES);
             if current.is_none() || full || last.is_none_or(|l| index != l + 1) {
                 if let Some((file, _)) = current.take() {
                     files.push(file);

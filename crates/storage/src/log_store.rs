@@ -17,8 +17,8 @@
 
 use std::fmt::Debug;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{
@@ -86,7 +86,11 @@ where
             move || sync_files.sync(),
             move || {
                 // Shutdown: make the unflushed committed id durable too.
-                if let Err(e) = exit_files.sync().map_err(StorageError::from).and_then(|()| exit_sled.flush()) {
+                if let Err(e) = exit_files
+                    .sync()
+                    .map_err(StorageError::from)
+                    .and_then(|()| exit_sled.flush())
+                {
                     tracing::error!(error = %e, "final flush of the raft log failed");
                 }
             },
@@ -298,9 +302,12 @@ where
             read_state(&self.state, KEY_LAST_PURGED).map_err(read)?;
         let last_log_id = match self.files.last_index() {
             Some(index) => {
-                let entries = read_entries::<C>(&self.files, index..=index, u64::MAX).map_err(read)?;
+                let entries =
+                    read_entries::<C>(&self.files, index..=index, u64::MAX).map_err(read)?;
                 let entry = entries.first().ok_or_else(|| {
-                    read(StorageError::Background(format!("log entry {index} vanished")))
+                    read(StorageError::Background(format!(
+                        "log entry {index} vanished"
+                    )))
                 })?;
                 Some(entry.get_log_id().clone())
             }

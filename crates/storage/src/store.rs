@@ -2,8 +2,8 @@
 //! stores built on it.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::RaftTypeConfig;
@@ -15,9 +15,9 @@ use crate::integrity::{self, LogCheck};
 use crate::layout::{TREE_META, TREE_RAFT_STATE, TREE_SNAPSHOT};
 use crate::log_files::{self, LogFiles};
 use crate::log_migration;
-use crate::sled_files::SledFiles;
 use crate::log_store::LogStore;
 use crate::meta_store::MetaStore;
+use crate::sled_files::SledFiles;
 use crate::snapshot_store::SnapshotStore;
 
 /// sled's page cache size unless told otherwise. sled's own default is 1 GiB;

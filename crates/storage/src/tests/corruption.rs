@@ -67,7 +67,11 @@ fn segment_path(dir: &Path) -> std::path::PathBuf {
 fn with_raw_log(dir: &Path, edit: impl FnOnce(&mut Vec<(u64, Vec<u8>)>)) {
     let path = segment_path(dir);
     let scan = log_files::scan_segment(&path).unwrap();
-    let mut frames: Vec<_> = scan.frames.into_iter().map(|f| (f.index, f.record)).collect();
+    let mut frames: Vec<_> = scan
+        .frames
+        .into_iter()
+        .map(|f| (f.index, f.record))
+        .collect();
     edit(&mut frames);
     let mut bytes = Vec::new();
     for (index, record) in &frames {
@@ -275,7 +279,8 @@ async fn a_valid_record_under_the_wrong_index_is_detected() {
     // A well-sealed record whose entry claims another index.
     with_raw_log(dir.path(), |f| {
         let key = layout::log_key(9);
-        *record_of(f, 9) = record::encode(&key, &normal_entry(1, 3, "k", json!(3)), "test").unwrap();
+        *record_of(f, 9) =
+            record::encode(&key, &normal_entry(1, 3, "k", json!(3)), "test").unwrap();
     });
     assert!(matches!(
         open(dir.path()),
@@ -463,10 +468,16 @@ async fn a_log_kept_in_sled_by_an_earlier_version_moves_into_segments() {
 async fn damage_in_a_log_kept_in_sled_is_still_found_after_the_move() {
     let dir = tempfile::tempdir().unwrap();
     old_format_store(dir.path(), 10);
-    with_raw_tree(dir.path(), TREE_LOG, |t| flip_byte(t, &layout::log_key(9), 20));
+    with_raw_tree(dir.path(), TREE_LOG, |t| {
+        flip_byte(t, &layout::log_key(9), 20)
+    });
     assert!(matches!(
         open(dir.path()),
-        Err(StorageError::CorruptLogTail { index: 9, last_good: Some(8), .. })
+        Err(StorageError::CorruptLogTail {
+            index: 9,
+            last_good: Some(8),
+            ..
+        })
     ));
     // Moved once: the refusal is about the segment now, and repair works on it.
     assert!(dir.path().join(log_files::DIR).is_dir());
