@@ -32,8 +32,9 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::{Corruption, StorageError};
 
-/// Space a segment is given when created; a segment whose data reaches it is closed and the next
-/// append starts a new one. Entries are never split, so a segment can end above this.
+/// Space a segment is given when created, unless told otherwise (`StoreOptions::segment_bytes`);
+/// a segment whose data reaches it is closed and the next append starts a new one. Entries are
+/// never split, so a segment can end above this.
 pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// `[len: u32][index: u64]` before each record.
@@ -166,10 +167,10 @@ pub(crate) fn encode_frame(buf: &mut Vec<u8>, index: u64, record: &[u8]) {
     buf.extend_from_slice(record);
 }
 
-fn preallocate(file: &File) -> io::Result<()> {
+fn preallocate(file: &File, bytes: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     // SAFETY: plain syscall on a file descriptor we own; no memory is passed.
-    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, SEGMENT_BYTES as libc::off_t) };
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, bytes as libc::off_t) };
     match rc {
         0 => Ok(()),
         // Filesystems without fallocate: the file simply grows as it is written.
@@ -183,14 +184,14 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Creates `dir/<first>.seg`, preallocated, and makes its name durable.
-pub(crate) fn create_segment(dir: &Path, first: u64) -> io::Result<(PathBuf, File)> {
+pub(crate) fn create_segment(dir: &Path, first: u64, bytes: u64) -> io::Result<(PathBuf, File)> {
     let path = dir.join(segment_name(first));
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
         .open(&path)?;
-    preallocate(&file)?;
+    preallocate(&file, bytes)?;
     file.sync_all()?;
     sync_dir(dir)?;
     Ok((path, file))
@@ -222,6 +223,8 @@ struct Segments {
 /// writer), its readers and the flusher.
 pub(crate) struct LogFiles {
     dir: PathBuf,
+    /// Space given to a new segment, and the size past which the next append starts one.
+    segment_bytes: u64,
     segments: RwLock<Segments>,
     /// Files written since their last sync.
     dirty: Mutex<Vec<Arc<File>>>,
@@ -238,6 +241,7 @@ impl LogFiles {
         dir: &Path,
         scans: Vec<SegmentScan>,
         purged: Option<u64>,
+        segment_bytes: u64,
     ) -> Result<LogFiles, StorageError> {
         let mut map = BTreeMap::new();
         for scan in scans {
@@ -280,6 +284,7 @@ impl LogFiles {
         sync_dir(dir)?;
         Ok(LogFiles {
             dir: dir.to_path_buf(),
+            segment_bytes,
             segments: RwLock::new(Segments { map }),
             dirty: Mutex::new(Vec::new()),
         })
@@ -310,10 +315,14 @@ impl LogFiles {
             let (index, _) = entries[i];
             let need_new = match segs.map.values().next_back() {
                 None => true,
-                Some(s) => s.last() != Some(index - 1) || s.end >= SEGMENT_BYTES,
+                Some(s) => match s.last() {
+                    Some(last) => index != last + 1 || s.end >= self.segment_bytes,
+                    // Left empty by a failed write: usable for its own first index only.
+                    None => s.first != index,
+                },
             };
             if need_new {
-                let (path, file) = create_segment(&self.dir, index)?;
+                let (path, file) = create_segment(&self.dir, index, self.segment_bytes)?;
                 segs.map.insert(
                     index,
                     Segment {
@@ -332,7 +341,7 @@ impl LogFiles {
             while i < entries.len() {
                 let (index, record) = &entries[i];
                 if seg.last().is_some_and(|l| *index != l + 1)
-                    || (start + buf.len() as u64 >= SEGMENT_BYTES && !buf.is_empty())
+                    || (start + buf.len() as u64 >= self.segment_bytes && !buf.is_empty())
                 {
                     break;
                 }
@@ -451,7 +460,7 @@ impl LogFiles {
                 // Cutting the file (and giving the space back) leaves zeros after the last
                 // frame: nothing of the removed entries can be read as a continuation later.
                 seg.file.set_len(cut)?;
-                preallocate(&seg.file)?;
+                preallocate(&seg.file, self.segment_bytes)?;
                 seg.file.sync_all()?;
             }
         }

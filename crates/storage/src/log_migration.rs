@@ -13,10 +13,14 @@ use std::path::Path;
 
 use crate::error::StorageError;
 use crate::layout::{self, TREE_LOG};
-use crate::log_files::{self, SEGMENT_BYTES};
+use crate::log_files;
 use crate::sled_files::SledFiles;
 
-pub(crate) fn migrate(sled: &SledFiles, store_dir: &Path) -> Result<(), StorageError> {
+pub(crate) fn migrate(
+    sled: &SledFiles,
+    store_dir: &Path,
+    segment_bytes: u64,
+) -> Result<(), StorageError> {
     let db = sled.db();
     let log_dir = store_dir.join(log_files::DIR);
     let had_tree = db.tree_names().iter().any(|n| n == TREE_LOG.as_bytes());
@@ -45,12 +49,12 @@ pub(crate) fn migrate(sled: &SledFiles, store_dir: &Path) -> Result<(), StorageE
             let index = layout::log_index(&key).unwrap_or_else(|| last.map_or(0, |l| l + 1));
             let full = current
                 .as_ref()
-                .is_some_and(|(_, end)| *end >= SEGMENT_BYTES);
+                .is_some_and(|(_, end)| *end >= segment_bytes);
             if current.is_none() || full || last.is_none_or(|l| index != l + 1) {
                 if let Some((file, _)) = current.take() {
                     files.push(file);
                 }
-                let (_, file) = log_files::create_segment(&tmp, index)?;
+                let (_, file) = log_files::create_segment(&tmp, index, segment_bytes)?;
                 current = Some((file, 0));
             }
             let (file, end) = current.as_mut().expect("a segment");

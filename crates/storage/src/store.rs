@@ -52,6 +52,8 @@ pub struct StoreOptions {
     pub replication_read_bytes: u64,
     /// How long to wait for a lock held by someone else before giving up.
     pub lock_wait: Duration,
+    /// Bytes a new log segment file is given ([`crate::SEGMENT_BYTES`]).
+    pub segment_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -61,6 +63,7 @@ impl Default for StoreOptions {
             repair: false,
             replication_read_bytes: DEFAULT_REPLICATION_READ_BYTES,
             lock_wait: DEFAULT_LOCK_WAIT,
+            segment_bytes: crate::SEGMENT_BYTES,
         }
     }
 }
@@ -115,7 +118,7 @@ where
             OpenError::Sled(e) => StorageError::Sled(e),
         })?;
         let sled = SledFiles::new(db, &path);
-        log_migration::migrate(&sled, &path)?;
+        log_migration::migrate(&sled, &path, options.segment_bytes)?;
         let db = sled.db();
         let state = db.open_tree(TREE_RAFT_STATE)?;
         let snapshot = db.open_tree(TREE_SNAPSHOT)?;
@@ -125,7 +128,12 @@ where
         check_high_water::<C>(&path, &state, &check, options.repair)?;
         let purged: Option<openraft::LogId<C::NodeId>> =
             crate::log_store::read_state(&state, crate::layout::KEY_LAST_PURGED)?;
-        let files = Arc::new(LogFiles::open(&log_dir, scans, purged.map(|p| p.index))?);
+        let files = Arc::new(LogFiles::open(
+            &log_dir,
+            scans,
+            purged.map(|p| p.index),
+            options.segment_bytes,
+        )?);
         tracing::info!(path = %path.display(), ?check, "opened raft storage");
         Ok(Store {
             sled,

@@ -1,4 +1,4 @@
-//! Tests against real sled databases in temporary directories.
+//! Tests against real stores (sled database and log segment files) in temporary directories.
 
 mod batching;
 mod conformance;
@@ -7,4 +7,5 @@ mod durability;
 mod fixture;
 mod replication_reads;
 mod restart;
+mod segments;
 mod throughput;
