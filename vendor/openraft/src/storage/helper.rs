@@ -67,7 +67,17 @@ where
     ) -> Result<RaftState<C::NodeId, C::Node, <C::AsyncRuntime as AsyncRuntime>::Instant>, StorageError<C::NodeId>>
     {
         let vote = self.log_store.read_vote().await?;
-        let vote = vote.unwrap_or_default();
+        let mut vote = vote.unwrap_or_default();
+        // Halyard: never resume as leader at startup. With a committed vote of its own, upstream
+        // restores the node as leader of that term at once, and its read index is then
+        // max(first entry of the term, persisted committed id); the committed id is written
+        // without a flush, so after a crash it can be behind writes acknowledged before, and the
+        // first reads would be served stale (found by Halyard's fault suite). Uncommitted, the
+        // vote still binds the node for its term (it grants no other vote in it), but the node
+        // starts as a follower and a leader is elected whose noop entry covers every committed
+        // entry. It also keeps a restarted leader from leading with a log that lost entries a
+        // quorum of followers had committed without it (the leader's flush runs in parallel).
+        vote.committed = false;
 
         let mut committed = self.log_store.read_committed().await?;
 
