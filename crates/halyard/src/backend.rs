@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -63,6 +64,10 @@ impl TxnHistory for History<'_> {
     }
 }
 
+/// How often per election timeout `_Server` is checked for connectivity that moved with time
+/// alone (`connected` turns false some time after the last contact with a quorum).
+const SERVER_STATUS_TICKS_PER_ELECTION: u64 = 5;
+
 /// Relays the state machine's notifications to the front end's hook.
 struct Observer {
     hook: Arc<dyn ApplyHook>,
@@ -105,6 +110,10 @@ impl ApplyObserver for Observer {
 
     fn database_replaced(&self, db: &str) {
         self.hook.database_replaced(db);
+    }
+
+    fn index_applied(&self, _index: u64) {
+        self.hook.server_index_changed();
     }
 }
 
@@ -149,16 +158,23 @@ impl Backend for MemberBackend {
             member: self.member.clone(),
             lock_sessions: self.lock_sessions.clone(),
         }));
-        // `_Server` shows the role, connectivity and applied index: refresh it when they move.
+        // `_Server` shows the role, connectivity and applied index. The index is the observer's
+        // (`index_applied`); role, term, leader and membership changes are refreshed here, and a
+        // tick catches connectivity, which moves with time alone (no contact for a while).
         let mut changes = self.member.subscribe_changes();
-        let mut applied = self.member.subscribe_applied();
+        let member = self.member.clone();
         tokio::spawn(async move {
             loop {
+                let tick = Duration::from_millis(
+                    (member.election_timeout_ms() / SERVER_STATUS_TICKS_PER_ELECTION).max(10),
+                );
                 tokio::select! {
-                    alive = changes.changed() => if !alive { break },
-                    r = applied.changed() => if r.is_err() { break },
+                    alive = changes.changed() => {
+                        if !alive { break }
+                        hook.server_status_changed();
+                    }
+                    _ = tokio::time::sleep(tick) => hook.server_index_changed(),
                 }
-                hook.server_status_changed();
             }
         });
     }

@@ -31,6 +31,9 @@ pub trait ApplyObserver: Send + Sync {
     /// A database's contents were replaced wholesale (snapshot install): monitors on it cannot
     /// continue with diffs.
     fn database_replaced(&self, _db: &str) {}
+    /// Entries up to `index` are applied (the applied index just moved there). Called once per
+    /// batch of applied entries, after the index is visible in `Member::status`.
+    fn index_applied(&self, _index: u64) {}
 }
 
 /// Recent committed transactions of one database, oldest first.

@@ -179,6 +179,9 @@ impl StateMachine {
         }
         if let Some(index) = last_index {
             self.shared.applied_index.send_replace(index);
+            if let Some(obs) = &observer {
+                obs.index_applied(index);
+            }
         }
         outcomes
     }
@@ -284,10 +287,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             *self.shared.applied.write().unwrap() =
                 (meta.last_log_id, meta.last_membership.clone());
         }
+        let observer = self.shared.observer.read().unwrap().clone();
         if let Some(index) = meta.last_log_id.map(|l| l.index) {
             self.shared.applied_index.send_replace(index);
+            if let Some(obs) = &observer {
+                obs.index_applied(index);
+            }
         }
-        if let Some(obs) = self.shared.observer.read().unwrap().clone() {
+        if let Some(obs) = observer {
             let names: Vec<String> = self
                 .shared
                 .state

@@ -118,6 +118,12 @@ pub trait ApplyHook: Send + Sync {
     /// removed). May be called with backend locks held: the front end only schedules a
     /// refresh and calls [`Backend::server_rows`] later, from its own task.
     fn server_status_changed(&self);
+    /// The applied index moved, so `_Server`'s `index` column did. Cheaper than
+    /// [`ApplyHook::server_status_changed`] when nobody watches `_Server`: the refresh then waits
+    /// for the next read of `_Server` instead of waking a task for every write.
+    fn server_index_changed(&self) {
+        self.server_status_changed();
+    }
 }
 
 /// What one run of a transaction gave.

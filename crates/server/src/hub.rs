@@ -22,6 +22,12 @@ pub struct Hub {
     pub(crate) status_changed: Notify,
     /// Woken after every `_Server` refresh, for `_Server` transactions parked on a `wait`.
     pub(crate) server_db_refreshed: Notify,
+    /// `_Server`'s `index` moved while nobody watched `_Server` (no monitor, no parked
+    /// transaction): whoever reads `_Server` next refreshes it first (`server::ensure_fresh`).
+    pub(crate) server_stale: std::sync::atomic::AtomicBool,
+    /// `_Server` transactions being run or parked on a `wait`: while any is, index moves
+    /// refresh `_Server` at once, so a `wait` on it is re-evaluated.
+    pub(crate) server_readers: std::sync::atomic::AtomicUsize,
     /// Woken after every applied change to a replicated database (and its replacement), for
     /// transactions parked on a `wait` (see `trigger`).
     pub(crate) data_changed: Notify,
@@ -352,6 +358,20 @@ impl ApplyHook for Hub {
 
     fn server_status_changed(&self) {
         self.status_changed.notify_one();
+    }
+
+    fn server_index_changed(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        // Stale first, then look for watchers: a monitor registered meanwhile refreshes after
+        // registering (see `methods`), so either it or this notification catches the change.
+        self.server_stale.store(true, SeqCst);
+        let watched = self.server_readers.load(SeqCst) > 0
+            || lock(&self.monitoring)
+                .get(crate::server_db::SERVER_DB)
+                .is_some_and(|m| !m.is_empty());
+        if watched {
+            self.status_changed.notify_one();
+        }
     }
 }
 

@@ -234,7 +234,9 @@ impl Session {
         let ctx = self.ctx.clone();
         let shared = self.shared.clone();
         async move {
+            let _reading = ServerReader::new(&ctx.hub);
             crate::trigger::until_unblocked(&ctx.hub.server_db_refreshed, |elapsed| {
+                crate::server::ensure_fresh(&ctx);
                 let has_lock = |name: &str| shared.has_lock(name);
                 let txn = ServerTxn {
                     has_lock: &has_lock,
@@ -473,10 +475,14 @@ impl Session {
         };
         if db == SERVER_DB {
             // `_Server` keeps no history: always `found=false` with the all-zero id.
+            crate::server::ensure_fresh(&self.ctx);
             let outcome = self
                 .ctx
                 .server_db
                 .with_db(|state| setup.register(state, Uuid::nil(), None));
+            // An index that moved while this monitor registered may have found no watcher and
+            // only marked `_Server` stale: the refresh's changes now reach this monitor.
+            crate::server::ensure_fresh(&self.ctx);
             if let Err(e) = outcome {
                 self.send(error_reply(id, e));
             }
@@ -604,6 +610,7 @@ impl Session {
             }
         };
         if db == SERVER_DB {
+            crate::server::ensure_fresh(&self.ctx);
             self.ctx.server_db.with_db(|s| change(s, Uuid::nil()));
         } else {
             self.ctx
@@ -705,6 +712,25 @@ impl MonitorSetup {
             self.hub.set_monitoring(&self.db, &self.shared, true);
         }
         Ok(())
+    }
+}
+
+/// Counts a `_Server` transaction in `Hub::server_readers` while it runs or waits.
+struct ServerReader(std::sync::Arc<crate::hub::Hub>);
+
+impl ServerReader {
+    fn new(hub: &std::sync::Arc<crate::hub::Hub>) -> ServerReader {
+        hub.server_readers
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        ServerReader(hub.clone())
+    }
+}
+
+impl Drop for ServerReader {
+    fn drop(&mut self) {
+        self.0
+            .server_readers
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -242,12 +242,27 @@ impl Server {
 
 /// Recomputes `_Server` from the backend; `_Server` monitors get the changes.
 fn refresh(ctx: &Ctx) {
+    ctx.hub
+        .server_stale
+        .store(false, std::sync::atomic::Ordering::SeqCst);
     let rows = ctx.backend.server_rows();
     let hub = ctx.hub.clone();
     ctx.server_db.refresh(&rows, &|changes| {
         hub.fan_out(SERVER_DB, Uuid::nil(), changes)
     });
     ctx.hub.server_db_refreshed.notify_waiters();
+}
+
+/// Brings `_Server` up to date if the applied index moved while nobody watched it (see
+/// `Hub::server_stale`). Called before anything reads `_Server`'s rows.
+pub(crate) fn ensure_fresh(ctx: &Ctx) {
+    if ctx
+        .hub
+        .server_stale
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        refresh(ctx);
+    }
 }
 
 /// Accepts connections on `listener` until the task is aborted; its sessions get `options`

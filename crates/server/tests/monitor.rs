@@ -286,6 +286,50 @@ async fn server_monitor_follows_status() {
     assert!(saw_modify);
 }
 
+/// A `_Server` monitor started after writes made while nobody watched `_Server` (so they only
+/// marked it stale) starts from the current index, then follows the next write.
+#[tokio::test]
+async fn server_monitor_started_late_sees_the_current_index() {
+    let (_b, s) = server();
+    let mut c = connect(&s, false);
+    for _ in 0..3 {
+        c.ok(
+            "transact",
+            json!(["T", {"op":"insert","table":"A","row":{}}]),
+        )
+        .await;
+    }
+    let r = c
+        .ok(
+            "monitor_cond",
+            json!(["_Server", "m", {"Database": [{"columns": ["name","index"]}]}]),
+        )
+        .await;
+    let rows = r["Database"].as_object().unwrap();
+    let (t_uuid, t) = rows
+        .iter()
+        .find(|(_, v)| v["initial"]["name"] == json!("T"))
+        .unwrap();
+    assert_eq!(t["initial"]["index"], json!(3));
+    c.send(
+        json!({"id":"w","method":"transact","params":["T", {"op":"insert","table":"A","row":{}}]}),
+    )
+    .await;
+    let mut saw_modify = false;
+    for _ in 0..4 {
+        let m = c.recv().await.unwrap();
+        if m["method"] == json!("update2") && m["params"][0] == json!("m") {
+            assert_eq!(
+                m["params"][1]["Database"][t_uuid],
+                json!({"modify": {"index": 4}})
+            );
+            saw_modify = true;
+            break;
+        }
+    }
+    assert!(saw_modify);
+}
+
 /// Each malformed `monitor`, `monitor_cond` and `monitor_cond_since` answered exactly as
 /// ovsdb-server 3.1 answers it (replies captured from it with a schema whose table `A` has
 /// columns `s` and `n`), checks in its order: params count, the requests' type, the monitor

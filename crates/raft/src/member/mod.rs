@@ -129,10 +129,10 @@ struct Observed {
 /// Produces extra fields (a JSON object) merged into [`Member::report`].
 pub type StatusExtra = Arc<dyn Fn() -> Value + Send + Sync>;
 
-/// Resolves when a member's Raft role, term, leader, membership or log moves (see
+/// Resolves when a member's Raft role, vote (term), leader or membership moves (see
 /// [`Member::subscribe_changes`]).
 pub struct Changes(
-    tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, openraft::BasicNode>>,
+    tokio::sync::watch::Receiver<openraft::metrics::RaftServerMetrics<NodeId, openraft::BasicNode>>,
 );
 
 impl Changes {
@@ -148,10 +148,12 @@ impl Member {
         View::new(self.raft.metrics().borrow().clone())
     }
 
-    /// Notified whenever the Raft role, term, leader, membership or log changes (for `_Server`
-    /// updates and metrics).
+    /// Notified whenever the Raft role, vote (term), leader or membership changes (for `_Server`
+    /// updates and metrics). Not on log appends, commits or heartbeats: openraft's full metrics
+    /// move several times per write, and every subscriber woken for each of them cost a thread
+    /// wake-up per write on every member (docs/performance.md, "One writer at a time").
     pub fn subscribe_changes(&self) -> Changes {
-        Changes(self.raft.metrics())
+        Changes(self.raft.server_metrics())
     }
 
     pub fn identity(&self) -> Identity {

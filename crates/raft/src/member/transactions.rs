@@ -125,8 +125,9 @@ impl Member {
 
     /// Resolves when this member learns of a leader other than the one it knows now.
     async fn leader_changed(&self) {
-        // A watch on openraft's metrics, not a `View`: this waits for the next change.
-        let mut metrics = self.raft.metrics();
+        // A watch on openraft's server metrics (role, vote, leader, membership), not a `View`:
+        // this waits for the next change, and is not woken by every append and commit.
+        let mut metrics = self.raft.server_metrics();
         let now = metrics.borrow_and_update().current_leader;
         while metrics.changed().await.is_ok() {
             let leader = metrics.borrow_and_update().current_leader;

@@ -138,7 +138,8 @@ impl TestBackend {
             self.index.fetch_add(1, Ordering::SeqCst);
             if let Some(h) = self.hook() {
                 h.applied(db, &d.db, id, &changes);
-                h.server_status_changed();
+                // As the member's observer does: `_Server` is refreshed at once only if watched.
+                h.server_index_changed();
             }
         }
         Ok(Transacted::Done(out.result))
