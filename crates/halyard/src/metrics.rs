@@ -159,8 +159,9 @@ fn describe() {
     );
 }
 
-/// Samples the member's Raft metrics into gauges on every change (and at least every second,
-/// for the ages and queue depth).
+/// Samples the member's Raft metrics into gauges on every change of role, term, leader or
+/// membership, and every second (indexes, ages and queue depths: not on every write, which would
+/// wake this task several times per write).
 pub fn watch_member(member: Arc<Member>, front_end: Arc<dyn Fn() -> FrontEndStats + Send + Sync>) {
     if HANDLE.get().is_none() {
         return;

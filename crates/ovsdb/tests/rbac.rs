@@ -21,7 +21,6 @@ mod real_server;
 use ovsdb::{Database, DatabaseSchema, RbacIdentity, RbacIdentityBuf, TxnEnv};
 use real_server::TempDir;
 use serde_json::{json, Value};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -379,13 +378,6 @@ impl Drop for LiveServer {
     }
 }
 
-fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("bind: {e}"))
-}
-
 fn run(cmd: &mut Command) -> Result<std::process::Output, String> {
     let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
     if !out.status.success() {
@@ -448,28 +440,50 @@ impl LiveServer {
             dir,
         };
         server.wait_for(|| server.dir.path().join("sb.sock").exists())?;
-        // A port taken by someone else in between is retried with fresh ones.
-        for _ in 0..5 {
-            let (ssl_port, tcp_port) = (free_port()?, free_port()?);
-            let ops = json!([
-                "OVN_Southbound",
-                {"op": "delete", "table": "SB_Global", "where": []},
-                {"op": "insert", "table": "Connection", "uuid-name": "s",
-                 "row": {"target": format!("pssl:{ssl_port}:127.0.0.1"), "role": ROLE}},
-                {"op": "insert", "table": "Connection", "uuid-name": "t",
-                 "row": {"target": format!("ptcp:{tcp_port}:127.0.0.1"), "role": ROLE}},
-                {"op": "insert", "table": "SB_Global",
-                 "row": {"connections": ["set", [["named-uuid", "s"], ["named-uuid", "t"]]]}}
-            ]);
-            server.transact("root", &ops.to_string())?;
-            let up = |p: u16| TcpStream::connect(("127.0.0.1", p)).is_ok();
-            if server.wait_for(|| up(ssl_port) && up(tcp_port)).is_ok() {
-                server.ssl_port = ssl_port;
-                server.tcp_port = tcp_port;
+        // Listeners on port 0, their ports read back from `Connection.status:bound_port`: a
+        // port picked beforehand could be taken by another test's server in between, and this
+        // one's clients would then talk to it (a flake seen once in a full workspace run).
+        let ops = json!([
+            "OVN_Southbound",
+            {"op": "delete", "table": "SB_Global", "where": []},
+            {"op": "insert", "table": "Connection", "uuid-name": "s",
+             "row": {"target": "pssl:0:127.0.0.1", "role": ROLE}},
+            {"op": "insert", "table": "Connection", "uuid-name": "t",
+             "row": {"target": "ptcp:0:127.0.0.1", "role": ROLE}},
+            {"op": "insert", "table": "SB_Global",
+             "row": {"connections": ["set", [["named-uuid", "s"], ["named-uuid", "t"]]]}}
+        ]);
+        server.transact("root", &ops.to_string())?;
+        // ovsdb-server writes `status` every 2.5 s.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let select = json!(["OVN_Southbound",
+                {"op": "select", "table": "Connection", "where": [], "columns": ["target", "status"]}]);
+            let answer = server.transact("root", &select.to_string())?;
+            let port = |target: &str| -> Option<u16> {
+                answer[0]["rows"]
+                    .as_array()?
+                    .iter()
+                    .find(|r| r["target"] == json!(target))?["status"][1]
+                    .as_array()?
+                    .iter()
+                    .find(|kv| kv[0] == json!("bound_port"))?[1]
+                    .as_str()?
+                    .parse()
+                    .ok()
+            };
+            if let (Some(ssl), Some(tcp)) = (port("pssl:0:127.0.0.1"), port("ptcp:0:127.0.0.1")) {
+                server.ssl_port = ssl;
+                server.tcp_port = tcp;
                 return Ok(server);
             }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the Connection listeners reported no bound port: {answer}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
-        Err("the Connection listeners did not open".into())
     }
 
     fn wait_for(&self, ok: impl Fn() -> bool) -> Result<(), String> {
