@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use halyard_server::Server;
 use serde_json::{json, Value};
-use support::{config, connect, TestBackend, TEST_SCHEMA};
+use support::{config, connect, Client, TestBackend, TEST_SCHEMA};
 
 fn server() -> (Arc<TestBackend>, Arc<Server>) {
     let b = TestBackend::new(&[TEST_SCHEMA]);
@@ -267,23 +267,27 @@ async fn server_monitor_follows_status() {
     assert_eq!(r[1], json!("00000000-0000-0000-0000-000000000000"));
 
     // A write bumps the applied index: a `modify` of `index` follows.
+    write_and_expect_index(&mut c, json!(["monid", "_Server"]), t_uuid, 1).await;
+}
+
+/// Sends a write to `T` and expects, among the next messages, the `_Server` monitor `mon_id`'s
+/// `modify` of `T`'s row (`t_uuid`) to `index`.
+async fn write_and_expect_index(c: &mut Client, mon_id: Value, t_uuid: &str, index: u64) {
     c.send(
         json!({"id":"w","method":"transact","params":["T", {"op":"insert","table":"A","row":{}}]}),
     )
     .await;
-    let mut saw_modify = false;
     for _ in 0..4 {
         let m = c.recv().await.unwrap();
-        if m["method"] == json!("update2") && m["params"][0] == json!(["monid", "_Server"]) {
+        if m["method"] == json!("update2") && m["params"][0] == mon_id {
             assert_eq!(
                 m["params"][1]["Database"][t_uuid],
-                json!({"modify": {"index": 1}})
+                json!({"modify": {"index": index}})
             );
-            saw_modify = true;
-            break;
+            return;
         }
     }
-    assert!(saw_modify);
+    panic!("no _Server update of the index to {index}");
 }
 
 /// A `_Server` monitor started after writes made while nobody watched `_Server` (so they only
@@ -293,11 +297,7 @@ async fn server_monitor_started_late_sees_the_current_index() {
     let (_b, s) = server();
     let mut c = connect(&s, false);
     for _ in 0..3 {
-        c.ok(
-            "transact",
-            json!(["T", {"op":"insert","table":"A","row":{}}]),
-        )
-        .await;
+        c.insert_a().await;
     }
     let r = c
         .ok(
@@ -311,23 +311,7 @@ async fn server_monitor_started_late_sees_the_current_index() {
         .find(|(_, v)| v["initial"]["name"] == json!("T"))
         .unwrap();
     assert_eq!(t["initial"]["index"], json!(3));
-    c.send(
-        json!({"id":"w","method":"transact","params":["T", {"op":"insert","table":"A","row":{}}]}),
-    )
-    .await;
-    let mut saw_modify = false;
-    for _ in 0..4 {
-        let m = c.recv().await.unwrap();
-        if m["method"] == json!("update2") && m["params"][0] == json!("m") {
-            assert_eq!(
-                m["params"][1]["Database"][t_uuid],
-                json!({"modify": {"index": 4}})
-            );
-            saw_modify = true;
-            break;
-        }
-    }
-    assert!(saw_modify);
+    write_and_expect_index(&mut c, json!("m"), t_uuid, 4).await;
 }
 
 /// Each malformed `monitor`, `monitor_cond` and `monitor_cond_since` answered exactly as

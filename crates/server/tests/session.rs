@@ -557,11 +557,7 @@ async fn server_database_reads_and_refused_writes() {
 
     // A write to T bumps the index; _Server follows. Nobody monitors `_Server` here, so the
     // move only marked it stale: the next read refreshes it before answering.
-    c.ok(
-        "transact",
-        json!(["T", {"op":"insert","table":"A","row":{}}]),
-    )
-    .await;
+    c.insert_a().await;
     let r = c
         .ok(
             "transact",
@@ -660,12 +656,7 @@ async fn server_wait_on_index_wakes_on_a_write() {
         .await;
     // Make sure the wait is parked before the write.
     assert_eq!(waiter.ok("echo", json!([0])).await, json!([0]));
-    writer
-        .ok(
-            "transact",
-            json!(["T", {"op":"insert","table":"A","row":{}}]),
-        )
-        .await;
+    writer.insert_a().await;
     let reply = tokio::time::timeout(Duration::from_secs(10), waiter.recv())
         .await
         .expect("the parked _Server wait was not re-run after the write")

@@ -344,6 +344,15 @@ pub fn connect_with_buffer(server: &Arc<Server>, probe: bool, buf: usize) -> Cli
 }
 
 impl Client {
+    /// Inserts an empty row into `T.A` and waits for the reply.
+    pub async fn insert_a(&mut self) {
+        self.ok(
+            "transact",
+            json!(["T", {"op":"insert","table":"A","row":{}}]),
+        )
+        .await;
+    }
+
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         // The server may already have closed; that is what some tests check.
         let _ = self.wr.write_all(bytes).await;
