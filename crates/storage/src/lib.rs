@@ -4,7 +4,9 @@
 //! metadata keyspace ([`MetaStore`]) in sled; all opened together by [`Store::open`]. Generic over the openraft type config `C`; entries, votes
 //! and log ids are stored as JSON (`C::Entry: Serialize + DeserializeOwned`),
 //! self-describing so application commands holding `serde_json::Value`
-//! round-trip.
+//! round-trip. The newest entries are also kept decoded in memory (module `entry_cache`), so
+//! that replication and apply, which read each entry right after its append, do not decode it
+//! again.
 //!
 //! # Durability
 //! An `append` is reported to openraft (`LogFlushed::log_io_completed`) only
@@ -39,6 +41,7 @@
 //! panics on bad bytes. Everything converts
 //! to openraft's `StorageError` / `StorageIOError`.
 
+mod entry_cache;
 pub mod error;
 pub mod flusher;
 mod high_water;
@@ -56,6 +59,7 @@ pub mod store;
 #[cfg(test)]
 mod tests;
 
+pub use entry_cache::ENTRY_CACHE_BYTES;
 pub use error::{Corruption, StorageError};
 pub use flusher::{FlushMetrics, FlushStats};
 pub use integrity::LogCheck;

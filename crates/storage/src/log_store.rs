@@ -28,10 +28,11 @@ use openraft::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::entry_cache::EntryCache;
 use crate::error::{Corruption, StorageError};
 use crate::flusher::{FlushMetrics, FlushStats, Flusher};
 use crate::layout::{self, KEY_COMMITTED, KEY_LAST_PURGED, KEY_VOTE, TREE_LOG, TREE_RAFT_STATE};
-use crate::log_files::LogFiles;
+use crate::log_files::{LogFiles, FRAME_HEADER};
 use crate::record;
 use crate::sled_files::SledFiles;
 
@@ -47,11 +48,13 @@ pub struct LogStore<C: RaftTypeConfig> {
     flusher: Flusher<LogFlushed<C>>,
     high_water: crate::high_water::HighWater,
     read_budget: u64,
+    cache: Arc<EntryCache<C::Entry>>,
 }
 
 /// A read-only view of the log for openraft's replication tasks. Cheap to clone.
 pub struct LogReader<C: RaftTypeConfig> {
     files: Arc<LogFiles>,
+    cache: Arc<EntryCache<C::Entry>>,
     /// Bytes one `limited_get_log_entries` returns at most (the first entry always).
     read_budget: u64,
     _types: PhantomData<fn() -> C>,
@@ -61,6 +64,7 @@ impl<C: RaftTypeConfig> Clone for LogReader<C> {
     fn clone(&self) -> Self {
         LogReader {
             files: self.files.clone(),
+            cache: self.cache.clone(),
             read_budget: self.read_budget,
             _types: PhantomData,
         }
@@ -70,7 +74,7 @@ impl<C: RaftTypeConfig> Clone for LogReader<C> {
 impl<C> LogStore<C>
 where
     C: RaftTypeConfig,
-    C::Entry: Serialize + DeserializeOwned,
+    C::Entry: Serialize + DeserializeOwned + Clone,
 {
     pub(crate) fn new(
         sled: SledFiles,
@@ -78,6 +82,7 @@ where
         files: Arc<LogFiles>,
         high_water: crate::high_water::HighWater,
         read_budget: u64,
+        cache: Arc<EntryCache<C::Entry>>,
     ) -> Result<Self, StorageError> {
         let sync_files = files.clone();
         let exit_files = files.clone();
@@ -102,6 +107,7 @@ where
             flusher,
             high_water,
             read_budget,
+            cache,
         })
     }
 
@@ -120,6 +126,7 @@ where
     pub fn reader(&self) -> LogReader<C> {
         LogReader {
             files: self.files.clone(),
+            cache: self.cache.clone(),
             read_budget: self.read_budget,
             _types: PhantomData,
         }
@@ -130,12 +137,18 @@ where
         I: IntoIterator<Item = C::Entry>,
     {
         let mut records = Vec::new();
+        let mut written = Vec::new();
         for entry in entries {
             let index = entry.get_log_id().index;
             let key = layout::log_key(index);
-            records.push((index, record::encode(&key, &entry, "log entry")?));
+            let rec = record::encode(&key, &entry, "log entry")?;
+            // Counted as the files' reads count them (the frame's header included).
+            written.push((index, entry, (rec.len() + FRAME_HEADER) as u64));
+            records.push((index, rec));
         }
-        self.files.append(&records)
+        self.files.append(&records)?;
+        self.cache.extend(written);
+        Ok(())
     }
 
     /// Runs blocking file work off the Raft task.
@@ -229,16 +242,20 @@ fn index_bounds(range: impl RangeBounds<u64>) -> Option<(u64, u64)> {
 /// to `budget` or more (so at least one entry whenever the range has one).
 fn read_entries<C>(
     files: &LogFiles,
+    cache: &EntryCache<C::Entry>,
     range: impl RangeBounds<u64>,
     budget: u64,
 ) -> Result<Vec<C::Entry>, StorageError>
 where
     C: RaftTypeConfig,
-    C::Entry: DeserializeOwned,
+    C::Entry: DeserializeOwned + Clone,
 {
     let Some((from, to)) = index_bounds(range) else {
         return Ok(Vec::new());
     };
+    if let Some(entries) = cache.get(from, to, budget) {
+        return Ok(entries);
+    }
     let mut entries = Vec::new();
     for (index, rec) in files.read(from, to, budget)? {
         let key = layout::log_key(index);
@@ -251,13 +268,13 @@ where
 impl<C> RaftLogReader<C> for LogReader<C>
 where
     C: RaftTypeConfig,
-    C::Entry: Serialize + DeserializeOwned,
+    C::Entry: Serialize + DeserializeOwned + Clone,
 {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
     ) -> RaftResult<Vec<C::Entry>, C> {
-        read_entries::<C>(&self.files, range, u64::MAX)
+        read_entries::<C>(&self.files, &self.cache, range, u64::MAX)
             .map_err(|e| e.into_raft(ErrorSubject::Logs, ErrorVerb::Read))
     }
 
@@ -271,7 +288,7 @@ where
         start: u64,
         end: u64,
     ) -> RaftResult<Vec<C::Entry>, C> {
-        read_entries::<C>(&self.files, start..end, self.read_budget)
+        read_entries::<C>(&self.files, &self.cache, start..end, self.read_budget)
             .map_err(|e| e.into_raft(ErrorSubject::Logs, ErrorVerb::Read))
     }
 }
@@ -279,7 +296,7 @@ where
 impl<C> RaftLogReader<C> for LogStore<C>
 where
     C: RaftTypeConfig,
-    C::Entry: Serialize + DeserializeOwned,
+    C::Entry: Serialize + DeserializeOwned + Clone,
 {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
@@ -292,7 +309,7 @@ where
 impl<C> RaftLogStorage<C> for LogStore<C>
 where
     C: RaftTypeConfig,
-    C::Entry: Serialize + DeserializeOwned,
+    C::Entry: Serialize + DeserializeOwned + Clone,
 {
     type LogReader = LogReader<C>;
 
@@ -302,8 +319,8 @@ where
             read_state(&self.state, KEY_LAST_PURGED).map_err(read)?;
         let last_log_id = match self.files.last_index() {
             Some(index) => {
-                let entries =
-                    read_entries::<C>(&self.files, index..=index, u64::MAX).map_err(read)?;
+                let entries = read_entries::<C>(&self.files, &self.cache, index..=index, u64::MAX)
+                    .map_err(read)?;
                 let entry = entries.first().ok_or_else(|| {
                     read(StorageError::Background(format!(
                         "log entry {index} vanished"
@@ -376,6 +393,7 @@ where
         let write =
             |e: StorageError| e.into_raft(ErrorSubject::Log(log_id.clone()), ErrorVerb::Delete);
         let index = log_id.index;
+        self.cache.truncate(index);
         self.blocking(move |files, _| Ok(files.truncate(index)?))
             .await
             .map_err(write)
@@ -388,6 +406,7 @@ where
         // or below it, which opening the store skips (see `integrity`).
         write_state(&self.state, KEY_LAST_PURGED, &log_id).map_err(&write)?;
         let index = log_id.index;
+        self.cache.purge(index);
         self.blocking(move |files, sled| {
             sled.flush()?;
             Ok(files.purge(index)?)

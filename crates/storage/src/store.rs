@@ -54,6 +54,9 @@ pub struct StoreOptions {
     pub lock_wait: Duration,
     /// Bytes a new log segment file is given ([`crate::SEGMENT_BYTES`]).
     pub segment_bytes: u64,
+    /// Bytes of the newest log entries kept decoded for replication and apply
+    /// ([`crate::ENTRY_CACHE_BYTES`]; 0: none).
+    pub entry_cache_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -64,6 +67,7 @@ impl Default for StoreOptions {
             replication_read_bytes: DEFAULT_REPLICATION_READ_BYTES,
             lock_wait: DEFAULT_LOCK_WAIT,
             segment_bytes: crate::SEGMENT_BYTES,
+            entry_cache_bytes: crate::ENTRY_CACHE_BYTES,
         }
     }
 }
@@ -83,13 +87,14 @@ pub struct Store<C: RaftTypeConfig> {
     meta: sled::Tree,
     check: LogCheck,
     replication_read_bytes: u64,
+    cache: Arc<crate::entry_cache::EntryCache<C::Entry>>,
     _types: PhantomData<fn() -> C>,
 }
 
 impl<C> Store<C>
 where
     C: RaftTypeConfig,
-    C::Entry: Serialize + DeserializeOwned,
+    C::Entry: Serialize + DeserializeOwned + Clone,
 {
     /// Opens (creating if needed) the store at `path` with sled's page cache
     /// set to `cache_capacity_bytes`, and verifies the log; a corrupt log is
@@ -144,6 +149,9 @@ where
             meta,
             check,
             replication_read_bytes: options.replication_read_bytes,
+            cache: Arc::new(crate::entry_cache::EntryCache::new(
+                options.entry_cache_bytes,
+            )),
             _types: PhantomData,
         })
     }
@@ -157,6 +165,7 @@ where
             self.files.clone(),
             crate::high_water::HighWater::new(&self.path),
             self.replication_read_bytes,
+            self.cache.clone(),
         )
     }
 

@@ -98,19 +98,51 @@ async fn check(store: &Store<TestConfig>, model: &Model, rng: &mut Rng, seed: u6
         model.entries.keys().next(),
         model.entries.keys().next_back(),
     ) {
+        // Entries as the model has them (index, term), each checked in full as well.
+        let want = |from: u64, n: usize| -> Vec<(u64, u64)> {
+            model
+                .entries
+                .range(from..)
+                .take(n)
+                .map(|(i, t)| (*i, *t))
+                .collect()
+        };
+        let seen = |got: &[openraft::Entry<TestConfig>]| -> Vec<(u64, u64)> {
+            for e in got {
+                assert_eq!(e, &entry(e.log_id.leader_id.term, e.log_id.index), "{ctx}");
+            }
+            got.iter()
+                .map(|e| (e.log_id.index, e.log_id.leader_id.term))
+                .collect()
+        };
         let a = lo + rng.below(hi - lo + 1);
         let b = a + rng.below(hi - a + 2);
         let got = log.try_get_log_entries(a..b).await.unwrap();
-        assert_eq!(got.len() as u64, b - a, "{ctx}: range {a}..{b}");
+        assert_eq!(
+            seen(&got),
+            want(a, (b - a) as usize),
+            "{ctx}: range {a}..{b}"
+        );
+        // The newest entries: what replication and apply read right after an append (from the
+        // entry cache when it holds them).
+        let tail = hi - rng.below(4).min(hi - lo);
+        let got = log.try_get_log_entries(tail..=hi).await.unwrap();
+        assert_eq!(
+            seen(&got),
+            want(tail, usize::MAX),
+            "{ctx}: tail from {tail}"
+        );
         let mut reader = log.get_log_reader().await;
         let got = reader.limited_get_log_entries(a, hi + 1).await.unwrap();
         assert!(
             !got.is_empty(),
             "{ctx}: a limited read returns at least one entry"
         );
-        for (k, e) in got.iter().enumerate() {
-            assert_eq!(e.log_id.index, a + k as u64, "{ctx}: limited read from {a}");
-        }
+        assert_eq!(
+            seen(&got),
+            want(a, got.len()),
+            "{ctx}: limited read from {a}"
+        );
     }
 }
 
