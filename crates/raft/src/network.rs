@@ -18,6 +18,19 @@
 //! election. Votes and heartbeats are never queued behind a transfer: they are separate calls
 //! (HTTP/2 streams) on the connection.
 //!
+//! The stream. Every other AppendEntries (heartbeats, the commit index, entries up to
+//! `STREAM_APPEND_BYTES`) travels on one long-lived `AppendStream` per peer: a request is one
+//! HTTP/2 DATA frame and so is its reply, where a call of its own opens a stream (HEADERS, DATA
+//! and an end-of-stream frame, three writes, with a hand-off between tasks before the DATA) and
+//! answers with HEADERS, DATA and trailers. On one client writing at a time that was about
+//! 50 us of every write's critical path, twice for a write through a follower
+//! (docs/performance.md, "One writer at a time"). The stream carries one request at a time,
+//! so each reply belongs to the request before it. A reply openraft stopped waiting for (its
+//! deadline passed) stays owed: the retry that asks for the same entries waits on for it (as a
+//! retry joins a transfer), a heartbeat meanwhile goes on a call of its own, and a request for
+//! anything else drops the stream and opens a new one, so a stale reply is never read as the
+//! answer to another request.
+//!
 //! Addresses. A member's Raft address is `HOST:PORT` or `tcp:HOST:PORT` (plain gRPC) or
 //! `ssl:HOST:PORT` (gRPC over TLS, as with `ovsdb-tool create-cluster`). Over TLS both members
 //! authenticate with the key, certificate and CA given to `serve` ([`PeerTls`]); the handshake
@@ -44,6 +57,9 @@ use crate::pb::member_client::MemberClient;
 use crate::pb::Payload;
 use crate::types::{NodeId, TypeConfig};
 
+/// AppendEntries requests up to this size (encoded) travel on the peer's stream; larger ones
+/// are transfers of their own (see the module header).
+const STREAM_APPEND_BYTES: usize = 256 * 1024;
 /// How long a member waits to establish a connection to a peer.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// HTTP/2 flow-control windows of member-to-member connections (both ends).
@@ -240,8 +256,10 @@ pub struct Peer {
     target: NodeId,
     addr: String,
     client: Option<MemberClient<Channel>>,
-    /// The AppendEntries with entries in flight to this peer, if any.
+    /// The AppendEntries with entries in flight to this peer as a transfer, if any.
     transfer: Option<Transfer>,
+    /// The AppendEntries stream to this peer, once opened (see the module header).
+    stream: Option<AppendStream>,
 }
 
 type AppendResult =
@@ -249,19 +267,77 @@ type AppendResult =
 
 /// An AppendEntries with entries, running on its own task (see the module header).
 struct Transfer {
-    vote: Vote<NodeId>,
-    prev: Option<LogId<NodeId>>,
-    last: Option<LogId<NodeId>>,
-    leader_commit: Option<LogId<NodeId>>,
+    sent: Sent,
     task: tokio::task::JoinHandle<AppendResult>,
 }
 
 impl Transfer {
-    /// Whether `rpc` asks for what this transfer is already sending: the same leader, from the
-    /// same previous entry (so its entries start alike; the reader bounds both by bytes).
+    fn serves(&self, rpc: &AppendEntriesRequest<TypeConfig>) -> bool {
+        self.sent.serves(rpc)
+    }
+}
+
+/// What an AppendEntries in flight asked for.
+#[derive(Clone, Copy)]
+struct Sent {
+    vote: Vote<NodeId>,
+    prev: Option<LogId<NodeId>>,
+    last: Option<LogId<NodeId>>,
+    leader_commit: Option<LogId<NodeId>>,
+}
+
+impl Sent {
+    fn of(rpc: &AppendEntriesRequest<TypeConfig>) -> Sent {
+        Sent {
+            vote: rpc.vote,
+            prev: rpc.prev_log_id,
+            last: rpc.entries.last().map(|e| e.log_id),
+            leader_commit: rpc.leader_commit,
+        }
+    }
+
+    /// Whether `rpc` asks for what is already being sent: the same leader, from the same
+    /// previous entry (so its entries start alike; the reader bounds both by bytes).
     fn serves(&self, rpc: &AppendEntriesRequest<TypeConfig>) -> bool {
         self.vote == rpc.vote && self.prev == rpc.prev_log_id
     }
+
+    /// An empty AppendEntries that keeps the follower hearing from its leader while this one
+    /// is in flight.
+    fn heartbeat(&self) -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: self.vote,
+            prev_log_id: self.prev,
+            leader_commit: self.leader_commit.min(self.prev),
+            entries: Vec::new(),
+        }
+    }
+
+    /// The answer to a retry that wanted entries up to `wanted_last`, from the answer to this
+    /// request: it may have carried fewer entries than the retry asks for (the log grew
+    /// meanwhile), so it reports what the follower has.
+    // openraft's error type, as `RaftNetwork` returns it.
+    #[allow(clippy::result_large_err)]
+    fn answer_for(&self, wanted_last: Option<LogId<NodeId>>, result: AppendResult) -> AppendResult {
+        match result? {
+            AppendEntriesResponse::Success if self.last < wanted_last => {
+                Ok(AppendEntriesResponse::PartialSuccess(self.last))
+            }
+            AppendEntriesResponse::PartialSuccess(m) => {
+                Ok(AppendEntriesResponse::PartialSuccess(m.min(wanted_last)))
+            }
+            other => Ok(other),
+        }
+    }
+}
+
+/// The long-lived AppendEntries stream to a peer (`AppendStream` in proto/halyard.proto): one
+/// request at a time, each answered by the next reply.
+struct AppendStream {
+    requests: tokio::sync::mpsc::Sender<Payload>,
+    replies: tonic::Streaming<Payload>,
+    /// The request whose reply has not been read yet (its caller gave up waiting).
+    in_flight: Option<Sent>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -285,6 +361,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             addr: node.addr.clone(),
             client,
             transfer: None,
+            stream: None,
         }
     }
 }
@@ -332,10 +409,12 @@ impl Peer {
         .await
     }
 
-    /// AppendEntries with entries, as a transfer (see the module header).
+    /// AppendEntries with entries, as a transfer (see the module header). `data` is `rpc`
+    /// encoded.
     async fn transfer(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
+        data: Vec<u8>,
         option: RPCOption,
     ) -> AppendResult {
         if self.transfer.as_ref().is_some_and(|t| !t.serves(&rpc)) {
@@ -348,12 +427,7 @@ impl Peer {
             Some(t) => {
                 // A retry of the transfer in flight: a heartbeat keeps the follower from
                 // calling an election meanwhile. A higher vote in its answer ends this leadership.
-                let heartbeat = AppendEntriesRequest::<TypeConfig> {
-                    vote: t.vote,
-                    prev_log_id: t.prev,
-                    leader_commit: t.leader_commit.min(t.prev),
-                    entries: Vec::new(),
-                };
+                let heartbeat = t.sent.heartbeat();
                 let beat: AppendResult = self.call(Rpc::Append, &heartbeat, &option).await;
                 if let Ok(AppendEntriesResponse::HigherVote(v)) = beat {
                     return Ok(AppendEntriesResponse::HigherVote(v));
@@ -361,11 +435,8 @@ impl Peer {
             }
             None => {
                 let Some(client) = self.client.clone() else {
-                    return Err(RPCError::Unreachable(Unreachable::new(&Transport(
-                        format!("bad peer address {}", self.addr),
-                    ))));
+                    return Err(self.bad_address());
                 };
-                let data = encode(&rpc);
                 let deadline = transfer_deadline(data.len());
                 let task = tokio::spawn(call(
                     client,
@@ -377,10 +448,7 @@ impl Peer {
                     deadline,
                 ));
                 self.transfer = Some(Transfer {
-                    vote: rpc.vote,
-                    prev: rpc.prev_log_id,
-                    last: wanted_last,
-                    leader_commit: rpc.leader_commit,
+                    sent: Sent::of(&rpc),
                     task,
                 });
             }
@@ -388,30 +456,174 @@ impl Peer {
         let t = self.transfer.as_mut().expect("set above");
         // Answer before openraft's own deadline drops this call.
         let Ok(joined) = tokio::time::timeout(option.soft_ttl(), &mut t.task).await else {
-            return Err(RPCError::Network(NetworkError::new(&Transport(format!(
-                "append to {} still in flight",
-                self.addr
-            )))));
+            return Err(self.still_in_flight());
         };
-        let sent_last = t.last;
+        let sent = t.sent;
         self.transfer = None;
         let result = joined.map_err(|e| {
             RPCError::Network(NetworkError::new(&Transport(format!(
                 "append task failed: {e}"
             ))))
         })?;
-        // The transfer may have carried fewer entries than this retry asks for (the log grew
-        // meanwhile): report what the follower has.
-        match result? {
-            AppendEntriesResponse::Success if sent_last < wanted_last => {
-                Ok(AppendEntriesResponse::PartialSuccess(sent_last))
-            }
-            AppendEntriesResponse::PartialSuccess(m) => {
-                Ok(AppendEntriesResponse::PartialSuccess(m.min(wanted_last)))
-            }
-            other => Ok(other),
-        }
+        sent.answer_for(wanted_last, result)
     }
+
+    /// AppendEntries on the stream (see the module header). `data` is `rpc` encoded.
+    async fn streamed(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        data: Vec<u8>,
+        option: RPCOption,
+    ) -> AppendResult {
+        let wanted_last = rpc.entries.last().map(|e| e.log_id);
+        let in_flight = self.stream.as_ref().and_then(|s| s.in_flight);
+        match in_flight {
+            Some(sent) if sent.serves(&rpc) && !rpc.entries.is_empty() => {
+                // A retry of the request whose reply is late: keep the follower hearing from
+                // its leader on a call of its own (the stream is busy), then wait on.
+                let beat: AppendResult = self.call(Rpc::Append, &sent.heartbeat(), &option).await;
+                if let Ok(AppendEntriesResponse::HigherVote(v)) = beat {
+                    return Ok(AppendEntriesResponse::HigherVote(v));
+                }
+            }
+            // A heartbeat while the stream is busy goes on a call of its own.
+            Some(_) if rpc.entries.is_empty() => {
+                return self.call(Rpc::Append, &rpc, &option).await;
+            }
+            _ => {
+                // openraft moved on from a late request (or there is none): a fresh stream
+                // never delivers the stale reply to the new request.
+                if in_flight.is_some() {
+                    self.stream = None;
+                }
+                if let Err(e) = self.send_on_stream(data, &option).await {
+                    self.stream = None;
+                    return Err(e);
+                }
+                self.stream.as_mut().expect("opened").in_flight = Some(Sent::of(&rpc));
+            }
+        }
+        let stream = self.stream.as_mut().expect("a request in flight");
+        let sent = stream.in_flight.expect("a request in flight");
+        let reply = match tokio::time::timeout(option.soft_ttl(), stream.replies.message()).await {
+            // Answered before openraft's own deadline drops this call; the reply is read by
+            // the retry that follows.
+            Err(_) => return Err(self.still_in_flight()),
+            Ok(reply) => reply,
+        };
+        stream.in_flight = None;
+        let payload = match reply {
+            Ok(Some(payload)) => payload,
+            Ok(None) => {
+                self.stream = None;
+                return Err(RPCError::Network(NetworkError::new(&Transport(format!(
+                    "append stream to {} ended",
+                    self.addr
+                )))));
+            }
+            Err(status) => {
+                self.stream = None;
+                return Err(status_error(status, &self.addr));
+            }
+        };
+        self.contact.touch(self.target);
+        sent.answer_for(wanted_last, decode_reply(self.target, payload))
+    }
+
+    /// Sends `data` on the stream, opening it first if there is none.
+    async fn send_on_stream(
+        &mut self,
+        data: Vec<u8>,
+        option: &RPCOption,
+    ) -> Result<(), AppendError> {
+        let payload = Payload { data };
+        if let Some(stream) = &self.stream {
+            return stream.requests.send(payload).await.map_err(|_| {
+                RPCError::Network(NetworkError::new(&Transport(format!(
+                    "append stream to {} closed",
+                    self.addr
+                ))))
+            });
+        }
+        let Some(mut client) = self.client.clone() else {
+            return Err(self.bad_address());
+        };
+        // The first request waits in the channel and travels with the stream's opening.
+        let (requests, rx) = tokio::sync::mpsc::channel(1);
+        requests.try_send(payload).expect("a new channel has room");
+        let opened = tokio::time::timeout(
+            option.hard_ttl(),
+            client.append_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+        )
+        .await
+        .map_err(|_| {
+            RPCError::Network(NetworkError::new(&Transport(format!(
+                "opening the append stream to {} timed out",
+                self.addr
+            ))))
+        })?
+        .map_err(|status| status_error(status, &self.addr))?;
+        self.stream = Some(AppendStream {
+            requests,
+            replies: opened.into_inner(),
+            in_flight: None,
+        });
+        Ok(())
+    }
+
+    fn bad_address<E: std::error::Error>(
+        &self,
+    ) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
+        RPCError::Unreachable(Unreachable::new(&Transport(format!(
+            "bad peer address {}",
+            self.addr
+        ))))
+    }
+
+    fn still_in_flight(&self) -> AppendError {
+        RPCError::Network(NetworkError::new(&Transport(format!(
+            "append to {} still in flight",
+            self.addr
+        ))))
+    }
+}
+
+type AppendError = RPCError<NodeId, BasicNode, RaftError<NodeId>>;
+
+/// openraft's error kind for a failed gRPC call to `addr`.
+fn status_error<E: std::error::Error>(
+    status: tonic::Status,
+    addr: &str,
+) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
+    let msg = format!("{} ({})", status.message(), addr);
+    match status.code() {
+        // A peer that is down or refuses connections: openraft backs off (500 ms).
+        tonic::Code::Unavailable => RPCError::Unreachable(Unreachable::new(&Transport(msg))),
+        // A slow reply (a heartbeat's or a vote's deadline is openraft's, a fraction of the
+        // election timer, easily passed by a follower's fsync on a loaded machine): retried at
+        // once, as openraft does for its own timeouts. As `Unreachable`, each such timeout
+        // stopped replication to that follower for 500 ms, and under load the leader went whole
+        // seconds without a quorum ack (writes stalled, `_Server.connected` false).
+        _ => RPCError::Network(NetworkError::new(&Transport(msg))),
+    }
+}
+
+/// A reply's payload from `target`: the remote Raft's result, with openraft's error kinds.
+#[allow(clippy::result_large_err)] // openraft's error type, as `RaftNetwork` returns it
+fn decode_reply<Resp, E>(
+    target: NodeId,
+    payload: Payload,
+) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+where
+    Resp: DeserializeOwned,
+    E: std::error::Error + DeserializeOwned,
+{
+    let result: Result<Resp, RaftError<NodeId, E>> = decode(&payload.data).map_err(|e| {
+        RPCError::Network(NetworkError::new(&Transport(format!(
+            "undecodable reply: {e}"
+        ))))
+    })?;
+    result.map_err(|e| RPCError::RemoteError(RemoteError::new(target, e)))
 }
 
 /// One call to the peer at `addr`, bounded by `deadline`, with openraft's error kinds.
@@ -428,7 +640,6 @@ where
     Resp: DeserializeOwned,
     E: std::error::Error + DeserializeOwned,
 {
-    let unreachable = |msg: String| RPCError::Unreachable(Unreachable::new(&Transport(msg)));
     let mut request = tonic::Request::new(Payload { data });
     request.set_timeout(deadline);
     let reply = match rpc {
@@ -436,28 +647,9 @@ where
         Rpc::Vote => client.vote(request).await,
         Rpc::Snapshot => client.install_snapshot(request).await,
     };
-    let reply = reply.map_err(|status| {
-        let msg = format!("{} ({})", status.message(), addr);
-        match status.code() {
-            // A peer that is down or refuses connections: openraft backs off (500 ms).
-            tonic::Code::Unavailable => unreachable(msg),
-            // A slow reply (a heartbeat's or a vote's deadline is openraft's, a fraction of
-            // the election timer, easily passed by a follower's fsync on a loaded machine):
-            // retried at once, as
-            // openraft does for its own timeouts. As `Unreachable`, each such timeout stopped
-            // replication to that follower for 500 ms, and under load the leader went whole
-            // seconds without a quorum ack (writes stalled, `_Server.connected` false).
-            _ => RPCError::Network(NetworkError::new(&Transport(msg))),
-        }
-    })?;
+    let reply = reply.map_err(|status| status_error(status, &addr))?;
     contact.touch(target);
-    let result: Result<Resp, RaftError<NodeId, E>> =
-        decode(&reply.into_inner().data).map_err(|e| {
-            RPCError::Network(NetworkError::new(&Transport(format!(
-                "undecodable reply: {e}"
-            ))))
-        })?;
-    result.map_err(|e| RPCError::RemoteError(RemoteError::new(target, e)))
+    decode_reply(target, reply.into_inner())
 }
 
 impl RaftNetwork<TypeConfig> for Peer {
@@ -466,10 +658,15 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        if rpc.entries.is_empty() {
-            return self.call(Rpc::Append, &rpc, &option).await;
+        // A retry of a transfer joins it; a request too large for the stream is a transfer.
+        let data = encode(&rpc);
+        if !rpc.entries.is_empty()
+            && (data.len() > STREAM_APPEND_BYTES
+                || self.transfer.as_ref().is_some_and(|t| t.serves(&rpc)))
+        {
+            return self.transfer(rpc, data, option).await;
         }
-        self.transfer(rpc, option).await
+        self.streamed(rpc, data, option).await
     }
 
     async fn install_snapshot(

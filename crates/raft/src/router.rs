@@ -179,7 +179,8 @@ pub fn hold(name: &str, point: &str) -> Arc<Hold> {
 }
 
 /// Where the service of the member at `addr` lets a test hold a request: `forward-committed`,
-/// after a forwarded batch was committed and before the leader answers.
+/// after a forwarded batch was committed and before the leader answers; `append-replied`,
+/// after an AppendEntries with entries was appended and before the follower answers.
 pub(crate) async fn pause_point(addr: &str, point: &str) {
     let Some(name) = addr.strip_prefix("mem:") else {
         return;

@@ -25,29 +25,64 @@ fn bad_payload(e: bincode::Error) -> Status {
     Status::invalid_argument(format!("undecodable payload: {e}"))
 }
 
+/// One AppendEntries from the leader, however it came (a call of its own or on the stream).
+async fn append(member: &Member, payload: pb::Payload) -> Result<pb::Payload, Status> {
+    let rpc: openraft::raft::AppendEntriesRequest<crate::types::TypeConfig> =
+        decode(&payload.data).map_err(bad_payload)?;
+    // Contact is the leader's request reaching this member, not its completion: an append is
+    // answered after this member's fsync, which under a load of large entries on a busy disk
+    // took over a second, and the election nudge then took a live leader for silent and called
+    // an election. Only a request from the leader this member follows (or a newer one) counts.
+    if rpc.vote.is_committed() && rpc.vote >= member.view().vote() {
+        member.heard_from_leader();
+    }
+    #[cfg(feature = "in-process")]
+    let carries_entries = !rpc.entries.is_empty();
+    let result = member.raft().append_entries(rpc).await;
+    if result.is_ok() {
+        member.heard_from_leader();
+    }
+    #[cfg(feature = "in-process")]
+    if carries_entries {
+        crate::router::pause_point(&member.identity().raft_addr, "append-replied").await;
+    }
+    Ok(pb::Payload {
+        data: encode(&result),
+    })
+}
+
 #[tonic::async_trait]
 impl pb::member_server::Member for Service {
     async fn append_entries(
         &self,
         req: Request<pb::Payload>,
     ) -> Result<Response<pb::Payload>, Status> {
-        let rpc: openraft::raft::AppendEntriesRequest<crate::types::TypeConfig> =
-            decode(&req.into_inner().data).map_err(bad_payload)?;
-        // Contact is the leader's request reaching this member, not its completion: an append
-        // is answered after this member's fsync, which under a load of large entries on a busy
-        // disk took over a second, and the election nudge then took a live leader for silent
-        // and called an election. Only a request from the leader this member follows (or a
-        // newer one) counts.
-        if rpc.vote.is_committed() && rpc.vote >= self.member.view().vote() {
-            self.member.heard_from_leader();
-        }
-        let result = self.member.raft().append_entries(rpc).await;
-        if result.is_ok() {
-            self.member.heard_from_leader();
-        }
-        Ok(Response::new(pb::Payload {
-            data: encode(&result),
-        }))
+        Ok(Response::new(append(&self.member, req.into_inner()).await?))
+    }
+
+    type AppendStreamStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::Payload, Status>> + Send>>;
+
+    async fn append_stream(
+        &self,
+        req: Request<tonic::Streaming<pb::Payload>>,
+    ) -> Result<Response<Self::AppendStreamStream>, Status> {
+        // Each request is served as the reply stream is polled (by the HTTP/2 stream's own
+        // task), one at a time and in order: no task of ours in between. A bad request or a
+        // broken request stream ends it; the leader opens another.
+        let member = self.member.clone();
+        let replies =
+            futures::stream::unfold(Some((req.into_inner(), member)), |state| async move {
+                let (mut requests, member) = state?;
+                let reply = match requests.message().await {
+                    Ok(Some(payload)) => append(&member, payload).await,
+                    Ok(None) => return None,
+                    Err(status) => Err(status),
+                };
+                let next = reply.is_ok().then_some((requests, member));
+                Some((reply, next))
+            });
+        Ok(Response::new(Box::pin(replies)))
     }
 
     async fn vote(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {

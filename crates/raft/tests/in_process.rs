@@ -216,3 +216,38 @@ async fn a_forwarded_write_whose_leader_dies_after_committing_it_is_applied_once
     assert_eq!(rows_named(c.member(f), "once").await, 1);
     assert_eq!(rows_named(c.member(other), "once").await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_whose_append_replies_are_late_catches_up_on_the_same_stream() {
+    let c = Cluster::start().await;
+    let l = c.leader().await;
+    let slow = (0..3).find(|i| *i != l).unwrap();
+    let other = (0..3).find(|i| *i != l && *i != slow).unwrap();
+    // The slow follower appends what it receives but holds its answers: the leader's
+    // AppendEntries on the stream outlives openraft's deadline, again and again, while the
+    // other follower makes the quorum.
+    let hold = router::hold(&c.names[slow], "append-replied");
+    insert(c.member(l), "during-1").await;
+    tokio::time::timeout(WITHIN, hold.arrived())
+        .await
+        .expect("an append with entries reached the slow follower");
+    // Several heartbeat intervals: retries join the late request, heartbeats go on calls of
+    // their own, and more entries queue behind it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    insert(c.member(l), "during-2").await;
+    assert_eq!(rows_named(c.member(other), "during-2").await, 1);
+    hold.release();
+    // The late answers are read; the follower gets everything, and its own writes still go
+    // through (forwarded to the leader).
+    assert_eq!(rows_named(c.member(slow), "during-1").await, 1);
+    assert_eq!(rows_named(c.member(slow), "during-2").await, 1);
+    insert(c.member(slow), "after").await;
+    for i in 0..3 {
+        assert_eq!(rows_named(c.member(i), "after").await, 1, "member {i}");
+    }
+    assert_eq!(
+        c.leader().await,
+        l,
+        "no election: the slow follower kept hearing its leader"
+    );
+}
