@@ -260,6 +260,13 @@ pub struct Peer {
     transfer: Option<Transfer>,
     /// The AppendEntries stream to this peer, once opened (see the module header).
     stream: Option<AppendStream>,
+    /// AppendEntries are calls of their own: the first of this client (openraft makes a
+    /// client per replication session, which sends many, and one per leadership check for a
+    /// read, which sends one: a stream would only add its opening to those), and all of them
+    /// when the peer has no `AppendStream` (a member of an earlier version, during an upgrade).
+    calls_only: bool,
+    /// The peer has no `AppendStream`.
+    no_stream: bool,
 }
 
 type AppendResult =
@@ -362,6 +369,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             client,
             transfer: None,
             stream: None,
+            calls_only: true,
+            no_stream: false,
         }
     }
 }
@@ -523,7 +532,7 @@ impl Peer {
             }
             Err(status) => {
                 self.stream = None;
-                return Err(status_error(status, &self.addr));
+                return Err(self.stream_failed(status));
             }
         };
         self.contact.touch(self.target);
@@ -562,13 +571,24 @@ impl Peer {
                 self.addr
             ))))
         })?
-        .map_err(|status| status_error(status, &self.addr))?;
+        .map_err(|status| self.stream_failed(status))?;
         self.stream = Some(AppendStream {
             requests,
             replies: opened.into_inner(),
             in_flight: None,
         });
         Ok(())
+    }
+
+    /// The error for a stream that failed with `status`; a peer without the stream (the
+    /// call is unknown to it) gets calls from now on.
+    fn stream_failed(&mut self, status: tonic::Status) -> AppendError {
+        if status.code() == tonic::Code::Unimplemented {
+            tracing::info!(peer = %self.addr, "peer has no append stream: AppendEntries as calls");
+            self.no_stream = true;
+            self.calls_only = true;
+        }
+        status_error(status, &self.addr)
     }
 
     fn bad_address<E: std::error::Error>(
@@ -595,7 +615,7 @@ fn status_error<E: std::error::Error>(
     status: tonic::Status,
     addr: &str,
 ) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
-    let msg = format!("{} ({})", status.message(), addr);
+    let msg = format!("{} ({addr})", status.message());
     match status.code() {
         // A peer that is down or refuses connections: openraft backs off (500 ms).
         tonic::Code::Unavailable => RPCError::Unreachable(Unreachable::new(&Transport(msg))),
@@ -659,9 +679,14 @@ impl RaftNetwork<TypeConfig> for Peer {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         // A retry of a transfer joins it; a request too large for the stream is a transfer.
+        let calls_only = std::mem::replace(&mut self.calls_only, self.no_stream);
+        if calls_only && rpc.entries.is_empty() {
+            return self.call(Rpc::Append, &rpc, &option).await;
+        }
         let data = encode(&rpc);
         if !rpc.entries.is_empty()
-            && (data.len() > STREAM_APPEND_BYTES
+            && (calls_only
+                || data.len() > STREAM_APPEND_BYTES
                 || self.transfer.as_ref().is_some_and(|t| t.serves(&rpc)))
         {
             return self.transfer(rpc, data, option).await;
