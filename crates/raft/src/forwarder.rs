@@ -6,10 +6,20 @@
 //! batch, as the proposer does for Raft entries; the leader proposes them together and answers
 //! each one when its entry is committed. A few batches may be in flight at once so one slow
 //! commit does not hold back the others.
+//!
+//! Batches travel on one long-lived stream to the leader (`ForwardStream`), tagged with an id:
+//! a batch is one HTTP/2 DATA frame, where a call of its own opens a stream (HEADERS, DATA and
+//! an end-of-stream frame, with a hand-off between tasks before the DATA). A task per stream
+//! reads the replies and hands each to its batch. When the stream breaks (the leader died or
+//! restarted), every batch waiting on it fails as unreachable and the next one opens another.
+//! A leader without the stream (an earlier version, during an upgrade) gets calls.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::batch_queue::{next_batch, split_by_bytes, BatchQueue, Idle, Request};
 use crate::config::{MAX_FORWARD_BYTES, QUEUE_BYTES};
@@ -61,6 +71,7 @@ pub struct Forwarder {
     queue: BatchQueue<(String, Command), Result<(), ForwardError>>,
     idle: Idle,
     timeout: Duration,
+    links: Arc<Links>,
 }
 
 impl Forwarder {
@@ -68,11 +79,13 @@ impl Forwarder {
     pub fn start(timeout: Duration) -> Forwarder {
         let (queue, rx) = BatchQueue::new(QUEUE_LEN, QUEUE_BYTES);
         let idle = Idle::default();
-        tokio::spawn(run(rx, timeout, idle.clone()));
+        let links = Arc::new(Links::default());
+        tokio::spawn(run(rx, timeout, idle.clone(), links.clone()));
         Forwarder {
             queue,
             idle,
             timeout,
+            links,
         }
     }
 
@@ -84,7 +97,8 @@ impl Forwarder {
         let bytes = cmd.payload_bytes();
         if bytes <= MAX_FORWARD_BYTES && self.queue.queued() == 0 {
             if let Some(_alone) = self.idle.take() {
-                return match call(addr, std::slice::from_ref(&cmd), self.timeout).await? {
+                let cmds = std::slice::from_ref(&cmd);
+                return match self.links.call(addr, cmds, self.timeout).await? {
                     replies if replies.len() == 1 => {
                         outcome(replies.into_iter().next().expect("one reply"))
                     }
@@ -110,7 +124,7 @@ impl Forwarder {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Pending>, timeout: Duration, idle: Idle) {
+async fn run(mut rx: mpsc::Receiver<Pending>, timeout: Duration, idle: Idle, links: Arc<Links>) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(slot) = next_batch(&mut rx, &slots, &mut batch, MAX_BATCH).await {
@@ -134,21 +148,24 @@ async fn run(mut rx: mpsc::Receiver<Pending>, timeout: Duration, idle: Idle) {
                     .map(move |part| (addr.clone(), part))
             })
             .collect();
+        let links = links.clone();
         tokio::spawn(async move {
-            futures::future::join_all(groups.into_iter().map(|(addr, g)| send(addr, g, timeout)))
-                .await;
+            let sends = groups
+                .into_iter()
+                .map(|(addr, g)| send(&links, addr, g, timeout));
+            futures::future::join_all(sends).await;
             drop(slot);
             drop(busy);
         });
     }
 }
 
-async fn send(addr: String, group: Vec<Pending>, timeout: Duration) {
+async fn send(links: &Links, addr: String, group: Vec<Pending>, timeout: Duration) {
     let (cmds, dones): (Vec<Command>, Vec<_>) = group
         .into_iter()
         .map(|((_, cmd), done)| (cmd, done))
         .unzip();
-    match call(&addr, &cmds, timeout).await {
+    match links.call(&addr, &cmds, timeout).await {
         Ok(replies) if replies.len() == dones.len() => {
             for (reply, done) in replies.into_iter().zip(dones) {
                 let _ = done.send(outcome(reply));
@@ -172,11 +189,148 @@ async fn send(addr: String, group: Vec<Pending>, timeout: Duration) {
     }
 }
 
-async fn call(
-    addr: &str,
-    cmds: &[Command],
-    timeout: Duration,
-) -> Result<Vec<pb::ForwardReply>, ForwardError> {
+type Replies = Result<Vec<pb::ForwardReply>, ForwardError>;
+
+/// The forwarding stream to the leader this member forwards to (normally one address; after a
+/// leader change the old one's stream ends once nothing uses it); `None` for a leader without
+/// the stream.
+#[derive(Default)]
+struct Links(tokio::sync::Mutex<Option<(String, Option<Arc<Link>>)>>);
+
+/// One `ForwardStream`: batches go out on `requests`; the reader task answers `waiting`.
+struct Link {
+    requests: mpsc::Sender<pb::ForwardBatch>,
+    waiting: Arc<Waiting>,
+    next_id: AtomicU64,
+}
+
+/// The batches sent on a stream and not answered yet, by id, each answered with its replies
+/// or why the stream broke; once it broke, that reason.
+struct Waiting(Mutex<Result<HashMap<u64, Answer>, String>>);
+
+type Answer = oneshot::Sender<Result<Vec<pb::ForwardReply>, String>>;
+
+impl Waiting {
+    fn fail_all(&self, reason: String) {
+        let was = std::mem::replace(&mut *self.0.lock().unwrap(), Err(reason.clone()));
+        for (_, done) in was.into_iter().flatten() {
+            let _ = done.send(Err(reason.clone()));
+        }
+    }
+
+    fn is_broken(&self) -> bool {
+        self.0.lock().unwrap().is_err()
+    }
+}
+
+impl Links {
+    /// Has the leader at `addr` propose `cmds`; its replies, one per command.
+    async fn call(&self, addr: &str, cmds: &[Command], timeout: Duration) -> Replies {
+        let unreachable = |reason: String| ForwardError::Unreachable {
+            addr: addr.to_string(),
+            reason,
+        };
+        let link = match tokio::time::timeout(timeout, self.link(addr)).await {
+            Ok(Ok(Some(link))) => link,
+            Ok(Ok(None)) => return unary(addr, cmds, timeout).await,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(unreachable(
+                    "opening the forwarding stream timed out".into(),
+                ))
+            }
+        };
+        let id = link.next_id.fetch_add(1, Ordering::Relaxed);
+        let (done, answer) = oneshot::channel();
+        match &mut *link.waiting.0.lock().unwrap() {
+            Ok(waiting) => waiting.insert(id, done),
+            Err(reason) => return Err(unreachable(reason.clone())),
+        };
+        let batch = pb::ForwardBatch {
+            id,
+            commands: crate::network::encode(&cmds),
+        };
+        if link.requests.send(batch).await.is_err() {
+            return Err(unreachable("the forwarding stream closed".into()));
+        }
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(Ok(replies))) => Ok(replies),
+            Ok(Ok(Err(reason))) => Err(unreachable(reason)),
+            Ok(Err(_)) => Err(unreachable("the forwarding stream closed".into())),
+            Err(_) => {
+                if let Ok(waiting) = &mut *link.waiting.0.lock().unwrap() {
+                    waiting.remove(&id);
+                }
+                Err(unreachable("no answer within the write wait".into()))
+            }
+        }
+    }
+
+    /// The live stream to `addr`, opened if there is none; `None` when `addr` has no stream
+    /// (calls instead).
+    async fn link(&self, addr: &str) -> Result<Option<Arc<Link>>, ForwardError> {
+        let mut current = self.0.lock().await;
+        if let Some((a, link)) = &*current {
+            if a == addr && !link.as_ref().is_some_and(|l| l.waiting.is_broken()) {
+                return Ok(link.clone());
+            }
+        }
+        let unreachable = |reason: String| ForwardError::Unreachable {
+            addr: addr.to_string(),
+            reason,
+        };
+        let mut client = crate::network::client(addr).map_err(|e| unreachable(e.to_string()))?;
+        let (requests, rx) = mpsc::channel(2 * MAX_IN_FLIGHT);
+        let opened = client
+            .forward_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await;
+        let replies = match opened {
+            Ok(replies) => replies.into_inner(),
+            Err(status) if status.code() == tonic::Code::Unimplemented => {
+                tracing::info!(leader = %addr, "leader has no forwarding stream: forwarding as calls");
+                *current = Some((addr.to_string(), None));
+                return Ok(None);
+            }
+            Err(status) => return Err(unreachable(status.message().to_string())),
+        };
+        let waiting = Arc::new(Waiting(Mutex::new(Ok(HashMap::new()))));
+        tokio::spawn(read_replies(replies, waiting.clone()));
+        let link = Arc::new(Link {
+            requests,
+            waiting,
+            next_id: AtomicU64::new(0),
+        });
+        *current = Some((addr.to_string(), Some(link.clone())));
+        Ok(Some(link))
+    }
+}
+
+/// Hands each reply on a forwarding stream to its batch; when the stream ends or breaks, fails
+/// the batches still waiting.
+async fn read_replies(
+    mut replies: tonic::Streaming<pb::ForwardBatchReplies>,
+    waiting: Arc<Waiting>,
+) {
+    let reason = loop {
+        match replies.message().await {
+            Ok(Some(r)) => {
+                let done = match &mut *waiting.0.lock().unwrap() {
+                    Ok(w) => w.remove(&r.id),
+                    Err(_) => None,
+                };
+                if let Some(done) = done {
+                    let _ = done.send(Ok(r.replies));
+                }
+            }
+            Ok(None) => break "the leader ended the forwarding stream".to_string(),
+            Err(status) => break status.message().to_string(),
+        }
+    };
+    waiting.fail_all(reason);
+}
+
+/// One forwarded batch as a call of its own (a leader without the stream).
+async fn unary(addr: &str, cmds: &[Command], timeout: Duration) -> Replies {
     let unreachable = |reason: String| ForwardError::Unreachable {
         addr: addr.to_string(),
         reason,

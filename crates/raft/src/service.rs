@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use futures::stream::{FuturesUnordered, StreamExt};
+
 use openraft::error::RaftError;
 use tonic::{Request, Response, Status};
 
@@ -49,6 +51,40 @@ async fn append(member: &Member, payload: pb::Payload) -> Result<pb::Payload, St
     Ok(pb::Payload {
         data: encode(&result),
     })
+}
+
+/// Proposes a follower's forwarded commands; one reply per command, in order, once all are
+/// committed (or failed).
+async fn forward(member: &Member, cmds: Vec<Command>) -> Vec<pb::ForwardReply> {
+    // All are queued for the proposer before any is awaited, so they share entries.
+    let results =
+        futures::future::join_all(cmds.into_iter().map(|cmd| member.propose_forwarded(cmd))).await;
+    #[cfg(feature = "in-process")]
+    crate::router::pause_point(&member.identity().raft_addr, "forward-committed").await;
+    results
+        .into_iter()
+        .map(|r| {
+            let mut reply = pb::ForwardReply::default();
+            match r {
+                Ok(()) => {}
+                Err(ProposeError::NotLeader(addr)) => {
+                    reply.not_leader = true;
+                    reply.leader_addr = addr.unwrap_or_default();
+                }
+                Err(e) => reply.error = e.to_string(),
+            }
+            reply
+        })
+        .collect()
+}
+
+async fn next_batch(
+    requests: &mut Option<tonic::Streaming<pb::ForwardBatch>>,
+) -> Result<Option<pb::ForwardBatch>, Status> {
+    match requests {
+        Some(r) => r.message().await,
+        None => std::future::pending().await,
+    }
 }
 
 #[tonic::async_trait]
@@ -112,30 +148,62 @@ impl pb::member_server::Member for Service {
         req: Request<pb::Payload>,
     ) -> Result<Response<pb::ForwardReplies>, Status> {
         let cmds: Vec<Command> = decode(&req.into_inner().data).map_err(bad_payload)?;
-        // All are queued for the proposer before any is awaited, so they share entries.
-        let results = futures::future::join_all(
-            cmds.into_iter()
-                .map(|cmd| self.member.propose_forwarded(cmd)),
-        )
-        .await;
-        #[cfg(feature = "in-process")]
-        crate::router::pause_point(&self.member.identity().raft_addr, "forward-committed").await;
-        let replies = results
-            .into_iter()
-            .map(|r| {
-                let mut reply = pb::ForwardReply::default();
-                match r {
-                    Ok(()) => {}
-                    Err(ProposeError::NotLeader(addr)) => {
-                        reply.not_leader = true;
-                        reply.leader_addr = addr.unwrap_or_default();
-                    }
-                    Err(e) => reply.error = e.to_string(),
-                }
-                reply
-            })
-            .collect();
+        let replies = forward(&self.member, cmds).await;
         Ok(Response::new(pb::ForwardReplies { replies }))
+    }
+
+    type ForwardStreamStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<pb::ForwardBatchReplies, Status>> + Send>,
+    >;
+
+    async fn forward_stream(
+        &self,
+        req: Request<tonic::Streaming<pb::ForwardBatch>>,
+    ) -> Result<Response<Self::ForwardStreamStream>, Status> {
+        // Batches are proposed as they arrive and answered as they commit, all polled by the
+        // HTTP/2 stream's own task. When the follower ends its side, the batches still running
+        // are answered, then the stream ends. A bad batch ends it at once.
+        type Running =
+            FuturesUnordered<futures::future::BoxFuture<'static, pb::ForwardBatchReplies>>;
+        struct State {
+            requests: Option<tonic::Streaming<pb::ForwardBatch>>,
+            running: Running,
+            member: Arc<Member>,
+        }
+        let state = State {
+            requests: Some(req.into_inner()),
+            running: FuturesUnordered::new(),
+            member: self.member.clone(),
+        };
+        let replies = futures::stream::unfold(Some(state), |state| async move {
+            let mut state = state?;
+            loop {
+                let reading = state.requests.is_some();
+                tokio::select! {
+                    Some(reply) = state.running.next(), if !state.running.is_empty() => {
+                        return Some((Ok(reply), Some(state)));
+                    }
+                    batch = next_batch(&mut state.requests), if reading => match batch {
+                        Ok(Some(batch)) => match decode::<Vec<Command>>(&batch.commands) {
+                            Ok(cmds) => {
+                                let member = state.member.clone();
+                                state.running.push(Box::pin(async move {
+                                    pb::ForwardBatchReplies {
+                                        id: batch.id,
+                                        replies: forward(&member, cmds).await,
+                                    }
+                                }));
+                            }
+                            Err(e) => return Some((Err(bad_payload(e)), None)),
+                        },
+                        Ok(None) => state.requests = None,
+                        Err(status) => return Some((Err(status), None)),
+                    },
+                    else => return None,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(replies)))
     }
 
     async fn read_index(
