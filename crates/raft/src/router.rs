@@ -178,8 +178,9 @@ pub fn hold(name: &str, point: &str) -> Arc<Hold> {
     h
 }
 
-/// Where the service of the member at `addr` lets a test hold a request: `forward-committed`,
-/// after a forwarded batch was committed and before the leader answers; `append-replied`,
+/// Where the service of the member at `addr` lets a test hold a request: `forward-received`,
+/// before a forwarded batch is proposed; `forward-committed`, after a forwarded batch was
+/// committed and before the leader answers; `append-replied`,
 /// after an AppendEntries with entries was appended and before the follower answers.
 pub(crate) async fn pause_point(addr: &str, point: &str) {
     let Some(name) = addr.strip_prefix("mem:") else {

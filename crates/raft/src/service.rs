@@ -56,6 +56,8 @@ async fn append(member: &Member, payload: pb::Payload) -> Result<pb::Payload, St
 /// Proposes a follower's forwarded commands; one reply per command, in order, once all are
 /// committed (or failed).
 async fn forward(member: &Member, cmds: Vec<Command>) -> Vec<pb::ForwardReply> {
+    #[cfg(feature = "in-process")]
+    crate::router::pause_point(&member.identity().raft_addr, "forward-received").await;
     // All are queued for the proposer before any is awaited, so they share entries.
     let results =
         futures::future::join_all(cmds.into_iter().map(|cmd| member.propose_forwarded(cmd))).await;

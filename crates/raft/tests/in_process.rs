@@ -251,3 +251,34 @@ async fn a_follower_whose_append_replies_are_late_catches_up_on_the_same_stream(
         "no election: the slow follower kept hearing its leader"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_write_whose_leader_dies_before_proposing_it_is_sent_again_at_once() {
+    let mut c = Cluster::start().await;
+    let l = c.leader().await;
+    let f = (0..3).find(|i| *i != l).unwrap();
+    let other = (0..3).find(|i| *i != l && *i != f).unwrap();
+    // Open the follower's forwarding stream to this leader first.
+    insert(c.member(f), "before").await;
+    let hold = router::hold(&c.names[l], "forward-received");
+    let writer = c.member(f).clone();
+    let started = std::time::Instant::now();
+    let write = tokio::spawn(async move { insert(&writer, "resent").await });
+    tokio::time::timeout(WITHIN, hold.arrived())
+        .await
+        .expect("the forwarded write reached the leader");
+    // The leader dies with the batch on the stream, never proposed: the broken stream fails
+    // it at once and the follower sends it to the next leader, well before the write wait
+    // (10 s here) would have ended the wait for an answer.
+    c.kill(l).await;
+    hold.release();
+    tokio::time::timeout(WITHIN, write)
+        .await
+        .expect("the write is answered after the failover")
+        .unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert_ne!(c.leader().await, l);
+    assert_eq!(rows_named(c.member(f), "resent").await, 1);
+    assert_eq!(rows_named(c.member(other), "resent").await, 1);
+}
