@@ -303,10 +303,16 @@ impl Sent {
         }
     }
 
-    /// Whether `rpc` asks for what is already being sent: the same leader, from the same
-    /// previous entry (so its entries start alike; the reader bounds both by bytes).
+    /// Whether `rpc` asks for what is already being sent: entries, from the same leader and
+    /// the same previous entry (so its entries start alike; the reader bounds both by bytes).
+    /// A request without entries is never one to wait for: the answer to a heartbeat says
+    /// nothing of the entries a retry carries (read as theirs, it took the follower's match
+    /// back to nothing, and the leader went back to a snapshot for it).
     fn serves(&self, rpc: &AppendEntriesRequest<TypeConfig>) -> bool {
-        self.vote == rpc.vote && self.prev == rpc.prev_log_id
+        self.last.is_some()
+            && !rpc.entries.is_empty()
+            && self.vote == rpc.vote
+            && self.prev == rpc.prev_log_id
     }
 
     /// An empty AppendEntries that keeps the follower hearing from its leader while this one
@@ -487,7 +493,7 @@ impl Peer {
         let wanted_last = rpc.entries.last().map(|e| e.log_id);
         let in_flight = self.stream.as_ref().and_then(|s| s.in_flight);
         match in_flight {
-            Some(sent) if sent.serves(&rpc) && !rpc.entries.is_empty() => {
+            Some(sent) if sent.serves(&rpc) => {
                 // A retry of the request whose reply is late: keep the follower hearing from
                 // its leader on a call of its own (the stream is busy), then wait on.
                 let beat: AppendResult = self.call(Rpc::Append, &sent.heartbeat(), &option).await;
@@ -730,6 +736,54 @@ mod tests {
         assert!(e.starts_with(crate::member::MIXED_TLS), "{e}");
         assert!(e.contains("10.0.0.3:1"), "{e}");
         assert!(crate::member::check_same_transport("tcp:a:1", ["b:2", "tcp:c:3"]).is_ok());
+    }
+
+    fn append(
+        prev: u64,
+        entries: std::ops::RangeInclusive<u64>,
+    ) -> AppendEntriesRequest<TypeConfig> {
+        let id = |i: u64| LogId::new(openraft::CommittedLeaderId::new(1, 1), i);
+        AppendEntriesRequest {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: Some(id(prev)),
+            leader_commit: Some(id(prev)),
+            entries: entries
+                .map(|i| openraft::Entry {
+                    log_id: id(i),
+                    payload: openraft::EntryPayload::Blank,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn only_a_request_with_entries_is_waited_for_by_a_retry() {
+        let with_entries = Sent::of(&append(5, 6..=8));
+        assert!(
+            with_entries.serves(&append(5, 6..=9)),
+            "the same entries and more"
+        );
+        assert!(
+            !with_entries.serves(&append(8, 9..=9)),
+            "another previous entry"
+        );
+        let empty = append(5, 1..=0);
+        assert!(
+            !with_entries.serves(&empty),
+            "a heartbeat is sent on its own"
+        );
+        // A late heartbeat: its answer is no answer for entries.
+        let heartbeat = Sent::of(&empty);
+        assert!(!heartbeat.serves(&append(5, 6..=8)));
+        // The answer for a retry that wanted more than was sent is what was sent.
+        let partial = with_entries.answer_for(
+            Some(LogId::new(openraft::CommittedLeaderId::new(1, 1), 9)),
+            Ok(AppendEntriesResponse::Success),
+        );
+        assert_eq!(
+            partial.unwrap(),
+            AppendEntriesResponse::PartialSuccess(with_entries.last)
+        );
     }
 
     #[tokio::test]
