@@ -33,6 +33,9 @@ pub const QUEUE_LEN: usize = 16 * 1024;
 pub const MAX_BATCH: usize = 1024;
 /// Batches sent and not yet answered, at most.
 pub const MAX_IN_FLIGHT: usize = 8;
+/// How long opening the forwarding stream to a leader may take (it answers at once when alive;
+/// the connection's own dial is bounded by `network::CONNECT_TIMEOUT`).
+const OPEN_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Why a forwarded command did not commit (the caller retries, possibly elsewhere).
 #[derive(Debug, Clone, PartialEq)]
@@ -281,9 +284,15 @@ impl Links {
         };
         let mut client = crate::network::client(addr).map_err(|e| unreachable(e.to_string()))?;
         let (requests, rx) = mpsc::channel(2 * MAX_IN_FLIGHT);
-        let opened = client
-            .forward_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await;
+        // A live leader answers the opening at once. Bounded well below the write wait: the
+        // other writers wait on this opening (the lock), and after the leader stopped
+        // answering (SIGSTOP, a partition) they must get to the next one without waiting it.
+        let opened = tokio::time::timeout(
+            OPEN_TIMEOUT,
+            client.forward_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+        )
+        .await
+        .map_err(|_| unreachable("opening the forwarding stream timed out".into()))?;
         let replies = match opened {
             Ok(replies) => replies.into_inner(),
             Err(status) if status.code() == tonic::Code::Unimplemented => {
