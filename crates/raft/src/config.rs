@@ -66,9 +66,16 @@ pub const HISTORY_SNAPSHOT_BYTES: usize = 16 * 1024 * 1024;
 /// client sessions' runtime: openraft's core and replication, the peer service, the proposer,
 /// the forwarder, leases and applying. With a runtime of their own, a storm of client sessions
 /// writing monitor replies cannot queue a heartbeat behind them: the OS scheduler shares the
-/// cores between the two runtimes' threads, and tokio has no priorities within one. Two, so an
-/// apply that holds one thread (`block_in_place`) leaves the other to openraft's core.
-pub const RAFT_RUNTIME_THREADS: usize = 2;
+/// cores between the two runtimes' threads, and tokio has no priorities within one.
+///
+/// One: this work is a chain of hand-offs (a request, the core, the log, replication, the
+/// apply) with little to run in parallel, and a second idle worker is woken to look for work at
+/// each step. With two, one writer cost 43 context switches and 1.0-1.2 ms of CPU per write over
+/// a 3-member cluster; with one, 28 and 0.86-1.0 ms, and p50 went down 10-15 %
+/// (docs/performance.md, "One Raft worker"). The long CPU work on this runtime (a large apply, a
+/// snapshot decoded, the state it replaces dropped) runs in `block_in_place`, which hands the
+/// worker's other tasks to a fresh thread meanwhile, so openraft's core is not held behind it.
+pub const RAFT_RUNTIME_THREADS: usize = 1;
 /// sled page cache for the Raft log and snapshots. The databases themselves live in memory.
 pub const DEFAULT_STORAGE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 

@@ -123,6 +123,20 @@ impl StateMachine {
 /// Entries carrying at least this many bytes of commands are applied off the async workers.
 const BLOCKING_APPLY_BYTES: usize = 256 * 1024;
 
+/// Runs long CPU work so that the runtime's other tasks (openraft's core: heartbeats, votes) go
+/// on meanwhile: on a multi-thread runtime, tokio hands this worker's queue to another thread
+/// first (`block_in_place`), which is what lets the member's Raft runtime have one worker
+/// (`config::RAFT_RUNTIME_THREADS`). A current-thread runtime (tests) just runs it.
+fn off_the_workers<R>(f: impl FnOnce() -> R) -> R {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
+    }
+}
+
 impl StateMachine {
     fn apply_entries(&self, entries: Vec<openraft::Entry<TypeConfig>>) -> Vec<Outcome> {
         let mut outcomes = Vec::new();
@@ -253,10 +267,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // Applying is CPU work under the state lock (a 60 MB transaction takes a while). On a
         // runtime worker it would hold up every task queued there, openraft's core among them
         // (heartbeats, votes): large applies move the other tasks to another thread first.
-        let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
-            == tokio::runtime::RuntimeFlavor::MultiThread;
-        if bytes >= BLOCKING_APPLY_BYTES && multi_thread {
-            Ok(tokio::task::block_in_place(|| self.apply_entries(entries)))
+        if bytes >= BLOCKING_APPLY_BYTES {
+            Ok(off_the_workers(|| self.apply_entries(entries)))
         } else {
             Ok(self.apply_entries(entries))
         }
@@ -279,14 +291,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let bytes = snapshot.into_inner();
-        let restored = ReplicatedState::restore(&bytes).map_err(io_err)?;
+        // Decoding a snapshot (1.6 s for 100k OVN ports) and dropping the state it replaces are
+        // the longest CPU work a member does; not on the Raft runtime's worker (see `apply`).
+        let restored = off_the_workers(|| ReplicatedState::restore(&bytes)).map_err(io_err)?;
         self.snapshots.save(meta, &bytes).await.map_err(io_err)?;
-        {
+        let replaced = {
             let mut state = self.shared.state.write().unwrap();
-            *state = restored;
             *self.shared.applied.write().unwrap() =
                 (meta.last_log_id, meta.last_membership.clone());
-        }
+            std::mem::replace(&mut *state, restored)
+        };
+        off_the_workers(|| drop(replaced));
         let observer = self.shared.observer.read().unwrap().clone();
         if let Some(index) = meta.last_log_id.map(|l| l.index) {
             self.shared.applied_index.send_replace(index);
@@ -324,5 +339,47 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 meta: s.meta,
                 snapshot: Box::new(Cursor::new(s.data)),
             }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// The member's Raft runtime has one worker: long work must not stop its other tasks (a
+    /// ticker stands for openraft's core here). Without `block_in_place` the ticker cannot run
+    /// at all while the work holds the only worker.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn long_work_leaves_the_only_worker_to_the_other_tasks() {
+        let ticks = Arc::new(AtomicU64::new(0));
+        let ticker = tokio::spawn({
+            let ticks = ticks.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let during = tokio::spawn({
+            let ticks = ticks.clone();
+            async move {
+                super::off_the_workers(|| {
+                    let before = ticks.load(Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(500));
+                    ticks.load(Ordering::Relaxed) - before
+                })
+            }
+        })
+        .await
+        .unwrap();
+        ticker.abort();
+        assert!(
+            during >= 5,
+            "the other tasks ran {during} times in 500 ms of long work"
+        );
     }
 }
