@@ -164,6 +164,11 @@ pub enum Command {
         /// member (other members still have them; a single member loses them for good).
         #[arg(long)]
         repair_log_tail: bool,
+        /// Worker threads of the member's Raft runtime (openraft, replication, the peer service,
+        /// applying), apart from the client sessions'. One is fastest for small transactions; a
+        /// second helps loads of multi-megabyte transactions on a machine with cores to spare.
+        #[arg(long, default_value_t = halyard_raft::config::RAFT_RUNTIME_THREADS as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
+        raft_threads: u16,
         /// BROKEN ON PURPOSE, for the fault suite only: acknowledge writes from a dry run
         /// without committing them, so the suite can show that its checker catches lost writes.
         #[arg(long, hide = true)]
@@ -434,6 +439,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             write_wait_ms,
             snapshot_every,
             repair_log_tail,
+            raft_threads,
             unsafe_ack_before_commit,
             max_entry_bytes,
             server,
@@ -448,6 +454,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 heartbeat_ms: halyard_raft::config::heartbeat_for(election_timer),
                 snapshot_every,
                 repair_log_tail,
+                raft_threads: raft_threads.into(),
                 unsafe_ack_before_commit,
                 max_entry_bytes,
                 ..MemberConfig::default()
@@ -546,7 +553,7 @@ pub(crate) async fn serve(
         }
         None => None,
     };
-    let raft_runtime = RaftRuntime::new()?;
+    let raft_runtime = RaftRuntime::new(config.raft_threads)?;
     let member = raft_runtime
         .spawn(Member::start(data_dir.to_path_buf(), config))
         .await
@@ -607,8 +614,8 @@ pub(crate) async fn serve(
 struct RaftRuntime(Option<tokio::runtime::Runtime>);
 
 impl RaftRuntime {
-    fn new() -> Result<RaftRuntime> {
-        let rt = crate::trim::runtime_builder(Some(halyard_raft::config::RAFT_RUNTIME_THREADS))
+    fn new(threads: usize) -> Result<RaftRuntime> {
+        let rt = crate::trim::runtime_builder(Some(threads))
             .thread_name("raft")
             .build()
             .context("starting the member's runtime")?;

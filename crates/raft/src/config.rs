@@ -75,6 +75,9 @@ pub const HISTORY_SNAPSHOT_BYTES: usize = 16 * 1024 * 1024;
 /// (docs/performance.md, "One Raft worker"). The long CPU work on this runtime (a large apply, a
 /// snapshot decoded, the state it replaces dropped) runs in `block_in_place`, which hands the
 /// worker's other tasks to a fresh thread meanwhile, so openraft's core is not held behind it.
+/// The cost: loads of multi-megabyte transactions (the 16 KB-value bulk load) run 15-25 %
+/// slower than with two on the 2-core bench machine; `halyard serve --raft-threads 2` for a
+/// site whose writes are mostly such transactions.
 pub const RAFT_RUNTIME_THREADS: usize = 1;
 /// sled page cache for the Raft log and snapshots. The databases themselves live in memory.
 pub const DEFAULT_STORAGE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -92,6 +95,9 @@ pub struct MemberConfig {
     /// instead of refusing to start (`halyard serve --repair-log-tail`). An operator decision:
     /// the truncated entries are gone from this member.
     pub repair_log_tail: bool,
+    /// Worker threads of the member's Raft runtime ([`RAFT_RUNTIME_THREADS`]; `halyard serve
+    /// --raft-threads`). Read by the binary that builds the runtime.
+    pub raft_threads: usize,
     /// Test-only, broken on purpose (`halyard serve --unsafe-ack-before-commit`, hidden): a
     /// write is answered from a dry run on a copy of the state and never proposed, so the fault
     /// suite can show its checker catches acknowledged writes that were not committed.
@@ -114,6 +120,7 @@ impl Default for MemberConfig {
             storage_cache_bytes: DEFAULT_STORAGE_CACHE_BYTES,
             lock_lease: DEFAULT_LOCK_LEASE,
             repair_log_tail: false,
+            raft_threads: RAFT_RUNTIME_THREADS,
             unsafe_ack_before_commit: false,
             max_entry_bytes: MAX_ENTRY_BYTES,
         }
