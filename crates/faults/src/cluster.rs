@@ -367,6 +367,13 @@ impl Cluster {
     }
 
     /// The member currently leading (highest term among those that say they lead).
+    /// Waits until member `index` answers a status request, or until `deadline`.
+    pub async fn wait_answering(&self, index: usize, deadline: tokio::time::Instant) {
+        while self.status(index).await.is_none() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn leader(&self) -> Option<usize> {
         let mut best: Option<(u64, usize)> = None;
         for i in self.in_cluster() {

@@ -12,6 +12,9 @@ use anyhow::Result;
 use crate::cluster::Cluster;
 use crate::workload::Shared;
 
+/// How long a restarted member may take to load its data and answer again.
+const RESTART_WAIT: Duration = Duration::from_secs(120);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
     KillLeader,
@@ -89,11 +92,9 @@ pub async fn inject(
             }
             // No leader is possible until the processes are back and have loaded their data:
             // the leaderless stretch that counts begins when every member answers again.
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+            let deadline = tokio::time::Instant::now() + RESTART_WAIT;
             for i in &all {
-                while cluster.status(*i).await.is_none() && tokio::time::Instant::now() < deadline {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                cluster.wait_answering(*i, deadline).await;
             }
             shared
                 .leader_watch
@@ -183,6 +184,11 @@ pub async fn inject(
             cluster.kill(new);
             tokio::time::sleep(hold / 2).await;
             cluster.spawn(new)?;
+            // It loads its state before it listens: with the soak's large values, a snapshot of
+            // hundreds of MB takes seconds, and a promote sent meanwhile is refused.
+            cluster
+                .wait_answering(new, tokio::time::Instant::now() + RESTART_WAIT)
+                .await;
             let out = cluster.promote(new, leader).await?;
             format!(
                 "non-voting m{new} joined, was cut off from {others:?} then killed for {:?} each, restarted, promoted ({out})",

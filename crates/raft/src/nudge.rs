@@ -14,6 +14,14 @@
 //! a whole election timer plus a random fraction of one (normal elections start within 0.75-1 of
 //! it), and then calls an election directly, which skips the penalty. A member that hears a leader
 //! is never nudged, so a healthy leader is not deposed by it.
+//!
+//! Silence is counted from the last leader heard or from the last moment this member led itself,
+//! whichever is later. A leader cut off from its peers hears no other leader while the majority
+//! elects one; counted from its last contact with a leader, the silence it came out of a healed
+//! partition with was already longer than an election, and it called one at the first tick after
+//! stepping down, before the new leader's first heartbeat reached it. That election deposed the
+//! new leader (no pre-vote in openraft 0.9), whose own lock owners were then told `stolen`: the
+//! lock-lease test caught it once in twenty runs.
 
 use std::sync::Weak;
 use std::time::{Duration, Instant};
@@ -24,6 +32,12 @@ use crate::member::Member;
 fn jitter(max: Duration) -> Duration {
     let r = uuid::Uuid::new_v4().as_u128() as u64;
     Duration::from_millis(r % (max.as_millis() as u64).max(1))
+}
+
+/// How long this member has been without a leader: since it last heard one, or since it last
+/// led itself, whichever is later (`started` when neither happened yet).
+fn silence(heard: Option<Instant>, led: Option<Instant>, started: Instant) -> Duration {
+    heard.max(led).unwrap_or(started).elapsed()
 }
 
 pub(crate) async fn run(member: Weak<Member>) {
@@ -37,6 +51,8 @@ pub(crate) async fn run(member: Weak<Member>) {
     // voter that lost contact nudged in the same rhythm, their candidacies kept splitting the
     // vote, and a 5-member cluster once went 6 s and 8 terms without a leader.
     let mut next_nudge: Option<Instant> = None;
+    // The last tick at which this member was the leader.
+    let mut led: Option<Instant> = None;
     loop {
         tokio::time::sleep(tick).await;
         let Some(m) = member.upgrade() else { return };
@@ -47,10 +63,13 @@ pub(crate) async fn run(member: Weak<Member>) {
             patience = timer + jitter(timer / 4);
         }
         let status = m.status();
+        if status.is_leader {
+            led = Some(Instant::now());
+        }
         if status.is_leader || !m.is_voter() {
             continue;
         }
-        let silence = m.leader_contact().unwrap_or(started).elapsed();
+        let silence = silence(m.leader_contact(), led, started);
         if silence < patience || next_nudge.is_some_and(|t| Instant::now() < t) {
             continue;
         }
@@ -64,5 +83,34 @@ pub(crate) async fn run(member: Weak<Member>) {
         }
         next_nudge = Some(Instant::now() + timer / 2 + jitter(timer));
         patience = timer + jitter(timer / 4);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silence_counts_from_the_later_of_the_last_leader_heard_and_the_last_time_leading() {
+        let now = Instant::now();
+        let ago = |ms| now - Duration::from_millis(ms);
+        let close = |d: Duration, ms: u64| d.as_millis().abs_diff(ms as u128) < 200;
+        // (heard, led, started, expected silence in ms)
+        let cases = [
+            (Some(ago(3000)), None, ago(9000), 3000),
+            (None, None, ago(9000), 9000),
+            // A leader cut off for 2.3 s that stepped down just now: no silence yet.
+            (Some(ago(2300)), Some(ago(20)), ago(9000), 20),
+            (None, Some(ago(20)), ago(9000), 20),
+            // Led long ago, heard a leader since.
+            (Some(ago(500)), Some(ago(4000)), ago(9000), 500),
+        ];
+        for (heard, led, started, expected) in cases {
+            let got = silence(heard, led, started);
+            assert!(
+                close(got, expected),
+                "{heard:?} {led:?}: {got:?}, expected {expected} ms"
+            );
+        }
     }
 }
