@@ -146,6 +146,7 @@ pub struct Hold {
     arrived: Notify,
     arrivals: std::sync::atomic::AtomicUsize,
     released: AtomicBool,
+    crashed: AtomicBool,
     release: Notify,
 }
 
@@ -166,6 +167,13 @@ impl Hold {
         self.released.store(true, Ordering::SeqCst);
         self.release.notify_waiters();
     }
+
+    /// Ends the held requests (and later ones) as a crash at this point would: at a
+    /// [`crash_point`], nothing after the point runs.
+    pub fn crash(&self) {
+        self.crashed.store(true, Ordering::SeqCst);
+        self.release();
+    }
 }
 
 /// Holds requests at `point` of the member `mem:NAME` (see [`pause_point`]) until the
@@ -176,6 +184,28 @@ pub fn hold(name: &str, point: &str) -> Arc<Hold> {
         .holds
         .insert((name.to_string(), point.to_string()), h.clone());
     h
+}
+
+/// Takes away the hold at `point` of the member `mem:NAME`: requests pass it again.
+pub fn unhold(name: &str, point: &str) {
+    router()
+        .holds
+        .remove(&(name.to_string(), point.to_string()));
+}
+
+/// A [`pause_point`] that a test may also [`Hold::crash`] at: true if it did, and the caller
+/// then stops as a crashed process would, before its next step. `snapshot-decoded`: a member
+/// installing a snapshot has decoded it and not saved it yet.
+pub(crate) async fn crash_point(addr: &str, point: &str) -> bool {
+    pause_point(addr, point).await;
+    let Some(name) = addr.strip_prefix("mem:") else {
+        return false;
+    };
+    let key = (name.to_string(), point.to_string());
+    router()
+        .holds
+        .get(&key)
+        .is_some_and(|h| h.crashed.load(Ordering::SeqCst))
 }
 
 /// Where the service of the member at `addr` lets a test hold a request: `forward-received`,

@@ -86,6 +86,9 @@ impl Shared {
 pub struct StateMachine {
     shared: Arc<Shared>,
     snapshots: halyard_storage::SnapshotStore<TypeConfig>,
+    /// The member's Raft address, naming it at the in-process router's crash points.
+    #[cfg(feature = "in-process")]
+    raft_addr: String,
 }
 
 fn io_err(e: impl std::error::Error + 'static) -> StorageError {
@@ -97,6 +100,7 @@ impl StateMachine {
     #[allow(clippy::result_large_err)] // openraft's own error type; built once, at start.
     pub fn open(
         snapshots: halyard_storage::SnapshotStore<TypeConfig>,
+        #[cfg_attr(not(feature = "in-process"), allow(unused_variables))] raft_addr: &str,
     ) -> Result<(StateMachine, Arc<Shared>), StorageError> {
         let (state, applied, membership) = match snapshots.load_blocking().map_err(io_err)? {
             Some(stored) => {
@@ -114,6 +118,8 @@ impl StateMachine {
             StateMachine {
                 shared: shared.clone(),
                 snapshots,
+                #[cfg(feature = "in-process")]
+                raft_addr: raft_addr.to_string(),
             },
             shared,
         ))
@@ -294,6 +300,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // Decoding a snapshot (1.6 s for 100k OVN ports) and dropping the state it replaces are
         // the longest CPU work a member does; not on the Raft runtime's worker (see `apply`).
         let restored = off_the_workers(|| ReplicatedState::restore(&bytes)).map_err(io_err)?;
+        #[cfg(feature = "in-process")]
+        if crate::router::crash_point(&self.raft_addr, "snapshot-decoded").await {
+            return Err(io_err(std::io::Error::other(
+                "crashed at snapshot-decoded (in-process test)",
+            )));
+        }
         self.snapshots.save(meta, &bytes).await.map_err(io_err)?;
         let replaced = {
             let mut state = self.shared.state.write().unwrap();

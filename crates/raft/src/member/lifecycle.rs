@@ -152,7 +152,7 @@ impl Member {
         let identity: Identity = meta
             .get(META_IDENTITY)?
             .ok_or_else(|| MemberError::NotCreated(data_dir.display().to_string()))?;
-        let (sm, shared) = StateMachine::open(store.snapshot_store())
+        let (sm, shared) = StateMachine::open(store.snapshot_store(), &identity.raft_addr)
             .map_err(|e| MemberError::Startup(e.to_string()))?;
         let raft_config = Arc::new(
             config

@@ -92,7 +92,12 @@ where C: RaftTypeConfig
     SendVote { vote_req: VoteRequest<C::NodeId> },
 
     /// Purge log from the beginning to `upto`, inclusive.
-    PurgeLog { upto: LogId<C::NodeId> },
+    PurgeLog {
+        upto: LogId<C::NodeId>,
+        /// Halyard patch: run only once this condition holds. A purge that follows the
+        /// install of a snapshot waits for the state machine to have installed (saved) it.
+        when: Option<Condition<C::NodeId>>,
+    },
 
     /// Delete logs that conflict with the leader from a follower/learner since log id `since`,
     /// inclusive.
@@ -138,7 +143,7 @@ where
             (Command::RebuildReplicationStreams { targets },   Command::RebuildReplicationStreams { targets: b }, )                            => targets == b,
             (Command::SaveVote { vote },                       Command::SaveVote { vote: b })                                                  => vote == b,
             (Command::SendVote { vote_req },                   Command::SendVote { vote_req: b }, )                                            => vote_req == b,
-            (Command::PurgeLog { upto },                       Command::PurgeLog { upto: b })                                                  => upto == b,
+            (Command::PurgeLog { upto, when },                 Command::PurgeLog { upto: b, when: b_when })                                    => upto == b && when == b_when,
             (Command::DeleteConflictLog { since },             Command::DeleteConflictLog { since: b }, )                                      => since == b,
             (Command::Respond { when, resp: send },            Command::Respond { when: b_when, resp: b })                                     => send == b && when == b_when,
             (Command::StateMachine { command },                Command::StateMachine { command: b })                                           => command == b,
@@ -190,7 +195,7 @@ where C: RaftTypeConfig
             Command::RebuildReplicationStreams { .. } => None,
             Command::SaveVote { .. }                  => None,
             Command::SendVote { .. }                  => None,
-            Command::PurgeLog { .. }                  => None,
+            Command::PurgeLog { when, .. }            => when.as_ref(),
             Command::DeleteConflictLog { .. }         => None,
             Command::Respond { when, .. }             => when.as_ref(),
             // TODO(1): 

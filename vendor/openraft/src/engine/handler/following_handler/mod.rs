@@ -321,12 +321,16 @@ where C: RaftTypeConfig
         self.output.push_command(Command::from(sm::Command::install_full_snapshot(snapshot)));
         let last_sm_seq = self.output.last_sm_seq();
 
-        self.state.purge_upto = Some(snap_last_log_id);
-        self.log_handler().purge_log();
-
-        Some(Condition::StateMachineCommand {
+        // Halyard patch: upstream purges at once, while the state machine may still be
+        // installing the snapshot; a crash in between left the previous snapshot with its
+        // log entries purged, and the member could not start. The purge waits for the install.
+        let installed = Condition::StateMachineCommand {
             command_seq: last_sm_seq,
-        })
+        };
+        self.state.purge_upto = Some(snap_last_log_id);
+        self.log_handler().purge_log_when(Some(installed.clone()));
+
+        Some(installed)
     }
 
     /// Find the last 2 membership entries in a list of entries.
