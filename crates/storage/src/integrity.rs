@@ -3,7 +3,12 @@
 //! Every segment of the log ([`crate::log_files`]) is read back, every entry checked
 //! (framing, checksum, decoding, index agreement), and the indexes must be contiguous. Then:
 //! - all entries good: open proceeds;
-//! - the damage is confined to the tail (no good entry after the first bad
+//! - the damage is one last entry whose write was cut short by a crash (it ends in the
+//!   zeros of space the write never reached, or past the end of the file: see
+//!   [`log_files::torn_frame`]): cut it off, as repair below does, and log it at warn level.
+//!   Such an entry was never synced, so never acknowledged: a SIGKILL or power cut during
+//!   an append needs no operator;
+//! - any other damage confined to the tail (no good entry after the first bad
 //!   one): refuse with [`StorageError::CorruptLogTail`] naming the first bad
 //!   index, or, when the caller asked for `repair`, delete the damaged tail,
 //!   lower a persisted committed log id that pointed into it, flush, and log
@@ -39,13 +44,18 @@ pub struct LogCheck {
     /// segment only once all its entries are purged, and one interrupted after its marker
     /// leaves whole segments, deleted now.
     pub finished_purge: u64,
-    /// Damaged tail entries removed because `repair` was requested.
+    /// Damaged tail entries removed because `repair` was requested, or the one entry whose
+    /// write a crash cut short (`torn_write_cut`).
     pub repaired: u64,
+    /// The removed tail was a write cut short by a crash, removed without `repair`.
+    pub torn_write_cut: bool,
 }
 
 struct FirstBad {
     index: u64,
     reason: Corruption,
+    /// The damage is a write cut short (see [`log_files::torn_frame`]).
+    torn: bool,
     /// Segment (position in the scan list) and offset where the damage starts.
     segment: usize,
     offset: u64,
@@ -115,10 +125,12 @@ where
                 Err(reason) => {
                     bad_count += 1;
                     if first_bad.is_none() {
+                        let last = scan.frames.last().is_some_and(|f| f.offset == frame.offset);
                         // Position, not the stored index: the index itself may be the damage.
                         first_bad = Some(FirstBad {
                             index: prev_index.map_or(0, |p| p + 1),
                             reason,
+                            torn: last && scan.damage.is_none() && log_files::torn_frame(frame),
                             segment: n,
                             offset: frame.offset,
                         });
@@ -130,6 +142,9 @@ where
             let bad = FirstBad {
                 index: prev_index.map_or(0, |p| p + 1),
                 reason: reason.clone(),
+                // A frame running past the end of the file: written into a file that was
+                // not preallocated (or cut by a truncation), and stopped short.
+                torn: matches!(reason, Corruption::TooShort { .. }),
                 segment: n,
                 offset: scan.end,
             };
@@ -152,13 +167,15 @@ where
                 last_index: last_good.as_ref().map(|(i, _)| *i),
                 finished_purge,
                 repaired: 0,
+                torn_write_cut: false,
             },
             scans,
         ));
     };
 
     let committed_lost = committed.as_ref().is_some_and(|c| c.index >= bad.index);
-    if !repair {
+    let torn_write_cut = bad.torn && bad_count == 1;
+    if !repair && !torn_write_cut {
         return Err(StorageError::CorruptLogTail {
             index: bad.index,
             last_good: last_good.as_ref().map(|(i, _)| *i),
@@ -199,21 +216,32 @@ where
         }
     }
     sled.flush()?;
-    tracing::error!(
-        first_bad = bad.index,
-        removed = repaired,
-        last_good = ?last_good.as_ref().map(|(i, _)| *i),
-        committed_lost,
-        reason = %bad.reason,
-        "REPAIRED the raft log by truncating its corrupt tail; the removed entries are lost on \
-         this member and will be re-replicated by the leader if they were committed"
-    );
+    if torn_write_cut {
+        tracing::warn!(
+            index = bad.index,
+            last_good = ?last_good.as_ref().map(|(i, _)| *i),
+            reason = %bad.reason,
+            "cut off the last raft log entry: its write was cut short by a crash, so it was \
+             never synced nor acknowledged; the leader sends it again if it is in the log"
+        );
+    } else {
+        tracing::error!(
+            first_bad = bad.index,
+            removed = repaired,
+            last_good = ?last_good.as_ref().map(|(i, _)| *i),
+            committed_lost,
+            reason = %bad.reason,
+            "REPAIRED the raft log by truncating its corrupt tail; the removed entries are lost \
+             on this member and will be re-replicated by the leader if they were committed"
+        );
+    }
     Ok((
         LogCheck {
             first_index,
             last_index: last_good.as_ref().map(|(i, _)| *i),
             finished_purge,
             repaired,
+            torn_write_cut,
         },
         scans,
     ))

@@ -19,8 +19,11 @@
 //! # Integrity
 //! Every record carries a format byte and a CRC-32 of its key and bytes
 //! (module `record`). Opening a store reads the whole log back ([`integrity`]):
-//! - a damaged **tail** (damaged entries with no good entry after them, e.g. a
-//!   torn write) makes `open` fail with [`StorageError::CorruptLogTail`], which
+//! - a last entry whose **write a crash cut short** (it ends in zeros from a sector
+//!   boundary, or past the end of its file) was never synced nor acknowledged: it is cut
+//!   off, with a warning, and the store opens (`LogCheck::torn_write_cut`);
+//! - any other damaged **tail** (damaged entries with no good entry after them)
+//!   makes `open` fail with [`StorageError::CorruptLogTail`], which
 //!   names the first bad index and the last good one; opening with
 //!   [`StoreOptions::repair`] instead truncates the log to the last good entry
 //!   (lowering a persisted committed id that pointed past it) and logs the

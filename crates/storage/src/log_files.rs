@@ -159,6 +159,27 @@ fn valid_frame_after(bytes: &[u8], from: usize) -> bool {
     })
 }
 
+/// The granularity a write cut short is recognised at: the kernel stops a write to a file
+/// between pages (4 KiB) when the writing process is killed, and a power cut loses whole
+/// unsynced sectors (512 bytes); both are multiples of this.
+const TORN_WRITE_ALIGN: u64 = 512;
+
+/// Whether `frame`, whose record is damaged, is a write that was cut short rather than bytes
+/// that changed after they were written: its record is all zeros from a 512-byte boundary of the
+/// file to its end, the preallocated space (or a truncated file's hole) that the write never
+/// reached. A record is JSON text after its header and holds no zero byte, so damage to an entry
+/// that was written whole does not look like this.
+pub(crate) fn torn_frame(frame: &Frame) -> bool {
+    let start = frame.offset + FRAME_HEADER as u64;
+    let end = start + frame.record.len() as u64;
+    let written = frame
+        .record
+        .iter()
+        .rposition(|b| *b != 0)
+        .map_or(0, |p| p + 1) as u64;
+    (start + written).next_multiple_of(TORN_WRITE_ALIGN) < end
+}
+
 /// Writes a frame into `buf`.
 pub(crate) fn encode_frame(buf: &mut Vec<u8>, index: u64, record: &[u8]) {
     let len = u32::try_from(record.len()).expect("a log entry under 4 GiB");
