@@ -314,7 +314,22 @@ impl Cluster {
 
     /// `halyard kick` (run from the client namespace, through a live member), then stops it.
     pub async fn kick(&mut self, index: usize, through: usize) -> Result<String> {
-        let out = self.admin("kick", index, through).await?;
+        let out = match self.admin("kick", index, through).await {
+            Ok(out) => out,
+            // The change may have been committed all the same (the answer was lost, or came
+            // after a leader change): a member already out of the configuration is removed,
+            // or the suite would restart it, again and again, as if it had crashed.
+            Err(e) => {
+                let target = self.member(index).raft_addr();
+                let report = self.status(through).await;
+                match report {
+                    Some(r) if !r.members.iter().any(|p| p.address == target) => {
+                        format!("{e:#}; but m{index} is no longer a member")
+                    }
+                    _ => return Err(e),
+                }
+            }
+        };
         self.member_mut(index).removed = true;
         self.kill(index);
         Ok(out)
