@@ -16,6 +16,8 @@ struct Probe {
     done: tokio::sync::oneshot::Sender<()>,
     /// Holds the flusher thread inside this completion until released.
     gate: Option<std::sync::mpsc::Receiver<()>>,
+    /// Stands for a follower's append, which openraft awaits.
+    awaited: bool,
 }
 
 impl Completion for Probe {
@@ -29,6 +31,10 @@ impl Completion for Probe {
         if let Some(gate) = self.gate {
             let _ = gate.recv();
         }
+    }
+
+    fn awaited(&self) -> bool {
+        self.awaited
     }
 }
 
@@ -72,6 +78,7 @@ async fn a_completion_fires_only_after_its_write_reached_the_file() {
             log: log.clone(),
             done: tx,
             gate: None,
+            awaited: false,
         })
         .await
         .unwrap();
@@ -105,6 +112,7 @@ async fn queued_appends_share_flushes_and_complete_in_order() {
                 log: log.clone(),
                 done: tx,
                 gate: gate.take(),
+                awaited: false,
             })
             .await
             .unwrap();
@@ -136,7 +144,61 @@ async fn queued_appends_share_flushes_and_complete_in_order() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_awaited_append_is_synced_in_the_caller_unless_the_thread_is_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::Config::new()
+        .path(dir.path())
+        .flush_every_ms(None)
+        .open()
+        .unwrap();
+    let flusher = Flusher::<Probe>::start(sync_sled(db.clone()), || {}).unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let probe = |seq, marker: Option<Vec<u8>>, gate, awaited| {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let p = Probe {
+            seq,
+            dir: marker.map(|m| (dir.path().to_path_buf(), m)),
+            log: log.clone(),
+            done: tx,
+            gate,
+            awaited,
+        };
+        (p, rx)
+    };
+    // Idle: completed before `submit` returns, after the write reached the file.
+    let marker = b"halyard-inline-marker-2c9e".to_vec();
+    db.insert(b"k", marker.clone()).unwrap();
+    assert!(
+        !files_contain(dir.path(), &marker),
+        "sled wrote before any flush"
+    );
+    let (p, _rx) = probe(0, Some(marker), None, true);
+    flusher.submit(p).await.unwrap();
+    assert_eq!(*log.lock().unwrap(), vec![(0, true, true)]);
+    assert_eq!(flusher.stats().inline_flushes, 1);
+    // The thread holds an earlier append: the awaited one queues behind it, in order.
+    let (release, gate) = std::sync::mpsc::channel();
+    let (p, first) = probe(1, None, Some(gate), false);
+    flusher.submit(p).await.unwrap();
+    first.await.unwrap();
+    let (p, second) = probe(2, None, None, true);
+    flusher.submit(p).await.unwrap();
+    assert_eq!(
+        log.lock().unwrap().len(),
+        2,
+        "completed ahead of the held append"
+    );
+    release.send(()).unwrap();
+    second.await.unwrap();
+    let order: Vec<usize> = log.lock().unwrap().iter().map(|(s, _, _)| *s).collect();
+    assert_eq!(order, vec![0, 1, 2]);
+    let stats = flusher.stats();
+    assert_eq!(stats.inline_flushes, 1);
+    assert_eq!(stats.flushes, 3);
+}
+
 /// The flusher's sync step as a plain sled flush, so the probe can see what it wrote out.
-fn sync_sled(db: sled::Db) -> impl Fn() -> std::io::Result<()> + Send + 'static {
+fn sync_sled(db: sled::Db) -> impl Fn() -> std::io::Result<()> + Send + Sync + 'static {
     move || db.flush().map(drop).map_err(std::io::Error::other)
 }

@@ -57,6 +57,13 @@ where C: RaftTypeConfig
         }
     }
 
+    /// Halyard patch: `RaftCore` waits for this completion before it runs its next command
+    /// (every append but a leader's own). A store whose sync is quick may then sync in the
+    /// caller and complete at once, rather than wake another thread and be woken back.
+    pub fn is_awaited(&self) -> bool {
+        matches!(self.tx, FlushedTx::Oneshot(_))
+    }
+
     /// Report log io completion event.
     ///
     /// It will be called when the log is successfully appended to the storage or an error occurs.
