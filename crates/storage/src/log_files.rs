@@ -249,6 +249,8 @@ pub(crate) struct LogFiles {
     segments: RwLock<Segments>,
     /// Files written since their last sync.
     dirty: Mutex<Vec<Arc<File>>>,
+    /// Held for a whole [`LogFiles::sync`].
+    syncing: Mutex<()>,
 }
 
 /// An entry read back: its index and sealed record.
@@ -308,6 +310,7 @@ impl LogFiles {
             segment_bytes,
             segments: RwLock::new(Segments { map }),
             dirty: Mutex::new(Vec::new()),
+            syncing: Mutex::new(()),
         })
     }
 
@@ -388,6 +391,10 @@ impl LogFiles {
 
     /// Makes every append so far durable.
     pub(crate) fn sync(&self) -> io::Result<()> {
+        // One sync at a time: a second caller (the vote being saved while the flusher syncs a
+        // leader's appends, say) would otherwise find the dirty list already taken and return
+        // before the files it needs durable are synced.
+        let _one = self.syncing.lock().expect("sync lock");
         let files = std::mem::take(&mut *self.dirty.lock().expect("dirty lock"));
         for (n, f) in files.iter().enumerate() {
             if let Err(e) = f.sync_data() {

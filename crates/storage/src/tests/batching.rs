@@ -53,13 +53,7 @@ fn files_contain(dir: &Path, needle: &[u8]) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_completion_fires_only_after_its_write_reached_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    // No periodic background flush: only the flusher may write the value out.
-    let db = sled::Config::new()
-        .path(dir.path())
-        .flush_every_ms(None)
-        .open()
-        .unwrap();
-    let flusher = Flusher::<Probe>::start(sync_sled(db.clone()), || {}).unwrap();
+    let (db, flusher) = sled_and_flusher(dir.path());
     let marker = b"halyard-durability-marker-7f3a9c1e".to_vec();
     db.insert(b"k", marker.clone()).unwrap();
     // Control: sled keeps the write in memory until flushed, so the check
@@ -89,12 +83,7 @@ async fn a_completion_fires_only_after_its_write_reached_the_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_appends_share_flushes_and_complete_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let db = sled::Config::new()
-        .path(dir.path())
-        .flush_every_ms(None)
-        .open()
-        .unwrap();
-    let flusher = Flusher::<Probe>::start(sync_sled(db.clone()), || {}).unwrap();
+    let (db, flusher) = sled_and_flusher(dir.path());
     let log = Arc::new(Mutex::new(Vec::new()));
     let n = 2000;
     let mut waits = Vec::new();
@@ -147,12 +136,7 @@ async fn queued_appends_share_flushes_and_complete_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_awaited_append_is_synced_in_the_caller_unless_the_thread_is_busy() {
     let dir = tempfile::tempdir().unwrap();
-    let db = sled::Config::new()
-        .path(dir.path())
-        .flush_every_ms(None)
-        .open()
-        .unwrap();
-    let flusher = Flusher::<Probe>::start(sync_sled(db.clone()), || {}).unwrap();
+    let (db, flusher) = sled_and_flusher(dir.path());
     let log = Arc::new(Mutex::new(Vec::new()));
     let probe = |seq, marker: Option<Vec<u8>>, gate, awaited| {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -196,6 +180,18 @@ async fn an_awaited_append_is_synced_in_the_caller_unless_the_thread_is_busy() {
     let stats = flusher.stats();
     assert_eq!(stats.inline_flushes, 1);
     assert_eq!(stats.flushes, 3);
+}
+
+/// A sled database that writes only when flushed (no periodic background flush, so only the
+/// flusher writes values out) and a flusher syncing it.
+fn sled_and_flusher(dir: &Path) -> (sled::Db, Flusher<Probe>) {
+    let db = sled::Config::new()
+        .path(dir)
+        .flush_every_ms(None)
+        .open()
+        .unwrap();
+    let flusher = Flusher::<Probe>::start(sync_sled(db.clone()), || {}).unwrap();
+    (db, flusher)
 }
 
 /// The flusher's sync step as a plain sled flush, so the probe can see what it wrote out.
