@@ -577,6 +577,39 @@ fn a_leader_cut_off_from_its_quorum_steps_down() {
     );
 }
 
+/// A follower stopped for a few seconds (SIGSTOP: a stalled VM, a long swap-in) comes back to a
+/// healthy leader and follows it. It used to call an election at once, its silence as long as
+/// the stop, before reading the heartbeats waiting on its sockets; openraft 0.9 has no pre-vote,
+/// so that deposed the leader (and moved its locks) after every such pause.
+#[test]
+fn a_follower_back_from_a_pause_leaves_the_leader_in_place() {
+    let mut cluster = Cluster::start(3, &[NB_SCHEMA], &[]);
+    let leader = cluster.wait_leader(Duration::from_secs(60));
+    let term = |cluster: &Cluster, i: usize| {
+        cluster.members[i - 1]
+            .raft_status()
+            .map(|s| s["term"].clone())
+            .expect("member answers")
+    };
+    let before = term(&cluster, leader);
+    for pause in [Duration::from_secs(3), Duration::from_millis(1500)] {
+        let f = (1..=3).find(|i| *i != leader).unwrap();
+        signal(&cluster.members[f - 1], "-STOP");
+        std::thread::sleep(pause);
+        signal(&cluster.members[f - 1], "-CONT");
+        // Two election timers (1 s each by default): time enough for the election it used to call.
+        std::thread::sleep(Duration::from_secs(2));
+        for i in 1..=3 {
+            assert_eq!(
+                term(&cluster, i),
+                before,
+                "m{i} after m{f} was stopped for {pause:?}"
+            );
+        }
+        assert_eq!(cluster.wait_leader(Duration::from_secs(5)), leader);
+    }
+}
+
 /// The failure that matters for `ovn-northd`: the leader dies with the session that holds a
 /// lock, and a session on another member waits for it. The new leader knows its predecessor's
 /// owners stood down half an election timer after losing their quorum, so it hands the lock

@@ -206,6 +206,11 @@ where
 
     pub(crate) command_state: CommandState,
 
+    /// Halyard patch: when the last election tick was handled, and the last tick that came so
+    /// late that this node had not been running (see `handle_tick_election`).
+    pub(crate) last_election_tick: Option<InstantOf<C>>,
+    pub(crate) resumed_at: Option<InstantOf<C>>,
+
     pub(crate) span: Span,
 
     pub(crate) _p: PhantomData<SM>,
@@ -1461,6 +1466,21 @@ where
 
         tracing::debug!("try to trigger election by tick, now: {:?}", now);
 
+        // Halyard patch: a tick far later than the tick interval means this node was not running
+        // (SIGSTOP, a stalled VM, a starved CPU). The time since it last heard a leader then
+        // includes the stop, and the leader's heartbeats may be waiting unread: electing now
+        // would depose a healthy leader (0.9 has no pre-vote). The election timeout is counted
+        // from the moment it resumed instead.
+        let tick = Duration::from_millis(self.config.heartbeat_interval * 3 / 2);
+        // Longer than a whole election timer (`leader_lease` is `election_timeout_max`): a node
+        // merely slow keeps its ticks, or it could never elect while it is loaded.
+        let stopped_after = tick + self.engine.config.timer_config.leader_lease;
+        if self.last_election_tick.is_some_and(|t| now - t > stopped_after) {
+            tracing::info!("tick came late: this node was not running; election timeout restarted");
+            self.resumed_at = Some(now);
+        }
+        self.last_election_tick = Some(now);
+
         // TODO: leader lease should be extended. Or it has to examine if it is leader
         //       before electing.
         if self.engine.state.server_state == ServerState::Leader {
@@ -1510,7 +1530,7 @@ where
             );
 
             // Follower/Candidate timer: next election
-            if utime > Some(now - election_timeout) {
+            if utime.max(self.resumed_at) > Some(now - election_timeout) {
                 tracing::debug!("election timeout has not yet passed",);
                 return;
             }

@@ -299,6 +299,8 @@ where C: RaftTypeConfig
             tx_server_metrics,
 
             command_state: CommandState::default(),
+            last_election_tick: None,
+            resumed_at: None,
             span: core_span,
 
             _p: Default::default(),
