@@ -3,9 +3,11 @@
 //! sled recovers from damage to its own files by silently keeping a consistent prefix of its
 //! writes. Below the per-record checksums, that could make a member come back with fewer entries
 //! than it had committed and serve an old database without a word. The committed index is
-//! therefore also written to `committed.hwm` (index + CRC-32), after the entries it covers are
-//! durable in sled. It is not fsynced on its own: a crash can only leave it *older* than the
-//! truth, never newer, so it never raises a false alarm. At open, a log (plus purged prefix)
+//! therefore also written to `committed.hwm` (index + CRC-32), never above the last entry this
+//! member has synced (`LogFiles::synced_upto`: a leader's entry can be committed by its followers
+//! before its own flush, and a mark above its synced log could, after a power cut, refuse a
+//! start that lost nothing). It is not fsynced on its own: a crash can only leave it *older*
+//! than the truth, never newer, so it never raises a false alarm. At open, a log (plus purged prefix)
 //! that ends below the mark means sled lost committed entries: the store refuses to open
 //! unless repair was asked for, in which case the loss is logged and the member catches up from
 //! its peers.

@@ -28,6 +28,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::{Corruption, StorageError};
@@ -251,6 +252,9 @@ pub(crate) struct LogFiles {
     dirty: Mutex<Vec<Arc<File>>>,
     /// Held for a whole [`LogFiles::sync`].
     syncing: Mutex<()>,
+    /// One past the last index known durable (0: none): what the committed high-water mark
+    /// may claim.
+    synced_next: AtomicU64,
 }
 
 /// An entry read back: its index and sealed record.
@@ -304,14 +308,31 @@ impl LogFiles {
                 },
             );
         }
+        // What a crash left may still sit unsynced in the page cache: synced now, it is all
+        // durable from here on.
+        for seg in map.values() {
+            seg.file.sync_data()?;
+        }
         sync_dir(dir)?;
+        let synced_next = map
+            .values()
+            .next_back()
+            .and_then(Segment::last)
+            .map_or(0, |l| l + 1);
         Ok(LogFiles {
             dir: dir.to_path_buf(),
             segment_bytes,
             segments: RwLock::new(Segments { map }),
             dirty: Mutex::new(Vec::new()),
             syncing: Mutex::new(()),
+            synced_next: AtomicU64::new(synced_next),
         })
+    }
+
+    /// The last index known durable: covered by a completed [`LogFiles::sync`] (or on disk
+    /// at open) and not truncated since.
+    pub(crate) fn synced_upto(&self) -> Option<u64> {
+        self.synced_next.load(Ordering::Acquire).checked_sub(1)
     }
 
     /// Bytes of the segment files on disk.
@@ -395,6 +416,9 @@ impl LogFiles {
         // leader's appends, say) would otherwise find the dirty list already taken and return
         // before the files it needs durable are synced.
         let _one = self.syncing.lock().expect("sync lock");
+        // Appends finish (and mark their file dirty) under the segments' lock: every entry up
+        // to `upto` is in a file taken below, or was synced before.
+        let upto = self.last_index();
         let files = std::mem::take(&mut *self.dirty.lock().expect("dirty lock"));
         for (n, f) in files.iter().enumerate() {
             if let Err(e) = f.sync_data() {
@@ -405,6 +429,9 @@ impl LogFiles {
                     .extend(files[n..].iter().cloned());
                 return Err(e);
             }
+        }
+        if let Some(upto) = upto {
+            self.synced_next.fetch_max(upto + 1, Ordering::AcqRel);
         }
         Ok(())
     }
@@ -474,6 +501,8 @@ impl LogFiles {
     /// Removes entries `index..` and syncs.
     pub(crate) fn truncate(&self, index: u64) -> io::Result<()> {
         let mut segs = self.segments.write().expect("log lock");
+        // Entries written at these indexes from now on are new, and not synced yet.
+        self.synced_next.fetch_min(index, Ordering::AcqRel);
         let doomed: Vec<u64> = segs.map.range(index..).map(|(k, _)| *k).collect();
         for k in doomed {
             let seg = segs.map.remove(&k).expect("listed");
@@ -520,5 +549,44 @@ impl LogFiles {
             sync_dir(&self.dir)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(range: std::ops::Range<u64>) -> Vec<(u64, Vec<u8>)> {
+        range
+            .map(|i| (i, format!("entry {i}").into_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn the_synced_index_follows_syncs_and_truncations() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = LogFiles::open(dir.path(), Vec::new(), None, 1 << 20).unwrap();
+        assert_eq!(files.synced_upto(), None);
+        files.append(&entries(0..10)).unwrap();
+        assert_eq!(files.synced_upto(), None, "written, not synced");
+        files.sync().unwrap();
+        assert_eq!(files.synced_upto(), Some(9));
+        files.append(&entries(10..15)).unwrap();
+        assert_eq!(files.synced_upto(), Some(9));
+        files.truncate(5).unwrap();
+        assert_eq!(files.synced_upto(), Some(4), "5.. are gone");
+        files.append(&entries(5..8)).unwrap();
+        assert_eq!(files.synced_upto(), Some(4), "the new 5.. are not synced");
+        files.sync().unwrap();
+        assert_eq!(files.synced_upto(), Some(7));
+        drop(files);
+        // What is on disk at open is synced by the open.
+        let scans = list_segments(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|(_, p)| scan_segment(&p).unwrap())
+            .collect();
+        let files = LogFiles::open(dir.path(), scans, None, 1 << 20).unwrap();
+        assert_eq!(files.synced_upto(), Some(7));
     }
 }

@@ -47,6 +47,8 @@ pub struct LogStore<C: RaftTypeConfig> {
     files: Arc<LogFiles>,
     flusher: Flusher<LogFlushed<C>>,
     high_water: crate::high_water::HighWater,
+    /// The committed index the high-water mark holds.
+    mark: u64,
     read_budget: u64,
     cache: Arc<EntryCache<C::Entry>>,
 }
@@ -105,6 +107,7 @@ where
             state,
             files,
             flusher,
+            mark: high_water.read().unwrap_or(0),
             high_water,
             read_budget,
             cache,
@@ -359,10 +362,19 @@ where
     async fn save_committed(&mut self, committed: Option<LogId<C::NodeId>>) -> RaftResult<(), C> {
         let result = match committed {
             Some(log_id) => write_state(&self.state, KEY_COMMITTED, &log_id).inspect(|()| {
-                // Committed entries are already durable here (an append is acknowledged only
-                // after its flush), so the mark never runs ahead of the log.
-                if let Err(e) = self.high_water.write(log_id.index) {
-                    tracing::warn!("cannot record the committed high-water mark: {e}");
+                // A leader's entry can be committed by its followers before its own flush
+                // (Halyard's openraft patch): the mark claims only what this member has synced,
+                // or a power cut could leave it above the log and refuse a start that lost
+                // nothing.
+                let Some(mark) = self.files.synced_upto().map(|s| s.min(log_id.index)) else {
+                    return;
+                };
+                if mark <= self.mark {
+                    return;
+                }
+                match self.high_water.write(mark) {
+                    Ok(()) => self.mark = mark,
+                    Err(e) => tracing::warn!("cannot record the committed high-water mark: {e}"),
                 }
             }),
             None => self
