@@ -645,3 +645,116 @@ fn a_lock_held_through_a_killed_leader_passes_to_a_waiter_within_two_election_ti
         "the lock passed only after {took:?}"
     );
 }
+
+/// Members throttled to a few disk writes per second (a blkio cgroup: every `fsync` waits its
+/// turn, as on a saturated or throttled volume), in one cgroup so that they share the budget as
+/// they would share one disk. Restores the members to the root group when dropped.
+struct SlowDisk {
+    group: std::path::PathBuf,
+    pids: Vec<u32>,
+}
+
+impl SlowDisk {
+    const BLKIO: &'static str = "/sys/fs/cgroup/blkio";
+
+    fn throttle(dir: &std::path::Path, pids: Vec<u32>, writes_per_second: u32) -> SlowDisk {
+        use std::os::unix::fs::MetadataExt;
+        let dev = std::fs::metadata(dir).expect("data directory").dev();
+        let (major, minor) = (
+            ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
+            (dev & 0xff) | ((dev >> 12) & !0xff),
+        );
+        let sys = format!("/sys/dev/block/{major}:{minor}");
+        assert!(
+            std::path::Path::new(&sys).exists(),
+            "this test throttles the block device under {} and needs one ({major}:{minor} is not)",
+            dir.display()
+        );
+        // blkio throttles whole disks, not partitions.
+        let device = if std::path::Path::new(&format!("{sys}/partition")).exists() {
+            std::fs::read_to_string(format!("{sys}/../dev")).expect("parent disk")
+        } else {
+            format!("{major}:{minor}")
+        };
+        let group = std::path::Path::new(Self::BLKIO).join(format!(
+            "halyard-test-{}-{}",
+            std::process::id(),
+            dir.file_name().unwrap().to_string_lossy()
+        ));
+        std::fs::create_dir_all(&group).unwrap_or_else(|e| {
+            panic!(
+                "this test needs root and cgroup v1 blkio at {}: {e}",
+                Self::BLKIO
+            )
+        });
+        std::fs::write(
+            group.join("blkio.throttle.write_iops_device"),
+            format!("{} {writes_per_second}", device.trim()),
+        )
+        .expect("set the write limit");
+        for pid in &pids {
+            std::fs::write(group.join("cgroup.procs"), pid.to_string()).expect("move a member");
+        }
+        SlowDisk { group, pids }
+    }
+}
+
+impl Drop for SlowDisk {
+    fn drop(&mut self) {
+        let root = std::path::Path::new(Self::BLKIO).join("cgroup.procs");
+        for pid in &self.pids {
+            let _ = std::fs::write(&root, pid.to_string());
+        }
+        let _ = std::fs::remove_dir(&self.group);
+    }
+}
+
+/// On a disk so slow that saving a vote takes hundreds of milliseconds, the members left after
+/// the leader dies still elect a leader. Each round of openraft 0.9's election counted from
+/// before the candidate's own vote save, and its vote requests timed out after a quarter of
+/// the election timer, less than a voter's save; the election nudge, seeing metrics held back
+/// by the slow save, started a new term over every round; a voter's timer ran out as its
+/// candidate won. The cluster stayed leaderless for as long as the disk was slow (minutes).
+#[test]
+fn the_survivors_elect_a_leader_on_a_slow_disk() {
+    let mut cluster = Cluster::start(3, &[NB_SCHEMA], &[]);
+    let leader = cluster.wait_leader(Duration::from_secs(60));
+    let pids = cluster
+        .members
+        .iter()
+        .map(|m| m.proc.as_ref().and_then(|p| p.pid()).expect("running"))
+        .collect();
+    let _slow = SlowDisk::throttle(cluster.dir.path(), pids, 16);
+    let survivor = (1..=3).find(|i| *i != leader).unwrap();
+    let remote = cluster.members[survivor - 1].remote();
+    let add = |name: &str| {
+        run(
+            "ovn-nbctl",
+            &[
+                &format!("--db={remote}"),
+                "--timeout=10",
+                "--may-exist",
+                "ls-add",
+                name,
+            ],
+            Duration::from_secs(15),
+        )
+        .status
+        .success()
+    };
+    let before = Instant::now();
+    wait_until(
+        "a write on the throttled disk",
+        Duration::from_secs(30),
+        || add("before").then_some(()),
+    );
+    eprintln!("one write with the leader alive: {:?}", before.elapsed());
+    cluster.members[leader - 1].kill();
+    let killed = Instant::now();
+    wait_until(
+        "a write after the leader's death, on the throttled disk",
+        Duration::from_secs(30),
+        || add("after").then_some(()),
+    );
+    eprintln!("first write after the kill: {:?}", killed.elapsed());
+}

@@ -30,6 +30,12 @@
 //! every SIGSTOP of a follower). A tick that comes more than half an election timer late means
 //! the member was stopped ([`STOPPED_AFTER`]); its silence starts again from then. openraft's
 //! own election timer had the same fault and has the same rule (Halyard's openraft patch).
+//!
+//! Nor does a nudge overtake an election in progress: before calling one it asks openraft's own
+//! state (the metrics lag while openraft waits on a slow disk) and stands back while this member
+//! is a candidate or changed its vote less than a timer ago, and after one it waits for openraft
+//! to have acted on it. On a disk where saving a vote takes hundreds of milliseconds, nudges
+//! otherwise started a new term over every round and the cluster stayed leaderless.
 
 use std::sync::Weak;
 use std::time::{Duration, Instant};
@@ -98,14 +104,44 @@ pub(crate) async fn run(member: Weak<Member>) {
         if silence < patience || next_nudge.is_some_and(|t| Instant::now() < t) {
             continue;
         }
+        let raft = m.raft().clone();
+        drop(m);
+        // The metrics behind `status` lag while openraft waits on the disk (they are published
+        // between its steps), and a vote this member just granted, or its own candidacy, is an
+        // election in progress that must not be overtaken: openraft's own state decides. A
+        // slow vote save once let the nudge see "term 1, follower" a second after this member
+        // had voted for a candidate, and its election deposed that candidate the moment it won.
+        let Ok((state, since_vote)) = raft
+            .with_raft_state(|s| {
+                let since = s
+                    .vote_last_modified()
+                    .map(|t| tokio::time::Instant::now() - t);
+                (s.server_state, since)
+            })
+            .await
+        else {
+            return;
+        };
+        // A candidate's round is openraft's to time: it counts from when the voters can have
+        // saved their votes (Halyard's openraft patch), longer than the nudge's patience on a
+        // slow disk; a nudge would start a new term over the round in flight.
+        if state != openraft::ServerState::Follower || since_vote.is_some_and(|d| d < patience) {
+            continue;
+        }
         tracing::info!(
             term = status.term,
             silence_ms = silence.as_millis() as u64,
             "no leader heard for longer than an election: calling an election"
         );
-        if let Err(e) = m.raft().trigger().elect().await {
+        if let Err(e) = raft.trigger().elect().await {
             tracing::warn!("could not call an election: {e}");
         }
+        // The next nudge counts from when openraft has acted on this one (saved the vote and
+        // sent its requests), not from the call, which returns at once. On a slow disk a vote's
+        // save takes longer than the nudge's interval: nudges then queued up behind it, each
+        // starting a new term over the last one's round, and no round ever finished (a
+        // 3-member cluster throttled to a few syncs per second stayed leaderless for minutes).
+        let _ = raft.with_raft_state(|_| ()).await;
         next_nudge = Some(Instant::now() + timer / 2 + jitter(timer));
         patience = timer + jitter(timer / 4);
     }

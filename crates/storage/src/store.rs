@@ -112,9 +112,15 @@ where
     /// Opens with explicit options (e.g. `repair`).
     pub fn open_with(path: impl AsRef<Path>, options: &StoreOptions) -> Result<Self, StorageError> {
         let path = path.as_ref().to_path_buf();
+        // No background flush: every write that must survive a crash is followed by an explicit
+        // flush and fsync (`SledFiles::flush`); the rest (the committed index) may lag. sled's
+        // flusher thread otherwise syncs its file every 500 ms even when nothing changed, and on
+        // a saturated or throttled disk those syncs queued ahead of a vote's save, which an
+        // election waits for.
         let config = sled::Config::new()
             .path(&path)
-            .cache_capacity(options.cache_capacity_bytes);
+            .cache_capacity(options.cache_capacity_bytes)
+            .flush_every_ms(None);
         let db = open_waiting_for_lock(&config, options.lock_wait).map_err(|e| match e {
             OpenError::Locked(io) => StorageError::Locked {
                 path: path.display().to_string(),

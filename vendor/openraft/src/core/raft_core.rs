@@ -211,6 +211,10 @@ where
     pub(crate) last_election_tick: Option<InstantOf<C>>,
     pub(crate) resumed_at: Option<InstantOf<C>>,
 
+    /// Halyard patch: the vote last saved, and the moment from which the election timer counts
+    /// while that is the vote (see `Command::SaveVote` and `spawn_parallel_vote_requests`).
+    pub(crate) vote_timer_from: Option<(Vote<C::NodeId>, InstantOf<C>)>,
+
     pub(crate) span: Span,
 
     pub(crate) _p: PhantomData<SM>,
@@ -1065,6 +1069,20 @@ where
 
         let vote = vote_req.vote.clone();
 
+        // Halyard patch: a voter answers only once it has saved its vote, which takes about as
+        // long as this node's own save just did (`vote_last_modified` is when the vote changed,
+        // before the save). On a slow disk (a saved vote is an fsync; hundreds of ms on a
+        // saturated or throttled volume) both saves together outlasted upstream's deadline
+        // (`election_timeout_min`) and this candidate's next round, which counted from the
+        // vote's change: every round timed out and the cluster stayed leaderless for as long as
+        // the disk was slow. The deadline and this round now count from the moment the voters
+        // can have saved their votes: the requests' departure plus this node's own save time.
+        let now = C::now();
+        let saved_in = self.engine.state.vote_last_modified().map_or(Duration::ZERO, |t| now - t);
+        let round_start = now + saved_in;
+        self.vote_timer_from = Some((vote.clone(), round_start));
+        let ttl = Duration::from_millis(self.config.election_timeout_max) + saved_in;
+
         for target in members {
             if target == self.id {
                 continue;
@@ -1078,7 +1096,6 @@ where
 
             let tx = self.tx_notify.clone();
 
-            let ttl = Duration::from_millis(self.config.election_timeout_min);
             let id = self.id.clone();
             let option = RPCOption::new(ttl);
 
@@ -1530,7 +1547,11 @@ where
             );
 
             // Follower/Candidate timer: next election
-            if utime.max(self.resumed_at) > Some(now - election_timeout) {
+            // Halyard patch: the timer counts from the vote's save, not its change (see
+            // `Command::SaveVote`), and a candidacy's round from when its voters can have saved
+            // theirs (`spawn_parallel_vote_requests`), as long as the vote is that one.
+            let counted_from = self.vote_timer_from.as_ref().filter(|(v, _)| v == current_vote).map(|(_, t)| *t);
+            if utime.max(self.resumed_at).max(counted_from) > Some(now - election_timeout) {
                 tracing::debug!("election timeout has not yet passed",);
                 return;
             }
@@ -1700,6 +1721,13 @@ where
             }
             Command::SaveVote { vote } => {
                 self.log_store.save_vote(&vote).await?;
+                // Halyard patch: a granted vote reaches its candidate only once saved; counted
+                // from the vote's change, the timer of a voter whose save was slow (an fsync on
+                // a saturated disk) ran out just as that candidate won, before its first
+                // heartbeat could arrive, and this voter's own candidacy deposed it (0.9 has no
+                // pre-vote): a 3-member cluster on a throttled disk changed leaders every
+                // second.
+                self.vote_timer_from = Some((vote.clone(), C::now()));
                 self.engine.state.io_state_mut().update_vote(vote.clone());
 
                 let _ = self.tx_notify.send(Notify::VoteResponse {

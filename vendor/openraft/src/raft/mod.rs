@@ -301,6 +301,7 @@ where C: RaftTypeConfig
             command_state: CommandState::default(),
             last_election_tick: None,
             resumed_at: None,
+            vote_timer_from: None,
             span: core_span,
 
             _p: Default::default(),
