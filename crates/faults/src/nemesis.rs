@@ -164,7 +164,27 @@ pub async fn inject(
                     .write()
                     .unwrap()
                     .retain(|(name, _)| *name != format!("m{victim}"));
-                let out = cluster.kick(victim, leader).await?;
+                let out = match cluster.kick(victim, leader).await {
+                    // An election was under way (the leader picked above lost its place since):
+                    // the change was refused, not made; ask again once a leader is in place.
+                    Err(e) if format!("{e:#}").contains("has to forward request to: None") => {
+                        let Some(now) = cluster.wait_leader(Duration::from_secs(30)).await else {
+                            return Err(e);
+                        };
+                        let through = if now == victim {
+                            *cluster
+                                .in_cluster()
+                                .iter()
+                                .find(|i| **i != victim)
+                                .unwrap_or(&now)
+                        } else {
+                            now
+                        };
+                        let out = cluster.kick(victim, through).await?;
+                        format!("{out}; asked again after a leader change")
+                    }
+                    r => r?,
+                };
                 format!("membership: kicked m{victim} ({out})")
             }
         }

@@ -156,7 +156,8 @@ pub enum Command {
         /// retryable "timed out" error (milliseconds).
         #[arg(long, default_value_t = halyard_raft::config::DEFAULT_WRITE_WAIT.as_millis() as u64)]
         write_wait_ms: u64,
-        /// Build a snapshot (and compact the log) every N applied entries.
+        /// Build a snapshot (and compact the log) every N applied entries, plus a random share
+        /// of up to half of N drawn at start, so that members do not all build at once.
         #[arg(long, default_value_t = halyard_raft::config::DEFAULT_SNAPSHOT_EVERY)]
         snapshot_every: u64,
         /// If the end of the Raft log on disk is damaged (a torn write), truncate it back to the

@@ -5,7 +5,7 @@
 //! applied since the last one, so the log a member replays stays bounded in bytes.
 //!
 //! Each member draws its bound anew after every snapshot, between one and one and a half times
-//! `SNAPSHOT_EVERY_BYTES`. Every member applies the same commands, so with one fixed bound they
+//! `SNAPSHOT_EVERY_BYTES` (and its entry count once, `config::staggered`). Every member applies the same commands, so with one fixed bound they
 //! all built their snapshots at the same moment; members sharing a machine or a disk (a lab, a
 //! compose file, the fault suite's five members on two cores) then all stalled together, and
 //! after a whole-cluster restart, when every member had the same log to replay, the cluster went
@@ -23,8 +23,7 @@ const CHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// This member's next bound: `SNAPSHOT_EVERY_BYTES` plus a random share of up to half of it.
 fn next_bound() -> u64 {
-    let r = uuid::Uuid::new_v4().as_u128() as u64;
-    SNAPSHOT_EVERY_BYTES + r % (SNAPSHOT_EVERY_BYTES / 2)
+    crate::config::staggered(SNAPSHOT_EVERY_BYTES)
 }
 
 pub(crate) async fn run(member: Weak<Member>) {
