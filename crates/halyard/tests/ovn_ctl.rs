@@ -104,6 +104,13 @@ impl Drop for Site {
                 }
             }
         }
+        if std::thread::panicking() || std::env::var_os("HALYARD_KEEP").is_some() {
+            // Every host's logs, for a post-mortem (the failure message shows one host's).
+            let path = self._tmp.path().to_path_buf();
+            let kept = std::mem::replace(&mut self._tmp, tempfile::tempdir().unwrap());
+            let _ = kept.keep();
+            eprintln!("site directory kept: {}", path.display());
+        }
     }
 }
 

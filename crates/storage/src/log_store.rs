@@ -13,7 +13,8 @@
 //!   under later appends).
 //! - `purge`: the marker is synced before segments are deleted.
 //! - `save_committed`: written but not flushed; openraft allows it to be lost at a crash (the
-//!   committed id is re-learned from the leader).
+//!   committed id is re-learned from the leader). The high-water mark beside sled, written at
+//!   every commit, brings it back after a process kill (`read_committed`).
 
 use std::fmt::Debug;
 use std::marker::PhantomData;
@@ -386,9 +387,32 @@ where
         result.map_err(|e| e.into_raft(ErrorSubject::Store, ErrorVerb::Write))
     }
 
+    /// The later of the committed id in sled and the high-water mark. sled's write of the
+    /// committed id is not flushed, and without sled's background flusher it reaches the disk
+    /// only with the next append: a member killed while idle came back with the committed id of
+    /// its second-to-last write burst. The mark's file is written at every commit and survives
+    /// a process kill (it may lag only after a power cut), and it never exceeds what this
+    /// member synced; replaying up to it is what openraft would do had sled kept the id.
+    /// It matters for what the state machine holds at once after a restart: a member restarted
+    /// without the last `cluster/change-election-timer` ran elections on its configured 1 s
+    /// timer against peers on the agreed 4 s one, kept the term ahead of theirs with a log too
+    /// short to win, and the cluster stayed leaderless (ovn_ctl's test caught it).
     async fn read_committed(&mut self) -> RaftResult<Option<LogId<C::NodeId>>, C> {
-        read_state(&self.state, KEY_COMMITTED)
-            .map_err(|e| e.into_raft(ErrorSubject::Store, ErrorVerb::Read))
+        let read = |e: StorageError| e.into_raft(ErrorSubject::Store, ErrorVerb::Read);
+        let saved: Option<LogId<C::NodeId>> =
+            read_state(&self.state, KEY_COMMITTED).map_err(read)?;
+        if saved.as_ref().is_some_and(|c| c.index >= self.mark) {
+            return Ok(saved);
+        }
+        // The entry at the mark gives its term; it can be missing only below the last purge
+        // (a snapshot covers it then) or after a repaired loss, where sled's id stands.
+        let at_mark =
+            read_entries::<C>(&self.files, &self.cache, self.mark..=self.mark, 0).map_err(read)?;
+        Ok(at_mark
+            .first()
+            .map(|e| e.get_log_id().clone())
+            .filter(|l| l.index == self.mark)
+            .or(saved))
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<C>) -> RaftResult<(), C>

@@ -1,13 +1,16 @@
 //! An acknowledged append survives the process dying at once: a child process
 //! appends through `LogStore` and aborts (no destructors, no sled shutdown
 //! flush) right after openraft's callback reported the last append durable;
-//! the parent then reopens the store and finds every acknowledged entry.
+//! the parent then reopens the store and finds every acknowledged entry, and the committed
+//! id the child saved after its last append (which sled alone would have lost: nothing
+//! flushed it).
 //!
 //! `abort` loses what sled still buffers in the process but not what reached
 //! the kernel, so this proves "written out before acknowledged"; the fsync
 //! itself (power loss) cannot be observed from a test.
 
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
+use openraft::testing::log_id;
 use serde_json::json;
 
 use super::fixture::{normal_entry, TestConfig};
@@ -18,7 +21,7 @@ const ENTRIES: u64 = 300;
 
 /// The child's side; does nothing unless started by the test below.
 #[test]
-#[ignore = "helper process for acknowledged_appends_survive_an_abort"]
+#[ignore = "helper process for acknowledged_appends_and_the_committed_id_survive_an_abort"]
 fn child_append_then_abort() {
     let Some(dir) = std::env::var_os(CHILD_DIR_ENV) else {
         return;
@@ -32,12 +35,15 @@ fn child_append_then_abort() {
                 .await
                 .unwrap();
         }
+        log.save_committed(Some(log_id(1, 0, ENTRIES - 1)))
+            .await
+            .unwrap();
         std::process::abort();
     });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_appends_survive_an_abort() {
+async fn acknowledged_appends_and_the_committed_id_survive_an_abort() {
     let dir = tempfile::tempdir().unwrap();
     let status = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
@@ -61,4 +67,8 @@ async fn acknowledged_appends_survive_an_abort() {
     let state = log.get_log_state().await.unwrap();
     assert_eq!(state.last_log_id.map(|l| l.index), Some(ENTRIES - 1));
     assert_eq!(store.log_check().first_index, Some(0));
+    assert_eq!(
+        log.read_committed().await.unwrap(),
+        Some(log_id(1, 0, ENTRIES - 1))
+    );
 }
