@@ -758,3 +758,60 @@ fn the_survivors_elect_a_leader_on_a_slow_disk() {
     );
     eprintln!("first write after the kill: {took:?}");
 }
+
+/// A member that missed a `cluster/change-election-timer` (it was down) comes back just after
+/// the leader died: it runs elections on its configured 1 s timer, its one live peer on the
+/// agreed 4 s one, and its log is too short to win. With openraft 0.9 (no pre-vote) its term
+/// stayed ahead of every round its peer ran, each of which stepped down on its answer: no
+/// leader, for good. Halyard's seventh openraft change has the peer run again at once above it.
+#[test]
+fn a_member_that_missed_a_timer_change_does_not_keep_the_cluster_leaderless() {
+    let mut cluster = Cluster::start(3, &[NB_SCHEMA], &[]);
+    let leader = cluster.wait_leader(Duration::from_secs(60));
+    let others: Vec<usize> = (1..=3).filter(|i| *i != leader).collect();
+    let (stale, survivor) = (others[0], others[1]);
+    cluster.members[stale - 1].kill();
+    let ctl = cluster.member(leader).data_dir.join("halyard.ctl");
+    for ms in ["2000", "4000"] {
+        run_ok(
+            "ovs-appctl",
+            &[
+                "-t",
+                ctl.to_str().unwrap(),
+                "cluster/change-election-timer",
+                DB,
+                ms,
+            ],
+            Duration::from_secs(30),
+        );
+    }
+    wait_until(
+        "the survivor to apply the 4000 ms timer",
+        Duration::from_secs(30),
+        || {
+            cluster.members[survivor - 1]
+                .raft_status()
+                .is_some_and(|s| s["election_timer_ms"] == json!(4000))
+                .then_some(())
+        },
+    );
+    cluster.members[leader - 1].kill();
+    cluster.members[stale - 1].start();
+    let started = Instant::now();
+    let elected = cluster.wait_leader(Duration::from_secs(40));
+    eprintln!(
+        "m{elected} leads {:?} after the stale member's restart",
+        started.elapsed()
+    );
+    assert_eq!(elected, survivor, "only the survivor's log can win");
+    wait_until(
+        "the stale member to apply the agreed timer",
+        Duration::from_secs(30),
+        || {
+            cluster.members[stale - 1]
+                .raft_status()
+                .is_some_and(|s| s["election_timer_ms"] == json!(4000))
+                .then_some(())
+        },
+    );
+}

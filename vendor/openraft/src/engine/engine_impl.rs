@@ -226,6 +226,11 @@ where C: RaftTypeConfig
         );
 
         let new_term = self.state.vote.leader_id().term + 1;
+        self.elect_in(new_term);
+    }
+
+    /// Halyard patch: `elect` in the given term (above the current vote's).
+    fn elect_in(&mut self, new_term: u64) {
         let new_vote = Vote::new(new_term, self.config.id.clone());
 
         let candidate = self.new_candidate(new_vote.clone());
@@ -408,6 +413,25 @@ where C: RaftTypeConfig
         // while still allowing proper vote updates for legitimate cases.
         let mut vote = resp.vote.clone();
         vote.committed = false;
+
+        // Halyard patch: a voter that is itself a candidate in a later term, with a shorter log
+        // than this one, cannot win while this node's log counts, and stepping down to it (as
+        // below) hands it the term. A member restarted with a shorter election timer than its
+        // peers (one that missed a `cluster/change-election-timer`) and a stale log thereby kept
+        // the term ahead of every other candidate: each of their rounds ended on its answer and
+        // the cluster never elected a leader. This node runs again at once in the term after
+        // the voter's, which that voter grants (this log is longer) and the others may: Raft
+        // allows any node to start an election at any time, and no vote is adopted here.
+        let its_own_candidacy = vote.leader_id().voted_for().as_ref() == Some(&target);
+        let shorter_log = resp.last_log_id.as_ref() < self.state.last_log_id();
+        if its_own_candidacy && shorter_log && &vote > self.state.vote_ref() {
+            tracing::info!(
+                higher_vote = display(&vote),
+                "a voter with a shorter log runs in a later term: electing again above it"
+            );
+            self.elect_in(vote.leader_id().term + 1);
+            return;
+        }
 
         // Update if resp.vote is greater.
         let _ = self.vote_handler().update_vote(&vote);

@@ -93,12 +93,12 @@ fn test_handle_vote_resp() -> anyhow::Result<()> {
     }
 
     // TODO: when seeing a higher vote, keep trying until a majority of higher votes are seen.
-    tracing::info!("--- seen a higher vote. revert to follower");
+    tracing::info!("--- seen a higher vote from a voter whose log is not shorter. revert to follower");
     {
         let mut eng = eng();
         eng.config.id = 1;
         eng.state.vote = UTime::new(TokioInstant::now(), Vote::new(2, 1));
-        eng.state.log_ids = LogIdList::new(vec![log_id(3, 1, 3)]);
+        eng.state.log_ids = LogIdList::new(vec![log_id(2, 1, 2)]);
         eng.state
             .membership_state
             .set_effective(Arc::new(EffectiveMembership::new(Some(log_id(1, 1, 1)), m12())));
@@ -121,6 +121,57 @@ fn test_handle_vote_resp() -> anyhow::Result<()> {
         assert_eq!(eng.output.take_commands(), vec![Command::SaveVote {
             vote: Vote::new(3, 2)
         }],);
+    }
+
+    // Halyard patch.
+    tracing::info!("--- a voter with a shorter log is a candidate in a later term. elect again above it");
+    {
+        let mut eng = eng();
+        eng.config.id = 1;
+        eng.state.vote = UTime::new(TokioInstant::now(), Vote::new(2, 1));
+        eng.state.log_ids = LogIdList::new(vec![log_id(3, 1, 3)]);
+        eng.state
+            .membership_state
+            .set_effective(Arc::new(EffectiveMembership::new(Some(log_id(1, 1, 1)), m12())));
+        eng.new_candidate(*eng.state.vote_ref());
+        eng.output.take_commands();
+
+        let voting = eng.new_candidate(*eng.state.vote_ref());
+        voting.grant_by(&1);
+
+        eng.state.server_state = ServerState::Candidate;
+
+        eng.handle_vote_resp(2, VoteResponse::new(Vote::new(3, 2), Some(log_id(2, 1, 2)), false));
+
+        assert_eq!(Vote::new(4, 1), *eng.state.vote_ref());
+        assert_eq!(&Vote::new(4, 1), eng.candidate_ref().unwrap().vote_ref());
+        assert!(eng.leader.is_none());
+        assert_eq!(ServerState::Candidate, eng.state.server_state);
+        assert_eq!(eng.output.take_commands(), vec![
+            Command::SaveVote { vote: Vote::new(4, 1) },
+            Command::SendVote {
+                vote_req: crate::raft::VoteRequest::new(Vote::new(4, 1), Some(log_id(3, 1, 3)))
+            },
+        ]);
+    }
+
+    tracing::info!("--- a voter with a shorter log voted for another node in a later term. revert to follower");
+    {
+        let mut eng = eng();
+        eng.config.id = 1;
+        eng.state.vote = UTime::new(TokioInstant::now(), Vote::new(2, 1));
+        eng.state.log_ids = LogIdList::new(vec![log_id(3, 1, 3)]);
+        eng.state
+            .membership_state
+            .set_effective(Arc::new(EffectiveMembership::new(Some(log_id(1, 1, 1)), m1234())));
+        eng.new_candidate(*eng.state.vote_ref());
+        eng.output.take_commands();
+        eng.state.server_state = ServerState::Candidate;
+
+        eng.handle_vote_resp(2, VoteResponse::new(Vote::new(3, 3), Some(log_id(2, 1, 2)), false));
+
+        assert_eq!(Vote::new(3, 3), *eng.state.vote_ref());
+        assert_eq!(ServerState::Follower, eng.state.server_state);
     }
 
     tracing::info!("--- equal vote, granted, but not constitute a quorum. nothing to do");
