@@ -64,14 +64,28 @@ pub(crate) async fn run(member: Weak<Member>) {
             }
         }
         if since.elapsed() >= wait {
+            let raft = m.raft().clone();
+            drop(m);
+            // As the nudge does (see there): a vote changed since, by this member's candidacy
+            // or a vote it granted, is an election in progress, counted from that change.
+            let Some((_, since_vote)) = crate::nudge::election_state(&raft).await else {
+                return;
+            };
+            if let Some(d) = since_vote.filter(|d| *d < since.elapsed()) {
+                since = Instant::now() - d;
+                continue;
+            }
             tracing::info!(
                 silent_ms = since.elapsed().as_millis() as u64,
                 election_timer_ms = timer,
                 "no leader heard within the election timer: starting an election"
             );
-            if let Err(e) = m.raft().trigger().elect().await {
+            if let Err(e) = raft.trigger().elect().await {
                 tracing::warn!("could not start an election: {e}");
             }
+            // The round counts from when openraft has saved the vote and sent its requests,
+            // not from the call, which returns at once (slow on a slow disk).
+            let _ = raft.with_raft_state(|_| ()).await;
             since = Instant::now();
             wait = draw(timer);
         }

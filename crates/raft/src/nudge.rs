@@ -65,6 +65,21 @@ fn silence(
     heard.max(led).max(resumed).unwrap_or(started).elapsed()
 }
 
+/// openraft's own view, fresh (the metrics lag while openraft waits on the disk): its server
+/// state and how long ago its vote last changed. `None` once it has shut down.
+pub(crate) async fn election_state(
+    raft: &crate::types::Raft,
+) -> Option<(openraft::ServerState, Option<Duration>)> {
+    raft.with_raft_state(|s| {
+        let since = s
+            .vote_last_modified()
+            .map(|t| tokio::time::Instant::now() - t);
+        (s.server_state, since)
+    })
+    .await
+    .ok()
+}
+
 pub(crate) async fn run(member: Weak<Member>) {
     let Some(m) = member.upgrade() else { return };
     let mut timer = Duration::from_millis(m.election_timeout_ms());
@@ -111,15 +126,7 @@ pub(crate) async fn run(member: Weak<Member>) {
         // election in progress that must not be overtaken: openraft's own state decides. A
         // slow vote save once let the nudge see "term 1, follower" a second after this member
         // had voted for a candidate, and its election deposed that candidate the moment it won.
-        let Ok((state, since_vote)) = raft
-            .with_raft_state(|s| {
-                let since = s
-                    .vote_last_modified()
-                    .map(|t| tokio::time::Instant::now() - t);
-                (s.server_state, since)
-            })
-            .await
-        else {
+        let Some((state, since_vote)) = election_state(&raft).await else {
             return;
         };
         // A candidate's round is openraft's to time: it counts from when the voters can have
