@@ -785,16 +785,19 @@ fn a_member_that_missed_a_timer_change_does_not_keep_the_cluster_leaderless() {
             Duration::from_secs(30),
         );
     }
-    wait_until(
-        "the survivor to apply the 4000 ms timer",
-        Duration::from_secs(30),
-        || {
-            cluster.members[survivor - 1]
-                .raft_status()
-                .is_some_and(|s| s["election_timer_ms"] == json!(4000))
-                .then_some(())
-        },
-    );
+    let agreed_timer_on = |cluster: &Cluster, m: usize| {
+        wait_until(
+            &format!("m{m} to apply the 4000 ms timer"),
+            Duration::from_secs(30),
+            || {
+                cluster.members[m - 1]
+                    .raft_status()
+                    .is_some_and(|s| s["election_timer_ms"] == json!(4000))
+                    .then_some(())
+            },
+        )
+    };
+    agreed_timer_on(&cluster, survivor);
     cluster.members[leader - 1].kill();
     cluster.members[stale - 1].start();
     let started = Instant::now();
@@ -804,14 +807,5 @@ fn a_member_that_missed_a_timer_change_does_not_keep_the_cluster_leaderless() {
         started.elapsed()
     );
     assert_eq!(elected, survivor, "only the survivor's log can win");
-    wait_until(
-        "the stale member to apply the agreed timer",
-        Duration::from_secs(30),
-        || {
-            cluster.members[stale - 1]
-                .raft_status()
-                .is_some_and(|s| s["election_timer_ms"] == json!(4000))
-                .then_some(())
-        },
-    );
+    agreed_timer_on(&cluster, stale);
 }
