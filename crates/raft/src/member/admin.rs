@@ -12,6 +12,24 @@ use crate::types::NodeId;
 const LEAVE_ATTEMPTS: u32 = 20;
 const LEAVE_RETRY: Duration = Duration::from_millis(250);
 
+/// openraft's refusal of a membership change, as an [`AdminError`]. Leadership can pass between
+/// the caller's leader check and openraft's own: that refusal is "not the leader", naming the
+/// new leader if known, so that `halyard promote` / `kick` (and a joining member) follow it
+/// instead of failing (the fault suite's soak stopped on exactly that during an election).
+fn membership_error(
+    e: openraft::error::RaftError<NodeId, openraft::error::ClientWriteError<NodeId, BasicNode>>,
+) -> AdminError {
+    match e.api_error() {
+        Some(openraft::error::ClientWriteError::ForwardToLeader(f)) => AdminError::NotLeader(
+            f.leader_node
+                .as_ref()
+                .map(|n| n.addr.clone())
+                .unwrap_or_default(),
+        ),
+        _ => AdminError::Membership(e.to_string()),
+    }
+}
+
 impl Member {
     fn not_leader(&self) -> AdminError {
         AdminError::NotLeader(
@@ -45,7 +63,7 @@ impl Member {
             self.raft
                 .add_learner(node, BasicNode::new(addr), true)
                 .await
-                .map_err(|e| AdminError::Membership(e.to_string()))?;
+                .map_err(membership_error)?;
         }
         if !voter {
             tracing::info!(
@@ -59,7 +77,7 @@ impl Member {
         self.raft
             .change_membership(voters, false)
             .await
-            .map_err(|e| AdminError::Membership(e.to_string()))?;
+            .map_err(membership_error)?;
         tracing::info!(node = format_args!("{node:016x}"), "member is a voter");
         Ok(())
     }
@@ -83,7 +101,7 @@ impl Member {
         self.raft
             .change_membership(change, false)
             .await
-            .map_err(|e| AdminError::Membership(e.to_string()))?;
+            .map_err(membership_error)?;
         Ok(format!("removed {node:016x}"))
     }
 
@@ -216,5 +234,39 @@ impl Member {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::error::{ClientWriteError, ForwardToLeader, RaftError};
+
+    use super::*;
+
+    #[test]
+    fn a_lost_leadership_is_not_the_leader_and_names_the_next_one() {
+        let forward = |leader: Option<(NodeId, &str)>| {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(ForwardToLeader {
+                leader_id: leader.map(|(id, _)| id),
+                leader_node: leader.map(|(_, addr)| BasicNode::new(addr)),
+            }))
+        };
+        assert!(matches!(
+            membership_error(forward(Some((7, "10.0.0.3:6643")))),
+            AdminError::NotLeader(a) if a == "10.0.0.3:6643"
+        ));
+        assert!(matches!(
+            membership_error(forward(None)),
+            AdminError::NotLeader(a) if a.is_empty()
+        ));
+        let other = RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            openraft::error::ChangeMembershipError::EmptyMembership(
+                openraft::error::EmptyMembership {},
+            ),
+        ));
+        assert!(matches!(
+            membership_error(other),
+            AdminError::Membership(m) if m.contains("empty")
+        ));
     }
 }
