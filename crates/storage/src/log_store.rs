@@ -406,8 +406,11 @@ where
         }
         // The entry at the mark gives its term; it can be missing only below the last purge
         // (a snapshot covers it then) or after a repaired loss, where sled's id stands.
-        let at_mark =
-            read_entries::<C>(&self.files, &self.cache, self.mark..=self.mark, 0).map_err(read)?;
+        let at_mark = read_entries::<C>(&self.files, &self.cache, self.mark..=self.mark, 0)
+            .unwrap_or_else(|e| {
+                tracing::warn!(mark = self.mark, "the entry at the committed high-water mark is unreadable, using sled's committed id: {e}");
+                Vec::new()
+            });
         Ok(at_mark
             .first()
             .map(|e| e.get_log_id().clone())
