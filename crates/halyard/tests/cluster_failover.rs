@@ -451,7 +451,7 @@ fn repeated_leader_kills_under_load() {
 fn ovn_nbctl_at_a_survivor_pauses_through_the_election() {
     let mut cluster = Cluster::start(3, &[NB_SCHEMA], &[]);
     let leader = cluster.wait_leader(Duration::from_secs(60));
-    let survivors: Vec<usize> = (1..=3).filter(|i| *i != leader).collect();
+    let survivors = cluster.others(leader);
     let monitors: Vec<(std::path::PathBuf, Proc)> = survivors
         .iter()
         .map(|i| {
@@ -535,7 +535,7 @@ fn signal(m: &Member, sig: &str) {
 fn a_leader_cut_off_from_its_quorum_steps_down() {
     let mut cluster = Cluster::start(3, &[NB_SCHEMA], &[]);
     let leader = cluster.wait_leader(Duration::from_secs(60));
-    let followers: Vec<usize> = (1..=3).filter(|i| *i != leader).collect();
+    let followers = cluster.others(leader);
     for f in &followers {
         signal(&cluster.members[f - 1], "-STOP");
     }
@@ -768,7 +768,7 @@ fn the_survivors_elect_a_leader_on_a_slow_disk() {
 fn a_member_that_missed_a_timer_change_does_not_keep_the_cluster_leaderless() {
     let mut cluster = Cluster::start(3, &[NB_SCHEMA], &[]);
     let leader = cluster.wait_leader(Duration::from_secs(60));
-    let others: Vec<usize> = (1..=3).filter(|i| *i != leader).collect();
+    let others = cluster.others(leader);
     let (stale, survivor) = (others[0], others[1]);
     cluster.members[stale - 1].kill();
     let ctl = cluster.member(leader).data_dir.join("halyard.ctl");

@@ -107,7 +107,7 @@ fn a_write_acknowledged_anywhere_is_read_everywhere_afterwards() {
 fn a_lagging_member_serves_only_current_reads() {
     let mut cluster = Cluster::start(3, &[NB_SCHEMA], &[]);
     let leader = cluster.wait_leader(Duration::from_secs(60));
-    let followers: Vec<usize> = (1..=3).filter(|i| *i != leader).collect();
+    let followers = cluster.others(leader);
     let (a, b) = (followers[0], followers[1]);
     let addr_a = cluster.member(a).addr();
     let addr_b = cluster.member(b).addr();

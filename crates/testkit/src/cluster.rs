@@ -428,6 +428,11 @@ impl Cluster {
         })
     }
 
+    /// The indexes of every member but `index` (the survivors or followers of a leader).
+    pub fn others(&self, index: usize) -> Vec<usize> {
+        (1..=self.members.len()).filter(|i| *i != index).collect()
+    }
+
     /// Waits for a leader among the running members.
     pub fn wait_leader(&mut self, limit: Duration) -> usize {
         let deadline = Instant::now() + limit;
