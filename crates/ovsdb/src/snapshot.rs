@@ -52,8 +52,14 @@ fn put_atom(out: &mut Vec<u8>, a: &Atom) {
     }
 }
 
-pub(crate) fn encode(db: &Database) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1024);
+/// Bytes encoded before they are handed to the writer: a snapshot streams to its file in
+/// pieces of about this size instead of being built whole in memory.
+const ENCODE_CHUNK: usize = 256 * 1024;
+
+/// Writes the snapshot encoding of `db` to `w`; returns the number of bytes written.
+pub(crate) fn encode_into<W: std::io::Write>(db: &Database, w: &mut W) -> std::io::Result<u64> {
+    let mut out = Vec::with_capacity(ENCODE_CHUNK + 1024);
+    let mut written = 0u64;
     out.extend_from_slice(MAGIC);
     out.push(FORMAT);
     for (ti, _) in db.schema().tables.iter().enumerate() {
@@ -62,8 +68,20 @@ pub(crate) fn encode(db: &Database) -> Vec<u8> {
         for (u, row) in rows.sorted() {
             out.extend_from_slice(u.as_bytes());
             put_row(&mut out, row);
+            if out.len() >= ENCODE_CHUNK {
+                w.write_all(&out)?;
+                written += out.len() as u64;
+                out.clear();
+            }
         }
     }
+    w.write_all(&out)?;
+    Ok(written + out.len() as u64)
+}
+
+pub(crate) fn encode(db: &Database) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_into(db, &mut out).expect("writing to a Vec cannot fail");
     out
 }
 
@@ -274,6 +292,12 @@ impl Database {
     /// The whole state in a compact binary form; equal states give equal bytes.
     pub fn snapshot(&self) -> Vec<u8> {
         encode(self)
+    }
+
+    /// [`Database::snapshot`] written to `w` in pieces, never whole in memory; returns the
+    /// number of bytes written.
+    pub fn write_snapshot<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<u64> {
+        encode_into(self, w)
     }
 
     /// Rebuilds a database from [`Database::snapshot`] output for the same schema.

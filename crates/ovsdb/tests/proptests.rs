@@ -172,6 +172,40 @@ fn snapshot_rejects_garbage() {
     assert!(back == f.db);
 }
 
+/// A database too large to encode in one piece streams to its writer in pieces of bounded
+/// size, and the pieces are exactly `snapshot()`'s bytes.
+#[test]
+fn a_large_snapshot_streams_in_bounded_pieces() {
+    struct Pieces(Vec<usize>, Vec<u8>);
+    impl std::io::Write for Pieces {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.push(buf.len());
+            self.1.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut f = Fixture::new();
+    let value = "v".repeat(1000);
+    for chunk in 0..20 {
+        let ops: Vec<Value> = (0..100)
+            .map(|i| json!({"op":"insert","table":"A","row":{"e":"green","s": format!("{chunk}-{i}-{value}")}}))
+            .collect();
+        f.ok(Value::Array(ops));
+    }
+    let whole = f.db.snapshot();
+    assert!(whole.len() > 1_500_000, "{} bytes", whole.len());
+    let mut pieces = Pieces(Vec::new(), Vec::new());
+    let n = f.db.write_snapshot(&mut pieces).unwrap();
+    assert_eq!(n, whole.len() as u64);
+    assert!(pieces.1 == whole, "streamed bytes differ from snapshot()");
+    assert!(pieces.0.len() > 4, "{} pieces", pieces.0.len());
+    let largest = pieces.0.iter().max().unwrap();
+    assert!(*largest < 300 * 1024, "a piece of {largest} bytes");
+}
+
 /// Arbitrary JSON (shaped loosely like operations) never panics the engine.
 fn json_strategy() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![

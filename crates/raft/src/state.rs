@@ -319,7 +319,51 @@ pub struct SnapshotSource {
 impl SnapshotSource {
     /// The snapshot bytes ([`ReplicatedState::restore`] reads them back).
     pub fn encode(self) -> Vec<u8> {
-        let image = SnapshotImage {
+        let mut out = std::io::Cursor::new(Vec::new());
+        self.encode_to(&mut out)
+            .expect("writing to memory cannot fail");
+        out.into_inner()
+    }
+
+    /// Writes the snapshot bytes to `w` as they are encoded, never holding them whole in
+    /// memory (a snapshot is the size of the databases). The bytes are bincode's encoding of
+    /// `SnapshotImage`, which `restore` decodes, written field by field: bincode writes a
+    /// struct as its fields one after the other and a byte vector as its length (u64) then its
+    /// bytes, so each database's data is written with a placeholder length, streamed, and the
+    /// length filled in after (hence `Seek`).
+    pub fn encode_to<W: std::io::Write + std::io::Seek>(self, w: &mut W) -> std::io::Result<()> {
+        use std::io::SeekFrom;
+        fn put<W: std::io::Write, T: Serialize + ?Sized>(w: &mut W, v: &T) -> std::io::Result<()> {
+            bincode::serialize_into(w, v).map_err(std::io::Error::other)
+        }
+        put(w, &SNAPSHOT_FORMAT)?;
+        put(w, &(self.dbs.len() as u64))?;
+        for (name, db, last_txn_id, history) in self.dbs {
+            put(w, &name)?;
+            put(w, &db.schema().to_json().to_string())?;
+            let len_at = w.stream_position()?;
+            put(w, &0u64)?;
+            let len = db.write_snapshot(w)?;
+            let end = w.stream_position()?;
+            w.seek(SeekFrom::Start(len_at))?;
+            put(w, &len)?;
+            w.seek(SeekFrom::Start(end))?;
+            put(w, &last_txn_id)?;
+            put(w, &newest_encoded(&history, db.schema()))?;
+        }
+        put(w, &self.locks)?;
+        put(w, &self.recent)?;
+        put(w, &self.digest)?;
+        put(w, &self.parts)?;
+        put(w, &self.election_timer_ms)?;
+        w.flush()
+    }
+
+    /// The image `encode_to` streams, built whole: what the test of the streamed bytes
+    /// compares them with.
+    #[cfg(test)]
+    fn image(self) -> SnapshotImage {
+        SnapshotImage {
             format: SNAPSHOT_FORMAT,
             dbs: self
                 .dbs
@@ -337,8 +381,7 @@ impl SnapshotSource {
             digest: self.digest,
             parts: self.parts,
             election_timer_ms: self.election_timer_ms,
-        };
-        bincode::serialize(&image).expect("in-memory serialisation cannot fail")
+        }
     }
 }
 
@@ -1157,6 +1200,36 @@ mod tests {
         assert_eq!(rows_named_long(&restored), 1);
         assert_eq!(restored.snapshot(), s.snapshot());
         assert_eq!(restored.digest, s.digest);
+    }
+
+    /// `encode_to` writes the image field by field with each database's length filled in after
+    /// its data: the bytes must be exactly bincode's encoding of the whole image, which is what
+    /// `restore` decodes (and what members of earlier versions send and keep).
+    #[test]
+    fn the_streamed_snapshot_is_bincode_of_the_whole_image() {
+        let mut s = replay(&log());
+        s.apply(&cmd(9997, CommandKind::SetElectionTimer { ms: 3000 }), None);
+        s.apply(
+            &cmd(
+                9996,
+                CommandKind::CreateDb {
+                    schema: SCHEMA.replace(r#""name":"T""#, r#""name":"U""#),
+                },
+            ),
+            None,
+        );
+        assert_eq!(s.dbs.len(), 2, "{:?}", s.dbs.keys().collect::<Vec<_>>());
+        let pieces = crate::command::split(big_txn(7004, 20), 4 * 1024);
+        for p in &pieces[..pieces.len() / 2] {
+            s.apply(p, None);
+        }
+        assert!(s.incomplete_part_bytes() > 0);
+        let whole = bincode::serialize(&s.snapshot_source().image()).unwrap();
+        let streamed = s.snapshot();
+        assert!(streamed == whole, "streamed snapshot differs from the image's bincode");
+        let back = ReplicatedState::restore(&streamed).unwrap();
+        assert!(back.snapshot() == streamed);
+        assert_eq!(back.election_timer_ms, Some(3000));
     }
 
     #[test]

@@ -7,7 +7,6 @@
 //! openraft re-applies up to the saved committed index.
 
 use std::collections::HashMap;
-use std::io::Cursor;
 use std::sync::{Arc, Mutex, RwLock};
 
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
@@ -212,11 +211,44 @@ pub struct SnapshotBuilder {
     snapshots: halyard_storage::SnapshotStore<TypeConfig>,
 }
 
+/// The snapshot id a build gives its snapshot: it names the data's length and CRC-32, so that a
+/// member receiving it checks what arrived against what was written (`check_received`).
+fn snapshot_id(last_log_id: Option<LogId>, sealed: &halyard_storage::Sealed) -> String {
+    let at = match last_log_id {
+        Some(l) => format!("{}-{}", l.leader_id, l.index),
+        None => "none".to_string(),
+    };
+    format!("{at}-{}-crc32={:08x}", sealed.len(), sealed.crc32())
+}
+
+/// A received snapshot is the one its sender built: same length and CRC-32 as its id names.
+/// Ids of members of earlier versions name no CRC; those snapshots are checked by decoding.
+fn check_received(meta: &SnapshotMeta, sealed: &halyard_storage::Sealed) -> Result<(), String> {
+    let Some((head, crc)) = meta.snapshot_id.rsplit_once("-crc32=") else {
+        return Ok(());
+    };
+    let len = head.rsplit_once('-').map(|(_, len)| len);
+    let named = (
+        len.and_then(|l| l.parse::<u64>().ok()),
+        u32::from_str_radix(crc, 16).ok(),
+    );
+    if named == (Some(sealed.len()), Some(sealed.crc32())) {
+        Ok(())
+    } else {
+        Err(format!(
+            "snapshot {} arrived damaged: {} bytes with CRC-32 {:08x}",
+            meta.snapshot_id,
+            sealed.len(),
+            sealed.crc32()
+        ))
+    }
+}
+
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
         let started = std::time::Instant::now();
         // Copy what the snapshot holds under the read lock (rows are shared, so this is quick),
-        // then encode, write and flush without it: applies wait only for the copy.
+        // then encode into the snapshot's file without it: applies wait only for the copy.
         let (source, last_log_id, last_membership) = {
             let state = self.shared.state.read().unwrap();
             self.shared
@@ -225,28 +257,41 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             let applied = self.shared.applied.read().unwrap();
             (state.snapshot_source(), applied.0, applied.1.clone())
         };
-        let bytes = tokio::task::spawn_blocking(move || source.encode())
-            .await
-            .map_err(|e| io_err(std::io::Error::other(e.to_string())))?;
-        let snapshot_id = match last_log_id {
-            Some(l) => format!("{}-{}-{}", l.leader_id, l.index, bytes.len()),
-            None => format!("none-{}", bytes.len()),
-        };
-        let meta = SnapshotMeta {
-            last_log_id,
-            last_membership,
-            snapshot_id,
-        };
-        self.snapshots.save(&meta, &bytes).await.map_err(io_err)?;
-        tracing::info!(index = ?meta.last_log_id.map(|l| l.index), bytes = bytes.len(), "snapshot built");
+        let snapshots = self.snapshots.clone();
+        let (meta, bytes) = tokio::task::spawn_blocking(move || {
+            let mut new = snapshots.create_blocking()?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut new.file);
+            source.encode_to(&mut w)?;
+            drop(w);
+            let sealed = snapshots.seal_blocking(new)?;
+            let bytes = sealed.len();
+            let meta = SnapshotMeta {
+                last_log_id,
+                last_membership,
+                snapshot_id: snapshot_id(last_log_id, &sealed),
+            };
+            snapshots.commit_blocking(sealed, &meta)?;
+            Ok::<_, halyard_storage::StorageError>((meta, bytes))
+        })
+        .await
+        .map_err(|e| io_err(std::io::Error::other(e.to_string())))?
+        .map_err(io_err)?;
+        tracing::info!(index = ?meta.last_log_id.map(|l| l.index), bytes, "snapshot built");
         // Recorded only when the binary installed a metrics recorder (`halyard serve --http`).
         metrics::histogram!("halyard_snapshot_build_seconds")
             .record(started.elapsed().as_secs_f64());
-        metrics::gauge!("halyard_snapshot_bytes").set(bytes.len() as f64);
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(bytes)),
-        })
+        metrics::gauge!("halyard_snapshot_bytes").set(bytes as f64);
+        // openraft keeps only the meta of a built snapshot; what is current is what it gets (a
+        // snapshot installed meanwhile may have superseded this one).
+        match self.snapshots.open_current().await.map_err(io_err)? {
+            Some((meta, file)) => Ok(Snapshot {
+                meta,
+                snapshot: Box::new(file),
+            }),
+            None => Err(io_err(std::io::Error::other(
+                "no current snapshot right after one was built",
+            ))),
+        }
     }
 }
 
@@ -287,26 +332,35 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<halyard_storage::SnapshotFile>, StorageError> {
+        Ok(Box::new(self.snapshots.receive().await.map_err(io_err)?))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<halyard_storage::SnapshotFile>,
     ) -> Result<(), StorageError> {
-        let bytes = snapshot.into_inner();
+        let (bytes, sealed) = snapshot.into_received().await.map_err(io_err)?;
+        check_received(meta, &sealed).map_err(|e| io_err(std::io::Error::other(e)))?;
         // Decoding a snapshot (1.6 s for 100k OVN ports) and dropping the state it replaces are
         // the longest CPU work a member does; not on the Raft runtime's worker (see `apply`).
         let restored = off_the_workers(|| ReplicatedState::restore(&bytes)).map_err(io_err)?;
+        drop(bytes);
         #[cfg(feature = "in-process")]
         if crate::router::crash_point(&self.raft_addr, "snapshot-decoded").await {
             return Err(io_err(std::io::Error::other(
                 "crashed at snapshot-decoded (in-process test)",
             )));
         }
-        self.snapshots.save(meta, &bytes).await.map_err(io_err)?;
+        let len = sealed.len();
+        let (snapshots, committed_meta) = (self.snapshots.clone(), meta.clone());
+        tokio::task::spawn_blocking(move || snapshots.commit_blocking(sealed, &committed_meta))
+            .await
+            .map_err(|e| io_err(std::io::Error::other(e.to_string())))?
+            .map_err(io_err)?;
         let replaced = {
             let mut state = self.shared.state.write().unwrap();
             *self.shared.applied.write().unwrap() =
@@ -336,20 +390,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
             obs.databases_changed();
         }
-        tracing::info!(index = ?meta.last_log_id.map(|l| l.index), bytes = bytes.len(), "snapshot installed");
-        metrics::gauge!("halyard_snapshot_bytes").set(bytes.len() as f64);
+        tracing::info!(index = ?meta.last_log_id.map(|l| l.index), bytes = len, "snapshot installed");
+        metrics::gauge!("halyard_snapshot_bytes").set(len as f64);
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
         Ok(self
             .snapshots
-            .load()
+            .open_current()
             .await
             .map_err(io_err)?
-            .map(|s| Snapshot {
-                meta: s.meta,
-                snapshot: Box::new(Cursor::new(s.data)),
+            .map(|(meta, file)| Snapshot {
+                meta,
+                snapshot: Box::new(file),
             }))
     }
 }

@@ -1,21 +1,19 @@
 //! The openraft type configuration. openraft types stay inside this crate so that moving to a
 //! newer openraft is mechanical.
 
-use std::io::Cursor;
-
 use crate::command::{Batch, Outcome};
 
 openraft::declare_raft_types!(
     /// Halyard's Raft types: batches of commands in (each command's outcome reaches its proposer
     /// through the state machine's waiters, so `R` is only a summary), u64 node ids addressed by their Raft
-    /// `HOST:PORT`, snapshots as in-memory byte images.
+    /// `HOST:PORT`, snapshots as files (written and sent as streams).
     pub TypeConfig:
         D = Batch,
         R = Outcome,
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = halyard_storage::SnapshotFile,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

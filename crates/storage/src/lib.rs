@@ -1,7 +1,8 @@
 //! Durable Raft storage for Halyard: openraft 0.9 storage-v2 log storage
 //! ([`LogStore`]) with the entries in segment files of its own (module `log_files`) and the
-//! vote, committed and purged ids in sled; the latest snapshot ([`SnapshotStore`]) and a small
-//! metadata keyspace ([`MetaStore`]) in sled; all opened together by [`Store::open`]. Generic over the openraft type config `C`; entries, votes
+//! vote, committed and purged ids in sled; the latest snapshot in files of its own
+//! ([`SnapshotStore`], written and sent as streams); a small metadata keyspace ([`MetaStore`])
+//! in sled; all opened together by [`Store::open`]. Generic over the openraft type config `C`; entries, votes
 //! and log ids are stored as JSON (`C::Entry: Serialize + DeserializeOwned`),
 //! self-describing so application commands holding `serde_json::Value`
 //! round-trip. The newest entries are also kept decoded in memory (module `entry_cache`), so
@@ -12,7 +13,8 @@
 //! An `append` is reported to openraft (`LogFlushed::log_io_completed`) only
 //! after an `fdatasync` that covers it; one background thread batches the syncs of
 //! all appends queued meanwhile ([`flusher`]). The vote, a truncation, a purge marker, a
-//! snapshot and a metadata `put` are synced before their call returns; sled's own flush is
+//! snapshot (data file, then the pointer naming it) and a metadata `put` are synced before their
+//! call returns; sled's own flush is
 //! followed by an `fsync` of its files, which sled 0.34 does not do (module `sled_files`). The
 //! committed log id is written without a flush (openraft tolerates losing it).
 //!
@@ -38,7 +40,8 @@
 //!   from silently); a committed-index high-water mark kept beside the log ([`high_water`]) catches that:
 //!   [`StorageError::LostCommittedEntries`] (repairable: the member then catches up from peers).
 //!
-//! Snapshot and metadata records are verified when read. sled's own errors
+//! Snapshot and metadata records are verified when read (a snapshot's data against the length and
+//! CRC-32 its pointer records, when it is loaded whole). sled's own errors
 //! are [`StorageError::Sled`] (a database held by another open store is
 //! [`StorageError::Locked`], after waiting [`DEFAULT_LOCK_WAIT`] for it); nothing
 //! panics on bad bytes. Everything converts
@@ -69,5 +72,5 @@ pub use integrity::LogCheck;
 pub use log_files::SEGMENT_BYTES;
 pub use log_store::{LogReader, LogStore};
 pub use meta_store::MetaStore;
-pub use snapshot_store::{SnapshotStore, StoredSnapshot};
+pub use snapshot_store::{NewSnapshot, Sealed, SnapshotFile, SnapshotStore, StoredSnapshot};
 pub use store::{Store, StoreOptions, DEFAULT_CACHE_CAPACITY_BYTES, DEFAULT_LOCK_WAIT};

@@ -83,7 +83,7 @@ pub struct Store<C: RaftTypeConfig> {
     path: PathBuf,
     files: Arc<LogFiles>,
     state: sled::Tree,
-    snapshot: sled::Tree,
+    snapshots: SnapshotStore<C>,
     meta: sled::Tree,
     check: LogCheck,
     replication_read_bytes: u64,
@@ -132,7 +132,7 @@ where
         log_migration::migrate(&sled, &path, options.segment_bytes)?;
         let db = sled.db();
         let state = db.open_tree(TREE_RAFT_STATE)?;
-        let snapshot = db.open_tree(TREE_SNAPSHOT)?;
+        let snapshots = SnapshotStore::open(&path, &sled, &db.open_tree(TREE_SNAPSHOT)?)?;
         let meta = db.open_tree(TREE_META)?;
         let log_dir = path.join(log_files::DIR);
         let (check, scans) = integrity::check_log::<C>(&log_dir, &sled, &state, options.repair)?;
@@ -151,7 +151,7 @@ where
             path,
             files,
             state,
-            snapshot,
+            snapshots,
             meta,
             check,
             replication_read_bytes: options.replication_read_bytes,
@@ -177,7 +177,7 @@ where
 
     /// The snapshot store for the state machine.
     pub fn snapshot_store(&self) -> SnapshotStore<C> {
-        SnapshotStore::new(self.sled.clone(), self.snapshot.clone())
+        self.snapshots.clone()
     }
 
     /// The metadata keyspace for the state machine.
@@ -194,10 +194,12 @@ where
         &self.path
     }
 
-    /// Bytes the store occupies on disk: sled's own accounting plus the log's segments
-    /// (their preallocated size).
+    /// Bytes the store occupies on disk: sled's own accounting, the log's segments
+    /// (their preallocated size) and the snapshot files.
     pub fn size_on_disk(&self) -> Result<u64, StorageError> {
-        Ok(self.sled.db().size_on_disk()? + self.files.size_on_disk()?)
+        Ok(self.sled.db().size_on_disk()?
+            + self.files.size_on_disk()?
+            + self.snapshots.size_on_disk()?)
     }
 
     /// Makes every write so far durable.

@@ -8,4 +8,5 @@ mod fixture;
 mod replication_reads;
 mod restart;
 mod segments;
+mod snapshots;
 mod throughput;
