@@ -1226,7 +1226,10 @@ mod tests {
         assert!(s.incomplete_part_bytes() > 0);
         let whole = bincode::serialize(&s.snapshot_source().image()).unwrap();
         let streamed = s.snapshot();
-        assert!(streamed == whole, "streamed snapshot differs from the image's bincode");
+        assert!(
+            streamed == whole,
+            "streamed snapshot differs from the image's bincode"
+        );
         let back = ReplicatedState::restore(&streamed).unwrap();
         assert!(back.snapshot() == streamed);
         assert_eq!(back.election_timer_ms, Some(3000));

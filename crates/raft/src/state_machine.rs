@@ -414,6 +414,62 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
+    /// A received snapshot whose bytes are not those its id names (length and CRC-32) is refused
+    /// before anything is decoded; an id of an earlier version, naming none, is let through.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_received_snapshot_must_match_the_length_and_crc_its_id_names() {
+        use tokio::io::AsyncWriteExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            halyard_storage::Store::<crate::types::TypeConfig>::open(dir.path(), 1 << 20).unwrap();
+        let snapshots = store.snapshot_store();
+        let received = |bytes: &'static [u8]| {
+            let snapshots = snapshots.clone();
+            async move {
+                let mut file = snapshots.receive().await.unwrap();
+                file.write_all(bytes).await.unwrap();
+                file.into_received().await.unwrap().1
+            }
+        };
+        let sent = b"the snapshot as built";
+        let meta = |snapshot_id: String| super::SnapshotMeta {
+            last_log_id: None,
+            last_membership: Default::default(),
+            snapshot_id,
+        };
+        let built = meta(format!(
+            "T1-N0-7-{}-crc32={:08x}",
+            sent.len(),
+            crc32fast_hash(sent)
+        ));
+        assert_eq!(super::check_received(&built, &received(sent).await), Ok(()));
+        let damaged = super::check_received(&built, &received(b"the snapshot as bui1t").await);
+        assert!(damaged.unwrap_err().contains("arrived damaged"));
+        let short = super::check_received(&built, &received(b"the snapshot").await);
+        assert!(short.is_err());
+        let legacy = meta("T1-N0-7-21".to_string());
+        assert_eq!(
+            super::check_received(&legacy, &received(b"x").await),
+            Ok(())
+        );
+    }
+
+    /// CRC-32 (IEEE), as the storage crate computes it, without depending on its crate.
+    fn crc32fast_hash(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
     /// The member's Raft runtime has one worker: long work must not stop its other tasks (a
     /// ticker stands for openraft's core here). Without `block_in_place` the ticker cannot run
     /// at all while the work holds the only worker.

@@ -32,6 +32,13 @@ pub enum StorageError {
     #[error("raft log files: {0}")]
     Io(#[from] std::io::Error),
 
+    /// Reading, writing or syncing a snapshot file (or its directory) failed.
+    #[error("snapshot file {path}: {source}")]
+    SnapshotFile {
+        path: String,
+        source: std::io::Error,
+    },
+
     /// The log (with its purged prefix) ends below the committed index recorded outside sled:
     /// sled lost entries this member had committed.
     #[error(
@@ -128,6 +135,7 @@ impl StorageError {
             | StorageError::LostCommittedEntries { .. } => ErrorVerb::Read,
             StorageError::Sled(_)
             | StorageError::Io(_)
+            | StorageError::SnapshotFile { .. }
             | StorageError::Locked { .. }
             | StorageError::Encode { .. }
             | StorageError::Background(_) => ErrorVerb::Write,

@@ -145,17 +145,18 @@ impl SnapshotFile {
     /// installing a snapshot needs (its bytes to decode, and [`Sealed`] to commit it).
     pub async fn into_received(mut self) -> Result<(Vec<u8>, Sealed), StorageError> {
         use tokio::io::AsyncWriteExt;
-        self.file.flush().await?;
         let pending = self.pending.take().ok_or_else(|| {
             StorageError::Background("a stored snapshot's file is not a received one".into())
         })?;
+        self.file.flush().await.map_err(at(&pending.path))?;
         let file = self.file.into_std().await;
         tokio::task::spawn_blocking(move || {
             use std::io::Seek;
-            file.sync_all()?;
             let mut data = Vec::new();
-            (&file).seek(io::SeekFrom::Start(0))?;
-            (&file).read_to_end(&mut data)?;
+            file.sync_all()
+                .and_then(|()| (&file).seek(io::SeekFrom::Start(0)))
+                .and_then(|_| (&file).read_to_end(&mut data))
+                .map_err(at(&pending.path))?;
             let sealed = Sealed {
                 len: data.len() as u64,
                 crc32: crc32fast::hash(&data),
@@ -243,8 +244,19 @@ fn corrupt(key: &str, reason: Corruption) -> StorageError {
     }
 }
 
+/// An I/O error about the snapshot file (or directory) at `path`.
+fn at(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
+    move |source| StorageError::SnapshotFile {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
 fn file_number(name: &str) -> Option<u64> {
-    name.strip_prefix("snap-")?.strip_suffix(".data")?.parse().ok()
+    name.strip_prefix("snap-")?
+        .strip_suffix(".data")?
+        .parse()
+        .ok()
 }
 
 /// Length and CRC-32 of what `file` holds, read from its start.
@@ -277,17 +289,21 @@ impl<C: RaftTypeConfig> SnapshotStore<C> {
         legacy: &sled::Tree,
     ) -> Result<Self, StorageError> {
         let dir = store_path.join(DIR);
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir).map_err(at(&dir))?;
         let current = Self::read_pointer(&dir)?;
         let mut highest = 0;
-        for entry in std::fs::read_dir(&dir)? {
-            let name = entry?.file_name().to_string_lossy().into_owned();
+        for entry in std::fs::read_dir(&dir).map_err(at(&dir))? {
+            let name = entry
+                .map_err(at(&dir))?
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
             if name == POINTER || current.as_ref().is_some_and(|p| p.file == name) {
                 highest = highest.max(file_number(&name).unwrap_or(0));
                 continue;
             }
             tracing::info!(file = %name, "removing a snapshot file left over from a crash");
-            std::fs::remove_file(dir.join(&name))?;
+            std::fs::remove_file(dir.join(&name)).map_err(at(&dir.join(&name)))?;
         }
         let store = SnapshotStore {
             inner: Arc::new(Inner {
@@ -302,10 +318,11 @@ impl<C: RaftTypeConfig> SnapshotStore<C> {
     }
 
     fn read_pointer(dir: &Path) -> Result<Option<Pointer<C>>, StorageError> {
-        let bytes = match std::fs::read(dir.join(POINTER)) {
+        let path = dir.join(POINTER);
+        let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(at(&path)(e)),
         };
         let pointer: Pointer<C> =
             record::decode(POINTER_KEY, &bytes).map_err(|r| corrupt(POINTER, r))?;
@@ -346,7 +363,8 @@ impl<C: RaftTypeConfig> SnapshotStore<C> {
             .read(true)
             .write(true)
             .create_new(true)
-            .open(&path)?;
+            .open(&path)
+            .map_err(at(&path))?;
         Ok(NewSnapshot {
             file,
             pending: Pending { path, keep: false },
@@ -367,8 +385,9 @@ impl<C: RaftTypeConfig> SnapshotStore<C> {
 
     /// Syncs a written data file and measures it (reading it back for its CRC-32).
     pub fn seal_blocking(&self, new: NewSnapshot) -> Result<Sealed, StorageError> {
-        new.file.sync_all()?;
-        let (len, crc32) = measure(&new.file)?;
+        let path = &new.pending.path;
+        new.file.sync_all().map_err(at(path))?;
+        let (len, crc32) = measure(&new.file).map_err(at(path))?;
         Ok(Sealed {
             pending: new.pending,
             len,
@@ -409,13 +428,15 @@ impl<C: RaftTypeConfig> SnapshotStore<C> {
         };
         let dir = &self.inner.dir;
         let tmp = dir.join(POINTER_TMP);
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&record::encode(POINTER_KEY, &pointer, "snapshot pointer")?)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, dir.join(POINTER))?;
-        sync_dir(dir)?;
+        let record = record::encode(POINTER_KEY, &pointer, "snapshot pointer")?;
+        File::create(&tmp)
+            .and_then(|mut f| {
+                f.write_all(&record)?;
+                f.sync_all()
+            })
+            .map_err(at(&tmp))?;
+        std::fs::rename(&tmp, dir.join(POINTER)).map_err(at(&tmp))?;
+        sync_dir(dir).map_err(at(dir))?;
         sealed.pending.kept();
         if let Some(old) = current.replace(pointer) {
             // A reader streaming it to a peer keeps its open file.
@@ -440,8 +461,9 @@ impl<C: RaftTypeConfig> SnapshotStore<C> {
         let Some(pointer) = self.inner.current.lock().unwrap().clone() else {
             return Ok(None);
         };
-        let file = tokio::fs::File::open(self.inner.dir.join(&pointer.file)).await?;
-        let len = file.metadata().await?.len();
+        let path = self.inner.dir.join(&pointer.file);
+        let file = tokio::fs::File::open(&path).await.map_err(at(&path))?;
+        let len = file.metadata().await.map_err(at(&path))?.len();
         if len != pointer.len {
             return Err(corrupt(
                 &pointer.file,
@@ -466,7 +488,17 @@ impl<C: RaftTypeConfig> SnapshotStore<C> {
         let Some(pointer) = self.inner.current.lock().unwrap().clone() else {
             return Ok(None);
         };
-        let data = std::fs::read(self.inner.dir.join(&pointer.file))?;
+        let path = self.inner.dir.join(&pointer.file);
+        let data = match std::fs::read(&path) {
+            Ok(data) => data,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(corrupt(
+                    &pointer.file,
+                    Corruption::Undecodable("the data file the pointer names is missing".into()),
+                ))
+            }
+            Err(e) => return Err(at(&path)(e)),
+        };
         let crc = crc32fast::hash(&data);
         if data.len() as u64 != pointer.len || crc != pointer.crc32 {
             return Err(corrupt(
@@ -499,7 +531,7 @@ impl<C: RaftTypeConfig> SnapshotStore<C> {
         data: &[u8],
     ) -> Result<(), StorageError> {
         let mut new = self.create_blocking()?;
-        new.file.write_all(data)?;
+        new.file.write_all(data).map_err(at(&new.pending.path))?;
         let sealed = self.seal_blocking(new)?;
         self.commit_blocking(sealed, meta)?;
         Ok(())
@@ -519,9 +551,10 @@ impl<C: RaftTypeConfig> SnapshotStore<C> {
 
     /// Bytes the snapshot files occupy.
     pub fn size_on_disk(&self) -> Result<u64, StorageError> {
+        let dir = &self.inner.dir;
         let mut total = 0;
-        for entry in std::fs::read_dir(&self.inner.dir)? {
-            total += entry?.metadata()?.len();
+        for entry in std::fs::read_dir(dir).map_err(at(dir))? {
+            total += entry.and_then(|e| e.metadata()).map_err(at(dir))?.len();
         }
         Ok(total)
     }

@@ -42,7 +42,11 @@ fn a_new_snapshot_replaces_the_old_one_and_its_file() {
     let s = snaps.load_blocking().unwrap().unwrap();
     assert_eq!((s.meta, s.data), (meta_at(5), b"five".to_vec()));
     drop((snaps, store));
-    let s = open(dir.path()).snapshot_store().load_blocking().unwrap().unwrap();
+    let s = open(dir.path())
+        .snapshot_store()
+        .load_blocking()
+        .unwrap()
+        .unwrap();
     assert_eq!((s.meta, s.data), (meta_at(5), b"five".to_vec()));
 }
 
@@ -166,7 +170,10 @@ async fn snapshots_stream_in_and_out_through_files() {
     let mut sent = Vec::new();
     outgoing.read_to_end(&mut sent).await.unwrap();
     assert!(sent == data);
-    assert!(outgoing.write_all(b"x").await.is_err(), "a stored snapshot was written to");
+    assert!(
+        outgoing.write_all(b"x").await.is_err(),
+        "a stored snapshot was written to"
+    );
 
     // Replacing the snapshot while it is being sent leaves the sender's file readable.
     let (_, mut sending) = snaps.open_current().await.unwrap().unwrap();
@@ -184,8 +191,7 @@ fn a_snapshot_kept_in_sled_by_an_earlier_version_is_moved_to_files() {
     {
         let db = sled::open(dir.path()).unwrap();
         let tree = db.open_tree(crate::layout::TREE_SNAPSHOT).unwrap();
-        let record =
-            crate::snapshot_store::encode_legacy::<TestConfig>(&meta_at(6), b"from sled");
+        let record = crate::snapshot_store::encode_legacy::<TestConfig>(&meta_at(6), b"from sled");
         tree.insert(crate::layout::KEY_SNAPSHOT, record).unwrap();
         db.flush().unwrap();
     }
