@@ -11,7 +11,7 @@
 #   tests/bench/snapshot-memory.sh [--skip-build] [--keep]
 #
 # Environment: HALYARD_BIN, BENCH_BIN (default: release builds in CARGO_TARGET_DIR), REF_CLUSTER,
-# WORK (default: mktemp -d), ROWS (25000).
+# WORK (default: mktemp -d), ROWS (25000), M3_LOG (log filter of the member that installs).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 bench_options '2,14p' "$@"
@@ -55,7 +55,7 @@ for i in 1 2; do
   compact_one "halyard m$i" "$work/h/m$i/halyard.ctl" "$(cat "$work/h/m$i.pid")"
 done
 "$bin" serve --data-dir "$work/h/m3" --remote "ptcp:$((h_base + 3)):127.0.0.1" \
-  --remote "punix:$work/h/m3.sock" >"$work/h/m3.restart.log" 2>&1 &
+  --remote "punix:$work/h/m3.sock" ${M3_LOG:+--log "$M3_LOG"} >"$work/h/m3.restart.log" 2>&1 &
 echo $! >"$work/h/m3.pid"
 t0=$(date +%s.%N)
 for _ in $(seq 1 1200); do

@@ -160,6 +160,10 @@ pub enum Command {
         /// of up to half of N drawn at start, so that members do not all build at once.
         #[arg(long, default_value_t = halyard_raft::config::DEFAULT_SNAPSHOT_EVERY)]
         snapshot_every: u64,
+        /// Log entries kept behind each snapshot, so that a member only slightly behind catches
+        /// up from the log; one further behind is sent the snapshot.
+        #[arg(long, default_value_t = halyard_raft::config::DEFAULT_LOG_KEPT_BEHIND_SNAPSHOT)]
+        log_kept_behind_snapshot: u64,
         /// If the end of the Raft log on disk is damaged (a torn write), truncate it back to the
         /// last good entry instead of refusing to start. Entries after it are lost on this
         /// member (other members still have them; a single member loses them for good).
@@ -439,6 +443,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             election_timer,
             write_wait_ms,
             snapshot_every,
+            log_kept_behind_snapshot,
             repair_log_tail,
             raft_threads,
             unsafe_ack_before_commit,
@@ -454,6 +459,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 write_wait: std::time::Duration::from_millis(write_wait_ms),
                 heartbeat_ms: halyard_raft::config::heartbeat_for(election_timer),
                 snapshot_every,
+                log_kept_behind_snapshot,
                 repair_log_tail,
                 raft_threads: raft_threads.into(),
                 unsafe_ack_before_commit,

@@ -53,6 +53,54 @@ async fn append(member: &Member, payload: pb::Payload) -> Result<pb::Payload, St
     })
 }
 
+/// Runs `chunk` (one InstallSnapshot request from the leader this member follows) as contact
+/// with that leader: at once, then every heartbeat interval until it is answered.
+///
+/// openraft 0.9 sends a follower nothing else while a snapshot is in flight to it (no heartbeat:
+/// the follower's progress has a request in flight), handles the chunks outside its core, so
+/// they do not count as leader contact, and answers the last chunk only once the snapshot is
+/// installed. A member catching up through a large snapshot therefore heard no leader for the
+/// whole transfer and install (seconds for hundreds of megabytes), called an election, and its
+/// higher term deposed the leader, which started the transfer again under the next term: with
+/// a 415 MB snapshot the cluster lost its leader every 3 s, for a minute or for good
+/// (tests/bench/snapshot-memory.sh; `cluster_snapshot.rs`). Contact is given to openraft as the
+/// heartbeat the leader would have sent: an empty AppendEntries of the same vote whose previous
+/// entry is none (always consistent: it appends, truncates and commits nothing), so openraft
+/// accepts the vote and restarts its election timer exactly as for a real heartbeat; a newer
+/// vote seen meanwhile makes openraft refuse it.
+async fn with_leader_contact<F: std::future::Future>(
+    member: &Member,
+    vote: openraft::Vote<crate::types::NodeId>,
+    chunk: F,
+) -> F::Output {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(
+        member.config().heartbeat_ms,
+    ));
+    let contact = async {
+        loop {
+            ticks.tick().await;
+            member.heard_from_leader();
+            let beat = openraft::raft::AppendEntriesRequest::<crate::types::TypeConfig> {
+                vote,
+                prev_log_id: None,
+                entries: Vec::new(),
+                leader_commit: None,
+            };
+            // Not awaited: openraft updates the vote (and restarts its election timer) when it
+            // handles the request, but answers it only after the commands queued before, and the
+            // install the last chunk starts is one of them.
+            let raft = member.raft().clone();
+            tokio::spawn(async move {
+                let _ = raft.append_entries(beat).await;
+            });
+        }
+    };
+    tokio::select! {
+        result = chunk => result,
+        () = contact => unreachable!("the contact loop never ends"),
+    }
+}
+
 /// Proposes a follower's forwarded commands; one reply per command, in order, once all are
 /// committed (or failed).
 async fn forward(member: &Member, cmds: Vec<Command>) -> Vec<pb::ForwardReply> {
@@ -135,8 +183,15 @@ impl pb::member_server::Member for Service {
         &self,
         req: Request<pb::Payload>,
     ) -> Result<Response<pb::Payload>, Status> {
-        let rpc = decode(&req.into_inner().data).map_err(bad_payload)?;
-        let result = self.member.raft().install_snapshot(rpc).await;
+        let rpc: openraft::raft::InstallSnapshotRequest<crate::types::TypeConfig> =
+            decode(&req.into_inner().data).map_err(bad_payload)?;
+        let vote = rpc.vote;
+        let install = self.member.raft().install_snapshot(rpc);
+        let result = if vote.is_committed() && vote >= self.member.view().vote() {
+            with_leader_contact(&self.member, vote, install).await
+        } else {
+            install.await
+        };
         if result.is_ok() {
             self.member.heard_from_leader();
         }
