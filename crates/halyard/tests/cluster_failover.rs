@@ -577,6 +577,47 @@ fn a_leader_cut_off_from_its_quorum_steps_down() {
     );
 }
 
+/// A follower restarted after being down comes back to a healthy leader and follows it. While it
+/// was down the leader retried it every 500 ms (openraft's back-off for an unreachable peer),
+/// and its first election timer after a start is T/4-T/2: it called an election before the
+/// leader's next attempt reached it and its higher term deposed the leader (no pre-vote in
+/// openraft 0.9). A starting member now calls none for `STARTUP_ELECTION_GRACE`.
+#[test]
+fn a_restarted_follower_leaves_the_leader_in_place() {
+    let mut cluster = Cluster::start(3, &[NB_SCHEMA], &[]);
+    let leader = cluster.wait_leader(Duration::from_secs(60));
+    let follower = cluster.others(leader)[0];
+    let term = |cluster: &mut Cluster| {
+        cluster.member(leader).raft_status().expect("leader status")["term"]
+            .as_u64()
+            .expect("term")
+    };
+    let before = term(&mut cluster);
+    for round in 0..5 {
+        cluster.member(follower).kill();
+        // Long enough for the leader to back off from it.
+        std::thread::sleep(Duration::from_millis(1500));
+        cluster.member(follower).start();
+        wait_until(
+            "the restarted follower to hear the leader",
+            Duration::from_secs(30),
+            || {
+                let status = cluster.member(follower).raft_status()?;
+                (!status["millis_since_leader_contact"].is_null()).then_some(())
+            },
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        let now = term(&mut cluster);
+        assert_eq!(
+            now,
+            before,
+            "round {round}: the restarted follower deposed the leader; its log:\n{}",
+            cluster.member(follower).log_tail(20)
+        );
+        assert_eq!(cluster.leader(), Some(leader));
+    }
+}
+
 /// A follower stopped for a few seconds (SIGSTOP: a stalled VM, a long swap-in) comes back to a
 /// healthy leader and follows it. It used to call an election at once, its silence as long as
 /// the stop, before reading the heartbeats waiting on its sockets; openraft 0.9 has no pre-vote,

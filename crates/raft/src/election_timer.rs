@@ -8,6 +8,13 @@
 //! one, and a candidate whose election has not produced a leader in that time starts the next.
 //! Every member applies the same log entry, so all run with the new timer from its position on;
 //! it is in snapshots, so a restarted member keeps it.
+//!
+//! It also holds a starting member's elections off for [`STARTUP_ELECTION_GRACE`]. A member
+//! restarted after being down was in openraft's back-off at the leader (an unreachable peer is
+//! retried every 500 ms), and its own first election timer is T/4-T/2 when its saved vote is not
+//! committed: it called an election before the leader's next attempt reached it, and its higher
+//! term deposed a healthy leader (openraft 0.9 has no pre-vote). Delaying a member's first
+//! election changes only how soon a cluster that starts with no leader elects one.
 
 use std::sync::Weak;
 use std::time::{Duration, Instant};
@@ -25,9 +32,16 @@ fn draw(timer_ms: u64) -> Duration {
     Duration::from_millis(low + r)
 }
 
+/// How long a starting member calls no election: openraft's back-off for an unreachable peer
+/// (500 ms), with room for the connection and the leader's first request.
+pub const STARTUP_ELECTION_GRACE: Duration = Duration::from_millis(750);
+
 pub(crate) async fn run(member: Weak<Member>) {
     let Some(m) = member.upgrade() else { return };
     let configured = m.config().election_timeout_ms;
+    m.raft().runtime_config().elect(false);
+    let grace_ends = Instant::now() + STARTUP_ELECTION_GRACE;
+    let mut in_grace = true;
     drop(m);
     // Some(timer) while this task, not openraft, calls elections.
     let mut driving: Option<u64> = None;
@@ -39,9 +53,15 @@ pub(crate) async fn run(member: Weak<Member>) {
         let agreed = m
             .with_state(|s| s.election_timer_ms)
             .filter(|t| *t != configured);
+        let grace_over = in_grace && Instant::now() >= grace_ends;
+        if grace_over {
+            in_grace = false;
+            m.raft().runtime_config().elect(driving.is_none());
+        }
         if agreed != driving {
-            let on = agreed.is_none();
-            m.raft().runtime_config().elect(on);
+            m.raft()
+                .runtime_config()
+                .elect(agreed.is_none() && !in_grace);
             tracing::info!(
                 election_timer_ms = agreed.unwrap_or(configured),
                 "election timer in effect"
@@ -53,6 +73,9 @@ pub(crate) async fn run(member: Weak<Member>) {
             }
         }
         let Some(timer) = driving else { continue };
+        if in_grace {
+            continue;
+        }
         let state = m.view().state();
         if !matches!(state, ServerState::Follower | ServerState::Candidate) || !m.is_voter() {
             since = Instant::now();
