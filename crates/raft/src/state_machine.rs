@@ -260,7 +260,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let snapshots = self.snapshots.clone();
         let (meta, bytes) = tokio::task::spawn_blocking(move || {
             let mut new = snapshots.create_blocking()?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut new.file);
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, new.paced());
             source.encode_to(&mut w)?;
             drop(w);
             let sealed = snapshots.seal_blocking(new)?;

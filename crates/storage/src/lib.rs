@@ -72,5 +72,8 @@ pub use integrity::LogCheck;
 pub use log_files::SEGMENT_BYTES;
 pub use log_store::{LogReader, LogStore};
 pub use meta_store::MetaStore;
-pub use snapshot_store::{NewSnapshot, Sealed, SnapshotFile, SnapshotStore, StoredSnapshot};
+pub use snapshot_store::{
+    NewSnapshot, PacedWriter, Sealed, SnapshotFile, SnapshotStore, StoredSnapshot,
+    SNAPSHOT_SYNC_EVERY_BYTES,
+};
 pub use store::{Store, StoreOptions, DEFAULT_CACHE_CAPACITY_BYTES, DEFAULT_LOCK_WAIT};

@@ -99,12 +99,57 @@ impl Drop for Pending {
     }
 }
 
+/// Bytes of a snapshot being built written between two syncs of its file. Synced only at its
+/// end, a snapshot of hundreds of megabytes was one burst of writeback that queued the disk
+/// for a second or more ahead of every Raft log sync and vote save of the members sharing it
+/// (a follower called an election during another member's compaction).
+pub const SNAPSHOT_SYNC_EVERY_BYTES: u64 = 16 * 1024 * 1024;
+
 /// A new, empty data file to encode a snapshot into (blocking writes); see
 /// [`SnapshotStore::seal_blocking`]. Removed if dropped before it is committed.
 #[derive(Debug)]
 pub struct NewSnapshot {
     pub file: File,
     pending: Pending,
+}
+
+impl NewSnapshot {
+    /// A writer that syncs the file every [`SNAPSHOT_SYNC_EVERY_BYTES`], so that its writeback
+    /// is spread over the build instead of queued at its end.
+    pub fn paced(&mut self) -> PacedWriter<'_> {
+        PacedWriter {
+            file: &self.file,
+            unsynced: 0,
+        }
+    }
+}
+
+/// See [`NewSnapshot::paced`].
+pub struct PacedWriter<'a> {
+    file: &'a File,
+    unsynced: u64,
+}
+
+impl Write for PacedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.unsynced += n as u64;
+        if self.unsynced >= SNAPSHOT_SYNC_EVERY_BYTES {
+            self.file.sync_data()?;
+            self.unsynced = 0;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl std::io::Seek for PacedWriter<'_> {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        self.file.seek(pos)
+    }
 }
 
 /// A data file that is written, synced and measured, ready for [`SnapshotStore::commit_blocking`].
