@@ -598,14 +598,9 @@ fn a_restarted_follower_leaves_the_leader_in_place() {
         // Long enough for the leader to back off from it.
         std::thread::sleep(Duration::from_millis(1500));
         cluster.member(follower).start();
-        wait_until(
-            "the restarted follower to hear the leader",
-            Duration::from_secs(30),
-            || {
-                let status = cluster.member(follower).raft_status()?;
-                (!status["millis_since_leader_contact"].is_null()).then_some(())
-            },
-        );
+        cluster
+            .member(follower)
+            .wait_leader_contact(Duration::from_secs(30));
         std::thread::sleep(Duration::from_millis(500));
         let now = term(&mut cluster);
         assert_eq!(

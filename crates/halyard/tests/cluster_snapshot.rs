@@ -83,14 +83,9 @@ fn a_member_installing_a_large_snapshot_deposes_no_leader() {
     // Counted from its first contact with the leader (the first chunk): until then a member just
     // started may call an election before the leader's next attempt to reach it (openraft backs
     // off 500 ms from an unreachable peer), which is not what this test is about.
-    wait_until(
-        "the restarted member's first contact with the leader",
-        Duration::from_secs(60),
-        || {
-            let status = cluster.member(behind).raft_status()?;
-            (!status["millis_since_leader_contact"].is_null()).then_some(())
-        },
-    );
+    cluster
+        .member(behind)
+        .wait_leader_contact(Duration::from_secs(60));
     let term = max_term(&mut cluster);
     let log = cluster.member(behind).log.clone();
     wait_until(

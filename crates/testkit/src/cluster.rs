@@ -288,6 +288,19 @@ impl Member {
         panic!("member {} could not get a client port", self.index);
     }
 
+    /// Polls until this member has heard from a leader since it last started (its status's
+    /// `millis_since_leader_contact`); panics after `limit`.
+    pub fn wait_leader_contact(&self, limit: Duration) {
+        wait_until(
+            &format!("member {} to hear from a leader", self.index),
+            limit,
+            || {
+                let status = self.raft_status()?;
+                (!status["millis_since_leader_contact"].is_null()).then_some(())
+            },
+        );
+    }
+
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
