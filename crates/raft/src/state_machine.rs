@@ -67,6 +67,16 @@ impl Shared {
         self.waiters.lock().unwrap().remove(id);
     }
 
+    /// Whether a client of this member waits for a command of `entries`.
+    fn awaited_here(&self, entries: &[openraft::Entry<TypeConfig>]) -> bool {
+        let waiters = self.waiters.lock().unwrap();
+        !waiters.is_empty()
+            && entries.iter().any(|e| match &e.payload {
+                EntryPayload::Normal(batch) => batch.0.iter().any(|c| waiters.contains_key(&c.id)),
+                _ => false,
+            })
+    }
+
     pub fn applied_index(&self) -> u64 {
         *self.applied_index.borrow()
     }
@@ -308,6 +318,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: Send,
     {
         let entries: Vec<_> = entries.into_iter().collect();
+        // openraft hands the new commit index to the replication tasks just before it hands
+        // the entries here, on the same worker; tokio runs the task woken last first, so the
+        // apply would go before the followers hear of the commit. When no client of this
+        // member waits for these entries (a leader committing a follower's forwarded write,
+        // whose client the follower answers at its own apply), the commit goes out first.
+        if !self.shared.awaited_here(&entries) {
+            tokio::task::yield_now().await;
+        }
         let bytes: usize = entries
             .iter()
             .map(|e| match &e.payload {
