@@ -831,14 +831,24 @@ impl ReplicatedState {
     }
 
     pub fn restore(bytes: &[u8]) -> Result<ReplicatedState, RestoreError> {
+        Self::restore_from(bytes)
+    }
+
+    /// [`ReplicatedState::restore`] from a reader (a snapshot file): the file's bytes are not
+    /// held besides the image read from them, and each database's encoded bytes are dropped
+    /// once it is decoded.
+    pub fn restore_from(mut r: impl std::io::Read) -> Result<ReplicatedState, RestoreError> {
         // Every format starts with its number (a little-endian u32 in bincode).
-        let format = bytes
-            .get(..4)
-            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
-            .unwrap_or(0);
+        let mut first = [0u8; 4];
+        let format = match r.read_exact(&mut first) {
+            Ok(()) => u32::from_le_bytes(first),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(RestoreError::Decode(Box::new(bincode::ErrorKind::Io(e)))),
+        };
+        let bytes = std::io::Read::chain(&first[..], r);
         let image: SnapshotImage = match format {
             1 => {
-                let v1: SnapshotImageV1 = bincode::deserialize(bytes)?;
+                let v1: SnapshotImageV1 = bincode::deserialize_from(bytes)?;
                 SnapshotImage {
                     format: v1.format,
                     dbs: v1.dbs.into_iter().map(SnapshotDb::from).collect(),
@@ -850,7 +860,7 @@ impl ReplicatedState {
                 }
             }
             2 => {
-                let v2: SnapshotImageV2 = bincode::deserialize(bytes)?;
+                let v2: SnapshotImageV2 = bincode::deserialize_from(bytes)?;
                 SnapshotImage {
                     format: v2.format,
                     dbs: v2.dbs.into_iter().map(SnapshotDb::from).collect(),
@@ -862,7 +872,7 @@ impl ReplicatedState {
                 }
             }
             3 => {
-                let v3: SnapshotImageV3 = bincode::deserialize(bytes)?;
+                let v3: SnapshotImageV3 = bincode::deserialize_from(bytes)?;
                 SnapshotImage {
                     format: v3.format,
                     dbs: v3.dbs.into_iter().map(SnapshotDb::from).collect(),
@@ -873,7 +883,7 @@ impl ReplicatedState {
                     election_timer_ms: v3.election_timer_ms,
                 }
             }
-            SNAPSHOT_FORMAT => bincode::deserialize(bytes)?,
+            SNAPSHOT_FORMAT => bincode::deserialize_from(bytes)?,
             other => return Err(RestoreError::Format(other)),
         };
         let mut dbs = BTreeMap::new();
@@ -1233,6 +1243,35 @@ mod tests {
         let back = ReplicatedState::restore(&streamed).unwrap();
         assert!(back.snapshot() == streamed);
         assert_eq!(back.election_timer_ms, Some(3000));
+    }
+
+    /// A snapshot is decoded from its file (a reader handing out a few bytes at a time here),
+    /// giving the state decoding it from memory gives; a cut or empty file is an error.
+    #[test]
+    fn a_snapshot_restores_from_a_reader_in_small_pieces() {
+        struct Trickle<'a>(&'a [u8], usize);
+        impl std::io::Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.1 = self.1 % 7 + 1;
+                let n = self.1.min(buf.len()).min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut s = replay(&log());
+        s.apply(&cmd(9995, CommandKind::SetElectionTimer { ms: 2000 }), None);
+        let bytes = s.snapshot();
+        let back = ReplicatedState::restore_from(Trickle(&bytes, 0)).unwrap();
+        assert!(back.snapshot() == bytes);
+        assert_eq!(back.election_timer_ms, Some(2000));
+        for cut in [0, 3, 4, bytes.len() / 2, bytes.len() - 1] {
+            assert!(
+                ReplicatedState::restore_from(Trickle(&bytes[..cut], 0)).is_err(),
+                "a snapshot cut at {cut} of {} bytes restored",
+                bytes.len()
+            );
+        }
     }
 
     #[test]

@@ -111,17 +111,19 @@ impl StateMachine {
         snapshots: halyard_storage::SnapshotStore<TypeConfig>,
         #[cfg_attr(not(feature = "in-process"), allow(unused_variables))] raft_addr: &str,
     ) -> Result<(StateMachine, Arc<Shared>), StorageError> {
-        let (state, applied, membership) = match snapshots.load_blocking().map_err(io_err)? {
-            Some(stored) => {
-                let state = ReplicatedState::restore(&stored.data).map_err(io_err)?;
-                (state, stored.meta.last_log_id, stored.meta.last_membership)
-            }
-            None => (
-                ReplicatedState::default(),
-                None,
-                StoredMembership::default(),
-            ),
-        };
+        let (state, applied, membership) =
+            match snapshots.open_checked_blocking().map_err(io_err)? {
+                Some((meta, file)) => {
+                    let state = ReplicatedState::restore_from(std::io::BufReader::new(file))
+                        .map_err(io_err)?;
+                    (state, meta.last_log_id, meta.last_membership)
+                }
+                None => (
+                    ReplicatedState::default(),
+                    None,
+                    StoredMembership::default(),
+                ),
+            };
         let shared = Shared::new(state, applied, membership);
         Ok((
             StateMachine {
@@ -361,12 +363,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         snapshot: Box<halyard_storage::SnapshotFile>,
     ) -> Result<(), StorageError> {
-        let (bytes, sealed) = snapshot.into_received().await.map_err(io_err)?;
+        let (file, sealed) = snapshot.into_received().await.map_err(io_err)?;
         check_received(meta, &sealed).map_err(|e| io_err(std::io::Error::other(e)))?;
         // Decoding a snapshot (1.6 s for 100k OVN ports) and dropping the state it replaces are
         // the longest CPU work a member does; not on the Raft runtime's worker (see `apply`).
-        let restored = off_the_workers(|| ReplicatedState::restore(&bytes)).map_err(io_err)?;
-        drop(bytes);
+        let restored =
+            off_the_workers(|| ReplicatedState::restore_from(std::io::BufReader::new(file)))
+                .map_err(io_err)?;
         #[cfg(feature = "in-process")]
         if crate::router::crash_point(&self.raft_addr, "snapshot-decoded").await {
             return Err(io_err(std::io::Error::other(

@@ -186,9 +186,11 @@ pub struct SnapshotFile {
 }
 
 impl SnapshotFile {
-    /// Flushes and syncs a received file, reads it back whole and measures it: what
-    /// installing a snapshot needs (its bytes to decode, and [`Sealed`] to commit it).
-    pub async fn into_received(mut self) -> Result<(Vec<u8>, Sealed), StorageError> {
+    /// Flushes and syncs a received file and measures it (length and CRC-32, read in pieces):
+    /// what installing a snapshot needs (the file, at its start, to decode from, and
+    /// [`Sealed`] to commit it). The snapshot is never whole in memory here: a member catching
+    /// up through a snapshot of hundreds of megabytes held it once more while decoding.
+    pub async fn into_received(mut self) -> Result<(File, Sealed), StorageError> {
         use tokio::io::AsyncWriteExt;
         let pending = self.pending.take().ok_or_else(|| {
             StorageError::Background("a stored snapshot's file is not a received one".into())
@@ -196,18 +198,16 @@ impl SnapshotFile {
         self.file.flush().await.map_err(at(&pending.path))?;
         let file = self.file.into_std().await;
         tokio::task::spawn_blocking(move || {
-            use std::io::Seek;
-            let mut data = Vec::new();
-            file.sync_all()
-                .and_then(|()| (&file).seek(io::SeekFrom::Start(0)))
-                .and_then(|_| (&file).read_to_end(&mut data))
-                .map_err(at(&pending.path))?;
-            let sealed = Sealed {
-                len: data.len() as u64,
-                crc32: crc32fast::hash(&data),
-                pending,
-            };
-            Ok((data, sealed))
+            let measured = file.sync_all().and_then(|()| measure(&file));
+            let (len, crc32) = measured.map_err(at(&pending.path))?;
+            Ok((
+                file,
+                Sealed {
+                    len,
+                    crc32,
+                    pending,
+                },
+            ))
         })
         .await
         .map_err(|e| StorageError::Background(format!("snapshot read task: {e}")))?
@@ -304,7 +304,8 @@ fn file_number(name: &str) -> Option<u64> {
         .ok()
 }
 
-/// Length and CRC-32 of what `file` holds, read from its start.
+/// Length and CRC-32 of what `file` holds, read from its start in pieces; leaves the file at
+/// its start (to be read again).
 fn measure(mut file: &File) -> io::Result<(u64, u32)> {
     use std::io::Seek;
     file.seek(io::SeekFrom::Start(0))?;
@@ -322,6 +323,7 @@ fn measure(mut file: &File) -> io::Result<(u64, u32)> {
             Err(e) => return Err(e),
         }
     }
+    file.seek(io::SeekFrom::Start(0))?;
     Ok((len, hasher.finalize()))
 }
 
@@ -527,15 +529,25 @@ impl<C: RaftTypeConfig> SnapshotStore<C> {
         )))
     }
 
-    /// The current snapshot read whole and checked against its length and checksum; `None` if
-    /// there is none.
-    pub fn load_blocking(&self) -> Result<Option<StoredSnapshot<C>>, StorageError> {
+    /// The current snapshot's file, at its start, checked against its length and checksum (read
+    /// in pieces), with its metadata; `None` if there is none.
+    #[allow(clippy::type_complexity)]
+    pub fn open_checked_blocking(
+        &self,
+    ) -> Result<Option<(SnapshotMeta<C::NodeId, C::Node>, File)>, StorageError> {
+        Ok(self.open_checked()?.map(|(meta, file, _)| (meta, file)))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn open_checked(
+        &self,
+    ) -> Result<Option<(SnapshotMeta<C::NodeId, C::Node>, File, PathBuf)>, StorageError> {
         let Some(pointer) = self.inner.current.lock().unwrap().clone() else {
             return Ok(None);
         };
         let path = self.inner.dir.join(&pointer.file);
-        let data = match std::fs::read(&path) {
-            Ok(data) => data,
+        let file = match File::open(&path) {
+            Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(corrupt(
                     &pointer.file,
@@ -544,8 +556,8 @@ impl<C: RaftTypeConfig> SnapshotStore<C> {
             }
             Err(e) => return Err(at(&path)(e)),
         };
-        let crc = crc32fast::hash(&data);
-        if data.len() as u64 != pointer.len || crc != pointer.crc32 {
+        let (len, crc) = measure(&file).map_err(at(&path))?;
+        if len != pointer.len || crc != pointer.crc32 {
             return Err(corrupt(
                 &pointer.file,
                 Corruption::ChecksumMismatch {
@@ -554,10 +566,18 @@ impl<C: RaftTypeConfig> SnapshotStore<C> {
                 },
             ));
         }
-        Ok(Some(StoredSnapshot {
-            meta: pointer.meta,
-            data,
-        }))
+        Ok(Some((pointer.meta, file, path)))
+    }
+
+    /// The current snapshot read whole and checked against its length and checksum; `None` if
+    /// there is none.
+    pub fn load_blocking(&self) -> Result<Option<StoredSnapshot<C>>, StorageError> {
+        let Some((meta, mut file, path)) = self.open_checked()? else {
+            return Ok(None);
+        };
+        let mut data = Vec::new();
+        file.read_to_end(&mut data).map_err(at(&path))?;
+        Ok(Some(StoredSnapshot { meta, data }))
     }
 
     /// [`SnapshotStore::load_blocking`] on tokio's blocking pool.
