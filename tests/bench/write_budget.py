@@ -32,7 +32,6 @@ NR = {
     44: "sendto",
     45: "recvfrom",
     75: "fdatasync",
-    232: "epoll_wait",
     257: "openat",
 }
 # A request, a forwarded batch or an AppendEntries with one entry is larger than this; Raft
@@ -132,18 +131,15 @@ def budget(events, origin, leader):
             marks.append(("commit read (origin)", got))
             marks.append(("commit recorded (origin)", first(origin, "openat", got or 1e12)))
         # The apply ends by waking the client's session on the other runtime: the first `write`
-        # (an eventfd) after the committed high-water file is closed; that runtime's thread
-        # then returns from `epoll_wait`.
+        # (an eventfd) after the committed high-water file is closed. (When that runtime's
+        # thread then runs is not marked: a parked tokio worker may sleep in `epoll_wait` or on a
+        # futex, and which one wakes is not told by the system calls alone.)
         recorded = marks[-1][1]
         closed = first(origin, "close", recorded or 1e12, True) if recorded is not None else None
         woke = None
         if closed is not None:
             woke = first(origin, "write", closed, pred=lambda e: not is_session(e[3]))
         marks.append(("apply done, session woken (origin)", woke))
-        runs = None
-        if woke is not None:
-            runs = first(origin, "epoll_wait", woke, True, lambda e: is_session(e[3]))
-        marks.append(("session thread runs (origin)", runs))
         reply = None
         for e in seg:
             if e[2] == origin and is_session(e[3]) and e[4] == "sendto":
