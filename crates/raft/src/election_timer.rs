@@ -14,7 +14,8 @@
 //! retried every 500 ms), and its own first election timer is T/4-T/2 when its saved vote is not
 //! committed: it called an election before the leader's next attempt reached it, and its higher
 //! term deposed a healthy leader (openraft 0.9 has no pre-vote). Delaying a member's first
-//! election changes only how soon a cluster that starts with no leader elects one.
+//! election changes only how soon a cluster that starts with no leader elects one; a member
+//! that is its membership's only voter has nobody to wait for and skips the grace.
 
 use std::sync::Weak;
 use std::time::{Duration, Instant};
@@ -36,6 +37,12 @@ fn draw(timer_ms: u64) -> Duration {
 /// (500 ms), with room for the connection and the leader's first request.
 pub const STARTUP_ELECTION_GRACE: Duration = Duration::from_millis(750);
 
+/// Whether this member is the only voter of its membership.
+fn lone_voter(m: &Member) -> bool {
+    let voters = m.view().voters();
+    voters.len() == 1 && voters.contains(&m.identity().node_id)
+}
+
 pub(crate) async fn run(member: Weak<Member>) {
     let Some(m) = member.upgrade() else { return };
     let configured = m.config().election_timeout_ms;
@@ -53,7 +60,9 @@ pub(crate) async fn run(member: Weak<Member>) {
         let agreed = m
             .with_state(|s| s.election_timer_ms)
             .filter(|t| *t != configured);
-        let grace_over = in_grace && Instant::now() >= grace_ends;
+        // A lone voter has no leader to wait for: it elects itself at once (a one-member
+        // cluster restarted under Pacemaker is healthy as soon as it answers).
+        let grace_over = in_grace && (Instant::now() >= grace_ends || lone_voter(&m));
         if grace_over {
             in_grace = false;
             m.raft().runtime_config().elect(driving.is_none());
