@@ -9,6 +9,12 @@
 //! itself connected never steps down and a slow but live quorum (large transfers on a loaded
 //! machine) is given the time it needs.
 //!
+//! A leader that has had no quorum's answer at all since its election counts its silence from
+//! when this task first saw it lead in its term: openraft reports no time since a quorum ack
+//! until there is a first one, and a leader whose followers heard its heartbeats but whose
+//! replication never got an answer stayed leader for 6.5 s in a soak, with nothing committed
+//! and no follower calling an election (tests/faults/README.md, "Session 17").
+//!
 //! openraft offers no call to step down (`trigger().elect()` is ignored on a leader). The leader
 //! instead accepts, through its own `vote` handler, a vote of the next term for another voter, as
 //! if that voter had asked for it: it becomes a follower, and calls an election of its own when
@@ -30,25 +36,30 @@ pub(crate) async fn run(member: Weak<Member>) {
     let me = m.identity().node_id;
     drop(m);
     let mut last_step_down: Option<Instant> = None;
+    let mut silence = Silence::default();
     loop {
         tokio::time::sleep(tick).await;
         let Some(m) = member.upgrade() else { return };
         let timer = Duration::from_millis(m.election_timeout_ms());
         let v = m.view();
-        if !v.is_leader() || last_step_down.is_some_and(|t| t.elapsed() < timer) {
+        let acked = v.millis_since_quorum_ack().map(Duration::from_millis);
+        let Some(silent) = silence.sample(v.is_leader(), v.term(), acked, Instant::now()) else {
+            continue;
+        };
+        let term = v.term();
+        if last_step_down.is_some_and(|t| t.elapsed() < timer) {
             continue;
         }
         let Some(other) = v.voters().into_iter().find(|id| *id != me) else {
             continue; // the only voter is always its own quorum
         };
-        let silent = v.millis_since_quorum_ack().map(Duration::from_millis);
-        if silent.is_none_or(|s| s <= timer * 2) {
+        if silent <= timer * 2 {
             continue;
         }
-        let term = v.term();
         tracing::warn!(
             term,
-            silent_ms = silent.map(|s| s.as_millis() as u64),
+            silent_ms = silent.as_millis() as u64,
+            ever_acked = acked.is_some(),
             "no quorum has answered for two election timers: stepping down"
         );
         // The log check compares the request with this member's own last log id; giving exactly
@@ -66,5 +77,64 @@ pub(crate) async fn run(member: Weak<Member>) {
             Ok(resp) => tracing::warn!(vote = %resp.vote, "could not step down: vote refused"),
             Err(e) => tracing::warn!("could not step down: {e}"),
         }
+    }
+}
+
+/// How long a leader has gone without its quorum's answer: since the last quorum ack, or, when
+/// there has been none in its term, since it was first seen leading in that term.
+#[derive(Default)]
+struct Silence {
+    /// The term this member was last seen leading in, and since when.
+    leading: Option<(u64, Instant)>,
+}
+
+impl Silence {
+    /// One sample of the member's state; `None` when it does not lead.
+    fn sample(
+        &mut self,
+        is_leader: bool,
+        term: u64,
+        since_ack: Option<Duration>,
+        now: Instant,
+    ) -> Option<Duration> {
+        if !is_leader {
+            self.leading = None;
+            return None;
+        }
+        let since = match self.leading {
+            Some((t, since)) if t == term => since,
+            _ => self.leading.insert((term, now)).1,
+        };
+        Some(since_ack.unwrap_or(now.saturating_duration_since(since)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leader_never_acknowledged_is_silent_since_its_election_in_that_term() {
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        let mut s = Silence::default();
+        assert_eq!(s.sample(false, 3, None, t0), None, "a follower");
+        assert_eq!(s.sample(true, 4, None, t0), Some(ms(0)), "elected");
+        assert_eq!(s.sample(true, 4, None, t0 + ms(2_500)), Some(ms(2_500)));
+        assert_eq!(
+            s.sample(true, 4, Some(ms(30)), t0 + ms(2_600)),
+            Some(ms(30)),
+            "a quorum ack is what counts once there is one"
+        );
+        assert_eq!(s.sample(true, 4, None, t0 + ms(3_000)), Some(ms(3_000)));
+        // A new term (elected again, with no follower turn seen in between) starts again.
+        assert_eq!(s.sample(true, 5, None, t0 + ms(4_000)), Some(ms(0)));
+        assert_eq!(s.sample(true, 5, None, t0 + ms(4_100)), Some(ms(100)));
+        assert_eq!(s.sample(false, 6, None, t0 + ms(5_000)), None);
+        assert_eq!(
+            s.sample(true, 7, None, t0 + ms(9_000)),
+            Some(ms(0)),
+            "led again"
+        );
     }
 }

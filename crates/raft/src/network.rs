@@ -453,7 +453,8 @@ impl Peer {
                     return Err(self.bad_address());
                 };
                 let deadline = transfer_deadline(data.len());
-                let task = tokio::spawn(call(
+                let (target, bytes, sent) = (self.target, data.len(), Sent::of(&rpc));
+                let call = call(
                     client,
                     self.contact.clone(),
                     self.target,
@@ -461,7 +462,13 @@ impl Peer {
                     Rpc::Append,
                     data,
                     deadline,
-                ));
+                );
+                let task = tokio::spawn(async move {
+                    let started = std::time::Instant::now();
+                    let result = call.await;
+                    log_slow_transfer(target, bytes, sent, started.elapsed(), &result);
+                    result
+                });
                 self.transfer = Some(Transfer {
                     sent: Sent::of(&rpc),
                     task,
@@ -615,6 +622,36 @@ impl Peer {
 }
 
 type AppendError = RPCError<NodeId, BasicNode, RaftError<NodeId>>;
+
+/// A transfer that took longer than this is logged (with its outcome): replication to that
+/// follower, and the commit if it is needed for a quorum, waited for it.
+const SLOW_TRANSFER: Duration = Duration::from_secs(1);
+
+fn log_slow_transfer(
+    target: NodeId,
+    bytes: usize,
+    sent: Sent,
+    took: Duration,
+    result: &AppendResult,
+) {
+    if took < SLOW_TRANSFER {
+        return;
+    }
+    let outcome = match result {
+        Ok(AppendEntriesResponse::Success) => "success".to_string(),
+        Ok(other) => format!("{other:?}"),
+        Err(e) => format!("failed: {e}"),
+    };
+    tracing::warn!(
+        peer = target,
+        bytes,
+        took_ms = took.as_millis() as u64,
+        prev = ?sent.prev.map(|l| l.index),
+        last = ?sent.last.map(|l| l.index),
+        term = sent.vote.leader_id().term,
+        "slow append transfer: {outcome}"
+    );
+}
 
 /// openraft's error kind for a failed gRPC call to `addr`.
 fn status_error<E: std::error::Error>(

@@ -48,6 +48,8 @@ pub(crate) async fn run(member: Weak<Member>) {
     let Some(m) = member.upgrade() else { return };
     let tick = Duration::from_millis(m.config().heartbeat_ms);
     drop(m);
+    // Members whose stall was logged, until they move again.
+    let mut reported = std::collections::HashSet::new();
     loop {
         tokio::time::sleep(tick).await;
         let Some(m) = member.upgrade() else { return };
@@ -56,11 +58,34 @@ pub(crate) async fn run(member: Weak<Member>) {
         match v.replication().filter(|_| v.is_leader()) {
             Some(replication) => {
                 let now = Instant::now();
+                let timer = Duration::from_millis(m.election_timeout_ms());
                 for (node, matched) in replication {
                     progress.sample(node, matched, v.last_log_index(), now);
+                    match progress.stalled(node) {
+                        // An operator sees why commits wait (a quorum may need this member).
+                        Some(stall) if stall > timer && reported.insert(node) => {
+                            tracing::warn!(
+                                peer = node,
+                                term = v.term(),
+                                matched = ?matched,
+                                last = ?v.last_log_index(),
+                                stalled_ms = stall.as_millis() as u64,
+                                "replication to a member has not advanced for an election timer"
+                            );
+                        }
+                        Some(_) => {}
+                        None => {
+                            if reported.remove(&node) {
+                                tracing::info!(peer = node, matched = ?matched, "replication to a member advances again");
+                            }
+                        }
+                    }
                 }
             }
-            None => progress.clear(),
+            None => {
+                progress.clear();
+                reported.clear();
+            }
         }
     }
 }
