@@ -122,9 +122,10 @@ run_stack() {
   ovn-nbctl --db="$nb" --timeout=60 --wait=hv sync
 
   : >"$d/wait-hv.ms"
+  : >"$d/wait-hv.txt"
   for i in $(seq "$writes"); do
     local t0; t0=$(now_ms)
-    ovn-nbctl --db="$nb" --timeout=30 --wait=hv lsp-add ls0 "lat$i"
+    ovn-nbctl --db="$nb" --timeout=30 --wait=hv --print-wait-time lsp-add ls0 "lat$i" >>"$d/wait-hv.txt"
     echo $(($(now_ms) - t0)) >>"$d/wait-hv.ms"
   done
 
@@ -221,6 +222,25 @@ h50=$(pct 50 <"$work/halyard/wait-hv.ms") r50=$(pct 50 <"$work/ovsdb-server/wait
 ratio=$(awk -v h="$h50" -v r="$r50" 'BEGIN {printf "%.2f", h / r}')
 verdict=$(awk -v x="$ratio" 'BEGIN {print (x <= 0.7) ? "PASS" : "MISS"}')
 echo "  ratio p50 Halyard/ovsdb-server: $ratio (target <= 0.70: $verdict)"
+# Where the round trip goes, as ovn-nbctl --print-wait-time reports it (timestamps written by
+# ovn-northd and each ovn-controller): the median of each part over the writes.
+echo "  parts of the round trip (ovn-nbctl --print-wait-time, p50 over the writes, ms):"
+python3 - "$work/halyard/wait-hv.txt" "$work/ovsdb-server/wait-hv.txt" <<'PY'
+import re, statistics, sys
+def parts(path):
+    out = {}
+    for line in open(path):
+        m = re.match(r"\s*(.+?):\s*(-?\d+)\s*ms\s*$", line)
+        if m:
+            key = re.sub(r"hypervisor \S+", "hypervisor", m.group(1).strip())
+            key = re.sub(r"\s+", " ", key)
+            out.setdefault(key, []).append(int(m.group(2)))
+    return out
+h, r = parts(sys.argv[1]), parts(sys.argv[2])
+for key in sorted(set(h) | set(r)):
+    med = lambda d: "%6.1f" % statistics.median(d[key]) if key in d else "     -"
+    print(f"    {key:<45} Halyard {med(h)}  ovsdb-server {med(r)}")
+PY
 echo "convergence after SIGKILL of the SB leader holding ovn-northd's session ($kills rounds):"
 row Halyard "$work/halyard/converge.ms"
 row ovsdb-server "$work/ovsdb-server/converge.ms"
