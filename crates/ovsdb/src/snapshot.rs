@@ -122,7 +122,7 @@ fn encode_changes(schema: &DatabaseSchema, changes: &ChangeSet) -> Vec<u8> {
 }
 
 fn decode_changes(schema: &DatabaseSchema, bytes: &[u8]) -> Result<ChangeSet, OvsdbError> {
-    let mut r = Reader { b: bytes, pos: 0 };
+    let mut r = Reader(Slice { b: bytes, pos: 0 });
     if r.take(4)? != CHANGES_MAGIC {
         return Err(bad("bad change set magic"));
     }
@@ -154,29 +154,78 @@ fn decode_changes(schema: &DatabaseSchema, bytes: &[u8]) -> Result<ChangeSet, Ov
             }
         }
     }
-    if r.pos != bytes.len() {
+    if r.0.remaining() != 0 {
         return Err(bad("trailing bytes"));
     }
     Ok(changes)
 }
 
-struct Reader<'a> {
+/// Where a [`Reader`] takes its bytes from: memory, or a stream of known length (a snapshot
+/// file, decoded without holding its bytes).
+trait Source {
+    fn take(&mut self, n: usize) -> Result<&[u8], OvsdbError>;
+    /// Bytes left: an element count above it is corrupt (every atom takes at least one byte),
+    /// and is refused before anything is allocated for it.
+    fn remaining(&self) -> u64;
+}
+
+struct Slice<'a> {
     b: &'a [u8],
     pos: usize,
 }
 
-fn bad(what: &str) -> OvsdbError {
-    OvsdbError::new(ErrorTag::SyntaxError, format!("invalid snapshot: {what}"))
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], OvsdbError> {
+impl Source for Slice<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], OvsdbError> {
         if self.b.len() - self.pos < n {
             return Err(bad("truncated"));
         }
         let s = &self.b[self.pos..self.pos + n];
         self.pos += n;
         Ok(s)
+    }
+
+    fn remaining(&self) -> u64 {
+        (self.b.len() - self.pos) as u64
+    }
+}
+
+struct Stream<R> {
+    r: R,
+    remaining: u64,
+    buf: Vec<u8>,
+}
+
+impl<R: std::io::Read> Source for Stream<R> {
+    fn take(&mut self, n: usize) -> Result<&[u8], OvsdbError> {
+        if n as u64 > self.remaining {
+            return Err(bad("truncated"));
+        }
+        self.buf.resize(n, 0);
+        self.r.read_exact(&mut self.buf).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                bad("truncated")
+            } else {
+                bad(&format!("reading it failed: {e}"))
+            }
+        })?;
+        self.remaining -= n as u64;
+        Ok(&self.buf)
+    }
+
+    fn remaining(&self) -> u64 {
+        self.remaining
+    }
+}
+
+struct Reader<S>(S);
+
+fn bad(what: &str) -> OvsdbError {
+    OvsdbError::new(ErrorTag::SyntaxError, format!("invalid snapshot: {what}"))
+}
+
+impl<S: Source> Reader<S> {
+    fn take(&mut self, n: usize) -> Result<&[u8], OvsdbError> {
+        self.0.take(n)
     }
 
     fn varint(&mut self) -> Result<u64, OvsdbError> {
@@ -229,7 +278,7 @@ impl<'a> Reader<'a> {
 
     fn datum(&mut self, t: &ColumnType) -> Result<Datum, OvsdbError> {
         let n = self.varint()? as usize;
-        if n < t.min as usize || n > t.max as usize || n > self.b.len() {
+        if n < t.min as usize || n > t.max as usize || n as u64 > self.0.remaining() {
             return Err(bad("element count outside the column's bounds"));
         }
         let mut keys = Vec::with_capacity(n);
@@ -262,7 +311,13 @@ impl<'a> Reader<'a> {
 }
 
 pub(crate) fn decode(schema: Arc<DatabaseSchema>, bytes: &[u8]) -> Result<Database, OvsdbError> {
-    let mut r = Reader { b: bytes, pos: 0 };
+    decode_with(schema, Reader(Slice { b: bytes, pos: 0 }))
+}
+
+fn decode_with<S: Source>(
+    schema: Arc<DatabaseSchema>,
+    mut r: Reader<S>,
+) -> Result<Database, OvsdbError> {
     if r.take(4)? != MAGIC {
         return Err(bad("bad magic"));
     }
@@ -282,7 +337,7 @@ pub(crate) fn decode(schema: Arc<DatabaseSchema>, bytes: &[u8]) -> Result<Databa
         }
         tables.push(rows);
     }
-    if r.pos != bytes.len() {
+    if r.0.remaining() != 0 {
         return Err(bad("trailing bytes"));
     }
     Database::from_parts(schema, tables)
@@ -298,6 +353,22 @@ impl Database {
     /// number of bytes written.
     pub fn write_snapshot<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<u64> {
         encode_into(self, w)
+    }
+
+    /// [`Database::from_snapshot`] from the next `len` bytes of `r` (a snapshot file), read as
+    /// they are decoded: the encoded bytes are never held whole beside the database built from
+    /// them. Reads exactly `len` bytes when it succeeds.
+    pub fn from_snapshot_reader<R: std::io::Read>(
+        schema: Arc<DatabaseSchema>,
+        r: R,
+        len: u64,
+    ) -> Result<Database, OvsdbError> {
+        let stream = Stream {
+            r,
+            remaining: len,
+            buf: Vec::new(),
+        };
+        decode_with(schema, Reader(stream))
     }
 
     /// Rebuilds a database from [`Database::snapshot`] output for the same schema.

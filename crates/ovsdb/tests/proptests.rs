@@ -144,6 +144,9 @@ proptest! {
         let c = Database::from_snapshot(test_schema(), &sa).unwrap();
         prop_assert_eq!(&c.snapshot(), &sa);
         prop_assert!(c == a);
+        // Decoded from a stream that hands out a few bytes per read, it is the same database.
+        let d = Database::from_snapshot_reader(test_schema(), Dribble(&sa, 0), sa.len() as u64).unwrap();
+        prop_assert!(d == a);
         // Derived state rebuilt from the snapshot equals the incrementally kept state.
         for (u, _) in a.rows("B") {
             prop_assert_eq!(a.ref_count("B", u), c.ref_count("B", u));
@@ -168,8 +171,43 @@ fn snapshot_rejects_garbage() {
     let mut extra = snap.clone();
     extra.push(0);
     assert!(Database::from_snapshot(s.clone(), &extra).is_err());
-    let back = Database::from_snapshot(s, &snap).unwrap();
+    let back = Database::from_snapshot(s.clone(), &snap).unwrap();
     assert!(back == f.db);
+
+    // The same from a stream: cut short, or longer than its length says, it is an error; it
+    // reads exactly its length, leaving what follows in the stream.
+    let read =
+        |bytes: &[u8], len: u64| Database::from_snapshot_reader(s.clone(), Dribble(bytes, 0), len);
+    for cut in [5, snap.len() / 2, snap.len() - 1] {
+        assert!(
+            read(&snap[..cut], snap.len() as u64).is_err(),
+            "stream cut at {cut}"
+        );
+        assert!(
+            read(&snap, cut as u64).is_err(),
+            "length {cut} of {}",
+            snap.len()
+        );
+    }
+    assert!(read(&extra, extra.len() as u64).is_err(), "a trailing byte");
+    assert!(read(b"nope", 4).is_err());
+    let mut stream = std::io::Cursor::new([&snap[..], b"after"].concat());
+    let back = Database::from_snapshot_reader(s, &mut stream, snap.len() as u64).unwrap();
+    assert!(back == f.db);
+    assert_eq!(stream.position(), snap.len() as u64);
+}
+
+/// A reader that hands out 1 to 7 bytes per read.
+struct Dribble<'a>(&'a [u8], usize);
+
+impl std::io::Read for Dribble<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (self.1 % 7 + 1).min(buf.len()).min(self.0.len());
+        self.1 += 1;
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
 }
 
 /// A database too large to encode in one piece streams to its writer in pieces of bounded

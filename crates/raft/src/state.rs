@@ -834,9 +834,10 @@ impl ReplicatedState {
         Self::restore_from(bytes)
     }
 
-    /// [`ReplicatedState::restore`] from a reader (a snapshot file): the file's bytes are not
-    /// held besides the image read from them, and each database's encoded bytes are dropped
-    /// once it is decoded.
+    /// [`ReplicatedState::restore`] from a reader (a snapshot file). The current format is read
+    /// field by field as [`SnapshotSource::encode_to`] wrote it, each database decoded straight
+    /// from the reader: neither the file's bytes nor a database's encoded bytes are held beside
+    /// the state built from them. Older formats are read whole, then decoded.
     pub fn restore_from(mut r: impl std::io::Read) -> Result<ReplicatedState, RestoreError> {
         // Every format starts with its number (a little-endian u32 in bincode).
         let mut first = [0u8; 4];
@@ -845,6 +846,9 @@ impl ReplicatedState {
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
             Err(e) => return Err(RestoreError::Decode(Box::new(bincode::ErrorKind::Io(e)))),
         };
+        if format == SNAPSHOT_FORMAT {
+            return Self::restore_streamed(r);
+        }
         let bytes = std::io::Read::chain(&first[..], r);
         let image: SnapshotImage = match format {
             1 => {
@@ -883,50 +887,120 @@ impl ReplicatedState {
                     election_timer_ms: v3.election_timer_ms,
                 }
             }
-            SNAPSHOT_FORMAT => bincode::deserialize_from(bytes)?,
             other => return Err(RestoreError::Format(other)),
         };
         let mut dbs = BTreeMap::new();
         for d in image.dbs {
-            let schema_json: serde_json::Value =
-                serde_json::from_str(&d.schema).map_err(|source| RestoreError::Schema {
-                    db: d.name.clone(),
-                    source,
-                })?;
-            let schema =
-                DatabaseSchema::from_json(&schema_json).map_err(|source| RestoreError::Db {
-                    db: d.name.clone(),
-                    source,
-                })?;
-            let db_err = |source| RestoreError::Db {
-                db: d.name.clone(),
-                source,
-            };
-            let schema = Arc::new(schema);
-            let db = Database::from_snapshot(schema.clone(), &d.data).map_err(db_err)?;
-            let mut state = DbState::new(db, d.last_txn_id);
-            for (id, bytes) in &d.history {
-                let changes = ChangeSet::decode(&schema, bytes).map_err(db_err)?;
-                state.history.push(*id, Arc::new(changes), usize::MAX);
-            }
+            let schema = restored_schema(&d.name, &d.schema)?;
+            let db = Database::from_snapshot(schema.clone(), &d.data)
+                .map_err(|source| db_error(&d.name, source))?;
+            let state = restored_db(&d.name, db, d.last_txn_id, &d.history)?;
             dbs.insert(d.name, state);
         }
+        Ok(Self::restored(
+            dbs,
+            image.locks,
+            image.recent,
+            image.digest,
+            image.parts,
+            image.election_timer_ms,
+        ))
+    }
+
+    /// The current format after its number: `SnapshotImage`'s fields in bincode's encoding.
+    fn restore_streamed(mut r: impl std::io::Read) -> Result<ReplicatedState, RestoreError> {
+        fn get<T: serde::de::DeserializeOwned>(
+            r: &mut impl std::io::Read,
+        ) -> Result<T, RestoreError> {
+            Ok(bincode::deserialize_from(r)?)
+        }
+        let count: u64 = get(&mut r)?;
+        let mut dbs = BTreeMap::new();
+        for _ in 0..count {
+            let name: String = get(&mut r)?;
+            let schema_text: String = get(&mut r)?;
+            let schema = restored_schema(&name, &schema_text)?;
+            let len: u64 = get(&mut r)?;
+            let db = Database::from_snapshot_reader(schema, &mut r, len)
+                .map_err(|source| db_error(&name, source))?;
+            let last_txn_id: Uuid = get(&mut r)?;
+            let history: Vec<(Uuid, Vec<u8>)> = get(&mut r)?;
+            let state = restored_db(&name, db, last_txn_id, &history)?;
+            dbs.insert(name, state);
+        }
+        let locks = get(&mut r)?;
+        let recent = get(&mut r)?;
+        let digest = get(&mut r)?;
+        let parts = get(&mut r)?;
+        let election_timer_ms = get(&mut r)?;
+        Ok(Self::restored(
+            dbs,
+            locks,
+            recent,
+            digest,
+            parts,
+            election_timer_ms,
+        ))
+    }
+
+    fn restored(
+        dbs: BTreeMap<String, DbState>,
+        locks: LockTable,
+        recent_list: Vec<(Uuid, Outcome)>,
+        digest: u64,
+        parts: Vec<(Uuid, Assembly)>,
+        election_timer_ms: Option<u64>,
+    ) -> ReplicatedState {
         let mut recent = BTreeMap::new();
         let mut recent_order = VecDeque::new();
-        for (id, outcome) in image.recent {
+        for (id, outcome) in recent_list {
             recent_order.push_back(id);
             recent.insert(id, outcome);
         }
-        Ok(ReplicatedState {
+        ReplicatedState {
             dbs,
-            locks: image.locks,
-            digest: image.digest,
+            locks,
+            digest,
             recent,
             recent_order,
-            parts: image.parts.into_iter().collect(),
-            election_timer_ms: image.election_timer_ms,
-        })
+            parts: parts.into_iter().collect(),
+            election_timer_ms,
+        }
     }
+}
+
+fn db_error(db: &str, source: ovsdb::OvsdbError) -> RestoreError {
+    RestoreError::Db {
+        db: db.to_string(),
+        source,
+    }
+}
+
+/// A snapshot database's schema, from its JSON text.
+fn restored_schema(db: &str, text: &str) -> Result<Arc<DatabaseSchema>, RestoreError> {
+    let json: serde_json::Value =
+        serde_json::from_str(text).map_err(|source| RestoreError::Schema {
+            db: db.to_string(),
+            source,
+        })?;
+    let schema = DatabaseSchema::from_json(&json).map_err(|source| db_error(db, source))?;
+    Ok(Arc::new(schema))
+}
+
+/// A snapshot database's state: the database decoded, with its history.
+fn restored_db(
+    name: &str,
+    db: Database,
+    last_txn_id: Uuid,
+    history: &[(Uuid, Vec<u8>)],
+) -> Result<DbState, RestoreError> {
+    let schema = db.schema().clone();
+    let mut state = DbState::new(db, last_txn_id);
+    for (id, bytes) in history {
+        let changes = ChangeSet::decode(&schema, bytes).map_err(|source| db_error(name, source))?;
+        state.history.push(*id, Arc::new(changes), usize::MAX);
+    }
+    Ok(state)
 }
 
 impl ReplicatedState {
