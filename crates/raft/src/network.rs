@@ -469,10 +469,7 @@ impl Peer {
                     log_slow_transfer(target, bytes, sent, started.elapsed(), &result);
                     result
                 });
-                self.transfer = Some(Transfer {
-                    sent: Sent::of(&rpc),
-                    task,
-                });
+                self.transfer = Some(Transfer { sent, task });
             }
         }
         let t = self.transfer.as_mut().expect("set above");

@@ -63,18 +63,20 @@ pub(crate) async fn run(member: Weak<Member>) {
                     progress.sample(node, matched, v.last_log_index(), now);
                     match progress.stalled(node) {
                         // An operator sees why commits wait (a quorum may need this member).
-                        Some(stall) if stall > timer && reported.insert(node) => {
-                            tracing::warn!(
-                                peer = node,
-                                term = v.term(),
-                                matched = ?matched,
-                                last = ?v.last_log_index(),
-                                stalled_ms = stall.as_millis() as u64,
-                                "replication to a member has not advanced for an election timer"
-                            );
+                        Some(stall) if stall > timer => {
+                            if reported.insert(node) {
+                                tracing::warn!(
+                                    peer = node,
+                                    term = v.term(),
+                                    matched = ?matched,
+                                    last = ?v.last_log_index(),
+                                    stalled_ms = stall.as_millis() as u64,
+                                    "replication to a member has not advanced for an election timer"
+                                );
+                            }
                         }
-                        Some(_) => {}
-                        None => {
+                        // Caught up, or moving again.
+                        _ => {
                             if reported.remove(&node) {
                                 tracing::info!(peer = node, matched = ?matched, "replication to a member advances again");
                             }
