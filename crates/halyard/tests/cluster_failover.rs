@@ -577,6 +577,67 @@ fn a_leader_cut_off_from_its_quorum_steps_down() {
     );
 }
 
+/// A follower that stops taking entries is named once in the leader's log while it stalls, and
+/// again when it moves: the warning an operator reads when commits wait for a member.
+#[test]
+fn a_stalled_follower_is_named_once_in_the_leaders_log() {
+    const STALLED: &str = "replication to a member has not advanced for an election timer";
+    const MOVES: &str = "replication to a member advances again";
+    let mut cluster = Cluster::start(3, &[NB_SCHEMA], &[]);
+    let leader = cluster.wait_leader(Duration::from_secs(60));
+    let follower = cluster.others(leader)[0];
+    let count = |cluster: &mut Cluster, what: &str| {
+        cluster
+            .member(leader)
+            .log_tail(usize::MAX)
+            .matches(what)
+            .count()
+    };
+    assert_eq!(count(&mut cluster, STALLED), 0, "a stall before any fault");
+    let addr = cluster.member(leader).addr();
+    let mut rpc = Rpc::connect(&addr, Duration::from_secs(30)).expect("connect");
+    let mut write = |n: usize| {
+        rpc.transact(
+            DB,
+            vec![json!({"op": "insert", "table": "Logical_Switch", "row": {"name": format!("stall-{n}")}})],
+        )
+        .unwrap_or_else(|e| panic!("write {n}: {e}"));
+    };
+    signal(&cluster.members[follower - 1], "-STOP");
+    // Writes commit with the other follower; the stopped one falls behind and stays there.
+    let stopped = Instant::now();
+    let mut n = 0;
+    while stopped.elapsed() < Duration::from_secs(4) {
+        write(n);
+        n += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let warned = count(&mut cluster, STALLED);
+    signal(&cluster.members[follower - 1], "-CONT");
+    assert_eq!(
+        warned,
+        1,
+        "one warning for one stall of 4 s (election timer 1 s):\n{}",
+        cluster.member(leader).log_tail(20)
+    );
+    let tail = cluster.member(leader).log_tail(usize::MAX);
+    let line = tail
+        .lines()
+        .find(|l| l.contains(STALLED))
+        .expect("the warning");
+    let id = cluster.member(follower).raft_status().expect("status")["id"].to_string();
+    assert!(
+        line.contains(&format!("peer={}", id.trim_matches('"'))),
+        "names m{follower}: {line}"
+    );
+    write(n);
+    wait_until(
+        "the leader to log that the follower moves again",
+        Duration::from_secs(15),
+        || (count(&mut cluster, MOVES) == 1).then_some(()),
+    );
+}
+
 /// A follower restarted after being down comes back to a healthy leader and follows it. While it
 /// was down the leader retried it every 500 ms (openraft's back-off for an unreachable peer),
 /// and its first election timer after a start is T/4-T/2: it called an election before the

@@ -640,7 +640,7 @@ fn log_slow_transfer(
         Err(e) => format!("failed: {e}"),
     };
     tracing::warn!(
-        peer = target,
+        peer = %format_args!("{target:016x}"),
         bytes,
         took_ms = took.as_millis() as u64,
         prev = ?sent.prev.map(|l| l.index),

@@ -48,7 +48,8 @@ pub(crate) async fn run(member: Weak<Member>) {
     let Some(m) = member.upgrade() else { return };
     let tick = Duration::from_millis(m.config().heartbeat_ms);
     drop(m);
-    // Members whose stall was logged, until they move again.
+    // Members whose stall was logged, until they move again. Ids are logged in hex, as
+    // `halyard status` and `cluster/status` show them.
     let mut reported = std::collections::HashSet::new();
     loop {
         tokio::time::sleep(tick).await;
@@ -66,7 +67,7 @@ pub(crate) async fn run(member: Weak<Member>) {
                         Some(stall) if stall > timer => {
                             if reported.insert(node) {
                                 tracing::warn!(
-                                    peer = node,
+                                    peer = %format_args!("{node:016x}"),
                                     term = v.term(),
                                     matched = ?matched,
                                     last = ?v.last_log_index(),
@@ -78,7 +79,7 @@ pub(crate) async fn run(member: Weak<Member>) {
                         // Caught up, or moving again.
                         _ => {
                             if reported.remove(&node) {
-                                tracing::info!(peer = node, matched = ?matched, "replication to a member advances again");
+                                tracing::info!(peer = %format_args!("{node:016x}"), matched = ?matched, "replication to a member advances again");
                             }
                         }
                     }
