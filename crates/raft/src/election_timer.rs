@@ -58,7 +58,8 @@ pub(crate) async fn run(member: Weak<Member>) {
         tokio::time::sleep(crate::config::AGREED_TIMER_CHECK).await;
         let Some(m) = member.upgrade() else { return };
         let agreed = m
-            .with_state(|s| s.election_timer_ms)
+            .shared()
+            .agreed_election_timer_ms()
             .filter(|t| *t != configured);
         // A lone voter has no leader to wait for: it elects itself at once (a one-member
         // cluster restarted under Pacemaker is healthy as soon as it answers).

@@ -85,7 +85,8 @@ pub(crate) async fn run(member: Weak<Member>) {
                     .map(|(id, _)| id);
                 Instant::now()
             });
-            let holders = m.with_state(|s| s.locks.members());
+            // An apply in progress: expiring waits for the next tick (later is safe).
+            let holders = m.try_with_state(|s| s.locks.members()).unwrap_or_default();
             for node in holders.into_iter().filter(|n| *n != me) {
                 let contact = m.peer_contact(node);
                 let expire = if Some(node) == predecessor

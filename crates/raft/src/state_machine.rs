@@ -28,6 +28,12 @@ pub struct Shared {
     pub digests: crate::divergence::Recent,
     /// Bytes of commands applied since the last snapshot was started (see `compaction`).
     applied_bytes: std::sync::atomic::AtomicU64,
+    /// The applied state's agreed election timer (0: none agreed), kept beside the state so the
+    /// timer tasks on the Raft runtime (election timer, check-quorum, leases, progress) never
+    /// wait on the state lock: a reader blocked there blocks the runtime's only worker, and
+    /// openraft's core with it, for as long as an apply in `block_in_place` keeps retaking the
+    /// write lock (a backlog of large entries after a pause).
+    agreed_timer_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -37,6 +43,7 @@ impl Shared {
         membership: StoredMembership,
     ) -> Arc<Shared> {
         let index = applied.map(|l| l.index).unwrap_or(0);
+        let agreed_timer_ms = state.election_timer_ms.unwrap_or(0).into();
         Arc::new(Shared {
             state: RwLock::new(state),
             applied: RwLock::new((applied, membership)),
@@ -45,7 +52,28 @@ impl Shared {
             applied_index: watch::channel(index).0,
             digests: Default::default(),
             applied_bytes: Default::default(),
+            agreed_timer_ms,
         })
+    }
+
+    /// The election timer the cluster agreed on (`cluster/change-election-timer`), as applied
+    /// here; never waits for the state lock.
+    pub fn agreed_election_timer_ms(&self) -> Option<u64> {
+        match self
+            .agreed_timer_ms
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            0 => None,
+            ms => Some(ms),
+        }
+    }
+
+    /// Called with the state locked after it changed: the cached timer follows it.
+    fn note_agreed_timer(&self, state: &ReplicatedState) {
+        self.agreed_timer_ms.store(
+            state.election_timer_ms.unwrap_or(0),
+            std::sync::atomic::Ordering::Release,
+        );
     }
 
     pub fn observer(&self) -> Option<Arc<dyn ApplyObserver>> {
@@ -178,7 +206,10 @@ impl StateMachine {
                     for cmd in &batch.0 {
                         let begun = {
                             let mut state = self.shared.state.write().unwrap();
-                            state.begin(cmd, observer.as_deref())
+                            let begun = state.begin(cmd, observer.as_deref());
+                            // Before the command's waiter hears of it (below).
+                            self.shared.note_agreed_timer(&state);
+                            begun
                         };
                         let outcome = match begun {
                             Begun::Done(outcome) => outcome,
@@ -386,6 +417,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let mut state = self.shared.state.write().unwrap();
             *self.shared.applied.write().unwrap() =
                 (meta.last_log_id, meta.last_membership.clone());
+            self.shared.note_agreed_timer(&restored);
             std::mem::replace(&mut *state, restored)
         };
         off_the_workers(|| drop(replaced));

@@ -161,6 +161,42 @@ async fn a_write_through_a_follower_is_applied_on_every_member() {
     }
 }
 
+/// The leader's timer tasks (election timer, check-quorum, progress, leases) run on the Raft
+/// runtime beside openraft's core: one that waited for the state lock while an apply held it
+/// (a backlog of large entries retakes it for seconds) would hold up the worker, and the core
+/// with it. With the leader's state held, a write through a follower still commits and is
+/// answered by the follower's own apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_leader_commits_while_its_state_is_held_by_an_apply() {
+    let c = Cluster::start().await;
+    let (l, f) = (c.leader().await, c.follower().await);
+    insert(c.member(f), "before").await;
+    let term = c.member(f).status().term;
+    let leader = c.member(l).clone();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let _state = leader.lock_state_for_test();
+        held_tx.send(()).unwrap();
+        // Released when the write is answered, or after 5 s (the test then fails).
+        done_rx.recv_timeout(Duration::from_secs(5)).is_ok()
+    });
+    held_rx.recv().unwrap();
+    // Longer than the timer tasks' ticks (10 ms) and two election timers (600 ms).
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let answered = tokio::time::timeout(Duration::from_secs(4), insert(c.member(f), "held")).await;
+    let _ = done_tx.send(());
+    let released_by_the_write = holder.join().unwrap();
+    assert!(
+        answered.is_ok() && released_by_the_write,
+        "the write through the follower waited for the leader's state lock"
+    );
+    // Not answered by a new leader: the held one kept its followers.
+    assert_eq!(c.member(f).status().term, term, "an election was held");
+    assert_eq!(c.leader().await, l);
+    assert_eq!(rows_named(c.member(f), "held").await, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_barrier_sees_a_write_acknowledged_on_another_member() {
     let c = Cluster::start().await;

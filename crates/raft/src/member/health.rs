@@ -100,7 +100,8 @@ impl Member {
     /// The election timeout this member runs with: the one the cluster agreed on
     /// (`cluster/change-election-timer`), else its configured one.
     pub fn election_timeout_ms(&self) -> u64 {
-        self.with_state(|s| s.election_timer_ms)
+        self.shared
+            .agreed_election_timer_ms()
             .unwrap_or(self.config.election_timeout_ms)
     }
 
