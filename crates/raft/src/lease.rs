@@ -85,8 +85,7 @@ pub(crate) async fn run(member: Weak<Member>) {
                     .map(|(id, _)| id);
                 Instant::now()
             });
-            // An apply in progress: expiring waits for the next tick (later is safe).
-            let holders = m.try_with_state(|s| s.locks.members()).unwrap_or_default();
+            let holders = m.shared().locks().members();
             for node in holders.into_iter().filter(|n| *n != me) {
                 let contact = m.peer_contact(node);
                 let expire = if Some(node) == predecessor
@@ -137,13 +136,12 @@ pub(crate) async fn run(member: Weak<Member>) {
         let cut_off = m.without_quorum().is_none_or(|d| d > limit);
         if !cut_off && m.connected() {
             if !revoked.is_empty() {
-                let still_owned: Vec<(String, Uuid)> = m.with_state(|s| {
-                    revoked
-                        .iter()
-                        .filter(|(name, session)| s.locks.owner(name) == Some(*session))
-                        .cloned()
-                        .collect()
-                });
+                let locks = m.shared().locks();
+                let still_owned: Vec<(String, Uuid)> = revoked
+                    .iter()
+                    .filter(|(name, session)| locks.owner(name) == Some(*session))
+                    .cloned()
+                    .collect();
                 for (name, session) in still_owned {
                     // Back of the queue: the session is told `locked` when it gets the lock again.
                     let requeue = async {
@@ -157,7 +155,7 @@ pub(crate) async fn run(member: Weak<Member>) {
                 revoked.clear();
             }
         } else if cut_off {
-            let owned = m.with_state(|s| s.locks.owned_through(me));
+            let owned = m.shared().locks().owned_through(me);
             let observer = m.shared().observer();
             for (name, session, inc) in owned {
                 if inc == incarnation && revoked.insert((name.clone(), session)) {

@@ -15,6 +15,7 @@ use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use crate::command::{Command, Outcome};
+use crate::locks::LockTable;
 use crate::state::{ApplyObserver, Begun, ReplicatedState};
 use crate::types::{LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
@@ -34,6 +35,10 @@ pub struct Shared {
     /// openraft's core with it, for as long as an apply in `block_in_place` keeps retaking the
     /// write lock (a backlog of large entries after a pause).
     agreed_timer_ms: std::sync::atomic::AtomicU64,
+    /// The applied lock table, copied when a command changes it, for the lease task (which
+    /// runs on the Raft runtime too; see `agreed_timer_ms`): an owner cut off from its quorum
+    /// is told to stand down on time even while an apply holds the state.
+    locks: Mutex<Arc<LockTable>>,
 }
 
 impl Shared {
@@ -44,6 +49,7 @@ impl Shared {
     ) -> Arc<Shared> {
         let index = applied.map(|l| l.index).unwrap_or(0);
         let agreed_timer_ms = state.election_timer_ms.unwrap_or(0).into();
+        let locks = Mutex::new(Arc::new(state.locks.clone()));
         Arc::new(Shared {
             state: RwLock::new(state),
             applied: RwLock::new((applied, membership)),
@@ -53,6 +59,7 @@ impl Shared {
             digests: Default::default(),
             applied_bytes: Default::default(),
             agreed_timer_ms,
+            locks,
         })
     }
 
@@ -68,12 +75,23 @@ impl Shared {
         }
     }
 
-    /// Called with the state locked after it changed: the cached timer follows it.
-    fn note_agreed_timer(&self, state: &ReplicatedState) {
+    /// The lock table as last applied here; never waits for the state lock.
+    pub fn locks(&self) -> Arc<LockTable> {
+        self.locks.lock().unwrap().clone()
+    }
+
+    /// Called with the state locked after it changed: the copies kept beside it follow it.
+    fn note_applied(&self, state: &ReplicatedState) {
         self.agreed_timer_ms.store(
             state.election_timer_ms.unwrap_or(0),
             std::sync::atomic::Ordering::Release,
         );
+        let mut locks = self.locks.lock().unwrap();
+        // A few locks at most (OVN takes one per northd): comparing is cheap, and exact
+        // whatever command changed the table.
+        if **locks != state.locks {
+            *locks = Arc::new(state.locks.clone());
+        }
     }
 
     pub fn observer(&self) -> Option<Arc<dyn ApplyObserver>> {
@@ -208,7 +226,7 @@ impl StateMachine {
                             let mut state = self.shared.state.write().unwrap();
                             let begun = state.begin(cmd, observer.as_deref());
                             // Before the command's waiter hears of it (below).
-                            self.shared.note_agreed_timer(&state);
+                            self.shared.note_applied(&state);
                             begun
                         };
                         let outcome = match begun {
@@ -417,7 +435,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let mut state = self.shared.state.write().unwrap();
             *self.shared.applied.write().unwrap() =
                 (meta.last_log_id, meta.last_membership.clone());
-            self.shared.note_agreed_timer(&restored);
+            self.shared.note_applied(&restored);
             std::mem::replace(&mut *state, restored)
         };
         off_the_workers(|| drop(replaced));

@@ -178,17 +178,6 @@ impl Member {
         self.shared.state.write().unwrap()
     }
 
-    /// [`Member::with_state`] unless an apply holds the state now: for periodic checks on the
-    /// Raft runtime that can wait for their next tick, where blocking would hold up the
-    /// runtime's only worker (openraft's core among its tasks).
-    pub(crate) fn try_with_state<R>(&self, f: impl FnOnce(&ReplicatedState) -> R) -> Option<R> {
-        match self.shared.state.try_read() {
-            Ok(state) => Some(f(&state)),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-            Err(std::sync::TryLockError::Poisoned(e)) => panic!("state lock poisoned: {e}"),
-        }
-    }
-
     pub fn db_names(&self) -> Vec<String> {
         self.with_state(|s| s.dbs.keys().cloned().collect())
     }
