@@ -186,6 +186,11 @@ impl StateMachine {
 /// Entries carrying at least this many bytes of commands are applied off the async workers.
 const BLOCKING_APPLY_BYTES: usize = 256 * 1024;
 
+/// How long an apply spins for the state's write lock while a reader holds it, before it waits
+/// off the runtime's worker (see `StateMachine::write_state`). Most readers hold the state for
+/// microseconds (a lookup by index); a wait off the worker costs a hand-off to another thread.
+const WRITE_LOCK_SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
 /// Runs long CPU work so that the runtime's other tasks (openraft's core: heartbeats, votes) go
 /// on meanwhile: on a multi-thread runtime, tokio hands this worker's queue to another thread
 /// first (`block_in_place`), which is what lets the member's Raft runtime have one worker
@@ -201,6 +206,28 @@ fn off_the_workers<R>(f: impl FnOnce() -> R) -> R {
 }
 
 impl StateMachine {
+    /// The state's write lock, for an apply. A reader may hold the state for as long as its
+    /// query runs (a read-only transaction over every row of a large table); waiting for it on
+    /// the Raft runtime's only worker would hold up openraft's core (heartbeats, votes) as long.
+    /// A short wait is spun out; a longer one moves the worker's other tasks to another thread
+    /// first, as a large apply does.
+    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, ReplicatedState> {
+        let spin_until = std::time::Instant::now() + WRITE_LOCK_SPIN;
+        loop {
+            match self.shared.state.try_write() {
+                Ok(state) => return state,
+                Err(std::sync::TryLockError::Poisoned(e)) => {
+                    panic!("the replicated state's lock is poisoned: {e}")
+                }
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+            if std::time::Instant::now() >= spin_until {
+                return off_the_workers(|| self.shared.state.write().unwrap());
+            }
+            std::thread::yield_now();
+        }
+    }
+
     fn apply_entries(&self, entries: Vec<openraft::Entry<TypeConfig>>) -> Vec<Outcome> {
         let mut outcomes = Vec::new();
         let mut last_index = None;
@@ -213,7 +240,7 @@ impl StateMachine {
             let outcome = match entry.payload {
                 EntryPayload::Blank => {
                     // A new leader's first entry.
-                    self.shared.state.write().unwrap().drop_incomplete_parts();
+                    self.write_state().drop_incomplete_parts();
                     Outcome::Done
                 }
                 EntryPayload::Normal(batch) => {
@@ -223,7 +250,7 @@ impl StateMachine {
                         .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
                     for cmd in &batch.0 {
                         let begun = {
-                            let mut state = self.shared.state.write().unwrap();
+                            let mut state = self.write_state();
                             let begun = state.begin(cmd, observer.as_deref());
                             // Before the command's waiter hears of it (below).
                             self.shared.note_applied(&state);
@@ -233,7 +260,7 @@ impl StateMachine {
                             Begun::Done(outcome) => outcome,
                             Begun::Heavy(mut heavy) => {
                                 heavy.run();
-                                let mut state = self.shared.state.write().unwrap();
+                                let mut state = self.write_state();
                                 state.finish(*heavy, observer.as_deref())
                             }
                         };
@@ -432,7 +459,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(|e| io_err(std::io::Error::other(e.to_string())))?
             .map_err(io_err)?;
         let replaced = {
-            let mut state = self.shared.state.write().unwrap();
+            let mut state = self.write_state();
             *self.shared.applied.write().unwrap() =
                 (meta.last_log_id, meta.last_membership.clone());
             self.shared.note_applied(&restored);

@@ -197,6 +197,38 @@ async fn the_leader_commits_while_its_state_is_held_by_an_apply() {
     assert_eq!(rows_named(c.member(f), "held").await, 1);
 }
 
+/// A read-only transaction holds the state's read lock for as long as its query runs (every row
+/// of a large table). The leader's apply must not wait for it on the runtime's worker: on a
+/// runtime of one worker, as a member's Raft runtime is, that stopped every member here until
+/// the read ended. With the leader's state read for 3 s, a write through a follower commits and
+/// is answered, with no election.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn the_leader_commits_while_a_long_read_holds_its_state() {
+    let c = Cluster::start().await;
+    let (l, f) = (c.leader().await, c.follower().await);
+    insert(c.member(f), "before").await;
+    let term = c.member(f).status().term;
+    let leader = c.member(l).clone();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let reader = std::thread::spawn(move || {
+        leader.with_state(|_| {
+            held_tx.send(()).unwrap();
+            done_rx.recv_timeout(Duration::from_secs(5)).is_ok()
+        })
+    });
+    held_rx.recv().unwrap();
+    let answered = tokio::time::timeout(Duration::from_secs(3), insert(c.member(f), "read")).await;
+    let _ = done_tx.send(());
+    let released_by_the_write = reader.join().unwrap();
+    assert!(
+        answered.is_ok() && released_by_the_write,
+        "the write through the follower waited for the read at the leader"
+    );
+    assert_eq!(c.member(f).status().term, term, "an election was held");
+    assert_eq!(rows_named(c.member(f), "read").await, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_barrier_sees_a_write_acknowledged_on_another_member() {
     let c = Cluster::start().await;
