@@ -161,14 +161,14 @@ async fn a_write_through_a_follower_is_applied_on_every_member() {
     }
 }
 
-/// The leader's timer tasks (election timer, check-quorum, progress, leases) run on the Raft
-/// runtime beside openraft's core: one that waited for the state lock while an apply held it
-/// (a backlog of large entries retakes it for seconds) would hold up the worker, and the core
-/// with it. With the leader's state held, a write through a follower still commits and is
-/// answered by the follower's own apply.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_leader_commits_while_its_state_is_held_by_an_apply() {
-    let c = Cluster::start().await;
+/// Writes through a follower while `hold` keeps the leader's state on a thread of its own: it
+/// calls its second argument while holding it, which returns once the write was answered (true)
+/// or after 5 s (false). The write starts `settle` after the hold; it must be answered during
+/// the hold, by the leader of before (no election).
+async fn assert_commits_while_the_leader_is_held<H>(c: &Cluster, settle: Duration, hold: H)
+where
+    H: FnOnce(&Member, &dyn Fn() -> bool) -> bool + Send + 'static,
+{
     let (l, f) = (c.leader().await, c.follower().await);
     insert(c.member(f), "before").await;
     let term = c.member(f).status().term;
@@ -176,57 +176,50 @@ async fn the_leader_commits_while_its_state_is_held_by_an_apply() {
     let (held_tx, held_rx) = std::sync::mpsc::channel();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let holder = std::thread::spawn(move || {
-        let _state = leader.lock_state_for_test();
-        held_tx.send(()).unwrap();
-        // Released when the write is answered, or after 5 s (the test then fails).
-        done_rx.recv_timeout(Duration::from_secs(5)).is_ok()
-    });
-    held_rx.recv().unwrap();
-    // Longer than the timer tasks' ticks (10 ms) and two election timers (600 ms).
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let answered = tokio::time::timeout(Duration::from_secs(4), insert(c.member(f), "held")).await;
-    let _ = done_tx.send(());
-    let released_by_the_write = holder.join().unwrap();
-    assert!(
-        answered.is_ok() && released_by_the_write,
-        "the write through the follower waited for the leader's state lock"
-    );
-    // Not answered by a new leader: the held one kept its followers.
-    assert_eq!(c.member(f).status().term, term, "an election was held");
-    assert_eq!(c.leader().await, l);
-    assert_eq!(rows_named(c.member(f), "held").await, 1);
-}
-
-/// A read-only transaction holds the state's read lock for as long as its query runs (every row
-/// of a large table). The leader's apply must not wait for it on the runtime's worker: on a
-/// runtime of one worker, as a member's Raft runtime is, that stopped every member here until
-/// the read ended. With the leader's state read for 3 s, a write through a follower commits and
-/// is answered, with no election.
-#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-async fn the_leader_commits_while_a_long_read_holds_its_state() {
-    let c = Cluster::start().await;
-    let (l, f) = (c.leader().await, c.follower().await);
-    insert(c.member(f), "before").await;
-    let term = c.member(f).status().term;
-    let leader = c.member(l).clone();
-    let (held_tx, held_rx) = std::sync::mpsc::channel();
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    let reader = std::thread::spawn(move || {
-        leader.with_state(|_| {
+        hold(&leader, &|| {
             held_tx.send(()).unwrap();
             done_rx.recv_timeout(Duration::from_secs(5)).is_ok()
         })
     });
     held_rx.recv().unwrap();
-    let answered = tokio::time::timeout(Duration::from_secs(3), insert(c.member(f), "read")).await;
+    tokio::time::sleep(settle).await;
+    let answered = tokio::time::timeout(Duration::from_secs(3), insert(c.member(f), "held")).await;
     let _ = done_tx.send(());
-    let released_by_the_write = reader.join().unwrap();
+    let released_by_the_write = holder.join().unwrap();
     assert!(
         answered.is_ok() && released_by_the_write,
-        "the write through the follower waited for the read at the leader"
+        "the write through the follower waited for the leader's state"
     );
     assert_eq!(c.member(f).status().term, term, "an election was held");
-    assert_eq!(rows_named(c.member(f), "read").await, 1);
+    assert_eq!(c.leader().await, l);
+    assert_eq!(rows_named(c.member(f), "held").await, 1);
+}
+
+/// The leader's timer tasks (election timer, check-quorum, progress, leases) run on the Raft
+/// runtime beside openraft's core: one that waited for the state lock while an apply held it
+/// (a backlog of large entries retakes it for seconds) would hold up the worker, and the core
+/// with it. With the leader's state held as an apply holds it, for longer than the tasks' ticks
+/// and two election timers, a write through a follower still commits and is answered by the
+/// follower's own apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_leader_commits_while_its_state_is_held_by_an_apply() {
+    let c = Cluster::start().await;
+    let hold = |m: &Member, wait: &dyn Fn() -> bool| {
+        let _state = m.lock_state_for_test();
+        wait()
+    };
+    assert_commits_while_the_leader_is_held(&c, Duration::from_millis(800), hold).await;
+}
+
+/// A read-only transaction holds the state's read lock for as long as its query runs (every row
+/// of a large table). The leader's apply must not wait for it on the runtime's worker: on a
+/// runtime of one worker, as a member's Raft runtime is, that stopped every member here until
+/// the read ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn the_leader_commits_while_a_long_read_holds_its_state() {
+    let c = Cluster::start().await;
+    let hold = |m: &Member, wait: &dyn Fn() -> bool| m.with_state(|_| wait());
+    assert_commits_while_the_leader_is_held(&c, Duration::ZERO, hold).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
