@@ -65,6 +65,15 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// HTTP/2 flow-control windows of member-to-member connections (both ends).
 pub(crate) const STREAM_WINDOW: u32 = 8 * 1024 * 1024;
 pub(crate) const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
+/// Streams a peer may cancel before this member's service has taken them, on one connection,
+/// before h2 closes the connection (its guard against the "rapid reset" attack: 20 by default,
+/// then GOAWAY with ENHANCE_YOUR_CALM). Members cancel their calls at their deadlines (one
+/// heartbeat interval for most): when a partition or a pause ends, dozens of queued heartbeats,
+/// votes and appends are cancelled at once, and the connection was closed just as the members
+/// needed it, failing every call in flight on it ("remotely-reset pending-accept streams reached
+/// limit" in the log, about 50 times in a 420 s soak). Members are peers of one cluster (with
+/// TLS, authenticated ones).
+pub(crate) const PEER_PENDING_RESET_STREAMS: usize = 10_000;
 /// A transfer's deadline: this much, plus [`TRANSFER_SECS_PER_MB`] per MB it carries.
 const TRANSFER_BASE: Duration = Duration::from_secs(5);
 /// Seconds per MB of entries added to a transfer's deadline: a floor of 1 MB/s, far below any

@@ -256,6 +256,9 @@ impl Member {
             tonic::transport::Server::builder()
                 .initial_stream_window_size(crate::network::STREAM_WINDOW)
                 .initial_connection_window_size(crate::network::CONNECTION_WINDOW)
+                .http2_max_pending_accept_reset_streams(Some(
+                    crate::network::PEER_PENDING_RESET_STREAMS,
+                ))
                 .add_service(service)
         };
         match tls {
@@ -289,6 +292,9 @@ impl Member {
         let server = tonic::transport::Server::builder()
             .initial_stream_window_size(crate::network::STREAM_WINDOW)
             .initial_connection_window_size(crate::network::CONNECTION_WINDOW)
+            .http2_max_pending_accept_reset_streams(Some(
+                crate::network::PEER_PENDING_RESET_STREAMS,
+            ))
             .add_service(crate::service::server(self.clone()));
         let incoming = crate::router::listen(name);
         tokio::spawn(async move {
