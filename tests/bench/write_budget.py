@@ -32,8 +32,10 @@ NR = {
     44: "sendto",
     45: "recvfrom",
     75: "fdatasync",
-    257: "openat",
 }
+# The committed high-water mark (index + CRC-32) is written with a 12-byte `pwrite64` at every
+# commit; log appends are larger.
+MARK = 12
 # A request, a forwarded batch or an AppendEntries with one entry is larger than this; Raft
 # answers (46 bytes) and commit-only heartbeats (about 140 bytes) are smaller.
 BIG = 300
@@ -93,6 +95,8 @@ def budget(events, origin, leader):
             return None
 
         big = lambda e: e[6] > BIG
+        log = lambda e: e[6] != MARK
+        mark = lambda e: e[6] == MARK
         marks = []
         after = 0.0
         if origin != leader:
@@ -101,13 +105,13 @@ def budget(events, origin, leader):
             got = first(leader, "recvfrom", sent or 0, True, big)
             marks.append(("forward read (leader)", got))
             after = got or 0.0
-        append = first(leader, "pwrite64", after)
+        append = first(leader, "pwrite64", after, pred=log)
         marks.append(("log append (leader)", append))
         marks.append(("first AppendEntries sent (leader)", first(leader, "writev", append or 0)))
         per = {}
         for f in followers:
             read = first(f, "recvfrom", append or 0, True, big)
-            fa = first(f, "pwrite64", read or 0)
+            fa = first(f, "pwrite64", read or 0, pred=log)
             fs = first(f, "fdatasync", fa or 0)
             fe = first(f, "fdatasync", fa or 0, True)
             fr = first(f, "writev", fe or 1e12) if fe is not None else None
@@ -123,19 +127,21 @@ def budget(events, origin, leader):
             ("answer sent (quorum follower)", fr),
             ("answer read (leader)", first(leader, "recvfrom", fr or 1e12, True)),
         ]
-        commit = first(leader, "openat", fr or 1e12)
+        commit = first(leader, "pwrite64", fr or 1e12, pred=mark)
         marks.append(("commit recorded (leader)", commit))
         if origin != leader:
             marks.append(("commit sent (leader)", first(leader, "writev", commit or 1e12)))
             got = first(origin, "recvfrom", commit or 1e12, True)
             marks.append(("commit read (origin)", got))
-            marks.append(("commit recorded (origin)", first(origin, "openat", got or 1e12)))
+            marks.append(("commit recorded (origin)", first(origin, "pwrite64", got or 1e12, pred=mark)))
         # The apply ends by waking the client's session on the other runtime: the first `write`
-        # (an eventfd) after the committed high-water file is closed. (When that runtime's
+        # (an eventfd) after the committed high-water mark is written. (When that runtime's
         # thread then runs is not marked: a parked tokio worker may sleep in `epoll_wait` or on a
         # futex, and which one wakes is not told by the system calls alone.)
         recorded = marks[-1][1]
-        closed = first(origin, "close", recorded or 1e12, True) if recorded is not None else None
+        closed = (
+            first(origin, "pwrite64", recorded, True, mark) if recorded is not None else None
+        )
         woke = None
         if closed is not None:
             woke = first(origin, "write", closed, pred=lambda e: not is_session(e[3]))

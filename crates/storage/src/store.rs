@@ -217,7 +217,7 @@ fn check_high_water<C: RaftTypeConfig>(
     check: &LogCheck,
     repair: bool,
 ) -> Result<(), StorageError> {
-    let mark = crate::high_water::HighWater::new(path);
+    let mut mark = crate::high_water::HighWater::new(path);
     let Some(committed) = mark.read() else {
         return Ok(());
     };
