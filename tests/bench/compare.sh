@@ -189,6 +189,15 @@ echo "== loads (clients=$clients, monitors=$monitors; each load runs against Hal
 # transaction, at the leader and at one follower.
 for sys in halyard ref; do run latency-leader "$sys" --db @LEADER@ latency --duration "$latency_s"; done
 for sys in halyard ref; do run latency-follower "$sys" --db @FOLLOWER@ latency --duration "$latency_s"; done
+# What a do-nothing leader and two followers take for the same write on this machine (same disk,
+# loopback): the lower bound of both servers' one-writer latency.
+case ",${ONLY:-latency-leader}," in
+*,latency-leader,*)
+  printf '   %-16s %-8s' floor python
+  python3 "$root/tests/bench/floor.py" --json --dir "$work" >"$work/results/floor.json"
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("writes=%d p50=%.3fms p99=%.2fms" % (r["writes"], r["p50_ms"], r["p99_ms"]))' "$work/results/floor.json"
+  ;;
+esac
 for sys in halyard ref; do run write-followers "$sys" --db @FOLLOWERS@ write --clients "$clients" --duration "$write_s"; done
 for sys in halyard ref; do run write-leader "$sys" --db @LEADER@ write --clients "$clients" --duration "$write_s"; done
 for sys in halyard ref; do run read "$sys" --db @ALL@ read --clients "$clients" --duration "$read_s"; done
@@ -283,4 +292,14 @@ w = [max(len(r[i]) for r in rows + [("figure", "Halyard", "ovsdb-server", "ratio
 head = ("figure", "Halyard", "ovsdb-server", "ratio", "unit", "target")
 for r in [head] + rows:
     print(f"{r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}  {r[3]:>{w[3]}}  {r[4]:<{w[4]}}  {r[5]}")
+floor, ref = None, get(load("latency-leader", "ref"), "latency", "p50_ms")
+try:
+    floor = json.load(open(os.path.join(d, "floor.json")))
+except (OSError, ValueError):
+    pass
+if floor:
+    line = f"floor of one replicated write here (tests/bench/floor.py: no work, one thread per process): p50 {floor['p50_ms']:.3f} ms"
+    if ref:
+        line += f" = {floor['p50_ms'] / ref:.2f}x ovsdb-server's p50 at the leader (the 1/2 target: {ref / 2:.3f} ms)"
+    print(line)
 EOF
