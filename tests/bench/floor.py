@@ -174,12 +174,13 @@ def main():
     finally:
         for p in procs:
             p.wait(timeout=10)
+        # The three preallocated logs (192 MiB) are of no use after the run, whoever owns DIR.
+        for f in ("f1.log", "f2.log", "l.log"):
+            try:
+                os.unlink(os.path.join(d, f))
+            except FileNotFoundError:
+                pass
         if not a.dir:
-            for f in ("f1.log", "f2.log", "l.log"):
-                try:
-                    os.unlink(os.path.join(d, f))
-                except FileNotFoundError:
-                    pass
             os.rmdir(d)
 
 
