@@ -102,6 +102,14 @@ fn describe() {
         "Leader only: highest index known replicated (label peer)."
     );
     describe_counter!(
+        "halyard_raft_commit_notices_sent_total",
+        "Leader only: commit notices sent to followers (the commit index on a stream of its own)."
+    );
+    describe_counter!(
+        "halyard_raft_commit_notices_received_total",
+        "Commit notices received (label result: applied, early: before its entry, applied on its arrival; stale: an earlier leader's; error)."
+    );
+    describe_counter!(
         "halyard_raft_leader_changes_total",
         "Times this member saw the leader change."
     );

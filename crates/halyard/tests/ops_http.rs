@@ -99,7 +99,19 @@ fn metrics_and_health_endpoints() {
         text.contains("halyard_ovsdb_rows{db=\"OVN_Northbound\"}"),
         "{text}"
     );
+    // The commit index reached the follower by notices (raft's commit_notice), applied there.
+    assert!(
+        text.lines().any(|l| l
+            .strip_prefix("halyard_raft_commit_notices_received_total{result=\"applied\"} ")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .is_some_and(|v| v >= 1.0)),
+        "{text}"
+    );
     let (_, ltext) = http_get(&cluster.members[leader].http_addr, "/metrics");
+    assert!(
+        sample(&ltext, "halyard_raft_commit_notices_sent_total").unwrap_or(0.0) >= 5.0,
+        "{ltext}"
+    );
     assert_eq!(
         sample(&ltext, "halyard_raft_is_leader"),
         Some(1.0),

@@ -79,6 +79,9 @@ pub const HISTORY_SNAPSHOT_BYTES: usize = 16 * 1024 * 1024;
 /// slower than with two on the 2-core bench machine; `halyard serve --raft-threads 2` for a
 /// site whose writes are mostly such transactions.
 pub const RAFT_RUNTIME_THREADS: usize = 1;
+/// How long a leader waits, after its commit notice stream to a follower failed, before it
+/// opens another (`commit_notice`); meanwhile AppendEntries carry the commit index.
+pub const COMMIT_NOTICE_RETRY: Duration = Duration::from_millis(500);
 /// sled page cache for the Raft log and snapshots. The databases themselves live in memory.
 pub const DEFAULT_STORAGE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 

@@ -12,6 +12,7 @@
 mod batch_queue;
 mod check_quorum;
 pub mod command;
+mod commit_notice;
 mod compaction;
 pub mod config;
 pub mod divergence;

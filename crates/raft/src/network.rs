@@ -276,6 +276,8 @@ pub struct Peer {
     calls_only: bool,
     /// The peer has no `AppendStream`.
     no_stream: bool,
+    /// The commit notices to this peer (`commit_notice`).
+    notices: crate::commit_notice::Sender,
 }
 
 type AppendResult =
@@ -386,6 +388,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             stream: None,
             calls_only: true,
             no_stream: false,
+            notices: Default::default(),
         }
     }
 }
@@ -760,6 +763,11 @@ impl RaftNetwork<TypeConfig> for Peer {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         self.call(Rpc::Vote, &rpc, &option).await
+    }
+
+    fn notify_committed(&mut self, vote: &Vote<NodeId>, committed: &LogId<NodeId>) -> bool {
+        self.notices
+            .notify(self.client.as_ref(), self.target, *vote, *committed)
     }
 }
 

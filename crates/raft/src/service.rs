@@ -6,9 +6,11 @@ use std::sync::Arc;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use openraft::error::RaftError;
+use openraft::raft::AppendEntriesResponse;
 use tonic::{Request, Response, Status};
 
 use crate::command::Command;
+use crate::commit_notice::Pending;
 use crate::member::Member;
 use crate::network::{decode, encode};
 use crate::pb;
@@ -17,10 +19,13 @@ use crate::proposer::ProposeError;
 
 pub(crate) struct Service {
     member: Arc<Member>,
+    /// A commit notice that came before its entry (`commit_notice`).
+    pending: Arc<Pending>,
 }
 
 pub(crate) fn server(member: Arc<Member>) -> MemberServer<Service> {
-    MemberServer::new(Service { member }).max_decoding_message_size(usize::MAX)
+    let pending = Arc::default();
+    MemberServer::new(Service { member, pending }).max_decoding_message_size(usize::MAX)
 }
 
 fn bad_payload(e: bincode::Error) -> Status {
@@ -28,21 +33,25 @@ fn bad_payload(e: bincode::Error) -> Status {
 }
 
 /// One AppendEntries from the leader, however it came (a call of its own or on the stream).
-async fn append(member: &Member, payload: pb::Payload) -> Result<pb::Payload, Status> {
-    let rpc: openraft::raft::AppendEntriesRequest<crate::types::TypeConfig> =
-        decode(&payload.data).map_err(bad_payload)?;
-    // Contact is the leader's request reaching this member, not its completion: an append is
-    // answered after this member's fsync, which under a load of large entries on a busy disk
-    // took over a second, and the election nudge then took a live leader for silent and called
-    // an election. Only a request from the leader this member follows (or a newer one) counts.
-    if rpc.vote.is_committed() && rpc.vote >= member.view().vote() {
-        member.heard_from_leader();
-    }
+async fn append(
+    member: &Member,
+    pending: &Pending,
+    payload: pb::Payload,
+) -> Result<pb::Payload, Status> {
+    let rpc: AppendRequest = decode(&payload.data).map_err(bad_payload)?;
     #[cfg(feature = "in-process")]
     let carries_entries = !rpc.entries.is_empty();
-    let result = member.raft().append_entries(rpc).await;
-    if result.is_ok() {
-        member.heard_from_leader();
+    let (vote, last) = (
+        rpc.vote,
+        rpc.entries.last().map(|e| e.log_id).or(rpc.prev_log_id),
+    );
+    let result = append_rpc(member, rpc).await;
+    if matches!(result, Ok(AppendEntriesResponse::Success)) {
+        if let Some(notice) = pending.covered_by(vote, last) {
+            // A commit notice that came before this request's entries (commit_notice).
+            let again = append_rpc(member, notice).await;
+            count_notice(&again);
+        }
     }
     #[cfg(feature = "in-process")]
     if carries_entries {
@@ -51,6 +60,38 @@ async fn append(member: &Member, payload: pb::Payload) -> Result<pb::Payload, St
     Ok(pb::Payload {
         data: encode(&result),
     })
+}
+
+type AppendRequest = openraft::raft::AppendEntriesRequest<crate::types::TypeConfig>;
+type AppendResult =
+    Result<AppendEntriesResponse<crate::types::NodeId>, RaftError<crate::types::NodeId>>;
+
+async fn append_rpc(member: &Member, rpc: AppendRequest) -> AppendResult {
+    // Contact is the leader's request reaching this member, not its completion: an append is
+    // answered after this member's fsync, which under a load of large entries on a busy disk
+    // took over a second, and the election nudge then took a live leader for silent and called
+    // an election. Only a request from the leader this member follows (or a newer one) counts.
+    if rpc.vote.is_committed() && rpc.vote >= member.view().vote() {
+        member.heard_from_leader();
+    }
+    let result = member.raft().append_entries(rpc).await;
+    if result.is_ok() {
+        member.heard_from_leader();
+    }
+    result
+}
+
+fn count_notice(result: &AppendResult) {
+    let outcome = match result {
+        Ok(AppendEntriesResponse::Success) | Ok(AppendEntriesResponse::PartialSuccess(_)) => {
+            "applied"
+        }
+        Ok(AppendEntriesResponse::Conflict) => "early",
+        Ok(AppendEntriesResponse::HigherVote(_)) => "stale",
+        Err(_) => "error",
+    };
+    metrics::counter!("halyard_raft_commit_notices_received_total", "result" => outcome)
+        .increment(1);
 }
 
 /// Runs `chunk` (one InstallSnapshot request from the leader this member follows) as contact
@@ -143,7 +184,9 @@ impl pb::member_server::Member for Service {
         &self,
         req: Request<pb::Payload>,
     ) -> Result<Response<pb::Payload>, Status> {
-        Ok(Response::new(append(&self.member, req.into_inner()).await?))
+        Ok(Response::new(
+            append(&self.member, &self.pending, req.into_inner()).await?,
+        ))
     }
 
     type AppendStreamStream =
@@ -156,19 +199,36 @@ impl pb::member_server::Member for Service {
         // Each request is served as the reply stream is polled (by the HTTP/2 stream's own
         // task), one at a time and in order: no task of ours in between. A bad request or a
         // broken request stream ends it; the leader opens another.
-        let member = self.member.clone();
-        let replies =
-            futures::stream::unfold(Some((req.into_inner(), member)), |state| async move {
-                let (mut requests, member) = state?;
+        let (member, pending) = (self.member.clone(), self.pending.clone());
+        let replies = futures::stream::unfold(
+            Some((req.into_inner(), member, pending)),
+            |state| async move {
+                let (mut requests, member, pending) = state?;
                 let reply = match requests.message().await {
-                    Ok(Some(payload)) => append(&member, payload).await,
+                    Ok(Some(payload)) => append(&member, &pending, payload).await,
                     Ok(None) => return None,
                     Err(status) => Err(status),
                 };
-                let next = reply.is_ok().then_some((requests, member));
+                let next = reply.is_ok().then_some((requests, member, pending));
                 Some((reply, next))
-            });
+            },
+        );
         Ok(Response::new(Box::pin(replies)))
+    }
+
+    async fn commit_stream(
+        &self,
+        req: Request<tonic::Streaming<pb::Payload>>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        // Notices are applied in order and never answered (commit_notice).
+        let mut notices = req.into_inner();
+        while let Some(payload) = notices.message().await? {
+            let notice: AppendRequest = decode(&payload.data).map_err(bad_payload)?;
+            let result = append_rpc(&self.member, notice.clone()).await;
+            count_notice(&result);
+            self.pending.keep_if_early(notice, &result);
+        }
+        Ok(Response::new(pb::Empty {}))
     }
 
     async fn vote(&self, req: Request<pb::Payload>) -> Result<Response<pb::Payload>, Status> {

@@ -387,3 +387,33 @@ async fn a_member_that_crashes_while_installing_a_snapshot_starts_again() {
         assert_eq!(rows_named(c.member(i), "after").await, 1, "member {i}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_whose_append_reply_is_held_applies_what_the_others_committed() {
+    // Heartbeats (and openraft's deadline for a request in flight, after which a heartbeat
+    // would carry the commit index on a call of its own) far beyond the test's wait.
+    let c = Cluster::start_with(MemberConfig {
+        election_timeout_ms: 600_000,
+        heartbeat_ms: 60_000,
+        ..config()
+    })
+    .await;
+    let l = c.leader().await;
+    let slow = (0..3).find(|i| *i != l).unwrap();
+    // The slow follower appends the entry and holds its answer: the leader's one AppendEntries
+    // in flight to it stays unanswered, while the other follower makes the quorum.
+    let hold = router::hold(&c.names[slow], "append-replied");
+    insert(c.member(l), "committed-meanwhile").await;
+    tokio::time::timeout(WITHIN, hold.arrived())
+        .await
+        .expect("an append with entries reached the slow follower");
+    // The commit reaches it anyway, by a notice (commit_notice): upstream openraft would carry
+    // it only on the next AppendEntries, after the held answer.
+    let seen =
+        tokio::time::timeout(WITHIN, rows_named(c.member(slow), "committed-meanwhile")).await;
+    hold.release();
+    assert_eq!(
+        seen.expect("the slow follower applied the committed write while its answer was held"),
+        1
+    );
+}

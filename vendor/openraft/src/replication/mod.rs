@@ -679,6 +679,14 @@ where
 
                 self.committed = c;
 
+                // HALYARD-PATCH: a commit notice carries the new commit index without taking the
+                // one request in flight; the next AppendEntries carries it too.
+                if let Some(committed) = &self.committed {
+                    if self.network.notify_committed(self.session_id.vote_ref(), committed) {
+                        return;
+                    }
+                }
+
                 // If there is no action, fill in an heartbeat action to send committed index.
                 if self.next_action.is_none() {
                     self.next_action = Some(Data::new_heartbeat());

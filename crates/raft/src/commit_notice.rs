@@ -1,0 +1,225 @@
+//! Commit notices: the leader's commit index, sent to each follower as it moves on a stream of
+//! its own (`CommitStream` in proto/halyard.proto) instead of in an AppendEntries round.
+//!
+//! Why. openraft 0.9 keeps one AppendEntries in flight per follower. Upstream, every commit
+//! sends each follower an AppendEntries without entries to carry the new commit index, and
+//! entries proposed meanwhile wait for its answer. That round cost a quarter of the cluster's
+//! CPU per write with one writer (docs/performance.md, "Session 20"), and under load it held
+//! back the next entries. A notice is one message one way; the follower's answer is dropped.
+//! With the patched openraft (`RaftNetwork::notify_committed`, vendor/openraft/HALYARD-PATCH.md)
+//! replication sends no commit round when a notice was handed over; AppendEntries with entries
+//! still carry the commit index, and so do the heartbeats.
+//!
+//! Safety. A notice is an AppendEntries without entries from the leader's vote, whose previous
+//! entry and commit index are both the leader's newest committed entry. The follower runs it
+//! through openraft like any AppendEntries: a stale vote is refused, a previous entry it does
+//! not hold is a conflict (nothing is committed; a different entry at that index is not the
+//! committed one, so dropping it is what the leader's next request would do), and a match
+//! commits up to that entry, which by the log matching property is the leader's committed
+//! prefix. Nothing a notice does is outside what openraft already does for a heartbeat.
+//!
+//! Liveness. A notice may overtake the request carrying its entry (another stream on the same
+//! connection). The follower keeps the latest such notice ([`Pending`]) and applies it again
+//! right after the append that brings the entry; otherwise that commit would wait for the next
+//! request or heartbeat (50 ms).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
+use openraft::{LogId, Vote};
+use tonic::transport::Channel;
+
+use crate::config::COMMIT_NOTICE_RETRY;
+use crate::network::encode;
+use crate::pb::member_client::MemberClient;
+use crate::pb::Payload;
+use crate::types::{NodeId, TypeConfig};
+
+/// The notice for `committed` under the leader's `vote`.
+pub(crate) fn notice(
+    vote: Vote<NodeId>,
+    committed: LogId<NodeId>,
+) -> AppendEntriesRequest<TypeConfig> {
+    AppendEntriesRequest {
+        vote,
+        prev_log_id: Some(committed),
+        leader_commit: Some(committed),
+        entries: Vec::new(),
+    }
+}
+
+/// Whether `rpc` is a notice (what [`notice`] builds).
+fn is_notice(rpc: &AppendEntriesRequest<TypeConfig>) -> bool {
+    rpc.entries.is_empty() && rpc.prev_log_id.is_some() && rpc.prev_log_id == rpc.leader_commit
+}
+
+/// The leader's side, one per replication to a follower: the newest notice waits in a watch
+/// slot and the stream's task sends it when it can, so a notice replaced before its turn is
+/// never sent (a slot of one: the queue is bounded by construction).
+#[derive(Default)]
+pub(crate) struct Sender {
+    open: Option<Open>,
+    /// The last stream failed: no new one before then (the follower is down or restarting;
+    /// openraft's own backoff covers the AppendEntries meanwhile).
+    retry_at: Option<Instant>,
+    /// The follower has no `CommitStream` (a member of an earlier version, during an upgrade).
+    unsupported: Arc<AtomicBool>,
+    failed: Arc<AtomicBool>,
+}
+
+struct Open {
+    latest: tokio::sync::watch::Sender<Payload>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Sender {
+    /// Hands the notice for `committed` to the stream to `target`, opening it if needed. False
+    /// when no notice can go (no client, no stream support, a recent failure): the caller then
+    /// carries the commit index on an AppendEntries, as upstream does.
+    pub(crate) fn notify(
+        &mut self,
+        client: Option<&MemberClient<Channel>>,
+        target: NodeId,
+        vote: Vote<NodeId>,
+        committed: LogId<NodeId>,
+    ) -> bool {
+        if self.unsupported.load(Ordering::Relaxed) {
+            return false;
+        }
+        let payload = Payload {
+            data: encode(&notice(vote, committed)),
+        };
+        if let Some(open) = &self.open {
+            if !open.task.is_finished() {
+                open.latest.send_replace(payload);
+                return true;
+            }
+            self.open = None;
+            if self.failed.swap(false, Ordering::Relaxed) {
+                self.retry_at = Some(Instant::now() + COMMIT_NOTICE_RETRY);
+            }
+        }
+        if self.retry_at.is_some_and(|at| Instant::now() < at) {
+            return false;
+        }
+        let Some(mut client) = client.cloned() else {
+            return false;
+        };
+        // The stream ends when this sender is dropped (the replication session ended) or the
+        // connection breaks; the next notice opens another.
+        let (latest, slot) = tokio::sync::watch::channel(payload);
+        let (unsupported, failed) = (self.unsupported.clone(), self.failed.clone());
+        let task = tokio::spawn(async move {
+            use futures::StreamExt;
+            let notices = tokio_stream::wrappers::WatchStream::new(slot).inspect(|_| {
+                metrics::counter!("halyard_raft_commit_notices_sent_total").increment(1);
+            });
+            match client.commit_stream(notices).await {
+                Err(status) if status.code() == tonic::Code::Unimplemented => {
+                    tracing::info!(
+                        peer = target,
+                        "peer takes no commit notices (earlier version)"
+                    );
+                    unsupported.store(true, Ordering::Relaxed);
+                }
+                Err(status) => {
+                    tracing::debug!(peer = target, "commit notices: {status}");
+                    failed.store(true, Ordering::Relaxed);
+                }
+                Ok(_) => {}
+            }
+        });
+        self.open = Some(Open { latest, task });
+        true
+    }
+}
+
+/// The follower's side: the latest notice that came before its entry.
+#[derive(Default)]
+pub(crate) struct Pending(Mutex<Option<AppendEntriesRequest<TypeConfig>>>);
+
+impl Pending {
+    /// Keeps `rpc` if it is a notice openraft refused for lack of its entry (`result`): a later
+    /// append may bring it.
+    pub(crate) fn keep_if_early(
+        &self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        result: &Result<AppendEntriesResponse<NodeId>, impl Sized>,
+    ) {
+        if is_notice(&rpc) && matches!(result, Ok(AppendEntriesResponse::Conflict)) {
+            *self.0.lock().unwrap() = Some(rpc);
+        }
+    }
+
+    /// The kept notice, if the append `rpc` (answered with success) brought its entry.
+    pub(crate) fn covered_by(
+        &self,
+        rpc_vote: Vote<NodeId>,
+        rpc_last: Option<LogId<NodeId>>,
+    ) -> Option<AppendEntriesRequest<TypeConfig>> {
+        let mut kept = self.0.lock().unwrap();
+        let notice = kept.as_ref()?;
+        if notice.vote != rpc_vote {
+            // Another leader's: its entry, if committed, comes with this leader's commit index.
+            *kept = None;
+            return None;
+        }
+        let wanted = notice.prev_log_id.map(|l| l.index);
+        (rpc_last.map(|l| l.index) >= wanted)
+            .then(|| kept.take())
+            .flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(term: u64, index: u64) -> LogId<NodeId> {
+        LogId::new(openraft::CommittedLeaderId::new(term, 1), index)
+    }
+
+    #[test]
+    fn a_notice_is_told_apart_from_a_heartbeat() {
+        let vote = Vote::new_committed(2, 1);
+        assert!(is_notice(&notice(vote, id(2, 7))));
+        let heartbeat = AppendEntriesRequest::<TypeConfig> {
+            vote,
+            prev_log_id: Some(id(2, 7)),
+            leader_commit: Some(id(2, 5)),
+            entries: Vec::new(),
+        };
+        assert!(!is_notice(&heartbeat));
+    }
+
+    #[test]
+    fn an_early_notice_is_applied_after_the_append_that_brings_its_entry() {
+        let vote = Vote::new_committed(2, 1);
+        let pending = Pending::default();
+        let ok: Result<_, ()> = Ok(AppendEntriesResponse::Success);
+        let conflict: Result<_, ()> = Ok(AppendEntriesResponse::Conflict);
+        // A notice that matched is not kept.
+        pending.keep_if_early(notice(vote, id(2, 7)), &ok);
+        assert!(pending.covered_by(vote, Some(id(2, 9))).is_none());
+        // One that came first waits for an append reaching its entry.
+        pending.keep_if_early(notice(vote, id(2, 7)), &conflict);
+        assert!(
+            pending.covered_by(vote, Some(id(2, 6))).is_none(),
+            "entry 7 not there yet"
+        );
+        let again = pending.covered_by(vote, Some(id(2, 8))).expect("kept");
+        assert_eq!(again.leader_commit, Some(id(2, 7)));
+        assert!(
+            pending.covered_by(vote, Some(id(2, 9))).is_none(),
+            "applied once"
+        );
+        // Another leader's notice is dropped.
+        pending.keep_if_early(notice(vote, id(2, 7)), &conflict);
+        assert!(pending
+            .covered_by(Vote::new_committed(3, 2), Some(id(3, 9)))
+            .is_none());
+        assert!(pending.covered_by(vote, Some(id(2, 9))).is_none());
+    }
+}
