@@ -8,7 +8,9 @@
 //! back the next entries. A notice is one message one way; the follower's answer is dropped.
 //! With the patched openraft (`RaftNetwork::notify_committed`, vendor/openraft/HALYARD-PATCH.md)
 //! replication sends no commit round when a notice was handed over; AppendEntries with entries
-//! still carry the commit index, and so do the heartbeats.
+//! still carry the commit index, and so do the heartbeats. openraft hands a follower's
+//! replication task the new commit index between two requests, so a notice does not overtake
+//! a request in flight: it replaces the round that followed it, and the next entries go at once.
 //!
 //! Safety. A notice is an AppendEntries without entries from the leader's vote, whose previous
 //! entry and commit index are both the leader's newest committed entry. The follower runs it
@@ -136,40 +138,74 @@ impl Sender {
     }
 }
 
-/// The follower's side: the latest notice that came before its entry.
+/// The follower's side: the latest notice that came before its entry, and how far this
+/// member's appends reached (so that a notice refused just before its entry was appended is
+/// run again at once, whichever of the two finishes last).
 #[derive(Default)]
-pub(crate) struct Pending(Mutex<Option<AppendEntriesRequest<TypeConfig>>>);
+pub(crate) struct Pending(Mutex<Slot>);
+
+#[derive(Default)]
+struct Slot {
+    notice: Option<AppendEntriesRequest<TypeConfig>>,
+    /// The vote and last index of this member's latest successful append.
+    appended: Option<(Vote<NodeId>, u64)>,
+}
+
+impl Slot {
+    fn covers(&self, notice: &AppendEntriesRequest<TypeConfig>) -> bool {
+        let wanted = notice.prev_log_id.map_or(0, |l| l.index);
+        self.appended
+            .is_some_and(|(vote, last)| vote == notice.vote && last >= wanted)
+    }
+}
 
 impl Pending {
-    /// Keeps `rpc` if it is a notice openraft refused for lack of its entry (`result`): a later
-    /// append may bring it.
+    /// After openraft answered the notice `rpc` with `result`: a notice refused for lack of
+    /// its entry is kept for the append that brings it, or handed back to be run again now if
+    /// that append has finished meanwhile.
     pub(crate) fn keep_if_early(
         &self,
         rpc: AppendEntriesRequest<TypeConfig>,
         result: &Result<AppendEntriesResponse<NodeId>, impl Sized>,
-    ) {
-        if is_notice(&rpc) && matches!(result, Ok(AppendEntriesResponse::Conflict)) {
-            *self.0.lock().unwrap() = Some(rpc);
-        }
-    }
-
-    /// The kept notice, if the append `rpc` (answered with success) brought its entry.
-    pub(crate) fn covered_by(
-        &self,
-        rpc_vote: Vote<NodeId>,
-        rpc_last: Option<LogId<NodeId>>,
     ) -> Option<AppendEntriesRequest<TypeConfig>> {
-        let mut kept = self.0.lock().unwrap();
-        let notice = kept.as_ref()?;
-        if notice.vote != rpc_vote {
-            // Another leader's: its entry, if committed, comes with this leader's commit index.
-            *kept = None;
+        if !is_notice(&rpc) || !matches!(result, Ok(AppendEntriesResponse::Conflict)) {
             return None;
         }
-        let wanted = notice.prev_log_id.map(|l| l.index);
-        (rpc_last.map(|l| l.index) >= wanted)
-            .then(|| kept.take())
-            .flatten()
+        let mut slot = self.0.lock().unwrap();
+        if slot.covers(&rpc) {
+            return Some(rpc);
+        }
+        slot.notice = Some(rpc);
+        None
+    }
+
+    /// After a successful append of `vote` that reached `last`: the kept notice, if that append
+    /// brought its entry.
+    pub(crate) fn appended(
+        &self,
+        vote: Vote<NodeId>,
+        last: Option<LogId<NodeId>>,
+    ) -> Option<AppendEntriesRequest<TypeConfig>> {
+        let mut slot = self.0.lock().unwrap();
+        if let Some(last) = last {
+            let further = slot
+                .appended
+                .is_none_or(|(v, l)| v != vote || last.index > l);
+            if further {
+                slot.appended = Some((vote, last.index));
+            }
+        }
+        let notice = slot.notice.as_ref()?;
+        if notice.vote != vote {
+            // Another leader's: its entry, if committed, comes with this leader's commit index.
+            slot.notice = None;
+            return None;
+        }
+        if slot.covers(notice) {
+            slot.notice.take()
+        } else {
+            None
+        }
     }
 }
 
@@ -201,25 +237,33 @@ mod tests {
         let ok: Result<_, ()> = Ok(AppendEntriesResponse::Success);
         let conflict: Result<_, ()> = Ok(AppendEntriesResponse::Conflict);
         // A notice that matched is not kept.
-        pending.keep_if_early(notice(vote, id(2, 7)), &ok);
-        assert!(pending.covered_by(vote, Some(id(2, 9))).is_none());
+        assert!(pending.keep_if_early(notice(vote, id(2, 7)), &ok).is_none());
+        assert!(pending.appended(vote, Some(id(2, 9))).is_none());
         // One that came first waits for an append reaching its entry.
-        pending.keep_if_early(notice(vote, id(2, 7)), &conflict);
+        let pending = Pending::default();
+        assert!(pending
+            .keep_if_early(notice(vote, id(2, 7)), &conflict)
+            .is_none());
         assert!(
-            pending.covered_by(vote, Some(id(2, 6))).is_none(),
+            pending.appended(vote, Some(id(2, 6))).is_none(),
             "entry 7 not there yet"
         );
-        let again = pending.covered_by(vote, Some(id(2, 8))).expect("kept");
+        let again = pending.appended(vote, Some(id(2, 8))).expect("kept");
         assert_eq!(again.leader_commit, Some(id(2, 7)));
         assert!(
-            pending.covered_by(vote, Some(id(2, 9))).is_none(),
+            pending.appended(vote, Some(id(2, 9))).is_none(),
             "applied once"
         );
+        // Refused, but the append that brought its entry finished before it was kept: run it
+        // again at once.
+        let retry = pending.keep_if_early(notice(vote, id(2, 9)), &conflict);
+        assert_eq!(retry.expect("run again").prev_log_id, Some(id(2, 9)));
         // Another leader's notice is dropped.
-        pending.keep_if_early(notice(vote, id(2, 7)), &conflict);
         assert!(pending
-            .covered_by(Vote::new_committed(3, 2), Some(id(3, 9)))
+            .keep_if_early(notice(vote, id(2, 12)), &conflict)
             .is_none());
-        assert!(pending.covered_by(vote, Some(id(2, 9))).is_none());
+        let next_leader = Vote::new_committed(3, 2);
+        assert!(pending.appended(next_leader, Some(id(3, 13))).is_none());
+        assert!(pending.appended(vote, Some(id(2, 13))).is_none());
     }
 }

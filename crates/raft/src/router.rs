@@ -162,6 +162,11 @@ impl Hold {
         }
     }
 
+    /// How many requests reached the point so far.
+    pub fn arrivals(&self) -> usize {
+        self.arrivals.load(Ordering::SeqCst)
+    }
+
     /// Lets the held requests (and later ones) go on.
     pub fn release(&self) {
         self.released.store(true, Ordering::SeqCst);
@@ -211,7 +216,9 @@ pub(crate) async fn crash_point(addr: &str, point: &str) -> bool {
 /// Where the service of the member at `addr` lets a test hold a request: `forward-received`,
 /// before a forwarded batch is proposed; `forward-committed`, after a forwarded batch was
 /// committed and before the leader answers; `append-replied`,
-/// after an AppendEntries with entries was appended and before the follower answers.
+/// after an AppendEntries with entries was appended and before the follower answers;
+/// `heartbeat-received`, an AppendEntries without entries (not a commit notice) before it is
+/// handled.
 pub(crate) async fn pause_point(addr: &str, point: &str) {
     let Some(name) = addr.strip_prefix("mem:") else {
         return;

@@ -41,13 +41,17 @@ async fn append(
     let rpc: AppendRequest = decode(&payload.data).map_err(bad_payload)?;
     #[cfg(feature = "in-process")]
     let carries_entries = !rpc.entries.is_empty();
+    #[cfg(feature = "in-process")]
+    if !carries_entries {
+        crate::router::pause_point(&member.identity().raft_addr, "heartbeat-received").await;
+    }
     let (vote, last) = (
         rpc.vote,
         rpc.entries.last().map(|e| e.log_id).or(rpc.prev_log_id),
     );
     let result = append_rpc(member, rpc).await;
     if matches!(result, Ok(AppendEntriesResponse::Success)) {
-        if let Some(notice) = pending.covered_by(vote, last) {
+        if let Some(notice) = pending.appended(vote, last) {
             // A commit notice that came before this request's entries (commit_notice).
             let again = append_rpc(member, notice).await;
             count_notice(&again);
@@ -223,10 +227,16 @@ impl pb::member_server::Member for Service {
         // Notices are applied in order and never answered (commit_notice).
         let mut notices = req.into_inner();
         while let Some(payload) = notices.message().await? {
-            let notice: AppendRequest = decode(&payload.data).map_err(bad_payload)?;
-            let result = append_rpc(&self.member, notice.clone()).await;
-            count_notice(&result);
-            self.pending.keep_if_early(notice, &result);
+            let mut notice: AppendRequest = decode(&payload.data).map_err(bad_payload)?;
+            // Run again at most once: handed back, its entry is known to be appended.
+            for _ in 0..2 {
+                let result = append_rpc(&self.member, notice.clone()).await;
+                count_notice(&result);
+                match self.pending.keep_if_early(notice, &result) {
+                    Some(again) => notice = again,
+                    None => break,
+                }
+            }
         }
         Ok(Response::new(pb::Empty {}))
     }
