@@ -6,11 +6,14 @@
 //! entries proposed meanwhile wait for its answer. That round cost a quarter of the cluster's
 //! CPU per write with one writer (docs/performance.md, "Session 20"), and under load it held
 //! back the next entries. A notice is one message one way; the follower's answer is dropped.
-//! With the patched openraft (`RaftNetwork::notify_committed`, vendor/openraft/HALYARD-PATCH.md)
-//! replication sends no commit round when a notice was handed over; AppendEntries with entries
-//! still carry the commit index, and so do the heartbeats. openraft hands a follower's
-//! replication task the new commit index between two requests, so a notice does not overtake
-//! a request in flight: it replaces the round that followed it, and the next entries go at once.
+//! With the patched openraft (`RaftNetworkFactory::notify_committed`,
+//! vendor/openraft/HALYARD-PATCH.md) the leader's core sends the notice as soon as it commits,
+//! and replication sends no commit round when a notice was handed over; AppendEntries with
+//! entries still carry the commit index, and so do the heartbeats. Sent by the core, a notice
+//! does not wait for the request in flight to that follower (openraft hands a replication task
+//! the new commit index only between two requests): a follower whose answer did not form the
+//! quorum learns the commit while its own append may still be running, which is the early
+//! notice case below, and the common one under load.
 //!
 //! Safety. A notice is an AppendEntries without entries from the leader's vote, whose previous
 //! entry and commit index are both the leader's newest committed entry. The follower runs it
@@ -57,9 +60,10 @@ fn is_notice(rpc: &AppendEntriesRequest<TypeConfig>) -> bool {
     rpc.entries.is_empty() && rpc.prev_log_id.is_some() && rpc.prev_log_id == rpc.leader_commit
 }
 
-/// The leader's side, one per replication to a follower: the newest notice waits in a watch
-/// slot and the stream's task sends it when it can, so a notice replaced before its turn is
-/// never sent (a slot of one: the queue is bounded by construction).
+/// The leader's side, one per follower (the network factory keeps it across replication
+/// sessions): the newest notice waits in a watch slot and the stream's task sends it when it
+/// can, so a notice replaced before its turn is never sent (a slot of one: the queue is bounded
+/// by construction).
 #[derive(Default)]
 pub(crate) struct Sender {
     open: Option<Open>,
@@ -109,7 +113,7 @@ impl Sender {
         let Some(mut client) = client.cloned() else {
             return false;
         };
-        // The stream ends when this sender is dropped (the replication session ended) or the
+        // The stream ends when this sender is dropped (the peer left or changed address) or the
         // connection breaks; the next notice opens another.
         let (latest, slot) = tokio::sync::watch::channel(payload);
         let (unsupported, failed) = (self.unsupported.clone(), self.failed.clone());

@@ -257,7 +257,26 @@ impl PeerContact {
 }
 
 pub struct Network {
-    pub contact: std::sync::Arc<PeerContact>,
+    contact: std::sync::Arc<PeerContact>,
+    /// The commit notices to each peer (`commit_notice`), sent by the leader's core as the
+    /// commit index moves. They outlive a replication session (one stream per peer, idle while
+    /// this member does not lead); the client is the latest `new_client` made for the peer.
+    notices: std::collections::HashMap<NodeId, Notices>,
+}
+
+struct Notices {
+    addr: String,
+    client: Option<MemberClient<Channel>>,
+    sender: crate::commit_notice::Sender,
+}
+
+impl Network {
+    pub fn new(contact: std::sync::Arc<PeerContact>) -> Network {
+        Network {
+            contact,
+            notices: Default::default(),
+        }
+    }
 }
 
 pub struct Peer {
@@ -276,8 +295,6 @@ pub struct Peer {
     calls_only: bool,
     /// The peer has no `AppendStream`.
     no_stream: bool,
-    /// The commit notices to this peer (`commit_notice`).
-    notices: crate::commit_notice::Sender,
 }
 
 type AppendResult =
@@ -379,6 +396,18 @@ impl RaftNetworkFactory<TypeConfig> for Network {
                 None
             }
         };
+        match self.notices.get_mut(&target) {
+            Some(n) if n.addr == node.addr => n.client = client.clone(),
+            _ => {
+                // A new peer, or a new address for it: a stream to the old one is dropped.
+                let n = Notices {
+                    addr: node.addr.clone(),
+                    client: client.clone(),
+                    sender: Default::default(),
+                };
+                self.notices.insert(target, n);
+            }
+        }
         Peer {
             contact: self.contact.clone(),
             target,
@@ -388,8 +417,20 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             stream: None,
             calls_only: true,
             no_stream: false,
-            notices: Default::default(),
         }
+    }
+
+    fn notify_committed(
+        &mut self,
+        target: &NodeId,
+        vote: &Vote<NodeId>,
+        committed: &LogId<NodeId>,
+    ) -> bool {
+        let Some(n) = self.notices.get_mut(target) else {
+            return false;
+        };
+        n.sender
+            .notify(n.client.as_ref(), *target, *vote, *committed)
     }
 }
 
@@ -763,11 +804,6 @@ impl RaftNetwork<TypeConfig> for Peer {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         self.call(Rpc::Vote, &rpc, &option).await
-    }
-
-    fn notify_committed(&mut self, vote: &Vote<NodeId>, committed: &LogId<NodeId>) -> bool {
-        self.notices
-            .notify(self.client.as_ref(), self.target, *vote, *committed)
     }
 }
 

@@ -161,9 +161,7 @@ impl Member {
                 .map_err(|e| MemberError::Startup(e.to_string()))?,
         );
         let contact = Arc::new(crate::network::PeerContact::default());
-        let network = Network {
-            contact: contact.clone(),
-        };
+        let network = Network::new(contact.clone());
         let raft = Raft::new(
             identity.node_id,
             raft_config,

@@ -1768,8 +1768,13 @@ where
                 self.spawn_parallel_vote_requests(&vote_req).await;
             }
             Command::ReplicateCommitted { committed } => {
-                for node in self.replications.values() {
-                    let _ = node.tx_repl.send(Replicate::Committed(committed.clone()));
+                // HALYARD-PATCH: the notice goes out as the commit is known, not when each
+                // replication task next reads its events (after its request in flight).
+                let vote = self.engine.state.vote_ref();
+                for (target, node) in self.replications.iter() {
+                    let notified =
+                        committed.as_ref().is_some_and(|c| self.network.notify_committed(target, vote, c));
+                    let _ = node.tx_repl.send(Replicate::Committed(committed.clone(), notified));
                 }
             }
             Command::Commit {

@@ -30,4 +30,28 @@ where C: RaftTypeConfig
     /// The method is intentionally async to give the implementation a chance to use asynchronous
     /// sync primitives to serialize access to the common internal object, if needed.
     async fn new_client(&mut self, target: C::NodeId, node: &C::Node) -> Self::Network;
+
+    /// Tell `target`, without waiting for an answer, that the leader of `vote` has committed
+    /// `committed` (HALYARD-PATCH: commit notices). Called by the leader's core as soon as the
+    /// commit index moves, for every target it replicates to.
+    ///
+    /// Returns whether the notice was handed to the network. When it was, that target's
+    /// replication sends no AppendEntries of its own to carry the new commit index: the
+    /// one-request-in-flight replication stays free for entries. The default sends nothing and
+    /// returns `false` (upstream behaviour: an empty AppendEntries carries the commit index).
+    ///
+    /// The target may apply a notice as an empty AppendEntries whose previous entry is
+    /// `committed` and whose commit index is `committed`: the usual consistency check then
+    /// decides. A notice the target cannot match (it has not got that entry yet) commits
+    /// nothing; the next request or notice carries the commit index again (Halyard's target
+    /// also applies it again once the entry arrives).
+    fn notify_committed(
+        &mut self,
+        target: &C::NodeId,
+        vote: &crate::Vote<C::NodeId>,
+        committed: &crate::LogId<C::NodeId>,
+    ) -> bool {
+        let _ = (target, vote, committed);
+        false
+    }
 }

@@ -161,22 +161,4 @@ where C: RaftTypeConfig
     fn backoff(&self) -> Backoff {
         Backoff::new(std::iter::repeat(Duration::from_millis(500)))
     }
-
-    /// Tell the target, without waiting for an answer, that the leader of `vote` has committed
-    /// `committed` (HALYARD-PATCH: commit notices).
-    ///
-    /// Returns whether the notice was handed to the network. When it was, replication sends no
-    /// AppendEntries of its own to carry the new commit index: the one-request-in-flight
-    /// replication stays free for entries. The default sends nothing and returns `false`
-    /// (upstream behaviour: an empty AppendEntries carries the commit index).
-    ///
-    /// The target may apply a notice as an empty AppendEntries whose previous entry is
-    /// `committed` and whose commit index is `committed`: the usual consistency check then
-    /// decides. A notice the target cannot match (it has not got that entry yet) commits
-    /// nothing; the next request or notice carries the commit index again (Halyard's target
-    /// also applies it again once the entry arrives).
-    fn notify_committed(&mut self, vote: &Vote<C::NodeId>, committed: &crate::LogId<C::NodeId>) -> bool {
-        let _ = (vote, committed);
-        false
-    }
 }

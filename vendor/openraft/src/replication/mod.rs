@@ -668,7 +668,7 @@ where
         tracing::debug!(event=%event.summary(), "process_event");
 
         match event {
-            Replicate::Committed(c) => {
+            Replicate::Committed(c, notified) => {
                 // RaftCore may send a committed equals to the initial value.
                 debug_assert!(
                     c >= self.committed,
@@ -679,12 +679,10 @@ where
 
                 self.committed = c;
 
-                // HALYARD-PATCH: a commit notice carries the new commit index without taking the
+                // HALYARD-PATCH: a commit notice carried the new commit index without taking the
                 // one request in flight; the next AppendEntries carries it too.
-                if let Some(committed) = &self.committed {
-                    if self.network.notify_committed(self.session_id.vote_ref(), committed) {
-                        return;
-                    }
+                if notified {
+                    return;
                 }
 
                 // If there is no action, fill in an heartbeat action to send committed index.

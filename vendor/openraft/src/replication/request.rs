@@ -9,7 +9,11 @@ pub(crate) enum Replicate<C>
 where C: RaftTypeConfig
 {
     /// Inform replication stream to forward the committed log id to followers/learners.
-    Committed(Option<LogId<C::NodeId>>),
+    ///
+    /// HALYARD-PATCH: the flag says whether the network factory already sent the target a
+    /// commit notice for it (`RaftNetworkFactory::notify_committed`); then no AppendEntries is
+    /// scheduled to carry it.
+    Committed(Option<LogId<C::NodeId>>, bool),
 
     /// Send an empty AppendEntries RPC as heartbeat.
     Heartbeat,
@@ -37,7 +41,7 @@ where C: RaftTypeConfig
 impl<C: RaftTypeConfig> fmt::Display for Replicate<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Committed(c) => write!(f, "Committed({})", c.display()),
+            Self::Committed(c, notified) => write!(f, "Committed({}, notified: {})", c.display(), notified),
             Self::Heartbeat => write!(f, "Heartbeat"),
             Self::Data(d) => write!(f, "Data({})", d),
         }
