@@ -217,6 +217,36 @@ impl Pending {
 mod tests {
     use super::*;
 
+    /// A peer of an earlier version answers `CommitStream` with Unimplemented: the first notice
+    /// goes (the stream opens), the ones after it are refused, so the leader's core tells
+    /// replication to carry the commit index on AppendEntries again.
+    #[tokio::test]
+    async fn a_peer_without_commit_notices_gets_append_entries_again() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // No Halyard service at all: tonic answers every call Unimplemented.
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_routes(tonic::service::Routes::default())
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        let client = crate::network::client(&addr.to_string()).unwrap();
+        let vote = Vote::new_committed(2, 1);
+        let mut sender = Sender::default();
+        assert!(
+            sender.notify(Some(&client), 2, vote, id(2, 1)),
+            "first notice"
+        );
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while !sender.unsupported.load(Ordering::Relaxed) {
+            assert!(Instant::now() < deadline, "no answer from the peer");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(!sender.notify(Some(&client), 2, vote, id(2, 2)));
+        assert!(!sender.notify(Some(&client), 2, vote, id(2, 3)), "for good");
+        server.abort();
+    }
+
     fn id(term: u64, index: u64) -> LogId<NodeId> {
         LogId::new(openraft::CommittedLeaderId::new(term, 1), index)
     }
