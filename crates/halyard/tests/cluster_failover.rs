@@ -518,15 +518,6 @@ fn ovn_nbctl_at_a_survivor_pauses_through_the_election() {
     eprintln!("new leader m{new_leader}; no survivor reported connected/leader false");
 }
 
-fn signal(m: &Member, sig: &str) {
-    let pid = m
-        .proc
-        .as_ref()
-        .and_then(|p| p.pid())
-        .expect("member running");
-    run_ok("kill", &[sig, &pid.to_string()], Duration::from_secs(5));
-}
-
 /// Check-quorum: a leader whose followers stop answering (SIGSTOP, so their sockets stay open
 /// and nothing tells the leader they are gone) steps down after about two election timers
 /// instead of staying leader for as long as they are away; when they come back the cluster
@@ -537,7 +528,7 @@ fn a_leader_cut_off_from_its_quorum_steps_down() {
     let leader = cluster.wait_leader(Duration::from_secs(60));
     let followers = cluster.others(leader);
     for f in &followers {
-        signal(&cluster.members[f - 1], "-STOP");
+        cluster.members[f - 1].pause();
     }
     let stopped = Instant::now();
     let stepped_down = wait_until(
@@ -561,7 +552,7 @@ fn a_leader_cut_off_from_its_quorum_steps_down() {
         stepped_down.0
     );
     for f in &followers {
-        signal(&cluster.members[f - 1], "-CONT");
+        cluster.members[f - 1].resume();
     }
     cluster.wait_leader(Duration::from_secs(30));
     let remote = cluster.members[leader - 1].remote();
@@ -603,7 +594,7 @@ fn a_stalled_follower_is_named_once_in_the_leaders_log() {
         )
         .unwrap_or_else(|e| panic!("write {n}: {e}"));
     };
-    signal(&cluster.members[follower - 1], "-STOP");
+    cluster.members[follower - 1].pause();
     // Writes commit with the other follower; the stopped one falls behind and stays there.
     let stopped = Instant::now();
     let mut n = 0;
@@ -613,7 +604,7 @@ fn a_stalled_follower_is_named_once_in_the_leaders_log() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let warned = count(&mut cluster, STALLED);
-    signal(&cluster.members[follower - 1], "-CONT");
+    cluster.members[follower - 1].resume();
     assert_eq!(
         warned,
         1,
@@ -691,9 +682,9 @@ fn a_follower_back_from_a_pause_leaves_the_leader_in_place() {
     let before = term(&cluster, leader);
     for pause in [Duration::from_secs(3), Duration::from_millis(1500)] {
         let f = (1..=3).find(|i| *i != leader).unwrap();
-        signal(&cluster.members[f - 1], "-STOP");
+        cluster.members[f - 1].pause();
         std::thread::sleep(pause);
-        signal(&cluster.members[f - 1], "-CONT");
+        cluster.members[f - 1].resume();
         // Two election timers (1 s each by default): time enough for the election it used to call.
         std::thread::sleep(Duration::from_secs(2));
         for i in 1..=3 {

@@ -43,28 +43,6 @@ fn monitor_sees(addr: &str, name: &str) -> bool {
         .is_some_and(|rows| !rows.is_empty())
 }
 
-fn stop(m: &Member) {
-    run_ok(
-        "kill",
-        &[
-            "-STOP",
-            &m.proc.as_ref().unwrap().pid().unwrap().to_string(),
-        ],
-        Duration::from_secs(10),
-    );
-}
-
-fn cont(m: &Member) {
-    run_ok(
-        "kill",
-        &[
-            "-CONT",
-            &m.proc.as_ref().unwrap().pid().unwrap().to_string(),
-        ],
-        Duration::from_secs(10),
-    );
-}
-
 #[test]
 fn a_write_acknowledged_anywhere_is_read_everywhere_afterwards() {
     let cluster = Cluster::start(3, &[NB_SCHEMA], &[]);
@@ -119,10 +97,10 @@ fn a_lagging_member_serves_only_current_reads() {
     {
         let name = format!("lag-{i}");
         // B misses the commit of the write while stopped; the leader then backs off from it.
-        stop(&cluster.members[b - 1]);
+        cluster.members[b - 1].pause();
         std::thread::sleep(Duration::from_millis(1500));
         insert(&mut writer, &name);
-        cont(&cluster.members[b - 1]);
+        cluster.members[b - 1].resume();
         let seen = match *kind {
             "transact" => {
                 let mut reader = Rpc::connect(&addr_b, Duration::from_secs(60)).unwrap();

@@ -207,6 +207,25 @@ impl Member {
         self.proc.as_mut().is_some_and(|p| p.is_running())
     }
 
+    /// SIGSTOP: the member stalls (a frozen VM, a long swap-in) with its sockets open.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`Member::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self
+            .proc
+            .as_ref()
+            .and_then(|p| p.pid())
+            .expect("member running");
+        run_ok("kill", &[sig, &pid.to_string()], Duration::from_secs(10));
+    }
+
     /// The member's own view over the member-to-member gRPC `Status` call (role, term, leader...).
     pub fn raft_status(&self) -> Option<Value> {
         raft_status(&self.raft_addr)

@@ -145,6 +145,53 @@ where
     /// Appropriate number of entries to send.
     /// This is only used by AppendEntries RPC.
     entries_hint: ReplicationHint,
+
+    /// Rate limit of the failed-request log lines (Halyard).
+    failure_log: FailureLog<InstantOf<C>>,
+}
+
+/// How often, at most, a replication task logs a failed request (Halyard): a follower that
+/// stops answering in time (a stalled disk, a busy machine) fails a request every heartbeat
+/// interval, and each failure was three lines (two of them errors), sixty a second per follower.
+/// As Open vSwitch rate-limits its own (`VLOG_WARN_RL`), the first failure is logged, later ones
+/// at most once per interval with the count of those not logged, and the first success after
+/// failures that were not logged says how many there were.
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The state of the failed-request rate limit (Halyard).
+struct FailureLog<I> {
+    /// When a failure was last logged.
+    logged_at: Option<I>,
+    /// Failures since the last line.
+    unlogged: u64,
+}
+
+impl<I: Copy + std::ops::Sub<Output = Duration>> FailureLog<I> {
+    fn new() -> Self {
+        Self {
+            logged_at: None,
+            unlogged: 0,
+        }
+    }
+
+    /// Counts a failure at `now`; the number of failures the line to log now covers, if one is
+    /// due.
+    fn failed(&mut self, now: I) -> Option<u64> {
+        self.unlogged += 1;
+        match self.logged_at {
+            Some(at) if now - at < FAILURE_LOG_INTERVAL => None,
+            _ => {
+                self.logged_at = Some(now);
+                Some(std::mem::take(&mut self.unlogged))
+            }
+        }
+    }
+
+    /// Notes a success; the failures no line covered yet, if any.
+    fn succeeded(&mut self) -> Option<u64> {
+        self.logged_at = None;
+        Some(std::mem::take(&mut self.unlogged)).filter(|n| *n > 0)
+    }
 }
 
 impl<C, N, LS> ReplicationCore<C, N, LS>
@@ -198,6 +245,7 @@ where
             weak_tx_event: tx_event.downgrade(),
             next_action: None,
             entries_hint: Default::default(),
+            failure_log: FailureLog::new(),
         };
 
         let join_handle = C::AsyncRuntime::spawn(this.main().instrument(span));
@@ -248,6 +296,14 @@ where
                 Ok(next) => {
                     // reset backoff at once if replication succeeds
                     self.backoff = None;
+                    if let Some(unlogged) = self.failure_log.succeeded() {
+                        // A warning as the failures were: Halyard shows openraft's warnings only.
+                        tracing::warn!(
+                            "replication to target={} resumed after {} failed requests that were not logged",
+                            self.target,
+                            unlogged
+                        );
+                    }
 
                     // If the RPC was successful but not finished, continue.
                     if let Some(next) = next {
@@ -255,7 +311,9 @@ where
                     }
                 }
                 Err(err) => {
-                    tracing::warn!(error=%err, "error replication to target={}", self.target);
+                    if !matches!(err, ReplicationError::RPCError(_)) {
+                        tracing::warn!(error=%err, "error replication to target={}", self.target);
+                    }
 
                     match err {
                         ReplicationError::Closed(closed) => {
@@ -281,7 +339,14 @@ where
                             return Ok(());
                         }
                         ReplicationError::RPCError(err) => {
-                            tracing::error!(err = display(&err), "RPCError");
+                            if let Some(failures) = self.failure_log.failed(C::now()) {
+                                tracing::warn!(
+                                    error = %err,
+                                    failures,
+                                    "replication to target={} failed",
+                                    self.target
+                                );
+                            }
 
                             let retry = match &err {
                                 RPCError::Timeout(_) => false,
@@ -906,5 +971,33 @@ where
             matching.index().display(),
             to_send.prev.index().display()
         );
+    }
+}
+
+#[cfg(test)]
+mod failure_log_tests {
+    use std::time::Duration;
+    use std::time::Instant;
+
+    use super::FailureLog;
+    use super::FAILURE_LOG_INTERVAL;
+
+    #[test]
+    fn the_first_failure_is_logged_then_one_line_per_interval_then_the_resume() {
+        let t0 = Instant::now();
+        let mut log = FailureLog::new();
+        assert_eq!(log.succeeded(), None, "nothing failed yet");
+        assert_eq!(log.failed(t0), Some(1));
+        for i in 1..100 {
+            assert_eq!(log.failed(t0 + Duration::from_millis(i * 10)), None);
+        }
+        // 99 failures since the first line, plus this one.
+        assert_eq!(log.failed(t0 + FAILURE_LOG_INTERVAL), Some(100));
+        assert_eq!(log.failed(t0 + FAILURE_LOG_INTERVAL + Duration::from_millis(50)), None);
+        assert_eq!(log.succeeded(), Some(1));
+        assert_eq!(log.succeeded(), None);
+        // After a success the next failure is logged at once.
+        assert_eq!(log.failed(t0 + FAILURE_LOG_INTERVAL + Duration::from_millis(60)), Some(1));
+        assert_eq!(log.succeeded(), None, "the only failure was logged");
     }
 }
