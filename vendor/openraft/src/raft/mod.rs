@@ -302,6 +302,7 @@ where C: RaftTypeConfig
             last_election_tick: None,
             resumed_at: None,
             vote_timer_from: None,
+            read_failure_log: Default::default(),
             span: core_span,
 
             _p: Default::default(),

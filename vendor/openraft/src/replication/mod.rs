@@ -156,10 +156,10 @@ where
 /// As Open vSwitch rate-limits its own (`VLOG_WARN_RL`), the first failure is logged, later ones
 /// at most once per interval with the count of those not logged, and the first success after
 /// failures that were not logged says how many there were.
-const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(5);
 
-/// The state of the failed-request rate limit (Halyard).
-struct FailureLog<I> {
+/// The state of the failed-request rate limit (Halyard), per target.
+pub(crate) struct FailureLog<I> {
     /// When a failure was last logged.
     logged_at: Option<I>,
     /// Failures since the last line.
@@ -167,7 +167,7 @@ struct FailureLog<I> {
 }
 
 impl<I: Copy + std::ops::Sub<Output = Duration>> FailureLog<I> {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             logged_at: None,
             unlogged: 0,
@@ -176,7 +176,7 @@ impl<I: Copy + std::ops::Sub<Output = Duration>> FailureLog<I> {
 
     /// Counts a failure at `now`; the number of failures the line to log now covers, if one is
     /// due.
-    fn failed(&mut self, now: I) -> Option<u64> {
+    pub(crate) fn failed(&mut self, now: I) -> Option<u64> {
         self.unlogged += 1;
         match self.logged_at {
             Some(at) if now - at < FAILURE_LOG_INTERVAL => None,
@@ -188,7 +188,7 @@ impl<I: Copy + std::ops::Sub<Output = Duration>> FailureLog<I> {
     }
 
     /// Notes a success; the failures no line covered yet, if any.
-    fn succeeded(&mut self) -> Option<u64> {
+    pub(crate) fn succeeded(&mut self) -> Option<u64> {
         self.logged_at = None;
         Some(std::mem::take(&mut self.unlogged)).filter(|n| *n > 0)
     }
