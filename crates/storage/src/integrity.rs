@@ -62,11 +62,13 @@ struct FirstBad {
 }
 
 /// Checks the log's segments in `dir` against the Raft state; returns what it found and the
-/// segments to open (damage refused, or cut off when `repair`).
+/// segments to open (damage refused, or cut off when `repair`). `mark` is the committed
+/// high-water mark: sled's committed id may lag it by a few commits (`save_committed`).
 pub(crate) fn check_log<C>(
     dir: &Path,
     sled: &SledFiles,
     state: &sled::Tree,
+    mark: Option<u64>,
     repair: bool,
 ) -> Result<(LogCheck, Vec<SegmentScan>), StorageError>
 where
@@ -173,7 +175,8 @@ where
         ));
     };
 
-    let committed_lost = committed.as_ref().is_some_and(|c| c.index >= bad.index);
+    let committed_index = committed.as_ref().map(|c| c.index).max(mark);
+    let committed_lost = committed_index.is_some_and(|c| c >= bad.index);
     let torn_write_cut = bad.torn && bad_count == 1;
     if !repair && !torn_write_cut {
         return Err(StorageError::CorruptLogTail {

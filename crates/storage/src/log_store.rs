@@ -14,7 +14,9 @@
 //! - `purge`: the marker is synced before segments are deleted.
 //! - `save_committed`: written but not flushed; openraft allows it to be lost at a crash (the
 //!   committed id is re-learned from the leader). The high-water mark beside sled, written at
-//!   every commit, brings it back after a process kill (`read_committed`).
+//!   every commit, brings it back after a process kill (`read_committed`); sled's own copy is
+//!   written every `SLED_COMMITTED_EVERY` commits, or at once when the mark cannot name the
+//!   commit.
 
 use std::fmt::Debug;
 use std::marker::PhantomData;
@@ -37,6 +39,10 @@ use crate::log_files::{LogFiles, FRAME_HEADER};
 use crate::record;
 use crate::sled_files::SledFiles;
 
+/// At most this many commits go by without sled's copy of the committed id being written, while
+/// the high-water mark names each of them (`save_committed`).
+pub(crate) const SLED_COMMITTED_EVERY: u64 = 64;
+
 type RaftResult<T, C> = Result<T, openraft::StorageError<<C as RaftTypeConfig>::NodeId>>;
 
 /// The durable Raft log of one member. Get it from [`crate::Store::log_store`];
@@ -50,6 +56,8 @@ pub struct LogStore<C: RaftTypeConfig> {
     high_water: crate::high_water::HighWater,
     /// The committed index the high-water mark holds.
     mark: u64,
+    /// Commits since sled's copy of the committed id was last written.
+    commits_unsaved: u64,
     read_budget: u64,
     cache: Arc<EntryCache<C::Entry>>,
 }
@@ -109,6 +117,7 @@ where
             files,
             flusher,
             mark: high_water.read().unwrap_or(0),
+            commits_unsaved: 0,
             high_water,
             read_budget,
             cache,
@@ -362,22 +371,35 @@ where
 
     async fn save_committed(&mut self, committed: Option<LogId<C::NodeId>>) -> RaftResult<(), C> {
         let result = match committed {
-            Some(log_id) => write_state(&self.state, KEY_COMMITTED, &log_id).inspect(|()| {
+            Some(log_id) => {
                 // A leader's entry can be committed by its followers before its own flush
                 // (Halyard's openraft patch): the mark claims only what this member has synced,
                 // or a power cut could leave it above the log and refuse a start that lost
                 // nothing.
-                let Some(mark) = self.files.synced_upto().map(|s| s.min(log_id.index)) else {
-                    return;
-                };
-                if mark <= self.mark {
-                    return;
+                if let Some(mark) = self.files.synced_upto().map(|s| s.min(log_id.index)) {
+                    if mark > self.mark {
+                        match self.high_water.write(mark) {
+                            Ok(()) => self.mark = mark,
+                            Err(e) => {
+                                tracing::warn!("cannot record the committed high-water mark: {e}")
+                            }
+                        }
+                    }
                 }
-                match self.high_water.write(mark) {
-                    Ok(()) => self.mark = mark,
-                    Err(e) => tracing::warn!("cannot record the committed high-water mark: {e}"),
+                // sled's copy is what `read_committed` falls back on when the mark cannot
+                // name the commit (its entry not synced here yet, or purged). Where the mark
+                // names it, sled's insert only costs the apply that follows its time (it runs
+                // before it, at every commit on every member); a copy up to
+                // `SLED_COMMITTED_EVERY` commits old is within what openraft allows (the
+                // committed id may be lost at a crash and is re-learned from the leader).
+                self.commits_unsaved += 1;
+                if self.mark < log_id.index || self.commits_unsaved >= SLED_COMMITTED_EVERY {
+                    self.commits_unsaved = 0;
+                    write_state(&self.state, KEY_COMMITTED, &log_id)
+                } else {
+                    Ok(())
                 }
-            }),
+            }
             None => self
                 .state
                 .remove(KEY_COMMITTED)

@@ -135,7 +135,9 @@ where
         let snapshots = SnapshotStore::open(&path, &sled, &db.open_tree(TREE_SNAPSHOT)?)?;
         let meta = db.open_tree(TREE_META)?;
         let log_dir = path.join(log_files::DIR);
-        let (check, scans) = integrity::check_log::<C>(&log_dir, &sled, &state, options.repair)?;
+        let mark = crate::high_water::HighWater::new(&path).read();
+        let (check, scans) =
+            integrity::check_log::<C>(&log_dir, &sled, &state, mark, options.repair)?;
         check_high_water::<C>(&path, &state, &check, options.repair)?;
         let purged: Option<openraft::LogId<C::NodeId>> =
             crate::log_store::read_state(&state, crate::layout::KEY_LAST_PURGED)?;
@@ -186,6 +188,12 @@ where
     }
 
     /// What the open-time log check found (and repaired).
+    /// The sled tree of Raft state (vote, committed id, purge marker), for tests.
+    #[cfg(test)]
+    pub(crate) fn raft_state(&self) -> &sled::Tree {
+        &self.state
+    }
+
     pub fn log_check(&self) -> &LogCheck {
         &self.check
     }

@@ -141,3 +141,50 @@ fn a_second_open_of_a_live_store_is_a_typed_lock_error() {
         Ok(_) => panic!("a second open of a live store succeeded"),
     }
 }
+
+/// sled's copy of the committed id is written only every `SLED_COMMITTED_EVERY` commits while
+/// the high-water mark names each commit, and at once when the mark cannot (the entry not
+/// synced here): a reopened store still reads back the last commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_committed_id_comes_back_from_the_mark_between_sled_writes() {
+    use crate::layout::KEY_COMMITTED;
+    use crate::log_store::{read_state, SLED_COMMITTED_EVERY};
+
+    let dir = tempfile::tempdir().unwrap();
+    let sled_copy = |store: &Store<TestConfig>| -> Option<u64> {
+        let saved: Option<openraft::LogId<u64>> =
+            read_state(store.raft_state(), KEY_COMMITTED).unwrap();
+        saved.map(|l| l.index)
+    };
+    let commits = SLED_COMMITTED_EVERY + 10;
+    {
+        let store = Store::<TestConfig>::open(dir.path(), DEFAULT_CACHE_CAPACITY_BYTES).unwrap();
+        let mut log = store.log_store().unwrap();
+        for i in 0..commits {
+            log.blocking_append([normal_entry(1, i, &format!("k{i}"), json!(i))])
+                .await
+                .unwrap();
+            log.save_committed(Some(log_id(1, 0, i))).await.unwrap();
+            let lag = sled_copy(&store).map_or(i + 1, |c| i - c);
+            assert!(
+                lag < SLED_COMMITTED_EVERY,
+                "sled's copy {lag} commits behind at {i}"
+            );
+        }
+        assert!(
+            sled_copy(&store) < Some(commits - 1),
+            "sled written at every commit"
+        );
+    }
+    let store = Store::<TestConfig>::open(dir.path(), DEFAULT_CACHE_CAPACITY_BYTES).unwrap();
+    let mut log = store.log_store().unwrap();
+    assert_eq!(
+        log.read_committed().await.unwrap(),
+        Some(log_id(1, 0, commits - 1))
+    );
+    // Committed beyond what this member has synced: only sled can hold it.
+    log.save_committed(Some(log_id(1, 0, commits + 5)))
+        .await
+        .unwrap();
+    assert_eq!(sled_copy(&store), Some(commits + 5));
+}
