@@ -583,6 +583,9 @@ pub(crate) async fn serve(
         server = %member.identity().server_id,
         "member started"
     );
+    // From here: opening the store and reloading the state block the runtime by design, and
+    // are logged as the start's own steps.
+    crate::stall::spawn(raft_runtime.handle()).context("starting the Raft runtime's watchdog")?;
     crate::migrate::apply_staged(&member, data_dir).await?;
     let backend = crate::backend::MemberBackend::new(member.clone(), args.strict_leader);
     let server_config = halyard_server::config::ServerConfig {
@@ -627,6 +630,10 @@ impl RaftRuntime {
             .build()
             .context("starting the member's runtime")?;
         Ok(RaftRuntime(Some(rt)))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("running").handle()
     }
 
     fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>

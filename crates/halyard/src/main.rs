@@ -14,6 +14,7 @@ mod metrics;
 mod migrate;
 mod ops;
 mod ovsdb_file;
+mod stall;
 mod status;
 mod trim;
 mod unixctl;

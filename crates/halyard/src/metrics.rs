@@ -110,6 +110,14 @@ fn describe() {
         "Commit notices received (label result: applied, early: before its entry, applied on its arrival; stale: an earlier leader's; error)."
     );
     describe_counter!(
+        "halyard_raft_runtime_stalls_total",
+        "Times the member's Raft runtime ran none of its tasks for RAFT_STALL_WARN (500 ms) or longer (logged with what its threads were doing)."
+    );
+    describe_histogram!(
+        "halyard_raft_runtime_stall_seconds",
+        "Length of each such stall of the Raft runtime."
+    );
+    describe_counter!(
         "halyard_raft_leader_changes_total",
         "Times this member saw the leader change."
     );

@@ -79,6 +79,14 @@ pub const HISTORY_SNAPSHOT_BYTES: usize = 16 * 1024 * 1024;
 /// slower than with two on the 2-core bench machine; `halyard serve --raft-threads 2` for a
 /// site whose writes are mostly such transactions.
 pub const RAFT_RUNTIME_THREADS: usize = 1;
+/// How often the watchdog's ticker runs on the member's Raft runtime (`halyard serve`), and how
+/// often the watchdog thread looks at when it last ran.
+pub const RAFT_STALL_TICK: Duration = Duration::from_millis(100);
+/// A Raft runtime that has run no task for this long is logged with what its threads were doing
+/// (state, kernel wait channel and stack); a line with the stall's length follows when it runs
+/// again. Half the default election timer: a leader stalled this long is close to losing its
+/// followers, a follower to calling an election it has no need for.
+pub const RAFT_STALL_WARN: Duration = Duration::from_millis(500);
 /// How long a leader waits, after its commit notice stream to a follower failed, before it
 /// opens another (`commit_notice`); meanwhile AppendEntries carry the commit index.
 pub const COMMIT_NOTICE_RETRY: Duration = Duration::from_millis(500);

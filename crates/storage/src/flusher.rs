@@ -215,9 +215,19 @@ fn run<T: Completion>(
         while let Ok(more) = rx.try_recv() {
             batch.push(more);
         }
+        let started = Instant::now();
         let result = counters.timed_sync(sync);
         if let Err(e) = &result {
             tracing::error!(error = %e, appends = batch.len(), "syncing the raft log failed");
+        }
+        let took = started.elapsed();
+        if took >= crate::log_store::SLOW_STORAGE_OP {
+            tracing::warn!(
+                ms = took.as_millis() as u64,
+                appends = batch.len(),
+                "syncing the raft log took {} ms",
+                took.as_millis()
+            );
         }
         for callback in batch.drain(..) {
             let r = match &result {

@@ -45,6 +45,25 @@ pub(crate) const SLED_COMMITTED_EVERY: u64 = 64;
 
 type RaftResult<T, C> = Result<T, openraft::StorageError<<C as RaftTypeConfig>::NodeId>>;
 
+/// A log operation that openraft's core waits for and that takes longer than this is logged:
+/// meanwhile the core sends no heartbeat and answers no vote or append.
+pub const SLOW_STORAGE_OP: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Runs `op`, warning if it took [`SLOW_STORAGE_OP`] or longer.
+async fn timed<T>(what: &str, op: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let out = op.await;
+    let took = started.elapsed();
+    if took >= SLOW_STORAGE_OP {
+        tracing::warn!(
+            ms = took.as_millis() as u64,
+            "{what} took {} ms (openraft's core waited for it)",
+            took.as_millis()
+        );
+    }
+    out
+}
+
 /// The durable Raft log of one member. Get it from [`crate::Store::log_store`];
 /// give it to `openraft::Raft::new`. Dropping it waits for the last queued
 /// flush to finish.
@@ -356,10 +375,13 @@ where
     async fn save_vote(&mut self, vote: &Vote<C::NodeId>) -> RaftResult<(), C> {
         let write = |e: StorageError| e.into_raft(ErrorSubject::Vote, ErrorVerb::Write);
         write_state(&self.state, KEY_VOTE, vote).map_err(write)?;
-        self.blocking(|files, sled| {
-            files.sync()?;
-            sled.flush()
-        })
+        timed(
+            "saving the vote",
+            self.blocking(|files, sled| {
+                files.sync()?;
+                sled.flush()
+            }),
+        )
         .await
         .map_err(write)
     }
@@ -446,8 +468,12 @@ where
         I::IntoIter: OptionalSend,
     {
         let write = |e: StorageError| e.into_raft(ErrorSubject::Logs, ErrorVerb::Write);
-        self.write_entries(entries).map_err(write)?;
-        self.flusher.submit(callback).await.map_err(write)
+        timed("appending to the log", async {
+            self.write_entries(entries)?;
+            self.flusher.submit(callback).await
+        })
+        .await
+        .map_err(write)
     }
 
     async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> RaftResult<(), C> {
@@ -455,9 +481,12 @@ where
             |e: StorageError| e.into_raft(ErrorSubject::Log(log_id.clone()), ErrorVerb::Delete);
         let index = log_id.index;
         self.cache.truncate(index);
-        self.blocking(move |files, _| Ok(files.truncate(index)?))
-            .await
-            .map_err(write)
+        timed(
+            "truncating the log",
+            self.blocking(move |files, _| Ok(files.truncate(index)?)),
+        )
+        .await
+        .map_err(write)
     }
 
     async fn purge(&mut self, log_id: LogId<C::NodeId>) -> RaftResult<(), C> {
@@ -468,10 +497,16 @@ where
         write_state(&self.state, KEY_LAST_PURGED, &log_id).map_err(&write)?;
         let index = log_id.index;
         self.cache.purge(index);
-        self.blocking(move |files, sled| {
-            sled.flush()?;
-            Ok(files.purge(index)?)
-        })
+        // openraft's core waits for this: only the marker's flush is waited for here. The
+        // segments' files are removed afterwards by a thread of their own (`LogFiles::purge`);
+        // with the marker durable, a crash before they are gone leaves entries the open skips.
+        timed(
+            "purging the log",
+            self.blocking(move |files, sled| {
+                sled.flush()?;
+                Ok(files.purge(index)?)
+            }),
+        )
         .await
         .map_err(write)
     }
