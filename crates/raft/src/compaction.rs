@@ -11,6 +11,10 @@
 //! after a whole-cluster restart, when every member had the same log to replay, the cluster went
 //! seconds without a leader (a soak of session 13). ovsdb-server staggers its members'
 //! snapshots the same way (a random delay in `schedule_next_snapshot`).
+//!
+//! A snapshot installed from the leader starts the count again too (`StateMachine::
+//! install_snapshot`): a member that caught up by one used to build its own at once, beside the
+//! leader's build of the snapshot it had just been sent (soaks of session 24).
 
 use std::sync::Weak;
 use std::time::Duration;

@@ -462,6 +462,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let mut state = self.write_state();
             *self.shared.applied.write().unwrap() =
                 (meta.last_log_id, meta.last_membership.clone());
+            // What was applied before is in the snapshot: counted on, it made a member that
+            // caught up by a snapshot build one of its own at once (`compaction`), often beside
+            // the leader's build of the snapshot it had just been sent.
+            self.shared
+                .applied_bytes
+                .store(0, std::sync::atomic::Ordering::Relaxed);
             self.shared.note_applied(&restored);
             std::mem::replace(&mut *state, restored)
         };
@@ -550,6 +556,60 @@ mod tests {
             super::check_received(&legacy, &received(b"x").await),
             Ok(())
         );
+    }
+
+    /// A member counts the bytes applied since its last snapshot to build the next one
+    /// (`compaction`); an installed snapshot is its last snapshot too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn installing_a_snapshot_restarts_the_count_of_bytes_applied_since_one() {
+        use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+        use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+        let open = |dir: &std::path::Path| {
+            let store =
+                halyard_storage::Store::<crate::types::TypeConfig>::open(dir, 1 << 20).unwrap();
+            super::StateMachine::open(store.snapshot_store(), "test").unwrap()
+        };
+        let entry = |index: u64| Entry::<crate::types::TypeConfig> {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(crate::command::Batch(vec![crate::command::Command {
+                id: uuid::Uuid::new_v4(),
+                origin: 1,
+                kind: crate::command::CommandKind::Transact {
+                    db: "none".into(),
+                    ops: "x".repeat(10_000),
+                    session: uuid::Uuid::nil(),
+                    wait_elapsed_ms: None,
+                    rbac: None,
+                },
+            }])),
+        };
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (mut leader, leader_shared) = open(dir_a.path());
+        leader.apply(vec![entry(1)]).await.unwrap();
+        let snapshot = leader
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        let (mut follower, shared) = open(dir_b.path());
+        follower.apply(vec![entry(1)]).await.unwrap();
+        assert!(shared.applied_bytes_since_snapshot() >= 10_000);
+        let mut bytes = Vec::new();
+        let mut data = snapshot.snapshot;
+        tokio::io::AsyncReadExt::read_to_end(&mut *data, &mut bytes)
+            .await
+            .unwrap();
+        let mut received = follower.begin_receiving_snapshot().await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut *received, &bytes)
+            .await
+            .unwrap();
+        follower
+            .install_snapshot(&snapshot.meta, received)
+            .await
+            .unwrap();
+        assert_eq!(shared.applied_bytes_since_snapshot(), 0);
+        assert_eq!(leader_shared.applied_bytes_since_snapshot(), 0, "built");
     }
 
     /// CRC-32 (IEEE), as the storage crate computes it, without depending on its crate.
