@@ -198,6 +198,18 @@ mod tests {
             .unwrap()
     }
 
+    /// A one-worker runtime watched with a tick of 20 ms and a limit of 150 ms.
+    fn watched() -> (tokio::runtime::Runtime, Arc<Beat>) {
+        let rt = one_worker();
+        let beat = spawn_with(
+            rt.handle(),
+            Duration::from_millis(20),
+            Duration::from_millis(150),
+        )
+        .unwrap();
+        (rt, beat)
+    }
+
     fn wait_for(what: impl Fn() -> bool) -> bool {
         let until = Instant::now() + Duration::from_secs(5);
         while Instant::now() < until {
@@ -211,13 +223,7 @@ mod tests {
 
     #[test]
     fn a_worker_blocked_longer_than_the_limit_is_a_stall() {
-        let rt = one_worker();
-        let beat = spawn_with(
-            rt.handle(),
-            Duration::from_millis(20),
-            Duration::from_millis(150),
-        )
-        .unwrap();
+        let (rt, beat) = watched();
         // Held in a system call, as a worker waiting on the disk is.
         rt.spawn(async { std::thread::sleep(Duration::from_millis(400)) });
         assert!(
@@ -228,13 +234,7 @@ mod tests {
 
     #[test]
     fn a_busy_but_yielding_runtime_is_not_a_stall() {
-        let rt = one_worker();
-        let beat = spawn_with(
-            rt.handle(),
-            Duration::from_millis(20),
-            Duration::from_millis(150),
-        )
-        .unwrap();
+        let (rt, beat) = watched();
         rt.spawn(async {
             for _ in 0..40 {
                 std::thread::sleep(Duration::from_millis(10));

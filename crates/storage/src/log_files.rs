@@ -742,6 +742,20 @@ mod tests {
         LogFiles::open(dir, scans, None, segment_bytes).unwrap()
     }
 
+    /// Entries of 3000 bytes: about three fill a segment of 8 KiB.
+    fn big(range: std::ops::Range<u64>) -> Vec<(u64, Vec<u8>)> {
+        range.map(|i| (i, vec![i as u8; 3000])).collect()
+    }
+
+    fn indexes_read(files: &LogFiles, from: u64, to: u64) -> Vec<u64> {
+        files
+            .read(from, to, u64::MAX)
+            .unwrap()
+            .iter()
+            .map(|e| e.0)
+            .collect()
+    }
+
     fn wait_for_spare(files: &LogFiles) {
         for _ in 0..500 {
             if matches!(*files.spare.lock().unwrap(), Spare::Ready(_)) {
@@ -755,9 +769,6 @@ mod tests {
     #[test]
     fn a_new_segment_is_the_spare_made_ahead_and_named_at_the_next_sync() {
         let dir = tempfile::tempdir().unwrap();
-        let big = |range: std::ops::Range<u64>| -> Vec<(u64, Vec<u8>)> {
-            range.map(|i| (i, vec![i as u8; 3000])).collect()
-        };
         let files = LogFiles::open(dir.path(), Vec::new(), None, 8192).unwrap();
         files.append(&big(1..4)).unwrap();
         assert!(
@@ -790,12 +801,7 @@ mod tests {
         assert!(spare.exists());
         let files = reopen(dir.path(), 8192);
         assert!(!spare.exists());
-        let read: Vec<u64> = files
-            .read(1, 6, u64::MAX)
-            .unwrap()
-            .iter()
-            .map(|e| e.0)
-            .collect();
+        let read = indexes_read(&files, 1, 6);
         assert_eq!(read, (1..7).collect::<Vec<_>>());
     }
 
@@ -816,9 +822,6 @@ mod tests {
     #[test]
     fn a_purge_removes_whole_segments_and_keeps_the_rest_readable() {
         let dir = tempfile::tempdir().unwrap();
-        let big = |range: std::ops::Range<u64>| -> Vec<(u64, Vec<u8>)> {
-            range.map(|i| (i, vec![i as u8; 3000])).collect()
-        };
         let files = LogFiles::open(dir.path(), Vec::new(), None, 8192).unwrap();
         for i in 1..10 {
             files.append(&big(i..i + 1)).unwrap();
@@ -833,23 +836,13 @@ mod tests {
         };
         assert_eq!(names(), vec![1, 4, 7]);
         files.purge(5).unwrap();
-        let read: Vec<u64> = files
-            .read(6, 9, u64::MAX)
-            .unwrap()
-            .iter()
-            .map(|e| e.0)
-            .collect();
+        let read = indexes_read(&files, 6, 9);
         assert_eq!(read, vec![6, 7, 8, 9], "served at once");
         drop(files);
         // Dropping the files waits for the removal.
         assert_eq!(names(), vec![4, 7], "4.. holds 6, kept");
         let files = reopen(dir.path(), 8192);
-        let read: Vec<u64> = files
-            .read(6, 9, u64::MAX)
-            .unwrap()
-            .iter()
-            .map(|e| e.0)
-            .collect();
+        let read = indexes_read(&files, 6, 9);
         assert_eq!(read, vec![6, 7, 8, 9]);
     }
 }
