@@ -237,20 +237,21 @@ enum Spare {
     Ready(File),
 }
 
-/// Starts making the spare segment unless one is ready or under way.
-fn prepare_spare(dir: &Path, spare: &Arc<Mutex<Spare>>, bytes: u64) {
+/// Starts making the spare segment unless one is ready or under way; the thread making it.
+fn prepare_spare(
+    dir: &Path,
+    spare: &Arc<Mutex<Spare>>,
+    bytes: u64,
+) -> Option<std::thread::JoinHandle<()>> {
     {
         let mut s = spare.lock().expect("spare lock");
         if !matches!(*s, Spare::None) {
-            return;
+            return None;
         }
         *s = Spare::Preparing;
     }
     let (dir, slot) = (dir.to_path_buf(), spare.clone());
     let made = move || {
-        // One left by a crash is removed at open; one left by an earlier store on this
-        // directory, closed while its spare was being made, is no one's.
-        let _ = fs::remove_file(dir.join(SPARE));
         let made = create_preallocated(&dir.join(SPARE), bytes).and_then(|file| {
             file.sync_all()?;
             sync_dir(&dir)?;
@@ -267,12 +268,16 @@ fn prepare_spare(dir: &Path, spare: &Arc<Mutex<Spare>>, bytes: u64) {
             }
         };
     };
-    if let Err(e) = std::thread::Builder::new()
+    match std::thread::Builder::new()
         .name("halyard-log-seg".into())
         .spawn(made)
     {
-        tracing::warn!("cannot start the thread preparing the next log segment: {e}");
-        *spare.lock().expect("spare lock") = Spare::None;
+        Ok(thread) => Some(thread),
+        Err(e) => {
+            tracing::warn!("cannot start the thread preparing the next log segment: {e}");
+            *spare.lock().expect("spare lock") = Spare::None;
+            None
+        }
     }
 }
 
@@ -310,8 +315,10 @@ pub(crate) struct LogFiles {
     /// A segment was named since the last sync: the next sync makes the directory durable too.
     dir_dirty: AtomicBool,
     spare: Arc<Mutex<Spare>>,
-    /// Threads removing purged segments.
-    removals: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Threads removing purged segments or making the spare: joined at drop, so that a store
+    /// reopened on this directory finds neither segments being removed nor a spare being made
+    /// (whose late creation would replace the new store's own).
+    helpers: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Held for a whole [`LogFiles::sync`].
     syncing: Mutex<()>,
     /// One past the last index known durable (0: none): what the committed high-water mark
@@ -392,7 +399,7 @@ impl LogFiles {
             dirty: Mutex::new(Vec::new()),
             dir_dirty: AtomicBool::new(false),
             spare: Arc::new(Mutex::new(Spare::None)),
-            removals: Mutex::new(Vec::new()),
+            helpers: Mutex::new(Vec::new()),
             syncing: Mutex::new(()),
             synced_next: AtomicU64::new(synced_next),
         })
@@ -505,7 +512,9 @@ impl LogFiles {
             None => create_preallocated(&path, self.segment_bytes)?,
         };
         self.dir_dirty.store(true, Ordering::Release);
-        prepare_spare(&self.dir, &self.spare, self.segment_bytes);
+        if let Some(thread) = prepare_spare(&self.dir, &self.spare, self.segment_bytes) {
+            self.keep_helper(thread);
+        }
         Ok((path, file))
     }
 
@@ -679,17 +688,20 @@ impl LogFiles {
         let thread = std::thread::Builder::new()
             .name("halyard-log-purge".into())
             .spawn(remove)?;
-        let mut removals = self.removals.lock().expect("removals lock");
-        removals.retain(|t| !t.is_finished());
-        removals.push(thread);
+        self.keep_helper(thread);
         Ok(())
+    }
+
+    fn keep_helper(&self, thread: std::thread::JoinHandle<()>) {
+        let mut helpers = self.helpers.lock().expect("helpers lock");
+        helpers.retain(|t| !t.is_finished());
+        helpers.push(thread);
     }
 }
 
 impl Drop for LogFiles {
-    /// A store reopened on this directory must not find segments still being removed.
     fn drop(&mut self) {
-        for thread in self.removals.get_mut().expect("removals lock").drain(..) {
+        for thread in self.helpers.get_mut().expect("helpers lock").drain(..) {
             let _ = thread.join();
         }
     }
