@@ -79,6 +79,15 @@ pub const HISTORY_SNAPSHOT_BYTES: usize = 16 * 1024 * 1024;
 /// slower than with two on the 2-core bench machine; `halyard serve --raft-threads 2` for a
 /// site whose writes are mostly such transactions.
 pub const RAFT_RUNTIME_THREADS: usize = 1;
+/// The `nice` value (Linux thread priority, 0 to 19, higher yields more) of the threads that
+/// encode a snapshot being built, decode one being installed and drop the state it replaces.
+/// These are the longest CPU work a member does (seconds for a few hundred megabytes); at the
+/// Raft runtime's own priority they take a whole core from it, and on a busy machine a leader's
+/// heartbeats or a follower's answers come late enough for elections nobody needs. At 10 the
+/// kernel gives them about a tenth of the CPU a default thread gets while both want it, and all
+/// of an idle core. Each such thread is started for the work and ends with it (an unprivileged
+/// process may lower a thread's priority but not raise it back).
+pub const SNAPSHOT_NICE: i32 = 10;
 /// How often the watchdog's ticker runs on the member's Raft runtime (`halyard serve`), and how
 /// often the watchdog thread looks at when it last ran.
 pub const RAFT_STALL_TICK: Duration = Duration::from_millis(100);

@@ -9,6 +9,7 @@
 //! and documented. 0.10's leadership transfer would serve `halyard leave`; with 0.9 a leaving
 //! leader removes itself from the membership and the remaining members elect a successor.
 
+mod background;
 mod batch_queue;
 mod check_quorum;
 pub mod command;

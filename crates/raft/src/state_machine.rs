@@ -346,7 +346,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             (state.snapshot_source(), applied.0, applied.1.clone())
         };
         let snapshots = self.snapshots.clone();
-        let (meta, bytes) = tokio::task::spawn_blocking(move || {
+        // At a lower priority than the Raft runtime: encoding takes seconds of CPU for a few
+        // hundred megabytes (`background`).
+        let (meta, bytes) = crate::background::at_background_priority("encode", move || {
             let mut new = snapshots.create_blocking()?;
             let mut w = std::io::BufWriter::with_capacity(1 << 20, new.paced());
             source.encode_to(&mut w)?;
@@ -362,7 +364,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             Ok::<_, halyard_storage::StorageError>((meta, bytes))
         })
         .await
-        .map_err(|e| io_err(std::io::Error::other(e.to_string())))?
+        .map_err(|e| io_err(std::io::Error::other(e)))?
         .map_err(io_err)?;
         tracing::info!(index = ?meta.last_log_id.map(|l| l.index), bytes, "snapshot built");
         // Recorded only when the binary installed a metrics recorder (`halyard serve --http`).
@@ -442,10 +444,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let (file, sealed) = snapshot.into_received().await.map_err(io_err)?;
         check_received(meta, &sealed).map_err(|e| io_err(std::io::Error::other(e)))?;
         // Decoding a snapshot (1.6 s for 100k OVN ports) and dropping the state it replaces are
-        // the longest CPU work a member does; not on the Raft runtime's worker (see `apply`).
-        let restored =
-            off_the_workers(|| ReplicatedState::restore_from(std::io::BufReader::new(file)))
-                .map_err(io_err)?;
+        // the longest CPU work a member does: not on the Raft runtime's worker (see `apply`),
+        // and at a lower priority than it (`background`).
+        let restored = crate::background::at_background_priority("decode", move || {
+            ReplicatedState::restore_from(std::io::BufReader::new(file))
+        })
+        .await
+        .map_err(|e| io_err(std::io::Error::other(e)))?
+        .map_err(io_err)?;
         #[cfg(feature = "in-process")]
         if crate::router::crash_point(&self.raft_addr, "snapshot-decoded").await {
             return Err(io_err(std::io::Error::other(
@@ -471,7 +477,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.shared.note_applied(&restored);
             std::mem::replace(&mut *state, restored)
         };
-        off_the_workers(|| drop(replaced));
+        crate::background::at_background_priority("discard", move || drop(replaced))
+            .await
+            .map_err(|e| io_err(std::io::Error::other(e)))?;
         let observer = self.shared.observer.read().unwrap().clone();
         if let Some(index) = meta.last_log_id.map(|l| l.index) {
             self.shared.applied_index.send_replace(index);

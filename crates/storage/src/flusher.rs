@@ -93,10 +93,28 @@ struct Counters {
 }
 
 impl Counters {
-    fn timed_sync(&self, sync: &dyn Fn() -> std::io::Result<()>) -> std::io::Result<()> {
+    /// Syncs, keeps the moving average, and warns of a sync of [`SLOW_STORAGE_OP`] or more
+    /// (`appends`: how many appends it makes durable), whether the thread or an appending
+    /// caller ran it.
+    ///
+    /// [`SLOW_STORAGE_OP`]: crate::log_store::SLOW_STORAGE_OP
+    fn timed_sync(
+        &self,
+        sync: &dyn Fn() -> std::io::Result<()>,
+        appends: usize,
+    ) -> std::io::Result<()> {
         let started = Instant::now();
         let result = sync();
-        let took = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+        let elapsed = started.elapsed();
+        if elapsed >= crate::log_store::SLOW_STORAGE_OP {
+            tracing::warn!(
+                ms = elapsed.as_millis() as u64,
+                appends,
+                "syncing the raft log took {} ms",
+                elapsed.as_millis()
+            );
+        }
+        let took = elapsed.as_micros().min(u128::from(u64::MAX)) as u64;
         let avg = self.sync_micros.load(Ordering::Relaxed);
         self.sync_micros
             .store((avg * 3 + took) / 4, Ordering::Relaxed);
@@ -176,7 +194,7 @@ impl<T: Completion> Flusher<T> {
         let idle = c.submitted.load(Ordering::Acquire) == c.completed.load(Ordering::Acquire);
         let quick = c.sync_micros.load(Ordering::Relaxed) <= INLINE_SYNC_MAX.as_micros() as u64;
         if callback.awaited() && idle && quick {
-            let result = c.timed_sync(&*self.sync);
+            let result = c.timed_sync(&*self.sync, 1);
             if let Err(e) = &result {
                 tracing::error!(error = %e, "syncing the raft log failed");
             }
@@ -215,19 +233,9 @@ fn run<T: Completion>(
         while let Ok(more) = rx.try_recv() {
             batch.push(more);
         }
-        let started = Instant::now();
-        let result = counters.timed_sync(sync);
+        let result = counters.timed_sync(sync, batch.len());
         if let Err(e) = &result {
             tracing::error!(error = %e, appends = batch.len(), "syncing the raft log failed");
-        }
-        let took = started.elapsed();
-        if took >= crate::log_store::SLOW_STORAGE_OP {
-            tracing::warn!(
-                ms = took.as_millis() as u64,
-                appends = batch.len(),
-                "syncing the raft log took {} ms",
-                took.as_millis()
-            );
         }
         for callback in batch.drain(..) {
             let r = match &result {

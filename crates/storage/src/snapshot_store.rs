@@ -183,9 +183,70 @@ impl Sealed {
 pub struct SnapshotFile {
     file: tokio::fs::File,
     pending: Option<Pending>,
+    /// Set for a file being received.
+    writeback: Option<Writeback>,
+}
+
+/// The pacing of a file being received, as [`PacedWriter`] paces a build: every
+/// [`SNAPSHOT_SYNC_EVERY_BYTES`] written, a sync on a blocking thread (one at a time, the writes
+/// go on meanwhile). Unpaced, a received snapshot of a few hundred megabytes sat in the page
+/// cache until the sync that seals it, then went to the disk in one burst ahead of every log
+/// sync of the members sharing that disk (one writer's longest write 65 ms against 20-27 ms
+/// during a build on the bench machine: docs/performance.md, "Snapshot work and one writer").
+#[derive(Debug)]
+struct Writeback {
+    /// The same open file (a duplicated descriptor): a sync through it covers the writes.
+    file: Arc<File>,
+    unsynced: u64,
+    running: Option<tokio::task::JoinHandle<io::Result<()>>>,
+    started: u64,
+}
+
+impl Writeback {
+    /// Counts `n` bytes written; collects a finished sync (its error is the write's: the
+    /// kernel reports a writeback error to one sync of an open file only, so it must not be
+    /// dropped here) and starts the next one when enough is unsynced.
+    fn wrote(&mut self, n: u64, cx: &mut Context<'_>) -> io::Result<()> {
+        use std::future::Future;
+        self.unsynced += n;
+        if let Some(running) = self.running.as_mut() {
+            match Pin::new(running).poll(cx) {
+                Poll::Pending => return Ok(()),
+                Poll::Ready(result) => {
+                    self.running = None;
+                    joined(result)?;
+                }
+            }
+        }
+        if self.unsynced >= SNAPSHOT_SYNC_EVERY_BYTES {
+            let file = self.file.clone();
+            self.running = Some(tokio::task::spawn_blocking(move || file.sync_data()));
+            self.unsynced = 0;
+            self.started += 1;
+        }
+        Ok(())
+    }
+
+    /// Waits for the sync still running, if any.
+    async fn finish(&mut self) -> io::Result<()> {
+        match self.running.take() {
+            Some(running) => joined(running.await),
+            None => Ok(()),
+        }
+    }
+}
+
+fn joined(result: Result<io::Result<()>, tokio::task::JoinError>) -> io::Result<()> {
+    result.map_err(|e| io::Error::other(format!("snapshot writeback task: {e}")))?
 }
 
 impl SnapshotFile {
+    /// Syncs started while the file was being received (see [`Writeback`]).
+    #[cfg(test)]
+    pub(crate) fn writeback_syncs(&self) -> u64 {
+        self.writeback.as_ref().map_or(0, |w| w.started)
+    }
+
     /// Flushes and syncs a received file and measures it (length and CRC-32, read in pieces):
     /// what installing a snapshot needs (the file, at its start, to decode from, and
     /// [`Sealed`] to commit it). The snapshot is never whole in memory here: a member catching
@@ -196,6 +257,9 @@ impl SnapshotFile {
             StorageError::Background("a stored snapshot's file is not a received one".into())
         })?;
         self.file.flush().await.map_err(at(&pending.path))?;
+        if let Some(writeback) = self.writeback.as_mut() {
+            writeback.finish().await.map_err(at(&pending.path))?;
+        }
         let file = self.file.into_std().await;
         tokio::task::spawn_blocking(move || {
             let measured = file.sync_all().and_then(|()| measure(&file));
@@ -236,7 +300,12 @@ impl tokio::io::AsyncWrite for SnapshotFile {
                 "a stored snapshot is never written to",
             )));
         }
-        Pin::new(&mut self.file).poll_write(cx, buf)
+        let this = &mut *self;
+        let n = std::task::ready!(Pin::new(&mut this.file).poll_write(cx, buf))?;
+        if let Some(writeback) = this.writeback.as_mut() {
+            writeback.wrote(n as u64, cx)?;
+        }
+        Poll::Ready(Ok(n))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -424,9 +493,16 @@ impl<C: RaftTypeConfig> SnapshotStore<C> {
         let new = tokio::task::spawn_blocking(move || this.create_blocking())
             .await
             .map_err(|e| StorageError::Background(format!("snapshot create task: {e}")))??;
+        let clone = new.file.try_clone().map_err(at(&new.pending.path))?;
         Ok(SnapshotFile {
             file: tokio::fs::File::from_std(new.file),
             pending: Some(new.pending),
+            writeback: Some(Writeback {
+                file: Arc::new(clone),
+                unsynced: 0,
+                running: None,
+                started: 0,
+            }),
         })
     }
 
@@ -525,6 +601,7 @@ impl<C: RaftTypeConfig> SnapshotStore<C> {
             SnapshotFile {
                 file,
                 pending: None,
+                writeback: None,
             },
         )))
     }
