@@ -5,6 +5,7 @@
 //! (halyard-server).
 
 mod admin;
+mod allocator;
 mod backend;
 mod backup;
 mod cli;
@@ -22,10 +23,8 @@ mod vlog;
 
 use clap::Parser;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
+    allocator::configure();
     // Started through a symlink named ovsdb-server: take ovsdb-server's command line.
     let mut args = std::env::args_os();
     if args

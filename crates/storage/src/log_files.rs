@@ -183,10 +183,65 @@ pub(crate) fn torn_frame(frame: &Frame) -> bool {
 
 /// Writes a frame into `buf`.
 pub(crate) fn encode_frame(buf: &mut Vec<u8>, index: u64, record: &[u8]) {
-    let len = u32::try_from(record.len()).expect("a log entry under 4 GiB");
-    buf.extend_from_slice(&len.to_le_bytes());
-    buf.extend_from_slice(&index.to_be_bytes());
+    buf.extend_from_slice(&frame_header(index, record.len()));
     buf.extend_from_slice(record);
+}
+
+fn frame_header(index: u64, record_len: usize) -> [u8; FRAME_HEADER] {
+    let len = u32::try_from(record_len).expect("a log entry under 4 GiB");
+    let mut header = [0; FRAME_HEADER];
+    header[..4].copy_from_slice(&len.to_le_bytes());
+    header[4..].copy_from_slice(&index.to_be_bytes());
+    header
+}
+
+/// Entries framed for [`LogFiles::append`], back to back in one buffer that is kept from one
+/// append to the next. Each append of a multi-megabyte entry used to build its record and then
+/// its frame in fresh buffers grown by doubling, on pages the kernel zeroed at first touch:
+/// zeroing pages was a follower's Raft thread's largest cost under a load of large rows
+/// (docs/performance.md, "Large rows: buffers kept").
+#[derive(Debug, Default)]
+pub(crate) struct Frames {
+    buf: Vec<u8>,
+    /// Each entry's index and where its frame starts in `buf`.
+    frames: Vec<(u64, usize)>,
+}
+
+impl Frames {
+    /// Capacity kept by [`Frames::clear`]; the buffer of a larger append is let go.
+    const KEEP_BYTES: usize = 16 * 1024 * 1024;
+
+    /// Adds entry `index`, whose record `write` appends to the buffer; returns the record's
+    /// length. A failed `write` adds nothing.
+    pub(crate) fn push<E>(
+        &mut self,
+        index: u64,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&[0; FRAME_HEADER]);
+        if let Err(e) = write(&mut self.buf) {
+            self.buf.truncate(start);
+            return Err(e);
+        }
+        let len = self.buf.len() - start - FRAME_HEADER;
+        self.buf[start..start + FRAME_HEADER].copy_from_slice(&frame_header(index, len));
+        self.frames.push((index, start));
+        Ok(len)
+    }
+
+    /// Empties the batch, keeping its buffer unless it grew past [`Frames::KEEP_BYTES`].
+    pub(crate) fn clear(&mut self) {
+        self.buf.clear();
+        self.frames.clear();
+        if self.buf.capacity() > Self::KEEP_BYTES {
+            self.buf = Vec::new();
+        }
+    }
+
+    fn end_of(&self, i: usize) -> usize {
+        self.frames.get(i + 1).map_or(self.buf.len(), |&(_, at)| at)
+    }
 }
 
 fn preallocate(file: &File, bytes: u64) -> io::Result<()> {
@@ -428,9 +483,9 @@ impl LogFiles {
 
     /// Writes `entries` (index, sealed record) after the last entry; readable at once, durable
     /// after the next [`LogFiles::sync`].
-    pub(crate) fn append(&self, entries: &[(u64, Vec<u8>)]) -> Result<(), StorageError> {
+    pub(crate) fn append(&self, batch: &Frames) -> Result<(), StorageError> {
         let mut segs = self.segments.write().expect("log lock");
-        let mut buf = Vec::new();
+        let entries = &batch.frames;
         let mut i = 0;
         while i < entries.len() {
             let (index, _) = entries[i];
@@ -457,26 +512,27 @@ impl LogFiles {
             }
             let seg = segs.map.values_mut().next_back().expect("a segment");
             // One write for the run of entries that fits this segment.
-            buf.clear();
             let start = seg.end;
+            let run_start = entries[i].1;
+            let mut run_end = run_start;
             while i < entries.len() {
-                let (index, record) = &entries[i];
-                if seg.last().is_some_and(|l| *index != l + 1)
-                    || (start + buf.len() as u64 >= self.segment_bytes && !buf.is_empty())
+                let (index, at) = entries[i];
+                let written = (at - run_start) as u64;
+                if seg.last().is_some_and(|l| index != l + 1)
+                    || (start + written >= self.segment_bytes && written > 0)
                 {
                     break;
                 }
-                let at = start + buf.len() as u64;
-                encode_frame(&mut buf, *index, record);
-                seg.frames.push((at, (FRAME_HEADER + record.len()) as u32));
+                run_end = batch.end_of(i);
+                seg.frames.push((start + written, (run_end - at) as u32));
                 i += 1;
             }
-            if let Err(e) = seg.file.write_all_at(&buf, start) {
+            if let Err(e) = seg.file.write_all_at(&batch.buf[run_start..run_end], start) {
                 // Forget the frames that may not be there; the caller fails the append.
                 seg.frames.retain(|(off, _)| *off < start);
                 return Err(e.into());
             }
-            seg.end = start + buf.len() as u64;
+            seg.end = start + (run_end - run_start) as u64;
             let file = seg.file.clone();
             let mut dirty = self.dirty.lock().expect("dirty lock");
             if !dirty.iter().any(|f| Arc::ptr_eq(f, &file)) {
@@ -711,10 +767,58 @@ impl Drop for LogFiles {
 mod tests {
     use super::*;
 
-    fn entries(range: std::ops::Range<u64>) -> Vec<(u64, Vec<u8>)> {
-        range
-            .map(|i| (i, format!("entry {i}").into_bytes()))
-            .collect()
+    fn framed(records: impl IntoIterator<Item = (u64, Vec<u8>)>) -> Frames {
+        let mut frames = Frames::default();
+        for (index, record) in records {
+            frames
+                .push(index, |buf| {
+                    buf.extend_from_slice(&record);
+                    Ok::<_, ()>(())
+                })
+                .unwrap();
+        }
+        frames
+    }
+
+    fn entries(range: std::ops::Range<u64>) -> Frames {
+        framed(range.map(|i| (i, format!("entry {i}").into_bytes())))
+    }
+
+    #[test]
+    fn a_batch_holds_each_frame_as_encode_frame_writes_it_and_keeps_a_modest_buffer() {
+        let mut frames = Frames::default();
+        let mut expected = Vec::new();
+        for (index, record) in [
+            (7u64, b"seven".to_vec()),
+            (8, Vec::new()),
+            (9, vec![b'x'; 300]),
+        ] {
+            let len = frames
+                .push(index, |buf| {
+                    buf.extend_from_slice(&record);
+                    Ok::<_, ()>(())
+                })
+                .unwrap();
+            assert_eq!(len, record.len());
+            encode_frame(&mut expected, index, &record);
+        }
+        assert_eq!(frames.push(10, |_| Err("no")), Err("no"), "a failed record");
+        assert_eq!(frames.buf, expected, "and it added nothing");
+        assert_eq!(frames.end_of(0), FRAME_HEADER + 5);
+        assert_eq!(frames.end_of(2), expected.len());
+        frames.clear();
+        assert!(
+            frames.buf.capacity() >= expected.len(),
+            "kept for the next append"
+        );
+        frames
+            .push(11, |buf| {
+                buf.resize(buf.len() + Frames::KEEP_BYTES + 1, b'y');
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        frames.clear();
+        assert_eq!(frames.buf.capacity(), 0, "a huge append's buffer is let go");
     }
 
     #[test]
@@ -755,8 +859,8 @@ mod tests {
     }
 
     /// Entries of 3000 bytes: about three fill a segment of 8 KiB.
-    fn big(range: std::ops::Range<u64>) -> Vec<(u64, Vec<u8>)> {
-        range.map(|i| (i, vec![i as u8; 3000])).collect()
+    fn big(range: std::ops::Range<u64>) -> Frames {
+        framed(range.map(|i| (i, vec![i as u8; 3000])))
     }
 
     fn indexes_read(files: &LogFiles, from: u64, to: u64) -> Vec<u64> {

@@ -35,7 +35,7 @@ use crate::entry_cache::EntryCache;
 use crate::error::{Corruption, StorageError};
 use crate::flusher::{FlushMetrics, FlushStats, Flusher};
 use crate::layout::{self, KEY_COMMITTED, KEY_LAST_PURGED, KEY_VOTE, TREE_LOG, TREE_RAFT_STATE};
-use crate::log_files::{LogFiles, FRAME_HEADER};
+use crate::log_files::{Frames, LogFiles, FRAME_HEADER};
 use crate::record;
 use crate::sled_files::SledFiles;
 
@@ -79,6 +79,8 @@ pub struct LogStore<C: RaftTypeConfig> {
     commits_unsaved: u64,
     read_budget: u64,
     cache: Arc<EntryCache<C::Entry>>,
+    /// The frames of the last append, kept for the next one (`log_files::Frames`).
+    frames: Frames,
 }
 
 /// A read-only view of the log for openraft's replication tasks. Cheap to clone.
@@ -140,6 +142,7 @@ where
             high_water,
             read_budget,
             cache,
+            frames: Frames::default(),
         })
     }
 
@@ -164,21 +167,25 @@ where
         }
     }
 
-    fn write_entries<I>(&self, entries: I) -> Result<(), StorageError>
+    fn write_entries<I>(&mut self, entries: I) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = C::Entry>,
     {
-        let mut records = Vec::new();
+        let frames = &mut self.frames;
+        frames.clear();
         let mut written = Vec::new();
         for entry in entries {
             let index = entry.get_log_id().index;
             let key = layout::log_key(index);
-            let rec = record::encode(&key, &entry, "log entry")?;
+            let len = frames.push(index, |buf| {
+                record::encode_into(buf, &key, &entry, "log entry")
+            })?;
             // Counted as the files' reads count them (the frame's header included).
-            written.push((index, entry, (rec.len() + FRAME_HEADER) as u64));
-            records.push((index, rec));
+            written.push((index, entry, (len + FRAME_HEADER) as u64));
         }
-        self.files.append(&records)?;
+        let appended = self.files.append(frames);
+        frames.clear();
+        appended?;
         self.cache.extend(written);
         Ok(())
     }

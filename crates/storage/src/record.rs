@@ -23,22 +23,6 @@ fn checksum(key: &[u8], payload: &[u8]) -> u32 {
     h.finalize()
 }
 
-/// A buffer with room for the header, to which the caller appends the payload
-/// before [`seal_buffer`]; this avoids copying large payloads (snapshots).
-pub(crate) fn buffer_with_capacity(payload_capacity: usize) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(HEADER_LEN + payload_capacity);
-    buf.resize(HEADER_LEN, 0);
-    buf
-}
-
-/// Fills the header of a buffer made by [`buffer_with_capacity`].
-pub(crate) fn seal_buffer(key: &[u8], mut buf: Vec<u8>) -> Vec<u8> {
-    let crc = checksum(key, &buf[HEADER_LEN..]);
-    buf[0] = FORMAT_V1;
-    buf[1..HEADER_LEN].copy_from_slice(&crc.to_be_bytes());
-    buf
-}
-
 /// Checks a record and returns its payload.
 pub(crate) fn unseal<'a>(key: &[u8], record: &'a [u8]) -> Result<&'a [u8], Corruption> {
     if record.len() < HEADER_LEN {
@@ -66,10 +50,29 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
     value: &T,
     what: &'static str,
 ) -> Result<Vec<u8>, StorageError> {
-    let mut buf = buffer_with_capacity(256);
-    serde_json::to_writer(&mut buf, value)
-        .map_err(|source| StorageError::Encode { what, source })?;
-    Ok(seal_buffer(key, buf))
+    let mut buf = Vec::with_capacity(HEADER_LEN + 256);
+    encode_into(&mut buf, key, value, what)?;
+    Ok(buf)
+}
+
+/// [`encode`], appending the record to `buf` (a buffer kept between records, as the log's
+/// frames are). On an error `buf` is left as it was.
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    buf: &mut Vec<u8>,
+    key: &[u8],
+    value: &T,
+    what: &'static str,
+) -> Result<(), StorageError> {
+    let start = buf.len();
+    buf.extend_from_slice(&[0; HEADER_LEN]);
+    if let Err(source) = serde_json::to_writer(&mut *buf, value) {
+        buf.truncate(start);
+        return Err(StorageError::Encode { what, source });
+    }
+    let crc = checksum(key, &buf[start + HEADER_LEN..]);
+    buf[start] = FORMAT_V1;
+    buf[start + 1..start + HEADER_LEN].copy_from_slice(&crc.to_be_bytes());
+    Ok(())
 }
 
 /// Checks and deserialises a record written by [`encode`].
@@ -97,6 +100,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_record_appended_to_a_buffer_is_the_record_encoded_alone() {
+        let mut buf = b"before".to_vec();
+        encode_into(&mut buf, b"k", &("hello", 42u64), "test").unwrap();
+        assert_eq!(&buf[..6], b"before");
+        assert_eq!(
+            buf[6..],
+            encode(b"k", &("hello", 42u64), "test").unwrap()[..]
+        );
+        let back: (String, u64) = decode(b"k", &buf[6..]).unwrap();
+        assert_eq!(back, ("hello".to_string(), 42));
     }
 
     #[test]
