@@ -23,6 +23,24 @@ fn checksum(key: &[u8], payload: &[u8]) -> u32 {
     h.finalize()
 }
 
+/// A buffer with room for the header, to which a test appends a payload before
+/// [`seal_buffer`] (records as earlier versions wrote them).
+#[cfg(test)]
+pub(crate) fn buffer_with_capacity(payload_capacity: usize) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(HEADER_LEN + payload_capacity);
+    buf.resize(HEADER_LEN, 0);
+    buf
+}
+
+/// Fills the header of a buffer made by [`buffer_with_capacity`].
+#[cfg(test)]
+pub(crate) fn seal_buffer(key: &[u8], mut buf: Vec<u8>) -> Vec<u8> {
+    let crc = checksum(key, &buf[HEADER_LEN..]);
+    buf[0] = FORMAT_V1;
+    buf[1..HEADER_LEN].copy_from_slice(&crc.to_be_bytes());
+    buf
+}
+
 /// Checks a record and returns its payload.
 pub(crate) fn unseal<'a>(key: &[u8], record: &'a [u8]) -> Result<&'a [u8], Corruption> {
     if record.len() < HEADER_LEN {
