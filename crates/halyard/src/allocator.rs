@@ -2,11 +2,12 @@
 //!
 //! mimalloc returns freed memory to the system after `purge_delay` (10 ms by default; its arenas
 //! after ten times that). A member applying a stream of multi-megabyte transactions (a bulk load
-//! of large rows) frees its buffers between two of them for longer than that: each transaction's
-//! buffers came back from the kernel as fresh pages, zeroed on first touch, and zeroing pages was
-//! the Raft thread's largest cost (16-24 % of each member's samples; docs/performance.md,
-//! "Large rows: the allocator's purge delay"). Memory given back after a burst of client input
-//! (`trim`) is purged at once whatever the delay.
+//! of large rows) frees its buffers for longer than that between two of them, so each
+//! transaction's buffers came back from the kernel as fresh pages, zeroed at first touch (the
+//! largest item of every member's profile). 250 ms: bulk-large +20-35 % rows/s on the bench
+//! machine, 20-40 MB more resident after the load (docs/performance.md, "Large rows: buffers kept
+//! and the allocator's purge delay"). Memory given back after a burst of client input (`trim`)
+//! is purged at once whatever the delay.
 
 /// How long mimalloc keeps memory freed by a thread before returning it to the system
 /// (`purge_delay`, ms). An operator's `MIMALLOC_PURGE_DELAY` in the environment wins.

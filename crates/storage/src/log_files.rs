@@ -199,7 +199,7 @@ fn frame_header(index: u64, record_len: usize) -> [u8; FRAME_HEADER] {
 /// append to the next. Each append of a multi-megabyte entry used to build its record and then
 /// its frame in fresh buffers grown by doubling, on pages the kernel zeroed at first touch:
 /// zeroing pages was a follower's Raft thread's largest cost under a load of large rows
-/// (docs/performance.md, "Large rows: buffers kept").
+/// (docs/performance.md, "Large rows: buffers kept and the allocator's purge delay").
 #[derive(Debug, Default)]
 pub(crate) struct Frames {
     buf: Vec<u8>,
