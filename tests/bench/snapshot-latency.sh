@@ -61,6 +61,22 @@ busy_phase() {
 # The load's writeback and the snapshots it set off (every 256 MiB applied) end before the quiet
 # phase.
 settle() { sleep 10; sync; }
+# load_and_measure SERVER CTL_OF STOP START BASE: the load, the quiet phase and the busy one on a
+# started cluster whose member i serves clients on BASE+i; sets busy_terms.
+load_and_measure() {
+  local server=$1 ctl_of=$2 stop_cmd=$3 start_cmd=$4 base=$5 leader=1 i followers
+  for i in 1 2 3; do [ "$(role_of "$($ctl_of $i)")" = leader ] && leader=$i; done
+  followers=($(for i in 1 2 3; do [ $i = $leader ] || echo $i; done))
+  "$bench" --db "tcp:127.0.0.1:$((base + leader))" --timeout 600 bulk-large --rows "$rows" \
+    --per-txn 100 --value-len 16000 --clients 8 >"$work/$server-load.txt"
+  settle
+  "$bench" --db "tcp:127.0.0.1:$((base + leader))" --timeout 120 latency --duration "$quiet" \
+    >"$work/$server-quiet.txt" 2>&1
+  busy_phase "$server" "$ctl_of" "$stop_cmd" "$start_cmd" $leader "${followers[0]}" \
+    "${followers[1]}" $((base + leader))
+  restarted=${followers[1]}
+}
+
 header() { printf '  %-13s %-6s %7s %8s %8s %8s %9s %6s\n' server phase writes "p50 ms" "p99 ms" \
   "p999 ms" "max ms" terms; }
 
@@ -78,24 +94,15 @@ if [ "$only" != ovsdb-server ]; then
       --remote "punix:$work/h/m$1.sock" >>"$work/h/m$1.restart.log" 2>&1 &
     echo $! >"$work/h/m$1.pid"
   }
-  leader=1
-  for i in 1 2 3; do [ "$(role_of "$(h_ctl $i)")" = leader ] && leader=$i; done
-  followers=($(for i in 1 2 3; do [ $i = $leader ] || echo $i; done))
-  "$bench" --db "tcp:127.0.0.1:$((h_base + leader))" --timeout 600 bulk-large --rows "$rows" \
-    --per-txn 100 --value-len 16000 --clients 8 >"$work/h-load.txt"
-  settle
-  "$bench" --db "tcp:127.0.0.1:$((h_base + leader))" --timeout 120 latency --duration "$quiet" \
-    >"$work/halyard-quiet.txt" 2>&1
   compact_args=()
-  busy_phase halyard h_ctl h_stop h_start $leader "${followers[0]}" "${followers[1]}" \
-    $((h_base + leader))
+  load_and_measure halyard h_ctl h_stop h_start $h_base
   h_terms=$busy_terms
   for _ in $(seq 1 600); do
-    grep -q "snapshot installed" "$work/h/m${followers[1]}.restart.log" && break
+    grep -q "snapshot installed" "$work/h/m$restarted.restart.log" && break
     sleep 0.1
   done
-  grep -q "snapshot installed" "$work/h/m${followers[1]}.restart.log" ||
-    echo "  (the restarted follower installed no snapshot: see $work/h/m${followers[1]}.restart.log)"
+  grep -q "snapshot installed" "$work/h/m$restarted.restart.log" ||
+    echo "  (the restarted follower installed no snapshot: see $work/h/m$restarted.restart.log)"
   HALYARD_BIN=$bin bash "$root/scripts/cluster.sh" stop "$work/h" >/dev/null
 fi
 
@@ -115,17 +122,8 @@ if [ "$only" != halyard ]; then
       --log-file="$work/r/s$1.log" --remote="ptcp:$((r_base + $1)):127.0.0.1" "$work/r/s$1.db" \
       2>>"$work/r/ref.log"
   }
-  leader=1
-  for i in 1 2 3; do [ "$(role_of "$(r_ctl $i)")" = leader ] && leader=$i; done
-  followers=($(for i in 1 2 3; do [ $i = $leader ] || echo $i; done))
-  "$bench" --db "tcp:127.0.0.1:$((r_base + leader))" --timeout 600 bulk-large --rows "$rows" \
-    --per-txn 100 --value-len 16000 --clients 8 >"$work/r-load.txt"
-  settle
-  "$bench" --db "tcp:127.0.0.1:$((r_base + leader))" --timeout 120 latency --duration "$quiet" \
-    >"$work/ovsdb-server-quiet.txt" 2>&1
   compact_args=(OVN_Northbound)
-  busy_phase ovsdb-server r_ctl r_stop r_start $leader "${followers[0]}" "${followers[1]}" \
-    $((r_base + leader))
+  load_and_measure ovsdb-server r_ctl r_stop r_start $r_base
   r_terms=$busy_terms
   bash "$ref" stop "$work/r" >/dev/null
 fi
