@@ -72,9 +72,9 @@ pub const HISTORY_SNAPSHOT_BYTES: usize = 16 * 1024 * 1024;
 /// apply) with little to run in parallel, and a second idle worker is woken to look for work at
 /// each step. With two, one writer cost 43 context switches and 1.0-1.2 ms of CPU per write over
 /// a 3-member cluster; with one, 28 and 0.86-1.0 ms, and p50 went down 10-15 %
-/// (docs/performance.md, "One Raft worker"). The long CPU work on this runtime (a large apply, a
-/// snapshot decoded, the state it replaces dropped) runs in `block_in_place`, which hands the
-/// worker's other tasks to a fresh thread meanwhile, so openraft's core is not held behind it.
+/// (docs/performance.md, "One Raft worker"). A large apply runs in `block_in_place`, which hands
+/// the worker's other tasks to a fresh thread meanwhile, so openraft's core is not held behind
+/// it; snapshots are encoded, decoded and dropped on threads of their own ([`SNAPSHOT_NICE`]).
 /// The cost: loads of multi-megabyte transactions (the 16 KB-value bulk load) run 15-25 %
 /// slower than with two on the 2-core bench machine; `halyard serve --raft-threads 2` for a
 /// site whose writes are mostly such transactions.
