@@ -240,7 +240,11 @@ mod tests {
         let nul = br#"{"a":"before \u0000 after"}"#;
         for cut in 0..=nul.len() {
             let (out, err) = feed_all(&[&nul[..cut], &nul[cut..]], 10_000);
-            assert_eq!((out, err), (vec![], Some(FramingError::NullEscape)), "cut at {cut}");
+            assert_eq!(
+                (out, err),
+                (vec![], Some(FramingError::NullEscape)),
+                "cut at {cut}"
+            );
         }
     }
 
