@@ -552,6 +552,7 @@ pub(crate) async fn serve(
     ops_args: crate::ops::OpsArgs,
     ready: Box<dyn FnOnce(Arc<Member>) + Send>,
 ) -> Result<ExitCode> {
+    crate::hangup::log_sender_of_sighup();
     let tls = match tls {
         Some(settings) => {
             let loader = halyard_server::TlsLoader::new(settings).context("TLS settings")?;

@@ -10,6 +10,7 @@ mod backend;
 mod backup;
 mod cli;
 mod dropin;
+mod hangup;
 mod http;
 mod metrics;
 mod migrate;

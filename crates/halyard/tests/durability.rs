@@ -581,3 +581,31 @@ fn damaged_log_file_bytes_are_refused_not_served_short() {
     damage_log_file(&h.data_dir, 20);
     refusal_or_prefix(&mut h, &acked, "a write in the middle damaged");
 }
+
+/// A SIGHUP ends a member as it always did (by the signal, its default action), after a line on
+/// its log naming the sender: the fault suite saw a member end by a SIGHUP of unknown origin.
+#[test]
+fn a_sighup_ends_the_member_after_a_line_naming_its_sender() {
+    use std::os::unix::process::ExitStatusExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let schema = write_schema(tmp.path(), &load_schema());
+    let mut h = Halyard::start(&schema);
+    let mut p = h.proc.take().unwrap();
+    // SAFETY: kill(2) on the child this test started and has not reaped.
+    unsafe { libc::kill(p.child.id() as libc::pid_t, libc::SIGHUP) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = p.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 30 s after SIGHUP; log:\n{}",
+            p.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.signal(), Some(libc::SIGHUP), "{status}");
+    let expected = format!("SIGHUP from pid {} (uid ", std::process::id());
+    assert!(p.log_text().contains(&expected), "log:\n{}", p.log_text());
+}
