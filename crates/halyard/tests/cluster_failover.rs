@@ -897,3 +897,74 @@ fn a_member_that_missed_a_timer_change_does_not_keep_the_cluster_leaderless() {
     assert_eq!(elected, survivor, "only the survivor's log can win");
     agreed_timer_on(&cluster, stale);
 }
+
+/// Asks the member at `raft_addr` for its vote as candidate `(term, node)` would, over the
+/// member-to-member gRPC `Vote` call; whether it was granted.
+fn ask_vote(raft_addr: &str, term: u64, node: u64) -> bool {
+    use openraft::{CommittedLeaderId, LogId, Vote};
+    let request = openraft::raft::VoteRequest::<u64> {
+        vote: Vote::new(term, node),
+        // A log no member can have outgrown: only the vote decides.
+        last_log_id: Some(LogId::new(CommittedLeaderId::new(term, node), u64::MAX / 2)),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut client =
+            halyard_raft::pb::member_client::MemberClient::connect(format!("http://{raft_addr}"))
+                .await
+                .expect("the member answers");
+        let reply = client
+            .vote(halyard_raft::pb::Payload {
+                data: bincode::serialize(&request).unwrap(),
+            })
+            .await
+            .expect("a vote reply")
+            .into_inner();
+        let reply: Result<openraft::raft::VoteResponse<u64>, openraft::error::RaftError<u64>> =
+            bincode::deserialize(&reply.data).expect("a VoteResponse");
+        reply.expect("no Raft error").vote_granted
+    })
+}
+
+/// A voter grants one vote per term, as Raft has it. openraft 0.9 orders the leaders of one term
+/// by node id, so a voter granted a second candidate of the term it had already voted in when
+/// that one's id was greater, and that vote deposed the leader the term had already elected (a
+/// soak's leaderless stretch of 4 s: tests/faults/README.md, "Session 27"). Halyard's eleventh
+/// openraft change refuses it.
+#[test]
+fn a_voter_grants_one_vote_per_term() {
+    let mut cluster = Cluster::start(3, &[NB_SCHEMA], &[]);
+    let leader = cluster.wait_leader(Duration::from_secs(60));
+    let voter = cluster.others(leader)[0];
+    let addr = cluster.members[voter - 1].raft_addr.clone();
+    let term = cluster.members[voter - 1].raft_status().expect("status")["term"]
+        .as_u64()
+        .expect("term");
+    // With both peers stopped the voter gives up following its leader after a leader lease and
+    // cannot elect another; its own elections stay far below this term.
+    let others = cluster.others(voter);
+    for m in &others {
+        cluster.members[m - 1].pause();
+    }
+    let far = term + 100;
+    wait_until(
+        "the voter to grant a candidate of a later term",
+        Duration::from_secs(20),
+        || ask_vote(&addr, far, u64::MAX - 1).then_some(()),
+    );
+    assert!(
+        !ask_vote(&addr, far, u64::MAX),
+        "a second candidate of term {far} (a greater node id) was granted too"
+    );
+    assert!(
+        ask_vote(&addr, far, u64::MAX - 1),
+        "the candidate it voted for is granted again"
+    );
+    for m in &others {
+        cluster.members[m - 1].resume();
+    }
+    cluster.wait_leader(Duration::from_secs(60));
+}

@@ -322,6 +322,23 @@ where C: RaftTypeConfig
             }
         }
 
+        // Halyard patch: one vote per term, as in Raft. Upstream orders leaders of one term by
+        // node id, so a voter that already voted in this term (or follows this term's leader)
+        // granted a later candidate of the same term with a greater id, and that vote then
+        // deposed the leader the term had already elected (vendor/openraft/HALYARD-PATCH.md,
+        // eleventh change). Refusing a vote is always safe.
+        if req.vote.leader_id().get_term() == vote.leader_id().get_term()
+            && vote.leader_id().voted_for().is_some()
+            && req.vote.leader_id().voted_for() != vote.leader_id().voted_for()
+        {
+            tracing::info!(
+                req = display(req.summary()),
+                my_vote = display(vote.summary()),
+                "reject vote-request: already voted for another node in this term"
+            );
+            return VoteResponse::new(self.state.vote_ref(), self.state.last_log_id().cloned(), false);
+        }
+
         // The first step is to check log. If the candidate has less log, nothing needs to be done.
 
         if req.last_log_id.as_ref() >= self.state.last_log_id() {
