@@ -968,3 +968,85 @@ fn a_voter_grants_one_vote_per_term() {
     }
     cluster.wait_leader(Duration::from_secs(60));
 }
+
+/// Sends the member at `raft_addr` a heartbeat (an AppendEntries without entries, always
+/// consistent) from leader `node` of `term`; the vote it answers with when it refuses.
+fn heartbeat_from(raft_addr: &str, term: u64, node: u64) -> Result<(), openraft::Vote<u64>> {
+    use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
+    let request = AppendEntriesRequest::<halyard_raft::types::TypeConfig> {
+        vote: openraft::Vote::new_committed(term, node),
+        prev_log_id: None,
+        entries: Vec::new(),
+        leader_commit: None,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut client =
+            halyard_raft::pb::member_client::MemberClient::connect(format!("http://{raft_addr}"))
+                .await
+                .expect("the member answers");
+        let reply = client
+            .append_entries(halyard_raft::pb::Payload {
+                data: bincode::serialize(&request).unwrap(),
+            })
+            .await
+            .expect("an AppendEntries reply")
+            .into_inner();
+        let reply: Result<AppendEntriesResponse<u64>, openraft::error::RaftError<u64>> =
+            bincode::deserialize(&reply.data).expect("an AppendEntriesResponse");
+        match reply.expect("no Raft error") {
+            AppendEntriesResponse::HigherVote(v) => Err(v),
+            other => {
+                assert_eq!(other, AppendEntriesResponse::Success);
+                Ok(())
+            }
+        }
+    })
+}
+
+/// A candidate follows the leader a quorum elected in its term, whatever their node ids, as Raft
+/// has it. openraft 0.9 orders the leaders of one term by node id: a candidate with a greater id
+/// answered that leader's AppendEntries with its own vote, and the leader stepped down on it,
+/// leaving the term without a leader (Halyard's eleventh openraft change).
+#[test]
+fn a_candidate_follows_the_leader_of_its_term() {
+    let mut cluster = Cluster::start(3, &[NB_SCHEMA], &[]);
+    let leader = cluster.wait_leader(Duration::from_secs(60));
+    let candidate = cluster.others(leader)[0];
+    let addr = cluster.members[candidate - 1].raft_addr.clone();
+    // Alone, it runs election after election for itself.
+    let others = cluster.others(candidate);
+    for m in &others {
+        cluster.members[m - 1].pause();
+    }
+    // The heartbeat's leader id, 1, is smaller than the member's (random 64-bit ids).
+    let followed = wait_until(
+        "a heartbeat of the candidate's own term",
+        Duration::from_secs(30),
+        || {
+            let status = cluster.members[candidate - 1].raft_status()?;
+            if status["role"] != json!("candidate") {
+                return None;
+            }
+            let term = status["term"].as_u64()?;
+            match heartbeat_from(&addr, term, 1) {
+                Ok(()) => Some(term),
+                // It ran again meanwhile: a later term.
+                Err(v) if v.leader_id().get_term() > term => None,
+                Err(v) => panic!("the candidate of term {term} refused its leader: {v}"),
+            }
+        },
+    );
+    let status = cluster.members[candidate - 1]
+        .raft_status()
+        .expect("status");
+    assert_eq!(status["term"], json!(followed));
+    assert_ne!(status["role"], json!("candidate"), "{status}");
+    for m in &others {
+        cluster.members[m - 1].resume();
+    }
+    cluster.wait_leader(Duration::from_secs(60));
+}

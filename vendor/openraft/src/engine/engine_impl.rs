@@ -494,7 +494,8 @@ where C: RaftTypeConfig
         prev_log_id: Option<LogId<C::NodeId>>,
         entries: Vec<C::Entry>,
     ) -> Result<(), RejectAppendEntries<C::NodeId>> {
-        self.vote_handler().update_vote(vote)?;
+        // Halyard patch: a candidate of this term follows its leader (eleventh change).
+        self.vote_handler().update_vote_from_leader(vote)?;
 
         // Vote is legal.
 
