@@ -54,6 +54,7 @@ impl<NID: NodeId> EngineConfig<NID> {
                 election_timeout,
                 smaller_log_timeout: Duration::from_millis(config.election_timeout_max * 2),
                 leader_lease: Duration::from_millis(config.election_timeout_max),
+                election_timeout_range: Some((config.election_timeout_min, config.election_timeout_max)),
             },
         }
     }

@@ -231,6 +231,15 @@ where C: RaftTypeConfig
 
     /// Halyard patch: `elect` in the given term (above the current vote's).
     fn elect_in(&mut self, new_term: u64) {
+        // Halyard patch (twelfth change): a new random election timeout for every election, as
+        // Raft has it (§5.2). Upstream drew one per process, so two members whose draws were
+        // close ran against each other at every election they started together.
+        if let Some((min, max)) = self.config.timer_config.election_timeout_range {
+            use rand::Rng;
+            let ms = C::AsyncRuntime::thread_rng().gen_range(min..max);
+            self.config.timer_config.election_timeout = Duration::from_millis(ms);
+        }
+
         let new_vote = Vote::new(new_term, self.config.id.clone());
 
         let candidate = self.new_candidate(new_vote.clone());

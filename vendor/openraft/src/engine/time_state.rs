@@ -20,6 +20,10 @@ pub(crate) struct Config {
     /// When a follower or learner perceives an active leader, such as by receiving an AppendEntries
     /// message, it should not grant another candidate to become the leader during this period.
     pub(crate) leader_lease: Duration,
+
+    /// Halyard patch: `[min, max)` milliseconds, from which every election draws the next
+    /// `election_timeout` (`Engine::elect_in`); `None` keeps the one drawn at start.
+    pub(crate) election_timeout_range: Option<(u64, u64)>,
 }
 
 impl Default for Config {
@@ -28,6 +32,7 @@ impl Default for Config {
             election_timeout: Duration::from_millis(150),
             smaller_log_timeout: Duration::from_millis(200),
             leader_lease: Duration::from_millis(150),
+            election_timeout_range: None,
         }
     }
 }

@@ -147,3 +147,25 @@ fn test_elect_multi_node_enter_candidate() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Halyard patch (HALYARD-PATCH.md, twelfth change): every election draws a new election timeout
+/// from the configured range.
+#[test]
+fn test_elect_draws_a_new_election_timeout() -> anyhow::Result<()> {
+    let mut eng = eng();
+    eng.config.id = 1;
+    eng.state
+        .membership_state
+        .set_effective(Arc::new(EffectiveMembership::new(Some(log_id(0, 1, 1)), m12())));
+    eng.config.timer_config.election_timeout_range = Some((100, 200));
+
+    let mut drawn = BTreeSet::new();
+    for _ in 0..20 {
+        eng.elect();
+        let ms = eng.config.timer_config.election_timeout.as_millis() as u64;
+        assert!((100..200).contains(&ms), "{ms} ms");
+        drawn.insert(ms);
+    }
+    assert!(drawn.len() > 1, "the same timeout 20 times: {drawn:?}");
+    Ok(())
+}
