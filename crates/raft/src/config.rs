@@ -162,7 +162,7 @@ impl MemberConfig {
             cluster_name,
             // openraft 0.9 makes a follower that heard a committed leader wait a leader lease
             // (= election_timeout_max) plus its random timeout in [min, max) before it calls an
-            // election; the timeout is drawn again at every election (Halyard's twelfth
+            // election; the timeout is drawn again at every election (Halyard's eleventh
             // openraft change; upstream drew it once per process). With [T/4, T/2) the first
             // election starts 0.75T..T after the last heartbeat. A second round (a split vote,
             // or a first candidate refused for its shorter log) waits the timeout alone, so

@@ -231,7 +231,7 @@ where C: RaftTypeConfig
 
     /// Halyard patch: `elect` in the given term (above the current vote's).
     fn elect_in(&mut self, new_term: u64) {
-        // Halyard patch (twelfth change): a new random election timeout for every election, as
+        // Halyard patch (eleventh change): a new random election timeout for every election, as
         // Raft has it (§5.2). Upstream drew one per process, so two members whose draws were
         // close ran against each other at every election they started together.
         if let Some((min, max)) = self.config.timer_config.election_timeout_range {
@@ -329,23 +329,6 @@ where C: RaftTypeConfig
 
                 return VoteResponse::new(self.state.vote_ref(), self.state.last_log_id().cloned(), false);
             }
-        }
-
-        // Halyard patch: one vote per term, as in Raft. Upstream orders leaders of one term by
-        // node id, so a voter that already voted in this term (or follows this term's leader)
-        // granted a later candidate of the same term with a greater id, and that vote then
-        // deposed the leader the term had already elected (vendor/openraft/HALYARD-PATCH.md,
-        // eleventh change). Refusing a vote is always safe.
-        if req.vote.leader_id().get_term() == vote.leader_id().get_term()
-            && vote.leader_id().voted_for().is_some()
-            && req.vote.leader_id().voted_for() != vote.leader_id().voted_for()
-        {
-            tracing::info!(
-                req = display(req.summary()),
-                my_vote = display(vote.summary()),
-                "reject vote-request: already voted for another node in this term"
-            );
-            return VoteResponse::new(self.state.vote_ref(), self.state.last_log_id().cloned(), false);
         }
 
         // The first step is to check log. If the candidate has less log, nothing needs to be done.
@@ -503,8 +486,7 @@ where C: RaftTypeConfig
         prev_log_id: Option<LogId<C::NodeId>>,
         entries: Vec<C::Entry>,
     ) -> Result<(), RejectAppendEntries<C::NodeId>> {
-        // Halyard patch: a candidate of this term follows its leader (eleventh change).
-        self.vote_handler().update_vote_from_leader(vote)?;
+        self.vote_handler().update_vote(vote)?;
 
         // Vote is legal.
 

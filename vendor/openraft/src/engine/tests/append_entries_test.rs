@@ -49,42 +49,6 @@ fn eng() -> Engine<UTConfig> {
     eng
 }
 
-/// Halyard patch (HALYARD-PATCH.md, eleventh change): a candidate of the term follows the leader a
-/// quorum elected in it, whatever their node ids. Upstream refused a leader whose id is smaller.
-#[test]
-fn test_append_entries_candidate_follows_the_terms_leader() -> anyhow::Result<()> {
-    let mut eng = eng();
-    eng.state.vote = UTime::new(TokioInstant::now(), Vote::new(3, 2));
-    eng.new_candidate(*eng.state.vote_ref());
-    eng.state.server_state = ServerState::Candidate;
-    eng.output.take_commands();
-
-    let res = eng.append_entries(&Vote::new_committed(3, 1), Some(log_id(2, 1, 3)), Vec::<Entry<UTConfig>>::new());
-
-    assert_eq!(Ok(()), res);
-    assert_eq!(Vote::new_committed(3, 1), *eng.state.vote_ref());
-    assert!(eng.candidate_ref().is_none());
-    assert_eq!(ServerState::Follower, eng.state.server_state);
-    assert!(eng.output.take_commands().contains(&Command::SaveVote {
-        vote: Vote::new_committed(3, 1)
-    }));
-    Ok(())
-}
-
-/// A vote given to another candidate of the term is kept, as upstream does: that candidate may
-/// count it.
-#[test]
-fn test_append_entries_vote_for_another_candidate_is_kept() -> anyhow::Result<()> {
-    let mut eng = eng();
-    eng.state.vote = UTime::new(TokioInstant::now(), Vote::new(3, 3));
-
-    let res = eng.append_entries(&Vote::new_committed(3, 1), Some(log_id(2, 1, 3)), Vec::<Entry<UTConfig>>::new());
-
-    assert_eq!(Err(RejectAppendEntries::ByVote(Vote::new(3, 3))), res);
-    assert_eq!(Vote::new(3, 3), *eng.state.vote_ref());
-    Ok(())
-}
-
 #[test]
 fn test_append_entries_vote_is_rejected() -> anyhow::Result<()> {
     let mut eng = eng();

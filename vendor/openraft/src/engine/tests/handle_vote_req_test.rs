@@ -103,36 +103,6 @@ fn test_handle_vote_req_reject_smaller_last_log_id() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Halyard patch (HALYARD-PATCH.md, eleventh change): a candidate of the same term with a greater
-/// node id is refused once this node voted in that term, for itself or for another node,
-/// whether or not that vote is committed yet. Upstream granted it.
-#[test]
-fn test_handle_vote_req_reject_same_term_other_node() -> anyhow::Result<()> {
-    for mine in [Vote::new(2, 1), Vote::new_committed(2, 1)] {
-        let mut eng = eng();
-        eng.state.vote = UTime::new(TokioInstant::now() - Duration::from_millis(300), mine);
-        eng.state.log_ids = LogIdList::new(vec![log_id(2, 1, 3)]);
-
-        let resp = eng.handle_vote_req(VoteRequest {
-            vote: Vote::new(2, 2),
-            last_log_id: Some(log_id(2, 1, 3)),
-        });
-
-        assert_eq!(VoteResponse::new(mine, Some(log_id(2, 1, 3)), false), resp);
-        assert_eq!(mine, *eng.state.vote_ref());
-        assert_eq!(0, eng.output.take_commands().len());
-
-        // The next term is granted as before.
-        let resp = eng.handle_vote_req(VoteRequest {
-            vote: Vote::new(3, 2),
-            last_log_id: Some(log_id(2, 1, 3)),
-        });
-        assert!(resp.vote_granted);
-        assert_eq!(Vote::new(3, 2), *eng.state.vote_ref());
-    }
-    Ok(())
-}
-
 #[test]
 fn test_handle_vote_req_granted_equal_vote_and_last_log_id() -> anyhow::Result<()> {
     // Equal vote should not emit a SaveVote command.

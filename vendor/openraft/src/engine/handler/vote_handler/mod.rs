@@ -123,32 +123,6 @@ where C: RaftTypeConfig
         Ok(())
     }
 
-    /// Halyard patch: [`Self::update_vote`] for a vote carried by an AppendEntries, that is, by
-    /// a leader a quorum granted. A candidate of the same term (this node's vote is its own,
-    /// uncommitted) gives its candidacy up and follows that leader, as in Raft, whatever their
-    /// node ids: upstream orders the leaders of one term by node id, so a candidate with a
-    /// greater id refused the term's leader, whose replication then saw the greater vote and
-    /// stepped down, leaving the term without a leader (vendor/openraft/HALYARD-PATCH.md,
-    /// eleventh change). Safe: only this node can lead under its own vote, and once the vote is
-    /// changed it never leads under it (late vote responses are ignored), so no leader relies on
-    /// the vote given up. A vote this node gave another candidate is kept as upstream does.
-    pub(crate) fn update_vote_from_leader(&mut self, vote: &Vote<C::NodeId>) -> Result<(), RejectVoteRequest<C::NodeId>> {
-        let mine = self.state.vote_ref();
-        let gives_up_candidacy = vote.is_committed()
-            && !mine.is_committed()
-            && vote.leader_id().get_term() == mine.leader_id().get_term()
-            && mine.leader_id().voted_for() == Some(self.config.id.clone())
-            && vote.leader_id().voted_for() != mine.leader_id().voted_for();
-        if !gives_up_candidacy {
-            return self.update_vote(vote);
-        }
-        tracing::info!("candidacy {} given up for the term's leader {}", mine, vote);
-        self.state.vote.update(C::now(), vote.clone());
-        self.output.push_command(Command::SaveVote { vote: vote.clone() });
-        self.update_internal_server_state();
-        Ok(())
-    }
-
     /// Update to Leader or following state depending on `Engine.state.vote`.
     pub(crate) fn update_internal_server_state(&mut self) {
         if self.state.is_leader(&self.config.id) {
