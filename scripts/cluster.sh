@@ -6,7 +6,8 @@
 # Northbound member i serves clients on tcp:127.0.0.1:BASEPORT+i and unix:DIR/mI.sock, Raft on
 # 127.0.0.1:BASEPORT+10+i; Southbound member i on BASEPORT+20+i (unix:DIR/sI.sock), Raft on
 # BASEPORT+30+i. OVN=0 starts the Northbound cluster only (no Southbound, no ovn-northd);
-# SCHEMA=path starts one cluster of that schema only.
+# SCHEMA=path starts one cluster of that schema only. HTTP=1 also serves each member's
+# /metrics and /health (`serve --http`) on 127.0.0.1:BASEPORT+40+i (Northbound) and +60+i (Southbound).
 set -euo pipefail
 cmd=${1:-start} dir=${2:-/tmp/halyard-cluster} n=${3:-3} base=${4:-16640}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,7 +18,7 @@ ovn=${OVN:-1}
 
 # start_cluster PREFIX SCHEMA CLIENT_BASE RAFT_BASE: members PREFIX1..PREFIXn; sets `list`.
 start_cluster() {
-  local prefix=$1 schema=$2 cbase=$3 rbase=$4 i raft dbs=()
+  local prefix=$1 schema=$2 cbase=$3 rbase=$4 i raft http dbs=()
   for i in $(seq 1 "$n"); do
     raft="127.0.0.1:$((rbase + i))"
     if [ "$i" = 1 ]; then
@@ -25,8 +26,10 @@ start_cluster() {
     else
       "$bin" join-cluster --data-dir "$dir/$prefix$i" --raft-addr "$raft" --peer "127.0.0.1:$((rbase + 1))" >/dev/null
     fi
+    http=()
+    [ "${HTTP:-0}" = 0 ] || http=(--http "127.0.0.1:$((rbase + 30 + i))")
     "$bin" serve --data-dir "$dir/$prefix$i" --remote "ptcp:$((cbase + i)):127.0.0.1" \
-      --remote "punix:$dir/$prefix$i.sock" >"$dir/$prefix$i.log" 2>&1 &
+      --remote "punix:$dir/$prefix$i.sock" "${http[@]}" >"$dir/$prefix$i.log" 2>&1 &
     echo $! >"$dir/$prefix$i.pid"
     dbs+=("tcp:127.0.0.1:$((cbase + i))")
     # Members join one at a time: wait until this one answers before adding the next.

@@ -110,6 +110,18 @@ fn describe() {
         "Commit notices received (label result: applied, early: before its entry, applied on its arrival; stale: an earlier leader's; error)."
     );
     describe_counter!(
+        "halyard_raft_flush_hints_sent_total",
+        "Leader only, three voters: flush hints sent to followers (the leader's log durable ahead of its commit index)."
+    );
+    describe_counter!(
+        "halyard_raft_flush_hints_received_total",
+        "Flush hints received from the leader."
+    );
+    describe_counter!(
+        "halyard_raft_commits_inferred_total",
+        "Commits this follower took from a flush hint and its own durable log (three voters), before the leader's commit notice."
+    );
+    describe_counter!(
         "halyard_raft_runtime_stalls_total",
         "Times the member's Raft runtime ran none of its tasks for RAFT_STALL_WARN (500 ms) or longer (logged with what its threads were doing)."
     );

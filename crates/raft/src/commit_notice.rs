@@ -27,6 +27,31 @@
 //! connection). The follower keeps the latest such notice ([`Pending`]) and applies it again
 //! right after the append that brings the entry; otherwise that commit would wait for the next
 //! request or heartbeat (50 ms).
+//!
+//! Flush hints. With three voters the leader and any one follower are a quorum. The leader's
+//! own flush runs beside replication (Halyard's first openraft change), and when it is reported
+//! while the commit index is still behind, the leader's core tells each follower that has not
+//! yet matched it how far its log is durable (`RaftNetworkFactory::notify_flushed`). The hint
+//! takes the notices' slot and stream: one message, an AppendEntries without entries whose
+//! previous entry is the leader's durable end and whose commit index is the leader's (a member
+//! of an earlier version runs it as the heartbeat it is), so a newer notice or hint carries
+//! both figures and the slot stays one message deep. A follower
+//! whose own log is durable and matches that leader's up to an entry of the leader's term that
+//! the leader holds durably too knows the entry is committed (Raft §5.4.2: stored by a quorum
+//! in the leader's term) and runs the notice for it at once ([`Pending::hinted`],
+//! [`Pending::appended`]), without waiting for the leader to count its answer and send the
+//! commit index back: a round trip and two of the leader's steps off a write through a
+//! follower, where the follower answers its client at its own apply.
+//!
+//! Why it is safe: the follower counts only its own append, answered by openraft after its
+//! flush, and the leader's flush, reported by the leader's log store; both under the leader's
+//! vote, which openraft checks again when it runs the notice. It infers only when its own
+//! membership (the latest in its log) is three voters including itself and the leader, with no
+//! joint configuration. A configuration change the leader appended beyond what this follower
+//! holds does not break it: while the joint configuration rules, elections need a majority of
+//! the old voters too, which meets the two holders; once the new configuration rules, its
+//! entry was committed under the joint one, so a majority of the new voters holds it and every
+//! entry before it. An entry of an earlier term is never counted this way.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,9 +80,45 @@ pub(crate) fn notice(
     }
 }
 
+/// What goes on the stream: the notice for `committed`, or, while the leader's own log is
+/// durable beyond it, an AppendEntries without entries whose previous entry is `flushed` and
+/// whose commit index is `committed` (a flush hint; a member of an earlier version runs it as the
+/// heartbeat it is).
+fn message(
+    vote: Vote<NodeId>,
+    committed: Option<LogId<NodeId>>,
+    flushed: Option<LogId<NodeId>>,
+) -> Option<AppendEntriesRequest<TypeConfig>> {
+    match (committed, flushed) {
+        (_, Some(flushed)) if Some(flushed) > committed => Some(AppendEntriesRequest {
+            vote,
+            prev_log_id: Some(flushed),
+            leader_commit: committed,
+            entries: Vec::new(),
+        }),
+        (Some(committed), _) => Some(notice(vote, committed)),
+        (None, _) => None,
+    }
+}
+
 /// Whether `rpc` is a notice (what [`notice`] builds).
 fn is_notice(rpc: &AppendEntriesRequest<TypeConfig>) -> bool {
     rpc.entries.is_empty() && rpc.prev_log_id.is_some() && rpc.prev_log_id == rpc.leader_commit
+}
+
+type Notice = AppendEntriesRequest<TypeConfig>;
+
+/// The leader's vote and its durable end (a flush hint).
+pub(crate) type Hint = (Vote<NodeId>, LogId<NodeId>);
+
+/// What a message of the stream says: the notice of its commit index, if it has one, and the
+/// leader's durable end when that is ahead of it (a flush hint).
+pub(crate) fn split(rpc: AppendEntriesRequest<TypeConfig>) -> (Option<Notice>, Option<Hint>) {
+    if !rpc.entries.is_empty() || rpc.prev_log_id <= rpc.leader_commit {
+        return (Some(rpc), None);
+    }
+    let hint = rpc.prev_log_id.map(|flushed| (rpc.vote, flushed));
+    (rpc.leader_commit.map(|c| notice(rpc.vote, c)), hint)
 }
 
 /// The leader's side, one per follower (the network factory keeps it across replication
@@ -73,6 +134,15 @@ pub(crate) struct Sender {
     /// The follower has no `CommitStream` (a member of an earlier version, during an upgrade).
     unsupported: Arc<AtomicBool>,
     failed: Arc<AtomicBool>,
+    /// What the stream last carried: the leader's vote, its commit index and its durable end.
+    told: Option<Told>,
+}
+
+#[derive(Clone, Copy)]
+struct Told {
+    vote: Vote<NodeId>,
+    committed: Option<LogId<NodeId>>,
+    flushed: Option<LogId<NodeId>>,
 }
 
 struct Open {
@@ -91,15 +161,59 @@ impl Sender {
         vote: Vote<NodeId>,
         committed: LogId<NodeId>,
     ) -> bool {
+        let told = self.told.filter(|t| t.vote == vote);
+        let flushed = told.and_then(|t| t.flushed);
+        self.send(
+            client,
+            target,
+            Told {
+                vote,
+                committed: Some(committed),
+                flushed,
+            },
+        )
+    }
+
+    /// Tells `target` that the leader of `vote` holds its log durably up to `flushed`, ahead of
+    /// its commit index `committed` (the flush hint: `RaftNetworkFactory::notify_flushed`). The
+    /// hint travels in the notices' slot: a newer notice or hint carries both figures.
+    pub(crate) fn hint(
+        &mut self,
+        client: Option<&MemberClient<Channel>>,
+        target: NodeId,
+        vote: Vote<NodeId>,
+        flushed: LogId<NodeId>,
+        committed: Option<LogId<NodeId>>,
+    ) -> bool {
+        let told = self.told.filter(|t| t.vote == vote);
+        let committed = committed.max(told.and_then(|t| t.committed));
+        if committed >= Some(flushed) || told.is_some_and(|t| t.flushed >= Some(flushed)) {
+            return false;
+        }
+        metrics::counter!("halyard_raft_flush_hints_sent_total").increment(1);
+        self.send(
+            client,
+            target,
+            Told {
+                vote,
+                committed,
+                flushed: Some(flushed),
+            },
+        )
+    }
+
+    fn send(&mut self, client: Option<&MemberClient<Channel>>, target: NodeId, told: Told) -> bool {
         if self.unsupported.load(Ordering::Relaxed) {
             return false;
         }
-        let payload = Payload {
-            data: encode(&notice(vote, committed)),
+        let Some(rpc) = message(told.vote, told.committed, told.flushed) else {
+            return false;
         };
+        let payload = Payload { data: encode(&rpc) };
         if let Some(open) = &self.open {
             if !open.task.is_finished() {
                 open.latest.send_replace(payload);
+                self.told = Some(told);
                 return true;
             }
             self.open = None;
@@ -138,78 +252,179 @@ impl Sender {
             }
         });
         self.open = Some(Open { latest, task });
+        self.told = Some(told);
         true
     }
 }
 
-/// The follower's side: the latest notice that came before its entry, and how far this
-/// member's appends reached (so that a notice refused just before its entry was appended is
-/// run again at once, whichever of the two finishes last).
+/// The follower's side: the latest notice that came before its entry, how far this member's
+/// appends reached (so that a notice refused just before its entry was appended is run again at
+/// once, whichever of the two finishes last), and the leader's latest flush hint.
 #[derive(Default)]
 pub(crate) struct Pending(Mutex<Slot>);
 
 #[derive(Default)]
 struct Slot {
     notice: Option<AppendEntriesRequest<TypeConfig>>,
-    /// The vote and last index of this member's latest successful append.
-    appended: Option<(Vote<NodeId>, u64)>,
+    /// The vote and last log id of this member's latest successful append: openraft answers a
+    /// follower's append only after its flush, so the log is durable and matches that leader's
+    /// up to there.
+    appended: Option<(Vote<NodeId>, LogId<NodeId>)>,
+    /// The leader's durable end, ahead of its commit index (a flush hint).
+    hint: Option<(Vote<NodeId>, LogId<NodeId>)>,
+    /// The newest commit index openraft took from a notice of this vote.
+    committed: Option<(Vote<NodeId>, u64)>,
+}
+
+/// A notice to run through openraft now, and whether this member inferred it from a flush hint
+/// rather than received it.
+pub(crate) struct Ready {
+    pub(crate) rpc: AppendEntriesRequest<TypeConfig>,
+    pub(crate) inferred: bool,
 }
 
 impl Slot {
     fn covers(&self, notice: &AppendEntriesRequest<TypeConfig>) -> bool {
         let wanted = notice.prev_log_id.map_or(0, |l| l.index);
         self.appended
-            .is_some_and(|(vote, last)| vote == notice.vote && last >= wanted)
+            .is_some_and(|(vote, last)| vote == notice.vote && last.index >= wanted)
+    }
+
+    fn known(&self, vote: Vote<NodeId>, index: u64) -> bool {
+        self.committed.is_some_and(|(v, c)| v == vote && c >= index)
+    }
+
+    /// The commit this member can infer from the leader's flush hint and its own appends: with
+    /// three voters, an entry of the leader's term that the leader and this member both hold
+    /// durably is held by a quorum, which is Raft's commit rule (§5.4.2; an entry of an earlier
+    /// term is never counted so). `quorum` says whether this member and the leader are one.
+    fn inferable(&self, quorum: impl FnOnce(NodeId) -> bool) -> Option<LogId<NodeId>> {
+        let (vote, flushed) = self.hint?;
+        let (appended_vote, last) = self.appended?;
+        if appended_vote != vote || !vote.is_committed() {
+            return None;
+        }
+        let upto = if flushed.index <= last.index {
+            flushed
+        } else {
+            last
+        };
+        if upto.leader_id != *vote.leader_id() || self.known(vote, upto.index) {
+            return None;
+        }
+        quorum(vote.leader_id().voted_for()?).then_some(upto)
+    }
+
+    /// The kept notice if this member's appends brought its entry, or the inferred commit,
+    /// whichever reaches further.
+    fn ready(&mut self, quorum: impl FnOnce(NodeId) -> bool) -> Option<Ready> {
+        let kept = match &self.notice {
+            Some(notice) if self.covers(notice) => self.notice.take(),
+            _ => None,
+        };
+        let inferred = self.inferable(quorum);
+        match (kept, inferred) {
+            (Some(kept), Some(upto)) if kept.prev_log_id >= Some(upto) => Some(Ready {
+                rpc: kept,
+                inferred: false,
+            }),
+            (_, Some(upto)) => {
+                let (vote, _) = self.hint?;
+                Some(Ready {
+                    rpc: notice(vote, upto),
+                    inferred: true,
+                })
+            }
+            (Some(kept), None) => Some(Ready {
+                rpc: kept,
+                inferred: false,
+            }),
+            (None, None) => None,
+        }
     }
 }
 
 impl Pending {
     /// After openraft answered the notice `rpc` with `result`: a notice refused for lack of
     /// its entry is kept for the append that brings it, or handed back to be run again now if
-    /// that append has finished meanwhile.
+    /// that append has finished meanwhile. A notice taken is remembered, so that one the member
+    /// already inferred is not run again ([`Pending::is_known`]).
     pub(crate) fn keep_if_early(
         &self,
         rpc: AppendEntriesRequest<TypeConfig>,
         result: &Result<AppendEntriesResponse<NodeId>, impl Sized>,
     ) -> Option<AppendEntriesRequest<TypeConfig>> {
-        if !is_notice(&rpc) || !matches!(result, Ok(AppendEntriesResponse::Conflict)) {
+        if !is_notice(&rpc) {
             return None;
         }
         let mut slot = self.0.lock().unwrap();
-        if slot.covers(&rpc) {
-            return Some(rpc);
+        match result {
+            Ok(AppendEntriesResponse::Success) => {
+                let index = rpc.prev_log_id.map_or(0, |l| l.index);
+                if !slot.known(rpc.vote, index) {
+                    slot.committed = Some((rpc.vote, index));
+                }
+                None
+            }
+            Ok(AppendEntriesResponse::Conflict) => {
+                if slot.covers(&rpc) {
+                    return Some(rpc);
+                }
+                slot.notice = Some(rpc);
+                None
+            }
+            _ => None,
         }
-        slot.notice = Some(rpc);
-        None
+    }
+
+    /// Whether openraft already took a commit index at least as far as the notice `rpc`'s under
+    /// its vote (then running it again would change nothing).
+    pub(crate) fn is_known(&self, rpc: &AppendEntriesRequest<TypeConfig>) -> bool {
+        let index = rpc.prev_log_id.map_or(0, |l| l.index);
+        self.0.lock().unwrap().known(rpc.vote, index)
     }
 
     /// After a successful append of `vote` that reached `last`: the kept notice, if that append
-    /// brought its entry.
+    /// brought its entry, or the commit inferred from the leader's flush hint.
     pub(crate) fn appended(
         &self,
         vote: Vote<NodeId>,
         last: Option<LogId<NodeId>>,
-    ) -> Option<AppendEntriesRequest<TypeConfig>> {
+        quorum: impl FnOnce(NodeId) -> bool,
+    ) -> Option<Ready> {
         let mut slot = self.0.lock().unwrap();
         if let Some(last) = last {
             let further = slot
                 .appended
-                .is_none_or(|(v, l)| v != vote || last.index > l);
+                .is_none_or(|(v, l)| v != vote || last.index > l.index);
             if further {
-                slot.appended = Some((vote, last.index));
+                slot.appended = Some((vote, last));
             }
         }
-        let notice = slot.notice.as_ref()?;
-        if notice.vote != vote {
+        if slot.notice.as_ref().is_some_and(|n| n.vote != vote) {
             // Another leader's: its entry, if committed, comes with this leader's commit index.
             slot.notice = None;
-            return None;
         }
-        if slot.covers(notice) {
-            slot.notice.take()
-        } else {
-            None
+        slot.ready(quorum)
+    }
+
+    /// The leader of `vote` holds its log durably up to `flushed`: the commit this member can
+    /// infer from it now, if any (otherwise an append that brings the entry may).
+    pub(crate) fn hinted(
+        &self,
+        vote: Vote<NodeId>,
+        flushed: LogId<NodeId>,
+        quorum: impl FnOnce(NodeId) -> bool,
+    ) -> Option<Ready> {
+        let mut slot = self.0.lock().unwrap();
+        if slot.hint.is_none_or(|(v, f)| v != vote || flushed > f) {
+            slot.hint = Some((vote, flushed));
         }
+        let upto = slot.inferable(quorum)?;
+        Some(Ready {
+            rpc: notice(vote, upto),
+            inferred: true,
+        })
     }
 }
 
@@ -264,6 +479,15 @@ mod tests {
         assert!(!is_notice(&heartbeat));
     }
 
+    /// Three voters, this member and the leader among them.
+    fn quorum(_: NodeId) -> bool {
+        true
+    }
+
+    fn no_quorum(_: NodeId) -> bool {
+        false
+    }
+
     #[test]
     fn an_early_notice_is_applied_after_the_append_that_brings_its_entry() {
         let vote = Vote::new_committed(2, 1);
@@ -272,20 +496,23 @@ mod tests {
         let conflict: Result<_, ()> = Ok(AppendEntriesResponse::Conflict);
         // A notice that matched is not kept.
         assert!(pending.keep_if_early(notice(vote, id(2, 7)), &ok).is_none());
-        assert!(pending.appended(vote, Some(id(2, 9))).is_none());
+        assert!(pending.appended(vote, Some(id(2, 9)), quorum).is_none());
         // One that came first waits for an append reaching its entry.
         let pending = Pending::default();
         assert!(pending
             .keep_if_early(notice(vote, id(2, 7)), &conflict)
             .is_none());
         assert!(
-            pending.appended(vote, Some(id(2, 6))).is_none(),
+            pending.appended(vote, Some(id(2, 6)), quorum).is_none(),
             "entry 7 not there yet"
         );
-        let again = pending.appended(vote, Some(id(2, 8))).expect("kept");
-        assert_eq!(again.leader_commit, Some(id(2, 7)));
+        let again = pending
+            .appended(vote, Some(id(2, 8)), quorum)
+            .expect("kept");
+        assert!(!again.inferred);
+        assert_eq!(again.rpc.leader_commit, Some(id(2, 7)));
         assert!(
-            pending.appended(vote, Some(id(2, 9))).is_none(),
+            pending.appended(vote, Some(id(2, 9)), quorum).is_none(),
             "applied once"
         );
         // Refused, but the append that brought its entry finished before it was kept: run it
@@ -297,7 +524,150 @@ mod tests {
             .keep_if_early(notice(vote, id(2, 12)), &conflict)
             .is_none());
         let next_leader = Vote::new_committed(3, 2);
-        assert!(pending.appended(next_leader, Some(id(3, 13))).is_none());
-        assert!(pending.appended(vote, Some(id(2, 13))).is_none());
+        assert!(pending
+            .appended(next_leader, Some(id(3, 13)), quorum)
+            .is_none());
+        assert!(pending.appended(vote, Some(id(2, 13)), quorum).is_none());
+    }
+
+    /// The stream carries the commit index alone, or with the leader's durable end ahead of it;
+    /// the follower reads back what was meant.
+    #[test]
+    fn a_flush_hint_travels_with_the_commit_index() {
+        let vote = Vote::new_committed(2, 1);
+        let plain = message(vote, Some(id(2, 7)), Some(id(2, 7))).unwrap();
+        assert!(is_notice(&plain));
+        let (commit, flushed) = split(plain.clone());
+        assert_eq!(commit.map(shape), Some(shape(plain)));
+        assert!(flushed.is_none());
+        let hint = message(vote, Some(id(2, 7)), Some(id(2, 9))).unwrap();
+        assert!(
+            !is_notice(&hint),
+            "an earlier version runs it as a heartbeat"
+        );
+        let (commit, flushed) = split(hint);
+        assert_eq!(commit.map(shape), Some(shape(notice(vote, id(2, 7)))));
+        assert_eq!(flushed, Some((vote, id(2, 9))));
+        let first = message(vote, None, Some(id(2, 1))).unwrap();
+        let (commit, flushed) = split(first);
+        assert!(commit.is_none());
+        assert_eq!(flushed, Some((vote, id(2, 1))));
+        assert!(message(vote, None, None).is_none());
+        assert_eq!(
+            message(vote, Some(id(2, 9)), Some(id(2, 8))).map(shape),
+            Some(shape(notice(vote, id(2, 9)))),
+            "a hint behind the commit index says nothing"
+        );
+    }
+
+    /// Raft's commit rule at the follower: an entry of the leader's term held durably by the
+    /// leader and by this member, with three voters.
+    #[test]
+    fn a_follower_infers_a_commit_from_the_leaders_flush_and_its_own() {
+        let vote = Vote::new_committed(2, 1);
+        let pending = Pending::default();
+        // No hint, nothing inferred.
+        assert!(pending.appended(vote, Some(id(2, 8)), quorum).is_none());
+        // The hint first.
+        let pending = Pending::default();
+        assert!(
+            pending.hinted(vote, id(2, 9), quorum).is_none(),
+            "nothing held"
+        );
+        let ready = pending
+            .appended(vote, Some(id(2, 8)), quorum)
+            .expect("8 is held by both");
+        assert!(ready.inferred);
+        assert_eq!(shape(&ready.rpc), shape(notice(vote, id(2, 8))));
+        let ok: Result<_, ()> = Ok(AppendEntriesResponse::Success);
+        assert!(pending.keep_if_early(ready.rpc, &ok).is_none());
+        let ready = pending
+            .appended(vote, Some(id(2, 10)), quorum)
+            .expect("9 is held by both");
+        assert_eq!(shape(&ready.rpc), shape(notice(vote, id(2, 9))));
+        assert!(pending.keep_if_early(ready.rpc, &ok).is_none());
+        assert!(
+            pending.is_known(&notice(vote, id(2, 9))),
+            "the leader's own notice for 9 is not run again"
+        );
+        assert!(!pending.is_known(&notice(vote, id(2, 10))));
+        assert!(
+            pending.appended(vote, Some(id(2, 10)), quorum).is_none(),
+            "nothing new"
+        );
+        // The hint after the append.
+        let ready = pending.hinted(vote, id(2, 12), quorum).expect("10");
+        assert_eq!(shape(&ready.rpc), shape(notice(vote, id(2, 10))));
+    }
+
+    #[test]
+    fn no_commit_is_inferred_without_a_quorum_of_two_or_from_another_term() {
+        let vote = Vote::new_committed(2, 1);
+        // Five voters, a joint configuration, or this member a learner.
+        let pending = Pending::default();
+        assert!(pending.appended(vote, Some(id(2, 8)), no_quorum).is_none());
+        assert!(pending.hinted(vote, id(2, 9), no_quorum).is_none());
+        // An entry of an earlier term is not committed by counting its copies (Raft §5.4.2).
+        let pending = Pending::default();
+        assert!(pending.appended(vote, Some(id(1, 8)), quorum).is_none());
+        assert!(pending.hinted(vote, id(2, 9), quorum).is_none());
+        // Another leader's hint, or an append under another leader.
+        let pending = Pending::default();
+        let next = Vote::new_committed(3, 2);
+        assert!(pending.appended(vote, Some(id(2, 8)), quorum).is_none());
+        assert!(pending.hinted(next, id_of(3, 2, 9), quorum).is_none());
+        assert!(pending
+            .appended(next, Some(id_of(3, 2, 9)), quorum)
+            .is_some_and(|r| r.inferred && shape(r.rpc) == shape(notice(next, id_of(3, 2, 9)))));
+        // A vote not yet granted by a quorum is not a leader's.
+        let pending = Pending::default();
+        let candidate = Vote::new(4, 3);
+        assert!(pending
+            .appended(candidate, Some(id_of(4, 3, 9)), quorum)
+            .is_none());
+        assert!(pending.hinted(candidate, id_of(4, 3, 9), quorum).is_none());
+    }
+
+    #[test]
+    fn a_kept_notice_and_an_inferred_commit_give_the_further_one() {
+        let vote = Vote::new_committed(2, 1);
+        let conflict: Result<_, ()> = Ok(AppendEntriesResponse::Conflict);
+        let pending = Pending::default();
+        assert!(pending.hinted(vote, id(2, 9), quorum).is_none());
+        assert!(pending
+            .keep_if_early(notice(vote, id(2, 7)), &conflict)
+            .is_none());
+        let ready = pending.appended(vote, Some(id(2, 9)), quorum).unwrap();
+        assert!(ready.inferred);
+        assert_eq!(shape(&ready.rpc), shape(notice(vote, id(2, 9))));
+        let pending = Pending::default();
+        assert!(pending.hinted(vote, id(2, 8), quorum).is_none());
+        assert!(pending
+            .keep_if_early(notice(vote, id(2, 9)), &conflict)
+            .is_none());
+        let ready = pending.appended(vote, Some(id(2, 9)), quorum).unwrap();
+        assert!(!ready.inferred);
+        assert_eq!(shape(&ready.rpc), shape(notice(vote, id(2, 9))));
+    }
+
+    type Shape = (
+        Vote<NodeId>,
+        Option<LogId<NodeId>>,
+        Option<LogId<NodeId>>,
+        usize,
+    );
+
+    fn shape(rpc: impl std::borrow::Borrow<AppendEntriesRequest<TypeConfig>>) -> Shape {
+        let rpc = rpc.borrow();
+        (
+            rpc.vote,
+            rpc.prev_log_id,
+            rpc.leader_commit,
+            rpc.entries.len(),
+        )
+    }
+
+    fn id_of(term: u64, node: NodeId, index: u64) -> LogId<NodeId> {
+        LogId::new(openraft::CommittedLeaderId::new(term, node), index)
     }
 }

@@ -432,6 +432,25 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         n.sender
             .notify(n.client.as_ref(), *target, *vote, *committed)
     }
+
+    fn notify_flushed(
+        &mut self,
+        target: &NodeId,
+        vote: &Vote<NodeId>,
+        flushed: &LogId<NodeId>,
+        committed: Option<&LogId<NodeId>>,
+    ) -> bool {
+        let Some(n) = self.notices.get_mut(target) else {
+            return false;
+        };
+        n.sender.hint(
+            n.client.as_ref(),
+            *target,
+            *vote,
+            *flushed,
+            committed.copied(),
+        )
+    }
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {

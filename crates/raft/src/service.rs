@@ -10,7 +10,7 @@ use openraft::raft::AppendEntriesResponse;
 use tonic::{Request, Response, Status};
 
 use crate::command::Command;
-use crate::commit_notice::Pending;
+use crate::commit_notice::{split, Pending, Ready};
 use crate::member::Member;
 use crate::network::{decode, encode};
 use crate::pb;
@@ -51,10 +51,10 @@ async fn append(
     );
     let result = append_rpc(member, rpc).await;
     if matches!(result, Ok(AppendEntriesResponse::Success)) {
-        if let Some(notice) = pending.appended(vote, last) {
-            // A commit notice that came before this request's entries (commit_notice).
-            let again = append_rpc(member, notice).await;
-            count_notice(&again);
+        // A commit notice that came before this request's entries, or a commit inferred from
+        // the leader's flush hint now that this member holds the entries too (commit_notice).
+        if let Some(ready) = pending.appended(vote, last, |leader| member.quorum_with(leader)) {
+            run_notice(member, pending, ready).await;
         }
     }
     #[cfg(feature = "in-process")]
@@ -83,6 +83,24 @@ async fn append_rpc(member: &Member, rpc: AppendRequest) -> AppendResult {
         member.heard_from_leader();
     }
     result
+}
+
+/// Runs a notice this member kept or inferred (`commit_notice::Ready`) through openraft.
+async fn run_notice(member: &Member, pending: &Pending, ready: Ready) {
+    let result = append_rpc(member, ready.rpc.clone()).await;
+    if ready.inferred {
+        if matches!(result, Ok(AppendEntriesResponse::Success)) {
+            metrics::counter!("halyard_raft_commits_inferred_total").increment(1);
+        }
+    } else {
+        count_notice(&result);
+    }
+    // Remembers the commit openraft took; an early notice is kept again (its entry is known to
+    // be appended, so that cannot repeat).
+    if let Some(again) = pending.keep_if_early(ready.rpc, &result) {
+        let result = append_rpc(member, again).await;
+        count_notice(&result);
+    }
 }
 
 fn count_notice(result: &AppendResult) {
@@ -227,7 +245,18 @@ impl pb::member_server::Member for Service {
         // Notices are applied in order and never answered (commit_notice).
         let mut notices = req.into_inner();
         while let Some(payload) = notices.message().await? {
-            let mut notice: AppendRequest = decode(&payload.data).map_err(bad_payload)?;
+            let message: AppendRequest = decode(&payload.data).map_err(bad_payload)?;
+            let (notice, hint) = split(message);
+            if let Some((vote, flushed)) = hint {
+                metrics::counter!("halyard_raft_flush_hints_received_total").increment(1);
+                let quorum = |leader| self.member.quorum_with(leader);
+                if let Some(ready) = self.pending.hinted(vote, flushed, quorum) {
+                    run_notice(&self.member, &self.pending, ready).await;
+                }
+            }
+            let Some(mut notice) = notice.filter(|n| !self.pending.is_known(n)) else {
+                continue;
+            };
             // Run again at most once: handed back, its entry is known to be appended.
             for _ in 0..2 {
                 let result = append_rpc(&self.member, notice.clone()).await;

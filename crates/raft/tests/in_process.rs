@@ -388,6 +388,61 @@ async fn a_member_that_crashes_while_installing_a_snapshot_starts_again() {
     }
 }
 
+/// Rows named `name` in member `m`'s own state, without a read barrier.
+fn local_rows(m: &Member, name: &str) -> usize {
+    let name = ovsdb::Datum::from_atom(ovsdb::Atom::string(name));
+    m.with_state(|s| {
+        s.dbs[DB]
+            .db
+            .rows("T")
+            .filter(|(_, r)| r.get(0) == &name)
+            .count()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_infer_a_commit_from_the_leaders_flush_hint() {
+    let c = Cluster::start().await;
+    let l = c.leader().await;
+    let followers: Vec<usize> = (0..3).filter(|i| *i != l).collect();
+    // Both followers append what they receive but hold their answers: the leader cannot count
+    // a quorum, so it commits nothing, and no commit index reaches a follower.
+    let holds: Vec<_> = followers
+        .iter()
+        .map(|f| router::hold(&c.names[*f], "append-replied"))
+        .collect();
+    let leader = c.member(l).clone();
+    let write = tokio::spawn(async move { insert(&leader, "hinted").await });
+    // Each follower holds the entry durably and the leader's flush hint says the leader does:
+    // with three voters that is a quorum, so each applies the write before the leader learns
+    // that it is committed.
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    while followers
+        .iter()
+        .any(|f| local_rows(c.member(*f), "hinted") == 0)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the followers did not apply the write while their answers were held"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        local_rows(c.member(l), "hinted"),
+        0,
+        "the leader has not counted a quorum yet"
+    );
+    assert!(!write.is_finished());
+    for h in &holds {
+        h.release();
+    }
+    tokio::time::timeout(WITHIN, write)
+        .await
+        .expect("the write is answered once the answers reach the leader")
+        .unwrap();
+    assert_eq!(local_rows(c.member(l), "hinted"), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_learn_commits_from_notices_without_an_append_round() {
     // Heartbeats far beyond the test's wait: the commit index can only reach a follower with

@@ -148,6 +148,18 @@ impl Member {
         View::new(self.raft.metrics().borrow().clone())
     }
 
+    /// Whether this member and `leader` are a quorum of the membership as this member holds it:
+    /// three voters, both among them, no joint configuration (`commit_notice`, flush hints).
+    pub(crate) fn quorum_with(&self, leader: NodeId) -> bool {
+        let metrics = self.raft.server_metrics();
+        let metrics = metrics.borrow();
+        let joint = metrics.membership_config.membership().get_joint_config();
+        joint.len() == 1
+            && joint[0].len() == 3
+            && joint[0].contains(&metrics.id)
+            && joint[0].contains(&leader)
+    }
+
     /// Notified whenever the Raft role, vote (term), leader or membership changes (for `_Server`
     /// updates and metrics). Not on log appends, commits or heartbeats: openraft's full metrics
     /// move several times per write, and every subscriber woken for each of them cost a thread

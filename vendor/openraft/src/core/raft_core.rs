@@ -1290,6 +1290,35 @@ where
         };
     }
 
+    /// HALYARD-PATCH (flush hints): after the leader's own flush of `flushed` is counted, tell
+    /// each follower that has not matched it yet, if the commit index is still behind and the
+    /// membership is three voters without a joint configuration (then this leader and any one
+    /// follower are a quorum: `RaftNetworkFactory::notify_flushed`).
+    fn send_flush_hints(&mut self, vote: &Vote<C::NodeId>, flushed: &LogId<C::NodeId>) {
+        let committed = self.engine.state.committed().cloned();
+        if committed.as_ref() >= Some(flushed) {
+            return;
+        }
+        let membership = self.engine.state.membership_state.effective().membership();
+        let joint = membership.get_joint_config();
+        if joint.len() != 1 || joint[0].len() != 3 || !joint[0].contains(&self.id) {
+            return;
+        }
+        let Some(leader) = self.engine.leader.as_ref() else {
+            return;
+        };
+        for target in self.replications.keys() {
+            if !joint[0].contains(target) {
+                continue;
+            }
+            let behind =
+                leader.progress.get(target).matching.as_ref().is_none_or(|m| m < flushed);
+            if behind {
+                self.network.notify_flushed(target, vote, flushed, committed.as_ref());
+            }
+        }
+    }
+
     // TODO: Make this method non-async. It does not need to run any async command in it.
     #[tracing::instrument(level = "debug", skip_all, fields(state = debug(self.engine.state.server_state), id=display(&self.id)))]
     pub(crate) fn handle_notify(&mut self, notify: Notify<C>) -> Result<(), Fatal<C::NodeId>> {
@@ -1348,7 +1377,10 @@ where
                 // not progress of the current one.
                 if self.engine.leader.as_ref().is_some_and(|l| l.vote == vote) {
                     if let Ok(mut lh) = self.engine.leader_handler() {
-                        lh.replication_handler().update_local_progress(log_io_id.log_id);
+                        lh.replication_handler().update_local_progress(log_io_id.log_id.clone());
+                    }
+                    if let Some(flushed) = &log_io_id.log_id {
+                        self.send_flush_hints(&vote, flushed);
                     }
                 }
             }

@@ -54,4 +54,25 @@ where C: RaftTypeConfig
         let _ = (target, vote, committed);
         false
     }
+
+    /// Tell `target`, without waiting for an answer, that the leader of `vote` holds its log up
+    /// to `flushed` durably while its commit index is still `committed` (HALYARD-PATCH: flush
+    /// hints). Called by the leader's core when its own flush is reported ahead of the commit
+    /// index, in a membership of three voters (no joint configuration), for every target that
+    /// has not yet been seen to match `flushed`.
+    ///
+    /// With three voters the leader and the target are a quorum: once the target holds an entry
+    /// of the leader's term up to `flushed` durably itself, that entry is committed, and the
+    /// target may learn it without waiting for the leader to count its answer and send the
+    /// commit index back. The default sends nothing and returns `false`.
+    fn notify_flushed(
+        &mut self,
+        target: &C::NodeId,
+        vote: &crate::Vote<C::NodeId>,
+        flushed: &crate::LogId<C::NodeId>,
+        committed: Option<&crate::LogId<C::NodeId>>,
+    ) -> bool {
+        let _ = (target, vote, flushed, committed);
+        false
+    }
 }
