@@ -51,7 +51,10 @@
 //! holds does not break it: while the joint configuration rules, elections need a majority of
 //! the old voters too, which meets the two holders; once the new configuration rules, its
 //! entry was committed under the joint one, so a majority of the new voters holds it and every
-//! entry before it. An entry of an earlier term is never counted this way.
+//! entry before it. An entry of an earlier term is never counted this way. Reads: a follower
+//! applies such an entry before the leader counts it, so the leader's read index covers every
+//! entry it hinted at (`Leader::hinted` in the patched openraft), or a read at the leader could
+//! miss a write a follower's client already saw (found by the fault suite's soak).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -433,6 +433,15 @@ async fn followers_infer_a_commit_from_the_leaders_flush_hint() {
         "the leader has not counted a quorum yet"
     );
     assert!(!write.is_finished());
+    // A follower's clients may already see the write: a linearizable read at the leader must
+    // not miss it. Its read index covers what the leader hinted, so it waits for the commit.
+    let leader = c.member(l).clone();
+    let read = tokio::spawn(async move { rows_named(&leader, "hinted").await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !read.is_finished(),
+        "a read at the leader answered without the write a follower already applied"
+    );
     for h in &holds {
         h.release();
     }
@@ -440,6 +449,8 @@ async fn followers_infer_a_commit_from_the_leaders_flush_hint() {
         .await
         .expect("the write is answered once the answers reach the leader")
         .unwrap();
+    let seen = tokio::time::timeout(WITHIN, read).await.unwrap().unwrap();
+    assert_eq!(seen, 1, "the read at the leader sees the write");
     assert_eq!(local_rows(c.member(l), "hinted"), 1);
 }
 

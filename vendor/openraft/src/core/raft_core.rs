@@ -1304,9 +1304,14 @@ where
         if joint.len() != 1 || joint[0].len() != 3 || !joint[0].contains(&self.id) {
             return;
         }
-        let Some(leader) = self.engine.leader.as_ref() else {
+        let Some(leader) = self.engine.leader.as_mut() else {
             return;
         };
+        // Before any follower can act on it: a read at this leader waits for what it hinted.
+        if leader.hinted.as_ref() < Some(flushed) {
+            leader.hinted = Some(flushed.clone());
+        }
+        let leader = &*leader;
         for target in self.replications.keys() {
             if !joint[0].contains(target) {
                 continue;

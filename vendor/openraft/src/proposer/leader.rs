@@ -55,6 +55,12 @@ where C: RaftTypeConfig
     ///
     /// [`docs::leader_lease`]: `crate::docs::protocol::replication::leader_lease`
     pub(crate) clock_progress: VecProgress<C::NodeId, Option<InstantOf<C>>, Option<InstantOf<C>>, QS>,
+
+    /// HALYARD-PATCH (flush hints): the greatest durable log id this leader told followers of
+    /// (`RaftNetworkFactory::notify_flushed`). A follower may apply an entry up to it as soon as
+    /// it holds it too, before this leader counts it as committed, so a linearizable read here
+    /// must wait for it (`LeaderHandler::get_read_log_id`).
+    pub(crate) hinted: Option<LogId<C::NodeId>>,
 }
 
 impl<C, QS> Leader<C, QS>
@@ -118,6 +124,7 @@ where
                 ProgressEntry::empty(last_log_id.next_index()),
             ),
             clock_progress: VecProgress::new(quorum_set, learner_ids, None),
+            hinted: None,
         }
     }
 

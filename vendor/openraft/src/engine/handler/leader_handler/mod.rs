@@ -116,7 +116,10 @@ where C: RaftTypeConfig
     pub(crate) fn get_read_log_id(&self) -> Option<LogIdOf<C>> {
         let committed = self.state.committed().cloned();
         // noop log id is the first log this leader proposed.
-        std::cmp::max(self.leader.noop_log_id.clone(), committed)
+        let read = std::cmp::max(self.leader.noop_log_id.clone(), committed);
+        // HALYARD-PATCH (flush hints): a follower may already have applied what this leader
+        // hinted at and not yet counted as committed; a read here must not miss it.
+        std::cmp::max(read, self.leader.hinted.clone())
     }
 
     pub(crate) fn replication_handler(&mut self) -> ReplicationHandler<'_, C> {
