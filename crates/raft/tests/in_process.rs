@@ -402,9 +402,33 @@ fn local_rows(m: &Member, name: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_infer_a_commit_from_the_leaders_flush_hint() {
-    let c = Cluster::start().await;
+    // No election while the answers are held (heartbeats go no further than the held request),
+    // so the read below meets the same leader.
+    let c = Cluster::start_with(MemberConfig {
+        election_timeout_ms: 600_000,
+        heartbeat_ms: 60_000,
+        ..config()
+    })
+    .await;
     let l = c.leader().await;
     let followers: Vec<usize> = (0..3).filter(|i| *i != l).collect();
+    // Writes until the followers apply one at once: the notice streams are up (one that failed
+    // while a member was still starting is opened again only after COMMIT_NOTICE_RETRY, and
+    // hints, like notices, go only on them).
+    let mut streams_up = false;
+    for i in 0..50 {
+        let name = format!("warm-{i}");
+        insert(c.member(l), &name).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if followers
+            .iter()
+            .all(|f| local_rows(c.member(*f), &name) == 1)
+        {
+            streams_up = true;
+            break;
+        }
+    }
+    assert!(streams_up, "the followers learn commits by notices");
     // Both followers append what they receive but hold their answers: the leader cannot count
     // a quorum, so it commits nothing, and no commit index reaches a follower.
     let holds: Vec<_> = followers
