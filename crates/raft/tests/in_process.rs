@@ -28,6 +28,16 @@ fn config() -> MemberConfig {
     }
 }
 
+/// Heartbeats and elections far beyond any test's wait: what reaches a follower is what the
+/// test sends, and the leader stays.
+fn without_timers() -> MemberConfig {
+    MemberConfig {
+        election_timeout_ms: 600_000,
+        heartbeat_ms: 60_000,
+        ..config()
+    }
+}
+
 /// How long any condition may take before the test fails.
 const WITHIN: Duration = Duration::from_secs(15);
 
@@ -404,12 +414,7 @@ fn local_rows(m: &Member, name: &str) -> usize {
 async fn followers_infer_a_commit_from_the_leaders_flush_hint() {
     // No election while the answers are held (heartbeats go no further than the held request),
     // so the read below meets the same leader.
-    let c = Cluster::start_with(MemberConfig {
-        election_timeout_ms: 600_000,
-        heartbeat_ms: 60_000,
-        ..config()
-    })
-    .await;
+    let c = Cluster::start_with(without_timers()).await;
     let l = c.leader().await;
     let followers: Vec<usize> = (0..3).filter(|i| *i != l).collect();
     // Writes until the followers apply one at once: the notice streams are up (one that failed
@@ -483,12 +488,7 @@ async fn followers_learn_commits_from_notices_without_an_append_round() {
     // Heartbeats far beyond the test's wait: the commit index can only reach a follower with
     // the next entries, a commit notice, or (upstream openraft) an AppendEntries without
     // entries sent for it, which this test holds.
-    let c = Cluster::start_with(MemberConfig {
-        election_timeout_ms: 600_000,
-        heartbeat_ms: 60_000,
-        ..config()
-    })
-    .await;
+    let c = Cluster::start_with(without_timers()).await;
     let l = c.leader().await;
     let f = (0..3).find(|i| *i != l).unwrap();
     let held = router::hold(&c.names[f], "heartbeat-received");
@@ -498,21 +498,11 @@ async fn followers_learn_commits_from_notices_without_an_append_round() {
     for i in 0..3 {
         insert(c.member(l), &format!("w{i}")).await;
     }
-    let local_rows = |name: &str| {
-        let name = ovsdb::Datum::from_atom(ovsdb::Atom::string(name));
-        c.member(f).with_state(|s| {
-            s.dbs[DB]
-                .db
-                .rows("T")
-                .filter(|(_, r)| r.get(0) == &name)
-                .count()
-        })
-    };
     let deadline = tokio::time::Instant::now() + WITHIN;
-    while local_rows("w2") == 0 && tokio::time::Instant::now() < deadline {
+    while local_rows(c.member(f), "w2") == 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let applied = local_rows("w2");
+    let applied = local_rows(c.member(f), "w2");
     let heartbeats = held.arrivals();
     held.release();
     assert_eq!(applied, 1, "the follower applied the last write");
