@@ -635,22 +635,18 @@ mod tests {
     fn a_kept_notice_and_an_inferred_commit_give_the_further_one() {
         let vote = Vote::new_committed(2, 1);
         let conflict: Result<_, ()> = Ok(AppendEntriesResponse::Conflict);
-        let pending = Pending::default();
-        assert!(pending.hinted(vote, id(2, 9), quorum).is_none());
-        assert!(pending
-            .keep_if_early(notice(vote, id(2, 7)), &conflict)
-            .is_none());
-        let ready = pending.appended(vote, Some(id(2, 9)), quorum).unwrap();
-        assert!(ready.inferred);
-        assert_eq!(shape(&ready.rpc), shape(notice(vote, id(2, 9))));
-        let pending = Pending::default();
-        assert!(pending.hinted(vote, id(2, 8), quorum).is_none());
-        assert!(pending
-            .keep_if_early(notice(vote, id(2, 9)), &conflict)
-            .is_none());
-        let ready = pending.appended(vote, Some(id(2, 9)), quorum).unwrap();
-        assert!(!ready.inferred);
-        assert_eq!(shape(&ready.rpc), shape(notice(vote, id(2, 9))));
+        // (the leader's durable end, the kept notice's entry, whether the commit run is the
+        // inferred one); this member's append reaches entry 9 in each.
+        for (flushed, kept, inferred) in [(9, 7, true), (8, 9, false)] {
+            let pending = Pending::default();
+            assert!(pending.hinted(vote, id(2, flushed), quorum).is_none());
+            assert!(pending
+                .keep_if_early(notice(vote, id(2, kept)), &conflict)
+                .is_none());
+            let ready = pending.appended(vote, Some(id(2, 9)), quorum).unwrap();
+            assert_eq!(ready.inferred, inferred, "hint {flushed}, kept {kept}");
+            assert_eq!(shape(&ready.rpc), shape(notice(vote, id(2, 9))));
+        }
     }
 
     type Shape = (
