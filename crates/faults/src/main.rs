@@ -60,6 +60,10 @@ struct Args {
     /// Longest stretch without a leader allowed, in election timers.
     #[arg(long, default_value_t = 4)]
     leaderless_timers: u64,
+    /// After a fault that grew the cluster (a join, a promotion), kick followers until it is back
+    /// at --members: a soak then runs with three voters, where flush hints are on, most of the time.
+    #[arg(long)]
+    steady_voters: bool,
     /// The members' election timer (`halyard serve --election-timer`).
     #[arg(long, default_value_t = 1000)]
     election_timer_ms: u64,
@@ -128,6 +132,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         large_clients: args.large_clients,
         large_rate,
         leaderless_timers: args.leaderless_timers,
+        steady_voters: args.steady_voters,
     };
 
     // Namespaces first, then move this (still single-threaded) process into the client one so

@@ -157,35 +157,8 @@ pub async fn inject(
                     members.len() + 1
                 )
             } else {
-                // Clients stop picking it first; in-flight operations on it become indeterminate.
-                let victim = follower;
-                shared
-                    .targets
-                    .write()
-                    .unwrap()
-                    .retain(|(name, _)| *name != format!("m{victim}"));
-                let out = match cluster.kick(victim, leader).await {
-                    // An election was under way (the leader picked above lost its place since):
-                    // the change was refused, not made; ask again once a leader is in place.
-                    Err(e) if format!("{e:#}").contains("has to forward request to: None") => {
-                        let Some(now) = cluster.wait_leader(Duration::from_secs(30)).await else {
-                            return Err(e);
-                        };
-                        let through = if now == victim {
-                            *cluster
-                                .in_cluster()
-                                .iter()
-                                .find(|i| **i != victim)
-                                .unwrap_or(&now)
-                        } else {
-                            now
-                        };
-                        let out = cluster.kick(victim, through).await?;
-                        format!("{out}; asked again after a leader change")
-                    }
-                    r => r?,
-                };
-                format!("membership: kicked m{victim} ({out})")
+                let out = kick(cluster, shared, follower, leader).await?;
+                format!("membership: kicked m{follower} ({out})")
             }
         }
         Fault::NonVoting => {
@@ -217,6 +190,66 @@ pub async fn inject(
         }
     };
     Ok(what)
+}
+
+/// Removes follower `victim` from the cluster through `leader` (or whoever leads when an
+/// election was under way) and stops it; clients stop picking it first.
+async fn kick(
+    cluster: &mut Cluster,
+    shared: &Shared,
+    victim: usize,
+    leader: usize,
+) -> Result<String> {
+    // In-flight operations on it become indeterminate.
+    shared
+        .targets
+        .write()
+        .unwrap()
+        .retain(|(name, _)| *name != format!("m{victim}"));
+    let out = match cluster.kick(victim, leader).await {
+        // An election was under way (the leader picked above lost its place since):
+        // the change was refused, not made; ask again once a leader is in place.
+        Err(e) if format!("{e:#}").contains("has to forward request to: None") => {
+            let Some(now) = cluster.wait_leader(Duration::from_secs(30)).await else {
+                return Err(e);
+            };
+            let through = if now == victim {
+                *cluster
+                    .in_cluster()
+                    .iter()
+                    .find(|i| **i != victim)
+                    .unwrap_or(&now)
+            } else {
+                now
+            };
+            let out = cluster.kick(victim, through).await?;
+            format!("{out}; asked again after a leader change")
+        }
+        r => r?,
+    };
+    Ok(out)
+}
+
+/// `--steady-voters`: kicks followers until the cluster is back at its initial size, after a
+/// fault that grew it (a join, a promotion). Flush hints (three voters) then stay on for most of
+/// a soak instead of the minutes the cluster spends at three members otherwise.
+pub async fn restore_size(cluster: &mut Cluster, shared: &Shared) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    while cluster.in_cluster().len() > cluster.initial_size {
+        let Some(leader) = cluster.wait_leader(Duration::from_secs(30)).await else {
+            done.push("steady voters: no leader within 30 s, size left as it is".to_string());
+            break;
+        };
+        let followers: Vec<usize> = cluster
+            .in_cluster()
+            .into_iter()
+            .filter(|i| *i != leader)
+            .collect();
+        let victim = followers[fastrand::usize(..followers.len())];
+        let out = kick(cluster, shared, victim, leader).await?;
+        done.push(format!("steady voters: kicked m{victim} ({out})"));
+    }
+    Ok(done)
 }
 
 fn role(victim: usize, leader: usize) -> &'static str {

@@ -36,6 +36,8 @@ pub struct Options {
     pub large_rate: f64,
     /// Longest stretch without a leader allowed, in election timers.
     pub leaderless_timers: u64,
+    /// Kick followers after each fault until the cluster is back at `members`.
+    pub steady_voters: bool,
 }
 
 /// What the short run injects, in order: every kind of fault once (the membership change twice:
@@ -177,6 +179,20 @@ pub async fn run(net: Net, opts: &Options) -> Result<Outcome> {
             Err(e) => {
                 result = Err(e.context(format!("injecting {fault:?}")));
                 break;
+            }
+        }
+        if opts.steady_voters {
+            match nemesis::restore_size(&mut cluster, &shared).await {
+                Ok(done) => {
+                    for what in done {
+                        say(&what);
+                        faults.push(what);
+                    }
+                }
+                Err(e) => {
+                    result = Err(e.context("kicking back to the initial size"));
+                    break;
+                }
             }
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
