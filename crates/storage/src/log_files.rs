@@ -22,11 +22,10 @@
 //! second, dependent device write (the inode's extent tree; a journal commit on a journalled
 //! filesystem) before the cache flush. Every sync of a batch of appends entered a new block and
 //! paid it: on the bench machine a sync of 6 KB took 294-313 us at p50 against 167-195 us once
-//! the blocks were written (docs/performance.md, "Session 29"). So an append smaller than
-//! [`ZERO_AHEAD`] that comes within [`ZERO_AHEAD_SLACK`] of the written region writes
-//! [`ZERO_AHEAD`] bytes of zeros past its end: one extent update per 256 KiB of log instead of one
-//! per sync (a larger append pays one update for its own size). The zeros read as the end of
-//! the data, as preallocated space does, and are written only past the last frame.
+//! the blocks were written (docs/performance.md, "Session 29"). So each append that comes within
+//! [`ZERO_AHEAD_SLACK`] of the written region writes [`ZERO_AHEAD`] bytes of zeros past its end
+//! first: one extent update per 256 KiB of log instead of one per sync. The zeros read as the
+//! end of the data, as preallocated space does, and are written only past the last frame.
 //!
 //! # Crash safety
 //! A sync covers everything written before it, so after a crash the log is an acknowledged
@@ -377,15 +376,9 @@ impl Segment {
     }
 
     /// Writes zeros past the data when it comes near the end of the written region, within the
-    /// space the segment was given (module header, "Zeros written ahead"), after an append of
-    /// `appended` bytes. Not after one of [`ZERO_AHEAD`] bytes or more: its sync records one
-    /// extent update for a large write anyway, and the zeros would be written, then overwritten
-    /// at once by the next large append (bulk loads of large rows, megabytes per entry).
-    fn zero_ahead(&mut self, appended: u64, segment_bytes: u64) -> io::Result<()> {
-        if appended >= ZERO_AHEAD
-            || self.end + ZERO_AHEAD_SLACK <= self.written
-            || self.end >= segment_bytes
-        {
+    /// space the segment was given (module header, "Zeros written ahead").
+    fn zero_ahead(&mut self, segment_bytes: u64) -> io::Result<()> {
+        if self.end + ZERO_AHEAD_SLACK <= self.written || self.end >= segment_bytes {
             return Ok(());
         }
         let from = self.written.max(self.end);
@@ -582,8 +575,7 @@ impl LogFiles {
             }
             seg.end = start + (run_end - run_start) as u64;
             seg.written = seg.written.max(seg.end);
-            let appended = (run_end - run_start) as u64;
-            if let Err(e) = seg.zero_ahead(appended, self.segment_bytes) {
+            if let Err(e) = seg.zero_ahead(self.segment_bytes) {
                 // The frames are written; zeros past them are only a saving. A full disk
                 // shows here first, and the next append or sync reports it if it persists.
                 tracing::warn!(segment = %seg.path.display(), "cannot write zeros ahead of the log: {e}");
@@ -1102,24 +1094,6 @@ mod tests {
         let read = files.read(1, 7, u64::MAX).unwrap();
         assert_eq!(read.len(), 7);
         assert_eq!(read[6].1, vec![b'y'; 60_000]);
-        // A large append writes no zeros after it; the next small one does again.
-        files.append(&framed([(8, vec![b'z'; 400_000])])).unwrap();
-        files.sync().unwrap();
-        let end = files.segments.read().unwrap().map[&1].end;
-        let unwritten_from = |map: &[(u64, u64, bool)]| {
-            map.iter()
-                .filter(|e| e.2)
-                .map(|e| e.0)
-                .min()
-                .unwrap_or(bytes)
-        };
-        assert!(
-            unwritten_from(&extents(&seg).unwrap()) < end + 8192,
-            "no zeros written after a large append (data ends at {end})"
-        );
-        files.append(&entries(9..10)).unwrap();
-        files.sync().unwrap();
-        assert!(unwritten_from(&extents(&seg).unwrap()) >= end + ZERO_AHEAD - 4096);
         // After a truncation the space past the cut is unwritten again and zeros start over.
         files.truncate(3).unwrap();
         let cut = files.segments.read().unwrap().map[&1].end;
