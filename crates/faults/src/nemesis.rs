@@ -59,11 +59,7 @@ pub async fn inject(
     let Some(leader) = cluster.wait_leader(Duration::from_secs(30)).await else {
         return Ok(format!("{fault:?}: skipped, no leader within 30 s"));
     };
-    let followers: Vec<usize> = cluster
-        .in_cluster()
-        .into_iter()
-        .filter(|i| *i != leader)
-        .collect();
+    let followers = followers_of(cluster, leader);
     let follower = followers[fastrand::usize(..followers.len())];
     let what = match fault {
         Fault::KillLeader | Fault::KillFollower => {
@@ -240,16 +236,21 @@ pub async fn restore_size(cluster: &mut Cluster, shared: &Shared) -> Result<Vec<
             done.push("steady voters: no leader within 30 s, size left as it is".to_string());
             break;
         };
-        let followers: Vec<usize> = cluster
-            .in_cluster()
-            .into_iter()
-            .filter(|i| *i != leader)
-            .collect();
+        let followers = followers_of(cluster, leader);
         let victim = followers[fastrand::usize(..followers.len())];
         let out = kick(cluster, shared, victim, leader).await?;
         done.push(format!("steady voters: kicked m{victim} ({out})"));
     }
     Ok(done)
+}
+
+/// The members of the cluster other than `leader`.
+fn followers_of(cluster: &Cluster, leader: usize) -> Vec<usize> {
+    cluster
+        .in_cluster()
+        .into_iter()
+        .filter(|i| *i != leader)
+        .collect()
 }
 
 fn role(victim: usize, leader: usize) -> &'static str {
