@@ -23,9 +23,11 @@
 //! filesystem) before the cache flush. Every sync of a batch of appends entered a new block and
 //! paid it: on the bench machine a sync of 6 KB took 294-313 us at p50 against 167-195 us once
 //! the blocks were written (docs/performance.md, "Session 29"). So each append that comes within
-//! [`ZERO_AHEAD_SLACK`] of the written region writes [`ZERO_AHEAD`] bytes of zeros past its end
-//! first: one extent update per 256 KiB of log instead of one per sync. The zeros read as the
-//! end of the data, as preallocated space does, and are written only past the last frame.
+//! [`ZERO_AHEAD_SLACK`] of the written region then writes [`ZERO_AHEAD`] bytes of zeros past its
+//! end: one extent update per 256 KiB of log instead of one per sync. The zeros read as the end
+//! of the data, as preallocated space does, and are written only past the last frame. Large
+//! appends (megabytes of rows) get them too: a variant that skipped them loaded large rows no
+//! faster than no zeros at all.
 //!
 //! # Crash safety
 //! A sync covers everything written before it, so after a crash the log is an acknowledged
