@@ -22,6 +22,12 @@
 #                 one-writer latency loads (one client, one row per transaction: issue 12)
 #   LARGE_ROWS    rows of the bulk-large load (default 20000; 100 per transaction, 16,000-character
 #                 external_ids values, 8 clients through the leader: issue 14)
+#   ROUNDS        rounds of the one-writer, write, read and monitor loads (default 1). Each round
+#                 runs every such load against both servers, Halyard first in odd rounds and
+#                 ovsdb-server first in even ones; every figure printed is the median over the
+#                 rounds, and the ratio's lowest and highest of the rounds are printed beside it.
+#                 One run swings by a third on a busy 2-core machine; ROUNDS=5 is what a verdict
+#                 on a target should rest on. The bulk loads add rows and run once whatever ROUNDS.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/halyard-target}
@@ -43,6 +49,8 @@ else
   write_s=8 read_s=4 monitor_s=8 switches=1000 latency_s=10
 fi
 clients=${CLIENTS:-32} monitors=${MONITORS:-30} ports_per_switch=100
+rounds=${ROUNDS:-1}
+case $rounds in '' | *[!0-9]* | 0) echo "compare.sh: ROUNDS must be a positive integer" >&2; exit 2 ;; esac
 
 ref=${REF_CLUSTER:-}
 if [ -z "$ref" ]; then
@@ -157,11 +165,14 @@ max_term() {
   echo "$max"
 }
 
-# run NAME SYSTEM ARGS...: one halyard-bench run, its JSON kept in results/NAME.SYSTEM.json.
+# run NAME SYSTEM ARGS...: one halyard-bench run, its JSON kept in results/NAME.SYSTEM.json
+# (results/NAME.SYSTEM.rK.json in round K of several).
 run() {
-  local name=$1 sys=$2
+  local name=$1 sys=$2 out
   shift 2
   case ",${ONLY:-$name}," in *",$name,"*) ;; *) return 0 ;; esac
+  out=$name.$sys
+  [ "$rounds" = 1 ] || [ "$round" = 0 ] || out=$name.$sys.r$round
   endpoints "$sys"
   local args=()
   for a in "$@"; do
@@ -173,37 +184,47 @@ run() {
   done
   printf '   %-16s %-8s' "$name" "$sys"
   # shellcheck disable=SC2086
-  if "$bench" --json --label "$name/$sys" $pids "${args[@]}" >"$work/results/$name.$sys.json" \
-    2>"$work/results/$name.$sys.err"; then
+  if "$bench" --json --label "$name/$sys" $pids "${args[@]}" >"$work/results/$out.json" \
+    2>"$work/results/$out.err"; then
     python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); l=r["latency"]; print("ok=%d errors=%d %.0f/s p50=%.3fms p99=%.2fms" % (r["ok"], r["errors"], r["throughput_per_s"], l["p50_ms"], l["p99_ms"]))' \
-      "$work/results/$name.$sys.json"
+      "$work/results/$out.json"
   else
-    echo "FAILED (see $work/results/$name.$sys.err)"
-    cat "$work/results/$name.$sys.err" >&2
+    echo "FAILED (see $work/results/$out.err)"
+    cat "$work/results/$out.err" >&2
   fi
 }
 
+# both NAME ARGS...: the load against both servers, in this round's order.
+both() {
+  if [ $((round % 2)) = 1 ]; then run "$1" halyard "${@:2}"; run "$1" ref "${@:2}"
+  else run "$1" ref "${@:2}"; run "$1" halyard "${@:2}"; fi
+}
+
 echo "== machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) before the loads (other processes share the cores)"
-echo "== loads (clients=$clients, monitors=$monitors; each load runs against Halyard, then ovsdb-server)"
-# One writer at a time, as ovn-northd, ovn-nbctl and ovsdbapp commit: one client, one row per
-# transaction, at the leader and at one follower.
-for sys in halyard ref; do run latency-leader "$sys" --db @LEADER@ latency --duration "$latency_s"; done
-for sys in halyard ref; do run latency-follower "$sys" --db @FOLLOWER@ latency --duration "$latency_s"; done
-# What a do-nothing leader and two followers take for the same write on this machine (same disk,
-# loopback): the lower bound of both servers' one-writer latency.
-case ",${ONLY:-latency-leader}," in
-*,latency-leader,*)
-  printf '   %-16s %-8s' floor python
-  python3 "$root/tests/bench/floor.py" --json --dir "$work" >"$work/results/floor.json"
-  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("writes=%d p50=%.3fms p99=%.2fms" % (r["writes"], r["p50_ms"], r["p99_ms"]))' "$work/results/floor.json"
-  ;;
-esac
-for sys in halyard ref; do run write-followers "$sys" --db @FOLLOWERS@ write --clients "$clients" --duration "$write_s"; done
-for sys in halyard ref; do run write-leader "$sys" --db @LEADER@ write --clients "$clients" --duration "$write_s"; done
-for sys in halyard ref; do run read "$sys" --db @ALL@ read --clients "$clients" --duration "$read_s"; done
-for sys in halyard ref; do
-  run monitor "$sys" --db @ALL@ monitor --monitors "$monitors" --duration "$monitor_s" --rate 100 --writer-db @LEADER@
+echo "== loads (clients=$clients, monitors=$monitors, rounds=$rounds; odd rounds run Halyard first, even ones ovsdb-server)"
+for round in $(seq 1 "$rounds"); do
+  [ "$rounds" = 1 ] || echo "-- round $round of $rounds"
+  # One writer at a time, as ovn-northd, ovn-nbctl and ovsdbapp commit: one client, one row per
+  # transaction, at the leader and at one follower.
+  both latency-leader --db @LEADER@ latency --duration "$latency_s"
+  both latency-follower --db @FOLLOWER@ latency --duration "$latency_s"
+  # What a do-nothing leader and two followers take for the same write on this machine (same disk,
+  # loopback): the lower bound of both servers' one-writer latency.
+  case ",${ONLY:-latency-leader}," in
+  *,latency-leader,*)
+    out=floor
+    [ "$rounds" = 1 ] || out=floor.r$round
+    printf '   %-16s %-8s' floor python
+    python3 "$root/tests/bench/floor.py" --json --dir "$work" >"$work/results/$out.json"
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("writes=%d p50=%.3fms p99=%.2fms" % (r["writes"], r["p50_ms"], r["p99_ms"]))' "$work/results/$out.json"
+    ;;
+  esac
+  both write-followers --db @FOLLOWERS@ write --clients "$clients" --duration "$write_s"
+  both write-leader --db @LEADER@ write --clients "$clients" --duration "$write_s"
+  both read --db @ALL@ read --clients "$clients" --duration "$read_s"
+  both monitor --db @ALL@ monitor --monitors "$monitors" --duration "$monitor_s" --rate 100 --writer-db @LEADER@
 done
+round=0 # the bulk loads: one run each, whatever ROUNDS
 for sys in halyard ref; do
   run bulk "$sys" --db @LEADER@ bulk --switches "$switches" --ports-per-switch "$ports_per_switch" --batch 1 --clients 1
 done
@@ -218,21 +239,30 @@ done
 echo "== load average $(cut -d' ' -f1-3 /proc/loadavg) after the loads"
 echo
 echo "== Halyard vs ovsdb-server 3.1 (3 members each, loopback, $(nproc) cores; results in $work/results)"
-python3 - "$work/results" <<'EOF'
-import json, os, sys
-d = sys.argv[1]
-def load(name, sys_):
+python3 - "$work/results" "$rounds" <<'EOF'
+import json, os, statistics, sys
+d, rounds = sys.argv[1], int(sys.argv[2])
+def load1(path):
     try:
-        return json.load(open(os.path.join(d, f"{name}.{sys_}.json")))
+        return json.load(open(path))
     except (OSError, ValueError):
         return None
+def load(name, sys_):
+    """The runs of a load against one server: one per round (None where a round has no figure)."""
+    one = load1(os.path.join(d, f"{name}.{sys_}.json"))
+    if one is not None or rounds == 1:
+        return None if one is None else [one]
+    runs = [load1(os.path.join(d, f"{name}.{sys_}.r{k}.json")) for k in range(1, rounds + 1)]
+    return None if all(r is None for r in runs) else runs
 def merged(name, sys_):
-    r = load(name, sys_)
-    extra = load(name + ".terms", sys_) if r is not None else None
-    if r is not None and extra is not None:
-        r.update(extra)
-    return r
-def get(r, *path):
+    runs = load(name, sys_)
+    extra = load1(os.path.join(d, f"{name}.terms.{sys_}.json")) if runs is not None else None
+    if runs is not None and extra is not None:
+        for r in runs:
+            if r is not None:
+                r.update(extra)
+    return runs
+def get1(r, *path):
     for p in path:
         if r is None:
             return None
@@ -241,11 +271,16 @@ def get(r, *path):
             return None
         r = r.get(p) if isinstance(r, dict) else None
     return r
+def get(runs, *path):
+    """The median over the rounds of one figure."""
+    vals = [v for v in (get1(r, *path) for r in runs or []) if v is not None]
+    return statistics.median(vals) if vals else None
 rows = []
 def fig(label, name, path, unit, target=None, fmt="{:.1f}"):
     if load(name, "halyard") is None and load(name, "ref") is None:
         return  # a load not selected by ONLY
-    h, r = get(merged(name, "halyard"), *path), get(merged(name, "ref"), *path)
+    hs, rs = merged(name, "halyard"), merged(name, "ref")
+    h, r = get(hs, *path), get(rs, *path)
     ratio = (h / r) if (h is not None and r not in (None, 0)) else None
     verdict = ""
     if target and (h is None or r is None):
@@ -255,7 +290,13 @@ def fig(label, name, path, unit, target=None, fmt="{:.1f}"):
         ok = (ratio is not None and ratio >= want) if op == ">=" else (h <= r * want)
         verdict = f"{'PASS' if ok else 'MISS'} ({text})"
     show = lambda v: "-" if v is None else fmt.format(v)
-    rows.append((label, show(h), show(r), "-" if ratio is None else f"{ratio:.2f}x", unit, verdict))
+    spread = "-"
+    if hs and rs and len(hs) > 1:
+        per = [get1(a, *path) / get1(b, *path) for a, b in zip(hs, rs)
+               if get1(a, *path) is not None and get1(b, *path) not in (None, 0)]
+        if per:
+            spread = f"{min(per):.2f}-{max(per):.2f}x"
+    rows.append((label, show(h), show(r), "-" if ratio is None else f"{ratio:.2f}x", spread, unit, verdict))
 fig("1 writer: p50 at the leader", "latency-leader", ["latency", "p50_ms"], "ms", ("<=", 0.5, "issue 12: <= 1/2"), "{:.3f}")
 fig("1 writer: p99 at the leader", "latency-leader", ["latency", "p99_ms"], "ms", ("<=", 1.0, "issue 12: no worse"), "{:.3f}")
 fig("1 writer: mean at the leader", "latency-leader", ["latency", "mean_ms"], "ms", None, "{:.3f}")
@@ -288,18 +329,22 @@ fig("large rows: longest ack gap", "bulk-large", ["max_ack_gap_ms"], "ms", None,
 fig("large rows: p99 txn latency", "bulk-large", ["latency", "p99_ms"], "ms", None, "{:.0f}")
 fig("large rows: errors", "bulk-large", ["errors"], "", None, "{:.0f}")
 fig("large rows: elections (term increase)", "bulk-large", ["elections"], "", None, "{:.0f}")
-w = [max(len(r[i]) for r in rows + [("figure", "Halyard", "ovsdb-server", "ratio", "unit", "target")]) for i in range(6)]
-head = ("figure", "Halyard", "ovsdb-server", "ratio", "unit", "target")
+head = ("figure", "Halyard", "ovsdb-server", "ratio", "rounds", "unit", "target")
+if rounds == 1:
+    head, rows = head[:4] + head[5:], [r[:4] + r[5:] for r in rows]
+else:
+    print(f"(medians of {rounds} rounds; 'rounds': the lowest and highest ratio of one round)")
+w = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
 for r in [head] + rows:
-    print(f"{r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}  {r[3]:>{w[3]}}  {r[4]:<{w[4]}}  {r[5]}")
-floor, ref = None, get(load("latency-leader", "ref"), "latency", "p50_ms")
-try:
-    floor = json.load(open(os.path.join(d, "floor.json")))
-except (OSError, ValueError):
-    pass
-if floor:
-    line = f"floor of one replicated write here (tests/bench/floor.py: no work, one thread per process): p50 {floor['p50_ms']:.3f} ms"
+    cells = [f"{r[0]:<{w[0]}}", f"{r[1]:>{w[1]}}", f"{r[2]:>{w[2]}}", f"{r[3]:>{w[3]}}"]
+    cells += [f"{c:<{w[i + 4]}}" for i, c in enumerate(r[4:-1])] + [r[-1]]
+    print("  ".join(cells).rstrip())
+ref = get(load("latency-leader", "ref"), "latency", "p50_ms")
+floors = [load1(os.path.join(d, "floor.json"))] + [load1(os.path.join(d, f"floor.r{k}.json")) for k in range(1, rounds + 1)]
+floor_p50 = get([f for f in floors if f is not None], "p50_ms")
+if floor_p50 is not None:
+    line = f"floor of one replicated write here (tests/bench/floor.py: no work, one thread per process): p50 {floor_p50:.3f} ms"
     if ref:
-        line += f" = {floor['p50_ms'] / ref:.2f}x ovsdb-server's p50 at the leader (the 1/2 target: {ref / 2:.3f} ms)"
+        line += f" = {floor_p50 / ref:.2f}x ovsdb-server's p50 at the leader (the 1/2 target: {ref / 2:.3f} ms)"
     print(line)
 EOF
