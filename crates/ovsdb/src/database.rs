@@ -3,7 +3,7 @@
 //! maps, strong reference counts and a reverse index of weak references. Holds the entry
 //! points `transact` / `transact_privileged` and the snapshot format.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -15,6 +15,7 @@ use crate::error::OvsdbError;
 use crate::json::{Document, JsonLike, JsonRef};
 pub use crate::row::Row;
 use crate::schema::{ColumnRef, DatabaseSchema, RefType, TableSchema};
+use crate::shared_map::SharedMap;
 use crate::transaction::{Mode, NotReadOnly, ReadTextError, TxnEnv, TxnOutcome};
 
 /// A column holding references: which column, and which tables its keys/values point to.
@@ -96,7 +97,7 @@ pub(crate) type LookupHasher = foldhash::fast::RandomState;
 /// values (3% of the 100k-row benchmark).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Index {
-    map: HashMap<u64, Slot, LookupHasher>,
+    map: SharedMap<u64, Slot>,
     /// Hashes the values (seeded per process like the maps).
     values: LookupHasher,
 }
@@ -145,7 +146,7 @@ impl Index {
 
     fn insert_at(&mut self, h: u64, u: Uuid) {
         use std::collections::hash_map::Entry;
-        match self.map.entry(h) {
+        match self.map.shard_mut(&h).entry(h) {
             Entry::Vacant(e) => {
                 e.insert(Slot::One(u));
             }
@@ -171,7 +172,10 @@ impl Index {
 
     fn remove_at(&mut self, h: u64, u: &Uuid) {
         use std::collections::hash_map::Entry;
-        if let Entry::Occupied(mut e) = self.map.entry(h) {
+        if self.map.get(&h).is_none() {
+            return;
+        }
+        if let Entry::Occupied(mut e) = self.map.shard_mut(&h).entry(h) {
             match e.get_mut() {
                 Slot::One(x) if x == u => {
                     e.remove();
@@ -211,7 +215,7 @@ pub(crate) fn holds(
 /// ordered walks go through [`Rows::sorted`], order-free ones (counting, collecting matches
 /// that are then sorted) through [`Rows::unordered`].
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Rows(HashMap<Uuid, Row, LookupHasher>);
+pub(crate) struct Rows(SharedMap<Uuid, Row>);
 
 impl Rows {
     pub(crate) fn len(&self) -> usize {
@@ -290,7 +294,7 @@ pub(crate) struct Table {
     /// Strong references to each row from other rows (rows with none are absent). Only
     /// looked up, never iterated; hashed because a B-tree of 100k rows costs a cache miss
     /// per level on every insert.
-    pub refs: HashMap<Uuid, u32, LookupHasher>,
+    pub refs: SharedMap<Uuid, u32>,
     /// One map per schema index: index values → the row holding them. Only ever looked
     /// up, never iterated, so hash order cannot reach a result; a hash map because a
     /// B-tree of 100k keys costs a hundred `Vec<Datum>` comparisons per lookup.

@@ -55,6 +55,7 @@ mod query_tests;
 pub mod rbac;
 pub mod row;
 pub mod schema;
+mod shared_map;
 mod snapshot;
 pub mod transaction;
 

@@ -27,6 +27,7 @@ mod nudge;
 mod progress;
 mod proposer;
 mod read_index;
+mod recent;
 pub mod report;
 #[cfg(feature = "in-process")]
 pub mod router;

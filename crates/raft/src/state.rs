@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::command::{Command, CommandKind, Outcome};
 use crate::locks::{Events, LockEvent, LockTable};
+use crate::recent::{Recent, RecentList};
 use crate::txn_env::ApplyEnv;
 
 /// How many recent transactions each database keeps for `monitor_cond_since` at most (as
@@ -139,8 +140,7 @@ pub struct ReplicatedState {
     /// Running digest of every applied command and its outcome (see `divergence`): equal on
     /// every member at the same log index unless replicas diverged.
     pub digest: u64,
-    recent: BTreeMap<Uuid, Outcome>,
-    recent_order: VecDeque<Uuid>,
+    recent: Recent,
     /// Commands split into pieces (`CommandKind::Part`) whose last piece is not applied yet.
     parts: BTreeMap<Uuid, Assembly>,
     /// The election timer the cluster agreed on (`cluster/change-election-timer`); None until
@@ -310,7 +310,7 @@ type SourceDb = (String, Database, Uuid, Vec<(Uuid, Arc<ChangeSet>)>);
 pub struct SnapshotSource {
     dbs: Vec<SourceDb>,
     locks: LockTable,
-    recent: Vec<(Uuid, Outcome)>,
+    recent: RecentList,
     digest: u64,
     parts: Vec<(Uuid, Assembly)>,
     election_timer_ms: Option<u64>,
@@ -377,7 +377,7 @@ impl SnapshotSource {
                 })
                 .collect(),
             locks: self.locks,
-            recent: self.recent,
+            recent: self.recent.to_vec(),
             digest: self.digest,
             parts: self.parts,
             election_timer_ms: self.election_timer_ms,
@@ -579,13 +579,7 @@ impl ReplicatedState {
     }
 
     fn remember(&mut self, id: Uuid, outcome: Outcome) {
-        if self.recent_order.len() == DEDUP_LEN {
-            if let Some(old) = self.recent_order.pop_front() {
-                self.recent.remove(&old);
-            }
-        }
-        self.recent_order.push_back(id);
-        self.recent.insert(id, outcome);
+        self.recent.remember(id, outcome);
     }
 
     fn create_db(&mut self, schema: &str, observer: Option<&dyn ApplyObserver>) -> Outcome {
@@ -819,11 +813,7 @@ impl ReplicatedState {
                 })
                 .collect(),
             locks: self.locks.clone(),
-            recent: self
-                .recent_order
-                .iter()
-                .map(|id| (*id, self.recent[id].clone()))
-                .collect(),
+            recent: self.recent.list(),
             digest: self.digest,
             parts: self.parts.iter().map(|(id, a)| (*id, a.clone())).collect(),
             election_timer_ms: self.election_timer_ms,
@@ -951,18 +941,11 @@ impl ReplicatedState {
         parts: Vec<(Uuid, Assembly)>,
         election_timer_ms: Option<u64>,
     ) -> ReplicatedState {
-        let mut recent = BTreeMap::new();
-        let mut recent_order = VecDeque::new();
-        for (id, outcome) in recent_list {
-            recent_order.push_back(id);
-            recent.insert(id, outcome);
-        }
         ReplicatedState {
             dbs,
             locks,
             digest,
-            recent,
-            recent_order,
+            recent: Recent::from_list(DEDUP_LEN, recent_list),
             parts: parts.into_iter().collect(),
             election_timer_ms,
         }
@@ -1413,7 +1396,7 @@ mod tests {
                 })
                 .collect(),
             locks: src.locks.clone(),
-            recent: src.recent.clone(),
+            recent: src.recent.to_vec(),
             digest: src.digest,
         };
         let restored = ReplicatedState::restore(&bincode::serialize(&v1).unwrap()).unwrap();

@@ -345,6 +345,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             let applied = self.shared.applied.read().unwrap();
             (state.snapshot_source(), applied.0, applied.1.clone())
         };
+        // The copy holds up this member's applies and Raft work: kept short (`recent`, shared
+        // rows), and logged so that an operator sees it if it is not.
+        let copied = started.elapsed();
         let snapshots = self.snapshots.clone();
         // At a lower priority than the Raft runtime: encoding takes seconds of CPU for a few
         // hundred megabytes (`background`).
@@ -366,7 +369,12 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         .await
         .map_err(|e| io_err(std::io::Error::other(e)))?
         .map_err(io_err)?;
-        tracing::info!(index = ?meta.last_log_id.map(|l| l.index), bytes, "snapshot built");
+        tracing::info!(
+            index = ?meta.last_log_id.map(|l| l.index),
+            bytes,
+            copy_ms = copied.as_secs_f64() * 1e3,
+            "snapshot built"
+        );
         // Recorded only when the binary installed a metrics recorder (`halyard serve --http`).
         metrics::histogram!("halyard_snapshot_build_seconds")
             .record(started.elapsed().as_secs_f64());
