@@ -27,7 +27,53 @@ pub enum ClientError {
 pub struct Client {
     stream: TcpStream,
     buf: Vec<u8>,
+    /// Where a complete message ends in `buf`, as far as it was scanned.
+    framer: Framer,
     next_id: u64,
+}
+
+/// Finds where a JSON message ends by nesting depth, scanning each byte once. Parsing the whole
+/// buffer again after every read made a read of a 20 MB reply (a final read of 360,000 rows)
+/// quadratic: over the final read's 15 s on a soak's members.
+#[derive(Default)]
+struct Framer {
+    scanned: usize,
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl Framer {
+    /// The length of the first complete message in `buf`, if it holds one.
+    fn complete(&mut self, buf: &[u8]) -> Option<usize> {
+        while self.scanned < buf.len() {
+            let b = buf[self.scanned];
+            self.scanned += 1;
+            if self.in_string {
+                match (self.escaped, b) {
+                    (true, _) => self.escaped = false,
+                    (false, b'\\') => self.escaped = true,
+                    (false, b'"') => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    self.depth = self.depth.saturating_sub(1);
+                    if self.depth == 0 {
+                        let end = self.scanned;
+                        *self = Framer::default();
+                        return Some(end);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
 }
 
 impl Client {
@@ -39,6 +85,7 @@ impl Client {
         Ok(Client {
             stream,
             buf: Vec::new(),
+            framer: Framer::default(),
             next_id: 1,
         })
     }
@@ -80,20 +127,12 @@ impl Client {
 
     async fn receive(&mut self) -> Result<Value, ClientError> {
         loop {
-            if !self.buf.is_empty() {
-                let mut it = serde_json::Deserializer::from_slice(&self.buf).into_iter::<Value>();
-                match it.next() {
-                    Some(Ok(v)) => {
-                        let used = it.byte_offset();
-                        self.buf.drain(..used);
-                        return Ok(v);
-                    }
-                    Some(Err(e)) if e.is_eof() => {}
-                    Some(Err(e)) => return Err(ClientError::Protocol(e.to_string())),
-                    None => self.buf.clear(),
-                }
+            if let Some(end) = self.framer.complete(&self.buf) {
+                let msg: Result<Value, _> = serde_json::from_slice(&self.buf[..end]);
+                self.buf.drain(..end);
+                return msg.map_err(|e| ClientError::Protocol(e.to_string()));
             }
-            let mut chunk = [0u8; 16 * 1024];
+            let mut chunk = [0u8; 64 * 1024];
             let n = self.stream.read(&mut chunk).await?;
             if n == 0 {
                 return Err(ClientError::Closed);
@@ -110,4 +149,31 @@ pub fn first_error(result: &Value) -> Option<&Value> {
         .as_array()?
         .iter()
         .find(|r| r.get("error").is_some_and(|e| !e.is_null()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Framer;
+
+    #[test]
+    fn frames_messages_by_depth_outside_strings() {
+        // A string holding brackets, an escaped quote and an escaped backslash.
+        let two = br#"{"id":1,"result":[{"s":"a}]\"{\\"}]} {"id":2}"#;
+        let end = br#"{"id":1,"result":[{"s":"a}]\"{\\"}]}"#.len();
+        let mut f = Framer::default();
+        assert_eq!(f.complete(two), Some(end));
+        let rest = &two[end..];
+        assert_eq!(f.complete(rest), Some(rest.len()));
+        // Fed as it arrives, cut anywhere: the same end, once the end has arrived.
+        for cut in 1..two.len() {
+            let mut f = Framer::default();
+            let first = f.complete(&two[..cut]);
+            if cut < end {
+                assert_eq!(first, None, "cut {cut}");
+                assert_eq!(f.complete(two), Some(end), "cut {cut}");
+            } else {
+                assert_eq!(first, Some(end), "cut {cut}");
+            }
+        }
+    }
 }
