@@ -5,7 +5,7 @@
 //! [`error`] (error objects), [`row`] and [`changes`] (rows and committed change sets),
 //! [`condition`] and [`mutation`] (`where` clauses and mutators), [`transaction`] (the
 //! `transact` method and its commit-time checks) and [`database`] (the in-memory database
-//! and its snapshot format).
+//! and its snapshot format; `shared_map` holds its maps in shards that copies share).
 //!
 //! The public API is the team contract (`Database::{new, schema, transact, snapshot,
 //! from_snapshot, rows, row}`, `TxnEnv`, `TxnOutcome`, `ChangeSet`/`RowChange`,

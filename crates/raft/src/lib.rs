@@ -1,7 +1,7 @@
 //! halyard-raft: the replicated OVSDB state machine and the Raft plumbing around it.
 //!
 //! Owns the command format (`command`), the deterministic replicated state (`state`, `locks`,
-//! `txn_env`), the openraft type configuration and state machine, and the member (`member`):
+//! `txn_env`, `recent`), the openraft type configuration and state machine, and the member (`member`):
 //! proposing, forwarding, read barriers, and what it reports about itself (`report`). It knows nothing of JSON-RPC sessions: the front end
 //! observes applied changes through [`state::ApplyObserver`].
 //!
